@@ -1,0 +1,152 @@
+# stompd: plain GNU make with pkg-config.
+#
+#   make            install missing build packages, build everything
+#   make run        build, run stompd in the foreground on 127.0.0.1:61613 (memory store)
+#   make test       build and run every test, print the summary
+#   make SANITIZE=1 test   the same under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make fuzz       libFuzzer on the frame parser for FUZZ_SECONDS (default 60)
+#   make bench      benchmarks (never part of the tests)
+#   make install PREFIX=/usr/local DESTDIR=
+#
+# Layout: frames/*.c -> libframes.a; frames + store/*.c + broker/*.c (not main.c) ->
+# libbroker.a / libbroker.so; broker/main.c -> stompd; tests/<area>/test_*.c -> one cmocka
+# binary each, linked with tests/lib/*.c. New files need no change here.
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+FUZZ_SECONDS ?= 60
+VERSION := 0.1.0
+SOVERSION := 0
+
+CC ?= cc
+WERROR ?= -Werror
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes $(WERROR)
+ifeq ($(SANITIZE),1)
+BUILD ?= build/san
+OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+else
+BUILD ?= build
+OPT := -O2 -g
+endif
+
+PKGS := libuv sqlite3
+# Recursive (=) so pkg-config runs when a recipe needs it, after `deps` has installed it.
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CMOCKA_CFLAGS = $(shell pkg-config --cflags cmocka 2>/dev/null)
+CMOCKA_LIBS = $(shell pkg-config --libs cmocka 2>/dev/null)
+
+CPPFLAGS += -D_GNU_SOURCE -Iframes -Istore -Ibroker -DSTOMPD_VERSION='"$(VERSION)"'
+CFLAGS_ALL = -std=c11 $(OPT) $(WARN) -fPIC $(CFLAGS)
+LDLIBS_ALL = $(PKG_LIBS) -lpthread $(LDLIBS)
+
+FRAMES_SRC := $(wildcard frames/*.c)
+LIB_SRC := $(FRAMES_SRC) $(wildcard store/*.c) $(filter-out broker/main.c,$(wildcard broker/*.c))
+TEST_SRC := $(wildcard tests/*/test_*.c)
+TESTLIB_SRC := $(wildcard tests/lib/*.c)
+BENCH_SRC := $(wildcard contrib/bench/*.c)
+EMBED_SRC := $(wildcard contrib/embed/*.c)
+
+FRAMES_OBJ := $(FRAMES_SRC:%.c=$(BUILD)/%.o)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+TESTLIB_OBJ := $(TESTLIB_SRC:%.c=$(BUILD)/%.o)
+TEST_BIN := $(TEST_SRC:%.c=$(BUILD)/%)
+BENCH_BIN := $(BENCH_SRC:contrib/bench/%.c=$(BUILD)/bench/%)
+EMBED_BIN := $(EMBED_SRC:contrib/embed/%.c=$(BUILD)/embed/%)
+HAVE_MAIN := $(wildcard broker/main.c)
+STOMPD := $(if $(HAVE_MAIN),$(BUILD)/stompd)
+HAVE_BROKER_H := $(wildcard broker/broker.h)
+
+.PHONY: all build run test check deps fuzz bench install clean
+.DEFAULT_GOAL := all
+
+all: deps
+	@$(MAKE) --no-print-directory build
+
+deps:
+	@sh contrib/deps.sh build
+
+build: $(BUILD)/libframes.a $(BUILD)/libbroker.a $(BUILD)/libbroker.so $(STOMPD) \
+	$(BENCH_BIN) $(EMBED_BIN) $(BUILD)/libbroker.pc $(BUILD)/libframes.pc
+
+run: deps
+	@$(MAKE) --no-print-directory build
+	$(BUILD)/stompd --host 127.0.0.1 --port 61613
+
+test:
+	@sh contrib/deps.sh build test
+	@$(MAKE) --no-print-directory check
+
+# Build and run the tests without looking at packages (deps already there).
+check: build $(TEST_BIN)
+	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BIN)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS_ALL) $(PKG_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/tests/%.o: tests/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Itests/lib $(CFLAGS_ALL) $(PKG_CFLAGS) $(CMOCKA_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libframes.a: $(FRAMES_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/libbroker.a: $(LIB_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/libbroker.so: $(LIB_OBJ) contrib/libbroker.map
+	$(CC) $(CFLAGS_ALL) -shared -Wl,-soname,libbroker.so.$(SOVERSION) \
+		-Wl,--version-script=contrib/libbroker.map -o $@ $(LIB_OBJ) $(LDFLAGS) $(LDLIBS_ALL)
+
+$(BUILD)/stompd: $(BUILD)/broker/main.o $(BUILD)/libbroker.a
+	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDFLAGS) $(LDLIBS_ALL)
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(TESTLIB_OBJ) $(BUILD)/libbroker.a
+	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDFLAGS) $(CMOCKA_LIBS) $(LDLIBS_ALL)
+
+$(BUILD)/bench/%: contrib/bench/%.c $(BUILD)/libbroker.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS_ALL) $(PKG_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS_ALL)
+
+$(BUILD)/embed/%: contrib/embed/%.c $(BUILD)/libbroker.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS_ALL) $(PKG_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS_ALL)
+
+$(BUILD)/%.pc: contrib/%.pc.in
+	@mkdir -p $(dir $@)
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
+
+# libFuzzer needs clang; the fuzz build has its own directory.
+FUZZ_BUILD := build/fuzz
+FUZZ_FLAGS := -std=c11 -g -O1 -D_GNU_SOURCE -Iframes -fsanitize=fuzzer,address,undefined \
+	-fno-sanitize-recover=all
+fuzz:
+	@sh contrib/deps.sh fuzz
+	@mkdir -p $(FUZZ_BUILD)/new $(FUZZ_BUILD)/crashes
+	clang $(FUZZ_FLAGS) -o $(FUZZ_BUILD)/fuzz_parser tests/fuzz/fuzz_parser.c $(FRAMES_SRC)
+	$(FUZZ_BUILD)/fuzz_parser -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=1024 \
+		-dict=tests/fuzz/stomp.dict -artifact_prefix=$(FUZZ_BUILD)/crashes/ \
+		-print_final_stats=1 $(FUZZ_BUILD)/new tests/fuzz/corpus
+
+bench: all
+	@sh contrib/bench/run.sh $(BUILD)
+
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+		$(DESTDIR)$(PREFIX)/include/stompd
+	install -m 644 frames/stomp.h $(DESTDIR)$(PREFIX)/include/stompd/
+	$(if $(HAVE_BROKER_H),install -m 644 broker/broker.h $(DESTDIR)$(PREFIX)/include/stompd/)
+	install -m 644 $(BUILD)/libframes.a $(BUILD)/libbroker.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(BUILD)/libbroker.so $(DESTDIR)$(PREFIX)/lib/libbroker.so.$(VERSION)
+	ln -sf libbroker.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libbroker.so.$(SOVERSION)
+	ln -sf libbroker.so.$(SOVERSION) $(DESTDIR)$(PREFIX)/lib/libbroker.so
+	install -m 644 $(BUILD)/libbroker.pc $(BUILD)/libframes.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	$(if $(STOMPD),install -m 755 $(STOMPD) $(DESTDIR)$(PREFIX)/bin/)
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,44 @@
+#!/bin/sh
+# deps.sh: install the Debian packages a target needs, only those that are missing.
+# Usage: deps.sh [build] [test] [fuzz] [bench]   (several at once are fine)
+# Nothing is done when everything is already present; apt-get runs only as root.
+set -eu
+
+need=""
+have_pc() { pkg-config --exists "$1" 2>/dev/null; }
+have_deb() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok installed'; }
+want() { need="$need $1"; }
+
+for what in "${@:-build}"; do
+    case "$what" in
+    build)
+        command -v cc >/dev/null 2>&1 || want gcc
+        command -v make >/dev/null 2>&1 || want make
+        command -v pkg-config >/dev/null 2>&1 || want pkg-config
+        have_pc libuv || want libuv1-dev
+        have_pc sqlite3 || want libsqlite3-dev
+        ;;
+    test)
+        have_pc cmocka || want libcmocka-dev
+        have_deb python3-stomp || want python3-stomp
+        have_deb ruby-stomp || want ruby-stomp
+        ;;
+    fuzz)
+        command -v clang >/dev/null 2>&1 || want clang
+        have_deb libclang-rt-14-dev || want libclang-rt-14-dev
+        ;;
+    bench) ;;
+    *) echo "deps.sh: unknown target '$what'" >&2; exit 2 ;;
+    esac
+done
+
+[ -z "$need" ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+    echo "deps.sh: missing packages:$need; install them as root: apt-get install$need" >&2
+    exit 1
+fi
+echo "deps.sh: installing$need"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $need >/dev/null

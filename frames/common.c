@@ -1,0 +1,98 @@
+/* common.c: the codec's tables: command names, error messages, header look-up.
+ * Everything here is constant data or a pure function of its arguments. */
+#include <string.h>
+
+#include "stomp.h"
+
+static const char *const command_names[STOMP_CMD__COUNT] = {
+    [STOMP_CMD_UNKNOWN] = "UNKNOWN",
+    [STOMP_CMD_CONNECT] = "CONNECT",
+    [STOMP_CMD_STOMP] = "STOMP",
+    [STOMP_CMD_CONNECTED] = "CONNECTED",
+    [STOMP_CMD_SEND] = "SEND",
+    [STOMP_CMD_SUBSCRIBE] = "SUBSCRIBE",
+    [STOMP_CMD_UNSUBSCRIBE] = "UNSUBSCRIBE",
+    [STOMP_CMD_ACK] = "ACK",
+    [STOMP_CMD_NACK] = "NACK",
+    [STOMP_CMD_BEGIN] = "BEGIN",
+    [STOMP_CMD_COMMIT] = "COMMIT",
+    [STOMP_CMD_ABORT] = "ABORT",
+    [STOMP_CMD_DISCONNECT] = "DISCONNECT",
+    [STOMP_CMD_MESSAGE] = "MESSAGE",
+    [STOMP_CMD_RECEIPT] = "RECEIPT",
+    [STOMP_CMD_ERROR] = "ERROR",
+};
+
+static const char *const error_messages[STOMP_E__COUNT] = {
+    [STOMP_OK] = "no error",
+    [STOMP_E_NOMEM] = "out of memory",
+    [STOMP_E_COMMAND_TOO_LONG] = "command line too long",
+    [STOMP_E_BAD_COMMAND] = "malformed command line",
+    [STOMP_E_LINE_TOO_LONG] = "header line too long",
+    [STOMP_E_TOO_MANY_HEADERS] = "too many headers",
+    [STOMP_E_HEADERS_TOO_LONG] = "header block too large",
+    [STOMP_E_BAD_HEADER] = "malformed header line",
+    [STOMP_E_BAD_ESCAPE] = "undefined escape sequence in header",
+    [STOMP_E_BAD_CONTENT_LENGTH] = "content-length is not a decimal number",
+    [STOMP_E_BODY_TOO_LONG] = "body too large",
+    [STOMP_E_MISSING_NUL] = "frame body not terminated by NUL",
+    [STOMP_E_UNENCODABLE] = "header cannot be encoded in this protocol version",
+    [STOMP_E_FAILED] = "parser failed earlier",
+};
+
+const char *stomp_strerror(stomp_err err)
+{
+    if ((unsigned)err >= STOMP_E__COUNT)
+        return "unknown error";
+    return error_messages[err];
+}
+
+const char *stomp_command_name(stomp_command cmd)
+{
+    if ((unsigned)cmd >= STOMP_CMD__COUNT)
+        return command_names[STOMP_CMD_UNKNOWN];
+    return command_names[cmd];
+}
+
+stomp_command stomp_command_lookup(const char *name, size_t len)
+{
+    /* The first byte and the length pick at most one candidate: one memcmp per frame. */
+    stomp_command c = STOMP_CMD_UNKNOWN;
+    if (len < 3 || len > 11)
+        return c;
+    switch (name[0]) {
+    case 'A': c = len == 3 ? STOMP_CMD_ACK : STOMP_CMD_ABORT; break;
+    case 'B': c = STOMP_CMD_BEGIN; break;
+    case 'C':
+        c = len == 6 ? STOMP_CMD_COMMIT : len == 7 ? STOMP_CMD_CONNECT : STOMP_CMD_CONNECTED;
+        break;
+    case 'D': c = STOMP_CMD_DISCONNECT; break;
+    case 'E': c = STOMP_CMD_ERROR; break;
+    case 'M': c = STOMP_CMD_MESSAGE; break;
+    case 'N': c = STOMP_CMD_NACK; break;
+    case 'R': c = STOMP_CMD_RECEIPT; break;
+    case 'S':
+        c = len == 4 ? STOMP_CMD_SEND : len == 5 ? STOMP_CMD_STOMP : STOMP_CMD_SUBSCRIBE;
+        break;
+    case 'U': c = STOMP_CMD_UNSUBSCRIBE; break;
+    default: return STOMP_CMD_UNKNOWN;
+    }
+    const char *want = command_names[c];
+    if (strlen(want) != len || memcmp(want, name, len) != 0)
+        return STOMP_CMD_UNKNOWN;
+    return c;
+}
+
+const char *stomp_frame_header(const stomp_frame *f, const char *name, size_t *value_len)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < f->nheaders; i++) {
+        const stomp_header *h = &f->headers[i];
+        if (h->name_len == n && memcmp(h->name, name, n) == 0) {
+            if (value_len)
+                *value_len = h->value_len;
+            return h->value;
+        }
+    }
+    return NULL;
+}

@@ -1,0 +1,247 @@
+/* stomp.h: the STOMP 1.0 / 1.1 / 1.2 frame codec.
+ *
+ * Bytes in, frames or errors out; frames in, bytes out. libc only: no I/O, no globals,
+ * no logging. The parser is incremental: any chunking of the same bytes gives the same
+ * frames, heart-beats and errors (with the same offsets). It stops after each frame so the
+ * caller can pause between frames (backpressure). All memory it holds is bounded by the
+ * limits in stomp_limits.
+ */
+#ifndef STOMP_H
+#define STOMP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define STOMP_WUR __attribute__((warn_unused_result))
+#else
+#define STOMP_WUR
+#endif
+
+typedef enum stomp_version {
+    STOMP_V10 = 0,
+    STOMP_V11 = 1,
+    STOMP_V12 = 2,
+} stomp_version;
+
+/* Every command of the three versions. STOMP_CMD_UNKNOWN is a syntactically valid command
+ * line that names none of them: the parser delivers it (cmd_name says what it was) and
+ * the caller decides; the broker answers it with an ERROR. */
+typedef enum stomp_command {
+    STOMP_CMD_UNKNOWN = 0,
+    STOMP_CMD_CONNECT,
+    STOMP_CMD_STOMP,
+    STOMP_CMD_CONNECTED,
+    STOMP_CMD_SEND,
+    STOMP_CMD_SUBSCRIBE,
+    STOMP_CMD_UNSUBSCRIBE,
+    STOMP_CMD_ACK,
+    STOMP_CMD_NACK,
+    STOMP_CMD_BEGIN,
+    STOMP_CMD_COMMIT,
+    STOMP_CMD_ABORT,
+    STOMP_CMD_DISCONNECT,
+    STOMP_CMD_MESSAGE,
+    STOMP_CMD_RECEIPT,
+    STOMP_CMD_ERROR,
+    STOMP_CMD__COUNT
+} stomp_command;
+
+/* Error codes of the codec. 0 is success; every other value has a message from
+ * stomp_strerror(). */
+typedef enum stomp_err {
+    STOMP_OK = 0,
+    STOMP_E_NOMEM,            /* the allocator failed */
+    STOMP_E_COMMAND_TOO_LONG, /* command line longer than limits.max_command */
+    STOMP_E_BAD_COMMAND,      /* command line empty after CR strip, or holds a NUL */
+    STOMP_E_LINE_TOO_LONG,    /* header line longer than limits.max_header_line */
+    STOMP_E_TOO_MANY_HEADERS, /* more than limits.max_headers headers */
+    STOMP_E_HEADERS_TOO_LONG, /* header block larger than limits.max_header_bytes */
+    STOMP_E_BAD_HEADER,       /* header line without ':' or with an empty name, or a NUL */
+    STOMP_E_BAD_ESCAPE,       /* undefined escape sequence (1.2, or 1.1 when strict) */
+    STOMP_E_BAD_CONTENT_LENGTH, /* content-length is not a decimal number */
+    STOMP_E_BODY_TOO_LONG,    /* body (declared or read) larger than limits.max_body */
+    STOMP_E_MISSING_NUL,      /* byte after a content-length body is not NUL */
+    STOMP_E_UNENCODABLE,      /* encoder: a header cannot be written in this version */
+    STOMP_E_FAILED,           /* parser already failed; reset it before feeding more */
+    STOMP_E__COUNT
+} stomp_err;
+
+/* A readable, static, one-line message for an error code. Never NULL. */
+const char *stomp_strerror(stomp_err err);
+
+/* Name of a command as written on the wire ("SEND"); "UNKNOWN" for STOMP_CMD_UNKNOWN. */
+const char *stomp_command_name(stomp_command cmd);
+
+/* Command from its wire name (exact, case-sensitive); STOMP_CMD_UNKNOWN if none. */
+stomp_command stomp_command_lookup(const char *name, size_t len);
+
+/* One header. name and value are decoded (escapes undone) and NUL-terminated (the
+ * terminator is not counted in the lengths); value may hold no NUL in a parsed frame. */
+typedef struct stomp_header {
+    const char *name;
+    size_t name_len;
+    const char *value;
+    size_t value_len;
+} stomp_header;
+
+/* A frame. From the parser: borrowed, valid until the next stomp_parser_feed(),
+ * stomp_parser_reset() or stomp_parser_free() on that parser. For the encoder: built by the
+ * caller, who owns every pointer. */
+typedef struct stomp_frame {
+    stomp_command cmd;
+    const char *cmd_name; /* the command as written (NUL-terminated) */
+    size_t cmd_len;
+    stomp_header *headers; /* in wire order; repeated names are all kept */
+    size_t nheaders;
+    const char *body; /* NUL-terminated by the parser (terminator not in body_len) */
+    size_t body_len;
+} stomp_frame;
+
+/* The value of the first header called name (the one that wins when a name repeats),
+ * or NULL. If value_len is non-NULL it receives the length. */
+const char *stomp_frame_header(const stomp_frame *f, const char *name, size_t *value_len);
+
+/* Every quantity a peer controls, bounded. Defaults are in STOMP_LIMITS_DEFAULT. */
+typedef struct stomp_limits {
+    size_t max_command;      /* bytes in the command line, CR excluded (default 64) */
+    size_t max_header_line;  /* bytes in one header line, CR/LF excluded (default 8 KiB) */
+    size_t max_headers;      /* headers per frame (default 128) */
+    size_t max_header_bytes; /* command line plus header block, EOLs included (64 KiB) */
+    size_t max_body;         /* body bytes, declared or read (default 16 MiB) */
+} stomp_limits;
+
+#define STOMP_LIMITS_DEFAULT_INIT { 64, 8192, 128, 65536, 16u * 1024 * 1024 }
+
+/* realloc-like allocator: ptr == NULL allocates, size == 0 frees (returns NULL). */
+typedef void *(*stomp_realloc_fn)(void *ctx, void *ptr, size_t size);
+
+/* What one call to stomp_parser_feed() found. */
+typedef enum stomp_event {
+    STOMP_EV_NEED_MORE = 0, /* every byte was consumed; no frame is complete yet */
+    STOMP_EV_FRAME,         /* a frame is complete; see stomp_parser_frame() */
+    STOMP_EV_HEARTBEAT,     /* one EOL (LF or CRLF) between frames */
+    STOMP_EV_ERROR,         /* malformed or over a limit; see stomp_parser_error() */
+} stomp_event;
+
+/* Parser flags. */
+enum {
+    /* 1.1 only: keep an undefined escape as written instead of failing (1.2 always fails). */
+    STOMP_PARSE_LENIENT_ESCAPES = 1u << 0,
+};
+
+/* The parser. Its fields are private: declared here so it can be embedded in a larger
+ * object without an allocation of its own. Initialise with stomp_parser_init(). */
+typedef struct stomp_parser {
+    /* configuration */
+    stomp_limits limits;
+    stomp_version version;
+    unsigned flags;
+    stomp_realloc_fn alloc;
+    void *alloc_ctx;
+    /* state */
+    int state;
+    stomp_err err;
+    uint64_t offset;     /* bytes consumed since init/reset */
+    uint64_t err_offset; /* stream offset of the offending byte or line */
+    char *buf;           /* the frame being assembled: command, header lines, body */
+    size_t buf_len, buf_cap;
+    size_t line_start;   /* offset in buf of the line being read */
+    uint64_t line_at;    /* stream offset of that line */
+    size_t header_bytes; /* command line plus completed header lines, EOLs included */
+    size_t body_start;   /* offset in buf of the body */
+    size_t body_need;    /* content-length bodies: bytes still to read */
+    int has_length;      /* a content-length governs this frame's body */
+    int seen_length;     /* a content-length header was seen (the first one wins) */
+    int frame_ready;     /* the last event was a frame */
+    stomp_header *headers;
+    size_t *hoff; /* per header: offsets in buf of name and value (buf may move) */
+    size_t nheaders, headers_cap;
+    stomp_frame frame;
+} stomp_parser;
+
+/* Initialise a parser. limits NULL means defaults; alloc NULL means libc realloc/free.
+ * The version starts at 1.0 (no escapes), which is also what CONNECT frames use.
+ * Allocates nothing; memory grows with the frames seen, within the limits. */
+void stomp_parser_init(stomp_parser *p, const stomp_limits *limits, stomp_realloc_fn alloc,
+                       void *alloc_ctx);
+
+/* The session's version, once negotiated: decides header escaping for later frames
+ * (never applied to CONNECT, STOMP or CONNECTED). flags: STOMP_PARSE_*. */
+void stomp_parser_set_version(stomp_parser *p, stomp_version v, unsigned flags);
+
+/* Replace the limits (e.g. looser once the session is authenticated). Applies from the
+ * next byte fed. */
+void stomp_parser_set_limits(stomp_parser *p, const stomp_limits *limits);
+
+/* Feed bytes. Consumes input until a frame, a heart-beat or an error is found, or until
+ * the input is exhausted. *consumed receives the number of bytes used (the rest, if any,
+ * must be fed again later). data is borrowed for the call only.
+ * After STOMP_EV_ERROR every further call returns STOMP_EV_ERROR until reset. */
+stomp_event stomp_parser_feed(stomp_parser *p, const char *data, size_t len,
+                              size_t *consumed) STOMP_WUR;
+
+/* The frame of the last STOMP_EV_FRAME: borrowed, valid until the next feed, reset or
+ * free. NULL if the last event was not a frame. */
+const stomp_frame *stomp_parser_frame(const stomp_parser *p);
+
+/* The error of the last STOMP_EV_ERROR (STOMP_OK if none) and, if offset is non-NULL,
+ * its stream offset (counted from init/reset):
+ * - a line's first byte for errors about a whole line: COMMAND_TOO_LONG, LINE_TOO_LONG,
+ *   HEADERS_TOO_LONG, TOO_MANY_HEADERS, BAD_HEADER (no ':' or empty name),
+ *   BAD_CONTENT_LENGTH and BODY_TOO_LONG for a declared length;
+ * - the offending byte otherwise: a NUL in a command or header line, the backslash of a
+ *   BAD_ESCAPE, the byte after a stray CR between frames, the first body byte past
+ *   max_body, the byte where MISSING_NUL expected the NUL.
+ * All of these are independent of chunking; only STOMP_E_NOMEM is not. */
+stomp_err stomp_parser_error(const stomp_parser *p, uint64_t *offset);
+
+/* Forget any partial frame and any error; keep limits, version and memory. */
+void stomp_parser_reset(stomp_parser *p);
+
+/* Give back memory the parser holds beyond a small reserve (call when a connection goes
+ * idle after a large frame). Only between frames; a no-op otherwise. */
+void stomp_parser_trim(stomp_parser *p);
+
+/* Release all memory. The parser may be initialised again afterwards. */
+void stomp_parser_free(stomp_parser *p);
+
+/* Encoder flags. */
+enum {
+    /* Write content-length even when the body is empty (MESSAGE, SEND, ERROR always get one
+     * when they have a body regardless of this flag). */
+    STOMP_ENC_ALWAYS_LENGTH = 1u << 0,
+};
+
+/* Bytes that stomp_encode() needs for f in version v (including the NUL terminator), or 0
+ * with *err set if a header cannot be written in v (a LF or CR in a 1.0 header, or in any
+ * CONNECT/CONNECTED header, or a ':' in a header name there). Any content-length header in
+ * f->headers is ignored: the encoder writes the right one itself. */
+size_t stomp_encoded_size(const stomp_frame *f, stomp_version v, unsigned flags,
+                          stomp_err *err) STOMP_WUR;
+
+/* Encode f for a session of version v into out (cap bytes): command, headers escaped as v
+ * requires, content-length when there is a body (or always, with STOMP_ENC_ALWAYS_LENGTH),
+ * blank line, body, NUL. LF line ends; no EOL after the NUL.
+ * Returns the bytes written, or 0 with *err set (STOMP_E_UNENCODABLE, or STOMP_E_NOMEM when
+ * cap is too small). */
+size_t stomp_encode(const stomp_frame *f, stomp_version v, unsigned flags, char *out,
+                    size_t cap, stomp_err *err) STOMP_WUR;
+
+/* Escaped length of a header name or value (s, len) for a session of version v inside a
+ * frame of command cmd: what stomp_escape() will write. */
+size_t stomp_escaped_len(const char *s, size_t len, stomp_version v, stomp_command cmd);
+
+/* Write the escaped form of (s, len) to out, which has room for stomp_escaped_len() bytes.
+ * Returns the bytes written. For callers that assemble frames themselves (the broker
+ * builds MESSAGE frames header by header). */
+size_t stomp_escape(const char *s, size_t len, stomp_version v, stomp_command cmd, char *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
