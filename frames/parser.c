@@ -46,11 +46,11 @@ static size_t clamp(size_t v)
 void stomp_parser_set_limits(stomp_parser *p, const stomp_limits *limits)
 {
     const stomp_limits *l = limits ? limits : &default_limits;
-    p->limits.max_command = clamp(l->max_command);
-    p->limits.max_header_line = clamp(l->max_header_line);
-    p->limits.max_headers = clamp(l->max_headers);
-    p->limits.max_header_bytes = clamp(l->max_header_bytes);
-    p->limits.max_body = clamp(l->max_body);
+    p->next_limits.max_command = clamp(l->max_command);
+    p->next_limits.max_header_line = clamp(l->max_header_line);
+    p->next_limits.max_headers = clamp(l->max_headers);
+    p->next_limits.max_header_bytes = clamp(l->max_header_bytes);
+    p->next_limits.max_body = clamp(l->max_body);
 }
 
 void stomp_parser_init(stomp_parser *p, const stomp_limits *limits, stomp_realloc_fn alloc,
@@ -58,6 +58,7 @@ void stomp_parser_init(stomp_parser *p, const stomp_limits *limits, stomp_reallo
 {
     memset(p, 0, sizeof *p);
     stomp_parser_set_limits(p, limits);
+    p->limits = p->next_limits;
     p->version = STOMP_V10;
     p->alloc = alloc ? alloc : libc_realloc;
     p->alloc_ctx = alloc ? alloc_ctx : NULL;
@@ -260,7 +261,7 @@ static int end_header(stomp_parser *p, size_t len, uint64_t line_at)
     if (len == 0)
         return 1;
     char *line = p->buf + p->line_start;
-    if (p->nheaders == p->limits.max_headers)
+    if (p->nheaders >= p->limits.max_headers)
         return fail(p, STOMP_E_TOO_MANY_HEADERS, line_at);
     char *colon = memchr(line, ':', len);
     if (!colon || colon == line)
@@ -268,7 +269,7 @@ static int end_header(stomp_parser *p, size_t len, uint64_t line_at)
     size_t name_len = (size_t)(colon - line);
     size_t value_off = name_len + 1;
     size_t value_len = len - value_off;
-    if (decodes_escapes(p)) {
+    if (decodes_escapes(p) && memchr(line, '\\', len)) {
         if (unescape(p, line, &name_len, line_at) < 0 ||
             unescape(p, line + value_off, &value_len, line_at + value_off) < 0)
             return -1;
@@ -283,7 +284,8 @@ static int end_header(stomp_parser *p, size_t len, uint64_t line_at)
     stomp_header *h = &p->headers[p->nheaders++];
     h->name_len = name_len;
     h->value_len = value_len;
-    if (!p->seen_length && name_len == 14 && memcmp(line, "content-length", 14) == 0) {
+    if (!p->seen_length && name_len == 14 && line[0] == 'c' &&
+        memcmp(line, "content-length", 14) == 0) {
         /* The first content-length wins, as for every repeated header. */
         p->seen_length = 1;
         if (honours_length(p->frame.cmd) &&
@@ -347,6 +349,7 @@ static int read_line(stomp_parser *p, const char *d, size_t n, size_t *used, uin
 
 static void begin_frame(stomp_parser *p, uint64_t at)
 {
+    p->limits = p->next_limits;
     p->buf_len = 0;
     p->line_start = 0;
     p->line_at = at;

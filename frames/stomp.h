@@ -90,7 +90,7 @@ typedef struct stomp_header {
 } stomp_header;
 
 /* A frame. From the parser: borrowed, valid until the next stomp_parser_feed(),
- * stomp_parser_reset() or stomp_parser_free() on that parser. For the encoder: built by the
+ * stomp_parser_reset(), stomp_parser_trim() or stomp_parser_free() on that parser. For the encoder: built by the
  * caller, who owns every pointer. */
 typedef struct stomp_frame {
     stomp_command cmd;
@@ -138,7 +138,8 @@ enum {
  * object without an allocation of its own. Initialise with stomp_parser_init(). */
 typedef struct stomp_parser {
     /* configuration */
-    stomp_limits limits;
+    stomp_limits limits;      /* the limits of the frame being read */
+    stomp_limits next_limits; /* the limits of frames still to begin */
     stomp_version version;
     unsigned flags;
     stomp_realloc_fn alloc;
@@ -174,8 +175,9 @@ void stomp_parser_init(stomp_parser *p, const stomp_limits *limits, stomp_reallo
  * (never applied to CONNECT, STOMP or CONNECTED). flags: STOMP_PARSE_*. */
 void stomp_parser_set_version(stomp_parser *p, stomp_version v, unsigned flags);
 
-/* Replace the limits (e.g. looser once the session is authenticated). Applies from the
- * next byte fed. */
+/* Replace the limits (e.g. looser once the session is authenticated). They apply from
+ * the next frame: a frame already begun is finished under the limits it began with, so
+ * every frame is judged by one set of limits whatever the chunking. */
 void stomp_parser_set_limits(stomp_parser *p, const stomp_limits *limits);
 
 /* Feed bytes. Consumes input until a frame, a heart-beat or an error is found, or until
@@ -185,8 +187,8 @@ void stomp_parser_set_limits(stomp_parser *p, const stomp_limits *limits);
 stomp_event stomp_parser_feed(stomp_parser *p, const char *data, size_t len,
                               size_t *consumed) STOMP_WUR;
 
-/* The frame of the last STOMP_EV_FRAME: borrowed, valid until the next feed, reset or
- * free. NULL if the last event was not a frame. */
+/* The frame of the last STOMP_EV_FRAME: borrowed, valid until the next feed, reset, trim
+ * or free. NULL if the last event was not a frame. */
 const stomp_frame *stomp_parser_frame(const stomp_parser *p);
 
 /* The error of the last STOMP_EV_ERROR (STOMP_OK if none) and, if offset is non-NULL,
@@ -218,9 +220,12 @@ enum {
 };
 
 /* Bytes that stomp_encode() needs for f in version v (including the NUL terminator), or 0
- * with *err set if a header cannot be written in v (a LF or CR in a 1.0 header, or in any
- * CONNECT/CONNECTED header, or a ':' in a header name there). Any content-length header in
- * f->headers is ignored: the encoder writes the right one itself. */
+ * with *err = STOMP_E_UNENCODABLE when the frame cannot be written so that a parser reads
+ * it back unchanged: an empty header name; a NUL in any header; a LF, CR or (in a name)
+ * ':' where nothing is escaped (1.0 frames, and CONNECT/STOMP/CONNECTED in every version);
+ * a CR in a 1.1 header (1.1 has no escape for it); an unknown command with no name, or a
+ * command name holding LF, CR or NUL. Any content-length header in f->headers is ignored:
+ * the encoder writes the right one itself. */
 size_t stomp_encoded_size(const stomp_frame *f, stomp_version v, unsigned flags,
                           stomp_err *err) STOMP_WUR;
 
