@@ -58,6 +58,8 @@ STOMPD := $(if $(HAVE_MAIN),$(BUILD)/stompd)
 HAVE_BROKER_H := $(wildcard broker/broker.h)
 
 .PHONY: all build run test check deps fuzz bench install clean
+# Keep test objects between runs (they are intermediate files of the test binaries).
+.SECONDARY:
 .DEFAULT_GOAL := all
 
 all: deps
