@@ -11,9 +11,9 @@
 
 enum { ESC_NONE, ESC_11, ESC_12 };
 
-/* Per byte: 1 if it needs an escape in 1.1, 2 if only in 1.2 (CR). */
+/* Per byte, a bit per version that escapes it: bit 0 for 1.1, bit 1 for 1.2. */
 static const unsigned char escape_class[256] = {
-    ['\\'] = 1, ['\n'] = 1, [':'] = 1, ['\r'] = 2,
+    ['\\'] = 3, ['\n'] = 3, [':'] = 3, ['\r'] = 2,
 };
 
 static int escape_mode(stomp_version v, stomp_command cmd)
@@ -24,43 +24,51 @@ static int escape_mode(stomp_version v, stomp_command cmd)
     return v == STOMP_V11 ? ESC_11 : ESC_12;
 }
 
+static unsigned escape_mask(int mode)
+{
+    return mode == ESC_11 ? 1u : 2u;
+}
+
 size_t stomp_escaped_len(const char *s, size_t len, stomp_version v, stomp_command cmd)
 {
     int mode = escape_mode(v, cmd);
     if (mode == ESC_NONE)
         return len;
+    unsigned mask = escape_mask(mode);
     size_t n = len;
-    for (size_t i = 0; i < len; i++) {
-        unsigned c = escape_class[(unsigned char)s[i]];
-        n += c == 1 || (c == 2 && mode == ESC_12);
-    }
+    for (size_t i = 0; i < len; i++)
+        n += (escape_class[(unsigned char)s[i]] & mask) != 0;
     return n;
 }
 
-size_t stomp_escape(const char *s, size_t len, stomp_version v, stomp_command cmd, char *out)
+/* Escape s into out: the common case, nothing to escape, is one table scan and a memcpy. */
+static size_t escape_into(const char *s, size_t len, int mode, char *out)
 {
-    int mode = escape_mode(v, cmd);
     if (mode == ESC_NONE) {
         memcpy(out, s, len);
         return len;
     }
-    char *o = out;
-    for (size_t i = 0; i < len; i++) {
+    unsigned mask = escape_mask(mode);
+    size_t i = 0;
+    while (i < len && !(escape_class[(unsigned char)s[i]] & mask))
+        i++;
+    memcpy(out, s, i);
+    char *o = out + i;
+    for (; i < len; i++) {
         char c = s[i];
-        switch (escape_class[(unsigned char)c] ? c : 0) {
-        case '\\': *o++ = '\\'; *o++ = '\\'; break;
-        case '\n': *o++ = '\\'; *o++ = 'n'; break;
-        case ':': *o++ = '\\'; *o++ = 'c'; break;
-        case '\r':
-            /* 1.1 has no escape for CR; stomp_encoded_size refuses it there */
-            if (mode == ESC_12)
-                *o++ = '\\';
-            *o++ = mode == ESC_12 ? 'r' : c;
-            break;
-        default: *o++ = c; break;
+        if (!(escape_class[(unsigned char)c] & mask)) {
+            *o++ = c;
+            continue;
         }
+        *o++ = '\\';
+        *o++ = c == '\\' ? '\\' : c == '\n' ? 'n' : c == ':' ? 'c' : 'r';
     }
     return (size_t)(o - out);
+}
+
+size_t stomp_escape(const char *s, size_t len, stomp_version v, stomp_command cmd, char *out)
+{
+    return escape_into(s, len, escape_mode(v, cmd), out);
 }
 
 /* Can (s, len) be written so that a parser of this version reads it back unchanged? */
@@ -108,14 +116,34 @@ static int writes_length(const stomp_frame *f, unsigned flags)
     return f->body_len > 0 || (flags & STOMP_ENC_ALWAYS_LENGTH);
 }
 
+static int command_ok(const char *cmd, size_t cmd_len)
+{
+    return cmd_len > 0 && !memchr(cmd, '\n', cmd_len) && !memchr(cmd, '\r', cmd_len) &&
+           !memchr(cmd, '\0', cmd_len);
+}
+
+static int header_ok(const stomp_header *h, int mode)
+{
+    return h->name_len > 0 && encodable(h->name, h->name_len, mode, 1) &&
+           encodable(h->value, h->value_len, mode, 0);
+}
+
+/* Bytes after the headers: content-length line, blank line, body, NUL. */
+static size_t tail_size(const stomp_frame *f, unsigned flags)
+{
+    size_t n = 1 + f->body_len + 1;
+    if (writes_length(f, flags))
+        n += sizeof "content-length:" - 1 + digits(f->body_len) + 1;
+    return n;
+}
+
 size_t stomp_encoded_size(const stomp_frame *f, stomp_version v, unsigned flags,
                           stomp_err *err)
 {
     int mode = escape_mode(v, f->cmd);
     size_t cmd_len;
     const char *cmd = command_text(f, &cmd_len);
-    if (cmd_len == 0 || memchr(cmd, '\n', cmd_len) || memchr(cmd, '\r', cmd_len) ||
-        memchr(cmd, '\0', cmd_len)) {
+    if (!command_ok(cmd, cmd_len)) {
         *err = STOMP_E_UNENCODABLE;
         return 0;
     }
@@ -124,34 +152,31 @@ size_t stomp_encoded_size(const stomp_frame *f, stomp_version v, unsigned flags,
         const stomp_header *h = &f->headers[i];
         if (is_content_length(h))
             continue;
-        if (h->name_len == 0 || !encodable(h->name, h->name_len, mode, 1) ||
-            !encodable(h->value, h->value_len, mode, 0)) {
+        if (!header_ok(h, mode)) {
             *err = STOMP_E_UNENCODABLE;
             return 0;
         }
         n += stomp_escaped_len(h->name, h->name_len, v, f->cmd) + 1 +
              stomp_escaped_len(h->value, h->value_len, v, f->cmd) + 1;
     }
-    if (writes_length(f, flags))
-        n += sizeof "content-length:" - 1 + digits(f->body_len) + 1;
-    n += 1 + f->body_len + 1;
     *err = STOMP_OK;
-    return n;
+    return n + tail_size(f, flags);
 }
 
 size_t stomp_encode(const stomp_frame *f, stomp_version v, unsigned flags, char *out,
                     size_t cap, stomp_err *err)
 {
-    size_t need = stomp_encoded_size(f, v, flags, err);
-    if (need == 0)
-        return 0;
-    if (need > cap) {
-        *err = STOMP_E_NOMEM;
-        return 0;
-    }
-    char *o = out;
+    int mode = escape_mode(v, f->cmd);
     size_t cmd_len;
     const char *cmd = command_text(f, &cmd_len);
+    if (!command_ok(cmd, cmd_len)) {
+        *err = STOMP_E_UNENCODABLE;
+        return 0;
+    }
+    size_t tail = tail_size(f, flags);
+    if (cap < cmd_len + 1 + tail)
+        goto nomem;
+    char *o = out, *end = out + cap;
     memcpy(o, cmd, cmd_len);
     o += cmd_len;
     *o++ = '\n';
@@ -159,9 +184,21 @@ size_t stomp_encode(const stomp_frame *f, stomp_version v, unsigned flags, char 
         const stomp_header *h = &f->headers[i];
         if (is_content_length(h))
             continue;
-        o += stomp_escape(h->name, h->name_len, v, f->cmd, o);
+        if (!header_ok(h, mode)) {
+            *err = STOMP_E_UNENCODABLE;
+            return 0;
+        }
+        /* One pass: the exact size of a header is only worked out when its worst case
+         * (every byte escaped) might not fit. */
+        size_t room = (size_t)(end - o) - tail;
+        size_t worst = (h->name_len + h->value_len) * (mode == ESC_NONE ? 1 : 2) + 2;
+        if (worst > room && stomp_escaped_len(h->name, h->name_len, v, f->cmd) +
+                                    stomp_escaped_len(h->value, h->value_len, v, f->cmd) +
+                                    2 > room)
+            goto nomem;
+        o += escape_into(h->name, h->name_len, mode, o);
         *o++ = ':';
-        o += stomp_escape(h->value, h->value_len, v, f->cmd, o);
+        o += escape_into(h->value, h->value_len, mode, o);
         *o++ = '\n';
     }
     if (writes_length(f, flags)) {
@@ -182,4 +219,7 @@ size_t stomp_encode(const stomp_frame *f, stomp_version v, unsigned flags, char 
     *o++ = '\0';
     *err = STOMP_OK;
     return (size_t)(o - out);
+nomem:
+    *err = STOMP_E_NOMEM;
+    return 0;
 }

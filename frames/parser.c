@@ -23,6 +23,9 @@ enum {
     S_FAILED,   /* sticky until reset */
 };
 
+/* Body memory is reserved in steps of at least this as bytes arrive. */
+#define BODY_STEP ((size_t)64 * 1024)
+
 /* Limits are clamped so that window arithmetic (limit + 2, sums) cannot overflow. */
 #define LIMIT_MAX ((size_t)1 << 40)
 
@@ -365,7 +368,10 @@ static int begin_body(stomp_parser *p, uint64_t at)
 {
     p->body_start = p->buf_len;
     if (p->has_length) {
-        if (reserve(p, p->body_need, at) < 0)
+        /* Memory follows the bytes that arrive, not the length a peer declares: a
+         * 30-byte frame head must not pin max_body bytes. */
+        size_t first = p->body_need < BODY_STEP ? p->body_need : BODY_STEP;
+        if (reserve(p, first, at) < 0)
             return -1;
         p->state = p->body_need ? S_BODY_LEN : S_BODY_END;
     } else {
@@ -457,7 +463,17 @@ stomp_event stomp_parser_feed(stomp_parser *p, const char *data, size_t len, siz
             break;
         case S_BODY_LEN: {
             size_t take = len - i < p->body_need ? len - i : p->body_need;
-            memcpy(p->buf + p->buf_len, data + i, take); /* reserved in begin_body */
+            if (p->buf_len + take + 1 > p->buf_cap) {
+                /* Grow to the declared length once a real share of it has arrived. */
+                size_t want = take > p->buf_cap ? take : p->buf_cap;
+                if (want > p->body_need)
+                    want = p->body_need;
+                if (reserve(p, want, at) < 0) {
+                    ev = STOMP_EV_ERROR;
+                    break;
+                }
+            }
+            memcpy(p->buf + p->buf_len, data + i, take);
             p->buf_len += take;
             p->body_need -= take;
             i += take;
