@@ -15,8 +15,9 @@ for bin in "$@"; do
     timeout 600 "$bin" >"$log" 2>&1
     rc=$?
     cat "$log"
-    p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -n 1)
-    f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -n 1)
+    # A binary may run several groups: add up every group's summary.
+    p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | awk '{s+=$1} END {print s+0}')
+    f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | awk '{s+=$1} END {if (NR) print s}')
     passed=$((passed + ${p:-0}))
     if [ "$rc" -ne 0 ] && [ -z "$f" ]; then f=1; fi
     if [ -n "$f" ] && [ "$f" -gt 0 ]; then
