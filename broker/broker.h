@@ -1,0 +1,178 @@
+/* broker.h: the embedding API of libbroker, a STOMP 1.0/1.1/1.2 broker on a libuv loop.
+ *
+ * A broker lives on the embedder's uv_loop_t and is used only from that loop's thread.
+ * Nothing is global: any number of brokers may share a loop or run on separate loops.
+ * The library never writes to stdout/stderr; it logs through broker_options.log.
+ * Lifecycle: broker_options_init -> broker_create -> broker_listen (0..n) -> run the loop
+ * -> broker_stop (asynchronous) -> after its callback ran: broker_free.
+ */
+#ifndef BROKER_H
+#define BROKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "stomp.h"
+#include "store.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define BROKER_WUR __attribute__((warn_unused_result))
+#else
+#define BROKER_WUR
+#endif
+
+typedef enum broker_err {
+    BROKER_OK = 0,
+    BROKER_E_NOMEM,      /* an allocation failed */
+    BROKER_E_INVALID,    /* bad argument */
+    BROKER_E_ADDRESS,    /* host is not a valid IPv4/IPv6 address */
+    BROKER_E_LISTEN,     /* bind/listen failed (e.g. address in use) */
+    BROKER_E_STATE,      /* not allowed in the broker's current state (e.g. stopping) */
+    BROKER_E_STORE,      /* the store failed */
+    BROKER_E_PROTOCOL,   /* a peer broke the protocol */
+    BROKER_E_LIMIT,      /* a peer went over a configured limit */
+    BROKER_E_NOTFOUND,   /* unknown id (subscription, ack, transaction) */
+    BROKER_E_CLOSED,     /* the connection is gone */
+    BROKER_E__COUNT
+} broker_err;
+
+/* A readable, static, one-line message for a code. Never NULL. */
+const char *broker_strerror(broker_err err);
+
+typedef enum broker_log_level {
+    BROKER_LOG_ERROR = 0,
+    BROKER_LOG_WARN,
+    BROKER_LOG_INFO,
+    BROKER_LOG_DEBUG,
+} broker_log_level;
+
+/* One log line, without a trailing newline: borrowed, valid for the call only. */
+typedef void (*broker_log_fn)(void *ctx, broker_log_level level, const char *line);
+
+typedef struct broker_options {
+    const char *server_name;   /* CONNECTED server header (default "stompd/<version>");
+                                  borrowed, must outlive the broker */
+    stomp_limits limits;       /* frame limits once CONNECT succeeded (STOMP defaults) */
+    stomp_limits connect_limits; /* tighter frame limits before that (1 KiB lines, 32
+                                  headers, 8 KiB header block, 4 KiB body) */
+    size_t max_connections;    /* open connections (default 1024) */
+    size_t max_subscriptions;  /* per connection (default 256) */
+    size_t max_unacked;        /* unacked messages per subscription (default 1024) */
+    size_t default_prefetch;   /* prefetch window when SUBSCRIBE names none (default 100) */
+    size_t max_tx_frames;      /* frames buffered per transaction (default 1024) */
+    size_t max_transactions;   /* open transactions per connection (default 16) */
+    size_t output_high_water;  /* queued output bytes above which nothing more is
+                                  dispatched to a connection (default 1 MiB) */
+    size_t max_output_bytes;   /* queued output bytes at which a topic subscriber is closed
+                                  with an ERROR (default 64 MiB) */
+    size_t max_memory;         /* bytes of messages, output and transactions over which
+                                  the broker stops reading from producers (default 1 GiB) */
+    size_t read_buffer;        /* bytes read per connection at a time (default 64 KiB) */
+    uint32_t connect_timeout_ms; /* CONNECT must arrive within this (default 10000) */
+    uint32_t heartbeat_out_ms; /* shortest interval we send heart-beats at; 0 = never
+                                  (default 1000) */
+    uint32_t heartbeat_in_ms;  /* interval we ask clients to send at; 0 = none wanted
+                                  (default 10000); shorter client offers are raised to it */
+    uint32_t heartbeat_grace_pct; /* a client may be silent this % of its interval
+                                  (default 200, at least 200) */
+    uint32_t error_linger_ms;  /* after an ERROR, close even if it could not be flushed
+                                  (default 2000) */
+    broker_log_fn log;         /* NULL: no logging */
+    void *log_ctx;
+    broker_log_level log_level; /* lines above this level are skipped (default INFO) */
+    const store_ops *store;    /* NULL: the memory backend */
+    const char *store_path;    /* passed to the store */
+} broker_options;
+
+/* Fill o with the defaults documented above. */
+void broker_options_init(broker_options *o);
+
+typedef struct broker broker;
+
+/* Create a broker on loop. opts is copied (NULL = defaults). *out: caller owns, release
+ * with broker_free() after broker_stop() completed. */
+broker_err broker_create(uv_loop_t *loop, const broker_options *opts, broker **out) BROKER_WUR;
+
+/* Listen on host (IPv4 or IPv6 literal) and port; port 0 picks a free one. May be called
+ * several times. *bound_port (may be NULL) receives the port actually bound. */
+broker_err broker_listen(broker *b, const char *host, int port, int *bound_port) BROKER_WUR;
+
+typedef void (*broker_stop_cb)(broker *b, void *arg);
+
+/* Stop listening, close every connection, wait for in-flight store commits. cb runs on the
+ * loop once everything is closed, never inside this call. Returns BROKER_E_STATE (cb not
+ * called) if a stop is already under way. */
+broker_err broker_stop(broker *b, broker_stop_cb cb, void *arg) BROKER_WUR;
+
+/* Release the broker. Only after the stop callback ran (or if the loop never ran any
+ * broker handle: then it is an error to call, use broker_stop first anyway). */
+void broker_free(broker *b);
+
+/* One header of a message. */
+typedef struct broker_header {
+    const char *name;
+    const char *value;
+} broker_header;
+
+/* Send a message to dest as a SEND frame would, without a socket. Headers and body are
+ * copied. A queue message is delivered once the store committed it (later, on the loop);
+ * a topic message is handed to in-process topic subscribers during this call. */
+broker_err broker_publish(broker *b, const char *dest, const broker_header *headers,
+                          size_t nheaders, const void *body, size_t body_len) BROKER_WUR;
+
+/* A message handed to an in-process subscriber: borrowed, valid for the callback only. */
+typedef struct broker_message {
+    const char *destination;
+    const char *message_id;
+    const void *body;
+    size_t body_len;
+    uint32_t redeliveries;
+    const char *hdr_block; /* private: use broker_message_header() */
+    size_t hdr_len;
+} broker_message;
+
+/* Value of the first custom header called name, or NULL. Borrowed like the message. */
+const char *broker_message_header(const broker_message *m, const char *name);
+
+typedef void (*broker_message_cb)(void *arg, const broker_message *m);
+typedef struct broker_sub broker_sub;
+
+/* Subscribe in-process to dest (auto acknowledge). cb runs on the loop, never inside this
+ * call. Inside cb the embedder may publish, subscribe and unsubscribe, but not stop or free
+ * the broker. *out: release with broker_unsubscribe() (or it goes with broker_stop). */
+broker_err broker_subscribe(broker *b, const char *dest, broker_message_cb cb, void *arg,
+                            broker_sub **out) BROKER_WUR;
+void broker_unsubscribe(broker_sub *s);
+
+typedef struct broker_stats {
+    uint64_t connections;       /* open now */
+    uint64_t connections_total; /* accepted since create */
+    uint64_t connections_refused; /* over max_connections */
+    uint64_t frames_in, frames_out;
+    uint64_t bytes_in, bytes_out;
+    uint64_t messages_in;       /* SENDs and publishes accepted */
+    uint64_t messages_out;      /* MESSAGE frames written or in-process deliveries */
+    uint64_t redeliveries;      /* messages returned to a queue */
+    uint64_t errors_sent;       /* ERROR frames */
+    uint64_t limit_breaches;    /* connections closed for going over a limit */
+    uint64_t subscriptions;     /* now, sockets and in-process */
+    uint64_t memory;            /* bytes counted against max_memory now */
+    uint64_t commits;           /* store commits completed */
+    uint64_t reads_paused;      /* times a connection stopped being read (memory limit or
+                                   its own output over the high-water mark) */
+} broker_stats;
+
+void broker_get_stats(const broker *b, broker_stats *out);
+
+/* The loop the broker was created on. */
+uv_loop_t *broker_loop(const broker *b);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

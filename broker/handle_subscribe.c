@@ -1,0 +1,132 @@
+/* handle_subscribe.c: SUBSCRIBE and UNSUBSCRIBE.
+ *
+ * A subscription id is unique per connection (1.0 clients that give none get the
+ * destination as id, so UNSUBSCRIBE by destination finds it). The prefetch window comes
+ * from prefetch-count or activemq.prefetchSize, default and ceiling from the options.
+ * Removing a subscription returns its unacked messages to their queue.
+ */
+#include "internal.h"
+
+#include <string.h>
+
+static sub *find_by_id(conn *c, const char *id)
+{
+    for (sub *s = c->subs_head; s; s = s->cnext)
+        if (strcmp(s->id, id) == 0)
+            return s;
+    return NULL;
+}
+
+static int parse_count(const char *s, size_t *out)
+{
+    size_t v = 0;
+    int digits = 0;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9' || ++digits > 9)
+            return -1;
+        v = v * 10 + (size_t)(*s - '0');
+    }
+    if (!digits)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+broker_err handle__subscribe(conn *c, const stomp_frame *f)
+{
+    broker *b = c->b;
+    size_t dlen, idlen;
+    const char *dname = stomp_frame_header(f, "destination", &dlen);
+    if (!dname || !dlen) {
+        conn__set_error(c, "SUBSCRIBE without a destination");
+        return BROKER_E_PROTOCOL;
+    }
+    const char *id = stomp_frame_header(f, "id", &idlen);
+    if (!id) {
+        if (c->version != STOMP_V10) {
+            conn__set_error(c, "SUBSCRIBE without an id");
+            return BROKER_E_PROTOCOL;
+        }
+        id = dname;
+        idlen = dlen;
+    }
+    if (find_by_id(c, id)) {
+        conn__set_error(c, "duplicate subscription id");
+        return BROKER_E_PROTOCOL;
+    }
+    if (c->nsubs >= b->o.max_subscriptions) {
+        conn__set_error(c, "too many subscriptions on this connection");
+        return BROKER_E_LIMIT;
+    }
+    int mode = ACK_AUTO;
+    const char *ack = stomp_frame_header(f, "ack", NULL);
+    if (!ack || strcmp(ack, "auto") == 0)
+        mode = ACK_AUTO;
+    else if (strcmp(ack, "client") == 0)
+        mode = ACK_CLIENT;
+    else if (strcmp(ack, "client-individual") == 0)
+        mode = ACK_INDIVIDUAL;
+    else {
+        conn__set_error(c, "unknown ack mode");
+        return BROKER_E_PROTOCOL;
+    }
+    size_t window = b->o.default_prefetch;
+    const char *pf = stomp_frame_header(f, "prefetch-count", NULL);
+    if (!pf)
+        pf = stomp_frame_header(f, "activemq.prefetchSize", NULL);
+    if (pf) {
+        if (parse_count(pf, &window) != 0) {
+            conn__set_error(c, "malformed prefetch-count");
+            return BROKER_E_PROTOCOL;
+        }
+        if (window == 0)
+            window = b->o.default_prefetch;
+    }
+    if (window > b->o.max_unacked)
+        window = b->o.max_unacked;
+    if (window == 0)
+        window = 1;
+    sub *s = sub__new(b, c, id, idlen, mode, window, c->version);
+    if (!s)
+        return BROKER_E_NOMEM;
+    dest_t *d = router__get(b, dname, dlen);
+    if (!d) {
+        sub__free(s);
+        return BROKER_E_NOMEM;
+    }
+    s->cprev = NULL;
+    s->cnext = c->subs_head;
+    if (c->subs_head)
+        c->subs_head->cprev = s;
+    c->subs_head = s;
+    c->nsubs++;
+    router__add_sub(b, d, s);
+    return handle__receipt(c, f, 0);
+}
+
+broker_err handle__unsubscribe(conn *c, const stomp_frame *f)
+{
+    broker *b = c->b;
+    const char *id = stomp_frame_header(f, "id", NULL);
+    sub *s = NULL;
+    if (id) {
+        s = find_by_id(c, id);
+    } else {
+        size_t dlen;
+        const char *dname = stomp_frame_header(f, "destination", &dlen);
+        if (!dname) {
+            conn__set_error(c, "UNSUBSCRIBE without an id");
+            return BROKER_E_PROTOCOL;
+        }
+        for (s = c->subs_head; s; s = s->cnext)
+            if (s->d->name_len == dlen && memcmp(s->d->name, dname, dlen) == 0)
+                break;
+    }
+    if (!s) {
+        conn__set_error(c, "no such subscription");
+        return BROKER_E_NOTFOUND;
+    }
+    uint64_t w = b->writes;
+    router__remove_sub(b, s);
+    return handle__receipt(c, f, b->writes != w);
+}

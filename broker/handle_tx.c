@@ -1,0 +1,179 @@
+/* handle_tx.c: BEGIN, COMMIT, ABORT and the transactions they manage.
+ *
+ * A transaction buffers SENDs (as message copies) and ACK/NACKs (as delivery tags) until
+ * COMMIT applies them in order within one loop turn, so the store gets them in one batch
+ * (atomic). ABORT and disconnect drop them. Ids are unique among a connection's open
+ * transactions; sizes are bounded by max_transactions and max_tx_frames.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+tx *tx__find(conn *c, const char *id)
+{
+    for (tx *t = c->txs; t; t = t->next)
+        if (strcmp(t->id, id) == 0)
+            return t;
+    return NULL;
+}
+
+static void unlink_tx(conn *c, tx *t)
+{
+    tx **pp = &c->txs;
+    while (*pp != t)
+        pp = &(*pp)->next;
+    *pp = t->next;
+    c->ntx--;
+}
+
+static void free_tx(conn *c, tx *t)
+{
+    while (t->head) {
+        txop *op = t->head;
+        t->head = op->next;
+        bmsg__unref(op->m);
+        free(op);
+    }
+    broker__mem_sub(c->b, t->bytes);
+    free(t);
+}
+
+void tx__free_all(conn *c)
+{
+    while (c->txs) {
+        tx *t = c->txs;
+        unlink_tx(c, t);
+        free_tx(c, t);
+    }
+}
+
+static broker_err add_op(conn *c, tx *t, txop *op)
+{
+    if (t->nops >= c->b->o.max_tx_frames) {
+        bmsg__unref(op->m);
+        free(op);
+        conn__set_error(c, "too many frames in transaction");
+        return BROKER_E_LIMIT;
+    }
+    op->next = NULL;
+    if (t->tail)
+        t->tail->next = op;
+    else
+        t->head = op;
+    t->tail = op;
+    t->nops++;
+    return BROKER_OK;
+}
+
+broker_err tx__add_send(conn *c, tx *t, const stomp_frame *f, const char *dest, size_t dlen)
+{
+    txop *op = calloc(1, sizeof *op);
+    if (!op)
+        return BROKER_E_NOMEM;
+    op->kind = STOMP_CMD_SEND;
+    op->m = bmsg__from_frame(f, dest, dlen);
+    if (!op->m) {
+        free(op);
+        return BROKER_E_NOMEM;
+    }
+    size_t bytes = op->m->hdrs_len + op->m->body_len + dlen;
+    broker_err rc = add_op(c, t, op);
+    if (rc == BROKER_OK) {
+        t->bytes += bytes;
+        broker__mem_add(c->b, bytes);
+    }
+    return rc;
+}
+
+broker_err tx__add_ack(conn *c, tx *t, uint64_t tag, int nack)
+{
+    txop *op = calloc(1, sizeof *op);
+    if (!op)
+        return BROKER_E_NOMEM;
+    op->kind = nack ? STOMP_CMD_NACK : STOMP_CMD_ACK;
+    op->tag = tag;
+    return add_op(c, t, op);
+}
+
+static const char *tx_id(conn *c, const stomp_frame *f, broker_err *rc)
+{
+    const char *id = stomp_frame_header(f, "transaction", NULL);
+    if (!id) {
+        conn__set_error(c, "%s without a transaction header", stomp_command_name(f->cmd));
+        *rc = BROKER_E_PROTOCOL;
+    }
+    return id;
+}
+
+broker_err handle__begin(conn *c, const stomp_frame *f)
+{
+    broker_err rc = BROKER_OK;
+    const char *id = tx_id(c, f, &rc);
+    if (!id)
+        return rc;
+    if (tx__find(c, id)) {
+        conn__set_error(c, "transaction already begun");
+        return BROKER_E_PROTOCOL;
+    }
+    if (c->ntx >= c->b->o.max_transactions) {
+        conn__set_error(c, "too many open transactions");
+        return BROKER_E_LIMIT;
+    }
+    size_t n = strlen(id);
+    tx *t = calloc(1, sizeof *t + n + 1);
+    if (!t)
+        return BROKER_E_NOMEM;
+    memcpy(t->id, id, n + 1);
+    t->next = c->txs;
+    c->txs = t;
+    c->ntx++;
+    return handle__receipt(c, f, 0);
+}
+
+broker_err handle__commit(conn *c, const stomp_frame *f)
+{
+    broker *b = c->b;
+    broker_err rc = BROKER_OK;
+    const char *id = tx_id(c, f, &rc);
+    if (!id)
+        return rc;
+    tx *t = tx__find(c, id);
+    if (!t) {
+        conn__set_error(c, "unknown transaction");
+        return BROKER_E_NOTFOUND;
+    }
+    unlink_tx(c, t);
+    uint64_t w = b->writes;
+    for (txop *op = t->head; op && rc == BROKER_OK; op = op->next) {
+        if (op->kind == STOMP_CMD_SEND) {
+            int stored;
+            rc = router__send(b, op->m, &stored);
+        } else {
+            /* Settled meanwhile (e.g. by a cumulative ACK): nothing left to do. */
+            delivery *d = sub__find_tag(c, op->tag);
+            if (d)
+                sub__settle(b, d, op->kind == STOMP_CMD_NACK);
+        }
+    }
+    free_tx(c, t);
+    if (rc != BROKER_OK)
+        return rc;
+    return handle__receipt(c, f, b->writes != w);
+}
+
+broker_err handle__abort(conn *c, const stomp_frame *f)
+{
+    broker_err rc = BROKER_OK;
+    const char *id = tx_id(c, f, &rc);
+    if (!id)
+        return rc;
+    tx *t = tx__find(c, id);
+    if (!t) {
+        conn__set_error(c, "unknown transaction");
+        return BROKER_E_NOTFOUND;
+    }
+    unlink_tx(c, t);
+    free_tx(c, t);
+    return handle__receipt(c, f, 0);
+}

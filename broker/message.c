@@ -1,0 +1,254 @@
+/* message.c: message bodies and header blocks, and the encoding of MESSAGE frames.
+ *
+ * A header block is the custom headers of a SEND as "name\0value\0" pairs: what the store
+ * keeps and what every subscriber's MESSAGE carries. Headers that belong to the sender
+ * (receipt, transaction, content-length) or that the broker sets itself are dropped.
+ * The shared part of a MESSAGE is encoded once per version; only the prefix
+ * "MESSAGE\nsubscription:<id>\n[ack:<n>\n]" differs per subscriber (see sub.c).
+ */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char dropped[][20] = {
+    "destination", "content-length", "receipt", "transaction", "message-id",
+    "subscription", "ack", "redelivered", "redelivery-count",
+};
+
+static int is_dropped(const char *name, size_t len)
+{
+    for (size_t i = 0; i < sizeof dropped / sizeof dropped[0]; i++)
+        if (strlen(dropped[i]) == len && memcmp(dropped[i], name, len) == 0)
+            return 1;
+    return 0;
+}
+
+int msg__header_block(const stomp_frame *f, char **buf, size_t *cap, size_t *len)
+{
+    size_t need = 0;
+    for (size_t i = 0; i < f->nheaders; i++) {
+        const stomp_header *h = &f->headers[i];
+        if (!is_dropped(h->name, h->name_len))
+            need += h->name_len + h->value_len + 2;
+    }
+    if (need > *cap) {
+        char *nb = realloc(*buf, need);
+        if (!nb)
+            return -1;
+        *buf = nb;
+        *cap = need;
+    }
+    char *o = *buf;
+    for (size_t i = 0; i < f->nheaders; i++) {
+        const stomp_header *h = &f->headers[i];
+        if (is_dropped(h->name, h->name_len))
+            continue;
+        memcpy(o, h->name, h->name_len);
+        o += h->name_len;
+        *o++ = '\0';
+        memcpy(o, h->value, h->value_len);
+        o += h->value_len;
+        *o++ = '\0';
+    }
+    *len = need;
+    return 0;
+}
+
+static bmsg *bmsg_alloc(const char *dest, size_t dest_len, size_t hlen, size_t body_len)
+{
+    if (dest_len > SIZE_MAX / 4 || hlen > SIZE_MAX / 4 || body_len > SIZE_MAX / 4)
+        return NULL;
+    bmsg *m = malloc(sizeof *m + dest_len + 1 + hlen + body_len + 1);
+    if (!m)
+        return NULL;
+    memset(m, 0, sizeof *m);
+    m->refs = 1;
+    m->dest = m->data;
+    memcpy(m->dest, dest, dest_len);
+    m->dest[dest_len] = '\0';
+    m->dest_len = dest_len;
+    m->hdrs = m->dest + dest_len + 1;
+    m->hdrs_len = hlen;
+    m->body = m->hdrs + hlen;
+    m->body_len = body_len;
+    m->body[body_len] = '\0';
+    return m;
+}
+
+bmsg *bmsg__from_frame(const stomp_frame *f, const char *dest, size_t dest_len)
+{
+    size_t hlen = 0;
+    for (size_t i = 0; i < f->nheaders; i++)
+        if (!is_dropped(f->headers[i].name, f->headers[i].name_len))
+            hlen += f->headers[i].name_len + f->headers[i].value_len + 2;
+    bmsg *m = bmsg_alloc(dest, dest_len, hlen, f->body_len);
+    if (!m)
+        return NULL;
+    size_t cap = hlen, got;
+    char *block = m->hdrs;
+    if (msg__header_block(f, &block, &cap, &got) != 0 || block != m->hdrs) {
+        free(m); /* cannot happen: cap was exact */
+        return NULL;
+    }
+    if (f->body_len)
+        memcpy(m->body, f->body, f->body_len);
+    return m;
+}
+
+bmsg *bmsg__from_parts(const char *dest, const broker_header *h, size_t nh, const void *body,
+                       size_t body_len)
+{
+    size_t hlen = 0;
+    for (size_t i = 0; i < nh; i++)
+        if (!is_dropped(h[i].name, strlen(h[i].name)))
+            hlen += strlen(h[i].name) + strlen(h[i].value) + 2;
+    bmsg *m = bmsg_alloc(dest, strlen(dest), hlen, body_len);
+    if (!m)
+        return NULL;
+    char *o = m->hdrs;
+    for (size_t i = 0; i < nh; i++) {
+        size_t nl = strlen(h[i].name), vl = strlen(h[i].value);
+        if (is_dropped(h[i].name, nl))
+            continue;
+        memcpy(o, h[i].name, nl + 1);
+        o += nl + 1;
+        memcpy(o, h[i].value, vl + 1);
+        o += vl + 1;
+    }
+    if (body_len)
+        memcpy(m->body, body, body_len);
+    return m;
+}
+
+void bmsg__unref(bmsg *m)
+{
+    if (!m || --m->refs)
+        return;
+    for (int v = 0; v < 3; v++)
+        sbuf__unref(m->enc[v]);
+    free(m);
+}
+
+const char *msg__block_header(const char *hdrs, size_t len, const char *name)
+{
+    size_t i = 0;
+    while (i < len) {
+        const char *n = hdrs + i;
+        size_t nl = strlen(n);
+        const char *v = n + nl + 1;
+        size_t vl = strlen(v);
+        if (strcmp(n, name) == 0)
+            return v;
+        i += nl + vl + 2;
+    }
+    return NULL;
+}
+
+/* Can (s, len) be written in version v at all? 1.0 has no escapes: no EOL anywhere and no
+ * ':' in a name; 1.1 cannot carry CR. */
+static int writable(const char *s, size_t len, stomp_version v, int is_name)
+{
+    if (v == STOMP_V12)
+        return 1;
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
+        if (ch == '\r' || (v == STOMP_V10 && (ch == '\n' || (is_name && ch == ':'))))
+            return 0;
+    }
+    return 1;
+}
+
+static size_t val_len(const char *s, size_t len, stomp_version v)
+{
+    return stomp_escaped_len(s, len, v, STOMP_CMD_MESSAGE);
+}
+
+/* A destination must be written even where it is not writable: replace the offending
+ * bytes with spaces rather than break the framing. */
+static char *put_dest(char *o, const char *s, size_t len, stomp_version v)
+{
+    if (writable(s, len, v, 0))
+        return o + stomp_escape(s, len, v, STOMP_CMD_MESSAGE, o);
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
+        if (ch == '\r' || (v == STOMP_V10 && ch == '\n'))
+            ch = ' ';
+        o += stomp_escape(&ch, 1, v, STOMP_CMD_MESSAGE, o);
+    }
+    return o;
+}
+
+static size_t dest_len_for(const char *s, size_t len, stomp_version v)
+{
+    if (writable(s, len, v, 0))
+        return val_len(s, len, v);
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
+        if (ch == '\r' || (v == STOMP_V10 && ch == '\n'))
+            ch = ' ';
+        n += val_len(&ch, 1, v);
+    }
+    return n;
+}
+
+sbuf *msg__encode(stomp_version v, const char *dest, size_t dest_len, const char *msgid,
+                  uint32_t redeliveries, const char *hdrs, size_t hdrs_len, const char *body,
+                  size_t body_len)
+{
+    char redel[64] = "";
+    if (redeliveries)
+        snprintf(redel, sizeof redel, "redelivered:true\nredelivery-count:%u\n",
+                 (unsigned)redeliveries);
+    char clen[48];
+    int cl = snprintf(clen, sizeof clen, "content-length:%zu\n\n", body_len);
+    size_t n = 12 + dest_len_for(dest, dest_len, v) + 1 + 11 + strlen(msgid) + 1 +
+               strlen(redel) + (size_t)cl + body_len + 1;
+    for (size_t i = 0; i < hdrs_len;) {
+        const char *name = hdrs + i;
+        size_t nl = strlen(name);
+        const char *val = name + nl + 1;
+        size_t vl = strlen(val);
+        i += nl + vl + 2;
+        if (writable(name, nl, v, 1) && writable(val, vl, v, 0))
+            n += val_len(name, nl, v) + 1 + val_len(val, vl, v) + 1;
+    }
+    sbuf *sb = sbuf__new(n);
+    if (!sb)
+        return NULL;
+    char *o = sb->data;
+    memcpy(o, "destination:", 12);
+    o = put_dest(o + 12, dest, dest_len, v);
+    *o++ = '\n';
+    memcpy(o, "message-id:", 11);
+    o += 11;
+    size_t il = strlen(msgid);
+    memcpy(o, msgid, il);
+    o += il;
+    *o++ = '\n';
+    memcpy(o, redel, strlen(redel));
+    o += strlen(redel);
+    for (size_t i = 0; i < hdrs_len;) {
+        const char *name = hdrs + i;
+        size_t nl = strlen(name);
+        const char *val = name + nl + 1;
+        size_t vl = strlen(val);
+        i += nl + vl + 2;
+        if (!writable(name, nl, v, 1) || !writable(val, vl, v, 0))
+            continue;
+        o += stomp_escape(name, nl, v, STOMP_CMD_MESSAGE, o);
+        *o++ = ':';
+        o += stomp_escape(val, vl, v, STOMP_CMD_MESSAGE, o);
+        *o++ = '\n';
+    }
+    memcpy(o, clen, (size_t)cl);
+    o += cl;
+    if (body_len)
+        memcpy(o, body, body_len);
+    o += body_len;
+    *o++ = '\0';
+    sb->len = (size_t)(o - sb->data);
+    return sb;
+}

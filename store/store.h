@@ -1,0 +1,120 @@
+/* store.h: the queue storage interface the broker reaches every backend through.
+ *
+ * A backend is a versioned table of functions (store_ops): new methods are only ever
+ * appended at the end and STORE_OPS_VERSION grows with them, so a caller checks the version
+ * before using a newer slot. Every backend passes the contract suite in
+ * tests/store/test_store_contract.c unchanged.
+ *
+ * Model. A store holds named queues of messages. A message is (id, queue, header block,
+ * body, redelivery count); the header block is opaque bytes to the store. Each message is
+ * in exactly one state:
+ *   pending   enqueued, its commit has not completed: invisible to store_ops.take
+ *   ready     committed, waiting in its queue (FIFO by id; requeued ones at the head)
+ *   taken     handed out by take, waiting for ack (removed) or requeue (back to ready)
+ * All writes (enqueue, ack, requeue) made between two commits form one batch that the
+ * commit makes durable atomically: all of it or none. The broker groups the writes of one
+ * loop turn into one batch (group commit); a STOMP transaction is applied within one turn,
+ * so its effects land in one batch.
+ * Message ids are unique and increasing for the life of the data: a persistent backend
+ * never reuses an id after reopening.
+ * Single-threaded: every call is made on the thread that owns the store (the loop thread);
+ * a backend may run commit work on other threads but completes on the owner's loop.
+ */
+#ifndef STORE_H
+#define STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define STORE_WUR __attribute__((warn_unused_result))
+#else
+#define STORE_WUR
+#endif
+
+typedef enum store_err {
+    STORE_OK = 0,
+    STORE_DONE,        /* commit: the batch is already durable; the callback will NOT run */
+    STORE_E_EMPTY,     /* take: no ready message in that queue */
+    STORE_E_NOTFOUND,  /* ack/requeue: no taken message with that id */
+    STORE_E_NOMEM,     /* an allocation failed; the store is unchanged */
+    STORE_E_IO,        /* the backend's storage failed */
+    STORE_E_BUSY,      /* commit: a commit is already in flight; retry after it completes */
+    STORE_E_INVALID,   /* bad argument (e.g. empty queue name) */
+    STORE_E__COUNT
+} store_err;
+
+/* A readable, static message for a code. Never NULL. */
+const char *store_strerror(store_err err);
+
+/* A message handed out by take. Every pointer is borrowed from the store, valid until the
+ * message is acked or requeued, or the store is closed. */
+typedef struct store_msg {
+    uint64_t id;
+    const char *queue;
+    size_t queue_len;
+    const char *headers; /* opaque header block as given to enqueue */
+    size_t headers_len;
+    const char *body;
+    size_t body_len;
+    uint32_t redeliveries; /* times this message went back to its queue */
+} store_msg;
+
+typedef struct store_options {
+    uv_loop_t *loop;   /* the owner's loop: completions run on it */
+    const char *path;  /* backend-specific location; NULL for the memory backend */
+    int sync_full;     /* persistent backends: survive power loss, not only a killed process */
+} store_options;
+
+typedef struct store store; /* one open store: backend-specific */
+
+/* Commit completion, run on the owner's loop, never inside the commit call. status is
+ * STORE_OK or STORE_E_IO (then the batch is lost: pending messages are dropped). */
+typedef void (*store_commit_cb)(void *arg, store_err status);
+
+#define STORE_OPS_VERSION 1u
+
+typedef struct store_ops {
+    unsigned version; /* STORE_OPS_VERSION the backend was written for */
+    const char *name; /* "memory", "sqlite" */
+
+    /* Open a store. *out: caller owns, release with close. */
+    store_err (*open)(const store_options *opts, store **out) STORE_WUR;
+    /* Release everything. No commit may be in flight. */
+    void (*close)(store *s);
+
+    /* Add a message to the tail of queue (created on first use). The data is copied.
+     * *id receives the new id. The message is pending until the next commit completes. */
+    store_err (*enqueue)(store *s, const char *queue, size_t queue_len, const char *headers,
+                         size_t headers_len, const char *body, size_t body_len,
+                         uint64_t *id) STORE_WUR;
+    /* Hand out the ready message at the head of queue: *out is borrowed (see store_msg).
+     * STORE_E_EMPTY when there is none. Taking is not a write: after a restart a taken
+     * message is ready again. */
+    store_err (*take)(store *s, const char *queue, size_t queue_len, store_msg *out) STORE_WUR;
+    /* Remove a taken message for good (a write). */
+    store_err (*ack)(store *s, uint64_t id) STORE_WUR;
+    /* Put a taken message back at the head of its queue with redeliveries + 1 (a write);
+     * it is ready again at once. Each requeue goes in front of the whole queue, so a
+     * caller returning several messages requeues them newest first to keep their order. */
+    store_err (*requeue)(store *s, uint64_t id) STORE_WUR;
+    /* Make every write since the last commit durable, atomically. Returns STORE_DONE when
+     * that is already so (cb not called), STORE_OK when cb will run later on the loop, or an
+     * error (cb not called, batch still open). At most one commit in flight. */
+    store_err (*commit)(store *s, store_commit_cb cb, void *arg) STORE_WUR;
+    /* Ready messages in queue (0 for an unknown queue). */
+    size_t (*depth)(store *s, const char *queue, size_t queue_len);
+} store_ops;
+
+/* The memory backend: fast, nothing survives close. Borrowed, static, never NULL. */
+const store_ops *store_memory_backend(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,1192 @@
+/* store_sqlite.c: the SQLite backend of store.h: queues that survive a restart.
+ *
+ * Two connections, each used by one thread at a time. The writer belongs to the loop thread
+ * only inside open and close; otherwise only the commit work (a libuv pool thread) touches
+ * it, one commit at a time, handed over by uv_queue_work and back by its after callback.
+ * The reader belongs to the loop thread and only runs short, indexed reads (paging); WAL
+ * lets it read while the writer commits, so the loop never waits for a sync. All other state
+ * lives on the loop thread. Every write between two commits is recorded as an operation in
+ * the open batch; a commit hands the batch to the worker, which applies it in one
+ * transaction, while new writes fill the other batch. An flock on "<path>-lock" keeps other
+ * processes out (SQLite's exclusive locking mode would lock out our own reader too).
+ *
+ * Queue order is (ord, id): a fresh message gets ord = id (above every other); a requeued
+ * one keeps its ord if that is already below the head's, else takes head's - 1. So the
+ * window is sorted by (ord, id), a restart reads the same order back, and messages taken but
+ * not acked come back where they were taken from. Per queue, the ready messages are the
+ * window (in memory) followed by `spilled` more in the file only, all above the frontier;
+ * every message at or below the frontier is in memory (window or taken) or acked. Pending
+ * messages are only in memory; paging never reads them early because it is bounded by the
+ * largest id whose commit has completed (committed_max).
+ */
+#include "store_sqlite.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+/* 'STMQ': marks a file as ours, so a foreign SQLite database is refused, not altered. */
+#define APP_ID 0x53544d51
+
+/* Pages of WAL before an automatic checkpoint. Larger than SQLite's default (1000) so the
+ * copy back into the database (and its sync) is paid less often under a steady load. */
+#define WAL_CHECKPOINT_PAGES 4000
+
+enum { REC_PENDING, REC_READY, REC_TAKEN };
+
+/* Forward migrations: steps[i] takes the schema from version i to i + 1. Only ever append. */
+static const char *const migrations[] = {
+    /* 0 -> 1 */
+    "CREATE TABLE queue(id INTEGER PRIMARY KEY, name BLOB NOT NULL UNIQUE);"
+    "CREATE TABLE msg(id INTEGER PRIMARY KEY, queue INTEGER NOT NULL, ord INTEGER NOT NULL,"
+    " redeliveries INTEGER NOT NULL, headers BLOB NOT NULL, body BLOB NOT NULL);"
+    "CREATE INDEX msg_queue_ord ON msg(queue, ord);"
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;",
+};
+#define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
+
+typedef struct squeue squeue;
+
+typedef struct srec {
+    struct srec *hnext;       /* id hash chain */
+    struct srec *prev, *next; /* a batch's pending list or its queue's window */
+    squeue *q;
+    uint64_t id;
+    int64_t ord;
+    uint32_t redeliveries;
+    int state;
+    size_t hlen, blen;
+    char data[]; /* header block, body, NUL */
+} srec;
+
+struct squeue {
+    squeue *hnext;
+    srec *head, *tail; /* the window: ready records in memory, in queue order */
+    size_t nwin;
+    uint64_t spilled;  /* ready records in the file only, after the window */
+    int64_t front_ord; /* the frontier: (ord, id) of the last record brought into memory */
+    uint64_t front_id;
+    size_t nrecs;      /* records in memory in any state */
+    int64_t qid;       /* row id in the queue table */
+    uint64_t row_seq;  /* the last batch that writes the queue's row */
+    uint64_t hash;
+    size_t name_len;
+    char name[]; /* NUL-terminated */
+};
+
+enum { OP_ENQ, OP_ACK, OP_REQUEUE, OP_QNEW, OP_QDEL };
+
+/* One write to replay in the commit transaction. The pointers stay valid while the batch is
+ * open or in flight: a pending record cannot be taken or acked, and a queue with a pending
+ * record cannot be dropped. */
+typedef struct op {
+    int kind;
+    uint32_t redeliveries;
+    int64_t key; /* message id (ACK, REQUEUE), queue id (QDEL) */
+    int64_t ord;
+    const void *ptr; /* srec (ENQ), squeue (QNEW) */
+} op;
+
+typedef struct batch {
+    op *ops;
+    size_t nops, cap;
+    srec *head, *tail; /* its enqueued records, in id order */
+    uint64_t max_id;   /* largest id enqueued in it, 0 when none */
+    /* Counters as they were when the batch was cut, stored with it. */
+    uint64_t next_id;
+    int64_t next_qid;
+    /* Written by the worker, read by the loop after the hand-back. */
+    int failed;
+    char err[256];
+    store_commit_cb cb;
+    void *arg;
+} batch;
+
+enum {
+    W_BEGIN,
+    W_COMMIT,
+    W_ROLLBACK,
+    W_INS_MSG,
+    W_DEL_MSG,
+    W_REQUEUE,
+    W_INS_QUEUE,
+    W_DEL_QUEUE,
+    W_META,
+    W__COUNT
+};
+
+static const char *const writer_sql[W__COUNT] = {
+    [W_BEGIN] = "BEGIN IMMEDIATE",
+    [W_COMMIT] = "COMMIT",
+    [W_ROLLBACK] = "ROLLBACK",
+    [W_INS_MSG] = "INSERT INTO msg(id, queue, ord, redeliveries, headers, body)"
+                  " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+    [W_DEL_MSG] = "DELETE FROM msg WHERE id = ?1",
+    [W_REQUEUE] = "UPDATE msg SET ord = ?2, redeliveries = ?3 WHERE id = ?1",
+    /* Each batch writing to a queue writes its row again (see sq_enqueue); REPLACE lets a
+     * row of the same name left by a failed batch give way (see drop_queue_if_unused). */
+    [W_INS_QUEUE] = "INSERT OR REPLACE INTO queue(id, name) VALUES(?1, ?2)",
+    [W_DEL_QUEUE] = "DELETE FROM queue WHERE id = ?1",
+    [W_META] = "INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)",
+};
+
+struct store {
+    uv_loop_t *loop;
+    sqlite3 *wdb; /* writer: see the top of the file for who may touch it when */
+    sqlite3 *rdb; /* reader: loop thread only */
+    sqlite3_stmt *w[W__COUNT];
+    sqlite3_stmt *page; /* on rdb */
+    int lock_fd;
+
+    srec **ids;
+    size_t ids_cap, nids;
+    squeue **queues;
+    size_t q_cap, nq;
+
+    batch bat[2];
+    batch *open; /* collects writes */
+    batch *fly;  /* being committed, NULL when none */
+    uv_work_t work;
+
+    uint64_t open_seq; /* number of the open batch */
+    uint64_t next_id;
+    uint64_t committed_max; /* largest id whose commit completed */
+    uint64_t stored_next_id; /* next_id as the file has it */
+    int64_t next_qid;
+    size_t max_row; /* header block + body bytes one row can hold */
+    char err[512];
+};
+
+static void set_err(store *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void set_err(store *s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->err, sizeof s->err, fmt, ap);
+    va_end(ap);
+}
+
+static store_err db_err(store *s, sqlite3 *db, const char *what)
+{
+    set_err(s, "%s: %s", what, db ? sqlite3_errmsg(db) : "out of memory");
+    return STORE_E_IO;
+}
+
+/* ---- hashes (same scheme as the memory backend) ---- */
+
+static uint64_t hash_bytes(const char *p, size_t n)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)p[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+static size_t id_slot(const store *s, uint64_t id)
+{
+    uint64_t h = id * 0x9e3779b97f4a7c15ull;
+    return (size_t)(h >> 32) & (s->ids_cap - 1);
+}
+
+static int grow_ids(store *s)
+{
+    size_t ncap = s->ids_cap ? s->ids_cap * 2 : 64;
+    srec **nb = calloc(ncap, sizeof *nb);
+    if (!nb)
+        return -1;
+    srec **old = s->ids;
+    size_t ocap = s->ids_cap;
+    s->ids = nb;
+    s->ids_cap = ncap;
+    for (size_t i = 0; i < ocap; i++) {
+        for (srec *r = old[i], *n; r; r = n) {
+            n = r->hnext;
+            size_t k = id_slot(s, r->id);
+            r->hnext = nb[k];
+            nb[k] = r;
+        }
+    }
+    free(old);
+    return 0;
+}
+
+static void hash_rec(store *s, srec *r)
+{
+    size_t k = id_slot(s, r->id);
+    r->hnext = s->ids[k];
+    s->ids[k] = r;
+    s->nids++;
+}
+
+static srec *find_rec(const store *s, uint64_t id)
+{
+    if (!s->ids_cap)
+        return NULL;
+    for (srec *r = s->ids[id_slot(s, id)]; r; r = r->hnext)
+        if (r->id == id)
+            return r;
+    return NULL;
+}
+
+static void unhash_rec(store *s, srec *r)
+{
+    srec **pp = &s->ids[id_slot(s, r->id)];
+    while (*pp != r)
+        pp = &(*pp)->hnext;
+    *pp = r->hnext;
+    s->nids--;
+}
+
+static int grow_queues(store *s)
+{
+    size_t ncap = s->q_cap ? s->q_cap * 2 : 16;
+    squeue **nb = calloc(ncap, sizeof *nb);
+    if (!nb)
+        return -1;
+    for (size_t i = 0; i < s->q_cap; i++) {
+        for (squeue *q = s->queues[i], *n; q; q = n) {
+            n = q->hnext;
+            size_t k = (size_t)q->hash & (ncap - 1);
+            q->hnext = nb[k];
+            nb[k] = q;
+        }
+    }
+    free(s->queues);
+    s->queues = nb;
+    s->q_cap = ncap;
+    return 0;
+}
+
+static squeue *find_queue(const store *s, const char *name, size_t len, uint64_t h)
+{
+    if (!s->q_cap)
+        return NULL;
+    for (squeue *q = s->queues[(size_t)h & (s->q_cap - 1)]; q; q = q->hnext)
+        if (q->hash == h && q->name_len == len && memcmp(q->name, name, len) == 0)
+            return q;
+    return NULL;
+}
+
+/* A new queue, linked into the hash. The caller has made room (grow_queues). */
+static squeue *add_queue(store *s, const char *name, size_t len, uint64_t h, int64_t qid)
+{
+    squeue *q = calloc(1, sizeof *q + len + 1);
+    if (!q)
+        return NULL;
+    q->hash = h;
+    q->name_len = len;
+    memcpy(q->name, name, len);
+    q->qid = qid;
+    q->front_ord = INT64_MIN;
+    size_t k = (size_t)h & (s->q_cap - 1);
+    q->hnext = s->queues[k];
+    s->queues[k] = q;
+    s->nq++;
+    return q;
+}
+
+static void list_unlink(srec **head, srec **tail, srec *r)
+{
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        *head = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    else
+        *tail = r->prev;
+    r->prev = r->next = NULL;
+}
+
+static void list_append(srec **head, srec **tail, srec *r)
+{
+    r->next = NULL;
+    r->prev = *tail;
+    if (*tail)
+        (*tail)->next = r;
+    else
+        *head = r;
+    *tail = r;
+}
+
+static void list_prepend(srec **head, srec **tail, srec *r)
+{
+    r->prev = NULL;
+    r->next = *head;
+    if (*head)
+        (*head)->prev = r;
+    else
+        *tail = r;
+    *head = r;
+}
+
+/* ---- batches ---- */
+
+/* Room for n more operations, so a write either records all its operations or none. */
+static int reserve_ops(batch *b, size_t n)
+{
+    if (b->cap - b->nops >= n)
+        return 0;
+    size_t ncap = b->cap ? b->cap : 64;
+    while (ncap - b->nops < n)
+        ncap *= 2;
+    op *nops = realloc(b->ops, ncap * sizeof *nops);
+    if (!nops)
+        return -1;
+    b->ops = nops;
+    b->cap = ncap;
+    return 0;
+}
+
+static void push_op(batch *b, int kind, int64_t key, int64_t ord, uint32_t redeliveries,
+                    const void *ptr)
+{
+    assert(b->nops < b->cap);
+    op *o = &b->ops[b->nops++];
+    o->kind = kind;
+    o->key = key;
+    o->ord = ord;
+    o->redeliveries = redeliveries;
+    o->ptr = ptr;
+}
+
+/* A queue with nothing left in memory or in the file is forgotten, here and (with the
+ * batch) in the file. The caller reserved one operation. If that batch fails, the row stays
+ * behind; a later queue of the same name replaces it, and open drops messages whose queue
+ * row is gone (their acks were made, only not stored). */
+static void drop_queue_if_unused(store *s, squeue *q)
+{
+    if (q->nrecs || q->spilled)
+        return;
+    push_op(s->open, OP_QDEL, q->qid, 0, 0, NULL);
+    squeue **pp = &s->queues[(size_t)q->hash & (s->q_cap - 1)];
+    while (*pp != q)
+        pp = &(*pp)->hnext;
+    *pp = q->hnext;
+    s->nq--;
+    free(q);
+}
+
+/* ---- the commit work (pool thread: touches wdb, the batch, and immutable record fields) ---- */
+
+static int step_done(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    (void)sqlite3_reset(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int bind_meta(sqlite3_stmt *st, const char *key, int64_t v)
+{
+    int rc = sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(st, 2, v);
+    return rc == SQLITE_OK ? step_done(st) : rc;
+}
+
+static int apply_op(store *s, const op *o)
+{
+    sqlite3_stmt *st;
+    int rc;
+    switch (o->kind) {
+    case OP_ENQ: {
+        const srec *r = o->ptr;
+        st = s->w[W_INS_MSG];
+        /* r->data is never NULL, so an empty header block or body binds as an empty blob. */
+        if ((rc = sqlite3_bind_int64(st, 1, (sqlite3_int64)r->id)) != SQLITE_OK ||
+            (rc = sqlite3_bind_int64(st, 2, r->q->qid)) != SQLITE_OK ||
+            (rc = sqlite3_bind_int64(st, 3, r->ord)) != SQLITE_OK ||
+            (rc = sqlite3_bind_int64(st, 4, r->redeliveries)) != SQLITE_OK ||
+            (rc = sqlite3_bind_blob64(st, 5, r->data, r->hlen, SQLITE_STATIC)) != SQLITE_OK ||
+            (rc = sqlite3_bind_blob64(st, 6, r->data + r->hlen, r->blen, SQLITE_STATIC)) !=
+                SQLITE_OK)
+            break;
+        rc = step_done(st);
+        break;
+    }
+    case OP_ACK:
+        st = s->w[W_DEL_MSG];
+        rc = sqlite3_bind_int64(st, 1, o->key);
+        if (rc == SQLITE_OK)
+            rc = step_done(st);
+        break;
+    case OP_REQUEUE:
+        st = s->w[W_REQUEUE];
+        if ((rc = sqlite3_bind_int64(st, 1, o->key)) != SQLITE_OK ||
+            (rc = sqlite3_bind_int64(st, 2, o->ord)) != SQLITE_OK ||
+            (rc = sqlite3_bind_int64(st, 3, o->redeliveries)) != SQLITE_OK)
+            break;
+        rc = step_done(st);
+        break;
+    case OP_QNEW: {
+        const squeue *q = o->ptr;
+        st = s->w[W_INS_QUEUE];
+        if ((rc = sqlite3_bind_int64(st, 1, q->qid)) != SQLITE_OK ||
+            (rc = sqlite3_bind_blob64(st, 2, q->name, q->name_len, SQLITE_STATIC)) != SQLITE_OK)
+            break;
+        rc = step_done(st);
+        break;
+    }
+    case OP_QDEL:
+        st = s->w[W_DEL_QUEUE];
+        rc = sqlite3_bind_int64(st, 1, o->key);
+        if (rc == SQLITE_OK)
+            rc = step_done(st);
+        break;
+    default:
+        rc = SQLITE_MISUSE;
+        break;
+    }
+    return rc;
+}
+
+static void commit_work(uv_work_t *req)
+{
+    store *s = req->data;
+    batch *b = s->fly;
+    const char *what = "begin";
+    int rc = step_done(s->w[W_BEGIN]);
+    for (size_t i = 0; rc == SQLITE_OK && i < b->nops; i++) {
+        what = "write";
+        rc = apply_op(s, &b->ops[i]);
+    }
+    if (rc == SQLITE_OK) {
+        what = "write";
+        sqlite3_stmt *m = s->w[W_META];
+        if ((rc = bind_meta(m, "next_id", (int64_t)b->next_id)) == SQLITE_OK)
+            rc = bind_meta(m, "next_qid", b->next_qid);
+    }
+    if (rc == SQLITE_OK) {
+        what = "commit";
+        rc = step_done(s->w[W_COMMIT]);
+    }
+    if (rc != SQLITE_OK) {
+        b->failed = 1;
+        snprintf(b->err, sizeof b->err, "%s: %s", what, sqlite3_errmsg(s->wdb));
+        /* Nothing of the batch may stay: roll back whatever the failure left open. */
+        if (!sqlite3_get_autocommit(s->wdb))
+            (void)step_done(s->w[W_ROLLBACK]);
+    }
+    /* Blobs were bound SQLITE_STATIC: unbind before the records can be freed. */
+    (void)sqlite3_clear_bindings(s->w[W_INS_MSG]);
+    (void)sqlite3_clear_bindings(s->w[W_INS_QUEUE]);
+}
+
+static void batch_reset(batch *b)
+{
+    b->nops = 0;
+    b->head = b->tail = NULL;
+    b->max_id = 0;
+    b->failed = 0;
+    b->err[0] = '\0';
+    b->cb = NULL;
+    b->arg = NULL;
+}
+
+/* Committed: each record joins its queue's window, or stays only in the file if the window
+ * is full or older messages of the queue are already only in the file (order). */
+static void make_ready(store *s, srec *r)
+{
+    squeue *q = r->q;
+    if (q->spilled == 0 && q->nwin < STORE_SQLITE_WINDOW) {
+        r->state = REC_READY;
+        list_append(&q->head, &q->tail, r);
+        q->nwin++;
+        q->front_ord = r->ord;
+        q->front_id = r->id;
+        return;
+    }
+    q->spilled++;
+    unhash_rec(s, r);
+    q->nrecs--;
+    free(r);
+}
+
+static void commit_done(uv_work_t *req, int status)
+{
+    store *s = req->data;
+    batch *b = s->fly;
+    int failed = b->failed || status != 0;
+    if (failed) {
+        if (b->failed)
+            set_err(s, "commit failed: %s", b->err);
+        else
+            set_err(s, "commit failed: %s", uv_strerror(status));
+    }
+    /* Failed: the batch's messages are dropped; its acks and requeues stay done in memory
+     * (the file still has them as they were, so a restart redelivers: at-least-once). */
+    while (b->head) {
+        srec *r = b->head;
+        list_unlink(&b->head, &b->tail, r);
+        if (!failed) {
+            make_ready(s, r);
+            continue;
+        }
+        squeue *q = r->q;
+        unhash_rec(s, r);
+        q->nrecs--;
+        free(r);
+        /* Dropping the queue needs an operation slot; without one the queue just stays. */
+        if (!q->nrecs && !q->spilled && reserve_ops(s->open, 1) == 0)
+            drop_queue_if_unused(s, q);
+    }
+    if (!failed) {
+        if (b->max_id > s->committed_max)
+            s->committed_max = b->max_id;
+        s->stored_next_id = b->next_id;
+    }
+    store_commit_cb cb = b->cb;
+    void *arg = b->arg;
+    batch_reset(b);
+    s->fly = NULL;
+    /* Last: the callback may commit again or close the store. */
+    if (cb)
+        cb(arg, failed ? STORE_E_IO : STORE_OK);
+}
+
+/* ---- paging (loop thread, reader connection) ---- */
+
+/* Read up to a window of q's spilled messages into its window. */
+static store_err page_in(store *s, squeue *q)
+{
+    sqlite3_stmt *st = s->page;
+    size_t want = STORE_SQLITE_WINDOW;
+    if (want > q->spilled)
+        want = (size_t)q->spilled;
+    while (s->nids + want > s->ids_cap)
+        if (grow_ids(s) != 0)
+            return STORE_E_NOMEM;
+    int rc;
+    if ((rc = sqlite3_bind_int64(st, 1, q->qid)) != SQLITE_OK ||
+        (rc = sqlite3_bind_int64(st, 2, q->front_ord)) != SQLITE_OK ||
+        (rc = sqlite3_bind_int64(st, 3, (sqlite3_int64)q->front_id)) != SQLITE_OK ||
+        (rc = sqlite3_bind_int64(st, 4, (sqlite3_int64)s->committed_max)) != SQLITE_OK ||
+        (rc = sqlite3_bind_int64(st, 5, (sqlite3_int64)want)) != SQLITE_OK)
+        return db_err(s, s->rdb, "read");
+    store_err err = STORE_OK;
+    size_t got = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const void *h = sqlite3_column_blob(st, 3);
+        size_t hlen = (size_t)sqlite3_column_bytes(st, 3);
+        const void *body = sqlite3_column_blob(st, 4);
+        size_t blen = (size_t)sqlite3_column_bytes(st, 4);
+        srec *r = NULL;
+        /* SQLite returns NULL for a non-empty blob only when it ran out of memory. */
+        if ((h || !hlen) && (body || !blen))
+            r = malloc(sizeof *r + hlen + blen + 1);
+        if (!r) {
+            err = STORE_E_NOMEM;
+            break;
+        }
+        r->q = q;
+        r->id = (uint64_t)sqlite3_column_int64(st, 0);
+        r->ord = sqlite3_column_int64(st, 1);
+        sqlite3_int64 red = sqlite3_column_int64(st, 2);
+        r->redeliveries = red < 0 ? 0 : red > UINT32_MAX ? UINT32_MAX : (uint32_t)red;
+        r->state = REC_READY;
+        r->hlen = hlen;
+        r->blen = blen;
+        if (hlen)
+            memcpy(r->data, h, hlen);
+        if (blen)
+            memcpy(r->data + hlen, body, blen);
+        r->data[hlen + blen] = '\0';
+        hash_rec(s, r);
+        list_append(&q->head, &q->tail, r);
+        q->nwin++;
+        q->nrecs++;
+        q->spilled--;
+        q->front_ord = r->ord;
+        q->front_id = r->id;
+        got++;
+    }
+    if (err == STORE_OK && rc != SQLITE_ROW && rc != SQLITE_DONE)
+        err = db_err(s, s->rdb, "read");
+    (void)sqlite3_reset(st); /* ends the read transaction: the WAL may be checkpointed past it */
+    /* The file has fewer than counted: only if something else changed it. Believe the file. */
+    if (err == STORE_OK && got < want)
+        q->spilled = 0;
+    return err;
+}
+
+/* ---- store_ops ---- */
+
+static void sq_close(store *s)
+{
+    if (!s)
+        return;
+    assert(!s->fly);
+    /* Ids of messages never committed are not reused either: store the counter. Best
+     * effort, close cannot fail; after a crash only never-visible ids can come back. */
+    if (s->w[W_META] && s->next_id > s->stored_next_id)
+        (void)bind_meta(s->w[W_META], "next_id", (int64_t)s->next_id);
+    if (s->page)
+        (void)sqlite3_finalize(s->page);
+    for (int i = 0; i < W__COUNT; i++)
+        if (s->w[i])
+            (void)sqlite3_finalize(s->w[i]);
+    /* The reader first: the last connection to close checkpoints and removes the WAL. */
+    if (s->rdb)
+        (void)sqlite3_close(s->rdb);
+    if (s->wdb)
+        (void)sqlite3_close(s->wdb);
+    if (s->lock_fd >= 0)
+        (void)close(s->lock_fd);
+    for (size_t i = 0; i < s->ids_cap; i++)
+        for (srec *r = s->ids[i], *n; r; r = n) {
+            n = r->hnext;
+            free(r);
+        }
+    for (size_t i = 0; i < s->q_cap; i++)
+        for (squeue *q = s->queues[i], *n; q; q = n) {
+            n = q->hnext;
+            free(q);
+        }
+    free(s->ids);
+    free(s->queues);
+    free(s->bat[0].ops);
+    free(s->bat[1].ops);
+    free(s);
+}
+
+static store_err sq_enqueue(store *s, const char *queue, size_t queue_len, const char *headers,
+                            size_t headers_len, const char *body, size_t body_len, uint64_t *id)
+{
+    if (!queue_len)
+        return STORE_E_INVALID;
+    if (headers_len > SIZE_MAX / 4 || body_len > SIZE_MAX / 4)
+        return STORE_E_NOMEM;
+    if (s->next_id > (uint64_t)INT64_MAX)
+        return STORE_E_INVALID; /* the file keeps ids as signed 64-bit integers */
+    /* Refused here rather than failing the whole batch at commit (SQLITE_TOOBIG). */
+    if (headers_len + body_len > s->max_row)
+        return STORE_E_INVALID;
+    batch *b = s->open;
+    if (reserve_ops(b, 2) != 0)
+        return STORE_E_NOMEM;
+    if (s->nids >= s->ids_cap && grow_ids(s) != 0)
+        return STORE_E_NOMEM;
+    uint64_t h = hash_bytes(queue, queue_len);
+    squeue *q = find_queue(s, queue, queue_len, h);
+    int fresh = 0;
+    if (!q) {
+        if (s->nq >= s->q_cap && grow_queues(s) != 0)
+            return STORE_E_NOMEM;
+        q = add_queue(s, queue, queue_len, h, s->next_qid);
+        if (!q)
+            return STORE_E_NOMEM;
+        fresh = 1;
+    }
+    srec *r = malloc(sizeof *r + headers_len + body_len + 1);
+    if (!r) {
+        if (fresh) {
+            squeue **pp = &s->queues[(size_t)q->hash & (s->q_cap - 1)];
+            while (*pp != q)
+                pp = &(*pp)->hnext;
+            *pp = q->hnext;
+            s->nq--;
+            free(q);
+        }
+        return STORE_E_NOMEM;
+    }
+    if (fresh)
+        s->next_qid++;
+    /* Each batch writing to a queue (re)writes its row: the row then never depends on an
+     * earlier batch having succeeded. */
+    if (q->row_seq != s->open_seq) {
+        q->row_seq = s->open_seq;
+        push_op(b, OP_QNEW, q->qid, 0, 0, q);
+    }
+    r->q = q;
+    r->id = s->next_id++;
+    r->ord = (int64_t)r->id;
+    r->redeliveries = 0;
+    r->state = REC_PENDING;
+    r->hlen = headers_len;
+    r->blen = body_len;
+    if (headers_len)
+        memcpy(r->data, headers, headers_len);
+    if (body_len)
+        memcpy(r->data + headers_len, body, body_len);
+    r->data[headers_len + body_len] = '\0';
+    hash_rec(s, r);
+    q->nrecs++;
+    list_append(&b->head, &b->tail, r);
+    b->max_id = r->id;
+    push_op(b, OP_ENQ, (int64_t)r->id, r->ord, 0, r);
+    *id = r->id;
+    return STORE_OK;
+}
+
+static store_err sq_take(store *s, const char *queue, size_t queue_len, store_msg *out)
+{
+    squeue *q = find_queue(s, queue, queue_len, hash_bytes(queue, queue_len));
+    if (!q)
+        return STORE_E_EMPTY;
+    if (!q->head && q->spilled) {
+        store_err err = page_in(s, q);
+        /* A partial page is still usable; only an empty window is an error. */
+        if (err != STORE_OK && !q->head)
+            return err;
+    }
+    if (!q->head)
+        return STORE_E_EMPTY;
+    srec *r = q->head;
+    list_unlink(&q->head, &q->tail, r);
+    q->nwin--;
+    r->state = REC_TAKEN;
+    out->id = r->id;
+    out->queue = q->name;
+    out->queue_len = q->name_len;
+    out->headers = r->data;
+    out->headers_len = r->hlen;
+    out->body = r->data + r->hlen;
+    out->body_len = r->blen;
+    out->redeliveries = r->redeliveries;
+    return STORE_OK;
+}
+
+static store_err sq_ack(store *s, uint64_t id)
+{
+    srec *r = find_rec(s, id);
+    if (!r || r->state != REC_TAKEN)
+        return STORE_E_NOTFOUND;
+    /* Two slots: the delete, and maybe the queue's removal. */
+    if (reserve_ops(s->open, 2) != 0)
+        return STORE_E_NOMEM;
+    push_op(s->open, OP_ACK, (int64_t)r->id, 0, 0, NULL);
+    unhash_rec(s, r);
+    squeue *q = r->q;
+    q->nrecs--;
+    free(r);
+    drop_queue_if_unused(s, q);
+    return STORE_OK;
+}
+
+static store_err sq_requeue(store *s, uint64_t id)
+{
+    srec *r = find_rec(s, id);
+    if (!r || r->state != REC_TAKEN)
+        return STORE_E_NOTFOUND;
+    squeue *q = r->q;
+    if (q->head && q->head->ord == INT64_MIN)
+        return STORE_E_INVALID; /* no position left in front: unreachable in practice */
+    if (reserve_ops(s->open, 1) != 0)
+        return STORE_E_NOMEM;
+    r->state = REC_READY;
+    if (r->redeliveries < UINT32_MAX)
+        r->redeliveries++;
+    if (q->head && q->head->ord <= r->ord)
+        r->ord = q->head->ord - 1;
+    push_op(s->open, OP_REQUEUE, (int64_t)r->id, r->ord, r->redeliveries, NULL);
+    list_prepend(&q->head, &q->tail, r);
+    q->nwin++;
+    return STORE_OK;
+}
+
+static store_err sq_commit(store *s, store_commit_cb cb, void *arg)
+{
+    /* Even with nothing new, an earlier batch is not durable until its commit completes. */
+    if (s->fly)
+        return STORE_E_BUSY;
+    batch *b = s->open;
+    if (!b->nops)
+        return STORE_DONE;
+    b->cb = cb;
+    b->arg = arg;
+    b->next_id = s->next_id;
+    b->next_qid = s->next_qid;
+    s->fly = b;
+    s->open = b == &s->bat[0] ? &s->bat[1] : &s->bat[0];
+    s->open_seq++;
+    s->work.data = s;
+    int rc = uv_queue_work(s->loop, &s->work, commit_work, commit_done);
+    if (rc != 0) {
+        s->open = b;
+        s->open_seq--;
+        s->fly = NULL;
+        b->cb = NULL;
+        b->arg = NULL;
+        set_err(s, "commit: %s", uv_strerror(rc));
+        return STORE_E_IO;
+    }
+    return STORE_OK;
+}
+
+static size_t sq_depth(store *s, const char *queue, size_t queue_len)
+{
+    squeue *q = find_queue(s, queue, queue_len, hash_bytes(queue, queue_len));
+    return q ? q->nwin + (size_t)q->spilled : 0;
+}
+
+/* ---- open ---- */
+
+static int exec(store *s, const char *sql, const char *what)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(s->wdb, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK)
+        set_err(s, "%s: %s", what, msg ? msg : sqlite3_errstr(rc));
+    sqlite3_free(msg);
+    return rc;
+}
+
+/* Run a one-value query on the writer. */
+static int query_int(store *s, const char *sql, sqlite3_int64 *out, int *isnull)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->wdb, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            if (isnull)
+                *isnull = sqlite3_column_type(st, 0) == SQLITE_NULL;
+            *out = sqlite3_column_int64(st, 0);
+            rc = SQLITE_OK;
+        } else if (rc == SQLITE_DONE) {
+            if (isnull)
+                *isnull = 1;
+            *out = 0;
+            rc = SQLITE_OK;
+        }
+    }
+    if (rc != SQLITE_OK)
+        set_err(s, "%s: %s", sql, sqlite3_errmsg(s->wdb));
+    (void)sqlite3_finalize(st);
+    return rc;
+}
+
+static store_err take_lock(store *s, const char *path)
+{
+    size_t n = strlen(path);
+    char *lp = malloc(n + sizeof "-lock");
+    if (!lp)
+        return STORE_E_NOMEM;
+    memcpy(lp, path, n);
+    memcpy(lp + n, "-lock", sizeof "-lock");
+    store_err err = STORE_OK;
+    s->lock_fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (s->lock_fd < 0) {
+        set_err(s, "%s: %s", lp, strerror(errno));
+        err = STORE_E_IO;
+    } else if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EWOULDBLOCK)
+            set_err(s, "%s is in use by another store (lock %s held)", path, lp);
+        else
+            set_err(s, "%s: lock: %s", lp, strerror(errno));
+        err = STORE_E_IO;
+    }
+    free(lp);
+    return err;
+}
+
+/* Is the file an empty database or a store this build can use? Only reads, so a file that
+ * is refused is left exactly as it was. *ver: its schema version. */
+static store_err check_file(store *s, sqlite3_int64 *ver)
+{
+    sqlite3_int64 app, ntables;
+    /* The first read: a file that is not a database fails here. */
+    if (query_int(s, "PRAGMA application_id", &app, NULL) != SQLITE_OK ||
+        query_int(s, "PRAGMA user_version", ver, NULL) != SQLITE_OK ||
+        query_int(s, "SELECT count(*) FROM sqlite_schema", &ntables, NULL) != SQLITE_OK)
+        return STORE_E_IO;
+    if ((app != 0 && app != APP_ID) || (app == 0 && ntables != 0) || *ver < 0) {
+        set_err(s, "not a stompd store (another application's SQLite database)");
+        return STORE_E_IO;
+    }
+    if (*ver > SCHEMA_VERSION) {
+        set_err(s, "schema version %lld is newer than this build supports (%d): upgrade stompd",
+                (long long)*ver, SCHEMA_VERSION);
+        return STORE_E_IO;
+    }
+    return STORE_OK;
+}
+
+/* Bring the schema to SCHEMA_VERSION inside the open transaction. */
+static store_err migrate(store *s)
+{
+    sqlite3_int64 ver;
+    store_err err = check_file(s, &ver);
+    if (err != STORE_OK)
+        return err;
+    for (sqlite3_int64 v = ver; v < SCHEMA_VERSION; v++)
+        if (exec(s, migrations[v], "schema migration") != SQLITE_OK)
+            return STORE_E_IO;
+    if (ver < SCHEMA_VERSION) {
+        char sql[96];
+        snprintf(sql, sizeof sql, "PRAGMA user_version = %d; PRAGMA application_id = %d",
+                 SCHEMA_VERSION, APP_ID);
+        if (exec(s, sql, "schema version") != SQLITE_OK)
+            return STORE_E_IO;
+    }
+    return STORE_OK;
+}
+
+static store_err load_meta(store *s)
+{
+    sqlite3_int64 v;
+    int isnull;
+    uint64_t next_id = 1;
+    if (query_int(s, "SELECT value FROM meta WHERE key = 'next_id'", &v, &isnull) != SQLITE_OK)
+        return STORE_E_IO;
+    if (!isnull && v > 0)
+        next_id = (uint64_t)v;
+    if (query_int(s, "SELECT max(id) FROM msg", &v, &isnull) != SQLITE_OK)
+        return STORE_E_IO;
+    if (!isnull && v > 0 && (uint64_t)v >= next_id)
+        next_id = (uint64_t)v + 1;
+    s->next_id = next_id;
+    s->stored_next_id = next_id;
+    s->committed_max = next_id - 1;
+
+    int64_t next_qid = 1;
+    if (query_int(s, "SELECT value FROM meta WHERE key = 'next_qid'", &v, &isnull) != SQLITE_OK)
+        return STORE_E_IO;
+    if (!isnull && v > 0)
+        next_qid = v;
+    if (query_int(s, "SELECT max(id) FROM queue", &v, &isnull) != SQLITE_OK)
+        return STORE_E_IO;
+    if (!isnull && v >= next_qid)
+        next_qid = v + 1;
+    s->next_qid = next_qid;
+    return STORE_OK;
+}
+
+/* Queues with their message counts. One pass over the (queue, ord) index: no message body
+ * is read. Drops queue rows without messages and messages without a queue row. */
+static store_err load_queues(store *s)
+{
+    store_err err = STORE_OK;
+    sqlite3_stmt *counts = NULL, *byid = NULL, *del = NULL;
+    sqlite3_int64 *orphans = NULL;
+    size_t norphans = 0, orphans_cap = 0;
+    int rc = sqlite3_prepare_v2(s->wdb, "SELECT queue, count(*) FROM msg GROUP BY queue", -1,
+                                &counts, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(s->wdb, "SELECT name FROM queue WHERE id = ?1", -1, &byid, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(s->wdb, "DELETE FROM msg WHERE queue = ?1", -1, &del, NULL);
+    if (rc != SQLITE_OK) {
+        err = db_err(s, s->wdb, "load");
+        goto out;
+    }
+    while ((rc = sqlite3_step(counts)) == SQLITE_ROW) {
+        sqlite3_int64 qid = sqlite3_column_int64(counts, 0);
+        sqlite3_int64 n = sqlite3_column_int64(counts, 1);
+        if ((rc = sqlite3_bind_int64(byid, 1, qid)) != SQLITE_OK)
+            break;
+        rc = sqlite3_step(byid);
+        if (rc == SQLITE_DONE) {
+            /* Messages whose queue row is gone: removed after the scan, not during it. */
+            (void)sqlite3_reset(byid);
+            if (norphans == orphans_cap) {
+                size_t ncap = orphans_cap ? orphans_cap * 2 : 8;
+                sqlite3_int64 *no = realloc(orphans, ncap * sizeof *no);
+                if (!no) {
+                    err = STORE_E_NOMEM;
+                    set_err(s, "out of memory");
+                    goto out;
+                }
+                orphans = no;
+                orphans_cap = ncap;
+            }
+            orphans[norphans++] = qid;
+            continue;
+        }
+        if (rc != SQLITE_ROW)
+            break;
+        const char *name = sqlite3_column_blob(byid, 0);
+        size_t len = (size_t)sqlite3_column_bytes(byid, 0);
+        if (len == 0 || n <= 0) {
+            (void)sqlite3_reset(byid);
+            continue;
+        }
+        uint64_t h = hash_bytes(name, len);
+        squeue *q = find_queue(s, name, len, h);
+        if (q) { /* UNIQUE name: cannot happen; keep the first */
+            (void)sqlite3_reset(byid);
+            continue;
+        }
+        if (s->nq >= s->q_cap && grow_queues(s) != 0) {
+            err = STORE_E_NOMEM;
+            set_err(s, "out of memory");
+            goto out;
+        }
+        q = add_queue(s, name, len, h, qid);
+        (void)sqlite3_reset(byid);
+        if (!q) {
+            err = STORE_E_NOMEM;
+            set_err(s, "out of memory");
+            goto out;
+        }
+        q->spilled = (uint64_t)n;
+    }
+    if (rc != SQLITE_DONE) {
+        err = db_err(s, s->wdb, "load");
+        goto out;
+    }
+    (void)sqlite3_reset(counts);
+    for (size_t i = 0; i < norphans; i++) {
+        if ((rc = sqlite3_bind_int64(del, 1, orphans[i])) != SQLITE_OK ||
+            (rc = step_done(del)) != SQLITE_OK) {
+            err = db_err(s, s->wdb, "clean up");
+            goto out;
+        }
+    }
+    if (exec(s, "DELETE FROM queue WHERE NOT EXISTS (SELECT 1 FROM msg WHERE msg.queue = queue.id)",
+             "clean up") != SQLITE_OK)
+        err = STORE_E_IO;
+out:
+    free(orphans);
+    (void)sqlite3_finalize(counts);
+    (void)sqlite3_finalize(byid);
+    (void)sqlite3_finalize(del);
+    return err;
+}
+
+static store_err open_db(store *s, const store_options *opts)
+{
+    const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    int rc = sqlite3_open_v2(opts->path, &s->wdb, flags, NULL);
+    if (rc != SQLITE_OK)
+        return db_err(s, s->wdb, "open");
+    (void)sqlite3_extended_result_codes(s->wdb, 1);
+    if (sqlite3_db_readonly(s->wdb, "main") != 0) {
+        set_err(s, "open: %s can only be opened read-only", opts->path);
+        return STORE_E_IO;
+    }
+    sqlite3_int64 ver;
+    store_err err = check_file(s, &ver);
+    if (err != STORE_OK)
+        return err;
+    if (exec(s, "PRAGMA journal_mode = WAL", "open") != SQLITE_OK)
+        return STORE_E_IO;
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "PRAGMA synchronous = %s; PRAGMA wal_autocheckpoint = %d;"
+             " PRAGMA foreign_keys = OFF; PRAGMA busy_timeout = 2000",
+             opts->sync_full ? "FULL" : "NORMAL", WAL_CHECKPOINT_PAGES);
+    if (exec(s, sql, "open") != SQLITE_OK)
+        return STORE_E_IO;
+
+    /* One write transaction: proves the file is writable and ours before anything is used. */
+    if (exec(s, "BEGIN IMMEDIATE", "open") != SQLITE_OK)
+        return STORE_E_IO;
+    err = migrate(s);
+    if (err == STORE_OK)
+        err = load_meta(s);
+    if (err == STORE_OK)
+        err = load_queues(s);
+    if (err == STORE_OK && exec(s, "COMMIT", "open") != SQLITE_OK)
+        err = STORE_E_IO;
+    if (err != STORE_OK) {
+        if (!sqlite3_get_autocommit(s->wdb))
+            (void)sqlite3_exec(s->wdb, "ROLLBACK", NULL, NULL, NULL);
+        return err;
+    }
+    /* journal_mode must really be WAL: the reader relies on it to run beside the writer. */
+    sqlite3_stmt *st = NULL;
+    rc = sqlite3_prepare_v2(s->wdb, "PRAGMA journal_mode", -1, &st, NULL);
+    int wal = rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW &&
+              sqlite3_column_text(st, 0) &&
+              strcmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
+    (void)sqlite3_finalize(st);
+    if (!wal) {
+        set_err(s, "open: %s cannot use WAL mode", opts->path);
+        return STORE_E_IO;
+    }
+
+    int max_len = sqlite3_limit(s->wdb, SQLITE_LIMIT_LENGTH, -1);
+    s->max_row = max_len > 1024 ? (size_t)max_len - 1024 : 0; /* room for the other columns */
+    for (int i = 0; i < W__COUNT; i++)
+        if (sqlite3_prepare_v3(s->wdb, writer_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->w[i],
+                               NULL) != SQLITE_OK)
+            return db_err(s, s->wdb, "prepare");
+
+    rc = sqlite3_open_v2(opts->path, &s->rdb, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK)
+        return db_err(s, s->rdb, "open reader");
+    (void)sqlite3_extended_result_codes(s->rdb, 1);
+    (void)sqlite3_busy_timeout(s->rdb, 200);
+    if (sqlite3_prepare_v3(s->rdb,
+                           "SELECT id, ord, redeliveries, headers, body FROM msg"
+                           " WHERE queue = ?1 AND (ord, id) > (?2, ?3) AND id <= ?4"
+                           " ORDER BY ord, id LIMIT ?5",
+                           -1, SQLITE_PREPARE_PERSISTENT, &s->page, NULL) != SQLITE_OK)
+        return db_err(s, s->rdb, "prepare");
+    return STORE_OK;
+}
+
+store_err store_sqlite_open(const store_options *opts, store **out, char *reason,
+                            size_t reason_size)
+{
+    if (reason && reason_size)
+        reason[0] = '\0';
+    if (!opts || !opts->loop || !opts->path || !opts->path[0] || !out) {
+        if (reason && reason_size)
+            snprintf(reason, reason_size, "a loop and a path are needed");
+        return STORE_E_INVALID;
+    }
+    store *s = calloc(1, sizeof *s);
+    if (!s) {
+        if (reason && reason_size)
+            snprintf(reason, reason_size, "out of memory");
+        return STORE_E_NOMEM;
+    }
+    s->loop = opts->loop;
+    s->lock_fd = -1;
+    s->open = &s->bat[0];
+    s->open_seq = 1;
+    store_err err = take_lock(s, opts->path);
+    if (err == STORE_OK)
+        err = open_db(s, opts);
+    if (err != STORE_OK) {
+        if (err == STORE_E_NOMEM && !s->err[0])
+            set_err(s, "out of memory");
+        if (reason && reason_size)
+            snprintf(reason, reason_size, "%s", s->err);
+        sq_close(s);
+        return err;
+    }
+    *out = s;
+    return STORE_OK;
+}
+
+static store_err sq_open(const store_options *opts, store **out)
+{
+    return store_sqlite_open(opts, out, NULL, 0);
+}
+
+const char *store_sqlite_last_error(const store *s)
+{
+    return s->err;
+}
+
+static const store_ops sqlite_ops = {
+    .version = STORE_OPS_VERSION,
+    .name = "sqlite",
+    .open = sq_open,
+    .close = sq_close,
+    .enqueue = sq_enqueue,
+    .take = sq_take,
+    .ack = sq_ack,
+    .requeue = sq_requeue,
+    .commit = sq_commit,
+    .depth = sq_depth,
+};
+
+const store_ops *store_sqlite_backend(void)
+{
+    return &sqlite_ops;
+}

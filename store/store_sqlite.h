@@ -1,0 +1,39 @@
+/* store_sqlite.h: the SQLite backend of store.h (durable queues in one database file).
+ *
+ * Reached like any backend through store_sqlite_backend(); the two extra functions give the
+ * reason behind a STORE_E_IO, which the generic table has no slot for.
+ */
+#ifndef STORE_SQLITE_H
+#define STORE_SQLITE_H
+
+#include <stddef.h>
+
+#include "store.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Ready messages of one queue kept in memory; the rest are read from the file on demand.
+ * Bounds the memory a backlog costs: about this many messages per queue. */
+#define STORE_SQLITE_WINDOW 256
+
+/* The SQLite backend. Borrowed, static, never NULL. opts->path names the database file; a
+ * sibling file "<path>-lock" is created and locked so only one process uses the database. */
+const store_ops *store_sqlite_backend(void);
+
+/* The backend's open with the reason for a failure: on any error other than STORE_OK a
+ * NUL-terminated text is written to reason (truncated to reason_size; reason may be NULL
+ * when reason_size is 0). *out: caller owns, release with store_sqlite_backend()->close. */
+store_err store_sqlite_open(const store_options *opts, store **out, char *reason,
+                            size_t reason_size) STORE_WUR;
+
+/* Text of the last failure of s (a commit that reported STORE_E_IO, a take that could not
+ * read the file); "" when none. Borrowed, valid until the next call on s. s must have been
+ * opened by this backend. */
+const char *store_sqlite_last_error(const store *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,777 @@
+/* test_sqlite.c: the SQLite backend: the shared store contract, the same semantics again
+ * on a real file, plus what only a persistent backend has (reopen, locking, schema
+ * versions, paging, commits in flight, failed commits). Each test works in its own
+ * temporary directory and removes it.
+ */
+#include <dirent.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "store.h"
+#include "store_contract.h"
+#include "store_sqlite.h"
+
+typedef struct fx {
+    uv_loop_t loop;
+    char dir[64];
+    char path[96];
+    const store_ops *ops;
+    store *s;
+} fx;
+
+typedef struct waiter {
+    int done;
+    store_err status;
+} waiter;
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    const char *tmp = getenv("TMPDIR");
+    snprintf(f->dir, sizeof f->dir, "%s/stompd-sq-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->path, sizeof f->path, "%s/store.db", f->dir);
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    f->ops = store_sqlite_backend();
+    *state = f;
+    return 0;
+}
+
+/* Remove dir and the files in it (the database, its WAL and lock files). */
+static void remove_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        char p[400];
+        while ((e = readdir(d)) != NULL) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+                continue;
+            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+            unlink(p);
+        }
+        closedir(d);
+    }
+    rmdir(dir);
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    if (f->s)
+        f->ops->close(f->s);
+    remove_dir(f->dir);
+    int rc = uv_loop_close(&f->loop);
+    free(f);
+    assert_int_equal(rc, 0);
+    return 0;
+}
+
+static store *open_store(fx *f, int sync_full)
+{
+    store_options o = {.loop = &f->loop, .path = f->path, .sync_full = sync_full};
+    char why[256];
+    store *s = NULL;
+    store_err err = store_sqlite_open(&o, &s, why, sizeof why);
+    if (err != STORE_OK)
+        fail_msg("open: %s: %s", store_strerror(err), why);
+    return s;
+}
+
+static void reopen(fx *f)
+{
+    f->ops->close(f->s);
+    f->s = open_store(f, 0);
+}
+
+static void on_commit(void *arg, store_err status)
+{
+    waiter *w = arg;
+    w->done++;
+    w->status = status;
+}
+
+/* Commit and run the loop until it completed. STORE_OK or the failure reported. */
+static store_err commit_wait(fx *f)
+{
+    waiter w = {0};
+    store_err err = f->ops->commit(f->s, on_commit, &w);
+    if (err == STORE_DONE)
+        return STORE_OK;
+    if (err != STORE_OK)
+        return err;
+    while (!w.done)
+        assert_int_equal(uv_run(&f->loop, UV_RUN_ONCE) >= 0, 1);
+    assert_int_equal(w.done, 1);
+    return w.status;
+}
+
+static uint64_t put(fx *f, const char *q, const char *body)
+{
+    uint64_t id = 0;
+    assert_int_equal(f->ops->enqueue(f->s, q, strlen(q), "h", 1, body, strlen(body), &id),
+                     STORE_OK);
+    return id;
+}
+
+/* Take from q and check the body; returns the id. */
+static uint64_t take_expect(fx *f, const char *q, const char *body, uint32_t redeliveries)
+{
+    store_msg m;
+    assert_int_equal(f->ops->take(f->s, q, strlen(q), &m), STORE_OK);
+    assert_int_equal(m.body_len, strlen(body));
+    assert_memory_equal(m.body, body, m.body_len);
+    assert_int_equal(m.queue_len, strlen(q));
+    assert_memory_equal(m.queue, q, m.queue_len);
+    assert_int_equal(m.redeliveries, redeliveries);
+    return m.id;
+}
+
+static void expect_empty(fx *f, const char *q)
+{
+    store_msg m;
+    assert_int_equal(f->ops->take(f->s, q, strlen(q), &m), STORE_E_EMPTY);
+}
+
+static size_t depth(fx *f, const char *q)
+{
+    return f->ops->depth(f->s, q, strlen(q));
+}
+
+/* ---- contract semantics ---- */
+
+static void test_enqueue_take_ack(void **state)
+{
+    fx *f = *state;
+    f->s = open_store(f, 0);
+    assert_string_equal(f->ops->name, "sqlite");
+    assert_int_equal(f->ops->version, STORE_OPS_VERSION);
+    uint64_t id = 0;
+    assert_int_equal(f->ops->enqueue(f->s, "", 0, "h", 1, "b", 1, &id), STORE_E_INVALID);
+    /* More than a row can hold is refused up front (the data is not read). */
+    assert_int_equal(f->ops->enqueue(f->s, "q", 1, "h", 1, "b", (size_t)2000000000, &id),
+                     STORE_E_INVALID);
+    assert_int_equal(f->ops->commit(f->s, on_commit, NULL), STORE_DONE);
+
+    uint64_t a = put(f, "/queue/a", "one");
+    assert_true(a > 0);
+    expect_empty(f, "/queue/a"); /* pending */
+    assert_int_equal(depth(f, "/queue/a"), 0);
+    assert_int_equal(commit_wait(f), STORE_OK);
+    assert_int_equal(depth(f, "/queue/a"), 1);
+    assert_int_equal(depth(f, "/queue/none"), 0);
+    expect_empty(f, "/queue/none");
+
+    store_msg m;
+    assert_int_equal(f->ops->take(f->s, "/queue/a", 8, &m), STORE_OK);
+    assert_int_equal(m.id, a);
+    assert_int_equal(m.headers_len, 1);
+    assert_memory_equal(m.headers, "h", 1);
+    assert_int_equal(m.redeliveries, 0);
+    assert_int_equal(depth(f, "/queue/a"), 0);
+    assert_int_equal(f->ops->ack(f->s, a + 100), STORE_E_NOTFOUND);
+    assert_int_equal(f->ops->requeue(f->s, a + 100), STORE_E_NOTFOUND);
+    assert_int_equal(f->ops->ack(f->s, a), STORE_OK);
+    assert_int_equal(f->ops->ack(f->s, a), STORE_E_NOTFOUND);
+    assert_int_equal(commit_wait(f), STORE_OK);
+    expect_empty(f, "/queue/a");
+
+    /* A ready (not taken) or pending message cannot be acked. */
+    uint64_t b = put(f, "/queue/a", "two");
+    assert_int_equal(f->ops->ack(f->s, b), STORE_E_NOTFOUND);
+    assert_int_equal(commit_wait(f), STORE_OK);
+    assert_int_equal(f->ops->ack(f->s, b), STORE_E_NOTFOUND);
+    assert_int_equal(f->ops->requeue(f->s, b), STORE_E_NOTFOUND);
+    assert_true(b > a);
+}
+
+static void test_fifo_per_queue(void **state)
+{
+    fx *f = *state;
+    f->s = open_store(f, 0);
+    char body[32];
+    for (int i = 0; i < 50; i++) {
+        snprintf(body, sizeof body, "a%d", i);
+        put(f, "qa", body);
+        snprintf(body, sizeof body, "b%d", i);
+        put(f, "qb", body);
+        if (i % 7 == 0)
+            assert_int_equal(commit_wait(f), STORE_OK);
+    }
+    assert_int_equal(commit_wait(f), STORE_OK);
+    assert_int_equal(depth(f, "qa"), 50);
+    for (int i = 0; i < 50; i++) {
+        snprintf(body, sizeof body, "b%d", i);
+        assert_int_equal(f->ops->ack(f->s, take_expect(f, "qb", body, 0)), STORE_OK);
+        snprintf(body, sizeof body, "a%d", i);
+        assert_int_equal(f->ops->ack(f->s, take_expect(f, "qa", body, 0)), STORE_OK);
+    }
+    expect_empty(f, "qa");
+    expect_empty(f, "qb");
+    assert_int_equal(commit_wait(f), STORE_OK);
+}
+
+static void test_requeue_to_head(void **state)
+{
+    fx *f = *state;
+    f->s = open_store(f, 0);
+    put(f, "q", "m1");
+    put(f, "q", "m2");
+    put(f, "q", "m3");
+    put(f, "q", "m4");
+    assert_int_equal(commit_wait(f), STORE_OK);
+    uint64_t i1 = take_expect(f, "q", "m1", 0);
+    uint64_t i2 = take_expect(f, "q", "m2", 0);
+    assert_int_equal(depth(f, "q"), 2);
+    /* Newest first keeps the order; ready again at once, before any commit. */
+    assert_int_equal(f->ops->requeue(f->s, i2), STORE_OK);
+    assert_int_equal(f->ops->requeue(f->s, i1), STORE_OK);
+    assert_int_equal(f->ops->requeue(f->s, i1), STORE_E_NOTFOUND);
+    assert_int_equal(depth(f, "q"), 4);
+    i1 = take_expect(f, "q", "m1", 1);
+    assert_int_equal(f->ops->requeue(f->s, i1), STORE_OK);
+    take_expect(f, "q", "m1", 2);
+    take_expect(f, "q", "m2", 1);
+    take_expect(f, "q", "m3", 0);
+    take_expect(f, "q", "m4", 0);
+    expect_empty(f, "q");
+    assert_int_equal(commit_wait(f), STORE_OK);
+}
+
+static void test_batch_invisible_until_complete(void **state)
+{
+    fx *f = *state;
+    f->s = open_store(f, 1);
+    put(f, "q", "x");
+    put(f, "q", "y");
+    waiter w = {0};
+    assert_int_equal(f->ops->commit(f->s, on_commit, &w), STORE_OK);
+    /* Never inside the call, and nothing visible until the callback ran. */
+    assert_int_equal(w.done, 0);
+    expect_empty(f, "q");
+    assert_int_equal(depth(f, "q"), 0);
+    while (!w.done)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(w.status, STORE_OK);
+    assert_int_equal(depth(f, "q"), 2);
+    take_expect(f, "q", "x", 0);
+    take_expect(f, "q", "y", 0);
+}
+
+static void test_commit_in_flight(void **state)
+{
+    fx *f = *state;
+    f->s = open_store(f, 1);
+    put(f, "q", "a");
+    assert_int_equal(commit_wait(f), STORE_OK);
+    uint64_t ia = take_expect(f, "q", "a", 0);
+
+    put(f, "q", "b");
+    waiter w1 = {0}, w2 = {0};
+    assert_int_equal(f->ops->commit(f->s, on_commit, &w1), STORE_OK);
+    /* Writes while the first batch is in flight go into the next one. */
+    put(f, "q", "c");
+    assert_int_equal(f->ops->ack(f->s, ia), STORE_OK);
+    assert_int_equal(f->ops->commit(f->s, on_commit, &w2), STORE_E_BUSY);
+    while (!w1.done)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(w1.status, STORE_OK);
+    assert_int_equal(depth(f, "q"), 1);
+    uint64_t ib = take_expect(f, "q", "b", 0);
+    expect_empty(f, "q"); /* c is still pending */
+    assert_int_equal(f->ops->commit(f->s, on_commit, &w2), STORE_OK);
+    while (!w2.done)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(w2.status, STORE_OK);
+    assert_int_equal(w1.done, 1);
+    take_expect(f, "q", "c", 0);
+    assert_int_equal(f->ops->commit(f->s, on_commit, NULL), STORE_DONE);
+
+    /* After a restart: a acked, b and c were taken and not acked, so ready again. */
+    reopen(f);
+    assert_int_equal(depth(f, "q"), 2);
+    assert_int_equal(take_expect(f, "q", "b", 0), ib);
+    take_expect(f, "q", "c", 0);
+}
+
+static void test_many_queues(void **state)
+{
+    fx *f = *state;
+    f->s = open_store(f, 0);
+    char name[32], body[32];
+    for (int round = 0; round < 3; round++)
+        for (int i = 0; i < 1000; i++) {
+            snprintf(name, sizeof name, "/queue/%d", i);
+            snprintf(body, sizeof body, "%d-%d", i, round);
+            put(f, name, body);
+        }
+    assert_int_equal(commit_wait(f), STORE_OK);
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < 1000; i++) {
+            snprintf(name, sizeof name, "/queue/%d", i);
+            assert_int_equal(depth(f, name), 3);
+            for (int round = 0; round < 3; round++) {
+                snprintf(body, sizeof body, "%d-%d", i, round);
+                /* After the restart: back in their order, with their count. */
+                uint64_t id = take_expect(f, name, body, pass == 0 ? 0 : 1);
+                if (pass == 0)
+                    assert_int_equal(f->ops->requeue(f->s, id), STORE_OK);
+                else
+                    assert_int_equal(f->ops->ack(f->s, id), STORE_OK);
+                if (pass == 0) /* the requeued one is at the head again */
+                    take_expect(f, name, body, 1);
+            }
+        }
+        assert_int_equal(commit_wait(f), STORE_OK);
+        if (pass == 0) { /* all taken, none acked: a restart brings all back */
+            reopen(f);
+        }
+    }
+    snprintf(name, sizeof name, "/queue/%d", 999);
+    expect_empty(f, name);
+    reopen(f);
+    expect_empty(f, name);
+    assert_int_equal(depth(f, name), 0);
+}
+
+static void test_big_binary_bodies(void **state)
+{
+    fx *f = *state;
+    f->s = open_store(f, 0);
+    size_t n = 1u << 20;
+    char *body = malloc(n);
+    assert_non_null(body);
+    for (size_t i = 0; i < n; i++)
+        body[i] = (char)(i * 7 + (i >> 9));
+    body[0] = body[n / 2] = body[n - 1] = '\0';
+    char hdr[512];
+    for (int i = 0; i < 512; i++)
+        hdr[i] = (char)(i & 0xff); /* every byte value, NULs included */
+    uint64_t ids[3];
+    for (int i = 0; i < 3; i++) {
+        body[1] = (char)i;
+        assert_int_equal(f->ops->enqueue(f->s, "bin", 3, hdr, sizeof hdr, body, n, &ids[i]),
+                         STORE_OK);
+    }
+    /* Empty header block and body are kept empty. */
+    uint64_t eid;
+    assert_int_equal(f->ops->enqueue(f->s, "bin", 3, "", 0, "", 0, &eid), STORE_OK);
+    assert_int_equal(commit_wait(f), STORE_OK);
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < 3; i++) {
+            store_msg m;
+            assert_int_equal(f->ops->take(f->s, "bin", 3, &m), STORE_OK);
+            assert_int_equal(m.id, ids[i]);
+            body[1] = (char)i;
+            assert_int_equal(m.body_len, n);
+            assert_memory_equal(m.body, body, n);
+            assert_int_equal(m.headers_len, sizeof hdr);
+            assert_memory_equal(m.headers, hdr, sizeof hdr);
+        }
+        store_msg m;
+        assert_int_equal(f->ops->take(f->s, "bin", 3, &m), STORE_OK);
+        assert_int_equal(m.id, eid);
+        assert_int_equal(m.headers_len, 0);
+        assert_int_equal(m.body_len, 0);
+        reopen(f); /* from the file this time */
+    }
+    free(body);
+}
+
+static void test_ids_unique_across_reopen(void **state)
+{
+    fx *f = *state;
+    f->s = open_store(f, 0);
+    uint64_t last = 0;
+    for (int round = 0; round < 4; round++) {
+        uint64_t a = put(f, "q", "x");
+        uint64_t b = put(f, "other", "y");
+        assert_true(a > last);
+        assert_true(b > a);
+        last = b;
+        assert_int_equal(commit_wait(f), STORE_OK);
+        /* Everything acked: the file holds no message, ids must still not come back. */
+        assert_int_equal(f->ops->ack(f->s, take_expect(f, "q", "x", 0)), STORE_OK);
+        assert_int_equal(f->ops->ack(f->s, take_expect(f, "other", "y", 0)), STORE_OK);
+        assert_int_equal(commit_wait(f), STORE_OK);
+        if (round == 2) {
+            /* An uncommitted id is not durable either way; it is never reused in this run. */
+            last = put(f, "q", "lost");
+        }
+        reopen(f);
+        expect_empty(f, "q");
+    }
+}
+
+/* ---- persistence ---- */
+
+static void test_reopen_restores_order(void **state)
+{
+    fx *f = *state;
+    f->s = open_store(f, 1);
+    char body[16];
+    for (int i = 0; i < 10; i++) {
+        snprintf(body, sizeof body, "m%d", i);
+        put(f, "q", body);
+    }
+    put(f, "r", "r0");
+    assert_int_equal(commit_wait(f), STORE_OK);
+    uint64_t i0 = take_expect(f, "q", "m0", 0);
+    uint64_t i1 = take_expect(f, "q", "m1", 0);
+    uint64_t i2 = take_expect(f, "q", "m2", 0);
+    take_expect(f, "q", "m3", 0); /* taken, never acked */
+    assert_int_equal(f->ops->ack(f->s, i0), STORE_OK);
+    assert_int_equal(f->ops->requeue(f->s, i2), STORE_OK);
+    assert_int_equal(f->ops->requeue(f->s, i1), STORE_OK);
+    i1 = take_expect(f, "q", "m1", 1);
+    assert_int_equal(f->ops->requeue(f->s, i1), STORE_OK);
+    put(f, "q", "uncommitted");
+    assert_int_equal(commit_wait(f), STORE_OK);
+    put(f, "q", "never committed");
+
+    reopen(f);
+    assert_int_equal(depth(f, "q"), 10);
+    assert_int_equal(depth(f, "r"), 1);
+    take_expect(f, "q", "m1", 2);
+    take_expect(f, "q", "m2", 1);
+    take_expect(f, "q", "m3", 0); /* taken before the stop: ready again, count kept */
+    for (int i = 4; i < 10; i++) {
+        snprintf(body, sizeof body, "m%d", i);
+        take_expect(f, "q", body, 0);
+    }
+    take_expect(f, "q", "uncommitted", 0);
+    expect_empty(f, "q");
+    take_expect(f, "r", "r0", 0);
+}
+
+static void test_second_open_fails(void **state)
+{
+    fx *f = *state;
+    f->s = open_store(f, 0);
+    put(f, "q", "a");
+    assert_int_equal(commit_wait(f), STORE_OK);
+    store_options o = {.loop = &f->loop, .path = f->path, .sync_full = 0};
+    store *s2 = NULL;
+    char why[256];
+    assert_int_equal(store_sqlite_open(&o, &s2, why, sizeof why), STORE_E_IO);
+    assert_null(s2);
+    assert_non_null(strstr(why, "in use"));
+    assert_int_equal(f->ops->open(&o, &s2), STORE_E_IO);
+    /* The first store is unharmed. */
+    put(f, "q", "b");
+    assert_int_equal(commit_wait(f), STORE_OK);
+    take_expect(f, "q", "a", 0);
+    take_expect(f, "q", "b", 0);
+    /* Bad arguments. */
+    store_options bad = {.loop = &f->loop, .path = NULL};
+    assert_int_equal(store_sqlite_open(&bad, &s2, why, sizeof why), STORE_E_INVALID);
+}
+
+static void test_future_version_refused(void **state)
+{
+    fx *f = *state;
+    f->s = open_store(f, 0);
+    put(f, "q", "a");
+    assert_int_equal(commit_wait(f), STORE_OK);
+    f->ops->close(f->s);
+    f->s = NULL;
+
+    /* An empty file got the current schema: version 1, WAL mode. */
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 1);
+    assert_int_equal(sqlite3_finalize(st), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
+    assert_int_equal(sqlite3_finalize(st), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 999", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+
+    store_options o = {.loop = &f->loop, .path = f->path, .sync_full = 0};
+    store *s = NULL;
+    char why[256];
+    assert_int_equal(store_sqlite_open(&o, &s, why, sizeof why), STORE_E_IO);
+    assert_non_null(strstr(why, "newer"));
+
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 1", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+    f->s = open_store(f, 0);
+    take_expect(f, "q", "a", 0);
+}
+
+static void test_foreign_files_refused(void **state)
+{
+    fx *f = *state;
+    store_options o = {.loop = &f->loop, .path = f->path, .sync_full = 0};
+    store *s = NULL;
+    char why[256];
+
+    FILE *fp = fopen(f->path, "wb");
+    assert_non_null(fp);
+    for (int i = 0; i < 4096; i++)
+        fputc(i * 31 & 0xff, fp);
+    fclose(fp);
+    assert_int_equal(store_sqlite_open(&o, &s, why, sizeof why), STORE_E_IO);
+    assert_true(why[0] != '\0');
+    assert_null(s);
+    unlink(f->path);
+
+    /* Another application's database is not touched. */
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "CREATE TABLE t(x)", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+    assert_int_equal(store_sqlite_open(&o, &s, why, sizeof why), STORE_E_IO);
+    assert_non_null(strstr(why, "not a stompd store"));
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "delete"); /* untouched */
+    assert_int_equal(sqlite3_finalize(st), SQLITE_OK);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+}
+
+/* ---- paging ---- */
+
+static void put_n(fx *f, const char *q, int from, int to)
+{
+    char body[32];
+    for (int i = from; i < to; i++) {
+        snprintf(body, sizeof body, "n%d", i);
+        put(f, q, body);
+    }
+}
+
+static void take_n(fx *f, const char *q, int from, int to)
+{
+    char body[32];
+    for (int i = from; i < to; i++) {
+        snprintf(body, sizeof body, "n%d", i);
+        assert_int_equal(f->ops->ack(f->s, take_expect(f, q, body, 0)), STORE_OK);
+    }
+}
+
+static void test_paging_fifo(void **state)
+{
+    fx *f = *state;
+    f->s = open_store(f, 0);
+    const int W = STORE_SQLITE_WINDOW;
+    int n = 3 * W + 17;
+    put_n(f, "q", 0, n);
+    assert_int_equal(commit_wait(f), STORE_OK);
+    assert_int_equal(depth(f, "q"), (size_t)n);
+    /* Take past the window while more arrive: they must queue behind the file's ones. */
+    take_n(f, "q", 0, W + 5);
+    put_n(f, "q", n, n + 10);
+    assert_int_equal(commit_wait(f), STORE_OK);
+    assert_int_equal(depth(f, "q"), (size_t)(n + 10 - W - 5));
+    take_n(f, "q", W + 5, 2 * W);
+    assert_int_equal(commit_wait(f), STORE_OK);
+
+    /* A restart keeps only the counts in memory; the rest comes page by page. */
+    reopen(f);
+    assert_int_equal(depth(f, "q"), (size_t)(n + 10 - 2 * W));
+    take_n(f, "q", 2 * W, n + 10);
+    expect_empty(f, "q");
+    assert_int_equal(depth(f, "q"), 0);
+    assert_int_equal(commit_wait(f), STORE_OK);
+}
+
+static void test_paging_requeue_and_reopen(void **state)
+{
+    fx *f = *state;
+    f->s = open_store(f, 0);
+    const int W = STORE_SQLITE_WINDOW;
+    int n = 2 * W + 3;
+    put_n(f, "q", 0, n);
+    assert_int_equal(commit_wait(f), STORE_OK);
+    /* Requeue more than a window's worth: they all go in front of the file's messages. */
+    uint64_t *ids = malloc(sizeof *ids * (size_t)(W + 10));
+    assert_non_null(ids);
+    char body[32];
+    for (int i = 0; i < W + 10; i++) {
+        snprintf(body, sizeof body, "n%d", i);
+        ids[i] = take_expect(f, "q", body, 0);
+    }
+    for (int i = W + 9; i >= 0; i--)
+        assert_int_equal(f->ops->requeue(f->s, ids[i]), STORE_OK);
+    assert_int_equal(depth(f, "q"), (size_t)n);
+    assert_int_equal(commit_wait(f), STORE_OK);
+    free(ids);
+    reopen(f);
+    assert_int_equal(depth(f, "q"), (size_t)n);
+    for (int i = 0; i < n; i++) {
+        snprintf(body, sizeof body, "n%d", i);
+        assert_int_equal(f->ops->ack(f->s, take_expect(f, "q", body, i < W + 10 ? 1 : 0)),
+                         STORE_OK);
+    }
+    expect_empty(f, "q");
+    assert_int_equal(commit_wait(f), STORE_OK);
+    reopen(f);
+    expect_empty(f, "q");
+}
+
+static void test_paging_while_commit_in_flight(void **state)
+{
+    fx *f = *state;
+    f->s = open_store(f, 1);
+    const int W = STORE_SQLITE_WINDOW;
+    int n = 3 * W;
+    put_n(f, "q", 0, n);
+    assert_int_equal(commit_wait(f), STORE_OK);
+    /* The next batch is in flight (and may even be in the file already) while the
+     * consumer pages through the old ones: none of the new ones may show up early. */
+    put_n(f, "q", n, n + 2 * W);
+    waiter w = {0};
+    assert_int_equal(f->ops->commit(f->s, on_commit, &w), STORE_OK);
+    usleep(20000);
+    take_n(f, "q", 0, n);
+    if (!w.done)
+        expect_empty(f, "q");
+    while (!w.done)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(w.status, STORE_OK);
+    assert_int_equal(depth(f, "q"), (size_t)(2 * W));
+    take_n(f, "q", n, n + 2 * W);
+    expect_empty(f, "q");
+    assert_int_equal(commit_wait(f), STORE_OK);
+}
+
+/* ---- failures ---- */
+
+static void test_failed_commit(void **state)
+{
+    fx *f = *state;
+    f->s = open_store(f, 0);
+    put(f, "q", "kept");
+    assert_int_equal(commit_wait(f), STORE_OK);
+    assert_string_equal(store_sqlite_last_error(f->s), "");
+
+    /* Another connection holds the write lock: the commit gives up after its busy
+     * timeout, off the loop, and reports the failure. */
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    put(f, "q", "lost");
+    put(f, "fresh", "lost too"); /* a queue born in the failing batch */
+    waiter w = {0};
+    assert_int_equal(f->ops->commit(f->s, on_commit, &w), STORE_OK);
+    /* The next batch writes to that queue while the first is failing. */
+    put(f, "fresh", "next batch");
+    while (!w.done)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    assert_int_equal(w.status, STORE_E_IO);
+    assert_true(store_sqlite_last_error(f->s)[0] != '\0');
+    assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+
+    /* The batch's messages are gone; the store keeps working. */
+    assert_int_equal(depth(f, "q"), 1);
+    assert_int_equal(depth(f, "fresh"), 0);
+    take_expect(f, "q", "kept", 0);
+    expect_empty(f, "q");
+    expect_empty(f, "fresh");
+    put(f, "fresh", "after");
+    assert_int_equal(commit_wait(f), STORE_OK);
+    reopen(f);
+    take_expect(f, "q", "kept", 0);
+    take_expect(f, "fresh", "next batch", 0);
+    take_expect(f, "fresh", "after", 0);
+    expect_empty(f, "fresh");
+}
+
+static void test_queue_dropped_and_recreated(void **state)
+{
+    fx *f = *state;
+    f->s = open_store(f, 0);
+    for (int i = 0; i < 3; i++) {
+        put(f, "q", "a");
+        assert_int_equal(commit_wait(f), STORE_OK);
+        assert_int_equal(f->ops->ack(f->s, take_expect(f, "q", "a", 0)), STORE_OK);
+        /* The drop and the new queue of the same name land in one batch. */
+        put(f, "q", "b");
+        assert_int_equal(commit_wait(f), STORE_OK);
+        reopen(f);
+        assert_int_equal(depth(f, "q"), 1);
+        assert_int_equal(f->ops->ack(f->s, take_expect(f, "q", "b", 0)), STORE_OK);
+        assert_int_equal(commit_wait(f), STORE_OK);
+        reopen(f);
+        assert_int_equal(depth(f, "q"), 0);
+    }
+}
+
+/* The contract fixture: a fresh database file per request, in one directory. The
+ * fixture interface has no context pointer, hence file-scope state (tests only). */
+static char contract_dir[64];
+static char contract_path[128];
+static unsigned contract_files;
+
+static void sqlite_options(store_options *o, uv_loop_t *loop, int fresh)
+{
+    if (fresh)
+        contract_files++;
+    snprintf(contract_path, sizeof contract_path, "%s/contract-%u.db", contract_dir,
+             contract_files);
+    memset(o, 0, sizeof *o);
+    o->loop = loop;
+    o->path = contract_path;
+    o->sync_full = 1;
+}
+
+static int run_contract(void)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(contract_dir, sizeof contract_dir, "%s/stompd-sqc-XXXXXX",
+             tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(contract_dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    store_fixture fixture = {"store contract: sqlite", store_sqlite_backend(), 1,
+                             sqlite_options};
+    int failed = store_contract_run(&fixture);
+    remove_dir(contract_dir);
+    return failed;
+}
+
+int main(void)
+{
+    int failed = run_contract();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_enqueue_take_ack, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fifo_per_queue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_requeue_to_head, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_invisible_until_complete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_in_flight, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_queues, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_big_binary_bodies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ids_unique_across_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_restores_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_second_open_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_future_version_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_foreign_files_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_paging_fifo, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_paging_requeue_and_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_paging_while_commit_in_flight, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_dropped_and_recreated, setup, teardown),
+    };
+    failed += cmocka_run_group_tests(tests, NULL, NULL);
+    return failed ? 1 : 0;
+}
