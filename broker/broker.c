@@ -19,7 +19,7 @@ void broker_options_init(broker_options *o)
     o->server_name = "stompd/" STOMPD_VERSION;
     o->limits = def;
     o->connect_limits = (stomp_limits){ 64, 1024, 32, 8192, 4096 };
-    o->max_connections = 1024;
+    o->max_connections = 16384;
     o->max_subscriptions = 256;
     o->max_unacked = 1024;
     o->default_prefetch = 100;
@@ -35,6 +35,7 @@ void broker_options_init(broker_options *o)
     o->heartbeat_grace_pct = 200;
     o->error_linger_ms = 2000;
     o->log_level = BROKER_LOG_INFO;
+    o->store_sync_full = 1;
 }
 
 const char *broker_strerror(broker_err err)
@@ -183,7 +184,7 @@ broker_err broker_create(uv_loop_t *loop, const broker_options *opts, broker **o
         b->o.default_prefetch = 1;
     b->loop = loop;
     b->st = b->o.store ? b->o.store : store_memory_backend();
-    store_options so = { loop, b->o.store_path, 0 };
+    store_options so = { loop, b->o.store_path, b->o.store_sync_full };
     store_err se = b->st->version < 1 ? STORE_E_INVALID : b->st->open(&so, &b->store);
     if (se != STORE_OK) {
         broker__log(b, BROKER_LOG_ERROR, "store %s: cannot open: %s", b->st->name,

@@ -60,7 +60,7 @@ typedef struct broker_options {
     stomp_limits limits;       /* frame limits once CONNECT succeeded (STOMP defaults) */
     stomp_limits connect_limits; /* tighter frame limits before that (1 KiB lines, 32
                                   headers, 8 KiB header block, 4 KiB body) */
-    size_t max_connections;    /* open connections (default 1024) */
+    size_t max_connections;    /* open connections (default 16384) */
     size_t max_subscriptions;  /* per connection (default 256) */
     size_t max_unacked;        /* unacked messages per subscription (default 1024) */
     size_t default_prefetch;   /* prefetch window when SUBSCRIBE names none (default 100) */
@@ -87,6 +87,8 @@ typedef struct broker_options {
     broker_log_level log_level; /* lines above this level are skipped (default INFO) */
     const store_ops *store;    /* NULL: the memory backend */
     const char *store_path;    /* passed to the store */
+    int store_sync_full;       /* persistent stores: 1 = survive power loss (default),
+                                  0 = survive a killed process */
 } broker_options;
 
 /* Fill o with the defaults documented above. */

@@ -3,8 +3,10 @@
  * or SIGTERM. The only file allowed file-scope state and exit().
  */
 #include "broker.h"
+#include "store_sqlite.h"
 
 #include <getopt.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +45,10 @@ static void usage(FILE *f)
     fprintf(f, "usage: stompd [options]\n"
                "  -b, --host ADDR   address to listen on (IPv4 or IPv6, default 127.0.0.1)\n"
                "  -p, --port PORT   port to listen on (default 61613; 0 picks a free one)\n"
+               "  --store SPEC      memory (default) or sqlite:PATH (durable queues)\n"
+               "  --sync LEVEL      sqlite store: full (default, survives power loss) or\n"
+               "                    normal (survives a killed process)\n"
+               "  --max-connections N  open connections (default 16384)\n"
                "  -h, --help        this text\n"
                "  -V, --version     print the version\n");
 }
@@ -51,10 +57,15 @@ int main(int argc, char **argv)
 {
     const char *host = "127.0.0.1";
     int port = 61613;
+    broker_options o;
+    broker_options_init(&o);
     static const struct option longopts[] = {
         { "host", required_argument, NULL, 'b' },
         { "port", required_argument, NULL, 'p' },
         { "help", no_argument, NULL, 'h' },
+        { "store", required_argument, NULL, 'S' },
+        { "sync", required_argument, NULL, 'Y' },
+        { "max-connections", required_argument, NULL, 'M' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
@@ -72,6 +83,35 @@ int main(int argc, char **argv)
             port = (int)v;
             break;
         }
+        case 'S':
+            if (strcmp(optarg, "memory") == 0) {
+                o.store = NULL;
+            } else if (strncmp(optarg, "sqlite:", 7) == 0 && optarg[7]) {
+                o.store = store_sqlite_backend();
+                o.store_path = optarg + 7;
+            } else {
+                fprintf(stderr, "stompd: bad --store '%s' (memory or sqlite:PATH)\n", optarg);
+                return 2;
+            }
+            break;
+        case 'Y':
+            if (strcmp(optarg, "full") == 0 || strcmp(optarg, "normal") == 0) {
+                o.store_sync_full = optarg[0] == 'f';
+            } else {
+                fprintf(stderr, "stompd: bad --sync '%s' (full or normal)\n", optarg);
+                return 2;
+            }
+            break;
+        case 'M': {
+            char *end;
+            unsigned long long v = strtoull(optarg, &end, 10);
+            if (*end || !*optarg || v == 0) {
+                fprintf(stderr, "stompd: bad --max-connections '%s'\n", optarg);
+                return 2;
+            }
+            o.max_connections = (size_t)v;
+            break;
+        }
         case 'h': usage(stdout); return 0;
         case 'V': printf("stompd %s\n", STOMPD_VERSION); return 0;
         default: usage(stderr); return 2;
@@ -81,9 +121,13 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    /* Every connection is a descriptor: take all the kernel allows us. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+    }
     uv_loop_t *loop = uv_default_loop();
-    broker_options o;
-    broker_options_init(&o);
     o.log = log_stderr;
     broker_err rc = broker_create(loop, &o, &the_broker);
     if (rc != BROKER_OK) {

@@ -22,6 +22,25 @@ for what in "${@:-build}"; do
         have_pc cmocka || want libcmocka-dev
         have_deb python3-stomp || want python3-stomp
         have_deb ruby-stomp || want ruby-stomp
+        # JavaScript clients: node and npm, then the npm packages pinned in
+        # tests/clients/package-lock.json. npm ci needs npm at once, so those two are
+        # installed here rather than with the list at the end.
+        if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+            if [ "$(id -u)" != 0 ]; then
+                echo "deps.sh: node and npm are missing; install them as root:" \
+                    "apt-get install nodejs npm" >&2
+                exit 1
+            fi
+            echo "deps.sh: installing nodejs npm"
+            export DEBIAN_FRONTEND=noninteractive
+            apt-get update -qq
+            apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+        fi
+        if [ ! -d tests/clients/node_modules ] ||
+            [ tests/clients/package-lock.json -nt tests/clients/node_modules ]; then
+            echo "deps.sh: npm ci in tests/clients"
+            (cd tests/clients && npm ci --no-audit --no-fund --loglevel=error)
+        fi
         ;;
     fuzz)
         command -v clang >/dev/null 2>&1 || want clang
