@@ -35,6 +35,9 @@ PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CMOCKA_CFLAGS = $(shell pkg-config --cflags cmocka 2>/dev/null)
 CMOCKA_LIBS = $(shell pkg-config --libs cmocka 2>/dev/null)
+# Libraries only the daemon links (config parser, password hashing, ...).
+DAEMON_PKGS ?=
+DAEMON_LIBS = $(if $(strip $(DAEMON_PKGS)),$(shell pkg-config --libs $(DAEMON_PKGS) 2>/dev/null))
 
 CPPFLAGS += -D_GNU_SOURCE -Iframes -Istore -Ibroker -DSTOMPD_VERSION='"$(VERSION)"'
 CFLAGS_ALL = -std=c11 $(OPT) $(WARN) -fPIC $(CFLAGS)
@@ -53,6 +56,10 @@ TESTLIB_OBJ := $(TESTLIB_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:%.c=$(BUILD)/%)
 BENCH_BIN := $(BENCH_SRC:contrib/bench/%.c=$(BUILD)/bench/%)
 EMBED_BIN := $(EMBED_SRC:contrib/embed/%.c=$(BUILD)/embed/%)
+# The daemon's own modules (config file, daemonizing, pidfile, log sink, auth file) are
+# not part of the library: they go into stompd only.
+DAEMON_SRC := $(wildcard broker/daemon/*.c)
+DAEMON_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/%.o)
 HAVE_MAIN := $(wildcard broker/main.c)
 STOMPD := $(if $(HAVE_MAIN),$(BUILD)/stompd)
 HAVE_BROKER_H := $(wildcard broker/broker.h)
@@ -103,8 +110,8 @@ $(BUILD)/libbroker.so: $(LIB_OBJ) contrib/libbroker.map
 	$(CC) $(CFLAGS_ALL) -shared -Wl,-soname,libbroker.so.$(SOVERSION) \
 		-Wl,--version-script=contrib/libbroker.map -o $@ $(LIB_OBJ) $(LDFLAGS) $(LDLIBS_ALL)
 
-$(BUILD)/stompd: $(BUILD)/broker/main.o $(BUILD)/libbroker.a
-	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDFLAGS) $(LDLIBS_ALL)
+$(BUILD)/stompd: $(BUILD)/broker/main.o $(DAEMON_OBJ) $(BUILD)/libbroker.a
+	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDFLAGS) $(DAEMON_LIBS) $(LDLIBS_ALL)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TESTLIB_OBJ) $(BUILD)/libbroker.a
 	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDFLAGS) $(CMOCKA_LIBS) $(LDLIBS_ALL)

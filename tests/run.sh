@@ -1,6 +1,7 @@
 #!/bin/sh
-# run.sh: run every test program given on the command line and every real-client test
-# script (tests/clients/*), then print one summary line: "N passed, N failed".
+# run.sh: run every test program given on the command line and every test script
+# (tests/clients/*, tests/<area>/test_* executables), then print one summary line:
+# "N passed, N failed".
 # cmocka binaries are counted by the tests they report; a script counts as one test.
 # Run from the top of the source tree (tests find their data relative to it).
 set -u
@@ -26,7 +27,10 @@ for bin in "$@"; do
     fi
 done
 
-for script in tests/clients/*; do
+# Scripts: every executable in tests/clients/, and executables named test_* (not C
+# sources) in any other tests/<area>/.
+for script in tests/clients/* tests/*/test_*; do
+    case "$script" in *.c | *.h) continue ;; esac
     [ -f "$script" ] && [ -x "$script" ] || continue
     echo "== $script"
     if BUILD="${BUILD:-build}" timeout 600 "$script"; then
