@@ -106,7 +106,9 @@ broker_err handle__connect(conn *c, const stomp_frame *f)
     static const char names[][4] = { "1.0", "1.1", "1.2" };
     stomp_header h[4];
     size_t nh = 0;
-    if (v != STOMP_V10)
+    /* A client that named versions is told which one it got, 1.0 included; a 1.0 client
+     * that named none gets the 1.0 CONNECTED it expects. */
+    if (av)
         h[nh++] = (stomp_header){ "version", 7, names[v], 3 };
     h[nh++] = (stomp_header){ "session", 7, session, strlen(session) };
     h[nh++] = (stomp_header){ "server", 6, b->o.server_name, strlen(b->o.server_name) };

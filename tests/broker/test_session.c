@@ -65,6 +65,14 @@ static void test_highest_common_version(void **state)
     assert_string_equal(tf_header(&f, "version"), "1.2");
     tf_free(&f);
     tc_close(c);
+    /* A client that asks for 1.0 by name is told it got 1.0. */
+    c = tc_connect(tb_port(t));
+    connect_raw(c, "CONNECT\naccept-version:1.0\n\n", &f);
+    assert_string_equal(f.cmd, "CONNECTED");
+    assert_string_equal(tf_header(&f, "version"), "1.0");
+    assert_string_equal(tf_header(&f, "heart-beat"), "0,0");
+    tf_free(&f);
+    tc_close(c);
     assert_int_equal(tb_stop(t), 0);
 }
 
