@@ -147,7 +147,8 @@ install: build
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig \
 		$(DESTDIR)$(PREFIX)/include/stompd
 	install -m 644 frames/stomp.h $(DESTDIR)$(PREFIX)/include/stompd/
-	$(if $(HAVE_BROKER_H),install -m 644 broker/broker.h $(DESTDIR)$(PREFIX)/include/stompd/)
+	$(if $(HAVE_BROKER_H),install -m 644 broker/broker.h $(wildcard store/store*.h) \
+		$(DESTDIR)$(PREFIX)/include/stompd/)
 	install -m 644 $(BUILD)/libframes.a $(BUILD)/libbroker.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(BUILD)/libbroker.so $(DESTDIR)$(PREFIX)/lib/libbroker.so.$(VERSION)
 	ln -sf libbroker.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libbroker.so.$(SOVERSION)
