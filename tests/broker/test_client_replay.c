@@ -698,7 +698,7 @@ static void test_as3_topic_fanout(void **state)
             raw_read(cs[k], &m);
             expect_cmd(&m, "MESSAGE");
             as3_parses(&m);
-            char want[8];
+            char want[16];
             snprintf(want, sizeof want, "t-%02d", i);
             assert_int_equal(m.body_len, 4);
             assert_memory_equal(m.body, want, 4);
