@@ -6,6 +6,8 @@
 #   make SANITIZE=1 test   the same under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make fuzz       libFuzzer on the frame parser for FUZZ_SECONDS (default 60)
 #   make bench      benchmarks (never part of the tests)
+#   make bench-compare  the same scenarios against RabbitMQ's STOMP plugin, as ratios
+#   make web        the browser chat page in $(BUILD)/web (stompd --web-root $(BUILD)/web)
 #   make install PREFIX=/usr/local DESTDIR=
 #
 # Layout: frames/*.c -> libframes.a; frames + store/*.c + broker/*.c (not main.c) ->
@@ -29,19 +31,21 @@ BUILD ?= build
 OPT := -O2 -g
 endif
 
-PKGS := libuv sqlite3
+PKGS := libuv sqlite3 nettle
+# WebSocket framing and the HTTP upgrade request: Debian ships no .pc files for these.
+WS_LIBS := -lwslay -lhttp_parser
 # Recursive (=) so pkg-config runs when a recipe needs it, after `deps` has installed it.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CMOCKA_CFLAGS = $(shell pkg-config --cflags cmocka 2>/dev/null)
 CMOCKA_LIBS = $(shell pkg-config --libs cmocka 2>/dev/null)
 # Libraries only the daemon links (config parser, password hashing, ...).
-DAEMON_PKGS ?=
+DAEMON_PKGS := inih libsodium libxcrypt
 DAEMON_LIBS = $(if $(strip $(DAEMON_PKGS)),$(shell pkg-config --libs $(DAEMON_PKGS) 2>/dev/null))
 
 CPPFLAGS += -D_GNU_SOURCE -Iframes -Istore -Ibroker -DSTOMPD_VERSION='"$(VERSION)"'
 CFLAGS_ALL = -std=c11 $(OPT) $(WARN) -fPIC $(CFLAGS)
-LDLIBS_ALL = $(PKG_LIBS) -lpthread $(LDLIBS)
+LDLIBS_ALL = $(PKG_LIBS) $(WS_LIBS) -lpthread $(LDLIBS)
 
 FRAMES_SRC := $(wildcard frames/*.c)
 LIB_SRC := $(FRAMES_SRC) $(wildcard store/*.c) $(filter-out broker/main.c,$(wildcard broker/*.c))
@@ -64,7 +68,7 @@ HAVE_MAIN := $(wildcard broker/main.c)
 STOMPD := $(if $(HAVE_MAIN),$(BUILD)/stompd)
 HAVE_BROKER_H := $(wildcard broker/broker.h)
 
-.PHONY: all build run test check deps fuzz bench install clean
+.PHONY: all build run test check deps fuzz bench bench-compare install clean web
 # Keep test objects between runs (they are intermediate files of the test binaries).
 .SECONDARY:
 .DEFAULT_GOAL := all
@@ -128,6 +132,22 @@ $(BUILD)/%.pc: contrib/%.pc.in
 	@mkdir -p $(dir $@)
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
 
+# The browser chat page and the STOMP client it loads, for stompd --web-root $(BUILD)/web.
+# The client bundle is copied from the pinned npm package (tests/clients), never committed.
+STOMPJS_UMD := tests/clients/node_modules/@stomp/stompjs/bundles/stomp.umd.min.js
+web: $(BUILD)/web/index.html $(BUILD)/web/stomp.umd.min.js
+
+$(STOMPJS_UMD):
+	@sh contrib/deps.sh test
+
+$(BUILD)/web/index.html: contrib/web/index.html
+	@mkdir -p $(dir $@)
+	cp $< $@
+
+$(BUILD)/web/stomp.umd.min.js: $(STOMPJS_UMD)
+	@mkdir -p $(dir $@)
+	cp $< $@
+
 # libFuzzer needs clang; the fuzz build has its own directory.
 FUZZ_BUILD := build/fuzz
 FUZZ_FLAGS := -std=c11 -g -O1 -D_GNU_SOURCE -Iframes -fsanitize=fuzzer,address,undefined \
@@ -142,6 +162,9 @@ fuzz:
 
 bench: all
 	@sh contrib/bench/run.sh $(BUILD)
+
+bench-compare: all
+	@sh contrib/bench/compare.sh $(BUILD)
 
 install: build
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig \

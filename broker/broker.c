@@ -36,6 +36,11 @@ void broker_options_init(broker_options *o)
     o->error_linger_ms = 2000;
     o->log_level = BROKER_LOG_INFO;
     o->store_sync_full = 1;
+    o->ws_path = "/ws";
+    o->ws_max_message = (16u << 20) + (64u << 10);
+    o->flash_policy = 1;
+    o->policy_domains = "*";
+    o->auth_fail_delay_ms = 1000;
 }
 
 const char *broker_strerror(broker_err err)
@@ -114,9 +119,15 @@ void broker__mem_sub(broker *b, size_t n)
     }
 }
 
+/* What the store holds in memory, when it can say (else its bytes are in stats.memory). */
+static size_t store_resident(const broker *b)
+{
+    return b->store_counted ? 0 : b->st->resident(b->store);
+}
+
 int broker__over_memory(const broker *b)
 {
-    return b->stats.memory > b->o.max_memory;
+    return b->stats.memory + store_resident(b) > b->o.max_memory;
 }
 
 static void tick(broker *b)
@@ -184,14 +195,19 @@ broker_err broker_create(uv_loop_t *loop, const broker_options *opts, broker **o
         b->o.default_prefetch = 1;
     b->loop = loop;
     b->st = b->o.store ? b->o.store : store_memory_backend();
-    store_options so = { loop, b->o.store_path, b->o.store_sync_full };
+    char why[256] = "";
+    store_options so = { loop, b->o.store_path, b->o.store_sync_full, why, sizeof why };
     store_err se = b->st->version < 1 ? STORE_E_INVALID : b->st->open(&so, &b->store);
     if (se != STORE_OK) {
-        broker__log(b, BROKER_LOG_ERROR, "store %s: cannot open: %s", b->st->name,
-                    store_strerror(se));
+        broker__log(b, BROKER_LOG_ERROR, "store %s: cannot open%s%s: %s", b->st->name,
+                    b->o.store_path ? " " : "", b->o.store_path ? b->o.store_path : "",
+                    why[0] ? why : store_strerror(se));
         free(b);
         return BROKER_E_STORE;
     }
+    /* A store that reports its resident bytes is asked; an older one is counted by the
+     * bytes of the messages it holds. */
+    b->store_counted = b->st->version < 2 || !b->st->resident;
     b->epoch = 1;
     uv_idle_init(loop, &b->idle);
     uv_check_init(loop, &b->check);
@@ -281,6 +297,7 @@ uv_loop_t *broker_loop(const broker *b)
 void broker_get_stats(const broker *b, broker_stats *out)
 {
     *out = b->stats;
+    out->memory += store_resident(b);
 }
 
 broker_err broker_publish(broker *b, const char *dest, const broker_header *headers,

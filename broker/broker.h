@@ -82,6 +82,19 @@ typedef struct broker_options {
                                   (default 200, at least 200) */
     uint32_t error_linger_ms;  /* after an ERROR, close even if it could not be flushed
                                   (default 2000) */
+    /* WebSocket listeners (broker_listen_ws): STOMP over RFC 6455, same limits as TCP. */
+    const char *ws_path;       /* request path of the STOMP endpoint (default "/ws") */
+    const char *ws_origins;    /* comma-separated Origin values a browser may connect from
+                                  (e.g. "http://localhost:15674"); requests without Origin
+                                  (non-browser clients) always pass. NULL: any (default) */
+    size_t ws_max_message;     /* largest WebSocket message accepted, bytes; a bigger one
+                                  is closed with 1009 (default 16 MiB + 64 KiB) */
+    const char *web_root;      /* directory whose files are served by GET on a WebSocket
+                                  port ("/" is index.html); NULL: none (default) */
+    /* Flash socket policy (<policy-file-request/>), on STOMP ports and policy ports. */
+    int flash_policy;          /* answer it on STOMP ports: 1 (default) or 0 */
+    const char *policy_domains; /* comma-separated allow-access-from domains (default "*") */
+    const char *policy_ports;  /* to-ports value; NULL: the broker's STOMP ports (default) */
     broker_log_fn log;         /* NULL: no logging */
     void *log_ctx;
     broker_log_level log_level; /* lines above this level are skipped (default INFO) */
@@ -89,6 +102,14 @@ typedef struct broker_options {
     const char *store_path;    /* passed to the store */
     int store_sync_full;       /* persistent stores: 1 = survive power loss (default),
                                   0 = survive a killed process */
+    /* Authentication, asked on every CONNECT/STOMP with its login and passcode headers
+     * (NULL when absent; borrowed for the call). Return 0 to accept; anything else refuses
+     * the session: after auth_fail_delay_ms (nothing more is read meanwhile) the client
+     * gets ERROR "message:Authentication failed" and is closed. NULL = no authentication.
+     * Runs on the loop thread, so it must be quick. */
+    int (*authenticate)(void *ctx, const char *login, const char *passcode);
+    void *auth_ctx;
+    uint32_t auth_fail_delay_ms; /* delay before refusing a bad login (default 1000) */
 } broker_options;
 
 /* Fill o with the defaults documented above. */
@@ -103,6 +124,15 @@ broker_err broker_create(uv_loop_t *loop, const broker_options *opts, broker **o
 /* Listen on host (IPv4 or IPv6 literal) and port; port 0 picks a free one. May be called
  * several times. *bound_port (may be NULL) receives the port actually bound. */
 broker_err broker_listen(broker *b, const char *host, int port, int *bound_port) BROKER_WUR;
+
+/* Listen for STOMP over WebSocket on host and port (0 picks a free one), as
+ * broker_listen. The endpoint is broker_options.ws_path; other paths serve web_root. */
+broker_err broker_listen_ws(broker *b, const char *host, int port, int *bound_port) BROKER_WUR;
+
+/* Listen for Flash socket policy requests only (Flash asks port 843 first), as
+ * broker_listen. Answered whether or not flash_policy is set. */
+broker_err broker_listen_policy(broker *b, const char *host, int port,
+                                int *bound_port) BROKER_WUR;
 
 typedef void (*broker_stop_cb)(broker *b, void *arg);
 
@@ -167,6 +197,7 @@ typedef struct broker_stats {
     uint64_t commits;           /* store commits completed */
     uint64_t reads_paused;      /* times a connection stopped being read (memory limit or
                                    its own output over the high-water mark) */
+    uint64_t auth_failures;     /* CONNECTs refused by broker_options.authenticate */
 } broker_stats;
 
 void broker_get_stats(const broker *b, broker_stats *out);

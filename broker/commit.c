@@ -7,6 +7,7 @@
  */
 #include "internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 void commit__dirty(broker *b)
@@ -22,14 +23,27 @@ static void finished(broker *b, uint64_t epoch, store_err status)
 {
     b->done_epoch = epoch;
     b->stats.commits++;
-    if (status != STORE_OK)
-        broker__log(b, BROKER_LOG_ERROR, "store: commit failed: %s", store_strerror(status));
+    char msg[300];
+    if (status != STORE_OK) {
+        const char *why = b->st->version >= 2 && b->st->last_error
+                              ? b->st->last_error(b->store)
+                              : "";
+        snprintf(msg, sizeof msg, "the store failed to commit: %s",
+                 why[0] ? why : store_strerror(status));
+        broker__log(b, BROKER_LOG_ERROR, "store: %s", msg);
+    }
     for (conn *c = b->held_conns, *n; c; c = n) {
         n = c->hnext;
+        /* Receipts of the lost batch are never sent: the ERROR ends the session. */
         if (status != STORE_OK && c->held_head && c->held_head->epoch <= epoch)
-            conn__fail(c, BROKER_E_STORE, NULL, "the store failed to commit");
+            conn__fail(c, BROKER_E_STORE, NULL, msg);
         else
             conn__flush_held(c, epoch);
+    }
+    /* Acks the commit made durable may have shrunk the store below the memory limit. */
+    if (b->npaused && !b->store_counted && !broker__over_memory(b)) {
+        b->resume_wanted = 1;
+        broker__kick(b);
     }
     for (size_t i = 0; i < b->ninflight; i++) {
         dest_t *d = b->inflight[i];
@@ -45,6 +59,9 @@ static void on_commit(void *arg, store_err status)
     broker *b = arg;
     b->commit_inflight = 0;
     finished(b, b->inflight_epoch, status);
+    /* Cut the next batch now, not at the tick: the commit thread then works while this
+     * turn dispatches what just became durable (its acks join the batch after). */
+    commit__run(b);
     broker__kick(b);
     broker__maybe_finish_stop(b);
 }

@@ -167,6 +167,9 @@ void conn__on_read(conn *c, ssize_t nread)
     c->rlen += (size_t)nread;
     c->b->stats.bytes_in += (uint64_t)nread;
     c->last_rx = uv_now(c->b->loop);
+    /* Flash asks for its socket policy on the STOMP port before connecting. */
+    if (c->state == CS_CONNECTING && !c->policy_done && policy__intercept(c))
+        return;
     process_input(c);
 }
 
@@ -497,6 +500,10 @@ static void on_rx_timer(uv_timer_t *t)
         /* The ERROR could not be flushed in time: the peer is not reading. */
         c->abort = 1;
         conn__maybe_close(c);
+        return;
+    }
+    if (c->policy_only) {
+        conn__close(c); /* a policy port speaks no STOMP: no ERROR frame */
         return;
     }
     if (c->state == CS_CONNECTING) {

@@ -4,7 +4,8 @@
  * common is an ERROR whose version header lists ours. Heart-beats per the 1.1 spec: we
  * send every max(our offer, what the client wants), expect every max(its offer, what we
  * want), and none at all in 1.0. On success the session's version and the looser
- * post-CONNECT frame limits apply from the next byte.
+ * post-CONNECT frame limits apply from the next byte. With an authenticate callback, a
+ * refused login is answered only after a delay (see refuse_login).
  */
 #include "internal.h"
 
@@ -67,6 +68,35 @@ static uint32_t max32(uint32_t a, uint32_t b)
     return a > b ? a : b;
 }
 
+/* The refusal delay ended: hand the conn to conn__fail, the one place that writes ERROR
+ * and closes (it ignores conns already CLOSING, hence the state put back). */
+static void on_auth_delay(uv_timer_t *t)
+{
+    conn *c = t->data;
+    if (c->abort || c->doomed || c->detached)
+        return;
+    c->state = CS_CONNECTING;
+    conn__fail(c, BROKER_E_PROTOCOL, NULL, "Authentication failed");
+}
+
+/* A bad login waits auth_fail_delay_ms on the conn's timer (slowing password guessing
+ * without blocking the loop). Meanwhile the conn is CLOSING: nothing more is read or
+ * dispatched, and a broker stop closes it at once. */
+static void refuse_login(conn *c, const char *login)
+{
+    broker *b = c->b;
+    b->stats.auth_failures++;
+    broker__log(b, BROKER_LOG_WARN, "connection %llu: login '%s' refused",
+                (unsigned long long)c->id, login ? login : "");
+    c->state = CS_CLOSING;
+    if (c->reading) {
+        c->tp->read_stop(c);
+        c->reading = 0;
+    }
+    uv_timer_stop(&c->hb_timer);
+    uv_timer_start(&c->rx_timer, on_auth_delay, b->o.auth_fail_delay_ms, 0);
+}
+
 broker_err handle__connect(conn *c, const stomp_frame *f)
 {
     broker *b = c->b;
@@ -99,6 +129,16 @@ broker_err handle__connect(conn *c, const stomp_frame *f)
         sx = sy = 0;
     c->hb_out = sx && cy ? max32(sx, cy) : 0;
     c->hb_in = cx && sy ? max32(cx, sy) : 0;
+    if (b->o.authenticate) {
+        const char *login = stomp_frame_header(f, "login", NULL);
+        const char *passcode = stomp_frame_header(f, "passcode", NULL);
+        if (b->o.authenticate(b->o.auth_ctx, login, passcode) != 0) {
+            refuse_login(c, login);
+            return BROKER_OK;
+        }
+        broker__log(b, BROKER_LOG_INFO, "connection %llu: login '%s' accepted",
+                    (unsigned long long)c->id, login ? login : "");
+    }
 
     char session[32], hbv[32];
     snprintf(session, sizeof session, "session-%llu", (unsigned long long)c->id);

@@ -97,6 +97,9 @@ typedef struct transport_ops {
 } transport_ops;
 
 const transport_ops *transport__tcp(void);
+/* STOMP over WebSocket (transport_ws.c): HTTP upgrade, then one STOMP frame per message
+ * out, messages as one byte stream in. */
+const transport_ops *transport__ws(void);
 
 /* ---- destinations and messages (router.c, message.c) ------------------------------------ */
 
@@ -253,6 +256,7 @@ struct conn {
     conn *next_flush;   /* broker's list of conns with output to write */
     conn *hprev, *hnext; /* broker's list of conns with held receipts */
     const transport_ops *tp;
+    void *tp_state; /* the transport's own state (WebSocket); NULL for TCP */
     uv_tcp_t tcp; /* the transport's stream (a WebSocket transport layers on it) */
     uv_write_t wreq;
     uv_timer_t rx_timer, hb_timer;
@@ -260,7 +264,7 @@ struct conn {
     int state;
     unsigned reading : 1, doomed : 1, detached : 1, closing_handles : 1, abort : 1,
         graceful : 1, paused_mem : 1, paused_out : 1, out_blocked : 1, on_held : 1,
-        hb_wrote : 1, on_flush : 1;
+        hb_wrote : 1, on_flush : 1, policy_done : 1, policy_only : 1;
     stomp_parser parser;
     stomp_version version;
     char *rbuf;
@@ -332,12 +336,20 @@ broker_err handle__receipt(conn *c, const stomp_frame *f, int needs_commit) BROK
 
 /* ---- the broker (broker.c, commit.c, listen.c) ----------------------------------------- */
 
+enum { LISTEN_STOMP, LISTEN_WS, LISTEN_POLICY };
+
 typedef struct listener {
     struct listener *next;
     broker *b;
     uv_tcp_t tcp;
     int port;
+    int kind; /* LISTEN_* */
 } listener;
+
+/* Flash policy (policy.c). While a conn is CONNECTING and its first bytes may still be a
+ * <policy-file-request/>: 1 if they are (answered, or waiting for the rest: do not parse),
+ * 0 once they are not (sets policy_done). */
+int policy__intercept(conn *c);
 
 struct broker {
     uv_loop_t *loop;
@@ -375,6 +387,7 @@ struct broker {
     size_t ndfree;
     char *scratch; /* header block of SENDs going straight to the store */
     size_t scratch_cap;
+    int store_counted; /* the store cannot report its resident bytes: count message bytes */
 };
 
 void broker__log(broker *b, broker_log_level lvl, const char *fmt, ...) PRINTF_LIKE(3, 4);

@@ -1,4 +1,5 @@
-/* listen.c: TCP listeners (IPv4 and IPv6) and accepting connections.
+/* listen.c: listeners (IPv4 and IPv6) and accepting connections: STOMP over TCP, STOMP
+ * over WebSocket, and Flash policy ports (a conn that only answers <policy-file-request/>).
  *
  * A connection over max_connections is accepted, told why in an ERROR frame and closed,
  * so the client sees a reason rather than a reset. Listener memory is freed in its close
@@ -33,7 +34,7 @@ static void on_connection(uv_stream_t *server, int status)
     if (b->stopping)
         return;
     int over = b->stats.connections >= b->o.max_connections;
-    conn *c = conn__new(b, transport__tcp());
+    conn *c = conn__new(b, l->kind == LISTEN_WS ? transport__ws() : transport__tcp());
     if (!c) {
         /* Out of memory: take the connection off the backlog and drop it. */
         uv_tcp_t *t = malloc(sizeof *t);
@@ -52,8 +53,14 @@ static void on_connection(uv_stream_t *server, int status)
         conn__close(c);
         return;
     }
+    c->policy_only = l->kind == LISTEN_POLICY;
     if (over) {
         b->stats.connections_refused++;
+        if (l->kind != LISTEN_STOMP) {
+            /* No STOMP session to tell it in: just close. */
+            conn__close(c);
+            return;
+        }
         conn__fail(c, BROKER_E_LIMIT, NULL, "too many connections");
         return;
     }
@@ -61,7 +68,8 @@ static void on_connection(uv_stream_t *server, int status)
         conn__close(c);
 }
 
-broker_err broker_listen(broker *b, const char *host, int port, int *bound_port)
+static broker_err listen_kind(broker *b, const char *host, int port, int kind,
+                              int *bound_port)
 {
     if (!b || !host || port < 0 || port > 65535)
         return BROKER_E_INVALID;
@@ -79,6 +87,7 @@ broker_err broker_listen(broker *b, const char *host, int port, int *bound_port)
     if (!l)
         return BROKER_E_NOMEM;
     l->b = b;
+    l->kind = kind;
     uv_tcp_init(b->loop, &l->tcp);
     l->tcp.data = l;
     b->handles_open++;
@@ -99,8 +108,24 @@ broker_err broker_listen(broker *b, const char *host, int port, int *bound_port)
     b->listeners = l;
     if (bound_port)
         *bound_port = l->port;
-    broker__log(b, BROKER_LOG_INFO, "listening on %s:%d", host, l->port);
+    static const char *const what[] = { "", " (WebSocket)", " (Flash policy)" };
+    broker__log(b, BROKER_LOG_INFO, "listening on %s:%d%s", host, l->port, what[kind]);
     return BROKER_OK;
+}
+
+broker_err broker_listen(broker *b, const char *host, int port, int *bound_port)
+{
+    return listen_kind(b, host, port, LISTEN_STOMP, bound_port);
+}
+
+broker_err broker_listen_ws(broker *b, const char *host, int port, int *bound_port)
+{
+    return listen_kind(b, host, port, LISTEN_WS, bound_port);
+}
+
+broker_err broker_listen_policy(broker *b, const char *host, int port, int *bound_port)
+{
+    return listen_kind(b, host, port, LISTEN_POLICY, bound_port);
 }
 
 void listen__close_all(broker *b)

@@ -1,156 +1,712 @@
-/* main.c: stompd, the daemon: a thin shell over libbroker. Parses options, logs to stderr,
- * listens, prints "stompd: listening on HOST:PORT" once bound, and stops cleanly on SIGINT
- * or SIGTERM. The only file allowed file-scope state and exit().
+/* main.c: stompd, the daemon: a thin shell over libbroker. Reads the command line and the
+ * config file (broker/daemon/config.c), takes the pidfile, opens the log, detaches, opens
+ * the store, listens, drops privileges, then runs the loop until SIGTERM/SIGINT; SIGHUP
+ * reopens the log and reloads the auth file.
+ *
+ * Startup order matters: everything that can fail because of the configuration is checked
+ * before detaching, and the pid file is written and the parent released only once every
+ * address listens. The only file allowed file-scope state and exit().
  */
 #include "broker.h"
+#include "daemon/daemon.h"
 #include "store_sqlite.h"
 
+#include <errno.h>
 #include <getopt.h>
-#include <sys/resource.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
-static const char *const level_names[] = { "error", "warn", "info", "debug" };
+static daemon_config cfg;
+static logsink *the_log;
+static pidfile *the_pidfile;
+static auth_table *the_auth;
+static broker *the_broker;
+static uv_loop_t *the_loop;
+static int report_fd = -1; /* daemon mode: the waiting parent, until startup ended */
+static uv_signal_t sig_int, sig_term, sig_hup;
+static uv_timer_t stats_timer, stop_timer;
+static int signals_on, stats_on, stop_timer_on, stopping;
 
-static void log_stderr(void *ctx, broker_log_level level, const char *line)
+/* Config warnings are printed at once and logged again once the log is open. */
+#define MAX_WARNINGS 16
+static char warnings[MAX_WARNINGS][DAEMON_ERRLEN];
+static size_t nwarnings;
+
+static void usage(FILE *f)
 {
-    (void)ctx;
-    fprintf(stderr, "stompd: %s: %s\n", level_names[level], line);
+    fprintf(f,
+        "usage: stompd [options]\n"
+        "Options override the config file. Defaults in parentheses.\n"
+        "  -c, --config FILE      INI config file ([stompd] keys below; CoilMQ's [coilmq]\n"
+        "                         keys are understood too)\n"
+        "  -b, --host ADDR        address to listen on, IPv4 or IPv6 (127.0.0.1)\n"
+        "  -p, --port PORT        port to listen on; 0 picks a free one (61613)\n"
+        "      --store SPEC       memory or sqlite:PATH (memory)\n"
+        "      --sync LEVEL       sqlite store: full (survives power loss) or normal\n"
+        "                         (survives a killed process) (full)\n"
+        "  -d, --daemon           detach; the command returns once stompd listens (no)\n"
+        "      --pidfile FILE     write and lock a pid file (none)\n"
+        "      --rundir DIR       working directory when detached (/)\n"
+        "      --umask MASK       file creation mask when detached (022)\n"
+        "  -l, --logfile FILE     append the log here; SIGHUP reopens it (stderr, or\n"
+        "                         nothing when detached)\n"
+        "      --log-level LEVEL  debug, info, warning or error (info)\n"
+        "      --debug            debug level and a stats line every stats_interval s (no)\n"
+        "      --syslog           log to syslog too (no)\n"
+        "  -u, --user USER        run as USER after binding and opening files (--uid too)\n"
+        "  -g, --group GROUP      run as GROUP (USER's group) (--gid too)\n"
+        "      --auth FILE        require login; FILE holds 'login = hash' lines (none)\n"
+        "      --max-connections N  open connections (16384)\n"
+        "      --max-memory SIZE  bytes of messages before producers wait (1G)\n"
+        "      --max-body SIZE    bytes in a frame body (16M)\n"
+        "      --connect-timeout MS  CONNECT must arrive within this (10000)\n"
+        "      --set KEY=VALUE    any config file key (repeatable)\n"
+        "      --check-config     validate the configuration and the auth file, then exit\n"
+        "      --hash-passcode    read a passcode on stdin, print its hash for --auth\n"
+        "      --ws-host ADDR     WebSocket (STOMP over RFC 6455) address (127.0.0.1)\n"
+        "      --ws-port PORT     WebSocket port; 0 picks a free one (15674)\n"
+        "      --no-ws            no WebSocket listener\n"
+        "      --ws-path PATH     WebSocket endpoint path (/ws)\n"
+        "      --ws-origins LIST  comma-separated Origins browsers may connect from (any)\n"
+        "      --ws-max-message SIZE  largest WebSocket message, bytes (16842752)\n"
+        "      --web-root DIR     serve DIR's files on the WebSocket port, / = index.html\n"
+        "                         (none)\n"
+        "      --policy-port PORT Flash socket policy listener, e.g. 843 (none)\n"
+        "      --no-policy        do not answer Flash policy requests on STOMP ports\n"
+        "      --policy-domains LIST  allow-access-from domains, comma-separated (*)\n"
+        "      --policy-ports PORTS   to-ports of the policy (the STOMP ports)\n"
+        "  -V, --version          print the version\n"
+        "  -h, --help             this text\n"
+        "\nSignals: TERM/INT stop cleanly (pidfile removed, exit 0); HUP reopens the log\n"
+        "file and reloads the auth file.\n"
+        "Exit codes: 0 ok, 1 runtime failure, 2 bad option or config, 3 cannot listen,\n"
+        "4 store failed, 5 pid file locked or unusable, 6 log, privileges or detaching.\n");
+    config_print_keys(f);
 }
 
-static uv_signal_t sigint, sigterm;
-static broker *the_broker;
+/* ---- logging and failing ------------------------------------------------------------- */
+
+static void logf_(broker_log_level level, const char *event, const char *fmt, ...)
+    DAEMON_PRINTF(3, 4);
+static void logf_(broker_log_level level, const char *event, const char *fmt, ...)
+{
+    char text[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    if (the_log)
+        logsink_write(the_log, level, 0, event, "%s", text);
+    else
+        fprintf(stderr, "stompd: %s\n", text);
+}
+
+static void close_broker(void)
+{
+    if (!the_broker)
+        return;
+    if (broker_stop(the_broker, NULL, NULL) == BROKER_OK)
+        uv_run(the_loop, UV_RUN_DEFAULT);
+    broker_free(the_broker);
+    the_broker = NULL;
+}
+
+/* Startup failed: say why (log, terminal, waiting parent), clean up, exit with code. */
+static void die(int code, const char *fmt, ...) DAEMON_PRINTF(2, 3);
+static void die(int code, const char *fmt, ...)
+{
+    char msg[DAEMON_ERRLEN];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (the_log && logsink_fd(the_log) >= 0)
+        logsink_write(the_log, BROKER_LOG_ERROR, 0, "startup-failed", "%s", msg);
+    /* Clean up before reporting: the waiting parent returns as soon as it hears. */
+    close_broker();
+    pidfile_release(the_pidfile, 1);
+    the_pidfile = NULL;
+    if (report_fd >= 0) {
+        daemon_report(report_fd, code, msg);
+        report_fd = -1;
+    } else {
+        fprintf(stderr, "stompd: %s\n", msg);
+    }
+    logsink_close(the_log);
+    auth_free(the_auth);
+    config_free(&cfg);
+    exit(code);
+}
+
+static void on_config_warning(void *ctx, const char *msg)
+{
+    (void)ctx;
+    fprintf(stderr, "stompd: warning: %s\n", msg);
+    if (nwarnings < MAX_WARNINGS)
+        snprintf(warnings[nwarnings++], DAEMON_ERRLEN, "%s", msg);
+}
+
+/* ---- authentication ------------------------------------------------------------------ */
+
+static int authenticate(void *ctx, const char *login, const char *passcode)
+{
+    (void)ctx;
+    /* The table is swapped at SIGHUP, so it is read here, not captured in ctx. */
+    return the_auth ? auth_check(the_auth, login, passcode) : -1;
+}
+
+static int hash_passcode(void)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    if (isatty(0))
+        fprintf(stderr, "passcode: ");
+    ssize_t n = getline(&line, &cap, stdin);
+    if (n <= 0) {
+        free(line);
+        fprintf(stderr, "stompd: --hash-passcode: no passcode on stdin\n");
+        return STOMPD_EXIT_CONFIG;
+    }
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+    char *h = n ? auth_hash_passcode(line) : NULL;
+    memset(line, 0, cap);
+    free(line);
+    if (!h) {
+        fprintf(stderr, "stompd: --hash-passcode: %s\n",
+                n ? "hashing failed (out of memory?)" : "empty passcode");
+        return n ? STOMPD_EXIT_FAILURE : STOMPD_EXIT_CONFIG;
+    }
+    printf("%s\n", h);
+    free(h);
+    return STOMPD_EXIT_OK;
+}
+
+/* ---- signals and timers -------------------------------------------------------------- */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void close_daemon_handles(void)
+{
+    if (signals_on) {
+        uv_close((uv_handle_t *)&sig_int, on_handle_closed);
+        uv_close((uv_handle_t *)&sig_term, on_handle_closed);
+        uv_close((uv_handle_t *)&sig_hup, on_handle_closed);
+        signals_on = 0;
+    }
+    if (stats_on) {
+        uv_close((uv_handle_t *)&stats_timer, on_handle_closed);
+        stats_on = 0;
+    }
+    if (stop_timer_on) {
+        uv_close((uv_handle_t *)&stop_timer, on_handle_closed);
+        stop_timer_on = 0;
+    }
+}
 
 static void on_stopped(broker *b, void *arg)
 {
     (void)b;
     (void)arg;
-    uv_close((uv_handle_t *)&sigint, NULL);
-    uv_close((uv_handle_t *)&sigterm, NULL);
+    close_daemon_handles();
+}
+
+static void force_exit(const char *why)
+{
+    logf_(BROKER_LOG_ERROR, "stop-forced", "%s: exiting without waiting any longer", why);
+    pidfile_release(the_pidfile, 1);
+    the_pidfile = NULL;
+    _exit(STOMPD_EXIT_FAILURE);
+}
+
+static void on_stop_timeout(uv_timer_t *t)
+{
+    (void)t;
+    force_exit("the stop took longer than stop_timeout");
+}
+
+static void reload(void)
+{
+    char err[DAEMON_ERRLEN];
+    if (logsink_reopen(the_log, err, sizeof err) != 0)
+        logf_(BROKER_LOG_ERROR, "reopen", "%s (still writing to the old file)", err);
+    else
+        logf_(BROKER_LOG_INFO, "reopen", "log file reopened");
+    if (cfg.auth_file) {
+        auth_table *t;
+        if (auth_load(&t, cfg.auth_file, err, sizeof err) != 0) {
+            logf_(BROKER_LOG_ERROR, "reload", "auth file not reloaded, keeping the old "
+                                             "logins: %s", err);
+        } else {
+            auth_free(the_auth);
+            the_auth = t;
+            logf_(BROKER_LOG_INFO, "reload", "auth file reloaded: %zu logins", auth_count(t));
+        }
+    }
 }
 
 static void on_signal(uv_signal_t *s, int signum)
 {
     (void)s;
-    fprintf(stderr, "stompd: info: signal %d, stopping\n", signum);
-    if (broker_stop(the_broker, on_stopped, NULL) != BROKER_OK) {
-        /* A second signal while stopping: give up waiting. */
-        exit(1);
+    if (signum == SIGHUP) {
+        reload();
+        return;
+    }
+    if (stopping)
+        force_exit("second stop signal");
+    stopping = 1;
+    logf_(BROKER_LOG_INFO, "stop", "signal %d: closing connections and the store", signum);
+    daemon_notify("STOPPING=1");
+    if (stats_on) {
+        uv_close((uv_handle_t *)&stats_timer, on_handle_closed);
+        stats_on = 0;
+    }
+    uv_timer_init(the_loop, &stop_timer);
+    stop_timer_on = 1;
+    uv_timer_start(&stop_timer, on_stop_timeout, (uint64_t)cfg.stop_timeout_s * 1000, 0);
+    if (broker_stop(the_broker, on_stopped, NULL) != BROKER_OK)
+        force_exit("the broker could not stop");
+}
+
+static void on_stats(uv_timer_t *t)
+{
+    (void)t;
+    broker_stats st;
+    broker_get_stats(the_broker, &st);
+    logf_(BROKER_LOG_DEBUG, "stats",
+          "connections=%llu total=%llu refused=%llu subscriptions=%llu messages_in=%llu "
+          "messages_out=%llu redeliveries=%llu memory=%llu errors=%llu limit_breaches=%llu "
+          "auth_failures=%llu commits=%llu",
+          (unsigned long long)st.connections, (unsigned long long)st.connections_total,
+          (unsigned long long)st.connections_refused, (unsigned long long)st.subscriptions,
+          (unsigned long long)st.messages_in, (unsigned long long)st.messages_out,
+          (unsigned long long)st.redeliveries, (unsigned long long)st.memory,
+          (unsigned long long)st.errors_sent, (unsigned long long)st.limit_breaches,
+          (unsigned long long)st.auth_failures, (unsigned long long)st.commits);
+}
+
+/* ---- WebSocket and Flash policy listeners (command line only) ------------------------- */
+
+static const char *ws_host = "127.0.0.1";
+static int ws_port = 15674, ws_port_given, no_ws, policy_port = -1, ws_bound, policy_bound;
+static broker_options web_opts; /* only the ws_* / web_root / policy fields are used */
+
+static int port_arg(const char *opt, const char *v)
+{
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (!*v || *end || n < 0 || n > 65535) {
+        fprintf(stderr, "stompd: %s: bad port '%s'\n", opt, v);
+        exit(STOMPD_EXIT_CONFIG);
+    }
+    return (int)n;
+}
+
+/* Bound with the STOMP ports (before privileges are dropped: 843 is privileged). The
+ * default WebSocket port being taken is a warning (several brokers on one host); a port
+ * asked for explicitly must be had. */
+static void listen_web(void)
+{
+    broker_err rc;
+    if (!no_ws) {
+        rc = broker_listen_ws(the_broker, ws_host, ws_port, &ws_bound);
+        if (rc != BROKER_OK && ws_port_given)
+            die(STOMPD_EXIT_LISTEN, "cannot listen on %s:%d (WebSocket): %s", ws_host,
+                ws_port, broker_strerror(rc));
+        if (rc != BROKER_OK) {
+            logf_(BROKER_LOG_WARN, "listen", "no WebSocket listener on %s:%d: %s", ws_host,
+                  ws_port, broker_strerror(rc));
+            ws_bound = -1;
+        }
+    }
+    if (policy_port >= 0) {
+        rc = broker_listen_policy(the_broker, ws_host, policy_port, &policy_bound);
+        if (rc != BROKER_OK)
+            die(STOMPD_EXIT_LISTEN, "cannot listen on %s:%d (Flash policy): %s", ws_host,
+                policy_port, broker_strerror(rc));
     }
 }
 
-static void usage(FILE *f)
+static void print_web(void)
 {
-    fprintf(f, "usage: stompd [options]\n"
-               "  -b, --host ADDR   address to listen on (IPv4 or IPv6, default 127.0.0.1)\n"
-               "  -p, --port PORT   port to listen on (default 61613; 0 picks a free one)\n"
-               "  --store SPEC      memory (default) or sqlite:PATH (durable queues)\n"
-               "  --sync LEVEL      sqlite store: full (default, survives power loss) or\n"
-               "                    normal (survives a killed process)\n"
-               "  --max-connections N  open connections (default 16384)\n"
-               "  -h, --help        this text\n"
-               "  -V, --version     print the version\n");
+    if (!no_ws && ws_bound >= 0)
+        printf("stompd: websocket listening on %s:%d\n", ws_host, ws_bound);
+    if (policy_port >= 0)
+        printf("stompd: policy listening on %s:%d\n", ws_host, policy_bound);
+}
+
+/* ---- the command line ---------------------------------------------------------------- */
+
+enum {
+    OPT_STORE = 256, OPT_SYNC, OPT_PIDFILE, OPT_RUNDIR, OPT_UMASK, OPT_LOGLEVEL, OPT_DEBUG,
+    OPT_SYSLOG, OPT_AUTH, OPT_MAXCONN, OPT_MAXMEM, OPT_MAXBODY, OPT_CONNTIMEOUT, OPT_SET,
+    OPT_CHECK, OPT_HASH, OPT_WS_HOST, OPT_WS_PORT, OPT_NO_WS, OPT_WS_PATH, OPT_WS_ORIGINS,
+    OPT_WS_MAXMSG, OPT_WEB_ROOT, OPT_POLICY_PORT, OPT_NO_POLICY, OPT_POLICY_DOMAINS,
+    OPT_POLICY_PORTS,
+};
+
+static const struct option longopts[] = {
+    { "config", required_argument, NULL, 'c' },
+    { "host", required_argument, NULL, 'b' },
+    { "port", required_argument, NULL, 'p' },
+    { "store", required_argument, NULL, OPT_STORE },
+    { "sync", required_argument, NULL, OPT_SYNC },
+    { "daemon", no_argument, NULL, 'd' },
+    { "pidfile", required_argument, NULL, OPT_PIDFILE },
+    { "rundir", required_argument, NULL, OPT_RUNDIR },
+    { "umask", required_argument, NULL, OPT_UMASK },
+    { "logfile", required_argument, NULL, 'l' },
+    { "log-level", required_argument, NULL, OPT_LOGLEVEL },
+    { "debug", no_argument, NULL, OPT_DEBUG },
+    { "syslog", no_argument, NULL, OPT_SYSLOG },
+    { "user", required_argument, NULL, 'u' },
+    { "uid", required_argument, NULL, 'u' },
+    { "group", required_argument, NULL, 'g' },
+    { "gid", required_argument, NULL, 'g' },
+    { "auth", required_argument, NULL, OPT_AUTH },
+    { "max-connections", required_argument, NULL, OPT_MAXCONN },
+    { "max-memory", required_argument, NULL, OPT_MAXMEM },
+    { "max-body", required_argument, NULL, OPT_MAXBODY },
+    { "connect-timeout", required_argument, NULL, OPT_CONNTIMEOUT },
+    { "set", required_argument, NULL, OPT_SET },
+    { "check-config", no_argument, NULL, OPT_CHECK },
+    { "hash-passcode", no_argument, NULL, OPT_HASH },
+    { "ws-host", required_argument, NULL, OPT_WS_HOST },
+    { "ws-port", required_argument, NULL, OPT_WS_PORT },
+    { "no-ws", no_argument, NULL, OPT_NO_WS },
+    { "ws-path", required_argument, NULL, OPT_WS_PATH },
+    { "ws-origins", required_argument, NULL, OPT_WS_ORIGINS },
+    { "ws-max-message", required_argument, NULL, OPT_WS_MAXMSG },
+    { "web-root", required_argument, NULL, OPT_WEB_ROOT },
+    { "policy-port", required_argument, NULL, OPT_POLICY_PORT },
+    { "no-policy", no_argument, NULL, OPT_NO_POLICY },
+    { "policy-domains", required_argument, NULL, OPT_POLICY_DOMAINS },
+    { "policy-ports", required_argument, NULL, OPT_POLICY_PORTS },
+    { "version", no_argument, NULL, 'V' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+};
+
+/* A command-line setting, applied after the config file. key NULL: special (-b, -p). */
+typedef struct override {
+    const char *opt;
+    const char *key;
+    const char *value;
+} override;
+
+static void apply_override(const override *o)
+{
+    char err[DAEMON_ERRLEN];
+    if (config_set(&cfg, o->key, o->value, err, sizeof err) != 0) {
+        fprintf(stderr, "stompd: %s: %s\n", o->opt, err);
+        config_free(&cfg);
+        exit(STOMPD_EXIT_CONFIG);
+    }
+}
+
+static void parse_args(int argc, char **argv, int *check_only)
+{
+    override ov[128];
+    size_t nov = 0;
+    const char *config_file = NULL, *host = NULL, *port = NULL;
+    int ch, hash = 0;
+    broker_options_init(&web_opts);
+    while ((ch = getopt_long(argc, argv, "c:b:p:dl:u:g:hV", longopts, NULL)) != -1) {
+        const char *key = NULL, *value = optarg;
+        switch (ch) {
+        case 'c': config_file = optarg; continue;
+        case 'b': host = optarg; continue;
+        case 'p': port = optarg; continue;
+        case OPT_STORE: key = "store"; break;
+        case OPT_SYNC: key = "sync"; break;
+        case 'd': key = "daemon"; value = "yes"; break;
+        case OPT_PIDFILE: key = "pidfile"; break;
+        case OPT_RUNDIR: key = "rundir"; break;
+        case OPT_UMASK: key = "umask"; break;
+        case 'l': key = "logfile"; break;
+        case OPT_LOGLEVEL: key = "log_level"; break;
+        case OPT_DEBUG: key = "debug"; value = "yes"; break;
+        case OPT_SYSLOG: key = "syslog"; value = "yes"; break;
+        case 'u': key = "user"; break;
+        case 'g': key = "group"; break;
+        case OPT_AUTH: key = "auth_file"; break;
+        case OPT_MAXCONN: key = "max_connections"; break;
+        case OPT_MAXMEM: key = "max_memory"; break;
+        case OPT_MAXBODY: key = "max_body"; break;
+        case OPT_CONNTIMEOUT: key = "connect_timeout_ms"; break;
+        case OPT_SET: {
+            char *eq = strchr(optarg, '=');
+            if (!eq || eq == optarg) {
+                fprintf(stderr, "stompd: --set: '%s' is not KEY=VALUE\n", optarg);
+                exit(STOMPD_EXIT_CONFIG);
+            }
+            *eq = '\0';
+            key = optarg;
+            value = eq + 1;
+            break;
+        }
+        case OPT_CHECK: *check_only = 1; continue;
+        case OPT_HASH: hash = 1; continue;
+        case OPT_WS_HOST: ws_host = optarg; continue;
+        case OPT_WS_PORT: ws_port = port_arg("--ws-port", optarg); ws_port_given = 1; continue;
+        case OPT_NO_WS: no_ws = 1; continue;
+        case OPT_WS_PATH:
+            if (optarg[0] != '/') {
+                fprintf(stderr, "stompd: --ws-path: '%s' does not start with /\n", optarg);
+                exit(STOMPD_EXIT_CONFIG);
+            }
+            web_opts.ws_path = optarg;
+            continue;
+        case OPT_WS_ORIGINS: web_opts.ws_origins = optarg; continue;
+        case OPT_WS_MAXMSG: {
+            char *end;
+            unsigned long long v = strtoull(optarg, &end, 10);
+            if (!*optarg || *end || v == 0 || v > SIZE_MAX) {
+                fprintf(stderr, "stompd: --ws-max-message: bad size '%s'\n", optarg);
+                exit(STOMPD_EXIT_CONFIG);
+            }
+            web_opts.ws_max_message = (size_t)v;
+            continue;
+        }
+        case OPT_WEB_ROOT: web_opts.web_root = optarg; continue;
+        case OPT_POLICY_PORT: policy_port = port_arg("--policy-port", optarg); continue;
+        case OPT_NO_POLICY: web_opts.flash_policy = 0; continue;
+        case OPT_POLICY_DOMAINS: web_opts.policy_domains = optarg; continue;
+        case OPT_POLICY_PORTS: web_opts.policy_ports = optarg; continue;
+        case 'h': usage(stdout); exit(STOMPD_EXIT_OK);
+        case 'V': printf("stompd %s\n", STOMPD_VERSION); exit(STOMPD_EXIT_OK);
+        default: usage(stderr); exit(STOMPD_EXIT_CONFIG);
+        }
+        if (nov == sizeof ov / sizeof ov[0]) {
+            fprintf(stderr, "stompd: too many options\n");
+            exit(STOMPD_EXIT_CONFIG);
+        }
+        ov[nov++] = (override){ argv[optind - 1], key, value };
+    }
+    if (optind < argc) {
+        fprintf(stderr, "stompd: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        exit(STOMPD_EXIT_CONFIG);
+    }
+    if (hash) {
+        if (auth_init() != 0) {
+            fprintf(stderr, "stompd: libsodium cannot be initialised\n");
+            exit(STOMPD_EXIT_FAILURE);
+        }
+        exit(hash_passcode());
+    }
+    config_init(&cfg);
+    if (config_file) {
+        char err[DAEMON_ERRLEN];
+        if (config_load(&cfg, config_file, on_config_warning, NULL, err, sizeof err) != 0) {
+            fprintf(stderr, "stompd: %s\n", err);
+            config_free(&cfg);
+            exit(STOMPD_EXIT_CONFIG);
+        }
+    }
+    for (size_t i = 0; i < nov; i++)
+        apply_override(&ov[i]);
+    /* -b / -p replace the listen list by one address, keeping the other half. */
+    if (host || port) {
+        config_listen l = cfg.nlisten ? cfg.listen[0] : (config_listen){ "127.0.0.1", 61613 };
+        if (host) {
+            if (strlen(host) == 0 || strlen(host) >= sizeof l.host) {
+                fprintf(stderr, "stompd: --host: '%s' is not an address\n", host);
+                exit(STOMPD_EXIT_CONFIG);
+            }
+            snprintf(l.host, sizeof l.host, "%s", host);
+        }
+        if (port) {
+            char *end;
+            errno = 0;
+            long v = strtol(port, &end, 10);
+            if (!*port || *end || errno || v < 0 || v > 65535) {
+                fprintf(stderr, "stompd: --port: '%s' is not a port number (0-65535)\n",
+                        port);
+                exit(STOMPD_EXIT_CONFIG);
+            }
+            l.port = (int)v;
+        }
+        cfg.listen[0] = l;
+        cfg.nlisten = 1;
+    }
+    if (cfg.debug)
+        cfg.log_level = BROKER_LOG_DEBUG;
+    if (config_absolute_paths(&cfg) != 0) {
+        fprintf(stderr, "stompd: out of memory\n");
+        exit(STOMPD_EXIT_FAILURE);
+    }
+}
+
+/* ---- startup ------------------------------------------------------------------------- */
+
+/* Files opened as root must stay usable by the user we become. */
+static void give_files_to(uid_t uid, gid_t gid)
+{
+    if (the_log && logsink_fd(the_log) >= 0 && fchown(logsink_fd(the_log), uid, gid) != 0)
+        die(STOMPD_EXIT_SYSTEM, "cannot hand the log file to the user: %s", strerror(errno));
+    if (the_pidfile && fchown(pidfile_fd(the_pidfile), uid, gid) != 0)
+        die(STOMPD_EXIT_SYSTEM, "cannot hand the pid file to the user: %s", strerror(errno));
+    if (cfg.store && strncmp(cfg.store, "sqlite:", 7) == 0) {
+        static const char *const suffixes[] = { "", "-wal", "-shm", "-lock" };
+        for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+            char path[4096];
+            snprintf(path, sizeof path, "%s%s", cfg.store + 7, suffixes[i]);
+            if (chown(path, uid, gid) != 0 && errno != ENOENT)
+                die(STOMPD_EXIT_SYSTEM, "cannot hand %s to the user: %s", path,
+                    strerror(errno));
+        }
+    }
 }
 
 int main(int argc, char **argv)
 {
-    const char *host = "127.0.0.1";
-    int port = 61613;
-    broker_options o;
-    broker_options_init(&o);
-    static const struct option longopts[] = {
-        { "host", required_argument, NULL, 'b' },
-        { "port", required_argument, NULL, 'p' },
-        { "help", no_argument, NULL, 'h' },
-        { "store", required_argument, NULL, 'S' },
-        { "sync", required_argument, NULL, 'Y' },
-        { "max-connections", required_argument, NULL, 'M' },
-        { "version", no_argument, NULL, 'V' },
-        { NULL, 0, NULL, 0 },
-    };
-    int ch;
-    while ((ch = getopt_long(argc, argv, "b:p:hV", longopts, NULL)) != -1) {
-        switch (ch) {
-        case 'b': host = optarg; break;
-        case 'p': {
-            char *end;
-            long v = strtol(optarg, &end, 10);
-            if (*end || v < 0 || v > 65535) {
-                fprintf(stderr, "stompd: bad port '%s'\n", optarg);
-                return 2;
-            }
-            port = (int)v;
-            break;
-        }
-        case 'S':
-            if (strcmp(optarg, "memory") == 0) {
-                o.store = NULL;
-            } else if (strncmp(optarg, "sqlite:", 7) == 0 && optarg[7]) {
-                o.store = store_sqlite_backend();
-                o.store_path = optarg + 7;
-            } else {
-                fprintf(stderr, "stompd: bad --store '%s' (memory or sqlite:PATH)\n", optarg);
-                return 2;
-            }
-            break;
-        case 'Y':
-            if (strcmp(optarg, "full") == 0 || strcmp(optarg, "normal") == 0) {
-                o.store_sync_full = optarg[0] == 'f';
-            } else {
-                fprintf(stderr, "stompd: bad --sync '%s' (full or normal)\n", optarg);
-                return 2;
-            }
-            break;
-        case 'M': {
-            char *end;
-            unsigned long long v = strtoull(optarg, &end, 10);
-            if (*end || !*optarg || v == 0) {
-                fprintf(stderr, "stompd: bad --max-connections '%s'\n", optarg);
-                return 2;
-            }
-            o.max_connections = (size_t)v;
-            break;
-        }
-        case 'h': usage(stdout); return 0;
-        case 'V': printf("stompd %s\n", STOMPD_VERSION); return 0;
-        default: usage(stderr); return 2;
+    int check_only = 0;
+    char err[DAEMON_ERRLEN];
+    parse_args(argc, argv, &check_only);
+
+    if (auth_init() != 0)
+        die(STOMPD_EXIT_FAILURE, "libsodium cannot be initialised");
+    if (cfg.auth_file && auth_load(&the_auth, cfg.auth_file, err, sizeof err) != 0)
+        die(STOMPD_EXIT_CONFIG, "%s", err);
+    uid_t uid;
+    gid_t gid;
+    if (daemon_lookup_ids(cfg.user, cfg.group, &uid, &gid, err, sizeof err) != 0)
+        die(STOMPD_EXIT_CONFIG, "%s", err);
+    if (check_only) {
+        printf("stompd: configuration ok: %zu listen address%s, store %s, %s\n", cfg.nlisten,
+               cfg.nlisten == 1 ? "" : "es", cfg.store,
+               the_auth ? "authentication on" : "no authentication");
+        auth_free(the_auth);
+        config_free(&cfg);
+        return STOMPD_EXIT_OK;
+    }
+
+    /* Before anything with side effects: refuse to start twice. */
+    if (cfg.pidfile) {
+        pid_t holder;
+        if (pidfile_acquire(&the_pidfile, cfg.pidfile, &holder, err, sizeof err) != 0) {
+            fprintf(stderr, "stompd: %s\n", err);
+            auth_free(the_auth);
+            config_free(&cfg);
+            return STOMPD_EXIT_PIDFILE;
         }
     }
-    if (optind < argc) {
-        usage(stderr);
-        return 2;
+    if (logsink_open(&the_log, cfg.logfile, cfg.syslog, cfg.log_level, err, sizeof err) != 0)
+        die(STOMPD_EXIT_SYSTEM, "%s", err);
+    if (cfg.daemonize) {
+        if (daemon_detach(cfg.rundir ? cfg.rundir : "/", cfg.umask, &report_fd, err,
+                          sizeof err) != 0)
+            die(STOMPD_EXIT_SYSTEM, "cannot detach: %s", err);
+        if (logsink_take_stderr(the_log) != 0)
+            die(STOMPD_EXIT_SYSTEM, "cannot redirect stderr: %s", strerror(errno));
     }
+    logf_(BROKER_LOG_INFO, "start", "stompd %s starting (pid %ld)", STOMPD_VERSION,
+          (long)getpid());
+    for (size_t i = 0; i < nwarnings; i++)
+        logf_(BROKER_LOG_WARN, "config-warning", "%s", warnings[i]);
+
     /* Every connection is a descriptor: take all the kernel allows us. */
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
-        (void)setrlimit(RLIMIT_NOFILE, &rl);
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            logf_(BROKER_LOG_WARN, "start", "cannot raise the descriptor limit: %s",
+                  strerror(errno));
     }
-    uv_loop_t *loop = uv_default_loop();
-    o.log = log_stderr;
-    broker_err rc = broker_create(loop, &o, &the_broker);
-    if (rc != BROKER_OK) {
-        fprintf(stderr, "stompd: %s\n", broker_strerror(rc));
-        return 1;
+    signal(SIGPIPE, SIG_IGN);
+
+    the_loop = uv_default_loop();
+    broker_options o = cfg.opts;
+    o.server_name = cfg.server_name;
+    o.log = logsink_broker_cb;
+    o.log_ctx = the_log;
+    o.log_level = cfg.log_level;
+    o.store_sync_full = cfg.sync_full;
+    o.ws_path = web_opts.ws_path;
+    o.ws_origins = web_opts.ws_origins;
+    o.ws_max_message = web_opts.ws_max_message;
+    o.web_root = web_opts.web_root;
+    o.flash_policy = web_opts.flash_policy;
+    o.policy_domains = web_opts.policy_domains;
+    o.policy_ports = web_opts.policy_ports;
+    if (strncmp(cfg.store, "sqlite:", 7) == 0) {
+        o.store = store_sqlite_backend();
+        o.store_path = cfg.store + 7;
     }
-    int bound = 0;
-    rc = broker_listen(the_broker, host, port, &bound);
-    if (rc != BROKER_OK) {
-        fprintf(stderr, "stompd: cannot listen on %s:%d: %s\n", host, port,
-                broker_strerror(rc));
-        if (broker_stop(the_broker, NULL, NULL) == BROKER_OK)
-            uv_run(loop, UV_RUN_DEFAULT);
-        broker_free(the_broker);
-        return 1;
+    if (the_auth) {
+        o.authenticate = authenticate;
+        o.auth_ctx = NULL;
     }
-    printf("stompd: listening on %s:%d\n", host, bound);
-    fflush(stdout);
-    uv_signal_init(loop, &sigint);
-    uv_signal_init(loop, &sigterm);
-    uv_signal_start(&sigint, on_signal, SIGINT);
-    uv_signal_start(&sigterm, on_signal, SIGTERM);
-    uv_run(loop, UV_RUN_DEFAULT);
+    broker_err rc = broker_create(the_loop, &o, &the_broker);
+    if (rc != BROKER_OK)
+        die(rc == BROKER_E_STORE ? STOMPD_EXIT_STORE : STOMPD_EXIT_FAILURE, "store %s: %s",
+            cfg.store, broker_strerror(rc));
+    int bound[CONFIG_MAX_LISTEN];
+    for (size_t i = 0; i < cfg.nlisten; i++) {
+        rc = broker_listen(the_broker, cfg.listen[i].host, cfg.listen[i].port, &bound[i]);
+        if (rc != BROKER_OK)
+            die(STOMPD_EXIT_LISTEN, "cannot listen on %s:%d: %s", cfg.listen[i].host,
+                cfg.listen[i].port, broker_strerror(rc));
+    }
+    listen_web();
+    if (cfg.user || cfg.group) {
+        if (geteuid() == 0)
+            give_files_to(uid, cfg.group ? gid : (gid_t)-1);
+        if (daemon_drop_privileges(cfg.user, cfg.group, err, sizeof err) != 0)
+            die(STOMPD_EXIT_SYSTEM, "%s", err);
+        logf_(BROKER_LOG_INFO, "privileges", "running as uid %ld gid %ld", (long)getuid(),
+              (long)getgid());
+    }
+    if (the_pidfile && pidfile_write(the_pidfile, err, sizeof err) != 0)
+        die(STOMPD_EXIT_PIDFILE, "%s", err);
+
+    uv_signal_init(the_loop, &sig_int);
+    uv_signal_init(the_loop, &sig_term);
+    uv_signal_init(the_loop, &sig_hup);
+    signals_on = 1;
+    if (uv_signal_start(&sig_int, on_signal, SIGINT) != 0 ||
+        uv_signal_start(&sig_term, on_signal, SIGTERM) != 0 ||
+        uv_signal_start(&sig_hup, on_signal, SIGHUP) != 0)
+        die(STOMPD_EXIT_FAILURE, "cannot catch signals");
+    if (cfg.debug && cfg.stats_interval_s) {
+        uv_timer_init(the_loop, &stats_timer);
+        stats_on = 1;
+        uint64_t every = (uint64_t)cfg.stats_interval_s * 1000;
+        uv_timer_start(&stats_timer, on_stats, every, every);
+    }
+
+    if (!cfg.daemonize) {
+        for (size_t i = 0; i < cfg.nlisten; i++)
+            printf("stompd: listening on %s:%d\n", cfg.listen[i].host, bound[i]);
+        print_web();
+        fflush(stdout);
+    }
+    logf_(BROKER_LOG_INFO, "ready", "%zu listener%s, store %s%s", cfg.nlisten,
+          cfg.nlisten == 1 ? "" : "s", cfg.store, the_auth ? ", authentication on" : "");
+    if (report_fd >= 0) {
+        daemon_report(report_fd, 0, NULL);
+        report_fd = -1;
+    }
+    daemon_notify("READY=1");
+
+    uv_run(the_loop, UV_RUN_DEFAULT);
+
     broker_free(the_broker);
-    return uv_loop_close(loop) == 0 ? 0 : 1;
+    the_broker = NULL;
+    int loop_rc = uv_loop_close(the_loop);
+    logf_(BROKER_LOG_INFO, "stopped", "stopped cleanly");
+    pidfile_release(the_pidfile, 1);
+    logsink_close(the_log);
+    auth_free(the_auth);
+    config_free(&cfg);
+    return loop_rc == 0 ? STOMPD_EXIT_OK : STOMPD_EXIT_FAILURE;
 }

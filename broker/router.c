@@ -251,7 +251,8 @@ static broker_err enqueue(broker *b, const char *dname, size_t dlen, const char 
         broker__log(b, BROKER_LOG_ERROR, "store: enqueue failed: %s", store_strerror(se));
         return se == STORE_E_NOMEM ? BROKER_E_NOMEM : BROKER_E_STORE;
     }
-    broker__mem_add(b, hlen + blen);
+    if (b->store_counted)
+        broker__mem_add(b, hlen + blen);
     commit__dirty(b);
     dest_t *d = router__find(b, dname, dlen);
     if (d)
@@ -324,12 +325,18 @@ void router__dispatch(broker *b, dest_t *d)
             break;
         store_msg sm;
         store_err se = b->st->take(b->store, d->name, d->name_len, &sm);
+        if (se == STORE_E_AGAIN) {
+            /* The store records the delivery bound first: dispatch after that commit. */
+            router__touch(b, d);
+            commit__dirty(b);
+            break;
+        }
         if (se != STORE_OK)
             break;
         d->cursor = s->dnext ? s->dnext : d->head;
         char msgid[32];
         snprintf(msgid, sizeof msgid, "%llu", (unsigned long long)sm.id);
-        size_t bytes = sm.headers_len + sm.body_len;
+        size_t bytes = b->store_counted ? sm.headers_len + sm.body_len : 0;
         broker_err rc;
         if (!s->c) {
             broker_message view = { d->name, msgid, sm.body, sm.body_len, sm.redeliveries,

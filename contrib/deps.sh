@@ -17,11 +17,20 @@ for what in "${@:-build}"; do
         command -v pkg-config >/dev/null 2>&1 || want pkg-config
         have_pc libuv || want libuv1-dev
         have_pc sqlite3 || want libsqlite3-dev
+        have_pc nettle || want nettle-dev
+        have_deb libwslay-dev || want libwslay-dev
+        have_deb libhttp-parser-dev || want libhttp-parser-dev
+        # stompd only: config file parser, passcode hashing, crypt(3)
+        have_pc inih || want libinih-dev
+        have_pc libsodium || want libsodium-dev
+        have_pc libxcrypt || want libcrypt-dev
         ;;
     test)
         have_pc cmocka || want libcmocka-dev
         have_deb python3-stomp || want python3-stomp
         have_deb ruby-stomp || want ruby-stomp
+        # The browser test (tests/web/test_chat) drives Debian's Chromium headless.
+        [ -x /usr/bin/chromium ] || want chromium
         # JavaScript clients: node and npm, then the npm packages pinned in
         # tests/clients/package-lock.json. npm ci needs npm at once, so those two are
         # installed here rather than with the list at the end.

@@ -3,7 +3,7 @@
  * A backend is a versioned table of functions (store_ops): new methods are only ever
  * appended at the end and STORE_OPS_VERSION grows with them, so a caller checks the version
  * before using a newer slot. Every backend passes the contract suite in
- * tests/store/test_store_contract.c unchanged.
+ * tests/lib/store_contract.c unchanged (run on each by tests/store/test_store_contract.c).
  *
  * Model. A store holds named queues of messages. A message is (id, queue, header block,
  * body, redelivery count); the header block is opaque bytes to the store. Each message is
@@ -17,6 +17,11 @@
  * so its effects land in one batch.
  * Message ids are unique and increasing for the life of the data: a persistent backend
  * never reuses an id after reopening.
+ * Redelivery: a message taken and neither acked nor requeued when a persistent store is
+ * closed comes back after reopening with redeliveries + 1. After a crash (no close) every
+ * message that may have been handed out comes back with redeliveries + 1; the backend
+ * records a per-queue bound ahead of the takes, so a few messages near the delivery
+ * position that were never handed out may be counted too (never one that was missed).
  * Single-threaded: every call is made on the thread that owns the store (the loop thread);
  * a backend may run commit work on other threads but completes on the owner's loop.
  */
@@ -46,6 +51,8 @@ typedef enum store_err {
     STORE_E_IO,        /* the backend's storage failed */
     STORE_E_BUSY,      /* commit: a commit is already in flight; retry after it completes */
     STORE_E_INVALID,   /* bad argument (e.g. empty queue name) */
+    STORE_E_AGAIN,     /* take: the head may be handed out only after the next commit
+                        * completes (ops version 2; see take) */
     STORE_E__COUNT
 } store_err;
 
@@ -69,6 +76,10 @@ typedef struct store_options {
     uv_loop_t *loop;   /* the owner's loop: completions run on it */
     const char *path;  /* backend-specific location; NULL for the memory backend */
     int sync_full;     /* persistent backends: survive power loss, not only a killed process */
+    /* Optional (ops version 2): when open fails, a backend that knows why writes a
+     * NUL-terminated reason here (truncated to reason_size). NULL/0: no reason wanted. */
+    char *reason;
+    size_t reason_size;
 } store_options;
 
 typedef struct store store; /* one open store: backend-specific */
@@ -77,7 +88,7 @@ typedef struct store store; /* one open store: backend-specific */
  * STORE_OK or STORE_E_IO (then the batch is lost: pending messages are dropped). */
 typedef void (*store_commit_cb)(void *arg, store_err status);
 
-#define STORE_OPS_VERSION 1u
+#define STORE_OPS_VERSION 2u
 
 typedef struct store_ops {
     unsigned version; /* STORE_OPS_VERSION the backend was written for */
@@ -94,8 +105,10 @@ typedef struct store_ops {
                          size_t headers_len, const char *body, size_t body_len,
                          uint64_t *id) STORE_WUR;
     /* Hand out the ready message at the head of queue: *out is borrowed (see store_msg).
-     * STORE_E_EMPTY when there is none. Taking is not a write: after a restart a taken
-     * message is ready again. */
+     * STORE_E_EMPTY when there is none. A persistent backend records how far a queue may
+     * have been handed out before it hands a message out (see "Redelivery" above): when
+     * the head lies beyond what is recorded it returns STORE_E_AGAIN, has put the record
+     * in the open batch, and the caller commits and takes again once that completed. */
     store_err (*take)(store *s, const char *queue, size_t queue_len, store_msg *out) STORE_WUR;
     /* Remove a taken message for good (a write). */
     store_err (*ack)(store *s, uint64_t id) STORE_WUR;
@@ -109,6 +122,14 @@ typedef struct store_ops {
     store_err (*commit)(store *s, store_commit_cb cb, void *arg) STORE_WUR;
     /* Ready messages in queue (0 for an unknown queue). */
     size_t (*depth)(store *s, const char *queue, size_t queue_len);
+
+    /* ---- version 2 ---- */
+    /* Bytes the store holds in memory now (records, windows, caches): what it costs the
+     * process, not the size of its queues. */
+    size_t (*resident)(store *s);
+    /* Text of the last failure (a commit that reported STORE_E_IO, a take that could not
+     * read); "" when none. Borrowed, valid until the next call on s. Never NULL. */
+    const char *(*last_error)(store *s);
 } store_ops;
 
 /* The memory backend: fast, nothing survives close. Borrowed, static, never NULL. */

@@ -5,6 +5,7 @@
  * exactly one list: the store's pending list (enqueued, not committed), its queue's ready
  * list, or none (taken). A queue is freed once it has no record at all. Commit completes
  * synchronously (STORE_DONE): nothing here is durable, so a batch is done when it is made.
+ * `bytes` is the sum of the allocations it holds (records and queues), for resident().
  */
 #include "store.h"
 
@@ -43,6 +44,7 @@ struct store {
     size_t q_cap, nq;
     mrec *pend_head, *pend_tail;
     uint64_t next_id;
+    size_t bytes; /* records and queues allocated */
 };
 
 static uint64_t hash_bytes(const char *s, size_t n)
@@ -141,6 +143,7 @@ static void drop_queue_if_unused(store *s, mqueue *q)
         pp = &(*pp)->hnext;
     *pp = q->hnext;
     s->nq--;
+    s->bytes -= sizeof *q + q->name_len + 1;
     free(q);
 }
 
@@ -233,6 +236,7 @@ static store_err mem_enqueue(store *s, const char *queue, size_t queue_len, cons
         q->hnext = s->queues[k];
         s->queues[k] = q;
         s->nq++;
+        s->bytes += sizeof *q + queue_len + 1;
     }
     mrec *r = malloc(sizeof *r + headers_len + body_len + 1);
     if (!r) {
@@ -254,6 +258,7 @@ static store_err mem_enqueue(store *s, const char *queue, size_t queue_len, cons
     r->hnext = s->ids[k];
     s->ids[k] = r;
     s->nids++;
+    s->bytes += sizeof *r + headers_len + body_len + 1;
     q->nrecs++;
     list_append(&s->pend_head, &s->pend_tail, r);
     *id = r->id;
@@ -288,6 +293,7 @@ static store_err mem_ack(store *s, uint64_t id)
     unhash_rec(s, r);
     mqueue *q = r->q;
     q->nrecs--;
+    s->bytes -= sizeof *r + r->hlen + r->blen + 1;
     free(r);
     drop_queue_if_unused(s, q);
     return STORE_OK;
@@ -327,6 +333,17 @@ static size_t mem_depth(store *s, const char *queue, size_t queue_len)
     return q ? q->depth : 0;
 }
 
+static size_t mem_resident(store *s)
+{
+    return s->bytes + (s->ids_cap + s->q_cap) * sizeof(void *) + sizeof *s;
+}
+
+static const char *mem_last_error(store *s)
+{
+    (void)s;
+    return "";
+}
+
 static const store_ops memory_ops = {
     .version = STORE_OPS_VERSION,
     .name = "memory",
@@ -338,6 +355,8 @@ static const store_ops memory_ops = {
     .requeue = mem_requeue,
     .commit = mem_commit,
     .depth = mem_depth,
+    .resident = mem_resident,
+    .last_error = mem_last_error,
 };
 
 const store_ops *store_memory_backend(void)

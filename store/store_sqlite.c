@@ -9,6 +9,8 @@
  * the open batch; a commit hands the batch to the worker, which applies it in one
  * transaction, while new writes fill the other batch. An flock on "<path>-lock" keeps other
  * processes out (SQLite's exclusive locking mode would lock out our own reader too).
+ * The commit keeps statements few: runs of enqueues go INS_ROWS to an INSERT, runs of acks
+ * of consecutive ids (a FIFO consumer's) as one ranged DELETE.
  *
  * Queue order is (ord, id): a fresh message gets ord = id (above every other); a requeued
  * one keeps its ord if that is already below the head's, else takes head's - 1. So the
@@ -18,6 +20,18 @@
  * every message at or below the frontier is in memory (window or taken) or acked. Pending
  * messages are only in memory; paging never reads them early because it is bounded by the
  * largest id whose commit has completed (committed_max).
+ *
+ * Redelivery after a crash. Taking is not a write per message; instead each queue row keeps
+ * a bound `front`: every message ever handed out has ord <= front in the file. take hands
+ * out a message only when its ord is within the durable front; otherwise it puts a raised
+ * front (ord + LOOKAHEAD) in the open batch and answers STORE_E_AGAIN. Takes raise the front
+ * ahead of time (when they come within LOOKAHEAD / 2 of it), so in a steady flow no take
+ * waits, and a new queue starts with its front LOOKAHEAD ids ahead. The meta key "open" is 1
+ * while a store is open and 0 after a clean close (which writes the taken messages back with
+ * redeliveries + 1). Opening a file still marked open means a crash: every message with
+ * ord <= its queue's front comes back with redeliveries + 1 (paged in with the bump): all
+ * that were handed out, and at most LOOKAHEAD ids beyond them that were not. A clean close
+ * after such an open writes those counts down before marking the file closed.
  */
 #include "store_sqlite.h"
 
@@ -36,9 +50,16 @@
 /* 'STMQ': marks a file as ours, so a foreign SQLite database is refused, not altered. */
 #define APP_ID 0x53544d51
 
-/* Pages of WAL before an automatic checkpoint. Larger than SQLite's default (1000) so the
- * copy back into the database (and its sync) is paid less often under a steady load. */
-#define WAL_CHECKPOINT_PAGES 4000
+/* Page size of a new file. Rows of a kilobyte or so fit many to a page, so a commit writes
+ * a few large pages rather than many small ones: far fewer writes per message. */
+#define PAGE_SIZE 16384
+
+/* WAL bytes before an automatic checkpoint. Larger than SQLite's default (1000 pages of
+ * 4 KiB) so the copy back into the database (and its sync) is paid less often. */
+#define WAL_CHECKPOINT_BYTES (32 << 20)
+
+/* How far (in message ids) a queue's recorded front runs ahead of its takes. */
+#define LOOKAHEAD STORE_SQLITE_LOOKAHEAD
 
 enum { REC_PENDING, REC_READY, REC_TAKEN };
 
@@ -50,6 +71,8 @@ static const char *const migrations[] = {
     " redeliveries INTEGER NOT NULL, headers BLOB NOT NULL, body BLOB NOT NULL);"
     "CREATE INDEX msg_queue_ord ON msg(queue, ord);"
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;",
+    /* 1 -> 2: the bound of handed-out messages per queue (see the top of the file). */
+    "ALTER TABLE queue ADD COLUMN front INTEGER NOT NULL DEFAULT 0;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -71,18 +94,26 @@ struct squeue {
     squeue *hnext;
     srec *head, *tail; /* the window: ready records in memory, in queue order */
     size_t nwin;
+    size_t win_bytes;  /* header block and body bytes of the window */
     uint64_t spilled;  /* ready records in the file only, after the window */
     int64_t front_ord; /* the frontier: (ord, id) of the last record brought into memory */
     uint64_t front_id;
     size_t nrecs;      /* records in memory in any state */
     int64_t qid;       /* row id in the queue table */
     uint64_t row_seq;  /* the last batch that writes the queue's row */
+    int64_t front_durable; /* front as committed: takes stay at or below it */
+    int64_t front_sent;    /* the largest front put in a batch (open or in flight) */
+    int64_t front_open;    /* the largest front put in the open batch (fop_seq) */
+    uint64_t fop_seq;      /* the batch front_open belongs to */
+    int64_t crash_front;   /* after a crash: ord bound of possibly delivered messages */
+    int64_t tmax;          /* the largest ord taken */
+    size_t fpins;          /* OP_FRONT operations naming this queue (open or in flight) */
     uint64_t hash;
     size_t name_len;
     char name[]; /* NUL-terminated */
 };
 
-enum { OP_ENQ, OP_ACK, OP_REQUEUE, OP_QNEW, OP_QDEL };
+enum { OP_ENQ, OP_ACK, OP_REQUEUE, OP_QNEW, OP_QDEL, OP_FRONT };
 
 /* One write to replay in the commit transaction. The pointers stay valid while the batch is
  * open or in flight: a pending record cannot be taken or acked, and a queue with a pending
@@ -90,9 +121,9 @@ enum { OP_ENQ, OP_ACK, OP_REQUEUE, OP_QNEW, OP_QDEL };
 typedef struct op {
     int kind;
     uint32_t redeliveries;
-    int64_t key; /* message id (ACK, REQUEUE), queue id (QDEL) */
-    int64_t ord;
-    const void *ptr; /* srec (ENQ), squeue (QNEW) */
+    int64_t key; /* message id (ACK, REQUEUE), queue id (QDEL, FRONT) */
+    int64_t ord; /* ord (ENQ, REQUEUE), front (QNEW, FRONT) */
+    const void *ptr; /* srec (ENQ), squeue (QNEW; FRONT: read on the loop thread only) */
 } op;
 
 typedef struct batch {
@@ -120,8 +151,16 @@ enum {
     W_INS_QUEUE,
     W_DEL_QUEUE,
     W_META,
+    W_FRONT,
+    W_BUMP,
+    W_DEL_RANGE,
+    W_INS_MSGS,
     W__COUNT
 };
+
+#define ROW "(?,?,?,?,?,?)"
+#define ROW8 ROW "," ROW "," ROW "," ROW "," ROW "," ROW "," ROW "," ROW
+enum { INS_ROWS = 16, INS_COLS = 6 };
 
 static const char *const writer_sql[W__COUNT] = {
     [W_BEGIN] = "BEGIN IMMEDIATE",
@@ -133,9 +172,16 @@ static const char *const writer_sql[W__COUNT] = {
     [W_REQUEUE] = "UPDATE msg SET ord = ?2, redeliveries = ?3 WHERE id = ?1",
     /* Each batch writing to a queue writes its row again (see sq_enqueue); REPLACE lets a
      * row of the same name left by a failed batch give way (see drop_queue_if_unused). */
-    [W_INS_QUEUE] = "INSERT OR REPLACE INTO queue(id, name) VALUES(?1, ?2)",
+    [W_INS_QUEUE] = "INSERT OR REPLACE INTO queue(id, name, front) VALUES(?1, ?2, ?3)",
     [W_DEL_QUEUE] = "DELETE FROM queue WHERE id = ?1",
     [W_META] = "INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)",
+    [W_FRONT] = "UPDATE queue SET front = ?2 WHERE id = ?1",
+    [W_BUMP] = "UPDATE msg SET redeliveries = redeliveries + 1 WHERE id = ?1",
+    /* Only for ids that are all acked in the batch (see commit_work). */
+    [W_DEL_RANGE] = "DELETE FROM msg WHERE id BETWEEN ?1 AND ?2",
+    /* INS_ROWS messages in one statement: a burst of SENDs costs fewer statement runs. */
+    [W_INS_MSGS] = "INSERT INTO msg(id, queue, ord, redeliveries, headers, body) VALUES"
+                   ROW8 "," ROW8,
 };
 
 struct store {
@@ -162,10 +208,21 @@ struct store {
     uint64_t stored_next_id; /* next_id as the file has it */
     int64_t next_qid;
     size_t max_row; /* header block + body bytes one row can hold */
+    size_t bytes;   /* records and queues allocated (resident) */
+    int unclean;    /* the file was not closed cleanly: crash fronts apply */
+    int opened;     /* open completed: close may mark the file closed */
     char err[512];
 };
 
 static void set_err(store *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define REC_SIZE(r) (sizeof *(r) + (r)->hlen + (r)->blen + 1)
+#define QUEUE_SIZE(q) (sizeof *(q) + (q)->name_len + 1)
+
+static int64_t add_sat(int64_t a, int64_t b)
+{
+    return a > INT64_MAX - b ? INT64_MAX : a + b;
+}
 
 static void set_err(store *s, const char *fmt, ...)
 {
@@ -289,10 +346,15 @@ static squeue *add_queue(store *s, const char *name, size_t len, uint64_t h, int
     memcpy(q->name, name, len);
     q->qid = qid;
     q->front_ord = INT64_MIN;
+    /* A new queue may hand out the next LOOKAHEAD ids at once (its row carries that). */
+    q->front_durable = q->front_sent = add_sat((int64_t)s->next_id, LOOKAHEAD);
+    q->crash_front = INT64_MIN;
+    q->tmax = INT64_MIN;
     size_t k = (size_t)h & (s->q_cap - 1);
     q->hnext = s->queues[k];
     s->queues[k] = q;
     s->nq++;
+    s->bytes += QUEUE_SIZE(q);
     return q;
 }
 
@@ -367,7 +429,7 @@ static void push_op(batch *b, int kind, int64_t key, int64_t ord, uint32_t redel
  * row is gone (their acks were made, only not stored). */
 static void drop_queue_if_unused(store *s, squeue *q)
 {
-    if (q->nrecs || q->spilled)
+    if (q->nrecs || q->spilled || q->fpins)
         return;
     push_op(s->open, OP_QDEL, q->qid, 0, 0, NULL);
     squeue **pp = &s->queues[(size_t)q->hash & (s->q_cap - 1)];
@@ -375,7 +437,23 @@ static void drop_queue_if_unused(store *s, squeue *q)
         pp = &(*pp)->hnext;
     *pp = q->hnext;
     s->nq--;
+    s->bytes -= QUEUE_SIZE(q);
     free(q);
+}
+
+/* Put front (if higher than any sent) for q in the open batch. -1: out of memory. */
+static int push_front(store *s, squeue *q, int64_t front)
+{
+    if (front <= q->front_sent)
+        return 0;
+    if (reserve_ops(s->open, 1) != 0)
+        return -1;
+    push_op(s->open, OP_FRONT, q->qid, front, 0, q);
+    q->fpins++;
+    q->front_sent = front;
+    q->front_open = front;
+    q->fop_seq = s->open_seq;
+    return 0;
 }
 
 /* ---- the commit work (pool thread: touches wdb, the batch, and immutable record fields) ---- */
@@ -395,26 +473,32 @@ static int bind_meta(sqlite3_stmt *st, const char *key, int64_t v)
     return rc == SQLITE_OK ? step_done(st) : rc;
 }
 
+/* Bind the message of an OP_ENQ as the six values from parameter base + 1 on. */
+static int bind_msg(sqlite3_stmt *st, int base, const op *o)
+{
+    const srec *r = o->ptr;
+    int rc;
+    /* r->data is never NULL, so an empty header block or body binds as an empty blob. */
+    if ((rc = sqlite3_bind_int64(st, base + 1, (sqlite3_int64)r->id)) != SQLITE_OK ||
+        (rc = sqlite3_bind_int64(st, base + 2, r->q->qid)) != SQLITE_OK ||
+        (rc = sqlite3_bind_int64(st, base + 3, r->ord)) != SQLITE_OK ||
+        (rc = sqlite3_bind_int64(st, base + 4, r->redeliveries)) != SQLITE_OK ||
+        (rc = sqlite3_bind_blob64(st, base + 5, r->data, r->hlen, SQLITE_STATIC)) != SQLITE_OK)
+        return rc;
+    return sqlite3_bind_blob64(st, base + 6, r->data + r->hlen, r->blen, SQLITE_STATIC);
+}
+
 static int apply_op(store *s, const op *o)
 {
     sqlite3_stmt *st;
     int rc;
     switch (o->kind) {
-    case OP_ENQ: {
-        const srec *r = o->ptr;
+    case OP_ENQ:
         st = s->w[W_INS_MSG];
-        /* r->data is never NULL, so an empty header block or body binds as an empty blob. */
-        if ((rc = sqlite3_bind_int64(st, 1, (sqlite3_int64)r->id)) != SQLITE_OK ||
-            (rc = sqlite3_bind_int64(st, 2, r->q->qid)) != SQLITE_OK ||
-            (rc = sqlite3_bind_int64(st, 3, r->ord)) != SQLITE_OK ||
-            (rc = sqlite3_bind_int64(st, 4, r->redeliveries)) != SQLITE_OK ||
-            (rc = sqlite3_bind_blob64(st, 5, r->data, r->hlen, SQLITE_STATIC)) != SQLITE_OK ||
-            (rc = sqlite3_bind_blob64(st, 6, r->data + r->hlen, r->blen, SQLITE_STATIC)) !=
-                SQLITE_OK)
-            break;
-        rc = step_done(st);
+        rc = bind_msg(st, 0, o);
+        if (rc == SQLITE_OK)
+            rc = step_done(st);
         break;
-    }
     case OP_ACK:
         st = s->w[W_DEL_MSG];
         rc = sqlite3_bind_int64(st, 1, o->key);
@@ -433,11 +517,20 @@ static int apply_op(store *s, const op *o)
         const squeue *q = o->ptr;
         st = s->w[W_INS_QUEUE];
         if ((rc = sqlite3_bind_int64(st, 1, q->qid)) != SQLITE_OK ||
-            (rc = sqlite3_bind_blob64(st, 2, q->name, q->name_len, SQLITE_STATIC)) != SQLITE_OK)
+            (rc = sqlite3_bind_blob64(st, 2, q->name, q->name_len, SQLITE_STATIC)) !=
+                SQLITE_OK ||
+            (rc = sqlite3_bind_int64(st, 3, o->ord)) != SQLITE_OK)
             break;
         rc = step_done(st);
         break;
     }
+    case OP_FRONT:
+        st = s->w[W_FRONT];
+        if ((rc = sqlite3_bind_int64(st, 1, o->key)) != SQLITE_OK ||
+            (rc = sqlite3_bind_int64(st, 2, o->ord)) != SQLITE_OK)
+            break;
+        rc = step_done(st);
+        break;
     case OP_QDEL:
         st = s->w[W_DEL_QUEUE];
         rc = sqlite3_bind_int64(st, 1, o->key);
@@ -459,6 +552,32 @@ static void commit_work(uv_work_t *req)
     int rc = step_done(s->w[W_BEGIN]);
     for (size_t i = 0; rc == SQLITE_OK && i < b->nops; i++) {
         what = "write";
+        size_t j = i;
+        /* Acks of consecutive ids (a FIFO consumer's) go as one range: one statement. */
+        while (b->ops[i].kind == OP_ACK && j + 1 < b->nops && b->ops[j + 1].kind == OP_ACK &&
+               b->ops[j + 1].key == b->ops[j].key + 1)
+            j++;
+        if (j > i) {
+            sqlite3_stmt *st = s->w[W_DEL_RANGE];
+            if ((rc = sqlite3_bind_int64(st, 1, b->ops[i].key)) == SQLITE_OK &&
+                (rc = sqlite3_bind_int64(st, 2, b->ops[j].key)) == SQLITE_OK)
+                rc = step_done(st);
+            i = j;
+            continue;
+        }
+        /* A run of INS_ROWS enqueues: one statement. */
+        while (b->ops[i].kind == OP_ENQ && j + 1 < b->nops && j + 1 < i + INS_ROWS &&
+               b->ops[j + 1].kind == OP_ENQ)
+            j++;
+        if (j == i + INS_ROWS - 1) {
+            sqlite3_stmt *st = s->w[W_INS_MSGS];
+            for (size_t k = 0; rc == SQLITE_OK && k < INS_ROWS; k++)
+                rc = bind_msg(st, (int)k * INS_COLS, &b->ops[i + k]);
+            if (rc == SQLITE_OK)
+                rc = step_done(st);
+            i = j;
+            continue;
+        }
         rc = apply_op(s, &b->ops[i]);
     }
     if (rc == SQLITE_OK) {
@@ -480,6 +599,7 @@ static void commit_work(uv_work_t *req)
     }
     /* Blobs were bound SQLITE_STATIC: unbind before the records can be freed. */
     (void)sqlite3_clear_bindings(s->w[W_INS_MSG]);
+    (void)sqlite3_clear_bindings(s->w[W_INS_MSGS]);
     (void)sqlite3_clear_bindings(s->w[W_INS_QUEUE]);
 }
 
@@ -499,10 +619,12 @@ static void batch_reset(batch *b)
 static void make_ready(store *s, srec *r)
 {
     squeue *q = r->q;
-    if (q->spilled == 0 && q->nwin < STORE_SQLITE_WINDOW) {
+    if (q->spilled == 0 && q->nwin < STORE_SQLITE_WINDOW &&
+        (q->nwin == 0 || q->win_bytes + r->hlen + r->blen <= STORE_SQLITE_WINDOW_BYTES)) {
         r->state = REC_READY;
         list_append(&q->head, &q->tail, r);
         q->nwin++;
+        q->win_bytes += r->hlen + r->blen;
         q->front_ord = r->ord;
         q->front_id = r->id;
         return;
@@ -510,6 +632,7 @@ static void make_ready(store *s, srec *r)
     q->spilled++;
     unhash_rec(s, r);
     q->nrecs--;
+    s->bytes -= REC_SIZE(r);
     free(r);
 }
 
@@ -524,6 +647,23 @@ static void commit_done(uv_work_t *req, int status)
         else
             set_err(s, "commit failed: %s", uv_strerror(status));
     }
+    /* Fronts: durable now, or (failed) as if never sent. The queues stay until this. */
+    for (size_t i = 0; i < b->nops; i++) {
+        if (b->ops[i].kind != OP_FRONT)
+            continue;
+        squeue *q = (squeue *)b->ops[i].ptr;
+        q->fpins--;
+        if (!failed) {
+            if (b->ops[i].ord > q->front_durable)
+                q->front_durable = b->ops[i].ord;
+        } else {
+            q->front_sent = q->front_durable;
+            if (q->fop_seq == s->open_seq && q->front_open > q->front_sent)
+                q->front_sent = q->front_open;
+        }
+        if (!q->fpins && !q->nrecs && !q->spilled && reserve_ops(s->open, 1) == 0)
+            drop_queue_if_unused(s, q);
+    }
     /* Failed: the batch's messages are dropped; its acks and requeues stay done in memory
      * (the file still has them as they were, so a restart redelivers: at-least-once). */
     while (b->head) {
@@ -536,6 +676,7 @@ static void commit_done(uv_work_t *req, int status)
         squeue *q = r->q;
         unhash_rec(s, r);
         q->nrecs--;
+        s->bytes -= REC_SIZE(r);
         free(r);
         /* Dropping the queue needs an operation slot; without one the queue just stays. */
         if (!q->nrecs && !q->spilled && reserve_ops(s->open, 1) == 0)
@@ -594,6 +735,9 @@ static store_err page_in(store *s, squeue *q)
         r->ord = sqlite3_column_int64(st, 1);
         sqlite3_int64 red = sqlite3_column_int64(st, 2);
         r->redeliveries = red < 0 ? 0 : red > UINT32_MAX ? UINT32_MAX : (uint32_t)red;
+        /* Possibly handed out before a crash: counted as a delivery. */
+        if (r->ord <= q->crash_front && r->redeliveries < UINT32_MAX)
+            r->redeliveries++;
         r->state = REC_READY;
         r->hlen = hlen;
         r->blen = blen;
@@ -603,34 +747,115 @@ static store_err page_in(store *s, squeue *q)
             memcpy(r->data + hlen, body, blen);
         r->data[hlen + blen] = '\0';
         hash_rec(s, r);
+        s->bytes += REC_SIZE(r);
         list_append(&q->head, &q->tail, r);
         q->nwin++;
+        q->win_bytes += hlen + blen;
         q->nrecs++;
         q->spilled--;
         q->front_ord = r->ord;
         q->front_id = r->id;
         got++;
+        if (q->win_bytes >= STORE_SQLITE_WINDOW_BYTES)
+            break;
     }
     if (err == STORE_OK && rc != SQLITE_ROW && rc != SQLITE_DONE)
         err = db_err(s, s->rdb, "read");
     (void)sqlite3_reset(st); /* ends the read transaction: the WAL may be checkpointed past it */
     /* The file has fewer than counted: only if something else changed it. Believe the file. */
-    if (err == STORE_OK && got < want)
+    if (err == STORE_OK && got < want && q->win_bytes < STORE_SQLITE_WINDOW_BYTES)
         q->spilled = 0;
     return err;
 }
 
 /* ---- store_ops ---- */
 
+static int write_rec_count(store *s, const srec *r, uint32_t red)
+{
+    sqlite3_stmt *st = s->w[W_REQUEUE];
+    int rc;
+    if ((rc = sqlite3_bind_int64(st, 1, (sqlite3_int64)r->id)) == SQLITE_OK &&
+        (rc = sqlite3_bind_int64(st, 2, r->ord)) == SQLITE_OK &&
+        (rc = sqlite3_bind_int64(st, 3, red)) == SQLITE_OK)
+        rc = step_done(st);
+    return rc;
+}
+
+/* The last transaction of a clean close. The open batch is not committed (its enqueues are
+ * lost), but every message handed out is counted as delivered: taken ones and those whose
+ * ack or requeue was still in the batch go back with redeliveries + 1 at their position.
+ * The id counter is kept (ids of messages never committed are not reused either) and the
+ * file is marked closed. Best effort, close cannot fail: if this does not commit, the next
+ * open sees a crash and counts every possibly delivered message instead. */
+/* After a crash, messages counted as possibly delivered keep that count once the file is
+ * marked closed: those in memory are written with theirs, those still only in the file get
+ * it in place. */
+static int keep_crash_counts(store *s)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->wdb,
+                                "UPDATE msg SET redeliveries = redeliveries + 1 WHERE queue = ?1"
+                                " AND ord <= ?2 AND (ord, id) > (?3, ?4)",
+                                -1, &st, NULL);
+    for (size_t i = 0; rc == SQLITE_OK && i < s->q_cap; i++)
+        for (squeue *q = s->queues[i]; rc == SQLITE_OK && q; q = q->hnext) {
+            if (q->crash_front == INT64_MIN)
+                continue;
+            for (srec *r = q->head; rc == SQLITE_OK && r; r = r->next)
+                if (r->ord <= q->crash_front)
+                    rc = write_rec_count(s, r, r->redeliveries);
+            if (rc == SQLITE_OK && q->spilled &&
+                (rc = sqlite3_bind_int64(st, 1, q->qid)) == SQLITE_OK &&
+                (rc = sqlite3_bind_int64(st, 2, q->crash_front)) == SQLITE_OK &&
+                (rc = sqlite3_bind_int64(st, 3, q->front_ord)) == SQLITE_OK &&
+                (rc = sqlite3_bind_int64(st, 4, (sqlite3_int64)q->front_id)) == SQLITE_OK)
+                rc = step_done(st);
+        }
+    (void)sqlite3_finalize(st);
+    return rc;
+}
+
+static void close_cleanly(store *s)
+{
+    if (!s->opened || step_done(s->w[W_BEGIN]) != SQLITE_OK)
+        return;
+    int rc = s->unclean ? keep_crash_counts(s) : SQLITE_OK;
+    const batch *b = s->open;
+    for (size_t i = 0; rc == SQLITE_OK && i < b->nops; i++) {
+        const op *o = &b->ops[i];
+        if (o->kind == OP_ACK) {
+            sqlite3_stmt *st = s->w[W_BUMP];
+            if ((rc = sqlite3_bind_int64(st, 1, o->key)) == SQLITE_OK)
+                rc = step_done(st);
+        } else if (o->kind == OP_REQUEUE) {
+            const srec *r = find_rec(s, (uint64_t)o->key);
+            if (r && r->state == REC_READY)
+                rc = write_rec_count(s, r, r->redeliveries);
+        }
+    }
+    for (size_t i = 0; rc == SQLITE_OK && i < s->ids_cap; i++)
+        for (srec *r = s->ids[i]; rc == SQLITE_OK && r; r = r->hnext) {
+            if (r->state != REC_TAKEN)
+                continue;
+            rc = write_rec_count(s, r,
+                                 r->redeliveries < UINT32_MAX ? r->redeliveries + 1 : UINT32_MAX);
+        }
+    if (rc == SQLITE_OK && s->next_id > s->stored_next_id)
+        rc = bind_meta(s->w[W_META], "next_id", (int64_t)s->next_id);
+    if (rc == SQLITE_OK)
+        rc = bind_meta(s->w[W_META], "open", 0);
+    if (rc == SQLITE_OK)
+        rc = step_done(s->w[W_COMMIT]);
+    if (rc != SQLITE_OK && !sqlite3_get_autocommit(s->wdb))
+        (void)step_done(s->w[W_ROLLBACK]);
+}
+
 static void sq_close(store *s)
 {
     if (!s)
         return;
     assert(!s->fly);
-    /* Ids of messages never committed are not reused either: store the counter. Best
-     * effort, close cannot fail; after a crash only never-visible ids can come back. */
-    if (s->w[W_META] && s->next_id > s->stored_next_id)
-        (void)bind_meta(s->w[W_META], "next_id", (int64_t)s->next_id);
+    close_cleanly(s);
     if (s->page)
         (void)sqlite3_finalize(s->page);
     for (int i = 0; i < W__COUNT; i++)
@@ -696,6 +921,7 @@ static store_err sq_enqueue(store *s, const char *queue, size_t queue_len, const
                 pp = &(*pp)->hnext;
             *pp = q->hnext;
             s->nq--;
+            s->bytes -= QUEUE_SIZE(q);
             free(q);
         }
         return STORE_E_NOMEM;
@@ -706,7 +932,7 @@ static store_err sq_enqueue(store *s, const char *queue, size_t queue_len, const
      * earlier batch having succeeded. */
     if (q->row_seq != s->open_seq) {
         q->row_seq = s->open_seq;
-        push_op(b, OP_QNEW, q->qid, 0, 0, q);
+        push_op(b, OP_QNEW, q->qid, q->front_sent, 0, q);
     }
     r->q = q;
     r->id = s->next_id++;
@@ -721,6 +947,7 @@ static store_err sq_enqueue(store *s, const char *queue, size_t queue_len, const
         memcpy(r->data + headers_len, body, body_len);
     r->data[headers_len + body_len] = '\0';
     hash_rec(s, r);
+    s->bytes += REC_SIZE(r);
     q->nrecs++;
     list_append(&b->head, &b->tail, r);
     b->max_id = r->id;
@@ -743,9 +970,21 @@ static store_err sq_take(store *s, const char *queue, size_t queue_len, store_ms
     if (!q->head)
         return STORE_E_EMPTY;
     srec *r = q->head;
+    if (r->ord > q->front_durable) {
+        /* Not yet recorded as deliverable: record it, hand it out after that commit. */
+        if (r->ord > q->front_sent && push_front(s, q, add_sat(r->ord, LOOKAHEAD)) != 0)
+            return STORE_E_NOMEM;
+        return STORE_E_AGAIN;
+    }
     list_unlink(&q->head, &q->tail, r);
     q->nwin--;
+    q->win_bytes -= r->hlen + r->blen;
     r->state = REC_TAKEN;
+    if (r->ord > q->tmax)
+        q->tmax = r->ord;
+    /* Raise the front before takes reach it; without memory for that, a later take waits. */
+    if (add_sat(q->tmax, LOOKAHEAD / 2) > q->front_sent)
+        (void)push_front(s, q, add_sat(q->tmax, LOOKAHEAD));
     out->id = r->id;
     out->queue = q->name;
     out->queue_len = q->name_len;
@@ -769,6 +1008,7 @@ static store_err sq_ack(store *s, uint64_t id)
     unhash_rec(s, r);
     squeue *q = r->q;
     q->nrecs--;
+    s->bytes -= REC_SIZE(r);
     free(r);
     drop_queue_if_unused(s, q);
     return STORE_OK;
@@ -792,6 +1032,7 @@ static store_err sq_requeue(store *s, uint64_t id)
     push_op(s->open, OP_REQUEUE, (int64_t)r->id, r->ord, r->redeliveries, NULL);
     list_prepend(&q->head, &q->tail, r);
     q->nwin++;
+    q->win_bytes += r->hlen + r->blen;
     return STORE_OK;
 }
 
@@ -960,6 +1201,14 @@ static store_err load_meta(store *s)
     if (!isnull && v >= next_qid)
         next_qid = v + 1;
     s->next_qid = next_qid;
+
+    /* Still marked open: the last user did not close it (a crash). Mark it ours now. */
+    if (query_int(s, "SELECT value FROM meta WHERE key = 'open'", &v, &isnull) != SQLITE_OK)
+        return STORE_E_IO;
+    s->unclean = !isnull && v != 0;
+    if (exec(s, "INSERT OR REPLACE INTO meta(key, value) VALUES('open', 1)", "open") !=
+        SQLITE_OK)
+        return STORE_E_IO;
     return STORE_OK;
 }
 
@@ -974,7 +1223,8 @@ static store_err load_queues(store *s)
     int rc = sqlite3_prepare_v2(s->wdb, "SELECT queue, count(*) FROM msg GROUP BY queue", -1,
                                 &counts, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(s->wdb, "SELECT name FROM queue WHERE id = ?1", -1, &byid, NULL);
+        rc = sqlite3_prepare_v2(s->wdb, "SELECT name, front FROM queue WHERE id = ?1", -1,
+                                &byid, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2(s->wdb, "DELETE FROM msg WHERE queue = ?1", -1, &del, NULL);
     if (rc != SQLITE_OK) {
@@ -1008,6 +1258,7 @@ static store_err load_queues(store *s)
             break;
         const char *name = sqlite3_column_blob(byid, 0);
         size_t len = (size_t)sqlite3_column_bytes(byid, 0);
+        int64_t front = sqlite3_column_int64(byid, 1);
         if (len == 0 || n <= 0) {
             (void)sqlite3_reset(byid);
             continue;
@@ -1031,6 +1282,8 @@ static store_err load_queues(store *s)
             goto out;
         }
         q->spilled = (uint64_t)n;
+        q->front_durable = q->front_sent = front;
+        q->crash_front = s->unclean ? front : INT64_MIN;
     }
     if (rc != SQLITE_DONE) {
         err = db_err(s, s->wdb, "load");
@@ -1070,13 +1323,22 @@ static store_err open_db(store *s, const store_options *opts)
     store_err err = check_file(s, &ver);
     if (err != STORE_OK)
         return err;
-    if (exec(s, "PRAGMA journal_mode = WAL", "open") != SQLITE_OK)
+    /* Only takes effect on a file without tables yet (before WAL mode is set). */
+    char sql[200];
+    snprintf(sql, sizeof sql, "PRAGMA page_size = %d", PAGE_SIZE);
+    if (exec(s, sql, "open") != SQLITE_OK ||
+        exec(s, "PRAGMA journal_mode = WAL", "open") != SQLITE_OK)
         return STORE_E_IO;
-    char sql[160];
+    sqlite3_int64 page_size;
+    if (query_int(s, "PRAGMA page_size", &page_size, NULL) != SQLITE_OK)
+        return STORE_E_IO;
+    /* secure_delete off: acked messages are not overwritten with zeros (a second write of
+     * every message; some builds turn it on by default). */
     snprintf(sql, sizeof sql,
-             "PRAGMA synchronous = %s; PRAGMA wal_autocheckpoint = %d;"
-             " PRAGMA foreign_keys = OFF; PRAGMA busy_timeout = 2000",
-             opts->sync_full ? "FULL" : "NORMAL", WAL_CHECKPOINT_PAGES);
+             "PRAGMA synchronous = %s; PRAGMA wal_autocheckpoint = %lld;"
+             " PRAGMA foreign_keys = OFF; PRAGMA busy_timeout = 2000; PRAGMA secure_delete = OFF",
+             opts->sync_full ? "FULL" : "NORMAL",
+             (long long)(WAL_CHECKPOINT_BYTES / (page_size > 0 ? page_size : 4096)));
     if (exec(s, sql, "open") != SQLITE_OK)
         return STORE_E_IO;
 
@@ -1151,6 +1413,7 @@ store_err store_sqlite_open(const store_options *opts, store **out, char *reason
     store_err err = take_lock(s, opts->path);
     if (err == STORE_OK)
         err = open_db(s, opts);
+    s->opened = err == STORE_OK;
     if (err != STORE_OK) {
         if (err == STORE_E_NOMEM && !s->err[0])
             set_err(s, "out of memory");
@@ -1165,12 +1428,30 @@ store_err store_sqlite_open(const store_options *opts, store **out, char *reason
 
 static store_err sq_open(const store_options *opts, store **out)
 {
-    return store_sqlite_open(opts, out, NULL, 0);
+    return store_sqlite_open(opts, out, opts ? opts->reason : NULL, opts ? opts->reason_size : 0);
 }
 
 const char *store_sqlite_last_error(const store *s)
 {
     return s->err;
+}
+
+static const char *sq_last_error(store *s)
+{
+    return s->err;
+}
+
+/* Records, queues, their tables, the batches and the reader's page cache. The writer's
+ * cache is not asked for (the commit thread may be using it); it is bounded by cache_size. */
+static size_t sq_resident(store *s)
+{
+    size_t n = sizeof *s + s->bytes + (s->ids_cap + s->q_cap) * sizeof(void *) +
+               (s->bat[0].cap + s->bat[1].cap) * sizeof(op);
+    int cur = 0, hi = 0;
+    if (s->rdb && sqlite3_db_status(s->rdb, SQLITE_DBSTATUS_CACHE_USED, &cur, &hi, 0) ==
+                      SQLITE_OK && cur > 0)
+        n += (size_t)cur;
+    return n;
 }
 
 static const store_ops sqlite_ops = {
@@ -1184,6 +1465,8 @@ static const store_ops sqlite_ops = {
     .requeue = sq_requeue,
     .commit = sq_commit,
     .depth = sq_depth,
+    .resident = sq_resident,
+    .last_error = sq_last_error,
 };
 
 const store_ops *store_sqlite_backend(void)

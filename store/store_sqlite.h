@@ -1,7 +1,8 @@
 /* store_sqlite.h: the SQLite backend of store.h (durable queues in one database file).
  *
- * Reached like any backend through store_sqlite_backend(); the two extra functions give the
- * reason behind a STORE_E_IO, which the generic table has no slot for.
+ * Reached like any backend through store_sqlite_backend() (open reports its reason through
+ * store_options.reason, failures later through last_error). The two extra functions are the
+ * same for callers holding this backend directly.
  */
 #ifndef STORE_SQLITE_H
 #define STORE_SQLITE_H
@@ -14,9 +15,17 @@
 extern "C" {
 #endif
 
-/* Ready messages of one queue kept in memory; the rest are read from the file on demand.
- * Bounds the memory a backlog costs: about this many messages per queue. */
-#define STORE_SQLITE_WINDOW 256
+/* Ready messages of one queue kept in memory (the window); the rest are read from the file
+ * on demand. Bounds the memory a backlog costs per queue: at most this many messages and,
+ * beyond the first, this many bytes of header blocks and bodies (requeued messages go back
+ * to the window whatever its size). */
+#define STORE_SQLITE_WINDOW 1024
+#define STORE_SQLITE_WINDOW_BYTES (1u << 20)
+
+/* How far (in message ids) a queue's recorded delivery bound runs ahead of its takes: after
+ * a crash, at most this many ids beyond the last message handed out in each queue come back
+ * counted as redelivered although they were never handed out. */
+#define STORE_SQLITE_LOOKAHEAD 8192
 
 /* The SQLite backend. Borrowed, static, never NULL. opts->path names the database file; a
  * sibling file "<path>-lock" is created and locked so only one process uses the database. */

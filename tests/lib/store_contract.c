@@ -1,7 +1,11 @@
-/* store_contract.c: the store contract cases (see store_contract.h).
+/* store_contract.c: the store contract cases (see store_contract.h): enqueue, FIFO per
+ * queue, pending until commit, take, ack, requeue to the head with its count, batches that
+ * land whole or not at all, many queues, 1 MiB binary bodies, header blocks with every byte
+ * value, ids unique across reopen, taken messages counted as delivered after a reopen.
  *
  * Commit completion is awaited by running the loop; a commit that reports STORE_OK must
- * not have called its callback yet (never inside the call that registered it).
+ * not have called its callback yet (never inside the call that registered it). A take that
+ * answers STORE_E_AGAIN is followed, as the broker does, by a commit and the same take.
  */
 #include "store_contract.h"
 
@@ -10,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -87,11 +92,22 @@ static uint64_t put(ctx *c, const char *q, const char *body)
     return id;
 }
 
+/* A take as the broker makes it: after STORE_E_AGAIN, commit and take again (once). */
+static store_err take_rc(ctx *c, const char *q, size_t qlen, store_msg *m)
+{
+    store_err rc = c->fx->ops->take(c->s, q, qlen, m);
+    if (rc == STORE_E_AGAIN) {
+        commit(c);
+        rc = c->fx->ops->take(c->s, q, qlen, m);
+    }
+    return rc;
+}
+
 static store_msg take(ctx *c, const char *q)
 {
     store_msg m;
     memset(&m, 0, sizeof m);
-    assert_int_equal(c->fx->ops->take(c->s, q, strlen(q), &m), STORE_OK);
+    assert_int_equal(take_rc(c, q, strlen(q), &m), STORE_OK);
     return m;
 }
 
@@ -106,7 +122,7 @@ static void take_body(ctx *c, const char *q, const char *body, uint32_t redel)
 static void empty(ctx *c, const char *q)
 {
     store_msg m;
-    assert_int_equal(c->fx->ops->take(c->s, q, strlen(q), &m), STORE_E_EMPTY);
+    assert_int_equal(take_rc(c, q, strlen(q), &m), STORE_E_EMPTY);
 }
 
 static void test_empty(void **state)
@@ -115,8 +131,9 @@ static void test_empty(void **state)
     empty(c, "q");
     assert_int_equal(c->fx->ops->depth(c->s, "q", 1), 0);
     commit(c); /* an empty batch is fine */
-    assert_true(c->fx->ops->version >= 1);
+    assert_int_equal(c->fx->ops->version, STORE_OPS_VERSION);
     assert_non_null(c->fx->ops->name);
+    assert_string_equal(c->fx->ops->last_error(c->s), "");
 }
 
 static void test_pending_until_commit(void **state)
@@ -229,7 +246,7 @@ static void test_queues_independent(void **state)
     take_body(c, "x", "for-x", 0);
     store_msg m;
     uint64_t id;
-    assert_int_equal(c->fx->ops->take(c->s, "nope", 4, &m), STORE_E_EMPTY);
+    assert_int_equal(take_rc(c, "nope", 4, &m), STORE_E_EMPTY);
     assert_int_equal(c->fx->ops->enqueue(c->s, "", 0, NULL, 0, "b", 1, &id), STORE_E_INVALID);
 }
 
@@ -271,14 +288,171 @@ static void test_reopen(void **state)
     (void)t;
     c->fx->ops->close(c->s);
     open_store(c, 0);
-    /* Taken but unacked messages are ready again; acked ones are gone; ids go on. */
-    take_body(c, "p", "kept", 0);
-    take_body(c, "p", "taken", 0);
+    /* Taken but unacked messages are ready again, counted as delivered once; acked ones
+     * are gone; ids go on. */
+    take_body(c, "p", "kept", 1);
+    take_body(c, "p", "taken", 1);
     take_body(c, "p", "uncommitted-later", 0);
     empty(c, "p");
     uint64_t next = put(c, "p", "after");
     assert_true(next > gone);
     commit(c);
+}
+
+/* Requeue counts and positions survive a reopen; so does everything after an ack of all. */
+static void test_reopen_counts_and_ids(void **state)
+{
+    ctx *c = *state;
+    if (!c->fx->persistent) {
+        skip();
+        return;
+    }
+    put(c, "k", "one");
+    put(c, "k", "two");
+    commit(c);
+    store_msg m1 = take(c, "k");
+    assert_int_equal(c->fx->ops->requeue(c->s, m1.id), STORE_OK);
+    m1 = take(c, "k");
+    assert_int_equal(m1.redeliveries, 1);
+    assert_int_equal(c->fx->ops->requeue(c->s, m1.id), STORE_OK);
+    commit(c);
+    c->fx->ops->close(c->s);
+    open_store(c, 0);
+    take_body(c, "k", "one", 2);
+    store_msg m2 = take(c, "k");
+    assert_int_equal(m2.redeliveries, 0);
+    assert_int_equal(c->fx->ops->ack(c->s, m2.id), STORE_OK);
+    commit(c);
+    c->fx->ops->close(c->s);
+    open_store(c, 0);
+    /* "one" was taken at the close: once more. Then the file is empty, ids still go on. */
+    store_msg m3 = take(c, "k");
+    assert_int_equal(m3.redeliveries, 3);
+    assert_int_equal(c->fx->ops->ack(c->s, m3.id), STORE_OK);
+    commit(c);
+    c->fx->ops->close(c->s);
+    open_store(c, 0);
+    empty(c, "k");
+    assert_true(put(c, "k", "later") > m2.id);
+    commit(c);
+}
+
+/* A batch lands whole or not at all: writes not committed before a close are all gone. */
+static void test_batch_all_or_nothing(void **state)
+{
+    ctx *c = *state;
+    if (!c->fx->persistent) {
+        skip();
+        return;
+    }
+    put(c, "t", "base");
+    commit(c);
+    store_msg m = take(c, "t");
+    assert_int_equal(c->fx->ops->requeue(c->s, m.id), STORE_OK);
+    commit(c);
+    m = take(c, "t");
+    /* One batch, never committed: an ack and two sends. */
+    assert_int_equal(c->fx->ops->ack(c->s, m.id), STORE_OK);
+    put(c, "t", "tx1");
+    put(c, "t2", "tx2");
+    c->fx->ops->close(c->s);
+    open_store(c, 0);
+    m = take(c, "t");
+    assert_int_equal(m.body_len, 4);
+    assert_memory_equal(m.body, "base", 4);
+    assert_int_equal(m.redeliveries, 2); /* its ack was lost with the batch */
+    empty(c, "t");
+    empty(c, "t2");
+    /* The same batch committed: all of it. */
+    assert_int_equal(c->fx->ops->ack(c->s, m.id), STORE_OK);
+    put(c, "t", "tx1");
+    put(c, "t2", "tx2");
+    commit(c);
+    c->fx->ops->close(c->s);
+    open_store(c, 0);
+    take_body(c, "t", "tx1", 0);
+    empty(c, "t");
+    take_body(c, "t2", "tx2", 0);
+}
+
+/* Header blocks are opaque bytes: every byte value, NULs included, comes back exactly. */
+static void test_header_bytes(void **state)
+{
+    ctx *c = *state;
+    char hdr[512];
+    for (int i = 0; i < 512; i++)
+        hdr[i] = (char)(i & 0xff);
+    uint64_t id;
+    assert_int_equal(c->fx->ops->enqueue(c->s, "hb", 2, hdr, sizeof hdr, "b", 1, &id),
+                     STORE_OK);
+    /* A queue name with odd bytes too (not NUL-terminated by the caller). */
+    const char qn[] = { 'q', '\0', (char)0xff, ':', '\n' };
+    assert_int_equal(c->fx->ops->enqueue(c->s, qn, sizeof qn, hdr, 1, "", 0, &id), STORE_OK);
+    commit(c);
+    if (c->fx->persistent) {
+        c->fx->ops->close(c->s);
+        open_store(c, 0);
+    }
+    store_msg m = take(c, "hb");
+    assert_int_equal(m.headers_len, sizeof hdr);
+    assert_memory_equal(m.headers, hdr, sizeof hdr);
+    assert_int_equal(m.body_len, 1);
+    assert_memory_equal(m.body, "b", 1);
+    assert_int_equal(take_rc(c, qn, sizeof qn, &m), STORE_OK);
+    assert_int_equal(m.queue_len, sizeof qn);
+    assert_memory_equal(m.queue, qn, sizeof qn);
+    assert_int_equal(m.headers_len, 1);
+    assert_int_equal(m.headers[0], 0);
+    assert_int_equal(m.body_len, 0);
+    assert_int_equal(take_rc(c, "q", 1, &m), STORE_E_EMPTY); /* a prefix is another queue */
+}
+
+/* Many queues at once, written interleaved: each keeps its own FIFO. */
+static void test_many_queues(void **state)
+{
+    ctx *c = *state;
+    enum { NQ = 500, PER = 4 };
+    char q[32], body[32];
+    for (int k = 0; k < PER; k++)
+        for (int i = 0; i < NQ; i++) {
+            snprintf(q, sizeof q, "/queue/many-%d", i);
+            snprintf(body, sizeof body, "%d:%d", i, k);
+            put(c, q, body);
+        }
+    commit(c);
+    for (int i = NQ - 1; i >= 0; i--) {
+        snprintf(q, sizeof q, "/queue/many-%d", i);
+        assert_int_equal(c->fx->ops->depth(c->s, q, strlen(q)), PER);
+        for (int k = 0; k < PER; k++) {
+            snprintf(body, sizeof body, "%d:%d", i, k);
+            store_msg m = take(c, q);
+            assert_int_equal(m.body_len, strlen(body));
+            assert_memory_equal(m.body, body, m.body_len);
+            assert_int_equal(c->fx->ops->ack(c->s, m.id), STORE_OK);
+        }
+        empty(c, q);
+    }
+    commit(c);
+}
+
+/* resident() follows what is held: more after a megabyte is enqueued, less once acked. */
+static void test_resident(void **state)
+{
+    ctx *c = *state;
+    size_t before = c->fx->ops->resident(c->s);
+    assert_true(before > 0);
+    size_t n = 1u << 20;
+    char *big = calloc(1, n);
+    assert_non_null(big);
+    uint64_t id;
+    assert_int_equal(c->fx->ops->enqueue(c->s, "res", 3, NULL, 0, big, n, &id), STORE_OK);
+    free(big);
+    assert_true(c->fx->ops->resident(c->s) >= before + n);
+    commit(c);
+    store_msg m = take(c, "res");
+    assert_int_equal(c->fx->ops->ack(c->s, m.id), STORE_OK);
+    commit(c);
+    assert_true(c->fx->ops->resident(c->s) < before + n);
 }
 
 int store_contract_run(const store_fixture *fx)
@@ -294,6 +468,11 @@ int store_contract_run(const store_fixture *fx)
         cmocka_unit_test_setup_teardown(test_queues_independent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_mixes_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_counts_and_ids, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_all_or_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_header_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_queues, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resident, setup, teardown),
     };
     return _cmocka_run_group_tests(fx->name, tests, sizeof tests / sizeof tests[0], NULL,
                                    NULL);

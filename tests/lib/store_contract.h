@@ -1,8 +1,8 @@
 /* store_contract.h: the contract every store backend passes, written against store.h only.
  *
- * A backend's test calls store_contract_run() with its table and a way to make options
- * (a fresh location per call for persistent backends). The same cases run unchanged on
- * the memory and the SQLite backend.
+ * tests/store/test_store_contract.c calls store_contract_run() once per backend with its
+ * table and a way to make options (a fresh location per call for persistent backends). The
+ * same cases run unchanged on the memory and the SQLite backend.
  */
 #ifndef STORE_CONTRACT_H
 #define STORE_CONTRACT_H

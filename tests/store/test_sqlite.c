@@ -1,7 +1,8 @@
-/* test_sqlite.c: the SQLite backend: the shared store contract, the same semantics again
- * on a real file, plus what only a persistent backend has (reopen, locking, schema
- * versions, paging, commits in flight, failed commits). Each test works in its own
- * temporary directory and removes it.
+/* test_sqlite.c: what only the SQLite backend has (the shared contract runs on it from
+ * test_store_contract.c): the semantics again through its own entry points on a real file,
+ * reopen, crash images, the delivery bound, locking, schema versions and migration from a
+ * golden version-1 file, paging, commits in flight, failed commits. Each test works in its
+ * own temporary directory and removes it.
  */
 #include <dirent.h>
 #include <setjmp.h>
@@ -297,11 +298,11 @@ static void test_commit_in_flight(void **state)
     take_expect(f, "q", "c", 0);
     assert_int_equal(f->ops->commit(f->s, on_commit, NULL), STORE_DONE);
 
-    /* After a restart: a acked, b and c were taken and not acked, so ready again. */
+    /* After a restart: a acked, b and c were taken and not acked: ready again, counted. */
     reopen(f);
     assert_int_equal(depth(f, "q"), 2);
-    assert_int_equal(take_expect(f, "q", "b", 0), ib);
-    take_expect(f, "q", "c", 0);
+    assert_int_equal(take_expect(f, "q", "b", 1), ib);
+    take_expect(f, "q", "c", 1);
 }
 
 static void test_many_queues(void **state)
@@ -322,8 +323,9 @@ static void test_many_queues(void **state)
             assert_int_equal(depth(f, name), 3);
             for (int round = 0; round < 3; round++) {
                 snprintf(body, sizeof body, "%d-%d", i, round);
-                /* After the restart: back in their order, with their count. */
-                uint64_t id = take_expect(f, name, body, pass == 0 ? 0 : 1);
+                /* After the restart: back in their order, with their count (requeued
+                 * once, then taken at the close). */
+                uint64_t id = take_expect(f, name, body, pass == 0 ? 0 : 2);
                 if (pass == 0)
                     assert_int_equal(f->ops->requeue(f->s, id), STORE_OK);
                 else
@@ -444,7 +446,7 @@ static void test_reopen_restores_order(void **state)
     assert_int_equal(depth(f, "r"), 1);
     take_expect(f, "q", "m1", 2);
     take_expect(f, "q", "m2", 1);
-    take_expect(f, "q", "m3", 0); /* taken before the stop: ready again, count kept */
+    take_expect(f, "q", "m3", 1); /* taken, not acked at the close: counted as delivered */
     for (int i = 4; i < 10; i++) {
         snprintf(body, sizeof body, "m%d", i);
         take_expect(f, "q", body, 0);
@@ -486,13 +488,13 @@ static void test_future_version_refused(void **state)
     f->ops->close(f->s);
     f->s = NULL;
 
-    /* An empty file got the current schema: version 1, WAL mode. */
+    /* An empty file got the current schema: version 2, WAL mode. */
     sqlite3 *db;
     sqlite3_stmt *st;
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 1);
+    assert_int_equal(sqlite3_column_int(st, 0), 2);
     assert_int_equal(sqlite3_finalize(st), SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
@@ -508,7 +510,7 @@ static void test_future_version_refused(void **state)
     assert_non_null(strstr(why, "newer"));
 
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 1", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 2", NULL, NULL, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_close(db), SQLITE_OK);
     f->s = open_store(f, 0);
     take_expect(f, "q", "a", 0);
@@ -690,7 +692,7 @@ static void test_failed_commit(void **state)
     put(f, "fresh", "after");
     assert_int_equal(commit_wait(f), STORE_OK);
     reopen(f);
-    take_expect(f, "q", "kept", 0);
+    take_expect(f, "q", "kept", 1);
     take_expect(f, "fresh", "next batch", 0);
     take_expect(f, "fresh", "after", 0);
     expect_empty(f, "fresh");
@@ -716,43 +718,207 @@ static void test_queue_dropped_and_recreated(void **state)
     }
 }
 
-/* The contract fixture: a fresh database file per request, in one directory. The
- * fixture interface has no context pointer, hence file-scope state (tests only). */
-static char contract_dir[64];
-static char contract_path[128];
-static unsigned contract_files;
+/* ---- redelivery after a crash ---- */
 
-static void sqlite_options(store_options *o, uv_loop_t *loop, int fresh)
+/* Copy path (and its -wal) to dst while the store is open and no commit is in flight: what
+ * the disk holds if the process is killed now. */
+static void copy_file(const char *from, const char *to)
 {
-    if (fresh)
-        contract_files++;
-    snprintf(contract_path, sizeof contract_path, "%s/contract-%u.db", contract_dir,
-             contract_files);
-    memset(o, 0, sizeof *o);
-    o->loop = loop;
-    o->path = contract_path;
-    o->sync_full = 1;
+    FILE *in = fopen(from, "rb");
+    if (!in)
+        return; /* no WAL file: nothing to copy */
+    FILE *out = fopen(to, "wb");
+    assert_non_null(out);
+    char buf[8192];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        assert_int_equal(fwrite(buf, 1, n, out), n);
+    assert_int_equal(fclose(in), 0);
+    assert_int_equal(fclose(out), 0);
 }
 
-static int run_contract(void)
+static void crash_image(fx *f, const char *name)
 {
-    const char *tmp = getenv("TMPDIR");
-    snprintf(contract_dir, sizeof contract_dir, "%s/stompd-sqc-XXXXXX",
-             tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(contract_dir)) {
-        perror("mkdtemp");
-        return 1;
+    char from[160], to[160];
+    static const char *const suffix[] = { "", "-wal" };
+    for (int i = 0; i < 2; i++) {
+        snprintf(from, sizeof from, "%s%s", f->path, suffix[i]);
+        snprintf(to, sizeof to, "%s/%s%s", f->dir, name, suffix[i]);
+        copy_file(from, to);
     }
-    store_fixture fixture = {"store contract: sqlite", store_sqlite_backend(), 1,
-                             sqlite_options};
-    int failed = store_contract_run(&fixture);
-    remove_dir(contract_dir);
-    return failed;
+}
+
+static void open_image(fx *f, const char *name)
+{
+    f->ops->close(f->s);
+    snprintf(f->path, sizeof f->path, "%s/%s", f->dir, name);
+    f->s = open_store(f, 0);
+}
+
+/* Killed with messages handed out: they come back counted; so do those within the
+ * look-ahead of the delivery position (possibly handed out); those beyond do not. A clean
+ * close counts only what was really handed out. */
+static void test_crash_counts_possibly_delivered(void **state)
+{
+    fx *f = *state;
+    f->s = open_store(f, 0);
+    const int L = STORE_SQLITE_LOOKAHEAD;
+    uint64_t first = put(f, "q", "n0");
+    put_n(f, "q", 1, L + 100);
+    put(f, "idle", "never taken");
+    assert_int_equal(commit_wait(f), STORE_OK);
+    uint64_t i0 = take_expect(f, "q", "n0", 0);
+    take_expect(f, "q", "n1", 0);
+    assert_int_equal(f->ops->ack(f->s, i0), STORE_OK);
+    assert_int_equal(commit_wait(f), STORE_OK);
+    crash_image(f, "crash.db");
+    open_image(f, "crash.db");
+    /* n1 was handed out; n2.. lie within the bound recorded ahead of the takes. */
+    char body[32];
+    for (int i = 1; i < L + 100; i++) {
+        if (i == 5) {
+            /* A clean restart in between keeps those counts (in memory and in the file). */
+            assert_int_equal(commit_wait(f), STORE_OK);
+            reopen(f);
+        }
+        snprintf(body, sizeof body, "n%d", i);
+        uint64_t want = (uint64_t)i + first <= first + (uint64_t)L ? 1 : 0;
+        store_msg m;
+        store_err rc = f->ops->take(f->s, "q", 1, &m);
+        if (rc == STORE_E_AGAIN) {
+            assert_int_equal(commit_wait(f), STORE_OK);
+            rc = f->ops->take(f->s, "q", 1, &m);
+        }
+        assert_int_equal(rc, STORE_OK);
+        assert_int_equal(m.body_len, strlen(body));
+        assert_memory_equal(m.body, body, m.body_len);
+        assert_int_equal(m.redeliveries, want);
+        assert_int_equal(f->ops->ack(f->s, m.id), STORE_OK);
+    }
+    expect_empty(f, "q");
+    /* Never taken from, but a new queue's bound starts LOOKAHEAD ids ahead: counted. */
+    take_expect(f, "idle", "never taken", 1);
+    assert_int_equal(commit_wait(f), STORE_OK);
+    /* That run is closed cleanly: "idle" was taken, nothing else is counted. */
+    put(f, "q", "fresh");
+    assert_int_equal(commit_wait(f), STORE_OK);
+    reopen(f);
+    take_expect(f, "idle", "never taken", 2);
+    take_expect(f, "q", "fresh", 0);
+}
+
+/* Takes beyond the recorded bound wait for a commit (STORE_E_AGAIN), which records more. */
+static void test_take_waits_for_bound(void **state)
+{
+    fx *f = *state;
+    f->s = open_store(f, 0);
+    const int L = STORE_SQLITE_LOOKAHEAD;
+    int n = L + 10;
+    uint64_t first = put(f, "q", "n0");
+    put_n(f, "q", 1, n);
+    assert_int_equal(commit_wait(f), STORE_OK);
+    int agains = 0;
+    char body[32];
+    for (int i = 0; i < n; i++) {
+        store_msg m;
+        store_err rc = f->ops->take(f->s, "q", 1, &m);
+        if (rc == STORE_E_AGAIN) {
+            /* Exactly at the bound a new queue started with. */
+            assert_int_equal(first + (uint64_t)i, first + (uint64_t)L + 1);
+            agains++;
+            expect_empty(f, "other");
+            assert_int_equal(f->ops->take(f->s, "q", 1, &m), STORE_E_AGAIN);
+            assert_int_equal(commit_wait(f), STORE_OK);
+            rc = f->ops->take(f->s, "q", 1, &m);
+        }
+        assert_int_equal(rc, STORE_OK);
+        snprintf(body, sizeof body, "n%d", i);
+        assert_memory_equal(m.body, body, m.body_len);
+        assert_int_equal(f->ops->ack(f->s, m.id), STORE_OK);
+    }
+    assert_int_equal(agains, 1);
+    assert_int_equal(commit_wait(f), STORE_OK);
+
+    /* With commits between takes (the broker's steady state) the bound stays ahead. */
+    put_n(f, "q", 0, 3 * L);
+    assert_int_equal(commit_wait(f), STORE_OK);
+    for (int i = 0; i < 3 * L; i++) {
+        snprintf(body, sizeof body, "n%d", i);
+        assert_int_equal(f->ops->ack(f->s, take_expect(f, "q", body, 0)), STORE_OK);
+        if (i % 1000 == 999)
+            assert_int_equal(commit_wait(f), STORE_OK);
+    }
+    assert_int_equal(commit_wait(f), STORE_OK);
+}
+
+/* ---- schema migration ---- */
+
+/* A version-1 file exactly as that schema wrote it (the golden image, as SQL). */
+static const char golden_v1[] =
+    "PRAGMA journal_mode = WAL;"
+    "CREATE TABLE queue(id INTEGER PRIMARY KEY, name BLOB NOT NULL UNIQUE);"
+    "CREATE TABLE msg(id INTEGER PRIMARY KEY, queue INTEGER NOT NULL, ord INTEGER NOT NULL,"
+    " redeliveries INTEGER NOT NULL, headers BLOB NOT NULL, body BLOB NOT NULL);"
+    "CREATE INDEX msg_queue_ord ON msg(queue, ord);"
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
+    "INSERT INTO queue VALUES(1, CAST('/queue/a' AS BLOB)), (2, CAST('/queue/b' AS BLOB));"
+    "INSERT INTO msg VALUES(3, 1, 3, 0, CAST('h' AS BLOB) || x'00' || CAST('v' AS BLOB) || x'00',"
+    " CAST('a1' AS BLOB));"
+    "INSERT INTO msg VALUES(2, 1, 1, 2, x'', CAST('a0' AS BLOB));"
+    "INSERT INTO msg VALUES(5, 2, 5, 0, x'', x'00ff00');"
+    "INSERT INTO meta VALUES('next_id', 7), ('next_qid', 3);"
+    "PRAGMA user_version = 1; PRAGMA application_id = 1398033745;";
+
+static void test_migrate_from_v1(void **state)
+{
+    fx *f = *state;
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, golden_v1, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+
+    f->s = open_store(f, 0);
+    store_msg m;
+    /* The migrated queues have no delivery bound yet: the first take records one. */
+    assert_int_equal(f->ops->take(f->s, "/queue/a", 8, &m), STORE_E_AGAIN);
+    assert_int_equal(commit_wait(f), STORE_OK);
+    assert_int_equal(f->ops->take(f->s, "/queue/a", 8, &m), STORE_OK);
+    assert_int_equal(m.body_len, 2);
+    assert_memory_equal(m.body, "a0", 2); /* ord 1: requeued in front, count kept */
+    assert_int_equal(m.redeliveries, 2);
+    assert_int_equal(f->ops->ack(f->s, m.id), STORE_OK);
+    assert_int_equal(f->ops->take(f->s, "/queue/a", 8, &m), STORE_OK);
+    assert_int_equal(m.id, 3);
+    assert_int_equal(m.headers_len, 4);
+    assert_memory_equal(m.headers, "h\0v\0", 4);
+    assert_memory_equal(m.body, "a1", 2);
+    assert_int_equal(m.redeliveries, 0);
+    assert_int_equal(f->ops->take(f->s, "/queue/b", 8, &m), STORE_E_AGAIN);
+    assert_int_equal(commit_wait(f), STORE_OK);
+    assert_int_equal(f->ops->take(f->s, "/queue/b", 8, &m), STORE_OK);
+    assert_int_equal(m.body_len, 3);
+    assert_memory_equal(m.body, "\0\xff\0", 3);
+    uint64_t id = 0;
+    assert_int_equal(f->ops->enqueue(f->s, "/queue/a", 8, "", 0, "new", 3, &id), STORE_OK);
+    assert_int_equal(id, 7); /* ids go on from the old file's counter */
+    assert_int_equal(commit_wait(f), STORE_OK);
+    f->ops->close(f->s);
+    f->s = NULL;
+
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 2);
+    assert_int_equal(sqlite3_finalize(st), SQLITE_OK);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+    f->s = open_store(f, 0);
+    take_expect(f, "/queue/a", "a1", 1); /* taken at the close */
+    take_expect(f, "/queue/a", "new", 0);
 }
 
 int main(void)
 {
-    int failed = run_contract();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_enqueue_take_ack, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fifo_per_queue, setup, teardown),
@@ -771,7 +937,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_paging_while_commit_in_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_dropped_and_recreated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crash_counts_possibly_delivered, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_take_waits_for_bound, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_from_v1, setup, teardown),
     };
-    failed += cmocka_run_group_tests(tests, NULL, NULL);
-    return failed ? 1 : 0;
+    return cmocka_run_group_tests(tests, NULL, NULL) ? 1 : 0;
 }

@@ -1,0 +1,163 @@
+/* daemon.h: the modules of the stompd daemon (not part of libbroker): configuration
+ * (config.c), detaching and service-manager notification (daemonize.c), the pidfile
+ * (pidfile.c), the log sink (logsink.c) and the authentication file (auth.c).
+ *
+ * Each module reports failures as a return value plus a one-line message in a caller's
+ * buffer; only main.c decides to exit, and with which code (STOMPD_EXIT_*).
+ */
+#ifndef STOMPD_DAEMON_H
+#define STOMPD_DAEMON_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "broker.h"
+
+#if defined(__GNUC__) || defined(__clang__)
+#define DAEMON_WUR __attribute__((warn_unused_result))
+#define DAEMON_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define DAEMON_WUR
+#define DAEMON_PRINTF(a, b)
+#endif
+
+/* Exit codes (documented in --help and the README). */
+enum {
+    STOMPD_EXIT_OK = 0,
+    STOMPD_EXIT_FAILURE = 1, /* runtime failure: out of memory, fork, forced stop */
+    STOMPD_EXIT_CONFIG = 2,  /* bad option, config file or auth file */
+    STOMPD_EXIT_LISTEN = 3,  /* cannot bind or listen */
+    STOMPD_EXIT_STORE = 4,   /* cannot open the store */
+    STOMPD_EXIT_PIDFILE = 5, /* pidfile locked by a running stompd, or unusable */
+    STOMPD_EXIT_SYSTEM = 6,  /* log file, privilege drop or detaching failed */
+};
+
+#define DAEMON_ERRLEN 512
+
+/* ---- config.c ------------------------------------------------------------------------ */
+
+#define CONFIG_MAX_LISTEN 16
+
+typedef struct config_listen {
+    char host[64]; /* IPv4 or IPv6 literal, without brackets */
+    int port;
+} config_listen;
+
+/* Everything stompd can be told. Strings are owned by the config (config_free). */
+typedef struct daemon_config {
+    config_listen listen[CONFIG_MAX_LISTEN];
+    size_t nlisten;
+    char *store;         /* "memory" or "sqlite:PATH" */
+    int sync_full;       /* sqlite: 1 = full, 0 = normal */
+    int daemonize;
+    char *rundir;
+    mode_t umask;
+    char *pidfile, *logfile;
+    broker_log_level log_level;
+    int debug;                 /* debug level and a periodic stats line */
+    unsigned stats_interval_s; /* the stats line's period with debug (0 = none) */
+    int syslog;
+    char *user, *group;
+    char *auth_file;
+    unsigned stop_timeout_s; /* SIGTERM: exit within this, forcing if needed */
+    broker_options opts;     /* limits and timeouts; store and log are set by main.c */
+    char *server_name;
+} daemon_config;
+
+/* Defaults (documented in --help and contrib/stompd.conf). */
+void config_init(daemon_config *cfg);
+void config_free(daemon_config *cfg);
+
+/* Read an INI file into cfg (over what is there). On error returns -1 with
+ * "FILE:LINE: message" in err. Warnings (CoilMQ keys that have no meaning here) are passed
+ * to warn, one line each, also "FILE:LINE: message". */
+int config_load(daemon_config *cfg, const char *path, void (*warn)(void *ctx, const char *msg),
+                void *warn_ctx, char *err, size_t errlen) DAEMON_WUR;
+
+/* Set one key as the config file would (section "stompd"); used for command-line options.
+ * -1 with a message naming the key on a bad value. */
+int config_set(daemon_config *cfg, const char *key, const char *value, char *err,
+               size_t errlen) DAEMON_WUR;
+
+/* Parse "HOST:PORT", "[V6]:PORT", "HOST" or "PORT"-less forms into l. -1 when bad. */
+int config_parse_listen(const char *s, config_listen *l) DAEMON_WUR;
+
+/* Make the pid file, log file, auth file and store paths absolute, so they still name the
+ * same files after the daemon changed directory (reopened at SIGHUP). -1: out of memory. */
+int config_absolute_paths(daemon_config *cfg) DAEMON_WUR;
+
+/* Print every key with its default and a one-line explanation (the --help tail). */
+void config_print_keys(FILE *f);
+
+/* ---- logsink.c ----------------------------------------------------------------------- */
+
+typedef struct logsink logsink;
+
+/* A sink writing "TIME LEVEL conn=ID EVENT: text" lines to path (appended; NULL =
+ * stderr), and to syslog too when use_syslog. Caller owns, release with logsink_close(). */
+int logsink_open(logsink **out, const char *path, int use_syslog, broker_log_level level,
+                 char *err, size_t errlen) DAEMON_WUR;
+/* Reopen the file by its name (log rotation). Keeps the old file on failure (-1, err). */
+int logsink_reopen(logsink *ls, char *err, size_t errlen) DAEMON_WUR;
+/* Point stderr at the log file (daemon mode), or at /dev/null when there is none. */
+int logsink_take_stderr(logsink *ls) DAEMON_WUR;
+int logsink_fd(const logsink *ls); /* the file's descriptor, -1 for stderr */
+void logsink_close(logsink *ls);
+/* One line; conn_id 0 = not about a connection. Control characters are escaped. */
+void logsink_write(logsink *ls, broker_log_level level, unsigned long long conn_id,
+                   const char *event, const char *fmt, ...) DAEMON_PRINTF(5, 6);
+/* broker_log_fn for broker_options.log (ctx = the logsink). */
+void logsink_broker_cb(void *ctx, broker_log_level level, const char *line);
+broker_log_level logsink_level(const logsink *ls);
+
+/* ---- pidfile.c ----------------------------------------------------------------------- */
+
+typedef struct pidfile pidfile;
+
+/* Open and lock path. A file locked by a live stompd: -1, *holder = its pid (0 if
+ * unreadable). A stale file (no lock held) is taken over. Caller owns, pidfile_release(). */
+int pidfile_acquire(pidfile **out, const char *path, pid_t *holder, char *err,
+                    size_t errlen) DAEMON_WUR;
+/* Write the current pid (after listening). */
+int pidfile_write(pidfile *pf, char *err, size_t errlen) DAEMON_WUR;
+/* Remove the file (clean exit) and drop the lock. */
+void pidfile_release(pidfile *pf, int remove);
+int pidfile_fd(const pidfile *pf);
+
+/* ---- daemonize.c --------------------------------------------------------------------- */
+
+/* Detach: fork, setsid, fork, chdir, umask; stdin/stdout to /dev/null. Only the final
+ * child returns (0, *report_fd = where to report startup). The first parent waits for the
+ * report and exits with its code, printing its message. -1 with err when forking fails. */
+int daemon_detach(const char *rundir, mode_t mask, int *report_fd, char *err,
+                  size_t errlen) DAEMON_WUR;
+/* Tell the waiting parent how startup ended (code 0 = listening), then close fd. */
+void daemon_report(int fd, int code, const char *msg);
+/* sd_notify: send state ("READY=1", "STOPPING=1", ...) to $NOTIFY_SOCKET if set. */
+void daemon_notify(const char *state);
+/* Drop to user/group (either may be NULL). -1 with err on failure. */
+int daemon_drop_privileges(const char *user, const char *group, char *err,
+                           size_t errlen) DAEMON_WUR;
+/* Resolve user/group to ids without changing anything (uid/gid -1 when not given). */
+int daemon_lookup_ids(const char *user, const char *group, uid_t *uid, gid_t *gid, char *err,
+                      size_t errlen) DAEMON_WUR;
+
+/* ---- auth.c -------------------------------------------------------------------------- */
+
+typedef struct auth_table auth_table;
+
+/* Load "login = hash" lines (optionally under [auth]). Plain-text passcodes and unknown
+ * hash formats are refused with "FILE:LINE: message". Caller owns, auth_free(). */
+int auth_load(auth_table **out, const char *path, char *err, size_t errlen) DAEMON_WUR;
+void auth_free(auth_table *t);
+size_t auth_count(const auth_table *t);
+/* 0 when login exists and passcode matches its hash (NULLs never match). The first
+ * unknown login computes a decoy hash, kept in t. */
+int auth_check(auth_table *t, const char *login, const char *passcode);
+/* Hash a passcode for the auth file (libsodium Argon2id). -1 on failure. Caller frees. */
+char *auth_hash_passcode(const char *passcode);
+/* libsodium needs one initialisation per process. */
+int auth_init(void) DAEMON_WUR;
+
+#endif

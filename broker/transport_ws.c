@@ -1,0 +1,748 @@
+/* transport_ws.c: STOMP over WebSocket (RFC 6455) under a conn, through transport_ops.
+ *
+ * Phases: HTTP (the opening request, read by ws_http.c; refusals are HTTP responses and
+ * no session), OPEN (wslay frames the socket; conn sees a plain byte stream), END (the
+ * response or close went out; nothing more reaches conn). The conn keeps its limits,
+ * output queue and backpressure exactly as over TCP.
+ *
+ * In: every text and binary message payload, fragmented or not, is appended to one byte
+ * stream handed to conn__on_read, so a STOMP frame may span messages and a message may
+ * hold several frames. wslay runs without buffering; socket bytes are pulled only while
+ * conn reads and at most as many as conn's read buffer has room for (a payload is never
+ * larger than the bytes that carried it), so pausing conn pauses the socket. Message size
+ * (ws_max_message, 1009) and UTF-8 of text messages (1007) are checked here.
+ *
+ * Out: conn's output queue holds whole encoded frames but merges them into iovecs, so
+ * this transport finds the boundaries itself by scanning what the encoder wrote, whose
+ * shape is fixed (frames/encode.c, message.c): a command line and header lines, a blank
+ * line, then content-length bytes of body (when that header is present; without it the
+ * body has no NUL) and a NUL; an LF between frames is a heart-beat. Each frame becomes
+ * one message (text when it is valid UTF-8, else binary), each heart-beat a message
+ * holding "\n". A frame split across two writes waits in a carry buffer. conn's write
+ * completes when the socket write carrying its messages does: backpressure is unchanged.
+ *
+ * Closing: conn closes the transport once; a close frame (1000, or 1001 when aborted)
+ * goes out unless one already did, then the socket closes when the peer's close frame or
+ * EOF arrived, or after error_linger_ms. The two handles here (socket, timer) count as
+ * one for conn: conn__on_handle_closed runs after both closed.
+ */
+#include "internal.h"
+#include "ws_http.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <wslay/wslay.h>
+
+enum { WS_HTTP, WS_OPEN, WS_END };
+enum { OS_START, OS_HEAD, OS_BODY_LEN, OS_NUL, OS_BODY_NUL };
+
+typedef struct utf8_state {
+    uint8_t need, lo, hi;
+} utf8_state;
+
+typedef struct ws {
+    conn *c;
+    int phase;
+    ws_req *req;
+    wslay_event_context_ptr ctx;
+    char *raw; /* socket bytes not yet fed to http-parser or wslay */
+    size_t raw_cap, raw_off, raw_len;
+    char *wbuf; /* the socket write in flight (or being built) */
+    size_t wlen, wcap;
+    uv_write_t wreq;
+    uv_timer_t timer; /* closing: linger; otherwise: deferred work (kick) */
+    int handles;
+    unsigned want_read : 1, sock_reading : 1, writing : 1, carries : 1, conn_waiting : 1,
+        eof : 1, eof_told : 1, dead : 1, closing : 1, finishing : 1, failed : 1;
+    int sock_err; /* the read error behind eof, or UV_EOF */
+    /* outgoing frame scanner */
+    int os;
+    int line_start, cl_seen, cl_digits;
+    size_t cl_match, cl_val, remain;
+    char *carry;
+    size_t carry_len, carry_cap;
+    /* incoming message */
+    uint8_t iop, ifin;
+    int itext;
+    uint64_t ilen;
+    utf8_state iutf;
+} ws;
+
+static void ws_process(ws *w);
+static void ws_pump(ws *w);
+static void ws_maybe_finish(ws *w);
+
+/* ---- UTF-8 (RFC 3629), incremental: a sequence may span chunks ---------------------- */
+
+static int utf8_feed(utf8_state *s, const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint8_t b = p[i];
+        if (s->need) {
+            if (b < s->lo || b > s->hi)
+                return 0;
+            s->lo = 0x80;
+            s->hi = 0xBF;
+            s->need--;
+            continue;
+        }
+        if (b < 0x80)
+            continue;
+        s->lo = 0x80;
+        s->hi = 0xBF;
+        if (b >= 0xC2 && b <= 0xDF)
+            s->need = 1;
+        else if (b == 0xE0)
+            s->need = 2, s->lo = 0xA0;
+        else if ((b >= 0xE1 && b <= 0xEC) || b == 0xEE || b == 0xEF)
+            s->need = 2;
+        else if (b == 0xED)
+            s->need = 2, s->hi = 0x9F;
+        else if (b == 0xF0)
+            s->need = 3, s->lo = 0x90;
+        else if (b >= 0xF1 && b <= 0xF3)
+            s->need = 3;
+        else if (b == 0xF4)
+            s->need = 3, s->hi = 0x8F;
+        else
+            return 0;
+    }
+    return 1;
+}
+
+static int utf8_valid(const uint8_t *p, size_t n)
+{
+    utf8_state s = { 0, 0x80, 0xBF };
+    return utf8_feed(&s, p, n) && s.need == 0;
+}
+
+/* ---- buffers ------------------------------------------------------------------------ */
+
+static int append(char **buf, size_t *len, size_t *cap, const void *p, size_t n)
+{
+    if (*len + n > *cap) {
+        size_t ncap = *cap ? *cap : 4096;
+        while (ncap < *len + n) {
+            if (ncap > SIZE_MAX / 2)
+                return -1;
+            ncap *= 2;
+        }
+        char *nb = realloc(*buf, ncap);
+        if (!nb)
+            return -1;
+        *buf = nb;
+        *cap = ncap;
+    }
+    memcpy(*buf + *len, p, n);
+    *len += n;
+    return 0;
+}
+
+/* ---- socket ------------------------------------------------------------------------- */
+
+static void on_sock_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    ws *w = ((conn *)h->data)->tp_state;
+    if (w->raw_off == w->raw_len) {
+        w->raw_off = w->raw_len = 0;
+    } else if (w->raw_off) {
+        memmove(w->raw, w->raw + w->raw_off, w->raw_len - w->raw_off);
+        w->raw_len -= w->raw_off;
+        w->raw_off = 0;
+    }
+    *buf = uv_buf_init(w->raw + w->raw_len, (unsigned)(w->raw_cap - w->raw_len));
+}
+
+static void on_sock_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+/* Read the socket while someone wants its bytes and raw has room: the handshake, conn,
+ * or (closing) the peer's close frame. */
+static void update_reading(ws *w)
+{
+    int want = !w->dead && !w->eof && !w->finishing && w->raw_off + w->raw_cap > w->raw_len &&
+               ((w->phase == WS_HTTP && !w->closing) ||
+                (w->phase == WS_OPEN && (w->want_read || w->closing)));
+    if (want && !w->sock_reading) {
+        if (uv_read_start((uv_stream_t *)&w->c->tcp, on_sock_alloc, on_sock_read) == 0)
+            w->sock_reading = 1;
+    } else if (!want && w->sock_reading) {
+        uv_read_stop((uv_stream_t *)&w->c->tcp);
+        w->sock_reading = 0;
+    }
+}
+
+static void on_sock_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    ws *w = ((conn *)s->data)->tp_state;
+    if (nread == 0)
+        return;
+    if (nread == UV_ENOBUFS) {
+        /* raw is full of bytes conn cannot take yet: resumed by ws_process. */
+        uv_read_stop(s);
+        w->sock_reading = 0;
+        return;
+    }
+    if (nread < 0) {
+        uv_read_stop(s);
+        w->sock_reading = 0;
+        w->eof = 1;
+        w->sock_err = (int)nread;
+    } else {
+        w->raw_len += (size_t)nread;
+    }
+    ws_process(w);
+}
+
+static void on_write(uv_write_t *req, int status);
+
+/* Write wbuf (nothing else may be in flight). */
+static void start_write(ws *w)
+{
+    uv_buf_t b = uv_buf_init(w->wbuf, (unsigned)w->wlen);
+    w->wreq.data = w;
+    if (uv_write(&w->wreq, (uv_stream_t *)&w->c->tcp, &b, 1, on_write) != 0) {
+        w->dead = 1;
+        w->wlen = 0;
+        if (!w->closing)
+            conn__close(w->c);
+        return;
+    }
+    w->writing = 1;
+    w->carries = w->conn_waiting;
+    w->conn_waiting = 0;
+}
+
+static void on_timer(uv_timer_t *t);
+
+/* Deferred work at the next turn: never call back into conn inside its own call. */
+static void kick(ws *w)
+{
+    if (!w->closing && !w->finishing)
+        uv_timer_start(&w->timer, on_timer, 0, 0);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    ws *w = t->data;
+    if (w->closing) {
+        /* The peer did not finish the close handshake in time. */
+        w->dead = 1;
+        ws_maybe_finish(w);
+        return;
+    }
+    if (w->conn_waiting && !w->writing) {
+        /* conn's last write held only part of a frame: nothing to send yet. */
+        w->conn_waiting = 0;
+        conn__on_written(w->c, 0);
+    }
+    ws_process(w);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    ws *w = req->data;
+    int carried = w->carries;
+    w->writing = 0;
+    w->carries = 0;
+    w->wlen = 0;
+    if (status < 0)
+        w->dead = 1;
+    if (carried)
+        conn__on_written(w->c, status);
+    else if (status < 0 && !w->closing)
+        conn__close(w->c);
+    ws_pump(w);
+    ws_maybe_finish(w);
+}
+
+/* ---- wslay callbacks ------------------------------------------------------------------ */
+
+static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
+                       void *user)
+{
+    (void)flags;
+    ws *w = user;
+    size_t n = w->raw_len - w->raw_off;
+    if (n > len)
+        n = len;
+    if (!w->closing && !w->failed) {
+        if (!w->want_read) {
+            n = 0;
+        } else {
+            /* Never pull more than conn can take: payload <= the bytes carrying it. */
+            uv_buf_t room;
+            conn__alloc(w->c, &room);
+            if (n > room.len)
+                n = room.len;
+        }
+    }
+    if (n == 0) {
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+        return -1;
+    }
+    memcpy(buf, w->raw + w->raw_off, n);
+    w->raw_off += n;
+    return (ssize_t)n;
+}
+
+static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
+                       void *user)
+{
+    (void)flags;
+    ws *w = user;
+    if (append(&w->wbuf, &w->wlen, &w->wcap, data, len) != 0) {
+        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+        return -1;
+    }
+    return (ssize_t)len;
+}
+
+/* Fail the WebSocket: close frame with code, no more input, conn closes. */
+static void ws_fail(ws *w, uint16_t code, const char *reason)
+{
+    if (w->failed)
+        return;
+    w->failed = 1;
+    broker__log(w->c->b, BROKER_LOG_WARN, "connection %llu: WebSocket closed (%u): %s",
+                (unsigned long long)w->c->id, code, reason);
+    (void)wslay_event_queue_close(w->ctx, code, (const uint8_t *)reason, strlen(reason));
+    wslay_event_shutdown_read(w->ctx);
+    if (!w->closing)
+        conn__close(w->c);
+}
+
+static void on_frame_start(wslay_event_context_ptr ctx,
+                           const struct wslay_event_on_frame_recv_start_arg *arg, void *user)
+{
+    (void)ctx;
+    ws *w = user;
+    w->iop = arg->opcode;
+    w->ifin = arg->fin;
+    if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME) {
+        w->itext = arg->opcode == WSLAY_TEXT_FRAME;
+        w->ilen = 0;
+        w->iutf = (utf8_state){ 0, 0x80, 0xBF };
+    }
+    if (arg->opcode < 8 && w->ilen + arg->payload_length > w->c->b->o.ws_max_message)
+        ws_fail(w, WSLAY_CODE_MESSAGE_TOO_BIG, "message too big");
+}
+
+static void on_frame_chunk(wslay_event_context_ptr ctx,
+                           const struct wslay_event_on_frame_recv_chunk_arg *arg, void *user)
+{
+    (void)ctx;
+    ws *w = user;
+    if (w->iop >= 8 || w->failed)
+        return; /* control frames are wslay's */
+    w->ilen += arg->data_length;
+    if (w->itext && !utf8_feed(&w->iutf, arg->data, arg->data_length)) {
+        ws_fail(w, WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA, "text message is not UTF-8");
+        return;
+    }
+    if (w->closing || !arg->data_length)
+        return;
+    conn *c = w->c;
+    uv_buf_t room;
+    conn__alloc(c, &room);
+    if (arg->data_length > room.len) {
+        ws_fail(w, WSLAY_CODE_INTERNAL_SERVER_ERROR, "read buffer overrun");
+        return;
+    }
+    memcpy(room.base, arg->data, arg->data_length);
+    conn__on_read(c, (ssize_t)arg->data_length);
+}
+
+static void on_frame_end(wslay_event_context_ptr ctx, void *user)
+{
+    (void)ctx;
+    ws *w = user;
+    if (w->iop < 8 && w->ifin && w->itext && w->iutf.need)
+        ws_fail(w, WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA, "text message is not UTF-8");
+}
+
+static const struct wslay_event_callbacks callbacks = {
+    .recv_callback = recv_cb,
+    .send_callback = send_cb,
+    .on_frame_recv_start_callback = on_frame_start,
+    .on_frame_recv_chunk_callback = on_frame_chunk,
+    .on_frame_recv_end_callback = on_frame_end,
+};
+
+/* ---- the opening handshake ---------------------------------------------------------- */
+
+static void http_step(ws *w)
+{
+    conn *c = w->c;
+    if (w->raw_off == w->raw_len) {
+        if (w->eof)
+            conn__close(c); /* gone before finishing its request */
+        return;
+    }
+    size_t used = 0;
+    int st = ws_http__feed(w->req, w->raw + w->raw_off, w->raw_len - w->raw_off, &used);
+    w->raw_off += used;
+    if (st == WS_HTTP_MORE) {
+        if (w->eof)
+            conn__close(c); /* gone before finishing its request */
+        return;
+    }
+    char *resp = NULL;
+    size_t rlen = 0;
+    const char *proto = NULL, *why = NULL;
+    int rc = ws_http__respond(w->req, &c->b->o, &resp, &rlen, &proto, &why);
+    free(w->req);
+    w->req = NULL;
+    if (rc < 0 || append(&w->wbuf, &w->wlen, &w->wcap, resp, rlen) != 0) {
+        free(resp);
+        w->phase = WS_END;
+        broker__log(c->b, BROKER_LOG_ERROR, "connection %llu: out of memory in the handshake",
+                    (unsigned long long)c->id);
+        conn__close(c);
+        return;
+    }
+    free(resp);
+    if (rc == 1) {
+        w->phase = WS_OPEN;
+        broker__log(c->b, BROKER_LOG_DEBUG, "connection %llu: WebSocket open (%s)",
+                    (unsigned long long)c->id, proto ? proto : "no subprotocol");
+    } else {
+        w->phase = WS_END;
+        /* Files and misses of the web page are not handshakes. */
+        if (strcmp(why, "file") != 0 && strcmp(why, "not found") != 0)
+            broker__log(c->b, BROKER_LOG_INFO,
+                        "connection %llu: WebSocket handshake refused: %s",
+                        (unsigned long long)c->id, why);
+        conn__close(c);
+    }
+    start_write(w);
+}
+
+/* ---- input ------------------------------------------------------------------------- */
+
+static void ws_process(ws *w)
+{
+    conn *c = w->c;
+    if (w->finishing)
+        return;
+    if (w->phase == WS_HTTP && !w->closing)
+        http_step(w);
+    if (w->phase == WS_OPEN) {
+        while (w->raw_off < w->raw_len && wslay_event_want_read(w->ctx) &&
+               (w->want_read || w->closing || w->failed)) {
+            size_t before = w->raw_off;
+            if (wslay_event_recv(w->ctx) != 0) {
+                ws_fail(w, WSLAY_CODE_INTERNAL_SERVER_ERROR, "out of memory");
+                break;
+            }
+            if (w->raw_off == before)
+                break;
+        }
+        if (!w->closing && !w->eof_told) {
+            if (wslay_event_get_close_received(w->ctx)) {
+                /* The peer's close: its end of input. wslay answers the close. */
+                w->eof_told = 1;
+                conn__on_read(c, UV_EOF);
+            } else if (!wslay_event_want_read(w->ctx) && !w->failed) {
+                w->failed = 1; /* wslay refused a frame and queued its close */
+                broker__log(c->b, BROKER_LOG_WARN,
+                            "connection %llu: WebSocket protocol error, closed (%u)",
+                            (unsigned long long)c->id,
+                            wslay_event_get_status_code_sent(w->ctx));
+                conn__close(c);
+            } else if (w->eof && w->raw_off == w->raw_len) {
+                w->eof_told = 1;
+                conn__on_read(c, w->sock_err);
+            }
+        }
+        ws_pump(w);
+    } else if (w->phase == WS_END) {
+        w->raw_off = w->raw_len = 0; /* nothing after a refusal is read */
+    }
+    update_reading(w);
+    ws_maybe_finish(w);
+}
+
+/* ---- output ------------------------------------------------------------------------ */
+
+static void ws_pump(ws *w)
+{
+    if (w->writing || w->dead || w->finishing || w->phase != WS_OPEN)
+        return;
+    if (wslay_event_want_write(w->ctx) && wslay_event_send(w->ctx) != 0) {
+        w->dead = 1;
+        w->wlen = 0;
+        if (!w->closing)
+            conn__close(w->c);
+        return;
+    }
+    if (w->wlen)
+        start_write(w);
+    else if (w->conn_waiting)
+        kick(w);
+}
+
+/* Scan one frame's bytes from p: returns bytes used, *done when the frame ended there. */
+static size_t scan(ws *w, const char *p, size_t n, int *done)
+{
+    static const char cl[] = "content-length:";
+    size_t i = 0;
+    *done = 0;
+    while (i < n) {
+        switch (w->os) {
+        case OS_START:
+            if (p[i] == '\n') {
+                *done = 1; /* a heart-beat */
+                return i + 1;
+            }
+            w->os = OS_HEAD;
+            w->line_start = 0; /* the command line has no content-length */
+            w->cl_seen = 0;
+            w->cl_val = 0;
+            break;
+        case OS_HEAD: {
+            char ch = p[i++];
+            if (ch == '\n') {
+                if (w->line_start) {
+                    w->os = w->cl_seen ? (w->cl_val ? OS_BODY_LEN : OS_NUL) : OS_BODY_NUL;
+                    w->remain = w->cl_val;
+                } else {
+                    if (w->cl_digits)
+                        w->cl_seen = 1; /* the first content-length wins */
+                    w->line_start = 1;
+                    w->cl_match = 0;
+                    w->cl_digits = 0;
+                }
+                break;
+            }
+            if (w->line_start) {
+                w->line_start = 0;
+                w->cl_match = w->cl_seen ? SIZE_MAX : 0;
+            }
+            if (w->cl_match < sizeof cl - 1) {
+                w->cl_match = ch == cl[w->cl_match] ? w->cl_match + 1 : SIZE_MAX;
+                if (w->cl_match == sizeof cl - 1)
+                    w->cl_digits = 1, w->cl_val = 0;
+            } else if (w->cl_match == sizeof cl - 1 && w->cl_digits) {
+                if (ch >= '0' && ch <= '9' && w->cl_val <= SIZE_MAX / 10 - 1)
+                    w->cl_val = w->cl_val * 10 + (size_t)(ch - '0');
+                else
+                    w->cl_digits = 0, w->cl_val = 0;
+            }
+            break;
+        }
+        case OS_BODY_LEN: {
+            size_t k = n - i < w->remain ? n - i : w->remain;
+            i += k;
+            w->remain -= k;
+            if (!w->remain)
+                w->os = OS_NUL;
+            break;
+        }
+        case OS_NUL:
+        case OS_BODY_NUL: {
+            const char *z = memchr(p + i, '\0', n - i);
+            if (!z)
+                return n;
+            w->os = OS_START;
+            *done = 1;
+            return (size_t)(z - p) + 1;
+        }
+        }
+    }
+    return i;
+}
+
+static int queue_msg(ws *w, const char *p, size_t n)
+{
+    struct wslay_event_msg m = {
+        .opcode = utf8_valid((const uint8_t *)p, n) ? WSLAY_TEXT_FRAME : WSLAY_BINARY_FRAME,
+        .msg = (const uint8_t *)p,
+        .msg_length = n,
+    };
+    return wslay_event_queue_msg(w->ctx, &m);
+}
+
+static int ws_write(conn *c, const uv_buf_t *bufs, unsigned nbufs)
+{
+    ws *w = c->tp_state;
+    if (!w || w->phase != WS_OPEN || w->dead || w->failed || w->closing ||
+        wslay_event_get_close_sent(w->ctx) || wslay_event_get_close_received(w->ctx))
+        return UV_EPIPE; /* no session (yet) or the WebSocket is closing */
+    for (unsigned k = 0; k < nbufs; k++) {
+        const char *p = bufs[k].base;
+        size_t len = bufs[k].len, off = 0;
+        while (off < len) {
+            int done;
+            size_t used = scan(w, p + off, len - off, &done);
+            int rc = 0;
+            if (done && !w->carry_len) {
+                rc = queue_msg(w, p + off, used);
+            } else {
+                rc = append(&w->carry, &w->carry_len, &w->carry_cap, p + off, used);
+                if (rc == 0 && done) {
+                    rc = queue_msg(w, w->carry, w->carry_len);
+                    w->carry_len = 0;
+                }
+            }
+            if (rc != 0)
+                return UV_ENOMEM;
+            off += used;
+        }
+    }
+    w->conn_waiting = 1;
+    ws_pump(w);
+    return 0;
+}
+
+/* ---- transport_ops ------------------------------------------------------------------ */
+
+static void ws_init(conn *c, uv_loop_t *loop)
+{
+    uv_tcp_init(loop, &c->tcp);
+    c->tcp.data = c;
+    c->tp_state = NULL;
+}
+
+static void free_ws(ws *w)
+{
+    if (w->ctx)
+        wslay_event_context_free(w->ctx);
+    free(w->req);
+    free(w->raw);
+    free(w->wbuf);
+    free(w->carry);
+    free(w);
+}
+
+static int ws_accept(conn *c, uv_stream_t *server)
+{
+    int rc = uv_accept(server, (uv_stream_t *)&c->tcp);
+    if (rc != 0)
+        return rc;
+    uv_tcp_nodelay(&c->tcp, 1);
+    ws *w = calloc(1, sizeof *w);
+    if (!w)
+        return UV_ENOMEM;
+    w->c = c;
+    w->raw_cap = c->b->o.read_buffer;
+    w->raw = malloc(w->raw_cap);
+    w->req = malloc(sizeof *w->req);
+    if (!w->raw || !w->req ||
+        wslay_event_context_server_init(&w->ctx, &callbacks, w) != 0) {
+        w->ctx = NULL;
+        free_ws(w);
+        return UV_ENOMEM;
+    }
+    ws_http__init(w->req);
+    wslay_event_config_set_no_buffering(w->ctx, 1);
+    wslay_event_config_set_max_recv_msg_length(w->ctx, c->b->o.ws_max_message);
+    uv_timer_init(c->b->loop, &w->timer);
+    w->timer.data = w;
+    w->handles = 2;
+    c->tp_state = w;
+    return 0;
+}
+
+static int ws_read_start(conn *c)
+{
+    ws *w = c->tp_state;
+    if (!w)
+        return UV_EINVAL;
+    w->want_read = 1;
+    update_reading(w);
+    /* Bytes already read wait in raw: take them at the next turn, not in this call. */
+    if (w->raw_off < w->raw_len)
+        kick(w);
+    return 0;
+}
+
+static void ws_read_stop(conn *c)
+{
+    ws *w = c->tp_state;
+    if (!w)
+        return;
+    w->want_read = 0;
+    update_reading(w);
+}
+
+static void handle_done(ws *w)
+{
+    if (--w->handles > 0)
+        return;
+    conn *c = w->c;
+    c->tp_state = NULL;
+    free_ws(w);
+    conn__on_handle_closed(c);
+}
+
+static void on_sock_closed(uv_handle_t *h)
+{
+    conn *c = h->data;
+    if (c->tp_state)
+        handle_done(c->tp_state);
+    else
+        conn__on_handle_closed(c); /* accept failed: no state */
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    handle_done(h->data);
+}
+
+static void ws_maybe_finish(ws *w)
+{
+    if (!w->closing || w->finishing || w->writing)
+        return;
+    int done = w->dead || w->eof || w->phase != WS_OPEN ||
+               (!wslay_event_want_write(w->ctx) &&
+                (wslay_event_get_close_received(w->ctx) || w->failed));
+    if (!done)
+        return;
+    w->finishing = 1;
+    if (w->sock_reading) {
+        uv_read_stop((uv_stream_t *)&w->c->tcp);
+        w->sock_reading = 0;
+    }
+    uv_timer_stop(&w->timer);
+    uv_close((uv_handle_t *)&w->c->tcp, on_sock_closed);
+    uv_close((uv_handle_t *)&w->timer, on_timer_closed);
+}
+
+static void ws_close(conn *c)
+{
+    ws *w = c->tp_state;
+    if (!w) {
+        uv_close((uv_handle_t *)&c->tcp, on_sock_closed);
+        return;
+    }
+    w->closing = 1;
+    w->conn_waiting = 0;
+    uv_timer_stop(&w->timer);
+    if (w->phase == WS_OPEN && !w->dead && !wslay_event_get_close_sent(w->ctx) &&
+        !w->failed) {
+        uint16_t code = c->abort ? WSLAY_CODE_GOING_AWAY : WSLAY_CODE_NORMAL_CLOSURE;
+        (void)wslay_event_queue_close(w->ctx, code, NULL, 0);
+    }
+    ws_pump(w);
+    uint64_t linger = c->b->o.error_linger_ms ? c->b->o.error_linger_ms : 1;
+    uv_timer_start(&w->timer, on_timer, linger, 0);
+    /* Keep reading for the peer's close frame (and to answer nothing else). */
+    ws_process(w);
+}
+
+static const transport_ops ws_ops = {
+    .init = ws_init,
+    .accept = ws_accept,
+    .read_start = ws_read_start,
+    .read_stop = ws_read_stop,
+    .write = ws_write,
+    .close = ws_close,
+    .nhandles = 1,
+};
+
+const transport_ops *transport__ws(void)
+{
+    return &ws_ops;
+}
