@@ -319,6 +319,13 @@ static int read_line(stomp_parser *p, const char *d, size_t n, size_t *used, uin
         w = block_room;
     const char *lf = memchr(d, '\n', w);
     size_t take = lf ? (size_t)(lf - d) : w;
+    /* A NUL inside a line is refused as soon as it arrives (a peer that sends one and
+     * waits, such as a Flash policy request, is answered at once); the bytes before it
+     * were checked when they came, so the first NUL wins whatever the chunking. */
+    const char *nul = memchr(d, '\0', take);
+    if (nul)
+        return fail(p, cmd ? STOMP_E_BAD_COMMAND : STOMP_E_BAD_HEADER,
+                    at + (uint64_t)(nul - d));
     if (reserve(p, take, at) < 0)
         return -1;
     memcpy(p->buf + p->buf_len, d, take);
@@ -329,10 +336,6 @@ static int read_line(stomp_parser *p, const char *d, size_t n, size_t *used, uin
         *used = take;
         return 0;
     }
-    char *nul = memchr(line, '\0', raw);
-    if (nul)
-        return fail(p, cmd ? STOMP_E_BAD_COMMAND : STOMP_E_BAD_HEADER,
-                    p->line_at + (uint64_t)(nul - line));
     size_t len = raw;
     if (lf && len > 0 && line[len - 1] == '\r')
         len--;

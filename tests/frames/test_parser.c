@@ -552,6 +552,10 @@ static const bad_case bad_cases[] = {
     BAD("1.2 Augmented BNF", "SEND\n\nx\0\0\n", &V12, STOMP_E_BAD_COMMAND, 8),
     BAD("1.2 Augmented BNF", "SEND\0\n\n", &V12, STOMP_E_BAD_COMMAND, 4),
     BAD("1.2 Augmented BNF", "\rSEND\n\n\0", &V12, STOMP_E_BAD_COMMAND, 1),
+    /* a NUL is refused when it arrives, not when the line ends: a Flash policy request is
+     * NUL-terminated and its sender waits for an answer */
+    BAD("1.2 Augmented BNF", "<policy-file-request/>\0", &V10, STOMP_E_BAD_COMMAND, 22),
+    BAD("1.2 Augmented BNF", "SEND\nk:v\0", &V12, STOMP_E_BAD_HEADER, 8),
     BAD("1.2 Augmented BNF", "\n\r\r\n", &V12, STOMP_E_BAD_COMMAND, 2),
     BAD("1.2 Size Limits", "ABORTS123\n\n\0", &T12, STOMP_E_COMMAND_TOO_LONG, 0),
     BAD("1.2 Size Limits", "\nABORTS123456\n\n\0", &T12, STOMP_E_COMMAND_TOO_LONG, 1),
