@@ -10,7 +10,10 @@
  * transaction, while new writes fill the other batch. An flock on "<path>-lock" keeps other
  * processes out (SQLite's exclusive locking mode would lock out our own reader too).
  * The commit keeps statements few: runs of enqueues go INS_ROWS to an INSERT, runs of acks
- * of consecutive ids (a FIFO consumer's) as one ranged DELETE.
+ * of consecutive ids (a FIFO consumer's) as one ranged DELETE. Inserts are OR ROLLBACK: any
+ * failure fails the whole batch anyway, and that spares SQLite a statement journal (a copy
+ * of every page a multi-row INSERT changes, spilled to a temporary file past 64 KiB: more
+ * bytes per message than the WAL gets).
  *
  * Queue order is (ord, id): a fresh message gets ord = id (above every other); a requeued
  * one keeps its ord if that is already below the head's, else takes head's - 1. So the
@@ -166,7 +169,8 @@ static const char *const writer_sql[W__COUNT] = {
     [W_BEGIN] = "BEGIN IMMEDIATE",
     [W_COMMIT] = "COMMIT",
     [W_ROLLBACK] = "ROLLBACK",
-    [W_INS_MSG] = "INSERT INTO msg(id, queue, ord, redeliveries, headers, body)"
+    /* OR ROLLBACK: a failing insert ends the transaction at once (see the top of the file). */
+    [W_INS_MSG] = "INSERT OR ROLLBACK INTO msg(id, queue, ord, redeliveries, headers, body)"
                   " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
     [W_DEL_MSG] = "DELETE FROM msg WHERE id = ?1",
     [W_REQUEUE] = "UPDATE msg SET ord = ?2, redeliveries = ?3 WHERE id = ?1",
@@ -180,8 +184,8 @@ static const char *const writer_sql[W__COUNT] = {
     /* Only for ids that are all acked in the batch (see commit_work). */
     [W_DEL_RANGE] = "DELETE FROM msg WHERE id BETWEEN ?1 AND ?2",
     /* INS_ROWS messages in one statement: a burst of SENDs costs fewer statement runs. */
-    [W_INS_MSGS] = "INSERT INTO msg(id, queue, ord, redeliveries, headers, body) VALUES"
-                   ROW8 "," ROW8,
+    [W_INS_MSGS] = "INSERT OR ROLLBACK INTO msg(id, queue, ord, redeliveries, headers, body)"
+                   " VALUES" ROW8 "," ROW8,
 };
 
 struct store {

@@ -1,8 +1,8 @@
 /* test_sqlite.c: what only the SQLite backend has (the shared contract runs on it from
  * test_store_contract.c): the semantics again through its own entry points on a real file,
- * reopen, crash images, the delivery bound, locking, schema versions and migration from a
- * golden version-1 file, paging, commits in flight, failed commits. Each test works in its
- * own temporary directory and removes it.
+ * reopen, crash images, the delivery bound, locking, schema versions, migration from a
+ * golden version-1 file, a golden version-2 file (tests/store/golden_v2.db), paging, commits
+ * in flight, failed commits. Each test works in its own temporary directory and removes it.
  */
 #include <dirent.h>
 #include <setjmp.h>
@@ -851,6 +851,59 @@ static void test_take_waits_for_bound(void **state)
     assert_int_equal(commit_wait(f), STORE_OK);
 }
 
+/* A write that fails in the middle of a multi-row INSERT (a row the file already has) fails
+ * the whole batch: rows inserted before it, the batch's ack, nothing of it stays. */
+static void test_failed_write_keeps_nothing(void **state)
+{
+    fx *f = *state;
+    f->s = open_store(f, 0);
+    put(f, "q", "a");
+    put(f, "q", "b");
+    assert_int_equal(commit_wait(f), STORE_OK);
+    uint64_t a = take_expect(f, "q", "a", 0);
+    assert_int_equal(commit_wait(f), STORE_OK); /* the delivery bound */
+    assert_int_equal(f->ops->ack(f->s, a), STORE_OK);
+    char body[32];
+    uint64_t first = 0, last = 0;
+    for (int i = 0; i < 40; i++) {
+        snprintf(body, sizeof body, "lost %d", i);
+        last = put(f, "q", body);
+        if (!first)
+            first = last;
+    }
+    /* Another connection takes an id of the batch (in a queue nobody has). */
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO msg(id, queue, ord, redeliveries, headers, body)"
+             " VALUES(%llu, 999, 0, 0, x'', x'')", (unsigned long long)(first + 5));
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(commit_wait(f), STORE_E_IO);
+    assert_non_null(strstr(store_sqlite_last_error(f->s), "UNIQUE"));
+    assert_int_equal(sqlite3_exec(db, "DELETE FROM msg WHERE queue = 999", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_stmt *st;
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM msg WHERE id BETWEEN %llu AND %llu",
+             (unsigned long long)first, (unsigned long long)last);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 0);
+    assert_int_equal(sqlite3_finalize(st), SQLITE_OK);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+
+    /* The store keeps working; the lost ack leaves "a" in the file (at-least-once). */
+    assert_int_equal(depth(f, "q"), 1);
+    put(f, "q", "c");
+    assert_int_equal(commit_wait(f), STORE_OK);
+    reopen(f);
+    assert_int_equal(depth(f, "q"), 3);
+    take_expect(f, "q", "a", 0);
+    take_expect(f, "q", "b", 0);
+    take_expect(f, "q", "c", 0);
+    expect_empty(f, "q");
+}
+
 /* ---- schema migration ---- */
 
 /* A version-1 file exactly as that schema wrote it (the golden image, as SQL). */
@@ -917,6 +970,64 @@ static void test_migrate_from_v1(void **state)
     take_expect(f, "/queue/a", "new", 0);
 }
 
+/* A version-2 file as stompd wrote it (tests/store/golden_v2.db, from the top of the source
+ * tree): closed cleanly with /queue/a holding a1 (requeued in front of a0, then taken at the
+ * close), a0 (requeued) and a2, /queue/b one binary body, and id 5 used but never committed.
+ * Opening it must read all of that back unchanged, whatever the current schema is. */
+static void test_open_golden_v2(void **state)
+{
+    fx *f = *state;
+    FILE *in = fopen("tests/store/golden_v2.db", "rb");
+    assert_non_null(in);
+    FILE *out = fopen(f->path, "wb");
+    assert_non_null(out);
+    char buf[8192];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        assert_int_equal(fwrite(buf, 1, n, out), n);
+    assert_int_equal(fclose(in), 0);
+    assert_int_equal(fclose(out), 0);
+
+    f->s = open_store(f, 0);
+    assert_int_equal(depth(f, "/queue/a"), 3);
+    assert_int_equal(depth(f, "/queue/b"), 1);
+    store_msg m;
+    assert_int_equal(f->ops->take(f->s, "/queue/a", 8, &m), STORE_OK);
+    assert_int_equal(m.id, 2);
+    assert_int_equal(m.headers_len, 0);
+    assert_memory_equal(m.body, "a1", 2);
+    assert_int_equal(m.redeliveries, 2);
+    assert_int_equal(f->ops->requeue(f->s, m.id), STORE_OK);
+    uint64_t id = take_expect(f, "/queue/a", "a1", 3);
+    assert_int_equal(f->ops->ack(f->s, id), STORE_OK);
+    assert_int_equal(f->ops->take(f->s, "/queue/a", 8, &m), STORE_OK);
+    assert_int_equal(m.id, 1);
+    assert_int_equal(m.headers_len, 4);
+    assert_memory_equal(m.headers, "h\0v\0", 4);
+    assert_memory_equal(m.body, "a0", 2);
+    assert_int_equal(m.redeliveries, 1);
+    assert_int_equal(f->ops->ack(f->s, m.id), STORE_OK);
+    assert_int_equal(f->ops->take(f->s, "/queue/a", 8, &m), STORE_OK);
+    assert_int_equal(m.id, 3);
+    assert_int_equal(m.headers_len, 4);
+    assert_memory_equal(m.headers, "k\0w\0", 4);
+    assert_int_equal(m.redeliveries, 0);
+    assert_int_equal(f->ops->take(f->s, "/queue/b", 8, &m), STORE_OK);
+    assert_int_equal(m.id, 4);
+    assert_int_equal(m.body_len, 3);
+    assert_memory_equal(m.body, "\0\xff\0", 3);
+    assert_int_equal(f->ops->ack(f->s, m.id), STORE_OK);
+    id = 0;
+    assert_int_equal(f->ops->enqueue(f->s, "/queue/b", 8, "", 0, "new", 3, &id), STORE_OK);
+    assert_int_equal(id, 6); /* 5 was used before the close, never stored: not reused */
+    assert_int_equal(commit_wait(f), STORE_OK);
+    reopen(f);
+    take_expect(f, "/queue/a", "a2", 1); /* taken at the close */
+    expect_empty(f, "/queue/a");
+    take_expect(f, "/queue/b", "new", 0);
+    expect_empty(f, "/queue/b");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -936,10 +1047,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_paging_requeue_and_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_paging_while_commit_in_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_write_keeps_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_dropped_and_recreated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_counts_possibly_delivered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_take_waits_for_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_from_v1, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_golden_v2, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL) ? 1 : 0;
 }
