@@ -134,6 +134,7 @@ static void tick(broker *b)
 {
     /* Bounded: each pass only handles work made by the previous one. */
     for (int pass = 0; pass < 4; pass++) {
+        handle__auth_run(b);
         while (b->doomed) {
             conn *c = b->doomed;
             b->doomed = c->next_doomed;
@@ -155,7 +156,7 @@ static void tick(broker *b)
             router__release(b, d);
         }
         commit__run(b);
-        if (!b->doomed && !b->dispatch_list && !b->resume_wanted)
+        if (!b->doomed && !b->dispatch_list && !b->resume_wanted && !b->auth_ready)
             break;
     }
     while (b->flush_list) {
@@ -165,7 +166,7 @@ static void tick(broker *b)
         conn__flush(c);
     }
     if (b->idle_on && !b->doomed && !b->dispatch_list && !b->flush_list &&
-        !(b->dirty && !b->commit_inflight) && !b->resume_wanted) {
+        !(b->dirty && !b->commit_inflight) && !b->resume_wanted && !b->auth_ready) {
         uv_idle_stop(&b->idle);
         b->idle_on = 0;
     }
@@ -183,6 +184,10 @@ broker_err broker_create(uv_loop_t *loop, const broker_options *opts, broker **o
         b->o = *opts;
     else
         broker_options_init(&b->o);
+    if (b->o.authenticate && b->o.authenticate_async) {
+        free(b);
+        return BROKER_E_INVALID;
+    }
     if (!b->o.server_name)
         b->o.server_name = "stompd/" STOMPD_VERSION;
     if (b->o.heartbeat_grace_pct < 200)
@@ -237,7 +242,7 @@ static void on_core_closed(uv_handle_t *h)
 
 void broker__maybe_finish_stop(broker *b)
 {
-    if (!b->stopping || b->core_closing || b->conns || b->doomed)
+    if (!b->stopping || b->core_closing || b->conns || b->doomed || b->auth_outstanding)
         return;
     if (b->dirty && !b->commit_inflight)
         commit__run(b);
@@ -286,6 +291,9 @@ void broker_free(broker *b)
     sub__free_cache(b);
     b->st->close(b->store);
     free(b->scratch);
+    free(b->rbuf);
+    free(b->encbuf);
+    free(b->iov);
     free(b);
 }
 

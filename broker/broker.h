@@ -54,6 +54,10 @@ typedef enum broker_log_level {
 /* One log line, without a trailing newline: borrowed, valid for the call only. */
 typedef void (*broker_log_fn)(void *ctx, broker_log_level level, const char *line);
 
+/* One pending authentication (broker_options.authenticate_async): owned by the broker,
+ * valid until broker_auth_done() was called on it. */
+typedef struct broker_auth broker_auth;
+
 typedef struct broker_options {
     const char *server_name;   /* CONNECTED server header (default "stompd/<version>");
                                   borrowed, must outlive the broker */
@@ -103,12 +107,23 @@ typedef struct broker_options {
     int store_sync_full;       /* persistent stores: 1 = survive power loss (default),
                                   0 = survive a killed process */
     /* Authentication, asked on every CONNECT/STOMP with its login and passcode headers
-     * (NULL when absent; borrowed for the call). Return 0 to accept; anything else refuses
-     * the session: after auth_fail_delay_ms (nothing more is read meanwhile) the client
-     * gets ERROR "message:Authentication failed" and is closed. NULL = no authentication.
-     * Runs on the loop thread, so it must be quick. */
+     * (NULL when absent). Set at most one of the two hooks (both: BROKER_E_INVALID at
+     * create); neither = no authentication. A refused session waits auth_fail_delay_ms
+     * (nothing more is read meanwhile), then gets ERROR "message:Authentication failed"
+     * and is closed.
+     * authenticate_async: the check may take its time (a thread pool, a remote service).
+     * req stands for this CONNECT: answer it with broker_auth_done() exactly once, on the
+     * loop thread, later or inside this call. Until then nothing more is read from the
+     * connection (frames behind the CONNECT wait, unparsed). login and passcode are
+     * borrowed, valid until broker_auth_done(req). The CONNECT timeout starts again for
+     * the check: a connection still unanswered after connect_timeout_ms gets an ERROR. */
+    void (*authenticate_async)(void *ctx, broker_auth *req, const char *login,
+                               const char *passcode);
+    /* authenticate: the same answered at once: return 0 to accept, anything else refuses.
+     * Runs on the loop thread (login and passcode borrowed for the call), so it must be
+     * quick. */
     int (*authenticate)(void *ctx, const char *login, const char *passcode);
-    void *auth_ctx;
+    void *auth_ctx;            /* ctx of either hook */
     uint32_t auth_fail_delay_ms; /* delay before refusing a bad login (default 1000) */
 } broker_options;
 
@@ -134,11 +149,22 @@ broker_err broker_listen_ws(broker *b, const char *host, int port, int *bound_po
 broker_err broker_listen_policy(broker *b, const char *host, int port,
                                 int *bound_port) BROKER_WUR;
 
+/* Answer an authenticate_async request: accept != 0 lets the session in (CONNECTED, then
+ * the frames that waited behind the CONNECT), 0 refuses it. Exactly once per request, on
+ * the loop thread; req is gone after the call. The answer to a connection that closed
+ * meanwhile is ignored. Never calls a broker callback inside this call. */
+void broker_auth_done(broker_auth *req, int accept);
+
+/* 1 when req's connection has closed (client gone, CONNECT timeout, broker stopping): the
+ * check may be skipped, the answer is ignored; broker_auth_done() is still needed. */
+int broker_auth_abandoned(const broker_auth *req);
+
 typedef void (*broker_stop_cb)(broker *b, void *arg);
 
-/* Stop listening, close every connection, wait for in-flight store commits. cb runs on the
- * loop once everything is closed, never inside this call. Returns BROKER_E_STATE (cb not
- * called) if a stop is already under way. */
+/* Stop listening, close every connection, wait for in-flight store commits and for an
+ * answer to every authenticate_async request. cb runs on the loop once everything is
+ * closed, never inside this call. Returns BROKER_E_STATE (cb not called) if a stop is
+ * already under way. */
 broker_err broker_stop(broker *b, broker_stop_cb cb, void *arg) BROKER_WUR;
 
 /* Release the broker. Only after the stop callback ran (or if the loop never ran any
@@ -197,7 +223,7 @@ typedef struct broker_stats {
     uint64_t commits;           /* store commits completed */
     uint64_t reads_paused;      /* times a connection stopped being read (memory limit or
                                    its own output over the high-water mark) */
-    uint64_t auth_failures;     /* CONNECTs refused by broker_options.authenticate */
+    uint64_t auth_failures;     /* CONNECTs refused by an authenticate hook */
 } broker_stats;
 
 void broker_get_stats(const broker *b, broker_stats *out);

@@ -20,12 +20,6 @@ conn *conn__new(broker *b, const transport_ops *tp)
     conn *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
-    c->rcap = b->o.read_buffer;
-    c->rbuf = malloc(c->rcap);
-    if (!c->rbuf) {
-        free(c);
-        return NULL;
-    }
     c->b = b;
     c->tp = tp;
     tp->init(c, b->loop);
@@ -68,16 +62,59 @@ void conn__set_error(conn *c, const char *fmt, ...)
 
 /* ---- reading -------------------------------------------------------------------------- */
 
+/* Every conn reads into the broker's one buffer: the parser copies what it assembles, so
+ * a conn keeps input bytes of its own only when it stops between frames (the stash). Those
+ * go in front of the next read, which then continues them. */
 void conn__alloc(conn *c, uv_buf_t *buf)
 {
-    if (c->roff == c->rlen) {
-        c->roff = c->rlen = 0;
-    } else if (c->roff && c->rcap - c->rlen < c->rcap / 4) {
-        memmove(c->rbuf, c->rbuf + c->roff, c->rlen - c->roff);
-        c->rlen -= c->roff;
-        c->roff = 0;
+    broker *b = c->b;
+    if (!b->rbuf) {
+        b->rbuf = malloc(b->o.read_buffer);
+        if (!b->rbuf) {
+            *buf = uv_buf_init(NULL, 0); /* the read reports UV_ENOBUFS */
+            return;
+        }
     }
-    *buf = uv_buf_init(c->rbuf + c->rlen, (unsigned)(c->rcap - c->rlen));
+    size_t have = c->rlen - c->roff;
+    if (have && c->rbuf != b->rbuf)
+        memcpy(b->rbuf, c->rbuf + c->roff, have);
+    *buf = uv_buf_init(b->rbuf + have, (unsigned)(b->o.read_buffer - have));
+}
+
+/* After input was processed: keep the unconsumed tail in the stash (sized to fit), or
+ * drop the stash. Bytes of a closing conn are never read, so they are dropped. 0, or -1
+ * when out of memory. */
+static int keep_tail(conn *c)
+{
+    size_t left = c->rlen - c->roff;
+    if (!left || c->state == CS_CLOSING) {
+        /* Between frames: give back what a large frame made the parser hold. */
+        stomp_parser_trim(&c->parser);
+        free(c->stash);
+        c->stash = c->rbuf = NULL;
+        c->roff = c->rlen = 0;
+        return 0;
+    }
+    if (c->rbuf == c->stash) {
+        if (c->roff) {
+            memmove(c->stash, c->stash + c->roff, left);
+            c->roff = 0;
+            c->rlen = left;
+        }
+        return 0;
+    }
+    char *s = realloc(c->stash, left);
+    if (!s) {
+        free(c->stash);
+        c->stash = c->rbuf = NULL;
+        c->roff = c->rlen = 0;
+        return -1;
+    }
+    memcpy(s, c->rbuf + c->roff, left);
+    c->stash = c->rbuf = s;
+    c->roff = 0;
+    c->rlen = left;
+    return 0;
 }
 
 static void stop_reading(conn *c)
@@ -129,7 +166,8 @@ static broker_err parse_err_code(stomp_err e)
 
 static void process_input(conn *c)
 {
-    while (c->roff < c->rlen && c->state != CS_CLOSING && !c->paused_mem && !c->paused_out) {
+    while (c->roff < c->rlen && c->state != CS_CLOSING && !c->paused_mem && !c->paused_out &&
+           !c->auth) {
         size_t used = 0;
         stomp_event ev =
             stomp_parser_feed(&c->parser, c->rbuf + c->roff, c->rlen - c->roff, &used);
@@ -147,8 +185,6 @@ static void process_input(conn *c)
             break;
         }
     }
-    if (c->roff == c->rlen)
-        c->roff = c->rlen = 0;
 }
 
 void conn__on_read(conn *c, ssize_t nread)
@@ -164,13 +200,18 @@ void conn__on_read(conn *c, ssize_t nread)
             conn__end(c);
         return;
     }
-    c->rlen += (size_t)nread;
+    /* conn__alloc put the stash (if any) in front of the bytes just read. */
+    size_t have = c->rlen - c->roff;
+    c->rbuf = c->b->rbuf;
+    c->roff = 0;
+    c->rlen = have + (size_t)nread;
     c->b->stats.bytes_in += (uint64_t)nread;
     c->last_rx = uv_now(c->b->loop);
     /* Flash asks for its socket policy on the STOMP port before connecting. */
-    if (c->state == CS_CONNECTING && !c->policy_done && policy__intercept(c))
-        return;
-    process_input(c);
+    if (!(c->state == CS_CONNECTING && !c->policy_done && policy__intercept(c)))
+        process_input(c);
+    if (keep_tail(c) != 0)
+        conn__close(c);
 }
 
 void conn__resume(conn *c)
@@ -187,7 +228,12 @@ void conn__resume(conn *c)
     if (c->paused_mem || c->paused_out || c->state == CS_CLOSING)
         return;
     process_input(c);
-    if (!c->paused_mem && !c->paused_out && c->state != CS_CLOSING && !c->reading) {
+    if (keep_tail(c) != 0) {
+        conn__close(c);
+        return;
+    }
+    if (!c->paused_mem && !c->paused_out && c->state != CS_CLOSING && !c->reading &&
+        !c->auth) {
         if (c->tp->read_start(c) == 0)
             c->reading = 1;
         else
@@ -211,14 +257,14 @@ void conn__flush(conn *c)
 {
     if (c->closing_handles || c->out.inflight)
         return;
-    uv_buf_t *iov;
-    size_t n = outq__start(&c->out, &iov);
+    broker *b = c->b;
+    size_t n = outq__start(&c->out, &b->iov, &b->iov_cap);
     if (n == 0) {
         if (c->out.npend)
             conn__close(c); /* out of memory for the iovec */
         return;
     }
-    if (c->tp->write(c, iov, (unsigned)n) != 0) {
+    if (c->tp->write(c, b->iov, (unsigned)n) != 0) {
         broker__mem_sub(c->b, outq__done(&c->out));
         conn__close(c);
         return;
@@ -431,6 +477,7 @@ void conn__detach(conn *c)
     if (c->detached)
         return;
     c->detached = 1;
+    handle__auth_abandon(c);
     stop_reading(c);
     while (c->subs_head)
         router__remove_sub(b, c->subs_head);
@@ -473,7 +520,7 @@ void conn__on_handle_closed(conn *c)
     broker__mem_sub(b, c->out.queued);
     outq__free(&c->out);
     stomp_parser_free(&c->parser);
-    free(c->rbuf);
+    free(c->stash);
     if (c->prev)
         c->prev->next = c->next;
     else

@@ -6,24 +6,75 @@
  */
 #include "internal.h"
 
-#include <stdlib.h>
+#include <string.h>
 
-static delivery *lookup(conn *c, const stomp_frame *f)
+/* The headers ACK/NACK reads, found in one pass (the first of a repeated name wins). */
+typedef struct ack_hdrs {
+    const char *id, *msgid, *subid, *txid, *rid;
+    size_t rid_len;
+} ack_hdrs;
+
+static void scan(const stomp_frame *f, ack_hdrs *a)
 {
-    const char *id = stomp_frame_header(f, "id", NULL);
-    if (id && c->version == STOMP_V12) {
-        char *end;
-        if (*id < '0' || *id > '9')
-            return NULL;
-        unsigned long long tag = strtoull(id, &end, 10);
-        return *end ? NULL : sub__find_tag(c, tag);
+    memset(a, 0, sizeof *a);
+    for (size_t i = 0; i < f->nheaders; i++) {
+        const stomp_header *h = &f->headers[i];
+        switch (h->name_len) {
+        case 2:
+            if (!a->id && memcmp(h->name, "id", 2) == 0)
+                a->id = h->value;
+            break;
+        case 7:
+            if (!a->rid && memcmp(h->name, "receipt", 7) == 0) {
+                a->rid = h->value;
+                a->rid_len = h->value_len;
+            }
+            break;
+        case 10:
+            if (!a->msgid && memcmp(h->name, "message-id", 10) == 0)
+                a->msgid = h->value;
+            break;
+        case 11:
+            if (!a->txid && memcmp(h->name, "transaction", 11) == 0)
+                a->txid = h->value;
+            break;
+        case 12:
+            if (!a->subid && memcmp(h->name, "subscription", 12) == 0)
+                a->subid = h->value;
+            break;
+        default: break;
+        }
     }
-    const char *msgid = stomp_frame_header(f, "message-id", NULL);
-    if (!msgid)
-        msgid = id;
+}
+
+/* A tag is decimal digits only; anything else (or more than 64 bits) names no delivery. */
+static int parse_tag(const char *s, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (*s < '0' || *s > '9')
+        return -1;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return -1;
+        unsigned d = (unsigned)(*s - '0');
+        if (v > UINT64_MAX / 10 || (v == UINT64_MAX / 10 && d > UINT64_MAX % 10))
+            return -1;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
+
+static delivery *lookup(conn *c, const ack_hdrs *a)
+{
+    if (a->id && c->version == STOMP_V12) {
+        uint64_t tag;
+        return parse_tag(a->id, &tag) == 0 ? sub__find_tag(c, tag) : NULL;
+    }
+    const char *msgid = a->msgid ? a->msgid : a->id;
     if (!msgid)
         return NULL;
-    return sub__find_msgid(c, msgid, stomp_frame_header(f, "subscription", NULL));
+    return sub__find_msgid(c, msgid, a->subid);
 }
 
 broker_err handle__ack(conn *c, const stomp_frame *f)
@@ -34,26 +85,31 @@ broker_err handle__ack(conn *c, const stomp_frame *f)
         conn__set_error(c, "NACK is not part of STOMP 1.0");
         return BROKER_E_PROTOCOL;
     }
-    if (!stomp_frame_header(f, "id", NULL) && !stomp_frame_header(f, "message-id", NULL)) {
+    ack_hdrs a;
+    scan(f, &a);
+    if (!a.id && !a.msgid) {
         conn__set_error(c, "%s without an id", nack ? "NACK" : "ACK");
         return BROKER_E_PROTOCOL;
     }
-    delivery *d = lookup(c, f);
+    delivery *d = lookup(c, &a);
     if (!d) {
         conn__set_error(c, "%s of an unknown message", nack ? "NACK" : "ACK");
         return BROKER_E_NOTFOUND;
     }
-    const char *txid = stomp_frame_header(f, "transaction", NULL);
-    if (txid) {
-        tx *t = tx__find(c, txid);
+    int needs_commit = 0;
+    if (a.txid) {
+        tx *t = tx__find(c, a.txid);
         if (!t) {
             conn__set_error(c, "unknown transaction");
             return BROKER_E_NOTFOUND;
         }
         broker_err rc = tx__add_ack(c, t, d->tag, nack);
-        return rc ? rc : handle__receipt(c, f, 0);
+        if (rc != BROKER_OK)
+            return rc;
+    } else {
+        uint64_t w = b->writes;
+        sub__settle(b, d, nack);
+        needs_commit = b->writes != w;
     }
-    uint64_t w = b->writes;
-    sub__settle(b, d, nack);
-    return handle__receipt(c, f, b->writes != w);
+    return a.rid ? conn__receipt(c, a.rid, a.rid_len, needs_commit) : BROKER_OK;
 }

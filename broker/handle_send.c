@@ -3,27 +3,44 @@
  */
 #include "internal.h"
 
+#include <string.h>
+
 broker_err handle__send(conn *c, const stomp_frame *f)
 {
-    size_t dlen;
-    const char *dest = stomp_frame_header(f, "destination", &dlen);
+    /* The three headers SEND needs, in one pass (the first of a repeated name wins). */
+    const char *dest = NULL, *txid = NULL, *rid = NULL;
+    size_t dlen = 0, rlen = 0;
+    for (size_t i = 0; i < f->nheaders; i++) {
+        const stomp_header *h = &f->headers[i];
+        if (h->name_len == 11) {
+            if (!dest && memcmp(h->name, "destination", 11) == 0) {
+                dest = h->value;
+                dlen = h->value_len;
+            } else if (!txid && memcmp(h->name, "transaction", 11) == 0) {
+                txid = h->value;
+            }
+        } else if (h->name_len == 7 && !rid && memcmp(h->name, "receipt", 7) == 0) {
+            rid = h->value;
+            rlen = h->value_len;
+        }
+    }
     if (!dest || !dlen) {
         conn__set_error(c, "SEND without a destination");
         return BROKER_E_PROTOCOL;
     }
-    const char *txid = stomp_frame_header(f, "transaction", NULL);
+    broker_err rc;
+    int stored = 0;
     if (txid) {
         tx *t = tx__find(c, txid);
         if (!t) {
             conn__set_error(c, "unknown transaction");
             return BROKER_E_NOTFOUND;
         }
-        broker_err rc = tx__add_send(c, t, f, dest, dlen);
-        return rc ? rc : handle__receipt(c, f, 0);
+        rc = tx__add_send(c, t, f, dest, dlen);
+    } else {
+        rc = router__send_frame(c->b, f, dest, dlen, &stored);
     }
-    int stored = 0;
-    broker_err rc = router__send_frame(c->b, f, dest, dlen, &stored);
-    if (rc != BROKER_OK)
+    if (rc != BROKER_OK || !rid)
         return rc;
-    return handle__receipt(c, f, stored);
+    return conn__receipt(c, rid, rlen, stored);
 }

@@ -44,26 +44,25 @@ void sbuf__unref(sbuf *sb);
 
 /* ---- output queue (outq.c) ------------------------------------------------------------ */
 
-/* One queued piece: sb == NULL means bytes at off in the queue's inline buffer. */
+/* One queued piece: len bytes at off in sb (a shared MESSAGE part, or one of the queue's
+ * own chunks); the entry holds one reference to sb. */
 typedef struct oent {
     sbuf *sb;
     size_t off, len;
 } oent;
 
-/* Frames waiting to be written. Small frames and per-subscriber prefixes are copied into
- * an inline byte buffer; shared MESSAGE parts are referenced. "pend" collects while "fl"
- * is being written (one write in flight), so pointers handed to the write never move. */
+/* Frames waiting to be written. Small frames (and small shared parts) are copied into
+ * refcounted chunks that never move; big shared parts are referenced. "pend" collects
+ * while "fl" is being written (one write in flight): appending never moves bytes a write
+ * is reading. An idle queue holds no memory. */
 typedef struct outq {
     oent *pend;
     size_t npend, pend_cap;
-    char *pbytes;
-    size_t pbytes_len, pbytes_cap;
     oent *fl;
     size_t nfl, fl_cap;
-    char *fbytes;
-    size_t fbytes_cap;
-    uv_buf_t *iov;
-    size_t iov_cap;
+    sbuf *chunk; /* where copied bytes go (chunk->len is its capacity); NULL: none yet */
+    size_t chunk_used;
+    sbuf *spare; /* a written full-size chunk kept for the next one (busy queues only) */
     size_t queued; /* bytes pending plus in flight */
     int inflight;
 } outq;
@@ -72,11 +71,16 @@ typedef struct outq {
 char *outq__reserve(outq *q, size_t n);
 /* Queue a reference to sb (taken here). -1 when out of memory (no reference taken). */
 int outq__push_shared(outq *q, sbuf *sb) BROKER_WUR;
-/* Queue bytes a then b (copied) followed by a reference to sb: all or nothing. */
+/* Shared parts up to this size are copied into the queue rather than referenced: for
+ * small frames a copy is cheaper than a reference and an iovec of its own. */
+#define OUTQ_COPY_MAX 2048
+/* Queue bytes a then b (copied) followed by sb (copied up to OUTQ_COPY_MAX bytes, else
+ * referenced): all or nothing. */
 int outq__push_prefixed(outq *q, const char *a, size_t alen, const char *b, size_t blen,
                         sbuf *sb) BROKER_WUR;
-/* Move pending entries in flight and fill iov; returns the iov count (0: nothing). */
-size_t outq__start(outq *q, uv_buf_t **iov);
+/* Move pending entries in flight and fill *iov (grown as needed: an array the caller
+ * keeps, needed only until the write call returns); returns the iov count (0: nothing). */
+size_t outq__start(outq *q, uv_buf_t **iov, size_t *iov_cap);
 /* The write in flight finished: release it. Returns the bytes it held. */
 size_t outq__done(outq *q);
 void outq__free(outq *q);
@@ -146,10 +150,15 @@ void bmsg__unref(bmsg *m);
 /* Header block of a SEND frame written into *buf (grown as needed): 0 or -1 (no memory). */
 int msg__header_block(const stomp_frame *f, char **buf, size_t *cap, size_t *len) BROKER_WUR;
 /* Encode the shared part of a MESSAGE (everything after the per-subscription prefix).
- * Caller owns the result. */
+ * With scratch NULL the caller owns the result. Otherwise a result of at most
+ * OUTQ_COPY_MAX bytes is written to *scratch (grown, *scratch_cap updated; refs stays 1),
+ * borrowed until the next call: only for handing to outq, which copies such parts. Any
+ * other result is the caller's. NULL when out of memory. */
 sbuf *msg__encode(stomp_version v, const char *dest, size_t dest_len, const char *msgid,
                   uint32_t redeliveries, const char *hdrs, size_t hdrs_len, const char *body,
-                  size_t body_len);
+                  size_t body_len, sbuf **scratch, size_t *scratch_cap);
+/* Decimal digits of v at o, no terminator: the count (at most 20). */
+size_t msg__u64(char *o, uint64_t v);
 /* First value of name in a header block, or NULL. */
 const char *msg__block_header(const char *hdrs, size_t len, const char *name);
 
@@ -267,8 +276,12 @@ struct conn {
         hb_wrote : 1, on_flush : 1, policy_done : 1, policy_only : 1;
     stomp_parser parser;
     stomp_version version;
+    /* Input bytes [roff, rlen) of rbuf. During a read rbuf is the broker's shared read
+     * buffer; between reads it is the stash (or NULL): the unconsumed tail, kept only while
+     * the conn is paused between frames (or a Flash policy request is incomplete). */
     char *rbuf;
-    size_t rcap, roff, rlen;
+    size_t roff, rlen;
+    char *stash;
     outq out;
     uint64_t id;
     sub *subs_head;
@@ -283,6 +296,7 @@ struct conn {
     uint64_t last_rx;
     char errmsg[200];
     const char *err_hdr_name, *err_hdr_value; /* one extra ERROR header (static strings) */
+    broker_auth *auth; /* a login check waiting for its answer: read and parse nothing */
 };
 
 /* A conn over transport tp, handles initialised; NULL if out of memory. */
@@ -330,6 +344,10 @@ broker_err handle__begin(conn *c, const stomp_frame *f) BROKER_WUR;
 broker_err handle__commit(conn *c, const stomp_frame *f) BROKER_WUR;
 broker_err handle__abort(conn *c, const stomp_frame *f) BROKER_WUR;
 broker_err handle__disconnect(conn *c, const stomp_frame *f) BROKER_WUR;
+/* Asynchronous logins (handle_connect.c): apply the answers that came in (at the tick);
+ * forget a conn going away (at its teardown) so a late answer does not reach it. */
+void handle__auth_run(broker *b);
+void handle__auth_abandon(conn *c);
 void tx__free_all(conn *c);
 /* Receipt handling shared by handlers: after the frame's effect. */
 broker_err handle__receipt(conn *c, const stomp_frame *f, int needs_commit) BROKER_WUR;
@@ -386,8 +404,15 @@ struct broker {
     delivery *dfree; /* recycled deliveries (sub.c) */
     size_t ndfree;
     char *scratch; /* header block of SENDs going straight to the store */
+    char *rbuf;    /* the read buffer every conn reads into (o.read_buffer bytes), lazily */
+    sbuf *encbuf;  /* queue MESSAGEs small enough to be copied are encoded here */
+    size_t encbuf_cap;
+    uv_buf_t *iov; /* the iovec of the write being started (any conn) */
+    size_t iov_cap;
     size_t scratch_cap;
     int store_counted; /* the store cannot report its resident bytes: count message bytes */
+    broker_auth *auth_ready;  /* answered logins to apply at the tick */
+    size_t auth_outstanding;  /* login records not freed yet: a stop waits for them */
 };
 
 void broker__log(broker *b, broker_log_level lvl, const char *fmt, ...) PRINTF_LIKE(3, 4);

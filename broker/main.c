@@ -153,11 +153,93 @@ static void on_config_warning(void *ctx, const char *msg)
 
 /* ---- authentication ------------------------------------------------------------------ */
 
-static int authenticate(void *ctx, const char *login, const char *passcode)
+/* Hash checks run on libuv's thread pool, so the loop never waits for one (an Argon2id
+ * check takes tens of milliseconds). At most AUTH_PARALLEL run at once: the store's commits
+ * use the same pool (4 threads unless UV_THREADPOOL_SIZE says otherwise) and always find
+ * a free thread, and Argon2id's memory (64 MiB a check) stays bounded. The others wait
+ * here in arrival order; one whose client is gone by its turn is answered without
+ * hashing. Invariant: the queue is empty unless AUTH_PARALLEL checks are running. */
+#define AUTH_PARALLEL 2
+
+typedef struct auth_job {
+    uv_work_t work;          /* first: the job is found from its work request */
+    struct auth_job *next;
+    broker_auth *req;
+    auth_table *table;       /* a reference: SIGHUP may replace the_auth meanwhile */
+    const char *login, *passcode; /* borrowed from req until it is answered */
+    int ok;
+} auth_job;
+
+static auth_job *auth_head, *auth_tail;
+static unsigned auth_running;
+
+/* On a pool thread: only the job and its table (immutable but for its locked decoy). */
+static void auth_work(uv_work_t *w)
+{
+    auth_job *j = (auth_job *)w;
+    j->ok = auth_check(j->table, j->login, j->passcode) == 0;
+}
+
+static void auth_finish(auth_job *j, int ok)
+{
+    broker_auth_done(j->req, ok);
+    auth_free(j->table);
+    free(j);
+}
+
+static void auth_after(uv_work_t *w, int status);
+
+static void auth_start_next(void)
+{
+    while (auth_running < AUTH_PARALLEL && auth_head) {
+        auth_job *j = auth_head;
+        auth_head = j->next;
+        if (!auth_head)
+            auth_tail = NULL;
+        if (broker_auth_abandoned(j->req)) {
+            auth_finish(j, 0);
+            continue;
+        }
+        int rc = uv_queue_work(the_loop, &j->work, auth_work, auth_after);
+        if (rc != 0) {
+            logf_(BROKER_LOG_ERROR, "auth-error", "cannot queue a login check: %s",
+                  uv_strerror(rc));
+            auth_finish(j, 0);
+            continue;
+        }
+        auth_running++;
+    }
+}
+
+static void auth_after(uv_work_t *w, int status)
+{
+    auth_job *j = (auth_job *)w;
+    auth_running--;
+    auth_finish(j, status == 0 && j->ok);
+    auth_start_next();
+}
+
+static void authenticate(void *ctx, broker_auth *req, const char *login, const char *passcode)
 {
     (void)ctx;
     /* The table is swapped at SIGHUP, so it is read here, not captured in ctx. */
-    return the_auth ? auth_check(the_auth, login, passcode) : -1;
+    auth_job *j = the_auth ? calloc(1, sizeof *j) : NULL;
+    if (!j) {
+        if (the_auth)
+            logf_(BROKER_LOG_ERROR, "auth-error", "out of memory: login refused");
+        broker_auth_done(req, 0);
+        return;
+    }
+    j->req = req;
+    j->table = auth_ref(the_auth);
+    j->login = login;
+    j->passcode = passcode;
+    if (auth_tail)
+        auth_tail->next = j;
+    else
+        auth_head = j;
+    auth_tail = j;
+    auth_start_next();
 }
 
 static int hash_passcode(void)
@@ -293,22 +375,9 @@ static void on_stats(uv_timer_t *t)
           (unsigned long long)st.auth_failures, (unsigned long long)st.commits);
 }
 
-/* ---- WebSocket and Flash policy listeners (command line only) ------------------------- */
+/* ---- WebSocket and Flash policy listeners ----------------------------------------- */
 
-static const char *ws_host = "127.0.0.1";
-static int ws_port = 15674, ws_port_given, no_ws, policy_port = -1, ws_bound, policy_bound;
-static broker_options web_opts; /* only the ws_* / web_root / policy fields are used */
-
-static int port_arg(const char *opt, const char *v)
-{
-    char *end;
-    long n = strtol(v, &end, 10);
-    if (!*v || *end || n < 0 || n > 65535) {
-        fprintf(stderr, "stompd: %s: bad port '%s'\n", opt, v);
-        exit(STOMPD_EXIT_CONFIG);
-    }
-    return (int)n;
-}
+static int ws_bound, policy_bound;
 
 /* Bound with the STOMP ports (before privileges are dropped: 843 is privileged). The
  * default WebSocket port being taken is a warning (several brokers on one host); a port
@@ -316,31 +385,38 @@ static int port_arg(const char *opt, const char *v)
 static void listen_web(void)
 {
     broker_err rc;
-    if (!no_ws) {
-        rc = broker_listen_ws(the_broker, ws_host, ws_port, &ws_bound);
-        if (rc != BROKER_OK && ws_port_given)
-            die(STOMPD_EXIT_LISTEN, "cannot listen on %s:%d (WebSocket): %s", ws_host,
-                ws_port, broker_strerror(rc));
+    if (cfg.websocket) {
+        /* STOMP on free ports only (--port 0, as tests and benchmarks run it) means the
+         * WebSocket port was not meant to be a fixed one either. */
+        int ephemeral = !cfg.ws_port_given && cfg.nlisten > 0;
+        for (size_t i = 0; i < cfg.nlisten; i++)
+            ephemeral &= cfg.listen[i].port == 0;
+        if (ephemeral)
+            cfg.ws_port = 0;
+        rc = broker_listen_ws(the_broker, cfg.ws_host, cfg.ws_port, &ws_bound);
+        if (rc != BROKER_OK && cfg.ws_port_given)
+            die(STOMPD_EXIT_LISTEN, "cannot listen on %s:%d (WebSocket): %s", cfg.ws_host,
+                cfg.ws_port, broker_strerror(rc));
         if (rc != BROKER_OK) {
-            logf_(BROKER_LOG_WARN, "listen", "no WebSocket listener on %s:%d: %s", ws_host,
-                  ws_port, broker_strerror(rc));
+            logf_(BROKER_LOG_WARN, "listen", "no WebSocket listener on %s:%d: %s",
+                  cfg.ws_host, cfg.ws_port, broker_strerror(rc));
             ws_bound = -1;
         }
     }
-    if (policy_port >= 0) {
-        rc = broker_listen_policy(the_broker, ws_host, policy_port, &policy_bound);
+    if (cfg.policy_port >= 0) {
+        rc = broker_listen_policy(the_broker, cfg.ws_host, cfg.policy_port, &policy_bound);
         if (rc != BROKER_OK)
-            die(STOMPD_EXIT_LISTEN, "cannot listen on %s:%d (Flash policy): %s", ws_host,
-                policy_port, broker_strerror(rc));
+            die(STOMPD_EXIT_LISTEN, "cannot listen on %s:%d (Flash policy): %s", cfg.ws_host,
+                cfg.policy_port, broker_strerror(rc));
     }
 }
 
 static void print_web(void)
 {
-    if (!no_ws && ws_bound >= 0)
-        printf("stompd: websocket listening on %s:%d\n", ws_host, ws_bound);
-    if (policy_port >= 0)
-        printf("stompd: policy listening on %s:%d\n", ws_host, policy_bound);
+    if (cfg.websocket && ws_bound >= 0)
+        printf("stompd: websocket listening on %s:%d\n", cfg.ws_host, ws_bound);
+    if (cfg.policy_port >= 0)
+        printf("stompd: policy listening on %s:%d\n", cfg.ws_host, policy_bound);
 }
 
 /* ---- the command line ---------------------------------------------------------------- */
@@ -418,7 +494,6 @@ static void parse_args(int argc, char **argv, int *check_only)
     size_t nov = 0;
     const char *config_file = NULL, *host = NULL, *port = NULL;
     int ch, hash = 0;
-    broker_options_init(&web_opts);
     while ((ch = getopt_long(argc, argv, "c:b:p:dl:u:g:hV", longopts, NULL)) != -1) {
         const char *key = NULL, *value = optarg;
         switch (ch) {
@@ -455,32 +530,17 @@ static void parse_args(int argc, char **argv, int *check_only)
         }
         case OPT_CHECK: *check_only = 1; continue;
         case OPT_HASH: hash = 1; continue;
-        case OPT_WS_HOST: ws_host = optarg; continue;
-        case OPT_WS_PORT: ws_port = port_arg("--ws-port", optarg); ws_port_given = 1; continue;
-        case OPT_NO_WS: no_ws = 1; continue;
-        case OPT_WS_PATH:
-            if (optarg[0] != '/') {
-                fprintf(stderr, "stompd: --ws-path: '%s' does not start with /\n", optarg);
-                exit(STOMPD_EXIT_CONFIG);
-            }
-            web_opts.ws_path = optarg;
-            continue;
-        case OPT_WS_ORIGINS: web_opts.ws_origins = optarg; continue;
-        case OPT_WS_MAXMSG: {
-            char *end;
-            unsigned long long v = strtoull(optarg, &end, 10);
-            if (!*optarg || *end || v == 0 || v > SIZE_MAX) {
-                fprintf(stderr, "stompd: --ws-max-message: bad size '%s'\n", optarg);
-                exit(STOMPD_EXIT_CONFIG);
-            }
-            web_opts.ws_max_message = (size_t)v;
-            continue;
-        }
-        case OPT_WEB_ROOT: web_opts.web_root = optarg; continue;
-        case OPT_POLICY_PORT: policy_port = port_arg("--policy-port", optarg); continue;
-        case OPT_NO_POLICY: web_opts.flash_policy = 0; continue;
-        case OPT_POLICY_DOMAINS: web_opts.policy_domains = optarg; continue;
-        case OPT_POLICY_PORTS: web_opts.policy_ports = optarg; continue;
+        case OPT_WS_HOST: key = "ws_host"; break;
+        case OPT_WS_PORT: key = "ws_port"; break;
+        case OPT_NO_WS: key = "websocket"; value = "no"; break;
+        case OPT_WS_PATH: key = "ws_path"; break;
+        case OPT_WS_ORIGINS: key = "ws_origins"; break;
+        case OPT_WS_MAXMSG: key = "ws_max_message"; break;
+        case OPT_WEB_ROOT: key = "web_root"; break;
+        case OPT_POLICY_PORT: key = "policy_port"; break;
+        case OPT_NO_POLICY: key = "flash_policy"; value = "no"; break;
+        case OPT_POLICY_DOMAINS: key = "policy_domains"; break;
+        case OPT_POLICY_PORTS: key = "policy_ports"; break;
         case 'h': usage(stdout); exit(STOMPD_EXIT_OK);
         case 'V': printf("stompd %s\n", STOMPD_VERSION); exit(STOMPD_EXIT_OK);
         default: usage(stderr); exit(STOMPD_EXIT_CONFIG);
@@ -489,7 +549,11 @@ static void parse_args(int argc, char **argv, int *check_only)
             fprintf(stderr, "stompd: too many options\n");
             exit(STOMPD_EXIT_CONFIG);
         }
-        ov[nov++] = (override){ argv[optind - 1], key, value };
+        /* Name the option as typed: "--ws-port abc" is two arguments, "--ws-port=abc" one. */
+        const char *opt = argv[optind - 1];
+        if (optarg && optind >= 2 && opt == optarg)
+            opt = argv[optind - 2];
+        ov[nov++] = (override){ opt, key, value };
     }
     if (optind < argc) {
         fprintf(stderr, "stompd: unexpected argument '%s'\n", argv[optind]);
@@ -631,19 +695,17 @@ int main(int argc, char **argv)
     o.log_ctx = the_log;
     o.log_level = cfg.log_level;
     o.store_sync_full = cfg.sync_full;
-    o.ws_path = web_opts.ws_path;
-    o.ws_origins = web_opts.ws_origins;
-    o.ws_max_message = web_opts.ws_max_message;
-    o.web_root = web_opts.web_root;
-    o.flash_policy = web_opts.flash_policy;
-    o.policy_domains = web_opts.policy_domains;
-    o.policy_ports = web_opts.policy_ports;
+    o.ws_path = cfg.ws_path;
+    o.ws_origins = cfg.ws_origins;
+    o.web_root = cfg.web_root;
+    o.policy_domains = cfg.policy_domains;
+    o.policy_ports = cfg.policy_ports;
     if (strncmp(cfg.store, "sqlite:", 7) == 0) {
         o.store = store_sqlite_backend();
         o.store_path = cfg.store + 7;
     }
     if (the_auth) {
-        o.authenticate = authenticate;
+        o.authenticate_async = authenticate;
         o.auth_ctx = NULL;
     }
     broker_err rc = broker_create(the_loop, &o, &the_broker);

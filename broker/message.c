@@ -8,21 +8,50 @@
  */
 #include "internal.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static const char dropped[][20] = {
-    "destination", "content-length", "receipt", "transaction", "message-id",
-    "subscription", "ack", "redelivered", "redelivery-count",
-};
-
+/* Headers a SEND's MESSAGE does not carry over: the sender's own, and those the broker
+ * sets. A switch on the length keeps this to one memcmp per header. */
 static int is_dropped(const char *name, size_t len)
 {
-    for (size_t i = 0; i < sizeof dropped / sizeof dropped[0]; i++)
-        if (strlen(dropped[i]) == len && memcmp(dropped[i], name, len) == 0)
-            return 1;
-    return 0;
+    switch (len) {
+    case 3: return memcmp(name, "ack", 3) == 0;
+    case 7: return memcmp(name, "receipt", 7) == 0;
+    case 10: return memcmp(name, "message-id", 10) == 0;
+    case 11:
+        return memcmp(name, "destination", 11) == 0 || memcmp(name, "transaction", 11) == 0 ||
+               memcmp(name, "redelivered", 11) == 0;
+    case 12: return memcmp(name, "subscription", 12) == 0;
+    case 14: return memcmp(name, "content-length", 14) == 0;
+    case 16: return memcmp(name, "redelivery-count", 16) == 0;
+    default: return 0;
+    }
+}
+
+size_t msg__u64(char *o, uint64_t v)
+{
+    static const char pairs[] = "00010203040506070809101112131415161718192021222324252627282930"
+                                "31323334353637383940414243444546474849505152535455565758596061"
+                                "6263646566676869707172737475767778798081828384858687888990919293"
+                                "949596979899";
+    char t[20];
+    char *e = t + sizeof t, *p = e;
+    while (v >= 100) {
+        unsigned r = (unsigned)(v % 100);
+        v /= 100;
+        p -= 2;
+        memcpy(p, pairs + 2 * r, 2);
+    }
+    if (v >= 10) {
+        p -= 2;
+        memcpy(p, pairs + 2 * v, 2);
+    } else {
+        *--p = (char)('0' + v);
+    }
+    size_t n = (size_t)(e - p);
+    memcpy(o, p, n);
+    return n;
 }
 
 int msg__header_block(const stomp_frame *f, char **buf, size_t *cap, size_t *len)
@@ -167,6 +196,17 @@ static size_t val_len(const char *s, size_t len, stomp_version v)
 
 /* A destination must be written even where it is not writable: replace the offending
  * bytes with spaces rather than break the framing. */
+/* No byte that any version escapes or refuses in a value: written as it is. */
+static int plain(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
+        if (ch == '\\' || ch == '\n' || ch == ':' || ch == '\r')
+            return 0;
+    }
+    return 1;
+}
+
 static char *put_dest(char *o, const char *s, size_t len, stomp_version v)
 {
     if (writable(s, len, v, 0))
@@ -196,16 +236,16 @@ static size_t dest_len_for(const char *s, size_t len, stomp_version v)
 
 sbuf *msg__encode(stomp_version v, const char *dest, size_t dest_len, const char *msgid,
                   uint32_t redeliveries, const char *hdrs, size_t hdrs_len, const char *body,
-                  size_t body_len)
+                  size_t body_len, sbuf **scratch, size_t *scratch_cap)
 {
-    char redel[64] = "";
+    static const char redel_h[] = "redelivered:true\nredelivery-count:";
+    size_t il = strlen(msgid);
+    /* The usual destination has nothing to escape: then it is copied as it is. */
+    int dplain = plain(dest, dest_len);
+    size_t dl = dplain ? dest_len : dest_len_for(dest, dest_len, v);
+    size_t n = 12 + dl + 1 + 11 + il + 1 + 15 + 20 + 2 + body_len + 1;
     if (redeliveries)
-        snprintf(redel, sizeof redel, "redelivered:true\nredelivery-count:%u\n",
-                 (unsigned)redeliveries);
-    char clen[48];
-    int cl = snprintf(clen, sizeof clen, "content-length:%zu\n\n", body_len);
-    size_t n = 12 + dest_len_for(dest, dest_len, v) + 1 + 11 + strlen(msgid) + 1 +
-               strlen(redel) + (size_t)cl + body_len + 1;
+        n += sizeof redel_h - 1 + 10 + 1;
     for (size_t i = 0; i < hdrs_len;) {
         const char *name = hdrs + i;
         size_t nl = strlen(name);
@@ -215,21 +255,44 @@ sbuf *msg__encode(stomp_version v, const char *dest, size_t dest_len, const char
         if (writable(name, nl, v, 1) && writable(val, vl, v, 0))
             n += val_len(name, nl, v) + 1 + val_len(val, vl, v) + 1;
     }
-    sbuf *sb = sbuf__new(n);
-    if (!sb)
-        return NULL;
+    /* n is an upper bound (the numbers' widths); small messages go to the scratch buffer,
+     * which outq copies rather than references. */
+    sbuf *sb;
+    if (scratch && n <= OUTQ_COPY_MAX) {
+        if (*scratch_cap < n) {
+            sbuf *ns = realloc(*scratch, sizeof *ns + OUTQ_COPY_MAX);
+            if (!ns)
+                return NULL;
+            ns->refs = 1;
+            *scratch = ns;
+            *scratch_cap = OUTQ_COPY_MAX;
+        }
+        sb = *scratch;
+    } else {
+        sb = sbuf__new(n);
+        if (!sb)
+            return NULL;
+    }
     char *o = sb->data;
     memcpy(o, "destination:", 12);
-    o = put_dest(o + 12, dest, dest_len, v);
+    if (dplain) {
+        memcpy(o + 12, dest, dest_len);
+        o += 12 + dest_len;
+    } else {
+        o = put_dest(o + 12, dest, dest_len, v);
+    }
     *o++ = '\n';
     memcpy(o, "message-id:", 11);
     o += 11;
-    size_t il = strlen(msgid);
     memcpy(o, msgid, il);
     o += il;
     *o++ = '\n';
-    memcpy(o, redel, strlen(redel));
-    o += strlen(redel);
+    if (redeliveries) {
+        memcpy(o, redel_h, sizeof redel_h - 1);
+        o += sizeof redel_h - 1;
+        o += msg__u64(o, redeliveries);
+        *o++ = '\n';
+    }
     for (size_t i = 0; i < hdrs_len;) {
         const char *name = hdrs + i;
         size_t nl = strlen(name);
@@ -243,8 +306,11 @@ sbuf *msg__encode(stomp_version v, const char *dest, size_t dest_len, const char
         o += stomp_escape(val, vl, v, STOMP_CMD_MESSAGE, o);
         *o++ = '\n';
     }
-    memcpy(o, clen, (size_t)cl);
-    o += cl;
+    memcpy(o, "content-length:", 15);
+    o += 15;
+    o += msg__u64(o, body_len);
+    *o++ = '\n';
+    *o++ = '\n';
     if (body_len)
         memcpy(o, body, body_len);
     o += body_len;

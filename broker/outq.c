@@ -1,9 +1,11 @@
 /* outq.c: refcounted shared buffers and the per-connection output queue.
  *
- * Invariants: entries of "pend" point into pbytes (inline) or hold one sbuf reference;
- * entries of "fl" likewise into fbytes. Only the fl side is ever handed to a write, so
- * appending (which may move pbytes) never moves bytes a write is reading. queued counts
- * the bytes of both sides.
+ * Invariants: every entry of "pend" and "fl" holds one reference to the sbuf it points
+ * into: a shared MESSAGE part, or a chunk of the queue's own copied bytes. Chunks never
+ * move or grow, so appending to the current chunk never disturbs a write reading its
+ * earlier bytes. Consecutive copied bytes extend one entry (one iovec for a run of small
+ * frames). queued counts the bytes of both sides. A queue drained after a small write
+ * holds no memory at all (idle connections cost nothing here).
  */
 #include "internal.h"
 
@@ -12,6 +14,13 @@
 
 /* A write gathers at most this many pieces; the rest waits for the next write. */
 #define MAX_IOV 1024
+/* Chunks start small (an idle connection writes a receipt now and then) and double up to
+ * this size while a connection stays busy. */
+#define CHUNK_MIN 256
+#define CHUNK_MAX (64u << 10)
+/* A drained queue whose last write was at most this big gives its memory back; a busy
+ * connection keeps its chunk and arrays from one write to the next. */
+#define IDLE_BYTES 4096
 
 sbuf *sbuf__new(size_t len)
 {
@@ -36,17 +45,17 @@ void sbuf__unref(sbuf *sb)
         free(sb);
 }
 
-static int grow(void **p, size_t *cap, size_t need, size_t elem)
+static int grow(oent **p, size_t *cap, size_t need)
 {
     if (need <= *cap)
         return 0;
-    size_t n = *cap ? *cap : 16;
+    size_t n = *cap ? *cap : 4;
     while (n < need) {
-        if (n > SIZE_MAX / 2 / elem)
+        if (n > SIZE_MAX / 2 / sizeof(oent))
             return -1;
         n *= 2;
     }
-    void *np = realloc(*p, n * elem);
+    oent *np = realloc(*p, n * sizeof(oent));
     if (!np)
         return -1;
     *p = np;
@@ -56,27 +65,43 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem)
 
 char *outq__reserve(outq *q, size_t n)
 {
-    if (n > SIZE_MAX / 4 || grow((void **)&q->pbytes, &q->pbytes_cap, q->pbytes_len + n, 1))
+    if (n > SIZE_MAX / 4)
         return NULL;
-    /* Extend the last inline entry when it ends where we write: one iovec for a run of
-     * small frames. */
-    if (q->npend && !q->pend[q->npend - 1].sb &&
-        q->pend[q->npend - 1].off + q->pend[q->npend - 1].len == q->pbytes_len) {
-        q->pend[q->npend - 1].len += n;
-    } else {
-        if (grow((void **)&q->pend, &q->pend_cap, q->npend + 1, sizeof(oent)))
+    if (!q->chunk || q->chunk->len - q->chunk_used < n) {
+        size_t want = q->chunk ? q->chunk->len * 2 : CHUNK_MIN;
+        if (want > CHUNK_MAX)
+            want = CHUNK_MAX;
+        if (want < n)
+            want = n;
+        sbuf *nc;
+        if (want == CHUNK_MAX && q->spare) {
+            nc = q->spare; /* refs == 1: nothing else points into it */
+            q->spare = NULL;
+        } else if (!(nc = sbuf__new(want))) {
             return NULL;
-        q->pend[q->npend++] = (oent){ NULL, q->pbytes_len, n };
+        }
+        sbuf__unref(q->chunk); /* entries keep the old one alive while they need it */
+        q->chunk = nc;
+        q->chunk_used = 0;
     }
-    char *p = q->pbytes + q->pbytes_len;
-    q->pbytes_len += n;
+    oent *last = q->npend ? &q->pend[q->npend - 1] : NULL;
+    if (last && last->sb == q->chunk && last->off + last->len == q->chunk_used) {
+        last->len += n;
+    } else {
+        if (grow(&q->pend, &q->pend_cap, q->npend + 1))
+            return NULL;
+        sbuf__ref(q->chunk);
+        q->pend[q->npend++] = (oent){ q->chunk, q->chunk_used, n };
+    }
+    char *p = q->chunk->data + q->chunk_used;
+    q->chunk_used += n;
     q->queued += n;
     return p;
 }
 
 int outq__push_shared(outq *q, sbuf *sb)
 {
-    if (grow((void **)&q->pend, &q->pend_cap, q->npend + 1, sizeof(oent)))
+    if (grow(&q->pend, &q->pend_cap, q->npend + 1))
         return -1;
     sbuf__ref(sb);
     q->pend[q->npend++] = (oent){ sb, 0, sb->len };
@@ -87,80 +112,80 @@ int outq__push_shared(outq *q, sbuf *sb)
 int outq__push_prefixed(outq *q, const char *a, size_t alen, const char *b, size_t blen,
                         sbuf *sb)
 {
-    /* Grow everything first: a prefix queued without its shared part would corrupt the
-     * stream. */
-    if (grow((void **)&q->pend, &q->pend_cap, q->npend + 2, sizeof(oent)) ||
-        grow((void **)&q->pbytes, &q->pbytes_cap, q->pbytes_len + alen + blen, 1))
+    if (sb->len <= OUTQ_COPY_MAX) {
+        char *p = outq__reserve(q, alen + blen + sb->len);
+        if (!p)
+            return -1;
+        memcpy(p, a, alen);
+        if (blen)
+            memcpy(p + alen, b, blen);
+        memcpy(p + alen + blen, sb->data, sb->len);
+        return 0;
+    }
+    /* Room for both entries first: a prefix queued without its shared part would corrupt
+     * the stream. */
+    if (grow(&q->pend, &q->pend_cap, q->npend + 2))
         return -1;
     char *p = outq__reserve(q, alen + blen);
+    if (!p)
+        return -1;
     memcpy(p, a, alen);
     memcpy(p + alen, b, blen);
-    return outq__push_shared(q, sb);
+    return outq__push_shared(q, sb); /* cannot fail: room reserved above */
 }
 
-size_t outq__start(outq *q, uv_buf_t **iov)
+size_t outq__start(outq *q, uv_buf_t **iov, size_t *iov_cap)
 {
     if (q->inflight || !q->npend)
         return 0;
     size_t n = q->npend < MAX_IOV ? q->npend : MAX_IOV;
-    if (grow((void **)&q->iov, &q->iov_cap, n, sizeof(uv_buf_t)) ||
-        grow((void **)&q->fl, &q->fl_cap, n, sizeof(oent)))
-        return 0;
-    /* Swap the inline buffers: the written side keeps its bytes, the collecting side gets
-     * the old in-flight buffer back (empty). Entries beyond MAX_IOV that are inline must
-     * stay valid in the new pending buffer, so only swap when everything goes. */
-    if (n == q->npend) {
-        char *t = q->fbytes;
-        size_t tc = q->fbytes_cap;
-        q->fbytes = q->pbytes;
-        q->fbytes_cap = q->pbytes_cap;
-        q->pbytes = t;
-        q->pbytes_cap = tc;
-        q->pbytes_len = 0;
-        memcpy(q->fl, q->pend, n * sizeof(oent));
-        q->nfl = n;
-        q->npend = 0;
-    } else {
-        /* Rare (over MAX_IOV pieces): copy the first n pieces' inline bytes aside. */
-        size_t inl = 0;
-        for (size_t i = 0; i < n; i++)
-            if (!q->pend[i].sb)
-                inl += q->pend[i].len;
-        if (grow((void **)&q->fbytes, &q->fbytes_cap, inl ? inl : 1, 1))
+    if (*iov_cap < n) {
+        size_t nc = *iov_cap ? *iov_cap : 16;
+        while (nc < n)
+            nc *= 2;
+        uv_buf_t *ni = realloc(*iov, nc * sizeof *ni);
+        if (!ni)
             return 0;
-        size_t at = 0;
-        for (size_t i = 0; i < n; i++) {
-            q->fl[i] = q->pend[i];
-            if (!q->pend[i].sb) {
-                memcpy(q->fbytes + at, q->pbytes + q->pend[i].off, q->pend[i].len);
-                q->fl[i].off = at;
-                at += q->pend[i].len;
-            }
-        }
-        q->nfl = n;
-        memmove(q->pend, q->pend + n, (q->npend - n) * sizeof(oent));
-        q->npend -= n;
+        *iov = ni;
+        *iov_cap = nc;
     }
-    for (size_t i = 0; i < q->nfl; i++) {
-        oent *e = &q->fl[i];
-        char *base = e->sb ? e->sb->data : q->fbytes;
-        q->iov[i] = uv_buf_init(base + e->off, (unsigned)e->len);
-    }
+    if (grow(&q->fl, &q->fl_cap, n))
+        return 0;
+    memcpy(q->fl, q->pend, n * sizeof(oent));
+    memmove(q->pend, q->pend + n, (q->npend - n) * sizeof(oent));
+    q->npend -= n;
+    q->nfl = n;
+    for (size_t i = 0; i < n; i++)
+        (*iov)[i] = uv_buf_init(q->fl[i].sb->data + q->fl[i].off, (unsigned)q->fl[i].len);
     q->inflight = 1;
-    *iov = q->iov;
-    return q->nfl;
+    return n;
 }
 
 size_t outq__done(outq *q)
 {
     size_t bytes = 0;
     for (size_t i = 0; i < q->nfl; i++) {
+        sbuf *sb = q->fl[i].sb;
         bytes += q->fl[i].len;
-        sbuf__unref(q->fl[i].sb);
+        /* A busy queue reuses its written chunks rather than churn the allocator. */
+        if (sb->refs == 1 && sb->len == CHUNK_MAX && !q->spare)
+            q->spare = sb;
+        else
+            sbuf__unref(sb);
     }
     q->nfl = 0;
     q->inflight = 0;
     q->queued -= bytes;
+    if (!q->npend && bytes <= IDLE_BYTES) {
+        sbuf__unref(q->chunk);
+        sbuf__unref(q->spare);
+        q->chunk = q->spare = NULL;
+        q->chunk_used = 0;
+        free(q->pend);
+        free(q->fl);
+        q->pend = q->fl = NULL;
+        q->pend_cap = q->fl_cap = 0;
+    }
     return bytes;
 }
 
@@ -170,10 +195,9 @@ void outq__free(outq *q)
         sbuf__unref(q->fl[i].sb);
     for (size_t i = 0; i < q->npend; i++)
         sbuf__unref(q->pend[i].sb);
+    sbuf__unref(q->chunk);
+    sbuf__unref(q->spare);
     free(q->pend);
-    free(q->pbytes);
     free(q->fl);
-    free(q->fbytes);
-    free(q->iov);
     memset(q, 0, sizeof *q);
 }

@@ -8,18 +8,27 @@
  */
 #include "internal.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* Every SEND to a queue looks its name up: eight bytes per step. */
 static uint64_t hash_name(const char *s, size_t n)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ull;
+    uint64_t h = 1469598103934665603ull ^ n;
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, s, 8);
+        h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+        h ^= h >> 29;
+        s += 8;
+        n -= 8;
     }
-    return h;
+    uint64_t w = 0;
+    memcpy(&w, s, n);
+    h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+    return h ^ (h >> 32);
 }
 
 int router__is_topic(const char *name, size_t len)
@@ -199,7 +208,8 @@ static void fan_out(broker *b, dest_t *d, bmsg *m)
 {
     char msgid[32];
     m->seq = ++b->topic_seq;
-    snprintf(msgid, sizeof msgid, "t%llu", (unsigned long long)m->seq);
+    msgid[0] = 't';
+    msgid[1 + msg__u64(msgid + 1, m->seq)] = '\0';
     d->busy++;
     for (sub *s = d->head; s; s = s->dnext) {
         if (s->dead)
@@ -227,7 +237,7 @@ static void fan_out(broker *b, dest_t *d, bmsg *m)
         stomp_version v = c->version;
         if (!m->enc[v]) {
             m->enc[v] = msg__encode(v, m->dest, m->dest_len, msgid, 0, m->hdrs, m->hdrs_len,
-                                    m->body, m->body_len);
+                                    m->body, m->body_len, NULL, NULL);
             if (!m->enc[v]) {
                 conn__fail(c, BROKER_E_NOMEM, NULL, "out of memory");
                 continue;
@@ -335,7 +345,7 @@ void router__dispatch(broker *b, dest_t *d)
             break;
         d->cursor = s->dnext ? s->dnext : d->head;
         char msgid[32];
-        snprintf(msgid, sizeof msgid, "%llu", (unsigned long long)sm.id);
+        msgid[msg__u64(msgid, sm.id)] = '\0';
         size_t bytes = b->store_counted ? sm.headers_len + sm.body_len : 0;
         broker_err rc;
         if (!s->c) {
@@ -345,9 +355,12 @@ void router__dispatch(broker *b, dest_t *d)
         } else {
             sbuf *enc = msg__encode(s->c->version, d->name, d->name_len, msgid,
                                     sm.redeliveries, sm.headers, sm.headers_len, sm.body,
-                                    sm.body_len);
+                                    sm.body_len, &b->encbuf, &b->encbuf_cap);
             rc = enc ? sub__deliver(b, s, enc, 1, sm.id, bytes, NULL) : BROKER_E_NOMEM;
-            sbuf__unref(enc);
+            if (enc != b->encbuf)
+                sbuf__unref(enc);
+            else
+                assert(enc->refs == 1); /* copied by the output queue, never referenced */
         }
         if (rc != BROKER_OK) {
             if (b->st->requeue(b->store, sm.id) == STORE_OK)

@@ -121,9 +121,11 @@ broker_err sub__deliver(broker *b, sub *s, sbuf *shared, int is_queue, uint64_t 
         if (!d)
             return BROKER_E_NOMEM;
         d->tag = ++c->next_tag;
-        if (c->version == STOMP_V12)
-            alen = (size_t)snprintf(ackh, sizeof ackh, "ack:%llu\n",
-                                    (unsigned long long)d->tag);
+        if (c->version == STOMP_V12) {
+            memcpy(ackh, "ack:", 4);
+            alen = 4 + msg__u64(ackh + 4, d->tag);
+            ackh[alen++] = '\n';
+        }
     }
     if (outq__push_prefixed(&c->out, s->prefix, s->prefix_len, ackh, alen, shared) != 0) {
         if (d)

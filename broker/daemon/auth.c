@@ -6,6 +6,10 @@
  * CoilMQ auth file) is refused with FILE:LINE, so no passcode ever sits in clear on disk.
  * An unknown login costs the same hash computation as a wrong passcode, so timing does
  * not tell which logins exist.
+ *
+ * Checks run on pool threads (main.c) while the loop thread may load a new table: a
+ * table is immutable once loaded except for the decoy hash (made once, under a mutex) and
+ * its reference count (loop thread only).
  */
 #include "daemon.h"
 
@@ -25,7 +29,9 @@ typedef struct auth_entry {
 struct auth_table {
     auth_entry *e;
     size_t n, cap;
-    char *dummy; /* hash compared against for unknown logins */
+    uv_mutex_t mu; /* guards dummy */
+    char *dummy;   /* hash compared against for unknown logins, made on first need */
+    unsigned refs;
 };
 
 typedef struct auth_loader {
@@ -153,6 +159,12 @@ int auth_load(auth_table **out, const char *path, char *err, size_t errlen)
         snprintf(err, errlen, "%s:0: out of memory", path);
         return -1;
     }
+    if (uv_mutex_init(&t->mu) != 0) {
+        free(t);
+        snprintf(err, errlen, "%s:0: cannot create a mutex", path);
+        return -1;
+    }
+    t->refs = 1;
     auth_loader ld = { .t = t, .path = path, .err = err, .errlen = errlen };
     ld.f = fopen(path, "r");
     if (!ld.f) {
@@ -178,10 +190,17 @@ int auth_load(auth_table **out, const char *path, char *err, size_t errlen)
     return 0;
 }
 
+auth_table *auth_ref(auth_table *t)
+{
+    t->refs++;
+    return t;
+}
+
 void auth_free(auth_table *t)
 {
-    if (!t)
+    if (!t || --t->refs > 0)
         return;
+    uv_mutex_destroy(&t->mu);
     for (size_t i = 0; i < t->n; i++) {
         free(t->e[i].login);
         free(t->e[i].hash);
@@ -204,10 +223,13 @@ int auth_check(auth_table *t, const char *login, const char *passcode)
         if (strcmp(t->e[i].login, login) == 0)
             return verify(t->e[i].hash, passcode);
     /* Unknown login: spend the same time as a wrong passcode would. */
+    uv_mutex_lock(&t->mu);
     if (!t->dummy)
         t->dummy = auth_hash_passcode("stompd: no such login");
-    if (t->dummy)
-        (void)verify(t->dummy, passcode);
+    const char *dummy = t->dummy;
+    uv_mutex_unlock(&t->mu);
+    if (dummy)
+        (void)verify(dummy, passcode);
     return -1;
 }
 

@@ -19,7 +19,15 @@
 #include <strings.h>
 #include <unistd.h>
 
-enum kind { K_SIZE, K_U32, K_BOOL, K_STR, K_LISTEN, K_STORE, K_SYNC, K_UMASK, K_LEVEL };
+enum kind {
+    K_SIZE, K_U32, K_BOOL, K_STR, K_LISTEN, K_STORE, K_SYNC, K_UMASK, K_LEVEL,
+    K_ADDR,     /* an IPv4 or IPv6 literal */
+    K_PORT,     /* 0-65535 */
+    K_OPTPORT,  /* 0-65535, or empty for none (-1) */
+    K_URLPATH,  /* starts with / */
+    K_LIST,     /* non-empty, comma-separated */
+    K_PORTLIST, /* empty, or Flash to-ports: digits, ',', '-', '*' */
+};
 
 typedef struct key {
     const char *name;
@@ -105,6 +113,27 @@ static const key keys[] = {
       "before login: command line plus header block" },
     { "connect_max_body", K_SIZE, F(opts.connect_limits.max_body), 0, "4K",
       "before login: body bytes of a frame" },
+    { "websocket", K_BOOL, F(websocket), 0, "yes",
+      "listen for STOMP over WebSocket" },
+    { "ws_host", K_ADDR, F(ws_host), 0, "127.0.0.1",
+      "address of the WebSocket and Flash policy listeners" },
+    { "ws_port", K_PORT, F(ws_port), 0, "15674",
+      "WebSocket port; 0 picks a free one" },
+    { "ws_path", K_URLPATH, F(ws_path), 0, "/ws", "WebSocket endpoint path" },
+    { "ws_origins", K_STR, F(ws_origins), 0, "",
+      "Origins browsers may connect from, comma-separated (empty: any)" },
+    { "ws_max_message", K_SIZE, F(opts.ws_max_message), 1, "16842752",
+      "largest WebSocket message, bytes" },
+    { "web_root", K_STR, F(web_root), 0, "",
+      "serve its files on the WebSocket port, / = index.html (empty: none)" },
+    { "flash_policy", K_BOOL, F(opts.flash_policy), 0, "yes",
+      "answer Flash policy requests on STOMP ports" },
+    { "policy_port", K_OPTPORT, F(policy_port), 0, "",
+      "Flash policy listener port, e.g. 843 (empty: none)" },
+    { "policy_domains", K_LIST, F(policy_domains), 0, "*",
+      "allow-access-from domains of the policy, comma-separated" },
+    { "policy_ports", K_PORTLIST, F(policy_ports), 0, "",
+      "to-ports of the policy (empty: the STOMP ports)" },
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])
@@ -314,6 +343,55 @@ static int apply(daemon_config *cfg, const key *k, const char *v, int *listen_gi
         cfg->umask = (mode_t)m;
         return 0;
     }
+    case K_ADDR: {
+        unsigned char a[16];
+        if (uv_inet_pton(AF_INET, v, a) != 0 && uv_inet_pton(AF_INET6, v, a) != 0) {
+            fmt_err(err, errlen, "%s: '%s' is not an IPv4 or IPv6 address", k->name, v);
+            return -1;
+        }
+        if (set_str((char **)(base + k->off), v) != 0) {
+            fmt_err(err, errlen, "%s: out of memory", k->name);
+            return -1;
+        }
+        return 0;
+    }
+    case K_PORT:
+    case K_OPTPORT: {
+        unsigned long long p;
+        if (k->kind == K_OPTPORT && !*v) {
+            *(int *)(base + k->off) = -1;
+            return 0;
+        }
+        if (parse_size(v, 65535, &p) != 0 || strpbrk(v, "kKmMgG")) {
+            fmt_err(err, errlen, "%s: '%s' is not a port number (0-65535%s)", k->name, v,
+                    k->kind == K_OPTPORT ? ", or empty for none" : "");
+            return -1;
+        }
+        *(int *)(base + k->off) = (int)p;
+        if (k->off == F(ws_port))
+            cfg->ws_port_given = 1;
+        return 0;
+    }
+    case K_URLPATH:
+    case K_LIST:
+    case K_PORTLIST: {
+        const char *why = NULL;
+        if (k->kind == K_URLPATH && v[0] != '/')
+            why = "does not start with /";
+        else if (k->kind == K_LIST && (!*v || strspn(v, ", ") == strlen(v)))
+            why = "is empty";
+        else if (k->kind == K_PORTLIST && v[strspn(v, "0123456789,-*")])
+            why = "is not a list of ports and ranges (e.g. 61613,15674 or 1024-65535 or *)";
+        if (why) {
+            fmt_err(err, errlen, "%s: '%s' %s", k->name, v, why);
+            return -1;
+        }
+        if (set_str((char **)(base + k->off), v) != 0) {
+            fmt_err(err, errlen, "%s: out of memory", k->name);
+            return -1;
+        }
+        return 0;
+    }
     case K_LEVEL: {
         static const char *const names[] = { "error", "warning", "info", "debug" };
         for (int i = 0; i < 4; i++)
@@ -346,6 +424,7 @@ void config_init(daemon_config *cfg)
         int rc = apply(cfg, &keys[i], keys[i].def, NULL, err, sizeof err);
         (void)rc; /* the table's defaults are valid (checked by the tests) */
     }
+    cfg->ws_port_given = 0; /* the default port was not asked for */
 }
 
 void config_free(daemon_config *cfg)
@@ -358,6 +437,12 @@ void config_free(daemon_config *cfg)
     free(cfg->group);
     free(cfg->auth_file);
     free(cfg->server_name);
+    free(cfg->ws_host);
+    free(cfg->ws_path);
+    free(cfg->ws_origins);
+    free(cfg->web_root);
+    free(cfg->policy_domains);
+    free(cfg->policy_ports);
     memset(cfg, 0, sizeof *cfg);
 }
 
@@ -647,7 +732,8 @@ int config_absolute_paths(daemon_config *cfg)
 {
     int is_sqlite = cfg->store && strncmp(cfg->store, "sqlite:", 7) == 0;
     if (absolute(&cfg->pidfile, 0) != 0 || absolute(&cfg->logfile, 0) != 0 ||
-        absolute(&cfg->auth_file, 0) != 0 || (is_sqlite && absolute(&cfg->store, 7) != 0))
+        absolute(&cfg->auth_file, 0) != 0 || absolute(&cfg->web_root, 0) != 0 ||
+        (is_sqlite && absolute(&cfg->store, 7) != 0))
         return -1;
     return 0;
 }

@@ -63,6 +63,14 @@ typedef struct daemon_config {
     unsigned stop_timeout_s; /* SIGTERM: exit within this, forcing if needed */
     broker_options opts;     /* limits and timeouts; store and log are set by main.c */
     char *server_name;
+    /* WebSocket and Flash policy listeners; main.c points opts' strings at these. */
+    int websocket;           /* listen for STOMP over WebSocket */
+    char *ws_host;           /* address of the WebSocket and policy listeners */
+    int ws_port;
+    int ws_port_given;       /* set by the file or an option: not binding it is fatal */
+    char *ws_path, *ws_origins, *web_root;
+    int policy_port;         /* Flash policy listener, -1 = none */
+    char *policy_domains, *policy_ports;
 } daemon_config;
 
 /* Defaults (documented in --help and contrib/stompd.conf). */
@@ -83,8 +91,9 @@ int config_set(daemon_config *cfg, const char *key, const char *value, char *err
 /* Parse "HOST:PORT", "[V6]:PORT", "HOST" or "PORT"-less forms into l. -1 when bad. */
 int config_parse_listen(const char *s, config_listen *l) DAEMON_WUR;
 
-/* Make the pid file, log file, auth file and store paths absolute, so they still name the
- * same files after the daemon changed directory (reopened at SIGHUP). -1: out of memory. */
+/* Make the pid file, log file, auth file, web root and store paths absolute, so they still
+ * name the same files after the daemon changed directory (reopened at SIGHUP, web files
+ * opened per request). -1: out of memory. */
 int config_absolute_paths(daemon_config *cfg) DAEMON_WUR;
 
 /* Print every key with its default and a one-line explanation (the --help tail). */
@@ -148,12 +157,17 @@ int daemon_lookup_ids(const char *user, const char *group, uid_t *uid, gid_t *gi
 typedef struct auth_table auth_table;
 
 /* Load "login = hash" lines (optionally under [auth]). Plain-text passcodes and unknown
- * hash formats are refused with "FILE:LINE: message". Caller owns, auth_free(). */
+ * hash formats are refused with "FILE:LINE: message". Caller owns one reference, released
+ * with auth_free(). */
 int auth_load(auth_table **out, const char *path, char *err, size_t errlen) DAEMON_WUR;
+/* One more reference (for a check in flight); returns t. Loop thread only, as auth_free. */
+auth_table *auth_ref(auth_table *t);
+/* Drop a reference; the last one frees the table. */
 void auth_free(auth_table *t);
 size_t auth_count(const auth_table *t);
 /* 0 when login exists and passcode matches its hash (NULLs never match). The first
- * unknown login computes a decoy hash, kept in t. */
+ * unknown login computes a decoy hash, kept in t. Slow on purpose (tens of ms); safe to
+ * run on several threads at once on one table. */
 int auth_check(auth_table *t, const char *login, const char *passcode);
 /* Hash a passcode for the auth file (libsodium Argon2id). -1 on failure. Caller frees. */
 char *auth_hash_passcode(const char *passcode);
