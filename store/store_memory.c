@@ -1,12 +1,13 @@
 /* store_memory.c: the memory backend of store.h.
  *
  * One allocation per message (record header, header block and body inline). Records are
- * found by id through a chained hash; queues by name through another. A record is on
+ * found by id, queues by name, through the indexes of index.h. A record is on
  * exactly one list: the store's pending list (enqueued, not committed), its queue's ready
  * list, or none (taken). A queue is freed once it has no record at all. Commit completes
  * synchronously (STORE_DONE): nothing here is durable, so a batch is done when it is made.
  * `bytes` is the sum of the allocations it holds (records and queues), for resident().
  */
+#include "index.h"
 #include "store.h"
 
 #include <stdlib.h>
@@ -17,10 +18,9 @@ enum { REC_PENDING, REC_READY, REC_TAKEN };
 typedef struct mqueue mqueue;
 
 typedef struct mrec {
-    struct mrec *hnext;       /* id hash chain */
-    struct mrec *prev, *next; /* pending list or queue ready list */
+    store__idlink link; /* in the id index; link.id is the message id */
+    store__dlink on;    /* on the pending list or its queue's ready list */
     mqueue *q;
-    uint64_t id;
     uint32_t redeliveries;
     int state;
     size_t hlen, blen;
@@ -28,158 +28,38 @@ typedef struct mrec {
 } mrec;
 
 struct mqueue {
-    mqueue *hnext;
-    mrec *head, *tail; /* ready list */
+    store__qlink link;  /* in the name index; names name[] */
+    store__dlist ready; /* ready records, in order */
     size_t depth;      /* records on the ready list */
     size_t nrecs;      /* records of any state in this queue */
-    uint64_t hash;
-    size_t name_len;
-    char name[]; /* NUL-terminated */
+    char name[]; /* NUL-terminated, link.len bytes before the NUL */
 };
 
 struct store {
-    mrec **ids;
-    size_t ids_cap, nids; /* buckets (power of two), records */
-    mqueue **queues;
-    size_t q_cap, nq;
-    mrec *pend_head, *pend_tail;
+    store__idhash ids;
+    store__qhash queues;
+    store__dlist pending; /* enqueued, not committed, in id order */
     uint64_t next_id;
     size_t bytes; /* records and queues allocated */
 };
 
-static uint64_t hash_bytes(const char *s, size_t n)
+static mqueue *find_queue(const store *s, const char *name, size_t len, uint64_t h)
 {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
-static size_t id_slot(const store *s, uint64_t id)
-{
-    uint64_t h = id * 0x9e3779b97f4a7c15ull;
-    return (size_t)(h >> 32) & (s->ids_cap - 1);
-}
-
-static int grow_ids(store *s)
-{
-    size_t ncap = s->ids_cap ? s->ids_cap * 2 : 64;
-    mrec **nb = calloc(ncap, sizeof *nb);
-    if (!nb)
-        return -1;
-    mrec **old = s->ids;
-    size_t ocap = s->ids_cap;
-    s->ids = nb;
-    s->ids_cap = ncap;
-    for (size_t i = 0; i < ocap; i++) {
-        for (mrec *r = old[i], *n; r; r = n) {
-            n = r->hnext;
-            size_t k = id_slot(s, r->id);
-            r->hnext = nb[k];
-            nb[k] = r;
-        }
-    }
-    free(old);
-    return 0;
+    return store__entry(store__queues_find(&s->queues, name, len, h), mqueue, link);
 }
 
 static mrec *find_rec(const store *s, uint64_t id)
 {
-    if (!s->ids_cap)
-        return NULL;
-    for (mrec *r = s->ids[id_slot(s, id)]; r; r = r->hnext)
-        if (r->id == id)
-            return r;
-    return NULL;
-}
-
-static void unhash_rec(store *s, mrec *r)
-{
-    mrec **pp = &s->ids[id_slot(s, r->id)];
-    while (*pp != r)
-        pp = &(*pp)->hnext;
-    *pp = r->hnext;
-    s->nids--;
-}
-
-static int grow_queues(store *s)
-{
-    size_t ncap = s->q_cap ? s->q_cap * 2 : 16;
-    mqueue **nb = calloc(ncap, sizeof *nb);
-    if (!nb)
-        return -1;
-    for (size_t i = 0; i < s->q_cap; i++) {
-        for (mqueue *q = s->queues[i], *n; q; q = n) {
-            n = q->hnext;
-            size_t k = (size_t)q->hash & (ncap - 1);
-            q->hnext = nb[k];
-            nb[k] = q;
-        }
-    }
-    free(s->queues);
-    s->queues = nb;
-    s->q_cap = ncap;
-    return 0;
-}
-
-static mqueue *find_queue(const store *s, const char *name, size_t len, uint64_t h)
-{
-    if (!s->q_cap)
-        return NULL;
-    for (mqueue *q = s->queues[(size_t)h & (s->q_cap - 1)]; q; q = q->hnext)
-        if (q->hash == h && q->name_len == len && memcmp(q->name, name, len) == 0)
-            return q;
-    return NULL;
+    return store__entry(store__ids_find(&s->ids, id), mrec, link);
 }
 
 static void drop_queue_if_unused(store *s, mqueue *q)
 {
     if (q->nrecs)
         return;
-    mqueue **pp = &s->queues[(size_t)q->hash & (s->q_cap - 1)];
-    while (*pp != q)
-        pp = &(*pp)->hnext;
-    *pp = q->hnext;
-    s->nq--;
-    s->bytes -= sizeof *q + q->name_len + 1;
+    store__queues_remove(&s->queues, &q->link);
+    s->bytes -= sizeof *q + q->link.len + 1;
     free(q);
-}
-
-static void list_unlink(mrec **head, mrec **tail, mrec *r)
-{
-    if (r->prev)
-        r->prev->next = r->next;
-    else
-        *head = r->next;
-    if (r->next)
-        r->next->prev = r->prev;
-    else
-        *tail = r->prev;
-    r->prev = r->next = NULL;
-}
-
-static void list_append(mrec **head, mrec **tail, mrec *r)
-{
-    r->next = NULL;
-    r->prev = *tail;
-    if (*tail)
-        (*tail)->next = r;
-    else
-        *head = r;
-    *tail = r;
-}
-
-static void list_prepend(mrec **head, mrec **tail, mrec *r)
-{
-    r->prev = NULL;
-    r->next = *head;
-    if (*head)
-        (*head)->prev = r;
-    else
-        *tail = r;
-    *head = r;
 }
 
 static store_err mem_open(const store_options *opts, store **out)
@@ -197,18 +77,8 @@ static void mem_close(store *s)
 {
     if (!s)
         return;
-    for (size_t i = 0; i < s->ids_cap; i++)
-        for (mrec *r = s->ids[i], *n; r; r = n) {
-            n = r->hnext;
-            free(r);
-        }
-    for (size_t i = 0; i < s->q_cap; i++)
-        for (mqueue *q = s->queues[i], *n; q; q = n) {
-            n = q->hnext;
-            free(q);
-        }
-    free(s->ids);
-    free(s->queues);
+    store__ids_destroy(&s->ids, offsetof(mrec, link));
+    store__queues_destroy(&s->queues, offsetof(mqueue, link));
     free(s);
 }
 
@@ -219,23 +89,18 @@ static store_err mem_enqueue(store *s, const char *queue, size_t queue_len, cons
         return STORE_E_INVALID;
     if (headers_len > SIZE_MAX / 4 || body_len > SIZE_MAX / 4)
         return STORE_E_NOMEM;
-    if (s->nids >= s->ids_cap && grow_ids(s) != 0)
+    if (store__ids_reserve(&s->ids, 1) != STORE_OK)
         return STORE_E_NOMEM;
-    uint64_t h = hash_bytes(queue, queue_len);
+    uint64_t h = store__hash_name(queue, queue_len);
     mqueue *q = find_queue(s, queue, queue_len, h);
     if (!q) {
-        if (s->nq >= s->q_cap && grow_queues(s) != 0)
+        if (store__queues_reserve(&s->queues, 1) != STORE_OK)
             return STORE_E_NOMEM;
         q = calloc(1, sizeof *q + queue_len + 1);
         if (!q)
             return STORE_E_NOMEM;
-        q->hash = h;
-        q->name_len = queue_len;
         memcpy(q->name, queue, queue_len);
-        size_t k = (size_t)h & (s->q_cap - 1);
-        q->hnext = s->queues[k];
-        s->queues[k] = q;
-        s->nq++;
+        store__queues_insert(&s->queues, &q->link, q->name, queue_len, h);
         s->bytes += sizeof *q + queue_len + 1;
     }
     mrec *r = malloc(sizeof *r + headers_len + body_len + 1);
@@ -244,44 +109,31 @@ static store_err mem_enqueue(store *s, const char *queue, size_t queue_len, cons
         return STORE_E_NOMEM;
     }
     r->q = q;
-    r->id = s->next_id++;
+    r->link.id = s->next_id++;
     r->redeliveries = 0;
     r->state = REC_PENDING;
     r->hlen = headers_len;
     r->blen = body_len;
-    if (headers_len)
-        memcpy(r->data, headers, headers_len);
-    if (body_len)
-        memcpy(r->data + headers_len, body, body_len);
-    r->data[headers_len + body_len] = '\0';
-    size_t k = id_slot(s, r->id);
-    r->hnext = s->ids[k];
-    s->ids[k] = r;
-    s->nids++;
+    store__copy_msg(r->data, headers, headers_len, body, body_len);
+    store__ids_insert(&s->ids, &r->link);
     s->bytes += sizeof *r + headers_len + body_len + 1;
     q->nrecs++;
-    list_append(&s->pend_head, &s->pend_tail, r);
-    *id = r->id;
+    store__list_append(&s->pending, &r->on);
+    *id = r->link.id;
     return STORE_OK;
 }
 
 static store_err mem_take(store *s, const char *queue, size_t queue_len, store_msg *out)
 {
-    mqueue *q = find_queue(s, queue, queue_len, hash_bytes(queue, queue_len));
-    if (!q || !q->head)
+    mqueue *q = find_queue(s, queue, queue_len, store__hash_name(queue, queue_len));
+    if (!q || !q->ready.head)
         return STORE_E_EMPTY;
-    mrec *r = q->head;
-    list_unlink(&q->head, &q->tail, r);
+    mrec *r = store__container_of(q->ready.head, mrec, on);
+    store__list_unlink(&q->ready, &r->on);
     q->depth--;
     r->state = REC_TAKEN;
-    out->id = r->id;
-    out->queue = q->name;
-    out->queue_len = q->name_len;
-    out->headers = r->data;
-    out->headers_len = r->hlen;
-    out->body = r->data + r->hlen;
-    out->body_len = r->blen;
-    out->redeliveries = r->redeliveries;
+    store__fill_msg(out, r->link.id, q->name, q->link.len, r->data, r->hlen, r->blen,
+                    r->redeliveries);
     return STORE_OK;
 }
 
@@ -290,7 +142,7 @@ static store_err mem_ack(store *s, uint64_t id)
     mrec *r = find_rec(s, id);
     if (!r || r->state != REC_TAKEN)
         return STORE_E_NOTFOUND;
-    unhash_rec(s, r);
+    store__ids_remove(&s->ids, &r->link);
     mqueue *q = r->q;
     q->nrecs--;
     s->bytes -= sizeof *r + r->hlen + r->blen + 1;
@@ -307,7 +159,7 @@ static store_err mem_requeue(store *s, uint64_t id)
     r->state = REC_READY;
     if (r->redeliveries < UINT32_MAX)
         r->redeliveries++;
-    list_prepend(&r->q->head, &r->q->tail, r);
+    store__list_prepend(&r->q->ready, &r->on);
     r->q->depth++;
     return STORE_OK;
 }
@@ -317,11 +169,11 @@ static store_err mem_commit(store *s, store_commit_cb cb, void *arg)
     (void)cb;
     (void)arg;
     /* Pending records become ready in enqueue order, so each queue stays FIFO by id. */
-    while (s->pend_head) {
-        mrec *r = s->pend_head;
-        list_unlink(&s->pend_head, &s->pend_tail, r);
+    while (s->pending.head) {
+        mrec *r = store__container_of(s->pending.head, mrec, on);
+        store__list_unlink(&s->pending, &r->on);
         r->state = REC_READY;
-        list_append(&r->q->head, &r->q->tail, r);
+        store__list_append(&r->q->ready, &r->on);
         r->q->depth++;
     }
     return STORE_DONE;
@@ -329,13 +181,13 @@ static store_err mem_commit(store *s, store_commit_cb cb, void *arg)
 
 static size_t mem_depth(store *s, const char *queue, size_t queue_len)
 {
-    mqueue *q = find_queue(s, queue, queue_len, hash_bytes(queue, queue_len));
+    mqueue *q = find_queue(s, queue, queue_len, store__hash_name(queue, queue_len));
     return q ? q->depth : 0;
 }
 
 static size_t mem_resident(store *s)
 {
-    return s->bytes + (s->ids_cap + s->q_cap) * sizeof(void *) + sizeof *s;
+    return s->bytes + (s->ids.cap + s->queues.cap) * sizeof(void *) + sizeof *s;
 }
 
 static const char *mem_last_error(store *s)

@@ -38,6 +38,8 @@
  */
 #include "store_sqlite.h"
 
+#include "index.h"
+
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -82,10 +84,9 @@ static const char *const migrations[] = {
 typedef struct squeue squeue;
 
 typedef struct srec {
-    struct srec *hnext;       /* id hash chain */
-    struct srec *prev, *next; /* a batch's pending list or its queue's window */
+    store__idlink link; /* in the id index; link.id is the message id */
+    store__dlink on;    /* on a batch's pending list or its queue's window */
     squeue *q;
-    uint64_t id;
     int64_t ord;
     uint32_t redeliveries;
     int state;
@@ -94,8 +95,8 @@ typedef struct srec {
 } srec;
 
 struct squeue {
-    squeue *hnext;
-    srec *head, *tail; /* the window: ready records in memory, in queue order */
+    store__qlink link; /* in the name index; names name[] */
+    store__dlist win;  /* the window: ready records in memory, in queue order */
     size_t nwin;
     size_t win_bytes;  /* header block and body bytes of the window */
     uint64_t spilled;  /* ready records in the file only, after the window */
@@ -111,9 +112,7 @@ struct squeue {
     int64_t crash_front;   /* after a crash: ord bound of possibly delivered messages */
     int64_t tmax;          /* the largest ord taken */
     size_t fpins;          /* OP_FRONT operations naming this queue (open or in flight) */
-    uint64_t hash;
-    size_t name_len;
-    char name[]; /* NUL-terminated */
+    char name[]; /* NUL-terminated, link.len bytes before the NUL */
 };
 
 enum { OP_ENQ, OP_ACK, OP_REQUEUE, OP_QNEW, OP_QDEL, OP_FRONT };
@@ -132,7 +131,7 @@ typedef struct op {
 typedef struct batch {
     op *ops;
     size_t nops, cap;
-    srec *head, *tail; /* its enqueued records, in id order */
+    store__dlist recs; /* its enqueued records, in id order */
     uint64_t max_id;   /* largest id enqueued in it, 0 when none */
     /* Counters as they were when the batch was cut, stored with it. */
     uint64_t next_id;
@@ -196,10 +195,8 @@ struct store {
     sqlite3_stmt *page; /* on rdb */
     int lock_fd;
 
-    srec **ids;
-    size_t ids_cap, nids;
-    squeue **queues;
-    size_t q_cap, nq;
+    store__idhash ids;
+    store__qhash queues;
 
     batch bat[2];
     batch *open; /* collects writes */
@@ -221,7 +218,7 @@ struct store {
 static void set_err(store *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define REC_SIZE(r) (sizeof *(r) + (r)->hlen + (r)->blen + 1)
-#define QUEUE_SIZE(q) (sizeof *(q) + (q)->name_len + 1)
+#define QUEUE_SIZE(q) (sizeof *(q) + (q)->link.len + 1)
 
 static int64_t add_sat(int64_t a, int64_t b)
 {
@@ -242,111 +239,37 @@ static store_err db_err(store *s, sqlite3 *db, const char *what)
     return STORE_E_IO;
 }
 
-/* ---- hashes (same scheme as the memory backend) ---- */
-
-static uint64_t hash_bytes(const char *p, size_t n)
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)p[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
-static size_t id_slot(const store *s, uint64_t id)
-{
-    uint64_t h = id * 0x9e3779b97f4a7c15ull;
-    return (size_t)(h >> 32) & (s->ids_cap - 1);
-}
-
-static int grow_ids(store *s)
-{
-    size_t ncap = s->ids_cap ? s->ids_cap * 2 : 64;
-    srec **nb = calloc(ncap, sizeof *nb);
-    if (!nb)
-        return -1;
-    srec **old = s->ids;
-    size_t ocap = s->ids_cap;
-    s->ids = nb;
-    s->ids_cap = ncap;
-    for (size_t i = 0; i < ocap; i++) {
-        for (srec *r = old[i], *n; r; r = n) {
-            n = r->hnext;
-            size_t k = id_slot(s, r->id);
-            r->hnext = nb[k];
-            nb[k] = r;
-        }
-    }
-    free(old);
-    return 0;
-}
-
-static void hash_rec(store *s, srec *r)
-{
-    size_t k = id_slot(s, r->id);
-    r->hnext = s->ids[k];
-    s->ids[k] = r;
-    s->nids++;
-}
+/* ---- the indexes (index.h) ---- */
 
 static srec *find_rec(const store *s, uint64_t id)
 {
-    if (!s->ids_cap)
-        return NULL;
-    for (srec *r = s->ids[id_slot(s, id)]; r; r = r->hnext)
-        if (r->id == id)
-            return r;
-    return NULL;
+    return store__entry(store__ids_find(&s->ids, id), srec, link);
 }
 
-static void unhash_rec(store *s, srec *r)
+/* The record at the head of q's window, or NULL. */
+static srec *win_head(const squeue *q)
 {
-    srec **pp = &s->ids[id_slot(s, r->id)];
-    while (*pp != r)
-        pp = &(*pp)->hnext;
-    *pp = r->hnext;
-    s->nids--;
-}
-
-static int grow_queues(store *s)
-{
-    size_t ncap = s->q_cap ? s->q_cap * 2 : 16;
-    squeue **nb = calloc(ncap, sizeof *nb);
-    if (!nb)
-        return -1;
-    for (size_t i = 0; i < s->q_cap; i++) {
-        for (squeue *q = s->queues[i], *n; q; q = n) {
-            n = q->hnext;
-            size_t k = (size_t)q->hash & (ncap - 1);
-            q->hnext = nb[k];
-            nb[k] = q;
-        }
-    }
-    free(s->queues);
-    s->queues = nb;
-    s->q_cap = ncap;
-    return 0;
+    return store__entry(q->win.head, srec, on);
 }
 
 static squeue *find_queue(const store *s, const char *name, size_t len, uint64_t h)
 {
-    if (!s->q_cap)
-        return NULL;
-    for (squeue *q = s->queues[(size_t)h & (s->q_cap - 1)]; q; q = q->hnext)
-        if (q->hash == h && q->name_len == len && memcmp(q->name, name, len) == 0)
-            return q;
-    return NULL;
+    return store__entry(store__queues_find(&s->queues, name, len, h), squeue, link);
 }
 
-/* A new queue, linked into the hash. The caller has made room (grow_queues). */
+static void unlink_queue(store *s, squeue *q)
+{
+    store__queues_remove(&s->queues, &q->link);
+    s->bytes -= QUEUE_SIZE(q);
+    free(q);
+}
+
+/* A new queue, linked into the index. The caller has made room (store__queues_reserve). */
 static squeue *add_queue(store *s, const char *name, size_t len, uint64_t h, int64_t qid)
 {
     squeue *q = calloc(1, sizeof *q + len + 1);
     if (!q)
         return NULL;
-    q->hash = h;
-    q->name_len = len;
     memcpy(q->name, name, len);
     q->qid = qid;
     q->front_ord = INT64_MIN;
@@ -354,47 +277,9 @@ static squeue *add_queue(store *s, const char *name, size_t len, uint64_t h, int
     q->front_durable = q->front_sent = add_sat((int64_t)s->next_id, LOOKAHEAD);
     q->crash_front = INT64_MIN;
     q->tmax = INT64_MIN;
-    size_t k = (size_t)h & (s->q_cap - 1);
-    q->hnext = s->queues[k];
-    s->queues[k] = q;
-    s->nq++;
+    store__queues_insert(&s->queues, &q->link, q->name, len, h);
     s->bytes += QUEUE_SIZE(q);
     return q;
-}
-
-static void list_unlink(srec **head, srec **tail, srec *r)
-{
-    if (r->prev)
-        r->prev->next = r->next;
-    else
-        *head = r->next;
-    if (r->next)
-        r->next->prev = r->prev;
-    else
-        *tail = r->prev;
-    r->prev = r->next = NULL;
-}
-
-static void list_append(srec **head, srec **tail, srec *r)
-{
-    r->next = NULL;
-    r->prev = *tail;
-    if (*tail)
-        (*tail)->next = r;
-    else
-        *head = r;
-    *tail = r;
-}
-
-static void list_prepend(srec **head, srec **tail, srec *r)
-{
-    r->prev = NULL;
-    r->next = *head;
-    if (*head)
-        (*head)->prev = r;
-    else
-        *tail = r;
-    *head = r;
 }
 
 /* ---- batches ---- */
@@ -436,13 +321,7 @@ static void drop_queue_if_unused(store *s, squeue *q)
     if (q->nrecs || q->spilled || q->fpins)
         return;
     push_op(s->open, OP_QDEL, q->qid, 0, 0, NULL);
-    squeue **pp = &s->queues[(size_t)q->hash & (s->q_cap - 1)];
-    while (*pp != q)
-        pp = &(*pp)->hnext;
-    *pp = q->hnext;
-    s->nq--;
-    s->bytes -= QUEUE_SIZE(q);
-    free(q);
+    unlink_queue(s, q);
 }
 
 /* Put front (if higher than any sent) for q in the open batch. -1: out of memory. */
@@ -483,7 +362,7 @@ static int bind_msg(sqlite3_stmt *st, int base, const op *o)
     const srec *r = o->ptr;
     int rc;
     /* r->data is never NULL, so an empty header block or body binds as an empty blob. */
-    if ((rc = sqlite3_bind_int64(st, base + 1, (sqlite3_int64)r->id)) != SQLITE_OK ||
+    if ((rc = sqlite3_bind_int64(st, base + 1, (sqlite3_int64)r->link.id)) != SQLITE_OK ||
         (rc = sqlite3_bind_int64(st, base + 2, r->q->qid)) != SQLITE_OK ||
         (rc = sqlite3_bind_int64(st, base + 3, r->ord)) != SQLITE_OK ||
         (rc = sqlite3_bind_int64(st, base + 4, r->redeliveries)) != SQLITE_OK ||
@@ -521,7 +400,7 @@ static int apply_op(store *s, const op *o)
         const squeue *q = o->ptr;
         st = s->w[W_INS_QUEUE];
         if ((rc = sqlite3_bind_int64(st, 1, q->qid)) != SQLITE_OK ||
-            (rc = sqlite3_bind_blob64(st, 2, q->name, q->name_len, SQLITE_STATIC)) !=
+            (rc = sqlite3_bind_blob64(st, 2, q->name, q->link.len, SQLITE_STATIC)) !=
                 SQLITE_OK ||
             (rc = sqlite3_bind_int64(st, 3, o->ord)) != SQLITE_OK)
             break;
@@ -610,7 +489,7 @@ static void commit_work(uv_work_t *req)
 static void batch_reset(batch *b)
 {
     b->nops = 0;
-    b->head = b->tail = NULL;
+    b->recs.head = b->recs.tail = NULL;
     b->max_id = 0;
     b->failed = 0;
     b->err[0] = '\0';
@@ -626,15 +505,15 @@ static void make_ready(store *s, srec *r)
     if (q->spilled == 0 && q->nwin < STORE_SQLITE_WINDOW &&
         (q->nwin == 0 || q->win_bytes + r->hlen + r->blen <= STORE_SQLITE_WINDOW_BYTES)) {
         r->state = REC_READY;
-        list_append(&q->head, &q->tail, r);
+        store__list_append(&q->win, &r->on);
         q->nwin++;
         q->win_bytes += r->hlen + r->blen;
         q->front_ord = r->ord;
-        q->front_id = r->id;
+        q->front_id = r->link.id;
         return;
     }
     q->spilled++;
-    unhash_rec(s, r);
+    store__ids_remove(&s->ids, &r->link);
     q->nrecs--;
     s->bytes -= REC_SIZE(r);
     free(r);
@@ -670,15 +549,15 @@ static void commit_done(uv_work_t *req, int status)
     }
     /* Failed: the batch's messages are dropped; its acks and requeues stay done in memory
      * (the file still has them as they were, so a restart redelivers: at-least-once). */
-    while (b->head) {
-        srec *r = b->head;
-        list_unlink(&b->head, &b->tail, r);
+    while (b->recs.head) {
+        srec *r = store__container_of(b->recs.head, srec, on);
+        store__list_unlink(&b->recs, &r->on);
         if (!failed) {
             make_ready(s, r);
             continue;
         }
         squeue *q = r->q;
-        unhash_rec(s, r);
+        store__ids_remove(&s->ids, &r->link);
         q->nrecs--;
         s->bytes -= REC_SIZE(r);
         free(r);
@@ -709,9 +588,8 @@ static store_err page_in(store *s, squeue *q)
     size_t want = STORE_SQLITE_WINDOW;
     if (want > q->spilled)
         want = (size_t)q->spilled;
-    while (s->nids + want > s->ids_cap)
-        if (grow_ids(s) != 0)
-            return STORE_E_NOMEM;
+    if (store__ids_reserve(&s->ids, want) != STORE_OK)
+        return STORE_E_NOMEM;
     int rc;
     if ((rc = sqlite3_bind_int64(st, 1, q->qid)) != SQLITE_OK ||
         (rc = sqlite3_bind_int64(st, 2, q->front_ord)) != SQLITE_OK ||
@@ -735,7 +613,7 @@ static store_err page_in(store *s, squeue *q)
             break;
         }
         r->q = q;
-        r->id = (uint64_t)sqlite3_column_int64(st, 0);
+        r->link.id = (uint64_t)sqlite3_column_int64(st, 0);
         r->ord = sqlite3_column_int64(st, 1);
         sqlite3_int64 red = sqlite3_column_int64(st, 2);
         r->redeliveries = red < 0 ? 0 : red > UINT32_MAX ? UINT32_MAX : (uint32_t)red;
@@ -745,20 +623,16 @@ static store_err page_in(store *s, squeue *q)
         r->state = REC_READY;
         r->hlen = hlen;
         r->blen = blen;
-        if (hlen)
-            memcpy(r->data, h, hlen);
-        if (blen)
-            memcpy(r->data + hlen, body, blen);
-        r->data[hlen + blen] = '\0';
-        hash_rec(s, r);
+        store__copy_msg(r->data, h, hlen, body, blen);
+        store__ids_insert(&s->ids, &r->link);
         s->bytes += REC_SIZE(r);
-        list_append(&q->head, &q->tail, r);
+        store__list_append(&q->win, &r->on);
         q->nwin++;
         q->win_bytes += hlen + blen;
         q->nrecs++;
         q->spilled--;
         q->front_ord = r->ord;
-        q->front_id = r->id;
+        q->front_id = r->link.id;
         got++;
         if (q->win_bytes >= STORE_SQLITE_WINDOW_BYTES)
             break;
@@ -778,7 +652,7 @@ static int write_rec_count(store *s, const srec *r, uint32_t red)
 {
     sqlite3_stmt *st = s->w[W_REQUEUE];
     int rc;
-    if ((rc = sqlite3_bind_int64(st, 1, (sqlite3_int64)r->id)) == SQLITE_OK &&
+    if ((rc = sqlite3_bind_int64(st, 1, (sqlite3_int64)r->link.id)) == SQLITE_OK &&
         (rc = sqlite3_bind_int64(st, 2, r->ord)) == SQLITE_OK &&
         (rc = sqlite3_bind_int64(st, 3, red)) == SQLITE_OK)
         rc = step_done(st);
@@ -801,20 +675,23 @@ static int keep_crash_counts(store *s)
                                 "UPDATE msg SET redeliveries = redeliveries + 1 WHERE queue = ?1"
                                 " AND ord <= ?2 AND (ord, id) > (?3, ?4)",
                                 -1, &st, NULL);
-    for (size_t i = 0; rc == SQLITE_OK && i < s->q_cap; i++)
-        for (squeue *q = s->queues[i]; rc == SQLITE_OK && q; q = q->hnext) {
-            if (q->crash_front == INT64_MIN)
-                continue;
-            for (srec *r = q->head; rc == SQLITE_OK && r; r = r->next)
-                if (r->ord <= q->crash_front)
-                    rc = write_rec_count(s, r, r->redeliveries);
-            if (rc == SQLITE_OK && q->spilled &&
-                (rc = sqlite3_bind_int64(st, 1, q->qid)) == SQLITE_OK &&
-                (rc = sqlite3_bind_int64(st, 2, q->crash_front)) == SQLITE_OK &&
-                (rc = sqlite3_bind_int64(st, 3, q->front_ord)) == SQLITE_OK &&
-                (rc = sqlite3_bind_int64(st, 4, (sqlite3_int64)q->front_id)) == SQLITE_OK)
-                rc = step_done(st);
+    for (const store__qlink *l = store__queues_first(&s->queues); rc == SQLITE_OK && l;
+         l = store__queues_next(&s->queues, l)) {
+        const squeue *q = store__container_of(l, const squeue, link);
+        if (q->crash_front == INT64_MIN)
+            continue;
+        for (const store__dlink *e = q->win.head; rc == SQLITE_OK && e; e = e->next) {
+            const srec *r = store__container_of(e, const srec, on);
+            if (r->ord <= q->crash_front)
+                rc = write_rec_count(s, r, r->redeliveries);
         }
+        if (rc == SQLITE_OK && q->spilled &&
+            (rc = sqlite3_bind_int64(st, 1, q->qid)) == SQLITE_OK &&
+            (rc = sqlite3_bind_int64(st, 2, q->crash_front)) == SQLITE_OK &&
+            (rc = sqlite3_bind_int64(st, 3, q->front_ord)) == SQLITE_OK &&
+            (rc = sqlite3_bind_int64(st, 4, (sqlite3_int64)q->front_id)) == SQLITE_OK)
+            rc = step_done(st);
+    }
     (void)sqlite3_finalize(st);
     return rc;
 }
@@ -837,13 +714,13 @@ static void close_cleanly(store *s)
                 rc = write_rec_count(s, r, r->redeliveries);
         }
     }
-    for (size_t i = 0; rc == SQLITE_OK && i < s->ids_cap; i++)
-        for (srec *r = s->ids[i]; rc == SQLITE_OK && r; r = r->hnext) {
-            if (r->state != REC_TAKEN)
-                continue;
-            rc = write_rec_count(s, r,
-                                 r->redeliveries < UINT32_MAX ? r->redeliveries + 1 : UINT32_MAX);
-        }
+    for (const store__idlink *l = store__ids_first(&s->ids); rc == SQLITE_OK && l;
+         l = store__ids_next(&s->ids, l)) {
+        const srec *r = store__container_of(l, const srec, link);
+        if (r->state != REC_TAKEN)
+            continue;
+        rc = write_rec_count(s, r, r->redeliveries < UINT32_MAX ? r->redeliveries + 1 : UINT32_MAX);
+    }
     if (rc == SQLITE_OK && s->next_id > s->stored_next_id)
         rc = bind_meta(s->w[W_META], "next_id", (int64_t)s->next_id);
     if (rc == SQLITE_OK)
@@ -872,18 +749,8 @@ static void sq_close(store *s)
         (void)sqlite3_close(s->wdb);
     if (s->lock_fd >= 0)
         (void)close(s->lock_fd);
-    for (size_t i = 0; i < s->ids_cap; i++)
-        for (srec *r = s->ids[i], *n; r; r = n) {
-            n = r->hnext;
-            free(r);
-        }
-    for (size_t i = 0; i < s->q_cap; i++)
-        for (squeue *q = s->queues[i], *n; q; q = n) {
-            n = q->hnext;
-            free(q);
-        }
-    free(s->ids);
-    free(s->queues);
+    store__ids_destroy(&s->ids, offsetof(srec, link));
+    store__queues_destroy(&s->queues, offsetof(squeue, link));
     free(s->bat[0].ops);
     free(s->bat[1].ops);
     free(s);
@@ -904,13 +771,13 @@ static store_err sq_enqueue(store *s, const char *queue, size_t queue_len, const
     batch *b = s->open;
     if (reserve_ops(b, 2) != 0)
         return STORE_E_NOMEM;
-    if (s->nids >= s->ids_cap && grow_ids(s) != 0)
+    if (store__ids_reserve(&s->ids, 1) != STORE_OK)
         return STORE_E_NOMEM;
-    uint64_t h = hash_bytes(queue, queue_len);
+    uint64_t h = store__hash_name(queue, queue_len);
     squeue *q = find_queue(s, queue, queue_len, h);
     int fresh = 0;
     if (!q) {
-        if (s->nq >= s->q_cap && grow_queues(s) != 0)
+        if (store__queues_reserve(&s->queues, 1) != STORE_OK)
             return STORE_E_NOMEM;
         q = add_queue(s, queue, queue_len, h, s->next_qid);
         if (!q)
@@ -919,15 +786,8 @@ static store_err sq_enqueue(store *s, const char *queue, size_t queue_len, const
     }
     srec *r = malloc(sizeof *r + headers_len + body_len + 1);
     if (!r) {
-        if (fresh) {
-            squeue **pp = &s->queues[(size_t)q->hash & (s->q_cap - 1)];
-            while (*pp != q)
-                pp = &(*pp)->hnext;
-            *pp = q->hnext;
-            s->nq--;
-            s->bytes -= QUEUE_SIZE(q);
-            free(q);
-        }
+        if (fresh)
+            unlink_queue(s, q);
         return STORE_E_NOMEM;
     }
     if (fresh)
@@ -939,48 +799,44 @@ static store_err sq_enqueue(store *s, const char *queue, size_t queue_len, const
         push_op(b, OP_QNEW, q->qid, q->front_sent, 0, q);
     }
     r->q = q;
-    r->id = s->next_id++;
-    r->ord = (int64_t)r->id;
+    r->link.id = s->next_id++;
+    r->ord = (int64_t)r->link.id;
     r->redeliveries = 0;
     r->state = REC_PENDING;
     r->hlen = headers_len;
     r->blen = body_len;
-    if (headers_len)
-        memcpy(r->data, headers, headers_len);
-    if (body_len)
-        memcpy(r->data + headers_len, body, body_len);
-    r->data[headers_len + body_len] = '\0';
-    hash_rec(s, r);
+    store__copy_msg(r->data, headers, headers_len, body, body_len);
+    store__ids_insert(&s->ids, &r->link);
     s->bytes += REC_SIZE(r);
     q->nrecs++;
-    list_append(&b->head, &b->tail, r);
-    b->max_id = r->id;
-    push_op(b, OP_ENQ, (int64_t)r->id, r->ord, 0, r);
-    *id = r->id;
+    store__list_append(&b->recs, &r->on);
+    b->max_id = r->link.id;
+    push_op(b, OP_ENQ, (int64_t)r->link.id, r->ord, 0, r);
+    *id = r->link.id;
     return STORE_OK;
 }
 
 static store_err sq_take(store *s, const char *queue, size_t queue_len, store_msg *out)
 {
-    squeue *q = find_queue(s, queue, queue_len, hash_bytes(queue, queue_len));
+    squeue *q = find_queue(s, queue, queue_len, store__hash_name(queue, queue_len));
     if (!q)
         return STORE_E_EMPTY;
-    if (!q->head && q->spilled) {
+    if (!q->win.head && q->spilled) {
         store_err err = page_in(s, q);
         /* A partial page is still usable; only an empty window is an error. */
-        if (err != STORE_OK && !q->head)
+        if (err != STORE_OK && !q->win.head)
             return err;
     }
-    if (!q->head)
+    srec *r = win_head(q);
+    if (!r)
         return STORE_E_EMPTY;
-    srec *r = q->head;
     if (r->ord > q->front_durable) {
         /* Not yet recorded as deliverable: record it, hand it out after that commit. */
         if (r->ord > q->front_sent && push_front(s, q, add_sat(r->ord, LOOKAHEAD)) != 0)
             return STORE_E_NOMEM;
         return STORE_E_AGAIN;
     }
-    list_unlink(&q->head, &q->tail, r);
+    store__list_unlink(&q->win, &r->on);
     q->nwin--;
     q->win_bytes -= r->hlen + r->blen;
     r->state = REC_TAKEN;
@@ -989,14 +845,8 @@ static store_err sq_take(store *s, const char *queue, size_t queue_len, store_ms
     /* Raise the front before takes reach it; without memory for that, a later take waits. */
     if (add_sat(q->tmax, LOOKAHEAD / 2) > q->front_sent)
         (void)push_front(s, q, add_sat(q->tmax, LOOKAHEAD));
-    out->id = r->id;
-    out->queue = q->name;
-    out->queue_len = q->name_len;
-    out->headers = r->data;
-    out->headers_len = r->hlen;
-    out->body = r->data + r->hlen;
-    out->body_len = r->blen;
-    out->redeliveries = r->redeliveries;
+    store__fill_msg(out, r->link.id, q->name, q->link.len, r->data, r->hlen, r->blen,
+                    r->redeliveries);
     return STORE_OK;
 }
 
@@ -1008,8 +858,8 @@ static store_err sq_ack(store *s, uint64_t id)
     /* Two slots: the delete, and maybe the queue's removal. */
     if (reserve_ops(s->open, 2) != 0)
         return STORE_E_NOMEM;
-    push_op(s->open, OP_ACK, (int64_t)r->id, 0, 0, NULL);
-    unhash_rec(s, r);
+    push_op(s->open, OP_ACK, (int64_t)r->link.id, 0, 0, NULL);
+    store__ids_remove(&s->ids, &r->link);
     squeue *q = r->q;
     q->nrecs--;
     s->bytes -= REC_SIZE(r);
@@ -1024,17 +874,18 @@ static store_err sq_requeue(store *s, uint64_t id)
     if (!r || r->state != REC_TAKEN)
         return STORE_E_NOTFOUND;
     squeue *q = r->q;
-    if (q->head && q->head->ord == INT64_MIN)
+    const srec *head = win_head(q);
+    if (head && head->ord == INT64_MIN)
         return STORE_E_INVALID; /* no position left in front: unreachable in practice */
     if (reserve_ops(s->open, 1) != 0)
         return STORE_E_NOMEM;
     r->state = REC_READY;
     if (r->redeliveries < UINT32_MAX)
         r->redeliveries++;
-    if (q->head && q->head->ord <= r->ord)
-        r->ord = q->head->ord - 1;
-    push_op(s->open, OP_REQUEUE, (int64_t)r->id, r->ord, r->redeliveries, NULL);
-    list_prepend(&q->head, &q->tail, r);
+    if (head && head->ord <= r->ord)
+        r->ord = head->ord - 1;
+    push_op(s->open, OP_REQUEUE, (int64_t)r->link.id, r->ord, r->redeliveries, NULL);
+    store__list_prepend(&q->win, &r->on);
     q->nwin++;
     q->win_bytes += r->hlen + r->blen;
     return STORE_OK;
@@ -1071,7 +922,7 @@ static store_err sq_commit(store *s, store_commit_cb cb, void *arg)
 
 static size_t sq_depth(store *s, const char *queue, size_t queue_len)
 {
-    squeue *q = find_queue(s, queue, queue_len, hash_bytes(queue, queue_len));
+    squeue *q = find_queue(s, queue, queue_len, store__hash_name(queue, queue_len));
     return q ? q->nwin + (size_t)q->spilled : 0;
 }
 
@@ -1267,13 +1118,13 @@ static store_err load_queues(store *s)
             (void)sqlite3_reset(byid);
             continue;
         }
-        uint64_t h = hash_bytes(name, len);
+        uint64_t h = store__hash_name(name, len);
         squeue *q = find_queue(s, name, len, h);
         if (q) { /* UNIQUE name: cannot happen; keep the first */
             (void)sqlite3_reset(byid);
             continue;
         }
-        if (s->nq >= s->q_cap && grow_queues(s) != 0) {
+        if (store__queues_reserve(&s->queues, 1) != STORE_OK) {
             err = STORE_E_NOMEM;
             set_err(s, "out of memory");
             goto out;
@@ -1449,7 +1300,7 @@ static const char *sq_last_error(store *s)
  * cache is not asked for (the commit thread may be using it); it is bounded by cache_size. */
 static size_t sq_resident(store *s)
 {
-    size_t n = sizeof *s + s->bytes + (s->ids_cap + s->q_cap) * sizeof(void *) +
+    size_t n = sizeof *s + s->bytes + (s->ids.cap + s->queues.cap) * sizeof(void *) +
                (s->bat[0].cap + s->bat[1].cap) * sizeof(op);
     int cur = 0, hi = 0;
     if (s->rdb && sqlite3_db_status(s->rdb, SQLITE_DBSTATUS_CACHE_USED, &cur, &hi, 0) ==

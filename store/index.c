@@ -1,0 +1,125 @@
+/* index.c: the growing, walking and freeing of the hashes of index.h (the hot half is inline
+ * there).
+ *
+ * Owns the bucket arrays; destroy also frees the linked objects. Growth doubles (records from
+ * 64 buckets, queues from 16) until the wanted count fits one per bucket and rehashes in one
+ * pass; on failure the old array stays in place, untouched.
+ */
+#include "index.h"
+
+#include <stdlib.h>
+
+/* Bucket count after doubling from cap (or starting at first) until need fits; 0 on overflow. */
+static size_t grown_cap(size_t cap, size_t first, size_t need)
+{
+    size_t ncap = first;
+    if (cap)
+        ncap = cap <= SIZE_MAX / 2 ? cap * 2 : 0;
+    while (ncap && ncap < need)
+        ncap = ncap <= SIZE_MAX / 2 ? ncap * 2 : 0;
+    return ncap;
+}
+
+store_err store__ids_grow(store__idhash *h, size_t more)
+{
+    if (more > SIZE_MAX - h->n)
+        return STORE_E_NOMEM;
+    size_t ncap = grown_cap(h->cap, 64, h->n + more);
+    store__idlink **nb = ncap ? calloc(ncap, sizeof *nb) : NULL;
+    if (!nb)
+        return STORE_E_NOMEM;
+    store__idlink **old = h->b;
+    size_t ocap = h->cap;
+    h->b = nb;
+    h->cap = ncap;
+    for (size_t i = 0; i < ocap; i++) {
+        for (store__idlink *l = old[i], *n; l; l = n) {
+            n = l->next;
+            size_t k = store__ids_slot(h, l->id);
+            l->next = nb[k];
+            nb[k] = l;
+        }
+    }
+    free(old);
+    return STORE_OK;
+}
+
+static store__idlink *ids_scan(const store__idhash *h, size_t from)
+{
+    for (size_t i = from; i < h->cap; i++)
+        if (h->b[i])
+            return h->b[i];
+    return NULL;
+}
+
+store__idlink *store__ids_first(const store__idhash *h)
+{
+    return ids_scan(h, 0);
+}
+
+store__idlink *store__ids_next(const store__idhash *h, const store__idlink *l)
+{
+    return l->next ? l->next : ids_scan(h, store__ids_slot(h, l->id) + 1);
+}
+
+void store__ids_destroy(store__idhash *h, size_t off)
+{
+    for (store__idlink *l = store__ids_first(h), *n; l; l = n) {
+        n = store__ids_next(h, l);
+        free((char *)l - off);
+    }
+    free(h->b);
+    h->b = NULL;
+    h->cap = h->n = 0;
+}
+
+store_err store__queues_grow(store__qhash *h, size_t more)
+{
+    if (more > SIZE_MAX - h->n)
+        return STORE_E_NOMEM;
+    size_t ncap = grown_cap(h->cap, 16, h->n + more);
+    store__qlink **nb = ncap ? calloc(ncap, sizeof *nb) : NULL;
+    if (!nb)
+        return STORE_E_NOMEM;
+    for (size_t i = 0; i < h->cap; i++) {
+        for (store__qlink *l = h->b[i], *n; l; l = n) {
+            n = l->next;
+            size_t k = (size_t)l->hash & (ncap - 1);
+            l->next = nb[k];
+            nb[k] = l;
+        }
+    }
+    free(h->b);
+    h->b = nb;
+    h->cap = ncap;
+    return STORE_OK;
+}
+
+static store__qlink *queues_scan(const store__qhash *h, size_t from)
+{
+    for (size_t i = from; i < h->cap; i++)
+        if (h->b[i])
+            return h->b[i];
+    return NULL;
+}
+
+store__qlink *store__queues_first(const store__qhash *h)
+{
+    return queues_scan(h, 0);
+}
+
+store__qlink *store__queues_next(const store__qhash *h, const store__qlink *l)
+{
+    return l->next ? l->next : queues_scan(h, ((size_t)l->hash & (h->cap - 1)) + 1);
+}
+
+void store__queues_destroy(store__qhash *h, size_t off)
+{
+    for (store__qlink *l = store__queues_first(h), *n; l; l = n) {
+        n = store__queues_next(h, l);
+        free((char *)l - off);
+    }
+    free(h->b);
+    h->b = NULL;
+    h->cap = h->n = 0;
+}

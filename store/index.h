@@ -1,0 +1,251 @@
+/* index.h: the in-memory index every backend keeps: records by message id, queues by name,
+ * and the record lists (pending, ready) threaded through them.
+ *
+ * All intrusive: a backend embeds a store__idlink and a store__dlink in its record and a
+ * store__qlink in its queue, and gets its own struct back with store__container_of (or
+ * store__entry, NULL-safe). The hashes own only their bucket arrays; the linked objects stay
+ * the backend's. Invariants: a bucket count is 0 or a power of two; every linked object is
+ * on exactly one chain, the one its key selects; ids are unique; a qlink's name stays valid
+ * while it is linked. Inserting never allocates: reserve first, so a failed write leaves the
+ * index as it was. Lookups, inserts, removals and list steps are inline: they are on the path
+ * of every message.
+ */
+#ifndef STORE_INDEX_H
+#define STORE_INDEX_H
+
+#include "store.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+/* The outer struct of a member pointer p (never NULL). */
+#define store__container_of(p, type, member) \
+    ((type *)(void *)((char *)(p) - offsetof(type, member)))
+
+typedef struct store__idlink {
+    struct store__idlink *next; /* chain; owned by the index */
+    uint64_t id;                /* the key: set before insert, fixed while linked */
+} store__idlink;
+
+typedef struct store__idhash {
+    store__idlink **b;
+    size_t cap, n; /* buckets (0 or a power of two), linked records */
+} store__idhash;
+
+typedef struct store__qlink {
+    struct store__qlink *next; /* chain; owned by the index */
+    /* The key, set by store__queues_insert: hash is store__hash_name(name, len); name is
+     * borrowed, valid while linked (usually the queue's own name). */
+    uint64_t hash;
+    const char *name;
+    size_t len;
+} store__qlink;
+
+typedef struct store__qhash {
+    store__qlink **b;
+    size_t cap, n;
+} store__qhash;
+
+/* FNV-1a of a queue name. */
+static inline uint64_t store__hash_name(const char *p, size_t n)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)p[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+/* A NULL-safe store__container_of: the outer struct of p, or NULL when p is NULL. */
+static inline void *store__outer(void *p, size_t off)
+{
+    return p ? (char *)p - off : NULL;
+}
+#define store__entry(p, type, member) ((type *)store__outer((p), offsetof(type, member)))
+
+/* ---- record lists (pending, ready, window): intrusive, doubly linked ---- */
+
+typedef struct store__dlink {
+    struct store__dlink *prev, *next; /* both NULL when on no list */
+} store__dlink;
+
+typedef struct store__dlist {
+    store__dlink *head, *tail; /* both NULL or both set */
+} store__dlist;
+
+/* Take e off the list l it is on. */
+static inline void store__list_unlink(store__dlist *l, store__dlink *e)
+{
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        l->head = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    else
+        l->tail = e->prev;
+    e->prev = e->next = NULL;
+}
+
+/* Put e (on no list) at the tail of l. */
+static inline void store__list_append(store__dlist *l, store__dlink *e)
+{
+    e->next = NULL;
+    e->prev = l->tail;
+    if (l->tail)
+        l->tail->next = e;
+    else
+        l->head = e;
+    l->tail = e;
+}
+
+/* Put e (on no list) at the head of l. */
+static inline void store__list_prepend(store__dlist *l, store__dlink *e)
+{
+    e->prev = NULL;
+    e->next = l->head;
+    if (l->head)
+        l->head->prev = e;
+    else
+        l->tail = e;
+    l->head = e;
+}
+
+/* ---- message bytes ---- */
+
+/* Copy a header block and a body into data (hlen + blen + 1 bytes), NUL-terminated. */
+static inline void store__copy_msg(char *data, const void *headers, size_t hlen,
+                                   const void *body, size_t blen)
+{
+    if (hlen)
+        memcpy(data, headers, hlen);
+    if (blen)
+        memcpy(data + hlen, body, blen);
+    data[hlen + blen] = '\0';
+}
+
+/* Fill a take's answer from a record laid out by store__copy_msg. Borrowed pointers. */
+static inline void store__fill_msg(store_msg *out, uint64_t id, const char *queue,
+                                   size_t queue_len, const char *data, size_t hlen, size_t blen,
+                                   uint32_t redeliveries)
+{
+    out->id = id;
+    out->queue = queue;
+    out->queue_len = queue_len;
+    out->headers = data;
+    out->headers_len = hlen;
+    out->body = data + hlen;
+    out->body_len = blen;
+    out->redeliveries = redeliveries;
+}
+
+/* ---- records by id ---- */
+
+/* Ids are sequential: the multiply spreads them, the high half feeds the mask. */
+static inline size_t store__ids_slot(const store__idhash *h, uint64_t id)
+{
+    return (size_t)((id * 0x9e3779b97f4a7c15ull) >> 32) & (h->cap - 1);
+}
+
+/* Grow (rehashing) so that `more` records fit. STORE_E_NOMEM leaves h unchanged. */
+store_err store__ids_grow(store__idhash *h, size_t more) STORE_WUR;
+
+/* Room for `more` inserts without allocating: STORE_OK or STORE_E_NOMEM. */
+static inline STORE_WUR store_err store__ids_reserve(store__idhash *h, size_t more)
+{
+    return h->n + more <= h->cap ? STORE_OK : store__ids_grow(h, more);
+}
+
+/* Link l (its id set, not linked, unique). The caller has reserved room. */
+static inline void store__ids_insert(store__idhash *h, store__idlink *l)
+{
+    store__idlink **pp = &h->b[store__ids_slot(h, l->id)];
+    l->next = *pp;
+    *pp = l;
+    h->n++;
+}
+
+/* The record with this id, or NULL. Borrowed: valid while linked. */
+static inline store__idlink *store__ids_find(const store__idhash *h, uint64_t id)
+{
+    if (!h->cap)
+        return NULL;
+    for (store__idlink *l = h->b[store__ids_slot(h, id)]; l; l = l->next)
+        if (l->id == id)
+            return l;
+    return NULL;
+}
+
+/* Unlink l, which must be linked in h. */
+static inline void store__ids_remove(store__idhash *h, store__idlink *l)
+{
+    store__idlink **pp = &h->b[store__ids_slot(h, l->id)];
+    while (*pp != l)
+        pp = &(*pp)->next;
+    *pp = l->next;
+    h->n--;
+}
+
+/* Walk every record: first, then next(l) until NULL. next reads only l's key and chain, so
+ * the caller may free l once next(l) is taken; inserting or removing others ends the walk. */
+store__idlink *store__ids_first(const store__idhash *h);
+store__idlink *store__ids_next(const store__idhash *h, const store__idlink *l);
+
+/* Free every linked record (each one malloc block with its idlink at offset off), then the
+ * bucket array; h is left empty. */
+void store__ids_destroy(store__idhash *h, size_t off);
+
+/* ---- queues by name ---- */
+
+store_err store__queues_grow(store__qhash *h, size_t more) STORE_WUR;
+
+static inline STORE_WUR store_err store__queues_reserve(store__qhash *h, size_t more)
+{
+    return h->n + more <= h->cap ? STORE_OK : store__queues_grow(h, more);
+}
+
+/* Link l under name[0..len) (borrowed, valid while linked; no queue of that name linked),
+ * whose store__hash_name is hash. Room reserved. */
+static inline void store__queues_insert(store__qhash *h, store__qlink *l, const char *name,
+                                        size_t len, uint64_t hash)
+{
+    l->hash = hash;
+    l->name = name;
+    l->len = len;
+    store__qlink **pp = &h->b[(size_t)hash & (h->cap - 1)];
+    l->next = *pp;
+    *pp = l;
+    h->n++;
+}
+
+/* The queue named name[0..len) whose hash is hash, or NULL. */
+static inline store__qlink *store__queues_find(const store__qhash *h, const char *name,
+                                               size_t len, uint64_t hash)
+{
+    if (!h->cap)
+        return NULL;
+    for (store__qlink *l = h->b[(size_t)hash & (h->cap - 1)]; l; l = l->next)
+        if (l->hash == hash && l->len == len && memcmp(l->name, name, len) == 0)
+            return l;
+    return NULL;
+}
+
+static inline void store__queues_remove(store__qhash *h, store__qlink *l)
+{
+    store__qlink **pp = &h->b[(size_t)l->hash & (h->cap - 1)];
+    while (*pp != l)
+        pp = &(*pp)->next;
+    *pp = l->next;
+    h->n--;
+}
+
+/* As store__ids_first / store__ids_next. */
+store__qlink *store__queues_first(const store__qhash *h);
+store__qlink *store__queues_next(const store__qhash *h, const store__qlink *l);
+
+/* As store__ids_destroy. */
+void store__queues_destroy(store__qhash *h, size_t off);
+
+#endif
