@@ -38,16 +38,6 @@ static void remove_db(void)
     }
 }
 
-static void sendf(tc *c, const char *fmt, ...)
-{
-    char buf[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    assert_int_equal(tc_send(c, buf), 0);
-}
-
 static void test_receipted_messages_survive_restart(void **state)
 {
     (void)state;
@@ -60,13 +50,13 @@ static void test_receipted_messages_survive_restart(void **state)
     assert_non_null(c);
     tframe f;
     for (int i = 0; i < 50; i++)
-        sendf(c, "SEND\ndestination:/queue/d\nx-n:%d\n%s\nbody-%d", i,
+        TC_SENDF(c, "SEND\ndestination:/queue/d\nx-n:%d\n%s\nbody-%d", i,
               i == 49 ? "receipt:all\n" : "", i);
     assert_true(tc_is(c, "RECEIPT", &f));
     assert_string_equal(tf_header(&f, "receipt-id"), "all");
     tf_free(&f);
     /* Take two without acking, ack one. */
-    sendf(c, "SUBSCRIBE\nid:s\ndestination:/queue/d\nack:client-individual\nprefetch-count:2\n\n");
+    TC_SENDF(c, "SUBSCRIBE\nid:s\ndestination:/queue/d\nack:client-individual\nprefetch-count:2\n\n");
     char ack0[32];
     assert_true(tc_is(c, "MESSAGE", &f));
     assert_memory_equal(f.body, "body-0", 6);
@@ -75,7 +65,7 @@ static void test_receipted_messages_survive_restart(void **state)
     assert_true(tc_is(c, "MESSAGE", &f));
     assert_memory_equal(f.body, "body-1", 6);
     tf_free(&f);
-    sendf(c, "ACK\nid:%s\nreceipt:acked\n\n", ack0);
+    TC_SENDF(c, "ACK\nid:%s\nreceipt:acked\n\n", ack0);
     /* The freed window may bring body-2 before the receipt (which waits for the commit). */
     assert_int_equal(tc_expect(c, "RECEIPT", &f), 0);
     tf_free(&f);
@@ -86,7 +76,7 @@ static void test_receipted_messages_survive_restart(void **state)
     t = start();
     c = tc_open(tb_port(t), "accept-version:1.2\n");
     assert_non_null(c);
-    sendf(c, "SUBSCRIBE\nid:s\ndestination:/queue/d\n\n");
+    TC_SENDF(c, "SUBSCRIBE\nid:s\ndestination:/queue/d\n\n");
     for (int i = 1; i < 50; i++) {
         char want[32];
         snprintf(want, sizeof want, "body-%d", i);

@@ -12,16 +12,6 @@
 
 #include "testlib.h"
 
-static void sendf(tc *c, const char *fmt, ...)
-{
-    char buf[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    assert_int_equal(tc_send(c, buf), 0);
-}
-
 static void test_two_brokers_two_threads(void **state)
 {
     (void)state;
@@ -31,16 +21,16 @@ static void test_two_brokers_two_threads(void **state)
     assert_int_not_equal(tb_port(t1), tb_port(t2));
     tc *a = tc_open(tb_port(t1), "accept-version:1.2\n");
     tc *b = tc_open(tb_port(t2), "accept-version:1.2\n");
-    sendf(a, "SEND\ndestination:/queue/same\nreceipt:r\n\none");
-    sendf(b, "SEND\ndestination:/queue/same\nreceipt:r\n\ntwo");
+    TC_SENDF(a, "SEND\ndestination:/queue/same\nreceipt:r\n\none");
+    TC_SENDF(b, "SEND\ndestination:/queue/same\nreceipt:r\n\ntwo");
     tframe f;
     assert_true(tc_is(a, "RECEIPT", &f));
     tf_free(&f);
     assert_true(tc_is(b, "RECEIPT", &f));
     tf_free(&f);
     /* Each broker has its own queue of the same name. */
-    sendf(a, "SUBSCRIBE\nid:1\ndestination:/queue/same\n\n");
-    sendf(b, "SUBSCRIBE\nid:1\ndestination:/queue/same\n\n");
+    TC_SENDF(a, "SUBSCRIBE\nid:1\ndestination:/queue/same\n\n");
+    TC_SENDF(b, "SUBSCRIBE\nid:1\ndestination:/queue/same\n\n");
     assert_true(tc_is(a, "MESSAGE", &f));
     assert_memory_equal(f.body, "one", 3);
     tf_free(&f);
@@ -162,7 +152,7 @@ static void test_inproc_and_socket_share_queue(void **state)
     (void)state;
     tb *t = tb_start(NULL);
     tc *c = tc_open(tb_port(t), "accept-version:1.2\n");
-    sendf(c, "SUBSCRIBE\nid:1\ndestination:/topic/mix\nreceipt:r\n\n");
+    TC_SENDF(c, "SUBSCRIBE\nid:1\ndestination:/topic/mix\nreceipt:r\n\n");
     tframe f;
     assert_true(tc_is(c, "RECEIPT", &f));
     tf_free(&f);

@@ -21,16 +21,6 @@ static tc *open12(tb *t)
     return c;
 }
 
-static void sendf(tc *c, const char *fmt, ...)
-{
-    static char buf[1 << 16];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    assert_int_equal(tc_send(c, buf), 0);
-}
-
 static void expect_error_close(tc *c)
 {
     tframe f;
@@ -45,7 +35,7 @@ static void still_serving(tb *t)
 {
     tc *c = open12(t);
     tframe f;
-    sendf(c, "SEND\ndestination:/queue/alive\nreceipt:ok\n\nx");
+    TC_SENDF(c, "SEND\ndestination:/queue/alive\nreceipt:ok\n\nx");
     assert_true(tc_is(c, "RECEIPT", &f));
     tf_free(&f);
     tc_close(c);
@@ -80,21 +70,21 @@ static void test_frame_limits(void **state)
     tb *t = tb_start(&o);
     char *big = repeat('b', 101), *longh = repeat('h', 300);
     tc *c = open12(t);
-    sendf(c, "SEND\ndestination:/queue/l\n\n%s", big);
+    TC_SENDF(c, "SEND\ndestination:/queue/l\n\n%s", big);
     expect_error_close(c);
     c = open12(t);
-    sendf(c, "SEND\ndestination:/queue/l\ncontent-length:101\n\n%s", big);
+    TC_SENDF(c, "SEND\ndestination:/queue/l\ncontent-length:101\n\n%s", big);
     expect_error_close(c);
     c = open12(t);
-    sendf(c, "SEND\ndestination:/queue/l\nx:%s\n\n", longh);
+    TC_SENDF(c, "SEND\ndestination:/queue/l\nx:%s\n\n", longh);
     expect_error_close(c);
     c = open12(t);
-    sendf(c, "SEND\ndestination:/queue/l\na:1\nb:1\nc:1\nd:1\ne:1\nf:1\ng:1\nh:1\ni:1\n\n");
+    TC_SENDF(c, "SEND\ndestination:/queue/l\na:1\nb:1\nc:1\nd:1\ne:1\nf:1\ng:1\nh:1\ni:1\n\n");
     expect_error_close(c);
     /* Header block: 6 lines of 190 bytes, each allowed, together over 1000. */
     char *v = repeat('v', 188);
     c = open12(t);
-    sendf(c, "SEND\ndestination:/queue/l\na:%s\nb:%s\nc:%s\nd:%s\ne:%s\nf:%s\n\n", v, v, v, v,
+    TC_SENDF(c, "SEND\ndestination:/queue/l\na:%s\nb:%s\nc:%s\nd:%s\ne:%s\nf:%s\n\n", v, v, v, v,
           v, v);
     expect_error_close(c);
     free(v);
@@ -112,11 +102,11 @@ static void test_tighter_before_connect(void **state)
     tb *t = tb_start(&o);
     char *h = repeat('v', 60);
     tc *c = tc_connect(tb_port(t));
-    sendf(c, "CONNECT\naccept-version:1.2\nlogin:%s\n\n", h);
+    TC_SENDF(c, "CONNECT\naccept-version:1.2\nlogin:%s\n\n", h);
     expect_error_close(c);
     /* The same header is fine once connected. */
     c = open12(t);
-    sendf(c, "SEND\ndestination:/topic/x\nlogin:%s\nreceipt:r\n\n", h);
+    TC_SENDF(c, "SEND\ndestination:/topic/x\nlogin:%s\nreceipt:r\n\n", h);
     tframe f;
     assert_true(tc_is(c, "RECEIPT", &f));
     tf_free(&f);
@@ -160,9 +150,9 @@ static void test_max_subscriptions(void **state)
     o.max_subscriptions = 2;
     tb *t = tb_start(&o);
     tc *c = open12(t);
-    sendf(c, "SUBSCRIBE\nid:1\ndestination:/queue/a\n\n");
-    sendf(c, "SUBSCRIBE\nid:2\ndestination:/queue/b\n\n");
-    sendf(c, "SUBSCRIBE\nid:3\ndestination:/queue/c\n\n");
+    TC_SENDF(c, "SUBSCRIBE\nid:1\ndestination:/queue/a\n\n");
+    TC_SENDF(c, "SUBSCRIBE\nid:2\ndestination:/queue/b\n\n");
+    TC_SENDF(c, "SUBSCRIBE\nid:3\ndestination:/queue/c\n\n");
     expect_error_close(c);
     finish(t, 1);
 }
@@ -176,13 +166,13 @@ static void test_max_unacked(void **state)
     tb *t = tb_start(&o);
     /* Queues: the prefetch window is capped at max_unacked. */
     tc *c = open12(t), *p = open12(t);
-    sendf(c, "SUBSCRIBE\nid:1\ndestination:/queue/u\nack:client\nprefetch-count:50\n"
+    TC_SENDF(c, "SUBSCRIBE\nid:1\ndestination:/queue/u\nack:client\nprefetch-count:50\n"
              "receipt:r\n\n");
     tframe f;
     assert_true(tc_is(c, "RECEIPT", &f));
     tf_free(&f);
     for (int i = 0; i < 5; i++)
-        sendf(p, "SEND\ndestination:/queue/u\n\n%d", i);
+        TC_SENDF(p, "SEND\ndestination:/queue/u\n\n%d", i);
     for (int i = 0; i < 3; i++) {
         assert_true(tc_is(c, "MESSAGE", &f));
         tf_free(&f);
@@ -191,11 +181,11 @@ static void test_max_unacked(void **state)
     tc_close(c);
     /* Topics: a subscriber that never acks goes over the limit. */
     c = open12(t);
-    sendf(c, "SUBSCRIBE\nid:1\ndestination:/topic/u\nack:client\nreceipt:r\n\n");
+    TC_SENDF(c, "SUBSCRIBE\nid:1\ndestination:/topic/u\nack:client\nreceipt:r\n\n");
     assert_true(tc_is(c, "RECEIPT", &f));
     tf_free(&f);
     for (int i = 0; i < 4; i++)
-        sendf(p, "SEND\ndestination:/topic/u\n\n%d", i);
+        TC_SENDF(p, "SEND\ndestination:/topic/u\n\n%d", i);
     expect_error_close(c);
     tc_close(p);
     finish(t, 1);
@@ -210,14 +200,14 @@ static void test_transaction_limits(void **state)
     o.max_transactions = 2;
     tb *t = tb_start(&o);
     tc *c = open12(t);
-    sendf(c, "BEGIN\ntransaction:a\n\n");
+    TC_SENDF(c, "BEGIN\ntransaction:a\n\n");
     for (int i = 0; i < 4; i++)
-        sendf(c, "SEND\ndestination:/queue/t\ntransaction:a\n\n%d", i);
+        TC_SENDF(c, "SEND\ndestination:/queue/t\ntransaction:a\n\n%d", i);
     expect_error_close(c);
     c = open12(t);
-    sendf(c, "BEGIN\ntransaction:a\n\n");
-    sendf(c, "BEGIN\ntransaction:b\n\n");
-    sendf(c, "BEGIN\ntransaction:c\n\n");
+    TC_SENDF(c, "BEGIN\ntransaction:a\n\n");
+    TC_SENDF(c, "BEGIN\ntransaction:b\n\n");
+    TC_SENDF(c, "BEGIN\ntransaction:c\n\n");
     expect_error_close(c);
     finish(t, 2);
 }
@@ -234,7 +224,7 @@ static void test_slow_topic_consumer(void **state)
     tc *slow = open12(t);
     int small = 4096;
     setsockopt(slow->fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-    sendf(slow, "SUBSCRIBE\nid:1\ndestination:/topic/firehose\nreceipt:r\n\n");
+    TC_SENDF(slow, "SUBSCRIBE\nid:1\ndestination:/topic/firehose\nreceipt:r\n\n");
     tframe f;
     assert_true(tc_is(slow, "RECEIPT", &f));
     tf_free(&f);
@@ -242,7 +232,7 @@ static void test_slow_topic_consumer(void **state)
     char *body = repeat('x', 8192);
     broker_stats st = { 0 };
     for (int i = 0; i < 4000 && st.limit_breaches == 0; i++) {
-        sendf(p, "SEND\ndestination:/topic/firehose\nreceipt:r\n\n%s", body);
+        TC_SENDF(p, "SEND\ndestination:/topic/firehose\nreceipt:r\n\n%s", body);
         assert_true(tc_is(p, "RECEIPT", &f));
         tf_free(&f);
         if (i % 50 == 0)
@@ -286,7 +276,7 @@ static void test_memory_limit_pauses_producer(void **state)
         tb_stats(t, &st);
     }
     assert_true(st.reads_paused >= 1);
-    sendf(c, "SUBSCRIBE\nid:1\ndestination:/queue/mem\n\n");
+    TC_SENDF(c, "SUBSCRIBE\nid:1\ndestination:/queue/mem\n\n");
     tframe f;
     for (int i = 0; i < 300; i++) {
         assert_true(tc_is(c, "MESSAGE", &f));
@@ -313,20 +303,20 @@ static void test_high_water_keeps_queue_messages(void **state)
     tc *slow = open12(t), *fast = open12(t), *p = open12(t);
     int small = 4096;
     setsockopt(slow->fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-    sendf(slow, "SUBSCRIBE\nid:1\ndestination:/queue/hw\nack:client\nprefetch-count:100000\n"
+    TC_SENDF(slow, "SUBSCRIBE\nid:1\ndestination:/queue/hw\nack:client\nprefetch-count:100000\n"
                 "receipt:r\n\n");
     tframe f;
     assert_true(tc_is(slow, "RECEIPT", &f));
     tf_free(&f);
     char *body = repeat('q', 1024);
     for (int i = 0; i < 2000; i++)
-        sendf(p, "SEND\ndestination:/queue/hw\n\n%s", body);
-    sendf(p, "SEND\ndestination:/topic/none\nreceipt:sent\n\n");
+        TC_SENDF(p, "SEND\ndestination:/queue/hw\n\n%s", body);
+    TC_SENDF(p, "SEND\ndestination:/topic/none\nreceipt:sent\n\n");
     assert_true(tc_is(p, "RECEIPT", &f));
     tf_free(&f);
     /* The slow consumer took only what fits under its high-water mark; once it goes,
      * its unacked messages come back, so the fast one sees every message. */
-    sendf(fast, "SUBSCRIBE\nid:1\ndestination:/queue/hw\n\n");
+    TC_SENDF(fast, "SUBSCRIBE\nid:1\ndestination:/queue/hw\n\n");
     tc_close(slow);
     for (int i = 0; i < 2000; i++) {
         assert_true(tc_is(fast, "MESSAGE", &f));

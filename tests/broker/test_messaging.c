@@ -21,20 +21,10 @@ static tc *open12(tb *t)
     return c;
 }
 
-static void sendf(tc *c, const char *fmt, ...)
-{
-    char buf[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    assert_int_equal(tc_send(c, buf), 0);
-}
-
 /* Send and wait for the receipt, so ordering across connections is known. */
 static void sync_send(tc *c, const char *frame_without_receipt_end, const char *body)
 {
-    sendf(c, "%sreceipt:sync\n\n%s", frame_without_receipt_end, body);
+    TC_SENDF(c, "%sreceipt:sync\n\n%s", frame_without_receipt_end, body);
     tframe f;
     assert_true(tc_is(c, "RECEIPT", &f));
     tf_free(&f);
@@ -55,7 +45,7 @@ static void test_queue_roundtrip(void **state)
     /* Sent before anyone subscribes: waits in the queue. */
     sync_send(p, "SEND\ndestination:/queue/a\nx-custom:v1\ncontent-type:text/plain\n"
                  "transaction-like:no\n", "first");
-    sendf(c, "SUBSCRIBE\nid:sub-1\ndestination:/queue/a\n\n");
+    TC_SENDF(c, "SUBSCRIBE\nid:sub-1\ndestination:/queue/a\n\n");
     tframe f;
     expect_body(c, "first", &f);
     assert_string_equal(tf_header(&f, "destination"), "/queue/a");
@@ -86,9 +76,9 @@ static void test_topic_fanout(void **state)
     tb *t = tb_start(NULL);
     tc *a = open12(t), *b = tc_open(tb_port(t), "accept-version:1.1\n"),
        *c = tc_open(tb_port(t), "");
-    sendf(a, "SUBSCRIBE\nid:1\ndestination:/topic/news\nreceipt:r\n\n");
-    sendf(b, "SUBSCRIBE\nid:2\ndestination:/topic/news\nreceipt:r\n\n");
-    sendf(c, "SUBSCRIBE\ndestination:/topic/news\nreceipt:r\n\n");
+    TC_SENDF(a, "SUBSCRIBE\nid:1\ndestination:/topic/news\nreceipt:r\n\n");
+    TC_SENDF(b, "SUBSCRIBE\nid:2\ndestination:/topic/news\nreceipt:r\n\n");
+    TC_SENDF(c, "SUBSCRIBE\ndestination:/topic/news\nreceipt:r\n\n");
     tframe f;
     assert_true(tc_is(a, "RECEIPT", &f));
     tf_free(&f);
@@ -98,7 +88,7 @@ static void test_topic_fanout(void **state)
     tf_free(&f);
     tc *p = open12(t);
     for (int i = 0; i < 3; i++)
-        sendf(p, "SEND\ndestination:/topic/news\nk:a\\cb\n\nm%d", i);
+        TC_SENDF(p, "SEND\ndestination:/topic/news\nk:a\\cb\n\nm%d", i);
     for (int i = 0; i < 3; i++) {
         char want[16];
         snprintf(want, sizeof want, "m%d", i);
@@ -117,16 +107,16 @@ static void test_topic_fanout(void **state)
     }
     /* Nothing is stored for a topic: a late subscriber sees only new messages. */
     tc *late = open12(t);
-    sendf(late, "SUBSCRIBE\nid:9\ndestination:/topic/news\nreceipt:r\n\n");
+    TC_SENDF(late, "SUBSCRIBE\nid:9\ndestination:/topic/news\nreceipt:r\n\n");
     assert_true(tc_is(late, "RECEIPT", &f));
     tf_free(&f);
-    sendf(p, "SEND\ndestination:/topic/news\n\nnew");
+    TC_SENDF(p, "SEND\ndestination:/topic/news\n\nnew");
     expect_body(late, "new", &f);
     tf_free(&f);
     expect_body(c, "new", &f);
     tf_free(&f);
     /* UNSUBSCRIBE by destination (1.0). */
-    sendf(c, "UNSUBSCRIBE\ndestination:/topic/news\nreceipt:u\n\n");
+    TC_SENDF(c, "UNSUBSCRIBE\ndestination:/topic/news\nreceipt:u\n\n");
     assert_true(tc_is(c, "RECEIPT", &f));
     tf_free(&f);
     tc_close(a);
@@ -142,9 +132,9 @@ static void test_round_robin_and_prefetch(void **state)
     (void)state;
     tb *t = tb_start(NULL);
     tc *a = open12(t), *b = open12(t), *p = open12(t);
-    sendf(a, "SUBSCRIBE\nid:a\ndestination:/queue/rr\nack:client-individual\n"
+    TC_SENDF(a, "SUBSCRIBE\nid:a\ndestination:/queue/rr\nack:client-individual\n"
              "prefetch-count:2\nreceipt:r\n\n");
-    sendf(b, "SUBSCRIBE\nid:b\ndestination:/queue/rr\nack:client-individual\n"
+    TC_SENDF(b, "SUBSCRIBE\nid:b\ndestination:/queue/rr\nack:client-individual\n"
              "activemq.prefetchSize:2\nreceipt:r\n\n");
     tframe f;
     assert_true(tc_is(a, "RECEIPT", &f));
@@ -152,7 +142,7 @@ static void test_round_robin_and_prefetch(void **state)
     assert_true(tc_is(b, "RECEIPT", &f));
     tf_free(&f);
     for (int i = 0; i < 6; i++)
-        sendf(p, "SEND\ndestination:/queue/rr\n\n%d", i);
+        TC_SENDF(p, "SEND\ndestination:/queue/rr\n\n%d", i);
     sync_send(p, "SEND\ndestination:/topic/flush\n", "");
     /* Each gets two (its window), alternating. */
     char ida[2][32], idb[2][32];
@@ -168,10 +158,10 @@ static void test_round_robin_and_prefetch(void **state)
     }
     /* Window full: nothing more until an ACK. */
     assert_int_equal(tc_read(a, &f, 200), -1);
-    sendf(a, "ACK\nid:%s\n\n", ida[0]);
+    TC_SENDF(a, "ACK\nid:%s\n\n", ida[0]);
     expect_body(a, "4", &f);
     tf_free(&f);
-    sendf(b, "ACK\nid:%s\n\n", idb[1]);
+    TC_SENDF(b, "ACK\nid:%s\n\n", idb[1]);
     expect_body(b, "5", &f);
     tf_free(&f);
     tc_close(a);
@@ -186,10 +176,10 @@ static void test_client_ack_cumulative(void **state)
     tb *t = tb_start(NULL);
     tc *p = open12(t);
     for (int i = 0; i < 3; i++)
-        sendf(p, "SEND\ndestination:/queue/c\n\n%d", i);
+        TC_SENDF(p, "SEND\ndestination:/queue/c\n\n%d", i);
     sync_send(p, "SEND\ndestination:/queue/c\n", "3");
     tc *c = open12(t);
-    sendf(c, "SUBSCRIBE\nid:s\ndestination:/queue/c\nack:client\n\n");
+    TC_SENDF(c, "SUBSCRIBE\nid:s\ndestination:/queue/c\nack:client\n\n");
     tframe f;
     char third[32];
     for (int i = 0; i < 4; i++) {
@@ -199,12 +189,12 @@ static void test_client_ack_cumulative(void **state)
         tf_free(&f);
     }
     /* ACK of the third acknowledges the first three; the fourth comes back. */
-    sendf(c, "ACK\nid:%s\nreceipt:a\n\n", third);
+    TC_SENDF(c, "ACK\nid:%s\nreceipt:a\n\n", third);
     assert_true(tc_is(c, "RECEIPT", &f));
     tf_free(&f);
     tc_close(c);
     c = open12(t);
-    sendf(c, "SUBSCRIBE\nid:s\ndestination:/queue/c\nack:client\n\n");
+    TC_SENDF(c, "SUBSCRIBE\nid:s\ndestination:/queue/c\nack:client\n\n");
     expect_body(c, "3", &f);
     assert_string_equal(tf_header(&f, "redelivered"), "true");
     assert_string_equal(tf_header(&f, "redelivery-count"), "1");
@@ -220,10 +210,10 @@ static void test_individual_ack_nack_redelivery(void **state)
     (void)state;
     tb *t = tb_start(NULL);
     tc *p = open12(t);
-    sendf(p, "SEND\ndestination:/queue/n\n\nA");
+    TC_SENDF(p, "SEND\ndestination:/queue/n\n\nA");
     sync_send(p, "SEND\ndestination:/queue/n\n", "B");
     tc *c = open12(t);
-    sendf(c, "SUBSCRIBE\nid:s\ndestination:/queue/n\nack:client-individual\n\n");
+    TC_SENDF(c, "SUBSCRIBE\nid:s\ndestination:/queue/n\nack:client-individual\n\n");
     tframe f;
     char a_id[32], b_id[32];
     expect_body(c, "A", &f);
@@ -233,15 +223,15 @@ static void test_individual_ack_nack_redelivery(void **state)
     snprintf(b_id, sizeof b_id, "%s", tf_header(&f, "ack"));
     tf_free(&f);
     /* ACK B only, NACK A: A comes back, redelivered. */
-    sendf(c, "ACK\nid:%s\n\n", b_id);
-    sendf(c, "NACK\nid:%s\n\n", a_id);
+    TC_SENDF(c, "ACK\nid:%s\n\n", b_id);
+    TC_SENDF(c, "NACK\nid:%s\n\n", a_id);
     expect_body(c, "A", &f);
     assert_string_equal(tf_header(&f, "redelivered"), "true");
     snprintf(a_id, sizeof a_id, "%s", tf_header(&f, "ack"));
     tf_free(&f);
     /* Acking an id twice is an unknown id. */
-    sendf(c, "ACK\nid:%s\n\n", a_id);
-    sendf(c, "ACK\nid:%s\n\n", a_id);
+    TC_SENDF(c, "ACK\nid:%s\n\n", a_id);
+    TC_SENDF(c, "ACK\nid:%s\n\n", a_id);
     assert_true(tc_is(c, "ERROR", &f));
     tf_free(&f);
     tc_close(c);
@@ -256,20 +246,20 @@ static void test_ack_by_message_id_v11(void **state)
     tc *p = open12(t);
     sync_send(p, "SEND\ndestination:/queue/m\n", "x");
     tc *c = tc_open(tb_port(t), "accept-version:1.1\n");
-    sendf(c, "SUBSCRIBE\nid:s\ndestination:/queue/m\nack:client-individual\n\n");
+    TC_SENDF(c, "SUBSCRIBE\nid:s\ndestination:/queue/m\nack:client-individual\n\n");
     tframe f;
     expect_body(c, "x", &f);
     assert_null(tf_header(&f, "ack")); /* 1.2 only */
     char mid[32];
     snprintf(mid, sizeof mid, "%s", tf_header(&f, "message-id"));
     tf_free(&f);
-    sendf(c, "ACK\nmessage-id:%s\nsubscription:s\nreceipt:a\n\n", mid);
+    TC_SENDF(c, "ACK\nmessage-id:%s\nsubscription:s\nreceipt:a\n\n", mid);
     assert_true(tc_is(c, "RECEIPT", &f));
     tf_free(&f);
     tc_close(c);
     /* Acked: nothing is redelivered. */
     c = open12(t);
-    sendf(c, "SUBSCRIBE\nid:s\ndestination:/queue/m\n\n");
+    TC_SENDF(c, "SUBSCRIBE\nid:s\ndestination:/queue/m\n\n");
     assert_int_equal(tc_read(c, &f, 200), -1);
     tc_close(c);
     tc_close(p);
@@ -283,14 +273,14 @@ static void test_unacked_return_on_unsubscribe(void **state)
     tc *p = open12(t);
     sync_send(p, "SEND\ndestination:/queue/u\n", "one");
     tc *c = open12(t);
-    sendf(c, "SUBSCRIBE\nid:s\ndestination:/queue/u\nack:client\n\n");
+    TC_SENDF(c, "SUBSCRIBE\nid:s\ndestination:/queue/u\nack:client\n\n");
     tframe f;
     expect_body(c, "one", &f);
     tf_free(&f);
-    sendf(c, "UNSUBSCRIBE\nid:s\nreceipt:u\n\n");
+    TC_SENDF(c, "UNSUBSCRIBE\nid:s\nreceipt:u\n\n");
     assert_true(tc_is(c, "RECEIPT", &f));
     tf_free(&f);
-    sendf(c, "SUBSCRIBE\nid:s2\ndestination:/queue/u\nack:auto\n\n");
+    TC_SENDF(c, "SUBSCRIBE\nid:s2\ndestination:/queue/u\nack:auto\n\n");
     expect_body(c, "one", &f);
     assert_string_equal(tf_header(&f, "redelivered"), "true");
     assert_string_equal(tf_header(&f, "subscription"), "s2");
@@ -307,13 +297,13 @@ static void test_auto_ack_not_redelivered(void **state)
     tc *p = open12(t);
     sync_send(p, "SEND\ndestination:/queue/auto\n", "once");
     tc *c = open12(t);
-    sendf(c, "SUBSCRIBE\nid:s\ndestination:/queue/auto\n\n");
+    TC_SENDF(c, "SUBSCRIBE\nid:s\ndestination:/queue/auto\n\n");
     tframe f;
     expect_body(c, "once", &f);
     tf_free(&f);
     tc_close(c);
     c = open12(t);
-    sendf(c, "SUBSCRIBE\nid:s\ndestination:/queue/auto\n\n");
+    TC_SENDF(c, "SUBSCRIBE\nid:s\ndestination:/queue/auto\n\n");
     assert_int_equal(tc_read(c, &f, 200), -1);
     tc_close(c);
     tc_close(p);
@@ -325,7 +315,7 @@ static void test_many_frames_in_one_write(void **state)
     (void)state;
     tb *t = tb_start(NULL);
     tc *c = open12(t);
-    sendf(c, "SUBSCRIBE\nid:s\ndestination:/queue/bulk\n\n");
+    TC_SENDF(c, "SUBSCRIBE\nid:s\ndestination:/queue/bulk\n\n");
     static char big[200000];
     size_t n = 0;
     for (int i = 0; i < 1000; i++)

@@ -18,16 +18,6 @@ static tc *open12(tb *t)
     return c;
 }
 
-static void sendf(tc *c, const char *fmt, ...)
-{
-    char buf[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    assert_int_equal(tc_send(c, buf), 0);
-}
-
 static void receipt(tc *c, const char *id)
 {
     tframe f;
@@ -41,17 +31,17 @@ static void test_send_on_commit_only(void **state)
     (void)state;
     tb *t = tb_start(NULL);
     tc *c = open12(t), *p = open12(t);
-    sendf(c, "SUBSCRIBE\nid:s\ndestination:/queue/tx\n\n");
-    sendf(c, "SUBSCRIBE\nid:t\ndestination:/topic/tx\nreceipt:sub\n\n");
+    TC_SENDF(c, "SUBSCRIBE\nid:s\ndestination:/queue/tx\n\n");
+    TC_SENDF(c, "SUBSCRIBE\nid:t\ndestination:/topic/tx\nreceipt:sub\n\n");
     receipt(c, "sub");
-    sendf(p, "BEGIN\ntransaction:t1\n\n");
-    sendf(p, "SEND\ndestination:/queue/tx\ntransaction:t1\n\nq1");
-    sendf(p, "SEND\ndestination:/topic/tx\ntransaction:t1\n\nt1");
-    sendf(p, "SEND\ndestination:/queue/tx\ntransaction:t1\nreceipt:in-tx\n\nq2");
+    TC_SENDF(p, "BEGIN\ntransaction:t1\n\n");
+    TC_SENDF(p, "SEND\ndestination:/queue/tx\ntransaction:t1\n\nq1");
+    TC_SENDF(p, "SEND\ndestination:/topic/tx\ntransaction:t1\n\nt1");
+    TC_SENDF(p, "SEND\ndestination:/queue/tx\ntransaction:t1\nreceipt:in-tx\n\nq2");
     receipt(p, "in-tx");
     tframe f;
     assert_int_equal(tc_read(c, &f, 200), -1); /* nothing before COMMIT */
-    sendf(p, "COMMIT\ntransaction:t1\nreceipt:done\n\n");
+    TC_SENDF(p, "COMMIT\ntransaction:t1\nreceipt:done\n\n");
     receipt(p, "done");
     const char *want[] = { "q1", "t1", "q2" };
     int seen[3] = { 0, 0, 0 };
@@ -66,7 +56,7 @@ static void test_send_on_commit_only(void **state)
     assert_int_equal(seen[0] + seen[1] + seen[2], 3);
     assert_int_equal(seen[0] * seen[1] * seen[2], 1);
     /* The transaction is gone after COMMIT. */
-    sendf(p, "COMMIT\ntransaction:t1\n\n");
+    TC_SENDF(p, "COMMIT\ntransaction:t1\n\n");
     assert_true(tc_is(p, "ERROR", &f));
     tf_free(&f);
     tc_close(c);
@@ -79,17 +69,17 @@ static void test_abort_and_disconnect_discard(void **state)
     (void)state;
     tb *t = tb_start(NULL);
     tc *p = open12(t);
-    sendf(p, "BEGIN\ntransaction:a\n\n");
-    sendf(p, "SEND\ndestination:/queue/ab\ntransaction:a\n\nnever");
-    sendf(p, "ABORT\ntransaction:a\nreceipt:ab\n\n");
+    TC_SENDF(p, "BEGIN\ntransaction:a\n\n");
+    TC_SENDF(p, "SEND\ndestination:/queue/ab\ntransaction:a\n\nnever");
+    TC_SENDF(p, "ABORT\ntransaction:a\nreceipt:ab\n\n");
     receipt(p, "ab");
-    sendf(p, "BEGIN\ntransaction:b\n\n");
-    sendf(p, "SEND\ndestination:/queue/ab\ntransaction:b\n\nnever either");
-    sendf(p, "DISCONNECT\nreceipt:bye\n\n");
+    TC_SENDF(p, "BEGIN\ntransaction:b\n\n");
+    TC_SENDF(p, "SEND\ndestination:/queue/ab\ntransaction:b\n\nnever either");
+    TC_SENDF(p, "DISCONNECT\nreceipt:bye\n\n");
     receipt(p, "bye");
     tc_close(p);
     tc *c = open12(t);
-    sendf(c, "SUBSCRIBE\nid:s\ndestination:/queue/ab\n\n");
+    TC_SENDF(c, "SUBSCRIBE\nid:s\ndestination:/queue/ab\n\n");
     tframe f;
     assert_int_equal(tc_read(c, &f, 200), -1);
     tc_close(c);
@@ -101,11 +91,11 @@ static void test_ack_nack_in_tx(void **state)
     (void)state;
     tb *t = tb_start(NULL);
     tc *p = open12(t);
-    sendf(p, "SEND\ndestination:/queue/ta\n\nA");
-    sendf(p, "SEND\ndestination:/queue/ta\nreceipt:s\n\nB");
+    TC_SENDF(p, "SEND\ndestination:/queue/ta\n\nA");
+    TC_SENDF(p, "SEND\ndestination:/queue/ta\nreceipt:s\n\nB");
     receipt(p, "s");
     tc *c = open12(t);
-    sendf(c, "SUBSCRIBE\nid:s\ndestination:/queue/ta\nack:client-individual\n\n");
+    TC_SENDF(c, "SUBSCRIBE\nid:s\ndestination:/queue/ta\nack:client-individual\n\n");
     tframe f;
     char a[32], b[32];
     assert_true(tc_is(c, "MESSAGE", &f));
@@ -114,12 +104,12 @@ static void test_ack_nack_in_tx(void **state)
     assert_true(tc_is(c, "MESSAGE", &f));
     snprintf(b, sizeof b, "%s", tf_header(&f, "ack"));
     tf_free(&f);
-    sendf(c, "BEGIN\ntransaction:x\n\n");
-    sendf(c, "ACK\nid:%s\ntransaction:x\n\n", a);
-    sendf(c, "NACK\nid:%s\ntransaction:x\nreceipt:n\n\n", b);
+    TC_SENDF(c, "BEGIN\ntransaction:x\n\n");
+    TC_SENDF(c, "ACK\nid:%s\ntransaction:x\n\n", a);
+    TC_SENDF(c, "NACK\nid:%s\ntransaction:x\nreceipt:n\n\n", b);
     receipt(c, "n");
     assert_int_equal(tc_read(c, &f, 200), -1); /* the NACK waits for COMMIT */
-    sendf(c, "COMMIT\ntransaction:x\n\n");
+    TC_SENDF(c, "COMMIT\ntransaction:x\n\n");
     assert_true(tc_is(c, "MESSAGE", &f));
     assert_memory_equal(f.body, "B", 1);
     assert_string_equal(tf_header(&f, "redelivered"), "true");
@@ -127,7 +117,7 @@ static void test_ack_nack_in_tx(void **state)
     tc_close(c);
     /* A was acked at COMMIT; B (unacked again) comes back once more. */
     c = open12(t);
-    sendf(c, "SUBSCRIBE\nid:s\ndestination:/queue/ta\n\n");
+    TC_SENDF(c, "SUBSCRIBE\nid:s\ndestination:/queue/ta\n\n");
     assert_true(tc_is(c, "MESSAGE", &f));
     assert_memory_equal(f.body, "B", 1);
     tf_free(&f);
@@ -150,7 +140,7 @@ static void test_tx_errors(void **state)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         tc *c = open12(t);
         for (int k = 0; k < 2 && bad[i][k]; k++)
-            sendf(c, "%s", bad[i][k]);
+            TC_SENDF(c, "%s", bad[i][k]);
         tframe f;
         assert_true(tc_is(c, "ERROR", &f));
         tf_free(&f);

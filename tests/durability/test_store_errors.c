@@ -57,16 +57,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static void sendf(tc *c, const char *fmt, ...)
-{
-    char buf[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    assert_int_equal(tc_send(c, buf), 0);
-}
-
 /* ---- open failures: broker_create on a loop of the test's own ---- */
 
 typedef struct logbuf {
@@ -155,7 +145,7 @@ static void test_failed_commit_errors_the_send(void **state)
     tc *c = tc_open(tb_port(t), "accept-version:1.2\n");
     assert_non_null(c);
     tframe fr;
-    sendf(c, "SEND\ndestination:/queue/e\nreceipt:r0\n\nstored");
+    TC_SENDF(c, "SEND\ndestination:/queue/e\nreceipt:r0\n\nstored");
     assert_true(tc_is(c, "RECEIPT", &fr));
     tf_free(&fr);
 
@@ -163,7 +153,7 @@ static void test_failed_commit_errors_the_send(void **state)
     sqlite3 *db;
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
-    sendf(c, "SEND\ndestination:/queue/e\nreceipt:r1\n\nlost");
+    TC_SENDF(c, "SEND\ndestination:/queue/e\nreceipt:r1\n\nlost");
     assert_int_equal(tc_expect(c, "ERROR", &fr), 0);
     /* The reason from SQLite, in 1.2 header escaping (a colon is \\c). */
     assert_string_equal(tf_header(&fr, "message"), "the store failed to commit\\c commit failed"
@@ -178,11 +168,11 @@ static void test_failed_commit_errors_the_send(void **state)
     /* The broker goes on: a new SEND is stored and receipted; only stored ones come. */
     c = tc_open(tb_port(t), "accept-version:1.2\n");
     assert_non_null(c);
-    sendf(c, "SEND\ndestination:/queue/e\nreceipt:r2\n\nafter");
+    TC_SENDF(c, "SEND\ndestination:/queue/e\nreceipt:r2\n\nafter");
     assert_true(tc_is(c, "RECEIPT", &fr));
     assert_string_equal(tf_header(&fr, "receipt-id"), "r2");
     tf_free(&fr);
-    sendf(c, "SUBSCRIBE\nid:s\ndestination:/queue/e\n\n");
+    TC_SENDF(c, "SUBSCRIBE\nid:s\ndestination:/queue/e\n\n");
     assert_true(tc_is(c, "MESSAGE", &fr));
     assert_int_equal(fr.body_len, 6);
     assert_memory_equal(fr.body, "stored", 6);
@@ -207,7 +197,7 @@ static uint64_t backlog_memory(const broker_options *o)
     static char body[4096];
     memset(body, 'x', sizeof body - 1);
     for (int i = 0; i < 2000; i++)
-        sendf(c, "SEND\ndestination:/queue/m\n%s\n%s", i == 1999 ? "receipt:all\n" : "", body);
+        TC_SENDF(c, "SEND\ndestination:/queue/m\n%s\n%s", i == 1999 ? "receipt:all\n" : "", body);
     tframe fr;
     assert_true(tc_is(c, "RECEIPT", &fr));
     tf_free(&fr);

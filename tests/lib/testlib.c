@@ -6,6 +6,7 @@
 #include "testlib.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -246,6 +247,20 @@ int tc_send_raw(tc *c, const void *data, size_t len)
 int tc_send(tc *c, const char *frame)
 {
     return tc_send_raw(c, frame, strlen(frame) + 1);
+}
+
+int tc_sendf(tc *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *buf = NULL;
+    int n = vasprintf(&buf, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return -1;
+    int rc = tc_send(c, buf);
+    free(buf);
+    return rc;
 }
 
 /* Read more bytes: 1 got some, 0 timeout, -1 closed. */

@@ -51,6 +51,10 @@ tc *tc_open(int port, const char *extra);
 int tc_send_raw(tc *c, const void *data, size_t len);
 /* Send a frame given without its NUL: "SEND\ndestination:/q\n\nbody". */
 int tc_send(tc *c, const char *frame);
+/* The same from a printf format, any length: 0 or -1. */
+int tc_sendf(tc *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* In a cmocka test: send a formatted frame and assert that it went out. */
+#define TC_SENDF(c, ...) assert_int_equal(tc_sendf((c), __VA_ARGS__), 0)
 /* Read one frame: 0, -1 timeout, -2 connection closed. */
 int tc_read(tc *c, tframe *f, int timeout_ms);
 /* Read frames until one with this command: 0 or <0 as tc_read (others are skipped). */
