@@ -76,7 +76,8 @@ typedef struct broker_options {
                                   with an ERROR (default 64 MiB) */
     size_t max_memory;         /* bytes of messages, output and transactions over which
                                   the broker stops reading from producers (default 1 GiB) */
-    size_t read_buffer;        /* bytes read per connection at a time (default 64 KiB) */
+    size_t read_buffer;        /* bytes read from a connection at a time, in one buffer
+                                  shared by all connections (default 64 KiB) */
     uint32_t connect_timeout_ms; /* CONNECT must arrive within this (default 10000) */
     uint32_t heartbeat_out_ms; /* shortest interval we send heart-beats at; 0 = never
                                   (default 1000) */

@@ -85,7 +85,7 @@ static const key keys[] = {
     { "max_memory", K_SIZE, F(opts.max_memory), 1, "1G",
       "bytes of messages and output over which producers stop being read" },
     { "read_buffer", K_SIZE, F(opts.read_buffer), 512, "64K",
-      "bytes read per connection at a time" },
+      "bytes read from a connection at a time (one buffer shared by all connections)" },
     { "connect_timeout_ms", K_U32, F(opts.connect_timeout_ms), 0, "10000",
       "CONNECT must arrive within this (0: no limit)" },
     { "heartbeat_out_ms", K_U32, F(opts.heartbeat_out_ms), 0, "1000",

@@ -17,67 +17,22 @@
 
 #include "testlib.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define OOM_SKIP 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define OOM_SKIP 1
-#endif
-#endif
+#include "failalloc.h"
 
-#ifndef OOM_SKIP
-extern void *__libc_malloc(size_t n);
-extern void *__libc_calloc(size_t n, size_t m);
-extern void *__libc_realloc(void *p, size_t n);
-extern void __libc_free(void *p);
-
-static _Thread_local int armed;
-static _Thread_local long countdown;
-static _Thread_local long seen;
-
-static int should_fail(void)
-{
-    if (!armed)
-        return 0;
-    seen++;
-    return countdown-- == 0;
-}
-
-void *malloc(size_t n)
-{
-    return should_fail() ? NULL : __libc_malloc(n);
-}
-
-void *calloc(size_t n, size_t m)
-{
-    return should_fail() ? NULL : __libc_calloc(n, m);
-}
-
-void *realloc(void *p, size_t n)
-{
-    if (n && should_fail())
-        return NULL;
-    return __libc_realloc(p, n);
-}
-
-void free(void *p)
-{
-    __libc_free(p);
-}
-
+#ifndef FAILALLOC_SKIP
 static void arm(broker *b, void *arg)
 {
     (void)b;
-    seen = 0;
-    countdown = *(long *)arg;
-    armed = 1;
+    failalloc_seen = 0;
+    failalloc_fail_at = *(long *)arg + 1; /* arg: allocations that succeed first */
+    failalloc_armed = 1;
 }
 
 static void disarm(broker *b, void *arg)
 {
     (void)b;
-    armed = 0;
-    *(long *)arg = seen;
+    failalloc_armed = 0;
+    *(long *)arg = failalloc_seen;
 }
 
 /* The session: every step tolerates an ERROR or a close (that is the allowed outcome);

@@ -13,69 +13,7 @@
 
 #include "index.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define OOM_SKIP 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define OOM_SKIP 1
-#endif
-#endif
-
-#ifndef OOM_SKIP
-/* A failing allocator for this program: when armed, the k-th allocation (1-based) returns
- * NULL. live counts blocks handed out minus blocks freed, to find leaks by difference. */
-extern void *__libc_malloc(size_t n);
-extern void *__libc_calloc(size_t n, size_t m);
-extern void *__libc_realloc(void *p, size_t n);
-extern void __libc_free(void *p);
-
-static int armed;
-static long fail_at;
-static long seen;
-static long live;
-
-static int should_fail(void)
-{
-    if (!armed)
-        return 0;
-    return ++seen == fail_at;
-}
-
-void *malloc(size_t n)
-{
-    void *p = should_fail() ? NULL : __libc_malloc(n);
-    if (p)
-        live++;
-    return p;
-}
-
-void *calloc(size_t n, size_t m)
-{
-    void *p = should_fail() ? NULL : __libc_calloc(n, m);
-    if (p)
-        live++;
-    return p;
-}
-
-void *realloc(void *p, size_t n)
-{
-    if (n && should_fail())
-        return NULL;
-    void *q = __libc_realloc(p, n);
-    if (!p && q)
-        live++;
-    else if (p && !n)
-        live--;
-    return q;
-}
-
-void free(void *p)
-{
-    if (p)
-        live--;
-    __libc_free(p);
-}
-#endif
+#include "failalloc.h"
 
 typedef struct rec {
     store__idlink il;
@@ -626,21 +564,21 @@ static void test_lists(void **state)
 
 /* ---- growth failure ---- */
 
-#ifndef OOM_SKIP
-/* Reserve through the armed allocator: only index.c's allocations are counted. */
+#ifndef FAILALLOC_SKIP
+/* Reserve with the allocator armed: only index.c's allocations are counted. */
 static store_err ids_reserve_armed(store__idhash *h, size_t more)
 {
-    armed = 1;
+    failalloc_armed = 1;
     store_err err = store__ids_reserve(h, more);
-    armed = 0;
+    failalloc_armed = 0;
     return err;
 }
 
 static store_err queues_reserve_armed(store__qhash *h, size_t more)
 {
-    armed = 1;
+    failalloc_armed = 1;
     store_err err = store__queues_reserve(h, more);
-    armed = 0;
+    failalloc_armed = 0;
     return err;
 }
 
@@ -668,10 +606,10 @@ static void test_ids_grow_failure(void **state)
     assert_non_null(next);
     long rounds = 0;
     for (long k = 1;; k++) {
-        long live0 = live;
+        long live0 = failalloc_live;
         store__idhash h = {0};
-        fail_at = k;
-        seen = 0;
+        failalloc_fail_at = k;
+        failalloc_seen = 0;
         int failed = 0;
         for (size_t i = 0; i <= N; i++) {
             size_t more = i < N ? 1 : BIG;
@@ -683,7 +621,7 @@ static void test_ids_grow_failure(void **state)
             if (err != STORE_OK) {
                 assert_int_equal(err, STORE_E_NOMEM);
                 assert_int_equal(failed, 0);
-                assert_int_equal(seen, k);
+                assert_int_equal(failalloc_seen, k);
                 failed = 1;
                 /* Unchanged: same buckets, same chains, everything found. */
                 assert_ptr_equal(h.b, b);
@@ -705,17 +643,17 @@ static void test_ids_grow_failure(void **state)
         assert_int_equal(h.cap, 4096);
         check_ids(&h, r, N, NULL);
         store__ids_destroy(&h, offsetof(rec, il));
-        assert_int_equal(live, live0); /* no leak, failed or not */
+        assert_int_equal(failalloc_live, live0); /* no leak, failed or not */
         rounds++;
         if (!failed) {
             /* k passed the last allocation: the run needed exactly ALLOCS. */
-            assert_int_equal(seen, ALLOCS);
+            assert_int_equal(failalloc_seen, ALLOCS);
             assert_int_equal(k, ALLOCS + 1);
             break;
         }
     }
     assert_int_equal(rounds, ALLOCS + 1);
-    fail_at = 0;
+    failalloc_fail_at = 0;
     free(next);
     free(r);
 }
@@ -744,10 +682,10 @@ static void test_queues_grow_failure(void **state)
     assert_non_null(next);
     long rounds = 0;
     for (long k = 1;; k++) {
-        long live0 = live;
+        long live0 = failalloc_live;
         store__qhash h = {0};
-        fail_at = k;
-        seen = 0;
+        failalloc_fail_at = k;
+        failalloc_seen = 0;
         int failed = 0;
         for (size_t i = 0; i <= N; i++) {
             size_t more = i < N ? 1 : BIG;
@@ -759,7 +697,7 @@ static void test_queues_grow_failure(void **state)
             if (err != STORE_OK) {
                 assert_int_equal(err, STORE_E_NOMEM);
                 assert_int_equal(failed, 0);
-                assert_int_equal(seen, k);
+                assert_int_equal(failalloc_seen, k);
                 failed = 1;
                 assert_ptr_equal(h.b, b);
                 assert_int_equal(h.cap, cap);
@@ -782,16 +720,16 @@ static void test_queues_grow_failure(void **state)
         assert_int_equal(h.cap, 2048);
         check_queues(&h, q, N, NULL);
         store__queues_destroy(&h, offsetof(qrec, ql));
-        assert_int_equal(live, live0);
+        assert_int_equal(failalloc_live, live0);
         rounds++;
         if (!failed) {
-            assert_int_equal(seen, ALLOCS);
+            assert_int_equal(failalloc_seen, ALLOCS);
             assert_int_equal(k, ALLOCS + 1);
             break;
         }
     }
     assert_int_equal(rounds, ALLOCS + 1);
-    fail_at = 0;
+    failalloc_fail_at = 0;
     free(next);
     free(q);
 }
