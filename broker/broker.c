@@ -56,22 +56,38 @@ const char *broker_strerror(broker_err err)
     case BROKER_E_PROTOCOL: return "protocol error";
     case BROKER_E_LIMIT: return "over a configured limit";
     case BROKER_E_NOTFOUND: return "unknown id";
-    case BROKER_E_CLOSED: return "connection closed";
     case BROKER_E__COUNT: break;
     }
     return "unknown error";
 }
 
-void broker__log(broker *b, broker_log_level lvl, const char *fmt, ...)
+const char *broker_event_name(broker_event ev)
+{
+    static const char *const names[BROKER_EV__COUNT] = {
+        [BROKER_EV_BROKER] = "broker",
+        [BROKER_EV_LISTEN] = "listen",
+        [BROKER_EV_ACCEPT] = "accept",
+        [BROKER_EV_CONN_ERROR] = "conn-error",
+        [BROKER_EV_AUTH_OK] = "auth-ok",
+        [BROKER_EV_AUTH_REFUSED] = "auth-refused",
+        [BROKER_EV_WEBSOCKET] = "websocket",
+        [BROKER_EV_POLICY] = "policy",
+        [BROKER_EV_STORE] = "store",
+    };
+    return (unsigned)ev < BROKER_EV__COUNT ? names[ev] : "unknown";
+}
+
+void broker__log(broker *b, broker_log_level lvl, broker_event ev, uint64_t conn_id,
+                 const char *fmt, ...)
 {
     if (!b->o.log || lvl > b->o.log_level)
         return;
-    char line[512];
+    char text[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
+    vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    b->o.log(b->o.log_ctx, lvl, line);
+    b->o.log(b->o.log_ctx, lvl, conn_id, ev, text);
 }
 
 static void tick(broker *b);
@@ -204,7 +220,7 @@ broker_err broker_create(uv_loop_t *loop, const broker_options *opts, broker **o
     store_options so = { loop, b->o.store_path, b->o.store_sync_full, why, sizeof why };
     store_err se = b->st->version < 1 ? STORE_E_INVALID : b->st->open(&so, &b->store);
     if (se != STORE_OK) {
-        broker__log(b, BROKER_LOG_ERROR, "store %s: cannot open%s%s: %s", b->st->name,
+        broker__log(b, BROKER_LOG_ERROR, BROKER_EV_STORE, 0, "store %s: cannot open%s%s: %s", b->st->name,
                     b->o.store_path ? " " : "", b->o.store_path ? b->o.store_path : "",
                     why[0] ? why : store_strerror(se));
         free(b);
@@ -284,7 +300,7 @@ void broker_free(broker *b)
     if (!b)
         return;
     if (!b->stopped) {
-        broker__log(b, BROKER_LOG_ERROR, "broker_free before the stop completed: ignored");
+        broker__log(b, BROKER_LOG_ERROR, BROKER_EV_BROKER, 0, "broker_free before the stop completed: ignored");
         return;
     }
     router__free_all(b);

@@ -37,7 +37,6 @@ typedef enum broker_err {
     BROKER_E_PROTOCOL,   /* a peer broke the protocol */
     BROKER_E_LIMIT,      /* a peer went over a configured limit */
     BROKER_E_NOTFOUND,   /* unknown id (subscription, ack, transaction) */
-    BROKER_E_CLOSED,     /* the connection is gone */
     BROKER_E__COUNT
 } broker_err;
 
@@ -51,8 +50,30 @@ typedef enum broker_log_level {
     BROKER_LOG_DEBUG,
 } broker_log_level;
 
-/* One log line, without a trailing newline: borrowed, valid for the call only. */
-typedef void (*broker_log_fn)(void *ctx, broker_log_level level, const char *line);
+/* What a log record is about: a stable code, so a program can act on records without
+ * reading their text. Codes are only ever appended. */
+typedef enum broker_event {
+    BROKER_EV_BROKER = 0,   /* the broker object itself (e.g. misuse of the API) */
+    BROKER_EV_LISTEN,       /* a listener opened, or could not */
+    BROKER_EV_ACCEPT,       /* a connection could not be accepted */
+    BROKER_EV_CONN_ERROR,   /* a connection was sent an ERROR and closed */
+    BROKER_EV_AUTH_OK,      /* a login was accepted */
+    BROKER_EV_AUTH_REFUSED, /* a login was refused */
+    BROKER_EV_WEBSOCKET,    /* a WebSocket handshake, refusal or close */
+    BROKER_EV_POLICY,       /* a Flash socket policy request */
+    BROKER_EV_STORE,        /* the store failed */
+    BROKER_EV__COUNT
+} broker_event;
+
+/* The event's short name for log lines ("conn-error", "auth-refused", ...): static, never
+ * NULL ("unknown" for a code out of range). */
+const char *broker_event_name(broker_event ev);
+
+/* One log record: its level, the connection it concerns (conn_id 0: none; ids count from 1
+ * per broker), its event and a one-line text without trailing newline (never a passcode or
+ * a message body). text is borrowed, valid for the call only. */
+typedef void (*broker_log_fn)(void *ctx, broker_log_level level, uint64_t conn_id,
+                              broker_event event, const char *text);
 
 /* One pending authentication (broker_options.authenticate_async): owned by the broker,
  * valid until broker_auth_done() was called on it. */

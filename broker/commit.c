@@ -30,7 +30,7 @@ static void finished(broker *b, uint64_t epoch, store_err status)
                               : "";
         snprintf(msg, sizeof msg, "the store failed to commit: %s",
                  why[0] ? why : store_strerror(status));
-        broker__log(b, BROKER_LOG_ERROR, "store: %s", msg);
+        broker__log(b, BROKER_LOG_ERROR, BROKER_EV_STORE, 0, "%s", msg);
     }
     for (conn *c = b->held_conns, *n; c; c = n) {
         n = c->hnext;
@@ -76,7 +76,7 @@ void commit__run(broker *b)
     if (n > b->inflight_cap) {
         dest_t **na = realloc(b->inflight, n * sizeof *na);
         if (!na) {
-            broker__log(b, BROKER_LOG_ERROR, "out of memory starting a commit");
+            broker__log(b, BROKER_LOG_ERROR, BROKER_EV_STORE, 0, "out of memory starting a commit");
             return; /* still dirty: the tick retries */
         }
         b->inflight = na;

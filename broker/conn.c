@@ -418,7 +418,7 @@ void conn__fail(conn *c, broker_err code, const stomp_frame *f, const char *msg)
     if (code == BROKER_E_LIMIT)
         b->stats.limit_breaches++;
     broker__log(b, code == BROKER_E_NOMEM ? BROKER_LOG_ERROR : BROKER_LOG_WARN,
-                "connection %llu: %s", (unsigned long long)c->id, msg);
+                BROKER_EV_CONN_ERROR, c->id, "%s", msg);
     /* Receipts waiting for a commit will not be sent: the ERROR ends the session. */
     drop_held(c);
     stomp_header h[4];

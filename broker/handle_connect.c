@@ -145,8 +145,8 @@ static void refuse_login(conn *c, const char *login)
 {
     broker *b = c->b;
     b->stats.auth_failures++;
-    broker__log(b, BROKER_LOG_WARN, "connection %llu: login '%s' refused",
-                (unsigned long long)c->id, login ? login : "");
+    broker__log(b, BROKER_LOG_WARN, BROKER_EV_AUTH_REFUSED, c->id, "login '%s' refused",
+                login ? login : "");
     c->state = CS_CLOSING;
     if (c->reading) {
         c->tp->read_stop(c);
@@ -158,8 +158,8 @@ static void refuse_login(conn *c, const char *login)
 
 static void log_accepted(conn *c, const char *login)
 {
-    broker__log(c->b, BROKER_LOG_INFO, "connection %llu: login '%s' accepted",
-                (unsigned long long)c->id, login ? login : "");
+    broker__log(c->b, BROKER_LOG_INFO, BROKER_EV_AUTH_OK, c->id, "login '%s' accepted",
+                login ? login : "");
 }
 
 /* The session begins: CONNECTED, then the negotiated version, looser limits and

@@ -415,7 +415,9 @@ struct broker {
     size_t auth_outstanding;  /* login records not freed yet: a stop waits for them */
 };
 
-void broker__log(broker *b, broker_log_level lvl, const char *fmt, ...) PRINTF_LIKE(3, 4);
+/* One log record (see broker_log_fn); conn_id 0 when it concerns no connection. */
+void broker__log(broker *b, broker_log_level lvl, broker_event ev, uint64_t conn_id,
+                 const char *fmt, ...) PRINTF_LIKE(5, 6);
 void broker__kick(broker *b); /* make sure the tick runs soon */
 void broker__doom(broker *b, conn *c);
 void broker__conn_freed(broker *b);

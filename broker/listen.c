@@ -28,7 +28,7 @@ static void on_connection(uv_stream_t *server, int status)
     listener *l = server->data;
     broker *b = l->b;
     if (status < 0) {
-        broker__log(b, BROKER_LOG_WARN, "accept: %s", uv_strerror(status));
+        broker__log(b, BROKER_LOG_WARN, BROKER_EV_ACCEPT, 0, "accept: %s", uv_strerror(status));
         return;
     }
     if (b->stopping)
@@ -46,7 +46,8 @@ static void on_connection(uv_stream_t *server, int status)
             return;
         }
         uv_close((uv_handle_t *)t, on_refused_closed);
-        broker__log(b, BROKER_LOG_ERROR, "out of memory accepting a connection");
+        broker__log(b, BROKER_LOG_ERROR, BROKER_EV_ACCEPT, 0,
+                    "out of memory accepting a connection");
         return;
     }
     if (c->tp->accept(c, server) != 0) {
@@ -95,7 +96,8 @@ static broker_err listen_kind(broker *b, const char *host, int port, int kind,
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&l->tcp, 511, on_connection);
     if (rc != 0) {
-        broker__log(b, BROKER_LOG_ERROR, "listen on %s:%d: %s", host, port, uv_strerror(rc));
+        broker__log(b, BROKER_LOG_ERROR, BROKER_EV_LISTEN, 0, "listen on %s:%d: %s", host, port,
+                    uv_strerror(rc));
         uv_close((uv_handle_t *)&l->tcp, on_listener_closed);
         return BROKER_E_LISTEN;
     }
@@ -109,7 +111,8 @@ static broker_err listen_kind(broker *b, const char *host, int port, int kind,
     if (bound_port)
         *bound_port = l->port;
     static const char *const what[] = { "", " (WebSocket)", " (Flash policy)" };
-    broker__log(b, BROKER_LOG_INFO, "listening on %s:%d%s", host, l->port, what[kind]);
+    broker__log(b, BROKER_LOG_INFO, BROKER_EV_LISTEN, 0, "listening on %s:%d%s", host, l->port,
+                what[kind]);
     return BROKER_OK;
 }
 

@@ -149,8 +149,8 @@ int policy__intercept(conn *c)
     char *p = doc ? outq__reserve(&c->out, len) : NULL;
     if (!p) {
         free(doc);
-        broker__log(b, BROKER_LOG_ERROR, "connection %llu: out of memory for the policy file",
-                    (unsigned long long)c->id);
+        broker__log(b, BROKER_LOG_ERROR, BROKER_EV_POLICY, c->id,
+                    "out of memory for the policy file");
         conn__close(c);
         return 1;
     }
@@ -158,8 +158,7 @@ int policy__intercept(conn *c)
     free(doc);
     broker__mem_add(b, len);
     conn__want_flush(c);
-    broker__log(b, BROKER_LOG_DEBUG, "connection %llu: sent the Flash policy file",
-                (unsigned long long)c->id);
+    broker__log(b, BROKER_LOG_DEBUG, BROKER_EV_POLICY, c->id, "sent the Flash policy file");
     conn__end(c);
     return 1;
 }

@@ -258,7 +258,8 @@ static broker_err enqueue(broker *b, const char *dname, size_t dlen, const char 
     uint64_t id;
     store_err se = b->st->enqueue(b->store, dname, dlen, hdrs, hlen, body, blen, &id);
     if (se != STORE_OK) {
-        broker__log(b, BROKER_LOG_ERROR, "store: enqueue failed: %s", store_strerror(se));
+        broker__log(b, BROKER_LOG_ERROR, BROKER_EV_STORE, 0, "enqueue failed: %s",
+                    store_strerror(se));
         return se == STORE_E_NOMEM ? BROKER_E_NOMEM : BROKER_E_STORE;
     }
     if (b->store_counted)

@@ -179,7 +179,7 @@ static void settle_one(broker *b, delivery *d, int nack)
         if (se == STORE_OK)
             commit__dirty(b);
         else
-            broker__log(b, BROKER_LOG_ERROR, "store: settling message %llu failed: %s",
+            broker__log(b, BROKER_LOG_ERROR, BROKER_EV_STORE, 0, "settling message %llu failed: %s",
                         (unsigned long long)d->msg_num, store_strerror(se));
         if (nack)
             b->stats.redeliveries++;

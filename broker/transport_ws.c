@@ -305,8 +305,8 @@ static void ws_fail(ws *w, uint16_t code, const char *reason)
     if (w->failed)
         return;
     w->failed = 1;
-    broker__log(w->c->b, BROKER_LOG_WARN, "connection %llu: WebSocket closed (%u): %s",
-                (unsigned long long)w->c->id, code, reason);
+    broker__log(w->c->b, BROKER_LOG_WARN, BROKER_EV_WEBSOCKET, w->c->id,
+                "WebSocket closed (%u): %s", code, reason);
     (void)wslay_event_queue_close(w->ctx, code, (const uint8_t *)reason, strlen(reason));
     wslay_event_shutdown_read(w->ctx);
     if (!w->closing)
@@ -397,23 +397,22 @@ static void http_step(ws *w)
     if (rc < 0 || append(&w->wbuf, &w->wlen, &w->wcap, resp, rlen) != 0) {
         free(resp);
         w->phase = WS_END;
-        broker__log(c->b, BROKER_LOG_ERROR, "connection %llu: out of memory in the handshake",
-                    (unsigned long long)c->id);
+        broker__log(c->b, BROKER_LOG_ERROR, BROKER_EV_WEBSOCKET, c->id,
+                    "out of memory in the handshake");
         conn__close(c);
         return;
     }
     free(resp);
     if (rc == 1) {
         w->phase = WS_OPEN;
-        broker__log(c->b, BROKER_LOG_DEBUG, "connection %llu: WebSocket open (%s)",
-                    (unsigned long long)c->id, proto ? proto : "no subprotocol");
+        broker__log(c->b, BROKER_LOG_DEBUG, BROKER_EV_WEBSOCKET, c->id, "WebSocket open (%s)",
+                    proto ? proto : "no subprotocol");
     } else {
         w->phase = WS_END;
         /* Files and misses of the web page are not handshakes. */
         if (strcmp(why, "file") != 0 && strcmp(why, "not found") != 0)
-            broker__log(c->b, BROKER_LOG_INFO,
-                        "connection %llu: WebSocket handshake refused: %s",
-                        (unsigned long long)c->id, why);
+            broker__log(c->b, BROKER_LOG_INFO, BROKER_EV_WEBSOCKET, c->id,
+                        "WebSocket handshake refused: %s", why);
         conn__close(c);
     }
     start_write(w);
@@ -446,9 +445,8 @@ static void ws_process(ws *w)
                 conn__on_read(c, UV_EOF);
             } else if (!wslay_event_want_read(w->ctx) && !w->failed) {
                 w->failed = 1; /* wslay refused a frame and queued its close */
-                broker__log(c->b, BROKER_LOG_WARN,
-                            "connection %llu: WebSocket protocol error, closed (%u)",
-                            (unsigned long long)c->id,
+                broker__log(c->b, BROKER_LOG_WARN, BROKER_EV_WEBSOCKET, c->id,
+                            "WebSocket protocol error, closed (%u)",
                             wslay_event_get_status_code_sent(w->ctx));
                 conn__close(c);
             } else if (w->eof && w->raw_off == w->raw_len) {

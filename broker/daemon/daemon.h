@@ -116,9 +116,10 @@ void logsink_close(logsink *ls);
 /* One line; conn_id 0 = not about a connection. Control characters are escaped. */
 void logsink_write(logsink *ls, broker_log_level level, unsigned long long conn_id,
                    const char *event, const char *fmt, ...) DAEMON_PRINTF(5, 6);
-/* broker_log_fn for broker_options.log (ctx = the logsink). */
-void logsink_broker_cb(void *ctx, broker_log_level level, const char *line);
-broker_log_level logsink_level(const logsink *ls);
+/* broker_log_fn for broker_options.log (ctx = the logsink): the event's name and the
+ * connection id become the line's fields. */
+void logsink_broker_cb(void *ctx, broker_log_level level, uint64_t conn_id,
+                       broker_event event, const char *text);
 
 /* ---- pidfile.c ----------------------------------------------------------------------- */
 

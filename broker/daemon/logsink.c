@@ -3,8 +3,8 @@
  *
  * A line is "TIME LEVEL conn=ID EVENT: text" (conn=- when not about a connection), written
  * with one write(2) on an O_APPEND descriptor so lines never interleave. Control
- * characters from peers (logins) are escaped. The broker's own lines "connection N: ..."
- * get their connection id lifted into the conn= field.
+ * characters from peers (logins) are escaped. The broker's records arrive with their
+ * connection id and event code as fields, so nothing is parsed out of their text.
  */
 #include "daemon.h"
 
@@ -106,11 +106,6 @@ int logsink_fd(const logsink *ls)
     return ls->path ? ls->fd : -1;
 }
 
-broker_log_level logsink_level(const logsink *ls)
-{
-    return ls->level;
-}
-
 void logsink_close(logsink *ls)
 {
     if (!ls)
@@ -183,25 +178,11 @@ void logsink_write(logsink *ls, broker_log_level level, unsigned long long conn_
     emit(ls, level, conn_id, event, text);
 }
 
-void logsink_broker_cb(void *ctx, broker_log_level level, const char *line)
+void logsink_broker_cb(void *ctx, broker_log_level level, uint64_t conn_id,
+                       broker_event event, const char *text)
 {
     logsink *ls = ctx;
     if (level > ls->level)
         return;
-    unsigned long long id = 0;
-    int used = 0;
-    const char *event = "broker";
-    if (sscanf(line, "connection %llu: %n", &id, &used) == 1 && used > 0) {
-        line += used;
-        event = "conn";
-        if (strncmp(line, "login ", 6) == 0)
-            event = strstr(line, "refused") ? "auth-refused" : "auth-ok";
-        else if (level <= BROKER_LOG_WARN)
-            event = "conn-error";
-    } else if (strncmp(line, "store", 5) == 0) {
-        event = "store";
-    } else if (strncmp(line, "listen", 6) == 0) {
-        event = "listen";
-    }
-    emit(ls, level, id, event, line);
+    emit(ls, level, (unsigned long long)conn_id, broker_event_name(event), text);
 }

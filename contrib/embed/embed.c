@@ -19,11 +19,17 @@ typedef struct app {
     int received;
 } app;
 
-static void on_log(void *ctx, broker_log_level level, const char *line)
+static void on_log(void *ctx, broker_log_level level, uint64_t conn_id, broker_event event,
+                   const char *text)
 {
     (void)ctx;
-    if (level <= BROKER_LOG_INFO)
-        fprintf(stderr, "embed: %s\n", line);
+    if (level > BROKER_LOG_INFO)
+        return;
+    if (conn_id)
+        fprintf(stderr, "embed: %s (connection %llu): %s\n", broker_event_name(event),
+                (unsigned long long)conn_id, text);
+    else
+        fprintf(stderr, "embed: %s: %s\n", broker_event_name(event), text);
 }
 
 static void on_stopped(broker *b, void *arg)

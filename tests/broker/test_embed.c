@@ -49,6 +49,41 @@ static void test_two_brokers_two_threads(void **state)
     assert_int_equal(tb_stop(t2), 0);
 }
 
+/* The log callback gets each record's level, connection id and event as fields: the id
+ * is the one CONNECTED named in its session header, and the text does not repeat it. */
+static void test_log_records_are_structured(void **state)
+{
+    (void)state;
+    tb *t = tb_start(NULL);
+    assert_non_null(t);
+    tc *c = tc_connect(tb_port(t));
+    assert_non_null(c);
+    TC_SENDF(c, "CONNECT\naccept-version:1.2\n\n");
+    tframe f;
+    assert_true(tc_is(c, "CONNECTED", &f));
+    unsigned long long id = 0;
+    assert_int_equal(sscanf(tf_header(&f, "session"), "session-%llu", &id), 1);
+    tf_free(&f);
+    TC_SENDF(c, "FOO\n\n");
+    assert_true(tc_is(c, "ERROR", &f));
+    tf_free(&f);
+    assert_true(tc_closed(c, TL_TIMEOUT_MS));
+    tc_close(c);
+    tb_record r;
+    assert_true(tb_log_find(t, BROKER_EV_CONN_ERROR, &r));
+    assert_int_equal(r.level, BROKER_LOG_WARN);
+    assert_int_equal(r.conn_id, id);
+    assert_string_equal(r.text, "unknown command");
+    assert_true(tb_log_find(t, BROKER_EV_LISTEN, &r));
+    assert_int_equal(r.conn_id, 0);
+    char want[64];
+    snprintf(want, sizeof want, "listening on 127.0.0.1:%d", tb_port(t));
+    assert_string_equal(r.text, want);
+    assert_string_equal(broker_event_name(BROKER_EV_CONN_ERROR), "conn-error");
+    assert_string_equal(broker_event_name(BROKER_EV__COUNT), "unknown");
+    assert_int_equal(tb_stop(t), 0);
+}
+
 /* ---- in-process, on the test's own loop ---- */
 
 typedef struct got {
@@ -172,6 +207,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_two_brokers_two_threads),
+        cmocka_unit_test(test_log_records_are_structured),
         cmocka_unit_test(test_inproc_pubsub_two_on_one_loop),
         cmocka_unit_test(test_inproc_and_socket_share_queue),
     };

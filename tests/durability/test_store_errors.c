@@ -63,11 +63,13 @@ typedef struct logbuf {
     char text[2048];
 } logbuf;
 
-static void capture(void *ctx, broker_log_level level, const char *line)
+static void capture(void *ctx, broker_log_level level, uint64_t conn_id, broker_event event,
+                    const char *text)
 {
     logbuf *l = ctx;
     if (level == BROKER_LOG_ERROR)
-        snprintf(l->text + strlen(l->text), sizeof l->text - strlen(l->text), "%s\n", line);
+        snprintf(l->text + strlen(l->text), sizeof l->text - strlen(l->text), "%s%s: %s\n",
+                 conn_id ? "conn " : "", broker_event_name(event), text);
 }
 
 static broker_err create(uv_loop_t *loop, const char *path, logbuf *l, broker **b)

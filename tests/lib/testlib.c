@@ -34,15 +34,28 @@ struct tb {
     int fn_done;
     int loop_rc;
     int warnings;
+    tb_record log[TB_LOG_KEEP]; /* the first records logged, under mu */
+    size_t nlog;
 };
 
-static void on_log(void *ctx, broker_log_level level, const char *line)
+static void on_log(void *ctx, broker_log_level level, uint64_t conn_id, broker_event event,
+                   const char *text)
 {
     tb *t = ctx;
     if (level <= BROKER_LOG_WARN)
         t->warnings++;
+    pthread_mutex_lock(&t->mu);
+    if (t->nlog < TB_LOG_KEEP) {
+        tb_record *r = &t->log[t->nlog++];
+        r->level = level;
+        r->conn_id = conn_id;
+        r->event = event;
+        snprintf(r->text, sizeof r->text, "%s", text);
+    }
+    pthread_mutex_unlock(&t->mu);
     if (getenv("TEST_LOG"))
-        fprintf(stderr, "broker: %s\n", line);
+        fprintf(stderr, "broker: conn=%llu %s: %s\n", (unsigned long long)conn_id,
+                broker_event_name(event), text);
 }
 
 static void on_stopped(broker *b, void *arg)
@@ -135,6 +148,20 @@ int tb_port(const tb *t)
 int tb_warnings(const tb *t)
 {
     return t->warnings;
+}
+
+int tb_log_find(tb *t, broker_event event, tb_record *out)
+{
+    int found = 0;
+    pthread_mutex_lock(&t->mu);
+    for (size_t i = 0; i < t->nlog && !found; i++) {
+        if (t->log[i].event == event) {
+            *out = t->log[i];
+            found = 1;
+        }
+    }
+    pthread_mutex_unlock(&t->mu);
+    return found;
 }
 
 void tb_call(tb *t, void (*fn)(broker *b, void *arg), void *arg)

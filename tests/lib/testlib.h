@@ -26,6 +26,18 @@ int tb_stop(tb *t);
 /* Count of log lines at WARN or worse so far (read after tb_stop or via tb_call). */
 int tb_warnings(const tb *t);
 
+/* A log record as the broker gave it (the first TB_LOG_KEEP are kept). */
+#define TB_LOG_KEEP 64
+typedef struct tb_record {
+    broker_log_level level;
+    uint64_t conn_id;
+    broker_event event;
+    char text[200];
+} tb_record;
+
+/* The first record of this event so far: 1 (copied to *out) or 0. */
+int tb_log_find(tb *t, broker_event event, tb_record *out);
+
 /* ---- a blocking client ---- */
 typedef struct tframe {
     char cmd[32];
