@@ -48,7 +48,8 @@ CFLAGS_ALL = -std=c11 $(OPT) $(WARN) -fPIC $(CFLAGS)
 LDLIBS_ALL = $(PKG_LIBS) $(WS_LIBS) -lpthread $(LDLIBS)
 
 FRAMES_SRC := $(wildcard frames/*.c)
-LIB_SRC := $(FRAMES_SRC) $(wildcard store/*.c) $(filter-out broker/main.c,$(wildcard broker/*.c))
+LIB_SRC := $(FRAMES_SRC) $(wildcard store/*.c) $(filter-out broker/main.c,$(wildcard broker/*.c)) \
+	$(filter-out broker/daemon/%,$(wildcard broker/*/*.c))
 TEST_SRC := $(wildcard tests/*/test_*.c)
 TESTLIB_SRC := $(wildcard tests/lib/*.c)
 BENCH_SRC := $(wildcard contrib/bench/*.c)

@@ -4,7 +4,7 @@
  * Handlers return a broker_err and may leave a message in c->errmsg; nothing else in the
  * broker sends ERROR for a frame. Before CONNECT succeeded only CONNECT/STOMP is accepted.
  */
-#include "internal.h"
+#include "core.h"
 
 static broker_err reject(conn *c, const char *why)
 {
@@ -43,13 +43,4 @@ void dispatch__frame(conn *c, const stomp_frame *f)
             conn__set_error(c, "out of memory");
         conn__fail(c, rc, f, c->errmsg[0] ? c->errmsg : broker_strerror(rc));
     }
-}
-
-broker_err handle__receipt(conn *c, const stomp_frame *f, int needs_commit)
-{
-    size_t len;
-    const char *rid = stomp_frame_header(f, "receipt", &len);
-    if (!rid)
-        return BROKER_OK;
-    return conn__receipt(c, rid, len, needs_commit);
 }

@@ -1,47 +1,45 @@
-/* transport_ws.c: STOMP over WebSocket (RFC 6455) under a conn, through transport_ops.
+/* ws.c: STOMP over WebSocket (RFC 6455) under a stream, through net_transport.
  *
  * Phases: HTTP (the opening request, read by ws_http.c; refusals are HTTP responses and
- * no session), OPEN (wslay frames the socket; conn sees a plain byte stream), END (the
- * response or close went out; nothing more reaches conn). The conn keeps its limits,
- * output queue and backpressure exactly as over TCP.
+ * no session), OPEN (wslay frames the socket; the owner sees a plain byte stream), END
+ * (the response or close went out; nothing more reaches the owner). The owner keeps its
+ * limits, output queue and backpressure exactly as over TCP.
  *
  * In: every text and binary message payload, fragmented or not, is appended to one byte
- * stream handed to conn__on_read, so a STOMP frame may span messages and a message may
- * hold several frames. wslay runs without buffering; socket bytes are pulled only while
- * conn reads and at most as many as conn's read buffer has room for (a payload is never
- * larger than the bytes that carried it), so pausing conn pauses the socket. Message size
+ * stream handed to the owner's read callback, so a STOMP frame may span messages and a
+ * message may hold several frames. wslay runs without buffering; socket bytes are pulled
+ * only while the owner reads and at most as many as its read buffer has room for (a
+ * payload is never larger than the bytes that carried it), so pausing the owner pauses the
+ * socket. Message size
  * (ws_max_message, 1009) and UTF-8 of text messages (1007) are checked here.
  *
- * Out: conn's output queue holds whole encoded frames but merges them into iovecs, so
- * this transport finds the boundaries itself by scanning what the encoder wrote, whose
- * shape is fixed (frames/encode.c, message.c): a command line and header lines, a blank
- * line, then content-length bytes of body (when that header is present; without it the
- * body has no NUL) and a NUL; an LF between frames is a heart-beat. Each frame becomes
- * one message (text when it is valid UTF-8, else binary), each heart-beat a message
- * holding "\n". A frame split across two writes waits in a carry buffer. conn's write
- * completes when the socket write carrying its messages does: backpressure is unchanged.
+ * Out: the output queue records where each frame ends (this transport asks it to), so
+ * each frame becomes one message (text when it is valid UTF-8, else binary) and each
+ * heart-beat a message holding "\n"; a frame split across two writes waits in a carry
+ * buffer. The owner's write completes when the socket write carrying its messages does:
+ * backpressure is unchanged.
  *
- * Closing: conn closes the transport once; a close frame (1000, or 1001 when aborted)
- * goes out unless one already did, then the socket closes when the peer's close frame or
- * EOF arrived, or after error_linger_ms. The two handles here (socket, timer) count as
- * one for conn: conn__on_handle_closed runs after both closed.
+ * Closing: the owner closes the transport once; a close frame (1000, or 1001 when
+ * aborted) goes out unless one already did, then the socket closes when the peer's close
+ * frame or EOF arrived, or after error_linger_ms. The two handles here (socket, timer)
+ * close as one: net__on_closed runs after both closed. A WebSocket that fails (a protocol
+ * error, a refused handshake) ends the owner's input with UV_ECONNABORTED.
  */
-#include "internal.h"
-#include "ws_http.h"
+#include "core.h"
+#include "net/ws_http.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <wslay/wslay.h>
 
 enum { WS_HTTP, WS_OPEN, WS_END };
-enum { OS_START, OS_HEAD, OS_BODY_LEN, OS_NUL, OS_BODY_NUL };
 
 typedef struct utf8_state {
     uint8_t need, lo, hi;
 } utf8_state;
 
 typedef struct ws {
-    conn *c;
+    net_stream *s;
     int phase;
     ws_req *req;
     wslay_event_context_ptr ctx;
@@ -52,14 +50,11 @@ typedef struct ws {
     uv_write_t wreq;
     uv_timer_t timer; /* closing: linger; otherwise: deferred work (kick) */
     int handles;
-    unsigned want_read : 1, sock_reading : 1, writing : 1, carries : 1, conn_waiting : 1,
+    unsigned want_read : 1, sock_reading : 1, writing : 1, carries : 1, owner_waiting : 1,
         eof : 1, eof_told : 1, dead : 1, closing : 1, finishing : 1, failed : 1;
     int sock_err; /* the read error behind eof, or UV_EOF */
-    /* outgoing frame scanner */
-    int os;
-    int line_start, cl_seen, cl_digits;
-    size_t cl_match, cl_val, remain;
-    char *carry;
+    uint64_t pos; /* stream offset of the next output byte handed to ws_write */
+    char *carry;  /* the start of a frame whose end a later write brings */
     size_t carry_len, carry_cap;
     /* incoming message */
     uint8_t iop, ifin;
@@ -69,6 +64,12 @@ typedef struct ws {
 } ws;
 
 static void ws_process(ws *w);
+
+/* The WebSocket is done (failed, refused or gone): the owner's input ends, abruptly. */
+static void broke(ws *w)
+{
+    w->s->cb->read(w->s, UV_ECONNABORTED);
+}
 static void ws_pump(ws *w);
 static void ws_maybe_finish(ws *w);
 
@@ -143,7 +144,7 @@ static int append(char **buf, size_t *len, size_t *cap, const void *p, size_t n)
 static void on_sock_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
-    ws *w = ((conn *)h->data)->tp_state;
+    ws *w = ((net_stream *)h->data)->tp_state;
     if (w->raw_off == w->raw_len) {
         w->raw_off = w->raw_len = 0;
     } else if (w->raw_off) {
@@ -156,18 +157,18 @@ static void on_sock_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 
 static void on_sock_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
-/* Read the socket while someone wants its bytes and raw has room: the handshake, conn,
- * or (closing) the peer's close frame. */
+/* Read the socket while someone wants its bytes and raw has room: the handshake, the
+ * owner, or (closing) the peer's close frame. */
 static void update_reading(ws *w)
 {
     int want = !w->dead && !w->eof && !w->finishing && w->raw_off + w->raw_cap > w->raw_len &&
                ((w->phase == WS_HTTP && !w->closing) ||
                 (w->phase == WS_OPEN && (w->want_read || w->closing)));
     if (want && !w->sock_reading) {
-        if (uv_read_start((uv_stream_t *)&w->c->tcp, on_sock_alloc, on_sock_read) == 0)
+        if (uv_read_start((uv_stream_t *)&w->s->tcp, on_sock_alloc, on_sock_read) == 0)
             w->sock_reading = 1;
     } else if (!want && w->sock_reading) {
-        uv_read_stop((uv_stream_t *)&w->c->tcp);
+        uv_read_stop((uv_stream_t *)&w->s->tcp);
         w->sock_reading = 0;
     }
 }
@@ -175,11 +176,11 @@ static void update_reading(ws *w)
 static void on_sock_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     (void)buf;
-    ws *w = ((conn *)s->data)->tp_state;
+    ws *w = ((net_stream *)s->data)->tp_state;
     if (nread == 0)
         return;
     if (nread == UV_ENOBUFS) {
-        /* raw is full of bytes conn cannot take yet: resumed by ws_process. */
+        /* raw is full of bytes the owner cannot take yet: resumed by ws_process. */
         uv_read_stop(s);
         w->sock_reading = 0;
         return;
@@ -202,21 +203,21 @@ static void start_write(ws *w)
 {
     uv_buf_t b = uv_buf_init(w->wbuf, (unsigned)w->wlen);
     w->wreq.data = w;
-    if (uv_write(&w->wreq, (uv_stream_t *)&w->c->tcp, &b, 1, on_write) != 0) {
+    if (uv_write(&w->wreq, (uv_stream_t *)&w->s->tcp, &b, 1, on_write) != 0) {
         w->dead = 1;
         w->wlen = 0;
         if (!w->closing)
-            conn__close(w->c);
+            broke(w);
         return;
     }
     w->writing = 1;
-    w->carries = w->conn_waiting;
-    w->conn_waiting = 0;
+    w->carries = w->owner_waiting;
+    w->owner_waiting = 0;
 }
 
 static void on_timer(uv_timer_t *t);
 
-/* Deferred work at the next turn: never call back into conn inside its own call. */
+/* Deferred work at the next turn: never call back into the owner inside its own call. */
 static void kick(ws *w)
 {
     if (!w->closing && !w->finishing)
@@ -232,10 +233,10 @@ static void on_timer(uv_timer_t *t)
         ws_maybe_finish(w);
         return;
     }
-    if (w->conn_waiting && !w->writing) {
-        /* conn's last write held only part of a frame: nothing to send yet. */
-        w->conn_waiting = 0;
-        conn__on_written(w->c, 0);
+    if (w->owner_waiting && !w->writing) {
+        /* The owner's last write held only part of a frame: nothing to send yet. */
+        w->owner_waiting = 0;
+        net__on_written(w->s, 0);
     }
     ws_process(w);
 }
@@ -250,9 +251,9 @@ static void on_write(uv_write_t *req, int status)
     if (status < 0)
         w->dead = 1;
     if (carried)
-        conn__on_written(w->c, status);
+        net__on_written(w->s, status);
     else if (status < 0 && !w->closing)
-        conn__close(w->c);
+        broke(w);
     ws_pump(w);
     ws_maybe_finish(w);
 }
@@ -271,9 +272,9 @@ static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, in
         if (!w->want_read) {
             n = 0;
         } else {
-            /* Never pull more than conn can take: payload <= the bytes carrying it. */
+            /* Never pull more than the owner can take: payload <= the bytes carrying it. */
             uv_buf_t room;
-            conn__alloc(w->c, &room);
+            w->s->cb->alloc(w->s, &room);
             if (n > room.len)
                 n = room.len;
         }
@@ -299,18 +300,18 @@ static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
     return (ssize_t)len;
 }
 
-/* Fail the WebSocket: close frame with code, no more input, conn closes. */
+/* Fail the WebSocket: close frame with code, no more input, the owner's input ends. */
 static void ws_fail(ws *w, uint16_t code, const char *reason)
 {
     if (w->failed)
         return;
     w->failed = 1;
-    broker__log(w->c->b, BROKER_LOG_WARN, BROKER_EV_WEBSOCKET, w->c->id,
+    broker__log(w->s->b, BROKER_LOG_WARN, BROKER_EV_WEBSOCKET, w->s->id,
                 "WebSocket closed (%u): %s", code, reason);
     (void)wslay_event_queue_close(w->ctx, code, (const uint8_t *)reason, strlen(reason));
     wslay_event_shutdown_read(w->ctx);
     if (!w->closing)
-        conn__close(w->c);
+        broke(w);
 }
 
 static void on_frame_start(wslay_event_context_ptr ctx,
@@ -325,7 +326,7 @@ static void on_frame_start(wslay_event_context_ptr ctx,
         w->ilen = 0;
         w->iutf = (utf8_state){ 0, 0x80, 0xBF };
     }
-    if (arg->opcode < 8 && w->ilen + arg->payload_length > w->c->b->o.ws_max_message)
+    if (arg->opcode < 8 && w->ilen + arg->payload_length > w->s->b->o.ws_max_message)
         ws_fail(w, WSLAY_CODE_MESSAGE_TOO_BIG, "message too big");
 }
 
@@ -343,15 +344,15 @@ static void on_frame_chunk(wslay_event_context_ptr ctx,
     }
     if (w->closing || !arg->data_length)
         return;
-    conn *c = w->c;
+    net_stream *st = w->s;
     uv_buf_t room;
-    conn__alloc(c, &room);
+    st->cb->alloc(st, &room);
     if (arg->data_length > room.len) {
         ws_fail(w, WSLAY_CODE_INTERNAL_SERVER_ERROR, "read buffer overrun");
         return;
     }
     memcpy(room.base, arg->data, arg->data_length);
-    conn__on_read(c, (ssize_t)arg->data_length);
+    st->cb->read(st, (ssize_t)arg->data_length);
 }
 
 static void on_frame_end(wslay_event_context_ptr ctx, void *user)
@@ -374,46 +375,46 @@ static const struct wslay_event_callbacks callbacks = {
 
 static void http_step(ws *w)
 {
-    conn *c = w->c;
+    net_stream *st = w->s;
     if (w->raw_off == w->raw_len) {
         if (w->eof)
-            conn__close(c); /* gone before finishing its request */
+            broke(w); /* gone before finishing its request */
         return;
     }
     size_t used = 0;
-    int st = ws_http__feed(w->req, w->raw + w->raw_off, w->raw_len - w->raw_off, &used);
+    int hs = ws_http__feed(w->req, w->raw + w->raw_off, w->raw_len - w->raw_off, &used);
     w->raw_off += used;
-    if (st == WS_HTTP_MORE) {
+    if (hs == WS_HTTP_MORE) {
         if (w->eof)
-            conn__close(c); /* gone before finishing its request */
+            broke(w); /* gone before finishing its request */
         return;
     }
     char *resp = NULL;
     size_t rlen = 0;
     const char *proto = NULL, *why = NULL;
-    int rc = ws_http__respond(w->req, &c->b->o, &resp, &rlen, &proto, &why);
+    int rc = ws_http__respond(w->req, &st->b->o, &resp, &rlen, &proto, &why);
     free(w->req);
     w->req = NULL;
     if (rc < 0 || append(&w->wbuf, &w->wlen, &w->wcap, resp, rlen) != 0) {
         free(resp);
         w->phase = WS_END;
-        broker__log(c->b, BROKER_LOG_ERROR, BROKER_EV_WEBSOCKET, c->id,
+        broker__log(st->b, BROKER_LOG_ERROR, BROKER_EV_WEBSOCKET, st->id,
                     "out of memory in the handshake");
-        conn__close(c);
+        broke(w);
         return;
     }
     free(resp);
     if (rc == 1) {
         w->phase = WS_OPEN;
-        broker__log(c->b, BROKER_LOG_DEBUG, BROKER_EV_WEBSOCKET, c->id, "WebSocket open (%s)",
+        broker__log(st->b, BROKER_LOG_DEBUG, BROKER_EV_WEBSOCKET, st->id, "WebSocket open (%s)",
                     proto ? proto : "no subprotocol");
     } else {
         w->phase = WS_END;
         /* Files and misses of the web page are not handshakes. */
         if (strcmp(why, "file") != 0 && strcmp(why, "not found") != 0)
-            broker__log(c->b, BROKER_LOG_INFO, BROKER_EV_WEBSOCKET, c->id,
+            broker__log(st->b, BROKER_LOG_INFO, BROKER_EV_WEBSOCKET, st->id,
                         "WebSocket handshake refused: %s", why);
-        conn__close(c);
+        broke(w);
     }
     start_write(w);
 }
@@ -422,7 +423,7 @@ static void http_step(ws *w)
 
 static void ws_process(ws *w)
 {
-    conn *c = w->c;
+    net_stream *st = w->s;
     if (w->finishing)
         return;
     if (w->phase == WS_HTTP && !w->closing)
@@ -442,16 +443,16 @@ static void ws_process(ws *w)
             if (wslay_event_get_close_received(w->ctx)) {
                 /* The peer's close: its end of input. wslay answers the close. */
                 w->eof_told = 1;
-                conn__on_read(c, UV_EOF);
+                st->cb->read(st, UV_EOF);
             } else if (!wslay_event_want_read(w->ctx) && !w->failed) {
                 w->failed = 1; /* wslay refused a frame and queued its close */
-                broker__log(c->b, BROKER_LOG_WARN, BROKER_EV_WEBSOCKET, c->id,
+                broker__log(st->b, BROKER_LOG_WARN, BROKER_EV_WEBSOCKET, st->id,
                             "WebSocket protocol error, closed (%u)",
                             wslay_event_get_status_code_sent(w->ctx));
-                conn__close(c);
+                broke(w);
             } else if (w->eof && w->raw_off == w->raw_len) {
                 w->eof_told = 1;
-                conn__on_read(c, w->sock_err);
+                st->cb->read(st, w->sock_err);
             }
         }
         ws_pump(w);
@@ -472,84 +473,13 @@ static void ws_pump(ws *w)
         w->dead = 1;
         w->wlen = 0;
         if (!w->closing)
-            conn__close(w->c);
+            broke(w);
         return;
     }
     if (w->wlen)
         start_write(w);
-    else if (w->conn_waiting)
+    else if (w->owner_waiting)
         kick(w);
-}
-
-/* Scan one frame's bytes from p: returns bytes used, *done when the frame ended there. */
-static size_t scan(ws *w, const char *p, size_t n, int *done)
-{
-    static const char cl[] = "content-length:";
-    size_t i = 0;
-    *done = 0;
-    while (i < n) {
-        switch (w->os) {
-        case OS_START:
-            if (p[i] == '\n') {
-                *done = 1; /* a heart-beat */
-                return i + 1;
-            }
-            w->os = OS_HEAD;
-            w->line_start = 0; /* the command line has no content-length */
-            w->cl_seen = 0;
-            w->cl_val = 0;
-            break;
-        case OS_HEAD: {
-            char ch = p[i++];
-            if (ch == '\n') {
-                if (w->line_start) {
-                    w->os = w->cl_seen ? (w->cl_val ? OS_BODY_LEN : OS_NUL) : OS_BODY_NUL;
-                    w->remain = w->cl_val;
-                } else {
-                    if (w->cl_digits)
-                        w->cl_seen = 1; /* the first content-length wins */
-                    w->line_start = 1;
-                    w->cl_match = 0;
-                    w->cl_digits = 0;
-                }
-                break;
-            }
-            if (w->line_start) {
-                w->line_start = 0;
-                w->cl_match = w->cl_seen ? SIZE_MAX : 0;
-            }
-            if (w->cl_match < sizeof cl - 1) {
-                w->cl_match = ch == cl[w->cl_match] ? w->cl_match + 1 : SIZE_MAX;
-                if (w->cl_match == sizeof cl - 1)
-                    w->cl_digits = 1, w->cl_val = 0;
-            } else if (w->cl_match == sizeof cl - 1 && w->cl_digits) {
-                if (ch >= '0' && ch <= '9' && w->cl_val <= SIZE_MAX / 10 - 1)
-                    w->cl_val = w->cl_val * 10 + (size_t)(ch - '0');
-                else
-                    w->cl_digits = 0, w->cl_val = 0;
-            }
-            break;
-        }
-        case OS_BODY_LEN: {
-            size_t k = n - i < w->remain ? n - i : w->remain;
-            i += k;
-            w->remain -= k;
-            if (!w->remain)
-                w->os = OS_NUL;
-            break;
-        }
-        case OS_NUL:
-        case OS_BODY_NUL: {
-            const char *z = memchr(p + i, '\0', n - i);
-            if (!z)
-                return n;
-            w->os = OS_START;
-            *done = 1;
-            return (size_t)(z - p) + 1;
-        }
-        }
-    }
-    return i;
 }
 
 static int queue_msg(ws *w, const char *p, size_t n)
@@ -562,9 +492,12 @@ static int queue_msg(ws *w, const char *p, size_t n)
     return wslay_event_queue_msg(w->ctx, &m);
 }
 
-static int ws_write(conn *c, const uv_buf_t *bufs, unsigned nbufs)
+/* Queue the frames in bufs as messages: each ends where the output queue says (ws->pos
+ * counts the bytes seen so far); the start of a frame whose end is not here yet waits in
+ * the carry buffer. */
+static int ws_write(net_stream *s, const uv_buf_t *bufs, unsigned nbufs)
 {
-    ws *w = c->tp_state;
+    ws *w = s->tp_state;
     if (!w || w->phase != WS_OPEN || w->dead || w->failed || w->closing ||
         wslay_event_get_close_sent(w->ctx) || wslay_event_get_close_received(w->ctx))
         return UV_EPIPE; /* no session (yet) or the WebSocket is closing */
@@ -572,35 +505,39 @@ static int ws_write(conn *c, const uv_buf_t *bufs, unsigned nbufs)
         const char *p = bufs[k].base;
         size_t len = bufs[k].len, off = 0;
         while (off < len) {
-            int done;
-            size_t used = scan(w, p + off, len - off, &done);
+            uint64_t end;
+            int ends_here = outq__frame_end(&s->out, &end) && end - w->pos <= len - off;
+            size_t used = ends_here ? (size_t)(end - w->pos) : len - off;
             int rc = 0;
-            if (done && !w->carry_len) {
+            if (ends_here && !w->carry_len) {
                 rc = queue_msg(w, p + off, used);
             } else {
                 rc = append(&w->carry, &w->carry_len, &w->carry_cap, p + off, used);
-                if (rc == 0 && done) {
+                if (rc == 0 && ends_here) {
                     rc = queue_msg(w, w->carry, w->carry_len);
                     w->carry_len = 0;
                 }
             }
             if (rc != 0)
                 return UV_ENOMEM;
+            if (ends_here)
+                outq__frame_taken(&s->out);
             off += used;
+            w->pos += used;
         }
     }
-    w->conn_waiting = 1;
+    w->owner_waiting = 1;
     ws_pump(w);
     return 0;
 }
 
-/* ---- transport_ops ------------------------------------------------------------------ */
+/* ---- net_transport ------------------------------------------------------------------ */
 
-static void ws_init(conn *c, uv_loop_t *loop)
+static void ws_init(net_stream *s)
 {
-    uv_tcp_init(loop, &c->tcp);
-    c->tcp.data = c;
-    c->tp_state = NULL;
+    uv_tcp_init(s->b->loop, &s->tcp);
+    s->tcp.data = s;
+    s->tp_state = NULL;
 }
 
 static void free_ws(ws *w)
@@ -614,17 +551,17 @@ static void free_ws(ws *w)
     free(w);
 }
 
-static int ws_accept(conn *c, uv_stream_t *server)
+static int ws_accept(net_stream *s, uv_stream_t *server)
 {
-    int rc = uv_accept(server, (uv_stream_t *)&c->tcp);
+    int rc = uv_accept(server, (uv_stream_t *)&s->tcp);
     if (rc != 0)
         return rc;
-    uv_tcp_nodelay(&c->tcp, 1);
+    uv_tcp_nodelay(&s->tcp, 1);
     ws *w = calloc(1, sizeof *w);
     if (!w)
         return UV_ENOMEM;
-    w->c = c;
-    w->raw_cap = c->b->o.read_buffer;
+    w->s = s;
+    w->raw_cap = s->b->o.read_buffer;
     w->raw = malloc(w->raw_cap);
     w->req = malloc(sizeof *w->req);
     if (!w->raw || !w->req ||
@@ -635,17 +572,17 @@ static int ws_accept(conn *c, uv_stream_t *server)
     }
     ws_http__init(w->req);
     wslay_event_config_set_no_buffering(w->ctx, 1);
-    wslay_event_config_set_max_recv_msg_length(w->ctx, c->b->o.ws_max_message);
-    uv_timer_init(c->b->loop, &w->timer);
+    wslay_event_config_set_max_recv_msg_length(w->ctx, s->b->o.ws_max_message);
+    uv_timer_init(s->b->loop, &w->timer);
     w->timer.data = w;
     w->handles = 2;
-    c->tp_state = w;
+    s->tp_state = w;
     return 0;
 }
 
-static int ws_read_start(conn *c)
+static int ws_read_start(net_stream *s)
 {
-    ws *w = c->tp_state;
+    ws *w = s->tp_state;
     if (!w)
         return UV_EINVAL;
     w->want_read = 1;
@@ -656,9 +593,9 @@ static int ws_read_start(conn *c)
     return 0;
 }
 
-static void ws_read_stop(conn *c)
+static void ws_read_stop(net_stream *s)
 {
-    ws *w = c->tp_state;
+    ws *w = s->tp_state;
     if (!w)
         return;
     w->want_read = 0;
@@ -669,19 +606,19 @@ static void handle_done(ws *w)
 {
     if (--w->handles > 0)
         return;
-    conn *c = w->c;
-    c->tp_state = NULL;
+    net_stream *s = w->s;
+    s->tp_state = NULL;
     free_ws(w);
-    conn__on_handle_closed(c);
+    net__on_closed(s);
 }
 
 static void on_sock_closed(uv_handle_t *h)
 {
-    conn *c = h->data;
-    if (c->tp_state)
-        handle_done(c->tp_state);
+    net_stream *s = h->data;
+    if (s->tp_state)
+        handle_done(s->tp_state);
     else
-        conn__on_handle_closed(c); /* accept failed: no state */
+        net__on_closed(s); /* accept failed: no state */
 }
 
 static void on_timer_closed(uv_handle_t *h)
@@ -700,47 +637,48 @@ static void ws_maybe_finish(ws *w)
         return;
     w->finishing = 1;
     if (w->sock_reading) {
-        uv_read_stop((uv_stream_t *)&w->c->tcp);
+        uv_read_stop((uv_stream_t *)&w->s->tcp);
         w->sock_reading = 0;
     }
     uv_timer_stop(&w->timer);
-    uv_close((uv_handle_t *)&w->c->tcp, on_sock_closed);
+    uv_close((uv_handle_t *)&w->s->tcp, on_sock_closed);
     uv_close((uv_handle_t *)&w->timer, on_timer_closed);
 }
 
-static void ws_close(conn *c)
+static void ws_close(net_stream *s, int abort)
 {
-    ws *w = c->tp_state;
+    ws *w = s->tp_state;
     if (!w) {
-        uv_close((uv_handle_t *)&c->tcp, on_sock_closed);
+        uv_close((uv_handle_t *)&s->tcp, on_sock_closed);
         return;
     }
     w->closing = 1;
-    w->conn_waiting = 0;
+    w->owner_waiting = 0;
     uv_timer_stop(&w->timer);
     if (w->phase == WS_OPEN && !w->dead && !wslay_event_get_close_sent(w->ctx) &&
         !w->failed) {
-        uint16_t code = c->abort ? WSLAY_CODE_GOING_AWAY : WSLAY_CODE_NORMAL_CLOSURE;
+        uint16_t code = abort ? WSLAY_CODE_GOING_AWAY : WSLAY_CODE_NORMAL_CLOSURE;
         (void)wslay_event_queue_close(w->ctx, code, NULL, 0);
     }
     ws_pump(w);
-    uint64_t linger = c->b->o.error_linger_ms ? c->b->o.error_linger_ms : 1;
+    uint64_t linger = s->b->o.error_linger_ms ? s->b->o.error_linger_ms : 1;
     uv_timer_start(&w->timer, on_timer, linger, 0);
     /* Keep reading for the peer's close frame (and to answer nothing else). */
     ws_process(w);
 }
 
-static const transport_ops ws_ops = {
+static const net_transport ws_ops = {
+    .name = "websocket",
+    .track_frames = 1,
     .init = ws_init,
     .accept = ws_accept,
     .read_start = ws_read_start,
     .read_stop = ws_read_stop,
     .write = ws_write,
     .close = ws_close,
-    .nhandles = 1,
 };
 
-const transport_ops *transport__ws(void)
+const net_transport *net__ws(void)
 {
     return &ws_ops;
 }

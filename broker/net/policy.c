@@ -1,4 +1,4 @@
-/* policy.c: the Flash socket policy file.
+/* policy.c: the Flash socket policy file (net layer: bytes before any STOMP).
  *
  * Flash Player sends "<policy-file-request/>" and a NUL to port 843, then to the port it
  * wants, before it lets an ActionScript client connect. On a STOMP port (flash_policy set)
@@ -6,7 +6,7 @@
  * cross-domain-policy document, NUL-terminated, and is closed. Anything else on a STOMP
  * port is STOMP; on a policy port it is closed without a word.
  */
-#include "internal.h"
+#include "core.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,7 +77,7 @@ static void put_own_ports(sbuild *s, broker *b)
 {
     int ports[64];
     size_t n = 0;
-    for (listener *l = b->listeners; l && n < sizeof ports / sizeof *ports; l = l->next)
+    for (listener *l = b->net.listeners; l && n < sizeof ports / sizeof *ports; l = l->next)
         if (l->kind == LISTEN_STOMP)
             ports[n++] = l->port;
     qsort(ports, n, sizeof *ports, cmp_int);
@@ -124,41 +124,29 @@ static char *policy_document(broker *b, size_t *len)
     return s.p;
 }
 
-int policy__intercept(conn *c)
+int net__policy(net_stream *s, const char *data, size_t len, int policy_only)
 {
-    broker *b = c->b;
-    if (!c->policy_only && (!b->o.flash_policy || c->tp != transport__tcp())) {
-        c->policy_done = 1;
-        return 0;
-    }
-    size_t have = c->rlen - c->roff;
-    size_t n = have < sizeof request ? have : sizeof request;
-    if (memcmp(c->rbuf + c->roff, request, n) != 0) {
-        c->policy_done = 1;
-        if (!c->policy_only)
-            return 0;
-        conn__close(c);
-        return 1;
-    }
-    if (have < sizeof request)
-        return 1; /* the rest of the request is still on its way */
-    c->policy_done = 1;
-    c->roff = c->rlen = 0;
-    size_t len = 0;
-    char *doc = policy_document(b, &len);
-    char *p = doc ? outq__reserve(&c->out, len) : NULL;
+    broker *b = s->b;
+    if (!policy_only && (!b->o.flash_policy || s->tp != net__tcp()))
+        return POLICY_NOT;
+    size_t n = len < sizeof request ? len : sizeof request;
+    if (memcmp(data, request, n) != 0)
+        return policy_only ? POLICY_CLOSE : POLICY_NOT;
+    if (len < sizeof request)
+        return POLICY_WAIT; /* the rest of the request is still on its way */
+    size_t doc_len = 0;
+    char *doc = policy_document(b, &doc_len);
+    char *p = doc ? outq__reserve(&s->out, doc_len) : NULL;
     if (!p) {
         free(doc);
-        broker__log(b, BROKER_LOG_ERROR, BROKER_EV_POLICY, c->id,
+        broker__log(b, BROKER_LOG_ERROR, BROKER_EV_POLICY, s->id,
                     "out of memory for the policy file");
-        conn__close(c);
-        return 1;
+        return POLICY_CLOSE;
     }
-    memcpy(p, doc, len);
+    memcpy(p, doc, doc_len);
     free(doc);
-    broker__mem_add(b, len);
-    conn__want_flush(c);
-    broker__log(b, BROKER_LOG_DEBUG, BROKER_EV_POLICY, c->id, "sent the Flash policy file");
-    conn__end(c);
-    return 1;
+    broker__mem_add(b, doc_len);
+    net__want_flush(s);
+    broker__log(b, BROKER_LOG_DEBUG, BROKER_EV_POLICY, s->id, "sent the Flash policy file");
+    return POLICY_ANSWERED;
 }

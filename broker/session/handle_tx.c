@@ -5,7 +5,7 @@
  * (atomic). ABORT and disconnect drop them. Ids are unique among a connection's open
  * transactions; sizes are bounded by max_transactions and max_tx_frames.
  */
-#include "internal.h"
+#include "core.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -128,7 +128,7 @@ broker_err handle__begin(conn *c, const stomp_frame *f)
     t->next = c->txs;
     c->txs = t;
     c->ntx++;
-    return handle__receipt(c, f, 0);
+    return receipt__send(c, f, 0);
 }
 
 broker_err handle__commit(conn *c, const stomp_frame *f)
@@ -144,14 +144,14 @@ broker_err handle__commit(conn *c, const stomp_frame *f)
         return BROKER_E_NOTFOUND;
     }
     unlink_tx(c, t);
-    uint64_t w = b->writes;
+    uint64_t w = commit__writes(b);
     for (txop *op = t->head; op && rc == BROKER_OK; op = op->next) {
         if (op->kind == STOMP_CMD_SEND) {
             int stored;
-            rc = router__send(b, op->m, &stored);
+            rc = route__send(b, op->m, &stored);
         } else {
             /* Settled meanwhile (e.g. by a cumulative ACK): nothing left to do. */
-            delivery *d = sub__find_tag(c, op->tag);
+            delivery *d = sub__find_tag(&c->ep, op->tag);
             if (d)
                 sub__settle(b, d, op->kind == STOMP_CMD_NACK);
         }
@@ -159,7 +159,7 @@ broker_err handle__commit(conn *c, const stomp_frame *f)
     free_tx(c, t);
     if (rc != BROKER_OK)
         return rc;
-    return handle__receipt(c, f, b->writes != w);
+    return receipt__send(c, f, commit__writes(b) != w);
 }
 
 broker_err handle__abort(conn *c, const stomp_frame *f)
@@ -175,5 +175,5 @@ broker_err handle__abort(conn *c, const stomp_frame *f)
     }
     unlink_tx(c, t);
     free_tx(c, t);
-    return handle__receipt(c, f, 0);
+    return receipt__send(c, f, 0);
 }

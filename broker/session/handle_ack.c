@@ -4,7 +4,7 @@
  * by subscription when given). In client mode the effect is cumulative. Inside a
  * transaction only the delivery's tag is remembered; COMMIT settles it.
  */
-#include "internal.h"
+#include "core.h"
 
 #include <string.h>
 
@@ -67,21 +67,21 @@ static int parse_tag(const char *s, uint64_t *out)
 
 static delivery *lookup(conn *c, const ack_hdrs *a)
 {
-    if (a->id && c->version == STOMP_V12) {
+    if (a->id && c->ep.version == STOMP_V12) {
         uint64_t tag;
-        return parse_tag(a->id, &tag) == 0 ? sub__find_tag(c, tag) : NULL;
+        return parse_tag(a->id, &tag) == 0 ? sub__find_tag(&c->ep, tag) : NULL;
     }
     const char *msgid = a->msgid ? a->msgid : a->id;
     if (!msgid)
         return NULL;
-    return sub__find_msgid(c, msgid, a->subid);
+    return sub__find_msgid(&c->ep, msgid, a->subid);
 }
 
 broker_err handle__ack(conn *c, const stomp_frame *f)
 {
     broker *b = c->b;
     int nack = f->cmd == STOMP_CMD_NACK;
-    if (nack && c->version == STOMP_V10) {
+    if (nack && c->ep.version == STOMP_V10) {
         conn__set_error(c, "NACK is not part of STOMP 1.0");
         return BROKER_E_PROTOCOL;
     }
@@ -103,13 +103,13 @@ broker_err handle__ack(conn *c, const stomp_frame *f)
             conn__set_error(c, "unknown transaction");
             return BROKER_E_NOTFOUND;
         }
-        broker_err rc = tx__add_ack(c, t, d->tag, nack);
+        broker_err rc = tx__add_ack(c, t, d->link.id, nack);
         if (rc != BROKER_OK)
             return rc;
     } else {
-        uint64_t w = b->writes;
+        uint64_t w = commit__writes(b);
         sub__settle(b, d, nack);
-        needs_commit = b->writes != w;
+        needs_commit = commit__writes(b) != w;
     }
-    return a.rid ? conn__receipt(c, a.rid, a.rid_len, needs_commit) : BROKER_OK;
+    return a.rid ? receipt__queue(c, a.rid, a.rid_len, needs_commit) : BROKER_OK;
 }

@@ -1,7 +1,7 @@
 /* handle_send.c: SEND: to a transaction's buffer, a topic's subscribers, or a queue in the
  * store. A queued SEND's RECEIPT waits for the store commit of its batch.
  */
-#include "internal.h"
+#include "core.h"
 
 #include <string.h>
 
@@ -38,9 +38,9 @@ broker_err handle__send(conn *c, const stomp_frame *f)
         }
         rc = tx__add_send(c, t, f, dest, dlen);
     } else {
-        rc = router__send_frame(c->b, f, dest, dlen, &stored);
+        rc = route__send_frame(c->b, f, dest, dlen, &stored);
     }
     if (rc != BROKER_OK || !rid)
         return rc;
-    return conn__receipt(c, rid, rlen, stored);
+    return receipt__queue(c, rid, rlen, stored);
 }

@@ -4,10 +4,11 @@
  * into: a shared MESSAGE part, or a chunk of the queue's own copied bytes. Chunks never
  * move or grow, so appending to the current chunk never disturbs a write reading its
  * earlier bytes. Consecutive copied bytes extend one entry (one iovec for a run of small
- * frames). queued counts the bytes of both sides. A queue drained after a small write
- * holds no memory at all (idle connections cost nothing here).
+ * frames), so entries do not mark frames: a tracked queue records frame ends separately,
+ * as stream offsets. queued counts the bytes of both sides. A queue drained after a small
+ * write holds no memory at all (idle connections cost nothing here).
  */
-#include "internal.h"
+#include "net/outq.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -63,27 +64,58 @@ static int grow(oent **p, size_t *cap, size_t need)
     return 0;
 }
 
+/* Room for one more frame end in the ring (tracked queues only): 0 or -1. */
+static int ends_room(outq *q)
+{
+    if (!q->track_frames || q->nends < q->ends_cap)
+        return 0;
+    size_t ncap = q->ends_cap ? q->ends_cap * 2 : 16;
+    uint64_t *ne = malloc(ncap * sizeof *ne);
+    if (!ne)
+        return -1;
+    for (size_t i = 0; i < q->nends; i++)
+        ne[i] = q->ends[(q->ends_head + i) % q->ends_cap];
+    free(q->ends);
+    q->ends = ne;
+    q->ends_cap = ncap;
+    q->ends_head = 0;
+    return 0;
+}
+
+/* Record that a frame ends at the current end of the queue (room reserved). */
+static void end_frame(outq *q)
+{
+    if (q->track_frames)
+        q->ends[(q->ends_head + q->nends++) % q->ends_cap] = q->total;
+}
+
+/* A chunk with room for n more bytes: the current one, the spare, or a new one. */
+static int chunk_room(outq *q, size_t n)
+{
+    if (q->chunk && q->chunk->len - q->chunk_used >= n)
+        return 0;
+    size_t want = q->chunk ? q->chunk->len * 2 : CHUNK_MIN;
+    if (want > CHUNK_MAX)
+        want = CHUNK_MAX;
+    if (want < n)
+        want = n;
+    sbuf *nc;
+    if (want == CHUNK_MAX && q->spare) {
+        nc = q->spare; /* refs == 1: nothing else points into it */
+        q->spare = NULL;
+    } else if (!(nc = sbuf__new(want))) {
+        return -1;
+    }
+    sbuf__unref(q->chunk); /* entries keep the old one alive while they need it */
+    q->chunk = nc;
+    q->chunk_used = 0;
+    return 0;
+}
+
 char *outq__reserve(outq *q, size_t n)
 {
-    if (n > SIZE_MAX / 4)
+    if (n > SIZE_MAX / 4 || chunk_room(q, n) != 0)
         return NULL;
-    if (!q->chunk || q->chunk->len - q->chunk_used < n) {
-        size_t want = q->chunk ? q->chunk->len * 2 : CHUNK_MIN;
-        if (want > CHUNK_MAX)
-            want = CHUNK_MAX;
-        if (want < n)
-            want = n;
-        sbuf *nc;
-        if (want == CHUNK_MAX && q->spare) {
-            nc = q->spare; /* refs == 1: nothing else points into it */
-            q->spare = NULL;
-        } else if (!(nc = sbuf__new(want))) {
-            return NULL;
-        }
-        sbuf__unref(q->chunk); /* entries keep the old one alive while they need it */
-        q->chunk = nc;
-        q->chunk_used = 0;
-    }
     oent *last = q->npend ? &q->pend[q->npend - 1] : NULL;
     if (last && last->sb == q->chunk && last->off + last->len == q->chunk_used) {
         last->len += n;
@@ -96,22 +128,33 @@ char *outq__reserve(outq *q, size_t n)
     char *p = q->chunk->data + q->chunk_used;
     q->chunk_used += n;
     q->queued += n;
+    q->total += n;
     return p;
 }
 
-int outq__push_shared(outq *q, sbuf *sb)
+char *outq__frame(outq *q, size_t n)
 {
-    if (grow(&q->pend, &q->pend_cap, q->npend + 1))
-        return -1;
+    if (ends_room(q) != 0)
+        return NULL;
+    char *p = outq__reserve(q, n);
+    if (p)
+        end_frame(q);
+    return p;
+}
+
+static void push_shared(outq *q, sbuf *sb)
+{
     sbuf__ref(sb);
     q->pend[q->npend++] = (oent){ sb, 0, sb->len };
     q->queued += sb->len;
-    return 0;
+    q->total += sb->len;
 }
 
-int outq__push_prefixed(outq *q, const char *a, size_t alen, const char *b, size_t blen,
-                        sbuf *sb)
+int outq__push_frame(outq *q, const char *a, size_t alen, const char *b, size_t blen,
+                     sbuf *sb)
 {
+    if (ends_room(q) != 0)
+        return -1;
     if (sb->len <= OUTQ_COPY_MAX) {
         char *p = outq__reserve(q, alen + blen + sb->len);
         if (!p)
@@ -120,9 +163,10 @@ int outq__push_prefixed(outq *q, const char *a, size_t alen, const char *b, size
         if (blen)
             memcpy(p + alen, b, blen);
         memcpy(p + alen + blen, sb->data, sb->len);
+        end_frame(q);
         return 0;
     }
-    /* Room for both entries first: a prefix queued without its shared part would corrupt
+    /* Room for both entries first: a head queued without its shared part would corrupt
      * the stream. */
     if (grow(&q->pend, &q->pend_cap, q->npend + 2))
         return -1;
@@ -130,8 +174,11 @@ int outq__push_prefixed(outq *q, const char *a, size_t alen, const char *b, size
     if (!p)
         return -1;
     memcpy(p, a, alen);
-    memcpy(p + alen, b, blen);
-    return outq__push_shared(q, sb); /* cannot fail: room reserved above */
+    if (blen)
+        memcpy(p + alen, b, blen);
+    push_shared(q, sb); /* cannot fail: room reserved above */
+    end_frame(q);
+    return 0;
 }
 
 size_t outq__start(outq *q, uv_buf_t **iov, size_t *iov_cap)
@@ -185,8 +232,29 @@ size_t outq__done(outq *q)
         free(q->fl);
         q->pend = q->fl = NULL;
         q->pend_cap = q->fl_cap = 0;
+        if (!q->nends) {
+            free(q->ends);
+            q->ends = NULL;
+            q->ends_cap = q->ends_head = 0;
+        }
     }
     return bytes;
+}
+
+int outq__frame_end(const outq *q, uint64_t *end)
+{
+    if (!q->nends)
+        return 0;
+    *end = q->ends[q->ends_head];
+    return 1;
+}
+
+void outq__frame_taken(outq *q)
+{
+    if (!q->nends)
+        return;
+    q->ends_head = (q->ends_head + 1) % q->ends_cap;
+    q->nends--;
 }
 
 void outq__free(outq *q)
@@ -199,5 +267,8 @@ void outq__free(outq *q)
     sbuf__unref(q->spare);
     free(q->pend);
     free(q->fl);
+    free(q->ends);
+    int track = q->track_frames;
     memset(q, 0, sizeof *q);
+    q->track_frames = track;
 }

@@ -5,17 +5,9 @@
  * from prefetch-count or activemq.prefetchSize, default and ceiling from the options.
  * Removing a subscription returns its unacked messages to their queue.
  */
-#include "internal.h"
+#include "core.h"
 
 #include <string.h>
-
-static sub *find_by_id(conn *c, const char *id)
-{
-    for (sub *s = c->subs_head; s; s = s->cnext)
-        if (strcmp(s->id, id) == 0)
-            return s;
-    return NULL;
-}
 
 static int parse_count(const char *s, size_t *out)
 {
@@ -43,18 +35,18 @@ broker_err handle__subscribe(conn *c, const stomp_frame *f)
     }
     const char *id = stomp_frame_header(f, "id", &idlen);
     if (!id) {
-        if (c->version != STOMP_V10) {
+        if (c->ep.version != STOMP_V10) {
             conn__set_error(c, "SUBSCRIBE without an id");
             return BROKER_E_PROTOCOL;
         }
         id = dname;
         idlen = dlen;
     }
-    if (find_by_id(c, id)) {
+    if (sub__find(&c->ep, id)) {
         conn__set_error(c, "duplicate subscription id");
         return BROKER_E_PROTOCOL;
     }
-    if (c->nsubs >= b->o.max_subscriptions) {
+    if (c->ep.nsubs >= b->o.max_subscriptions) {
         conn__set_error(c, "too many subscriptions on this connection");
         return BROKER_E_LIMIT;
     }
@@ -86,22 +78,9 @@ broker_err handle__subscribe(conn *c, const stomp_frame *f)
         window = b->o.max_unacked;
     if (window == 0)
         window = 1;
-    sub *s = sub__new(b, c, id, idlen, mode, window, c->version);
-    if (!s)
+    if (!sub__subscribe(b, &c->ep, dname, dlen, id, idlen, mode, window))
         return BROKER_E_NOMEM;
-    dest_t *d = router__get(b, dname, dlen);
-    if (!d) {
-        sub__free(s);
-        return BROKER_E_NOMEM;
-    }
-    s->cprev = NULL;
-    s->cnext = c->subs_head;
-    if (c->subs_head)
-        c->subs_head->cprev = s;
-    c->subs_head = s;
-    c->nsubs++;
-    router__add_sub(b, d, s);
-    return handle__receipt(c, f, 0);
+    return receipt__send(c, f, 0);
 }
 
 broker_err handle__unsubscribe(conn *c, const stomp_frame *f)
@@ -110,7 +89,7 @@ broker_err handle__unsubscribe(conn *c, const stomp_frame *f)
     const char *id = stomp_frame_header(f, "id", NULL);
     sub *s = NULL;
     if (id) {
-        s = find_by_id(c, id);
+        s = sub__find(&c->ep, id);
     } else {
         size_t dlen;
         const char *dname = stomp_frame_header(f, "destination", &dlen);
@@ -118,15 +97,13 @@ broker_err handle__unsubscribe(conn *c, const stomp_frame *f)
             conn__set_error(c, "UNSUBSCRIBE without an id");
             return BROKER_E_PROTOCOL;
         }
-        for (s = c->subs_head; s; s = s->cnext)
-            if (s->d->name_len == dlen && memcmp(s->d->name, dname, dlen) == 0)
-                break;
+        s = sub__find_dest(&c->ep, dname, dlen);
     }
     if (!s) {
         conn__set_error(c, "no such subscription");
         return BROKER_E_NOTFOUND;
     }
-    uint64_t w = b->writes;
-    router__remove_sub(b, s);
-    return handle__receipt(c, f, b->writes != w);
+    uint64_t w = commit__writes(b);
+    sub__unsubscribe(b, s);
+    return receipt__send(c, f, commit__writes(b) != w);
 }

@@ -6,7 +6,7 @@
  * The shared part of a MESSAGE is encoded once per version; only the prefix
  * "MESSAGE\nsubscription:<id>\n[ack:<n>\n]" differs per subscriber (see sub.c).
  */
-#include "internal.h"
+#include "core.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,0 +1,140 @@
+/* core.c: the services every layer of the broker uses: options and their defaults, error
+ * and event names, log records, waking the tick, memory accounting, statistics and the
+ * count of open handles that ends a stop. Nothing here calls into a layer.
+ */
+#include "core.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void broker_options_init(broker_options *o)
+{
+    static const stomp_limits def = STOMP_LIMITS_DEFAULT_INIT;
+    memset(o, 0, sizeof *o);
+    o->server_name = "stompd/" STOMPD_VERSION;
+    o->limits = def;
+    o->connect_limits = (stomp_limits){ 64, 1024, 32, 8192, 4096 };
+    o->max_connections = 16384;
+    o->max_subscriptions = 256;
+    o->max_unacked = 1024;
+    o->default_prefetch = 100;
+    o->max_tx_frames = 1024;
+    o->max_transactions = 16;
+    o->output_high_water = 1u << 20;
+    o->max_output_bytes = 64u << 20;
+    o->max_memory = (size_t)1 << 30;
+    o->read_buffer = 64u << 10;
+    o->connect_timeout_ms = 10000;
+    o->heartbeat_out_ms = 1000;
+    o->heartbeat_in_ms = 10000;
+    o->heartbeat_grace_pct = 200;
+    o->error_linger_ms = 2000;
+    o->log_level = BROKER_LOG_INFO;
+    o->store_sync_full = 1;
+    o->ws_path = "/ws";
+    o->ws_max_message = (16u << 20) + (64u << 10);
+    o->flash_policy = 1;
+    o->policy_domains = "*";
+    o->auth_fail_delay_ms = 1000;
+}
+
+const char *broker_strerror(broker_err err)
+{
+    switch (err) {
+    case BROKER_OK: return "ok";
+    case BROKER_E_NOMEM: return "out of memory";
+    case BROKER_E_INVALID: return "invalid argument";
+    case BROKER_E_ADDRESS: return "not an IPv4 or IPv6 address";
+    case BROKER_E_LISTEN: return "cannot listen on that address";
+    case BROKER_E_STATE: return "not allowed while the broker is stopping";
+    case BROKER_E_STORE: return "the store failed";
+    case BROKER_E_PROTOCOL: return "protocol error";
+    case BROKER_E_LIMIT: return "over a configured limit";
+    case BROKER_E_NOTFOUND: return "unknown id";
+    case BROKER_E__COUNT: break;
+    }
+    return "unknown error";
+}
+
+const char *broker_event_name(broker_event ev)
+{
+    static const char *const names[BROKER_EV__COUNT] = {
+        [BROKER_EV_BROKER] = "broker",
+        [BROKER_EV_LISTEN] = "listen",
+        [BROKER_EV_ACCEPT] = "accept",
+        [BROKER_EV_CONN_ERROR] = "conn-error",
+        [BROKER_EV_AUTH_OK] = "auth-ok",
+        [BROKER_EV_AUTH_REFUSED] = "auth-refused",
+        [BROKER_EV_WEBSOCKET] = "websocket",
+        [BROKER_EV_POLICY] = "policy",
+        [BROKER_EV_STORE] = "store",
+    };
+    return (unsigned)ev < BROKER_EV__COUNT ? names[ev] : "unknown";
+}
+
+void broker__log(broker *b, broker_log_level lvl, broker_event ev, uint64_t conn_id,
+                 const char *fmt, ...)
+{
+    if (!b->o.log || lvl > b->o.log_level)
+        return;
+    char text[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    b->o.log(b->o.log_ctx, lvl, conn_id, ev, text);
+}
+
+static void on_idle(uv_idle_t *h)
+{
+    (void)h; /* exists only so the poll does not block while the tick has work */
+}
+
+void broker__kick(broker *b)
+{
+    if (!b->idle_on && !b->core_closing) {
+        uv_idle_start(&b->idle, on_idle);
+        b->idle_on = 1;
+    }
+}
+
+void broker__mem_add(broker *b, size_t n)
+{
+    b->stats.memory += n;
+}
+
+void broker__mem_sub(broker *b, size_t n)
+{
+    int was_over = broker__over_memory(b);
+    b->stats.memory -= n < b->stats.memory ? n : b->stats.memory;
+    if (was_over && b->npaused && !broker__over_memory(b)) {
+        b->resume_wanted = 1;
+        broker__kick(b);
+    }
+}
+
+/* What the store holds in memory, when it can say (else its bytes are in stats.memory). */
+static size_t store_resident(const broker *b)
+{
+    return b->store_counted ? 0 : b->st->resident(b->store);
+}
+
+int broker__over_memory(const broker *b)
+{
+    return b->stats.memory + store_resident(b) > b->o.max_memory;
+}
+
+void broker__handle_closed(broker *b)
+{
+    if (--b->handles_open == 0 && b->stopping && !b->stopped) {
+        b->stopped = 1;
+        if (b->stop_cb)
+            b->stop_cb(b, b->stop_arg);
+    }
+}
+
+void broker_get_stats(const broker *b, broker_stats *out)
+{
+    *out = b->stats;
+    out->memory += store_resident(b);
+}

@@ -1,0 +1,108 @@
+/* listen.c: listeners (IPv4 and IPv6) for STOMP over TCP, STOMP over WebSocket and Flash
+ * policy requests. Each accepted socket goes to the owner's accept callback (net__init),
+ * which takes it (net__stream_accept) or drops it (net__drop). Listener memory is freed in
+ * its close callback; each open listener counts as a broker handle until then.
+ */
+#include "core.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void on_listener_closed(uv_handle_t *h)
+{
+    listener *l = h->data;
+    broker *b = l->b;
+    free(l);
+    broker__handle_closed(b);
+}
+
+static void on_dropped_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+void net__drop(broker *b, uv_stream_t *server)
+{
+    uv_tcp_t *t = malloc(sizeof *t);
+    if (!t)
+        return; /* it stays on the backlog: the next accept tries again */
+    uv_tcp_init(b->loop, t);
+    (void)uv_accept(server, (uv_stream_t *)t);
+    uv_close((uv_handle_t *)t, on_dropped_closed);
+    broker__log(b, BROKER_LOG_ERROR, BROKER_EV_ACCEPT, 0,
+                "out of memory accepting a connection");
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    listener *l = server->data;
+    broker *b = l->b;
+    if (status < 0) {
+        broker__log(b, BROKER_LOG_WARN, BROKER_EV_ACCEPT, 0, "accept: %s",
+                    uv_strerror(status));
+        return;
+    }
+    if (b->stopping)
+        return;
+    b->net.on_accept(b, server, l->kind);
+}
+
+static int parse_address(const char *host, int port, struct sockaddr_storage *ss)
+{
+    memset(ss, 0, sizeof *ss);
+    if (strchr(host, ':'))
+        return uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss);
+    return uv_ip4_addr(host, port, (struct sockaddr_in *)ss);
+}
+
+static int bound_port_of(uv_tcp_t *tcp)
+{
+    struct sockaddr_storage got;
+    int len = sizeof got;
+    if (uv_tcp_getsockname(tcp, (struct sockaddr *)&got, &len) != 0)
+        return 0;
+    return ntohs(got.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&got)->sin6_port
+                                           : ((struct sockaddr_in *)&got)->sin_port);
+}
+
+broker_err net__listen(broker *b, const char *host, int port, int kind, int *bound_port)
+{
+    struct sockaddr_storage ss;
+    if (parse_address(host, port, &ss) != 0)
+        return BROKER_E_ADDRESS;
+    listener *l = calloc(1, sizeof *l);
+    if (!l)
+        return BROKER_E_NOMEM;
+    l->b = b;
+    l->kind = kind;
+    uv_tcp_init(b->loop, &l->tcp);
+    l->tcp.data = l;
+    b->handles_open++;
+    int rc = uv_tcp_bind(&l->tcp, (const struct sockaddr *)&ss, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&l->tcp, 511, on_connection);
+    if (rc != 0) {
+        broker__log(b, BROKER_LOG_ERROR, BROKER_EV_LISTEN, 0, "listen on %s:%d: %s", host,
+                    port, uv_strerror(rc));
+        uv_close((uv_handle_t *)&l->tcp, on_listener_closed);
+        return BROKER_E_LISTEN;
+    }
+    l->port = bound_port_of(&l->tcp);
+    l->next = b->net.listeners;
+    b->net.listeners = l;
+    if (bound_port)
+        *bound_port = l->port;
+    static const char *const what[] = { "", " (WebSocket)", " (Flash policy)" };
+    broker__log(b, BROKER_LOG_INFO, BROKER_EV_LISTEN, 0, "listening on %s:%d%s", host, l->port,
+                what[kind]);
+    return BROKER_OK;
+}
+
+void net__close_listeners(broker *b)
+{
+    while (b->net.listeners) {
+        listener *l = b->net.listeners;
+        b->net.listeners = l->next;
+        uv_close((uv_handle_t *)&l->tcp, on_listener_closed);
+    }
+}

@@ -1,0 +1,154 @@
+/* net.h: the net layer: listeners, the byte-stream transports under a connection (TCP,
+ * WebSocket), each stream's output queue and writes, and the Flash policy answer.
+ *
+ * Net knows bytes and sockets, not STOMP. Its owner (a session) owns each net_stream,
+ * embedded in its connection, and hears from net only through net_stream_cbs; accepted
+ * sockets reach the owner through the accept callback given to net__init. Transports share
+ * one ops table (net_transport), so a new one (TLS) is a file of its own here.
+ */
+#ifndef BROKER_NET_H
+#define BROKER_NET_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "broker.h"
+#include "net/outq.h"
+
+typedef struct net_stream net_stream;
+
+/* What a stream tells its owner; each runs on the loop, never inside a net__ call the
+ * owner made on that stream unless said so. */
+typedef struct net_stream_cbs {
+    /* Room for the next read: *buf (length 0: none, the read reports UV_ENOBUFS). May be
+     * called inside a transport's own processing (WebSocket payloads). */
+    void (*alloc)(net_stream *s, uv_buf_t *buf);
+    /* nread > 0 bytes arrived at the start of the last alloc'd buffer; nread < 0: the end
+     * of input (UV_EOF: orderly; anything else: the stream broke, e.g. a reset or a
+     * WebSocket protocol error). */
+    void (*read)(net_stream *s, ssize_t nread);
+    /* The write in flight finished; its bytes are no longer queued (status < 0: the stream
+     * is broken). */
+    void (*written)(net_stream *s, int status);
+    /* Every handle of the stream is closed: nothing of net refers to it any more. */
+    void (*closed)(net_stream *s);
+} net_stream_cbs;
+
+/* A byte-stream transport. Completions go to net (stream.c), which tells the owner. */
+typedef struct net_transport {
+    const char *name;
+    int track_frames; /* sends frame by frame: the output queue records frame ends */
+    void (*init)(net_stream *s); /* handles initialised, owned by s */
+    int (*accept)(net_stream *s, uv_stream_t *server);
+    int (*read_start)(net_stream *s);
+    void (*read_stop)(net_stream *s);
+    int (*write)(net_stream *s, const uv_buf_t *bufs, unsigned nbufs);
+    /* Close every handle; abort: the peer is not told goodbye (WebSocket: 1001). One
+     * net__on_closed() when all are closed. */
+    void (*close)(net_stream *s, int abort);
+} net_transport;
+
+struct net_stream {
+    broker *b;
+    uint64_t id; /* the owner's connection id, for log records */
+    const net_transport *tp;
+    const net_stream_cbs *cb;
+    void *tp_state; /* the transport's own state (WebSocket); NULL for TCP */
+    uv_tcp_t tcp;   /* the socket (a WebSocket transport layers on it) */
+    uv_write_t wreq;
+    outq out;
+    net_stream *next_flush; /* on the broker's list of streams with output to write */
+    uint64_t writes;        /* writes started so far */
+    unsigned reading : 1, on_flush : 1, closing : 1;
+};
+
+/* Kinds of listeners. */
+enum { LISTEN_STOMP, LISTEN_WS, LISTEN_POLICY };
+
+typedef struct listener {
+    struct listener *next;
+    broker *b;
+    uv_tcp_t tcp;
+    int port;
+    int kind; /* LISTEN_* */
+} listener;
+
+/* A socket was accepted on a listener of this kind: the owner takes it from server (with
+ * net__stream_accept) or closes it. */
+typedef void (*net_accept_fn)(broker *b, uv_stream_t *server, int kind);
+
+/* The net layer's part of the broker. */
+typedef struct net_state {
+    listener *listeners;
+    net_accept_fn on_accept;
+    net_stream *flush_list; /* streams with output to write at the tick */
+    uv_buf_t *iov;          /* the iovec of the write being started (any stream) */
+    size_t iov_cap;
+} net_state;
+
+void net__init(broker *b, net_accept_fn on_accept);
+void net__free(broker *b); /* after the stop completed */
+
+/* ---- listeners (listen.c) ---- */
+
+/* Listen on host:port (0: a free one; *bound_port gets it, may be NULL). */
+broker_err net__listen(broker *b, const char *host, int port, int kind,
+                       int *bound_port) BROKER_WUR;
+void net__close_listeners(broker *b);
+/* Take a pending connection off server's backlog and close it (the owner has no memory
+ * for it). */
+void net__drop(broker *b, uv_stream_t *server);
+
+/* ---- streams (stream.c) ---- */
+
+/* Set up s (inside its owner) over transport tp: handles initialised, nothing open. */
+void net__stream_init(broker *b, net_stream *s, const net_transport *tp,
+                      const net_stream_cbs *cb, uint64_t id);
+/* Take a pending connection from a listener: 0 or a libuv error (then close s). */
+int net__stream_accept(net_stream *s, uv_stream_t *server) BROKER_WUR;
+int net__read_start(net_stream *s) BROKER_WUR; /* 0 or a libuv error */
+void net__read_stop(net_stream *s);
+/* Reserve n bytes of one whole frame in the output (counted against the broker's memory;
+ * written at the tick). NULL when out of memory. */
+char *net__frame(net_stream *s, size_t n);
+/* Queue one frame: a and b (copied) and shared (referenced when big). -1: out of memory,
+ * nothing queued. */
+int net__push_frame(net_stream *s, const char *a, size_t alen, const char *b, size_t blen,
+                    sbuf *shared) BROKER_WUR;
+/* Bytes queued and not yet written. */
+size_t net__queued(const net_stream *s);
+/* Output was queued outside net__frame/net__push_frame: write it at the tick. */
+void net__want_flush(net_stream *s);
+/* Write now if no write is in flight. */
+void net__flush(net_stream *s);
+/* Write every stream's queued output: one write per stream (the tick's last step). */
+void net__flush_all(broker *b);
+/* Close the stream (abort: do not say goodbye). cb->closed follows, later. */
+void net__close(net_stream *s, int abort);
+
+/* Completions from the transports (tcp.c, ws.c) to stream.c. */
+void net__on_written(net_stream *s, int status);
+void net__on_closed(net_stream *s);
+
+/* ---- transports (tcp.c, ws.c) ---- */
+
+const net_transport *net__tcp(void);
+/* STOMP over WebSocket: HTTP upgrade, then one STOMP frame per message out, messages as
+ * one byte stream in. */
+const net_transport *net__ws(void);
+
+/* ---- the Flash socket policy (policy.c) ---- */
+
+enum {
+    POLICY_NOT,      /* not a policy request: the bytes are the owner's (STOMP) */
+    POLICY_WAIT,     /* the start of a request: read more before deciding */
+    POLICY_ANSWERED, /* answered (output queued): end the connection once written */
+    POLICY_CLOSE,    /* close at once (a policy port sent something else, or no memory) */
+};
+
+/* While a stream's first bytes may still be a <policy-file-request/>: what they are.
+ * policy_only: a policy port (nothing but the request is welcome there). */
+int net__policy(net_stream *s, const char *data, size_t len, int policy_only);
+
+#endif

@@ -1,0 +1,81 @@
+/* tcp.c: the plain TCP transport: the socket is the stream.
+ *
+ * The only file that reads and writes a TCP connection's socket directly; every
+ * completion goes to stream.c (writes, close) or to the owner (reads).
+ */
+#include "core.h"
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    net_stream *s = h->data;
+    s->cb->alloc(s, buf);
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    net_stream *s = st->data;
+    s->cb->read(s, nread);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    net__on_written(req->data, status);
+}
+
+static void on_close(uv_handle_t *h)
+{
+    net__on_closed(h->data);
+}
+
+static void tcp_init(net_stream *s)
+{
+    uv_tcp_init(s->b->loop, &s->tcp);
+    s->tcp.data = s;
+}
+
+static int tcp_accept(net_stream *s, uv_stream_t *server)
+{
+    int rc = uv_accept(server, (uv_stream_t *)&s->tcp);
+    if (rc == 0)
+        uv_tcp_nodelay(&s->tcp, 1); /* writes are gathered already */
+    return rc;
+}
+
+static int tcp_read_start(net_stream *s)
+{
+    return uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read);
+}
+
+static void tcp_read_stop(net_stream *s)
+{
+    uv_read_stop((uv_stream_t *)&s->tcp);
+}
+
+static int tcp_write(net_stream *s, const uv_buf_t *bufs, unsigned nbufs)
+{
+    s->wreq.data = s;
+    return uv_write(&s->wreq, (uv_stream_t *)&s->tcp, bufs, nbufs, on_write);
+}
+
+static void tcp_close(net_stream *s, int abort)
+{
+    (void)abort;
+    uv_close((uv_handle_t *)&s->tcp, on_close);
+}
+
+static const net_transport tcp_ops = {
+    .name = "tcp",
+    .init = tcp_init,
+    .accept = tcp_accept,
+    .read_start = tcp_read_start,
+    .read_stop = tcp_read_stop,
+    .write = tcp_write,
+    .close = tcp_close,
+};
+
+const net_transport *net__tcp(void)
+{
+    return &tcp_ops;
+}

@@ -1,0 +1,106 @@
+/* queue.c: queues: a SEND to any destination that is not a topic goes into the store, and
+ * each stored message is dispatched to exactly one subscriber.
+ *
+ * Enqueueing is a store write in the open batch; the queue is dispatched once that batch
+ * committed (commit.c), never before. Dispatch is round robin among the subscribers with
+ * room (prefetch window, output below the high-water mark), FIFO per queue. An auto-ack
+ * delivery is acknowledged as it is handed to the connection.
+ */
+#include "core.h"
+
+#include <assert.h>
+
+broker_err queue__enqueue(broker *b, const char *dname, size_t dlen, const char *hdrs,
+                          size_t hlen, const char *body, size_t blen)
+{
+    uint64_t id;
+    store_err se = b->st->enqueue(b->store, dname, dlen, hdrs, hlen, body, blen, &id);
+    if (se != STORE_OK) {
+        broker__log(b, BROKER_LOG_ERROR, BROKER_EV_STORE, 0, "enqueue failed: %s",
+                    store_strerror(se));
+        return se == STORE_E_NOMEM ? BROKER_E_NOMEM : BROKER_E_STORE;
+    }
+    if (b->store_counted)
+        broker__mem_add(b, hlen + blen);
+    commit__dirty(b);
+    dest_t *d = dest__find(b, dname, dlen, store__hash_name(dname, dlen));
+    if (d)
+        dest__touch(b, d);
+    return BROKER_OK;
+}
+
+static sub *next_with_room(broker *b, dest_t *d)
+{
+    sub *start = d->cursor ? d->cursor : d->head;
+    sub *s = start;
+    if (!s)
+        return NULL;
+    do {
+        if (sub__has_room(b, s))
+            return s;
+        s = s->dnext ? s->dnext : d->head;
+    } while (s != start);
+    return NULL;
+}
+
+/* Hand the taken message sm to s: 0, or an error (the message is not delivered). */
+static broker_err hand_over(broker *b, dest_t *d, sub *s, const store_msg *sm, size_t bytes)
+{
+    char msgid[32];
+    msgid[msg__u64(msgid, sm->id)] = '\0';
+    if (!s->ep) {
+        broker_message view = { d->name, msgid, sm->body, sm->body_len, sm->redeliveries,
+                                sm->headers, sm->headers_len };
+        return sub__deliver(b, s, NULL, 1, sm->id, bytes, &view);
+    }
+    route_state *r = &b->route;
+    sbuf *enc = msg__encode(s->ep->version, d->name, d->link.len, msgid, sm->redeliveries,
+                            sm->headers, sm->headers_len, sm->body, sm->body_len, &r->encbuf,
+                            &r->encbuf_cap);
+    broker_err rc = enc ? sub__deliver(b, s, enc, 1, sm->id, bytes, NULL) : BROKER_E_NOMEM;
+    if (enc != r->encbuf)
+        sbuf__unref(enc);
+    else
+        assert(enc->refs == 1); /* copied by the output queue, never referenced */
+    return rc;
+}
+
+void queue__dispatch(broker *b, dest_t *d)
+{
+    if (d->is_topic || b->stopping)
+        return;
+    d->busy++;
+    while (d->nsubs) {
+        sub *s = next_with_room(b, d);
+        if (!s)
+            break;
+        store_msg sm;
+        store_err se = b->st->take(b->store, d->name, d->link.len, &sm);
+        if (se == STORE_E_AGAIN) {
+            /* The store records the delivery bound first: dispatch after that commit. */
+            dest__touch(b, d);
+            commit__dirty(b);
+            break;
+        }
+        if (se != STORE_OK)
+            break;
+        d->cursor = s->dnext ? s->dnext : d->head;
+        size_t bytes = b->store_counted ? sm.headers_len + sm.body_len : 0;
+        broker_err rc = hand_over(b, d, s, &sm, bytes);
+        if (rc != BROKER_OK) {
+            if (b->st->requeue(b->store, sm.id) == STORE_OK)
+                commit__dirty(b);
+            if (s->ep)
+                s->ep->ops->fail(s->ep, rc, "out of memory");
+            continue;
+        }
+        if (s->ack_mode == ACK_AUTO) {
+            /* Auto mode: acknowledged as it is handed to the connection. */
+            if (b->st->ack(b->store, sm.id) == STORE_OK)
+                commit__dirty(b);
+            broker__mem_sub(b, bytes);
+        }
+    }
+    d->busy--;
+    dest__sweep(d);
+}

@@ -1,0 +1,82 @@
+/* route.c: the route layer's entry points: sending (a topic fans out now, a queue goes to
+ * the store), the dispatch step of the tick, and freeing at the end.
+ */
+#include "core.h"
+
+#include <stdlib.h>
+
+broker_err route__send(broker *b, bmsg *m, int *stored)
+{
+    b->stats.messages_in++;
+    if (dest__is_topic(m->dest, m->dest_len)) {
+        *stored = 0;
+        dest_t *d = dest__find(b, m->dest, m->dest_len, store__hash_name(m->dest, m->dest_len));
+        if (d)
+            topic__fan_out(b, d, m);
+        return BROKER_OK;
+    }
+    *stored = 1;
+    return queue__enqueue(b, m->dest, m->dest_len, m->hdrs, m->hdrs_len, m->body,
+                          m->body_len);
+}
+
+broker_err route__send_frame(broker *b, const stomp_frame *f, const char *dname, size_t dlen,
+                             int *stored)
+{
+    if (dest__is_topic(dname, dlen)) {
+        *stored = 0;
+        dest_t *d = dest__find(b, dname, dlen, store__hash_name(dname, dlen));
+        if (!d) {
+            b->stats.messages_in++;
+            return BROKER_OK; /* nobody listening: a topic stores nothing */
+        }
+        bmsg *m = bmsg__from_frame(f, dname, dlen);
+        if (!m)
+            return BROKER_E_NOMEM;
+        broker_err rc = route__send(b, m, stored);
+        bmsg__unref(m);
+        return rc;
+    }
+    /* Queue SENDs go straight to the store: no message object in between. */
+    route_state *r = &b->route;
+    size_t hlen;
+    if (msg__header_block(f, &r->scratch, &r->scratch_cap, &hlen) != 0)
+        return BROKER_E_NOMEM;
+    *stored = 1;
+    b->stats.messages_in++;
+    return queue__enqueue(b, dname, dlen, r->scratch, hlen, f->body, f->body_len);
+}
+
+void route__tick(broker *b)
+{
+    while (b->route.dispatch_list) {
+        dest_t *d = b->route.dispatch_list;
+        b->route.dispatch_list = d->next_dispatch;
+        d->on_dispatch = 0;
+        queue__dispatch(b, d);
+        dest__release(b, d);
+    }
+}
+
+int route__busy(const broker *b)
+{
+    return b->route.dispatch_list != NULL;
+}
+
+void route__free(broker *b)
+{
+    route_state *r = &b->route;
+    dest__free_all(b);
+    sub__free_cache(b);
+    free(r->inflight);
+    free(r->scratch);
+    free(r->encbuf);
+    r->inflight = NULL;
+    r->scratch = NULL;
+    r->encbuf = NULL;
+}
+
+void route__init(broker *b)
+{
+    b->route.epoch = 1;
+}

@@ -1,0 +1,251 @@
+/* route.h: the route layer: destinations, subscriptions, deliveries and their settlement,
+ * topic fan-out, queue dispatch, messages outside the store, and the commit cycle with the
+ * store (group commit).
+ *
+ * Route reaches a connection only through its endpoint (below), which the session layer
+ * implements: route never calls session code by name. Everything runs on the loop thread.
+ * Ownership: the broker owns dests (by name) and the store; a subscription belongs to its
+ * endpoint's list and to its dest's list; a subscription owns its unacked deliveries.
+ */
+#ifndef BROKER_ROUTE_H
+#define BROKER_ROUTE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "broker.h"
+#include "index.h"
+#include "net/outq.h"
+#include "stomp.h"
+#include "store.h"
+
+typedef struct dest dest_t;
+typedef struct broker_sub sub;
+typedef struct delivery delivery;
+typedef struct endpoint endpoint;
+typedef struct bmsg bmsg;
+
+/* ---- endpoints: where deliveries go (implemented by session) ---------------------------- */
+
+typedef struct endpoint_ops {
+    /* Queue one MESSAGE frame: head, ack line, then shared (borrowed; referenced if
+     * queued). 0, or -1 when out of memory (nothing queued). */
+    int (*push)(endpoint *e, const char *head, size_t head_len, const char *ack,
+                size_t ack_len, sbuf *shared);
+    /* Output bytes queued and not yet written. */
+    size_t (*queued)(const endpoint *e);
+    /* End the connection with an ERROR frame (slow consumer, too many unacked messages,
+     * out of memory). Safe inside any route call; the endpoint stays valid until
+     * route__endpoint_close. */
+    void (*fail)(endpoint *e, broker_err code, const char *msg);
+    /* The store committed every batch up to epoch (ok), or failed that batch (!ok, why says
+     * why): receipts held for those batches go out, or the session ends. Called with the
+     * endpoint already off the commit's waiting list (commit__wait puts it back). */
+    void (*committed)(endpoint *e, uint64_t epoch, int ok, const char *why);
+} endpoint_ops;
+
+/* Route's part of a connection, embedded in it. */
+struct endpoint {
+    const endpoint_ops *ops;
+    stomp_version version; /* the session's: MESSAGEs are encoded for it */
+    int open;              /* takes deliveries (the session is open, not closing) */
+    sub *subs;             /* its subscriptions, newest first */
+    size_t nsubs;
+    store__idhash tags;    /* its unacked deliveries by tag (the 1.2 ack id) */
+    uint64_t next_tag;
+    endpoint *wprev, *wnext; /* on the commit's waiting list */
+    unsigned waiting : 1;
+    unsigned blocked : 1;  /* a queue found its output full: dispatch again once it drains */
+};
+
+void route__endpoint_init(endpoint *e, const endpoint_ops *ops);
+/* The connection goes away: every subscription removed (unacked messages back to their
+ * queues), off the commit's list, tags freed. */
+void route__endpoint_close(broker *b, endpoint *e);
+/* Its output drained below the high-water mark: queues it could not take resume. */
+void route__endpoint_drained(broker *b, endpoint *e);
+
+/* ---- destinations (dest.c) ------------------------------------------------------------ */
+
+struct dest {
+    store__qlink link;    /* in the broker's table by name; names name[] */
+    dest_t *next_dispatch;  /* on the dispatch list */
+    dest_t *next_touched;   /* on the list of queues written in the open batch */
+    int is_topic;
+    sub *head, *tail;     /* subscribers, in subscribe order */
+    sub *cursor;          /* queues: round-robin position (next to try) */
+    size_t nsubs;
+    int busy;             /* walks over the subscriber list in progress */
+    int has_dead;         /* subscribers removed while busy, to sweep */
+    int on_dispatch, on_touched;
+    size_t pins;          /* references from commits in flight */
+    char name[];          /* NUL-terminated, link.len bytes */
+};
+
+int dest__is_topic(const char *name, size_t len);
+/* The dest named so, or NULL; hash is store__hash_name(name, len). */
+dest_t *dest__find(broker *b, const char *name, size_t len, uint64_t hash);
+/* The same, created when missing: NULL when out of memory. */
+dest_t *dest__get(broker *b, const char *name, size_t len, uint64_t hash);
+void dest__release(broker *b, dest_t *d); /* free it if nothing uses it */
+void dest__schedule(broker *b, dest_t *d); /* queue dispatch at the next tick */
+void dest__touch(broker *b, dest_t *d);    /* queue dispatch after the next commit */
+void dest__add_sub(broker *b, dest_t *d, sub *s);
+void dest__unlink_sub(broker *b, sub *s); /* off the dest (swept now or after the walk) */
+void dest__sweep(dest_t *d);
+void dest__free_all(broker *b);
+
+/* ---- messages outside the store (message.c) ------------------------------------------- */
+
+/* A topic message, an in-process publish or a SEND inside a transaction. Header block:
+ * "name\0value\0" pairs. enc[v]: the shared part of its MESSAGE for version v, encoded on
+ * first use, shared by every subscriber of that version. */
+struct bmsg {
+    uint32_t refs;
+    uint64_t seq; /* topic message number */
+    char *dest;
+    size_t dest_len;
+    char *hdrs;
+    size_t hdrs_len;
+    char *body;
+    size_t body_len;
+    sbuf *enc[3];
+    char data[];
+};
+
+/* From a SEND frame (its forwarded headers) or from publish arguments. Caller owns,
+ * release with bmsg__unref(). NULL when out of memory. */
+bmsg *bmsg__from_frame(const stomp_frame *f, const char *dest, size_t dest_len);
+bmsg *bmsg__from_parts(const char *dest, const broker_header *h, size_t nh, const void *body,
+                       size_t body_len);
+void bmsg__unref(bmsg *m);
+
+/* Header block of a SEND frame written into *buf (grown as needed): 0 or -1 (no memory). */
+int msg__header_block(const stomp_frame *f, char **buf, size_t *cap, size_t *len) BROKER_WUR;
+/* Encode the shared part of a MESSAGE (everything after the per-subscription head). With
+ * scratch NULL the caller owns the result. Otherwise a result of at most OUTQ_COPY_MAX
+ * bytes is written to *scratch (grown, *scratch_cap updated; refs stays 1), borrowed until
+ * the next call: only for handing to an output queue, which copies such parts. Any other
+ * result is the caller's. NULL when out of memory. */
+sbuf *msg__encode(stomp_version v, const char *dest, size_t dest_len, const char *msgid,
+                  uint32_t redeliveries, const char *hdrs, size_t hdrs_len, const char *body,
+                  size_t body_len, sbuf **scratch, size_t *scratch_cap);
+/* Decimal digits of v at o, no terminator: the count (at most 20). */
+size_t msg__u64(char *o, uint64_t v);
+/* First value of name in a header block, or NULL. */
+const char *msg__block_header(const char *hdrs, size_t len, const char *name);
+
+/* ---- subscriptions and deliveries (sub.c) --------------------------------------------- */
+
+enum { ACK_AUTO, ACK_CLIENT, ACK_INDIVIDUAL };
+
+struct delivery {
+    delivery *prev, *next; /* the subscription's unacked list, in delivery order */
+    store__idlink link;    /* in the endpoint's tags; link.id is the tag */
+    sub *s;
+    uint64_t msg_num;      /* store id (queue) or topic sequence */
+    int is_queue;
+    size_t bytes;          /* counted against broker memory (queue messages) */
+};
+
+struct broker_sub {
+    broker *b;
+    endpoint *ep; /* NULL for in-process subscribers */
+    dest_t *d;
+    sub *dprev, *dnext; /* the dest's list */
+    sub *eprev, *enext; /* the endpoint's list */
+    char *id;
+    size_t id_len;
+    int ack_mode;
+    size_t window; /* prefetch */
+    size_t nunacked;
+    delivery *uhead, *utail;
+    char *head;    /* "MESSAGE\nsubscription:<id>\n" in the endpoint's version */
+    size_t head_len;
+    broker_message_cb cb;
+    void *cb_arg;
+    int dead;
+};
+
+/* Subscribe ep to the dest named so: ack mode, prefetch window. NULL: out of memory. */
+sub *sub__subscribe(broker *b, endpoint *ep, const char *dname, size_t dlen, const char *id,
+                    size_t id_len, int ack_mode, size_t window);
+/* An in-process subscription (auto ack; cb never runs inside this call). */
+sub *sub__subscribe_inproc(broker *b, const char *dname, broker_message_cb cb, void *arg);
+/* Remove s: its unacked messages go back to their queue; s is freed. */
+void sub__unsubscribe(broker *b, sub *s);
+sub *sub__find(const endpoint *ep, const char *id);
+/* ep's first subscription to the dest named so, or NULL. */
+sub *sub__find_dest(const endpoint *ep, const char *dname, size_t dlen);
+/* Does s have room for one more queue message? */
+int sub__has_room(broker *b, sub *s);
+/* Hand one message to s. Queues: msg_num is the taken store message's id. shared is the
+ * encoded part for s's version (borrowed; referenced if queued); inproc for in-process
+ * subscribers. */
+broker_err sub__deliver(broker *b, sub *s, sbuf *shared, int is_queue, uint64_t msg_num,
+                        size_t bytes, const broker_message *inproc) BROKER_WUR;
+/* Acknowledge (nack != 0: return) delivery d, cumulatively in client mode. */
+void sub__settle(broker *b, delivery *d, int nack);
+delivery *sub__find_tag(const endpoint *ep, uint64_t tag);
+delivery *sub__find_msgid(const endpoint *ep, const char *msgid, const char *subid);
+void sub__free(sub *s);
+void sub__free_cache(broker *b); /* the recycled deliveries, at broker_free */
+
+/* ---- sending and dispatch (topic.c, queue.c) ------------------------------------------ */
+
+/* Route a message: topic fan-out now, queue into the store. m is borrowed. *stored: 1 for a
+ * queue (a receipt must wait for the commit). */
+broker_err route__send(broker *b, bmsg *m, int *stored) BROKER_WUR;
+/* The same for a SEND frame, without building a bmsg for queues. */
+broker_err route__send_frame(broker *b, const stomp_frame *f, const char *dname, size_t dlen,
+                             int *stored) BROKER_WUR;
+void topic__fan_out(broker *b, dest_t *d, bmsg *m);
+broker_err queue__enqueue(broker *b, const char *dname, size_t dlen, const char *hdrs,
+                          size_t hlen, const char *body, size_t blen) BROKER_WUR;
+void queue__dispatch(broker *b, dest_t *d);
+/* The tick: dispatch every scheduled queue. */
+void route__tick(broker *b);
+int route__busy(const broker *b); /* queues wait for dispatch */
+void route__init(broker *b);
+void route__free(broker *b);
+
+/* ---- the commit cycle (commit.c) ------------------------------------------------------- */
+
+/* A store write joined the open batch. */
+void commit__dirty(broker *b);
+/* Cut a batch even without writes (a new subscriber looks at its queue again after the
+ * commits under way). */
+void commit__again(broker *b);
+/* Commit the open batch unless one is in flight (at the tick, and when one completes). */
+void commit__run(broker *b);
+/* The epoch of the open batch: what a receipt waiting for the current writes waits for. */
+uint64_t commit__epoch(const broker *b);
+/* Store writes so far: a handler compares before and after to know if it wrote. */
+uint64_t commit__writes(const broker *b);
+/* ep holds something for a batch: tell it (ops->committed) when a commit completes. */
+void commit__wait(broker *b, endpoint *ep);
+void commit__unwait(broker *b, endpoint *ep);
+int commit__idle(const broker *b); /* nothing written, nothing in flight */
+int commit__pending(const broker *b); /* written, not yet committing */
+
+/* The route layer's part of the broker. */
+typedef struct route_state {
+    store__qhash dests;  /* destinations by name */
+    dest_t *dispatch_list; /* queues to dispatch at the tick */
+    dest_t *touched;       /* queues enqueued to in the open batch */
+    dest_t **inflight;     /* queues enqueued to in the batch being committed */
+    size_t ninflight, inflight_cap;
+    uint64_t epoch, done_epoch, inflight_epoch;
+    int dirty, commit_inflight;
+    uint64_t writes;     /* store writes ever */
+    endpoint *waiters;   /* endpoints holding something for a batch */
+    uint64_t topic_seq, inproc_seq;
+    delivery *dfree;     /* recycled deliveries */
+    size_t ndfree;
+    char *scratch;       /* header block of SENDs going straight to the store */
+    size_t scratch_cap;
+    sbuf *encbuf;        /* queue MESSAGEs small enough to be copied are encoded here */
+    size_t encbuf_cap;
+} route_state;
+
+#endif

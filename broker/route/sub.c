@@ -1,0 +1,358 @@
+/* sub.c: subscriptions, deliveries and their settlement (ack, nack, return), and the
+ * endpoints they belong to.
+ *
+ * A subscription in client or client-individual mode keeps its unacked deliveries in
+ * delivery order; each is also findable by its endpoint's tag (the 1.2 ack id). Auto mode
+ * keeps nothing. Settling a queue delivery is a store write (ack or requeue); a topic
+ * delivery has nothing stored and is simply forgotten.
+ */
+#include "core.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Deliveries are recycled through a per-broker free list (bounded), so steady-state
+ * client-ack traffic, topic fan-out included, allocates none. */
+#define DELIVERY_CACHE 4096
+
+static delivery *delivery_new(broker *b)
+{
+    delivery *d = b->route.dfree;
+    if (d) {
+        b->route.dfree = d->next;
+        b->route.ndfree--;
+        return d;
+    }
+    return malloc(sizeof *d);
+}
+
+static void delivery_free(broker *b, delivery *d)
+{
+    if (b->route.ndfree >= DELIVERY_CACHE) {
+        free(d);
+        return;
+    }
+    d->next = b->route.dfree;
+    b->route.dfree = d;
+    b->route.ndfree++;
+}
+
+void sub__free_cache(broker *b)
+{
+    while (b->route.dfree) {
+        delivery *d = b->route.dfree;
+        b->route.dfree = d->next;
+        free(d);
+    }
+    b->route.ndfree = 0;
+}
+
+/* ---- endpoints ---------------------------------------------------------------------- */
+
+void route__endpoint_init(endpoint *e, const endpoint_ops *ops)
+{
+    memset(e, 0, sizeof *e);
+    e->ops = ops;
+    e->version = STOMP_V10;
+}
+
+void route__endpoint_close(broker *b, endpoint *e)
+{
+    e->open = 0;
+    while (e->subs)
+        sub__unsubscribe(b, e->subs);
+    commit__unwait(b, e);
+    free(e->tags.b);
+    memset(&e->tags, 0, sizeof e->tags);
+}
+
+void route__endpoint_drained(broker *b, endpoint *e)
+{
+    if (!e->blocked)
+        return;
+    e->blocked = 0;
+    for (sub *s = e->subs; s; s = s->enext)
+        if (!s->d->is_topic)
+            dest__schedule(b, s->d);
+}
+
+/* ---- subscriptions ------------------------------------------------------------------ */
+
+/* A new subscription on no list yet. id is copied; the head is encoded for version v. */
+static sub *sub_new(broker *b, endpoint *ep, const char *id, size_t id_len, int ack_mode,
+                    size_t window, stomp_version v)
+{
+    sub *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->b = b;
+    s->ep = ep;
+    s->ack_mode = ack_mode;
+    s->window = window;
+    s->id = malloc(id_len + 1);
+    size_t el = stomp_escaped_len(id, id_len, v, STOMP_CMD_MESSAGE);
+    s->head_len = 8 + 13 + el + 1;
+    s->head = malloc(s->head_len);
+    if (!s->id || !s->head) {
+        sub__free(s);
+        return NULL;
+    }
+    memcpy(s->id, id, id_len);
+    s->id[id_len] = '\0';
+    s->id_len = id_len;
+    char *o = s->head;
+    memcpy(o, "MESSAGE\nsubscription:", 21);
+    o += 21;
+    o += stomp_escape(id, id_len, v, STOMP_CMD_MESSAGE, o);
+    *o = '\n';
+    return s;
+}
+
+sub *sub__subscribe(broker *b, endpoint *ep, const char *dname, size_t dlen, const char *id,
+                    size_t id_len, int ack_mode, size_t window)
+{
+    sub *s = sub_new(b, ep, id, id_len, ack_mode, window, ep->version);
+    if (!s)
+        return NULL;
+    dest_t *d = dest__get(b, dname, dlen, store__hash_name(dname, dlen));
+    if (!d) {
+        sub__free(s);
+        return NULL;
+    }
+    s->eprev = NULL;
+    s->enext = ep->subs;
+    if (ep->subs)
+        ep->subs->eprev = s;
+    ep->subs = s;
+    ep->nsubs++;
+    dest__add_sub(b, d, s);
+    return s;
+}
+
+sub *sub__subscribe_inproc(broker *b, const char *dname, broker_message_cb cb, void *arg)
+{
+    char id[32];
+    int n = snprintf(id, sizeof id, "inproc-%llu", (unsigned long long)++b->route.inproc_seq);
+    sub *s = sub_new(b, NULL, id, (size_t)n, ACK_AUTO, b->o.max_unacked, STOMP_V12);
+    if (!s)
+        return NULL;
+    s->cb = cb;
+    s->cb_arg = arg;
+    size_t dlen = strlen(dname);
+    dest_t *d = dest__get(b, dname, dlen, store__hash_name(dname, dlen));
+    if (!d) {
+        sub__free(s);
+        return NULL;
+    }
+    /* Queue dispatch happens at the tick, so cb never runs inside this call. */
+    dest__add_sub(b, d, s);
+    return s;
+}
+
+static void return_unacked(broker *b, sub *s);
+
+void sub__unsubscribe(broker *b, sub *s)
+{
+    return_unacked(b, s);
+    endpoint *ep = s->ep;
+    if (ep) {
+        if (s->eprev)
+            s->eprev->enext = s->enext;
+        else
+            ep->subs = s->enext;
+        if (s->enext)
+            s->enext->eprev = s->eprev;
+        ep->nsubs--;
+        s->ep = NULL;
+    }
+    dest__unlink_sub(b, s);
+}
+
+sub *sub__find(const endpoint *ep, const char *id)
+{
+    for (sub *s = ep->subs; s; s = s->enext)
+        if (strcmp(s->id, id) == 0)
+            return s;
+    return NULL;
+}
+
+sub *sub__find_dest(const endpoint *ep, const char *dname, size_t dlen)
+{
+    for (sub *s = ep->subs; s; s = s->enext)
+        if (s->d->link.len == dlen && memcmp(s->d->name, dname, dlen) == 0)
+            return s;
+    return NULL;
+}
+
+void sub__free(sub *s)
+{
+    while (s->uhead) {
+        delivery *d = s->uhead;
+        s->uhead = d->next;
+        free(d);
+    }
+    free(s->id);
+    free(s->head);
+    free(s);
+}
+
+/* ---- delivering --------------------------------------------------------------------- */
+
+int sub__has_room(broker *b, sub *s)
+{
+    if (s->dead)
+        return 0;
+    endpoint *ep = s->ep;
+    if (!ep)
+        return 1;
+    if (!ep->open)
+        return 0;
+    if (ep->ops->queued(ep) >= b->o.output_high_water) {
+        ep->blocked = 1;
+        return 0;
+    }
+    return s->ack_mode == ACK_AUTO || s->nunacked < s->window;
+}
+
+/* Remember d, queued to s's endpoint, until it is settled. */
+static void track(sub *s, delivery *d, uint64_t msg_num, int is_queue, size_t bytes)
+{
+    d->s = s;
+    d->msg_num = msg_num;
+    d->is_queue = is_queue;
+    d->bytes = bytes;
+    d->next = NULL;
+    d->prev = s->utail;
+    if (s->utail)
+        s->utail->next = d;
+    else
+        s->uhead = d;
+    s->utail = d;
+    s->nunacked++;
+    store__ids_insert(&s->ep->tags, &d->link); /* room reserved by sub__deliver */
+}
+
+broker_err sub__deliver(broker *b, sub *s, sbuf *shared, int is_queue, uint64_t msg_num,
+                        size_t bytes, const broker_message *inproc)
+{
+    if (!s->ep) {
+        b->stats.messages_out++;
+        s->cb(s->cb_arg, inproc);
+        return BROKER_OK;
+    }
+    endpoint *ep = s->ep;
+    delivery *d = NULL;
+    char ack[48] = "";
+    size_t alen = 0;
+    if (s->ack_mode != ACK_AUTO) {
+        if (store__ids_reserve(&ep->tags, 1) != STORE_OK || !(d = delivery_new(b)))
+            return BROKER_E_NOMEM;
+        d->link.id = ++ep->next_tag;
+        if (ep->version == STOMP_V12) {
+            memcpy(ack, "ack:", 4);
+            alen = 4 + msg__u64(ack + 4, d->link.id);
+            ack[alen++] = '\n';
+        }
+    }
+    if (ep->ops->push(ep, s->head, s->head_len, ack, alen, shared) != 0) {
+        if (d)
+            delivery_free(b, d);
+        return BROKER_E_NOMEM;
+    }
+    b->stats.frames_out++;
+    b->stats.messages_out++;
+    if (d)
+        track(s, d, msg_num, is_queue, bytes);
+    return BROKER_OK;
+}
+
+/* ---- settling ----------------------------------------------------------------------- */
+
+static void unlink_delivery(sub *s, delivery *d)
+{
+    if (d->prev)
+        d->prev->next = d->next;
+    else
+        s->uhead = d->next;
+    if (d->next)
+        d->next->prev = d->prev;
+    else
+        s->utail = d->prev;
+    s->nunacked--;
+    if (s->ep)
+        store__ids_remove(&s->ep->tags, &d->link);
+}
+
+static void settle_one(broker *b, delivery *d, int nack)
+{
+    sub *s = d->s;
+    unlink_delivery(s, d);
+    if (d->is_queue) {
+        store_err se = nack ? b->st->requeue(b->store, d->msg_num)
+                            : b->st->ack(b->store, d->msg_num);
+        if (se == STORE_OK)
+            commit__dirty(b);
+        else
+            broker__log(b, BROKER_LOG_ERROR, BROKER_EV_STORE, 0,
+                        "settling message %llu failed: %s", (unsigned long long)d->msg_num,
+                        store_strerror(se));
+        if (nack)
+            b->stats.redeliveries++;
+        else
+            broker__mem_sub(b, d->bytes);
+    }
+    delivery_free(b, d);
+}
+
+void sub__settle(broker *b, delivery *d, int nack)
+{
+    sub *s = d->s;
+    if (s->ack_mode == ACK_CLIENT) {
+        /* Cumulative: everything delivered up to d. Walk backwards so requeued messages
+         * keep their order at the head of the queue. */
+        while (d) {
+            delivery *p = d->prev;
+            settle_one(b, d, nack);
+            d = p;
+        }
+    } else {
+        settle_one(b, d, nack);
+    }
+    if (!s->d->is_topic)
+        dest__schedule(b, s->d);
+}
+
+/* Every unacked delivery of s back to its queue, newest first, so order is kept. */
+static void return_unacked(broker *b, sub *s)
+{
+    while (s->utail)
+        settle_one(b, s->utail, 1);
+}
+
+delivery *sub__find_tag(const endpoint *ep, uint64_t tag)
+{
+    return store__entry(store__ids_find(&ep->tags, tag), delivery, link);
+}
+
+delivery *sub__find_msgid(const endpoint *ep, const char *msgid, const char *subid)
+{
+    int is_queue = msgid[0] != 't';
+    const char *digits = is_queue ? msgid : msgid + 1;
+    if (*digits < '0' || *digits > '9')
+        return NULL;
+    char *end;
+    unsigned long long num = strtoull(digits, &end, 10);
+    if (*end)
+        return NULL;
+    /* Linear in the unacked window of the endpoint's subscriptions: bounded by
+     * max_unacked per subscription. */
+    for (sub *s = ep->subs; s; s = s->enext) {
+        if (subid && strcmp(s->id, subid) != 0)
+            continue;
+        for (delivery *d = s->uhead; d; d = d->next)
+            if (d->msg_num == num && d->is_queue == is_queue)
+                return d;
+    }
+    return NULL;
+}

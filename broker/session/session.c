@@ -1,0 +1,77 @@
+/* session.c: the session layer's entry points for the broker: a new connection for each
+ * accepted socket, the layer's step of the tick (login answers, teardown, resuming paused
+ * conns), and closing everything at stop.
+ *
+ * A connection over max_connections is accepted, told why in an ERROR frame and closed,
+ * so the client sees a reason rather than a reset.
+ */
+#include "core.h"
+
+#include <stdlib.h>
+
+void session__accept(broker *b, uv_stream_t *server, int kind)
+{
+    int over = b->stats.connections >= b->o.max_connections;
+    conn *c = conn__new(b, kind == LISTEN_WS ? net__ws() : net__tcp());
+    if (!c) {
+        net__drop(b, server);
+        return;
+    }
+    if (net__stream_accept(&c->io, server) != 0) {
+        conn__close(c);
+        return;
+    }
+    c->policy_only = kind == LISTEN_POLICY;
+    if (over) {
+        b->stats.connections_refused++;
+        if (kind != LISTEN_STOMP) {
+            /* No STOMP session to tell it in: just close. */
+            conn__close(c);
+            return;
+        }
+        conn__fail(c, BROKER_E_LIMIT, NULL, "too many connections");
+        return;
+    }
+    if (conn__start(c) != 0)
+        conn__close(c);
+}
+
+void session__tick(broker *b)
+{
+    login__run(b);
+    while (b->sess.doomed) {
+        conn *c = b->sess.doomed;
+        b->sess.doomed = c->next_doomed;
+        c->doomed = 0;
+        conn__detach(c);
+        conn__maybe_close(c);
+    }
+    if (b->resume_wanted && !b->stopping) {
+        b->resume_wanted = 0;
+        for (conn *c = b->sess.conns; c; c = c->next)
+            if (c->paused_mem || c->paused_out)
+                conn__resume(c);
+    }
+}
+
+int session__busy(const broker *b)
+{
+    return b->sess.doomed || b->resume_wanted || login__pending(b);
+}
+
+void session__close_all(broker *b)
+{
+    for (conn *c = b->sess.conns; c; c = c->next)
+        conn__close(c);
+}
+
+int session__idle(const broker *b)
+{
+    return !b->sess.conns && !b->sess.doomed && !b->sess.auth_outstanding;
+}
+
+void session__free(broker *b)
+{
+    free(b->sess.rbuf);
+    b->sess.rbuf = NULL;
+}

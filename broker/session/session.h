@@ -1,0 +1,195 @@
+/* session.h: the session layer: one connection's STOMP state: its parser and read buffer,
+ * CONNECT and login, heart-beats, receipts, transactions, the frame handlers (one
+ * handle_<family>.c per frame family) and the one place a failure becomes an ERROR frame.
+ *
+ * A conn sits on a net_stream (net/net.h: bytes in and out) and is an endpoint for route
+ * (route/route.h: deliveries in, settlements out). Everything runs on the loop thread;
+ * objects with handles are freed only in close callbacks, and the teardown of a conn is
+ * deferred to the broker's tick (a safe point no handler is on the stack of).
+ */
+#ifndef BROKER_SESSION_H
+#define BROKER_SESSION_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "broker.h"
+#include "net/net.h"
+#include "route/route.h"
+#include "stomp.h"
+
+#ifndef PRINTF_LIKE
+#if defined(__GNUC__) || defined(__clang__)
+#define PRINTF_LIKE(a, b) __attribute__((format(printf, a, b)))
+#else
+#define PRINTF_LIKE(a, b)
+#endif
+#endif
+
+typedef struct conn conn;
+
+/* CONNECTING: only CONNECT/STOMP accepted, tight limits, the CONNECT timer running.
+ * OPEN: the session is negotiated. CLOSING: reading stopped; output and held receipts
+ * drain, then the handles close. */
+enum { CS_CONNECTING, CS_OPEN, CS_CLOSING };
+
+/* A RECEIPT waiting for the commit of batch epoch (or for an earlier held one). */
+typedef struct held {
+    struct held *next;
+    uint64_t epoch;
+    size_t len;
+    char rid[];
+} held;
+
+typedef struct txop {
+    struct txop *next;
+    int kind; /* STOMP_CMD_SEND, _ACK, _NACK */
+    bmsg *m;
+    uint64_t tag;
+} txop;
+
+typedef struct tx {
+    struct tx *next;
+    txop *head, *tail;
+    size_t nops, bytes;
+    char id[];
+} tx;
+
+struct conn {
+    broker *b;
+    net_stream io; /* the socket below */
+    endpoint ep;   /* what route sees (its version is the session's) */
+    conn *prev, *next;  /* the broker's list */
+    conn *next_doomed;  /* the broker's teardown list */
+    /* deadline: the CONNECT timeout, a login check's timeout or refusal delay, the linger
+     * after an ERROR, and the heart-beat silence check; hb_timer: sending heart-beats. */
+    uv_timer_t deadline, hb_timer;
+    int handles_open;
+    int state;
+    unsigned doomed : 1, detached : 1, closing_handles : 1, abort : 1, graceful : 1,
+        paused_mem : 1, paused_out : 1, policy_done : 1, policy_only : 1;
+    stomp_parser parser;
+    /* Input bytes [roff, rlen) of rbuf. During a read rbuf is the broker's shared read
+     * buffer; between reads it is the stash (or NULL): the unconsumed tail, kept only while
+     * the conn is paused between frames (or a Flash policy request is incomplete). */
+    char *rbuf;
+    size_t roff, rlen;
+    char *stash;
+    uint64_t id;
+    tx *txs;
+    size_t ntx;
+    held *held_head, *held_tail;
+    uint32_t hb_out, hb_in; /* negotiated intervals, ms (0 = none) */
+    uint64_t last_rx;
+    uint64_t hb_writes; /* io.writes at the last heart-beat tick */
+    char errmsg[200];
+    const char *err_hdr_name, *err_hdr_value; /* one extra ERROR header (static strings) */
+    broker_auth *auth; /* a login check waiting for its answer: read and parse nothing */
+};
+
+/* The session layer's part of the broker. */
+typedef struct session_state {
+    conn *conns;
+    conn *doomed;
+    uint64_t next_conn_id;
+    char *rbuf; /* the read buffer every conn reads into (o.read_buffer bytes), lazily */
+    broker_auth *auth_ready; /* answered logins to apply at the tick */
+    size_t auth_outstanding; /* login records not freed yet: a stop waits for them */
+} session_state;
+
+/* ---- the layer's entry points (session.c), for the broker ---- */
+
+/* net's accept callback: a new conn for a socket on a listener of this kind. */
+void session__accept(broker *b, uv_stream_t *server, int kind);
+/* The tick: apply login answers, tear down failed conns, resume paused ones. */
+void session__tick(broker *b);
+int session__busy(const broker *b); /* the tick has session work left */
+/* Stop: close every conn. */
+void session__close_all(broker *b);
+int session__idle(const broker *b); /* no conn and no login record left */
+void session__free(broker *b);
+
+/* ---- connections (conn.c) ---- */
+
+/* A conn over transport tp, handles initialised; NULL if out of memory. */
+conn *conn__new(broker *b, const net_transport *tp);
+int conn__start(conn *c); /* after accept: read, CONNECT timer */
+/* What net tells a conn (input.c): room for a read, bytes read or the end of input. */
+void conn__on_alloc(conn *c, uv_buf_t *buf);
+void conn__on_read(conn *c, ssize_t nread);
+/* Process input already read (after a pause or a login answer), then read on. */
+void conn__resume(conn *c);
+/* Queue a whole frame encoded for the session's version. */
+broker_err conn__send_frame(conn *c, const stomp_frame *f) BROKER_WUR;
+/* The one place turning a failure into ERROR + close: message text, the offending frame
+ * (for receipt-id; may be NULL). Safe to call anywhere, any number of times. */
+void conn__fail(conn *c, broker_err code, const stomp_frame *f, const char *msg);
+/* End gracefully: stop reading, write what is queued (held receipts too), then close. */
+void conn__end(conn *c);
+/* Close without an ERROR (peer went away, write failed, broker stopping). */
+void conn__close(conn *c);
+/* Teardown at the broker's tick, then close once output drained. */
+void conn__detach(conn *c);
+void conn__maybe_close(conn *c);
+void conn__set_error(conn *c, const char *fmt, ...) PRINTF_LIKE(2, 3);
+/* Stop reading (CLOSING, or a login check pending). */
+void conn__stop_reading(conn *c);
+/* Arm the deadline timer with cb after ms (replacing whatever it was armed for). */
+void conn__deadline(conn *c, uv_timer_cb cb, uint64_t ms);
+
+/* ---- heart-beats (heartbeat.c) ---- */
+
+/* Negotiate from CONNECT's heart-beat header (NULL: none) for version v: our offer goes in
+ * *sx, *sy (for CONNECTED); the intervals in c. BROKER_E_PROTOCOL when malformed. */
+broker_err heartbeat__negotiate(conn *c, stomp_version v, const char *hdr, uint32_t *sx,
+                                uint32_t *sy) BROKER_WUR;
+void heartbeat__start(conn *c); /* the session is open */
+void heartbeat__stop(conn *c);
+
+/* ---- receipts (receipt.c) ---- */
+
+/* RECEIPT for the frame f's receipt header (if any), now or, needs_commit, once the store
+ * committed the current batch; later receipts wait behind held ones. */
+broker_err receipt__send(conn *c, const stomp_frame *f, int needs_commit) BROKER_WUR;
+broker_err receipt__queue(conn *c, const char *rid, size_t len, int needs_commit) BROKER_WUR;
+/* Commits up to epoch completed (ok) or failed: held receipts go out, or the session ends. */
+void receipt__committed(conn *c, uint64_t epoch, int ok, const char *why);
+void receipt__drop(conn *c); /* the session ended: held receipts will never go out */
+int receipt__holding(const conn *c);
+
+/* ---- logins (login.c) ---- */
+
+/* CONNECT was accepted by the protocol: check the login (if there is a hook) and begin the
+ * session (send CONNECTED), refuse it, or wait for an asynchronous answer. */
+broker_err login__check(conn *c, const stomp_frame *f, stomp_version v, int named, uint32_t sx,
+                        uint32_t sy) BROKER_WUR;
+/* The session begins: CONNECTED, then the negotiated version and limits. */
+broker_err login__begin(conn *c, stomp_version v, int named, uint32_t sx,
+                        uint32_t sy) BROKER_WUR;
+/* Answers that came in (at the tick); a conn going away forgets its record. */
+void login__run(broker *b);
+void login__abandon(conn *c);
+int login__pending(const broker *b);
+
+/* ---- frames (dispatch.c, handle_*.c, tx.c) ---- */
+
+void dispatch__frame(conn *c, const stomp_frame *f);
+broker_err handle__connect(conn *c, const stomp_frame *f) BROKER_WUR;
+broker_err handle__send(conn *c, const stomp_frame *f) BROKER_WUR;
+broker_err handle__subscribe(conn *c, const stomp_frame *f) BROKER_WUR;
+broker_err handle__unsubscribe(conn *c, const stomp_frame *f) BROKER_WUR;
+broker_err handle__ack(conn *c, const stomp_frame *f) BROKER_WUR;
+broker_err handle__begin(conn *c, const stomp_frame *f) BROKER_WUR;
+broker_err handle__commit(conn *c, const stomp_frame *f) BROKER_WUR;
+broker_err handle__abort(conn *c, const stomp_frame *f) BROKER_WUR;
+broker_err handle__disconnect(conn *c, const stomp_frame *f) BROKER_WUR;
+tx *tx__find(conn *c, const char *id);
+/* Buffer a SEND / an ACK or NACK (by delivery tag) in t. LIMIT when t is full. */
+broker_err tx__add_send(conn *c, tx *t, const stomp_frame *f, const char *dest,
+                        size_t dlen) BROKER_WUR;
+broker_err tx__add_ack(conn *c, tx *t, uint64_t tag, int nack) BROKER_WUR;
+void tx__free_all(conn *c);
+
+#endif
