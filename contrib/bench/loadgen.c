@@ -15,6 +15,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,7 +53,7 @@ struct opts {
     int port;
     enum scenario sc;
     int producers, consumers, subscribers, conns;
-    uint64_t messages;
+    uint64_t messages; /* 0 while parsing: the scenario's default */
     size_t size;
     bool client_ack;
     bool queue_per_producer;
@@ -941,116 +942,140 @@ static double pct(const uint64_t *v, size_t n, double p)
     return (double)v[i] / 1000.0;
 }
 
-static int report(void)
+/* The run's outcome, read once every worker has stopped. */
+struct tally {
+    uint64_t unique, dup, ooo, bad, lost;
+    bool timed_out, failed;
+    int64_t t_go;
+    double secs; /* from the first SEND to the last expected delivery (or the last one) */
+    const char *result;
+};
+
+static struct tally tally_up(void)
 {
-    const struct opts *o = &R.o;
-    struct report r = {.len = 0};
-    uint64_t unique = atomic_load(&R.unique), dup = atomic_load(&R.dup);
-    uint64_t ooo = atomic_load(&R.ooo), bad = atomic_load(&R.bad);
-    uint64_t lost = R.expected - unique;
-    bool timed_out = atomic_load(&R.timed_out), failed = atomic_load(&R.failed);
-    int64_t t_go = atomic_load(&R.t_go), t_last = atomic_load(&R.t_last);
+    struct tally t = {.unique = atomic_load(&R.unique), .dup = atomic_load(&R.dup),
+                      .ooo = atomic_load(&R.ooo), .bad = atomic_load(&R.bad),
+                      .timed_out = atomic_load(&R.timed_out), .failed = atomic_load(&R.failed),
+                      .t_go = atomic_load(&R.t_go)};
+    t.lost = R.expected - t.unique;
+    int64_t t_last = atomic_load(&R.t_last);
     if (t_last == 0)
         t_last = atomic_load(&R.t_last_rx);
-    double secs = t_go && t_last > t_go ? (double)(t_last - t_go) / 1e9 : 0;
-    const char *result = "OK";
-    if (failed)
-        result = "FAILED";
-    else if (timed_out)
-        result = "TIMEOUT";
-    else if (lost || dup || bad)
-        result = "FAILED";
-    else if (ooo)
-        result = o->strict_order ? "FAILED" : "OK_UNORDERED";
+    t.secs = t.t_go && t_last > t.t_go ? (double)(t_last - t.t_go) / 1e9 : 0;
+    /* a failure outranks a timeout, which outranks what was counted */
+    t.result = "OK";
+    if (t.failed)
+        t.result = "FAILED";
+    else if (t.timed_out)
+        t.result = "TIMEOUT";
+    else if (t.lost || t.dup || t.bad)
+        t.result = "FAILED";
+    else if (t.ooo)
+        t.result = R.o.strict_order ? "FAILED" : "OK_UNORDERED";
+    return t;
+}
 
-    kv(&r, "scenario", true, "%s", scenario_names[o->sc]);
-    kv(&r, "p", false, "%d", o->producers);
+/* What was run: the scenario, its connections and message counts. */
+static void kv_shape(struct report *r, const struct opts *o)
+{
+    kv(r, "scenario", true, "%s", scenario_names[o->sc]);
+    kv(r, "p", false, "%d", o->producers);
     if (o->sc == SC_TOPIC || o->sc == SC_CONNS)
-        kv(&r, "subs", false, "%d", R.groups);
+        kv(r, "subs", false, "%d", R.groups);
     else
-        kv(&r, "c", false, "%d", o->consumers);
-    kv(&r, "size", false, "%zu", o->size);
-    kv(&r, "ack", true, "%s", o->client_ack ? "client-individual" : "auto");
+        kv(r, "c", false, "%d", o->consumers);
+    kv(r, "size", false, "%zu", o->size);
+    kv(r, "ack", true, "%s", o->client_ack ? "client-individual" : "auto");
     if (o->sc == SC_QUEUE || o->sc == SC_PERSISTENT) {
-        kv(&r, "queues", false, "%d", R.ndests);
-        kv(&r, "receipt_every", false, "%ld", R.receipt_every);
-        kv(&r, "window", false, "%ld", R.window);
+        kv(r, "queues", false, "%d", R.ndests);
+        kv(r, "receipt_every", false, "%ld", R.receipt_every);
+        kv(r, "window", false, "%ld", R.window);
     }
-    kv(&r, "threads", false, "%d", R.nworkers);
-    kv(&r, "msgs", false, "%" PRIu64, o->messages * (uint64_t)o->producers);
-    kv(&r, "deliveries", false, "%" PRIu64, atomic_load(&R.received));
-    kv(&r, "expected", false, "%" PRIu64, R.expected);
-    if (o->sc != SC_CONNS && o->sc != SC_LATENCY) {
-        double rate = secs > 0 ? (double)unique / secs : 0;
-        kv(&r, "secs", false, "%.6f", secs);
-        kv(&r, "rate", false, "%.0f", rate);
-        kv(&r, "mbps", false, "%.1f", rate * (double)o->size / 1e6);
-    }
-    if (o->sc == SC_LATENCY) {
-        size_t n = 0;
-        for (uint64_t i = 0; i < o->messages; i++)
-            if (R.lat_ns[i] != NONE)
-                R.lat_ns[n++] = R.lat_ns[i];
-        qsort(R.lat_ns, n, sizeof *R.lat_ns, cmp_u64);
-        kv(&r, "target_rate", false, "%ld", o->rate);
-        kv(&r, "samples", false, "%zu", n);
-        kv(&r, "p50_us", false, "%.1f", pct(R.lat_ns, n, 50));
-        kv(&r, "p99_us", false, "%.1f", pct(R.lat_ns, n, 99));
-        kv(&r, "p999_us", false, "%.1f", pct(R.lat_ns, n, 99.9));
-        kv(&r, "max_us", false, "%.1f", n ? (double)R.lat_ns[n - 1] / 1000.0 : 0);
-    }
-    if (o->sc == SC_CONNS) {
-        int64_t t0 = atomic_load(&R.t_connect0), t1 = atomic_load(&R.t_ready);
-        double csecs = t1 > t0 ? (double)(t1 - t0) / 1e9 : 0;
-        kv(&r, "conns", false, "%d", R.groups);
-        kv(&r, "connect_secs", false, "%.6f", csecs);
-        kv(&r, "connect_rate", false, "%.0f", csecs > 0 ? R.needed / csecs : 0);
-        if (o->pid > 0) {
-            kv(&r, "rss_before_kb", false, "%ld", R.rss_before);
-            kv(&r, "rss_after_kb", false, "%ld", R.rss_after);
-            kv(&r, "rss_per_conn_bytes", false, "%.0f",
-               R.rss_after > 0 && R.rss_before > 0
-                   ? (double)(R.rss_after - R.rss_before) * 1024.0 / R.needed
-                   : 0.0);
-        }
-        double sum = 0, mx = 0;
-        uint64_t done = atomic_load(&R.rounds_done);
-        for (uint64_t i = 0; i < done && i < o->messages; i++) {
-            double us = (double)(atomic_load(&R.round_done_ns[i]) - R.round_sent_ns[i]) / 1e3;
-            sum += us;
-            if (us > mx)
-                mx = us;
-        }
-        kv(&r, "rounds", false, "%" PRIu64, done);
-        kv(&r, "fanout_us_avg", false, "%.0f", done ? sum / (double)done : 0.0);
-        kv(&r, "fanout_us_max", false, "%.0f", mx);
-    }
-    kv(&r, "conns_ready", false, "%d", atomic_load(&R.ready));
-    kv(&r, "lost", false, "%" PRIu64, lost);
-    kv(&r, "dup", false, "%" PRIu64, dup);
-    kv(&r, "ooo", false, "%" PRIu64, ooo);
-    kv(&r, "bad", false, "%" PRIu64, bad);
-    kv(&r, "result", true, "%s", result);
+    kv(r, "threads", false, "%d", R.nworkers);
+    kv(r, "msgs", false, "%" PRIu64, o->messages * (uint64_t)o->producers);
+    kv(r, "deliveries", false, "%" PRIu64, atomic_load(&R.received));
+    kv(r, "expected", false, "%" PRIu64, R.expected);
+}
 
-    if (o->json)
-        printf("%s}\n", r.json);
-    else
-        printf("%s\n", r.text);
-    fflush(stdout);
+static void kv_throughput(struct report *r, const struct opts *o, const struct tally *t)
+{
+    double rate = t->secs > 0 ? (double)t->unique / t->secs : 0;
+    kv(r, "secs", false, "%.6f", t->secs);
+    kv(r, "rate", false, "%.0f", rate);
+    kv(r, "mbps", false, "%.1f", rate * (double)o->size / 1e6);
+}
 
-    fprintf(stderr, "%s %s: ", scenario_names[o->sc], result);
+/* Percentiles of the latency samples; sorts them in place, the missing ones left out. */
+static void kv_latency(struct report *r, const struct opts *o)
+{
+    size_t n = 0;
+    for (uint64_t i = 0; i < o->messages; i++)
+        if (R.lat_ns[i] != NONE)
+            R.lat_ns[n++] = R.lat_ns[i];
+    qsort(R.lat_ns, n, sizeof *R.lat_ns, cmp_u64);
+    kv(r, "target_rate", false, "%ld", o->rate);
+    kv(r, "samples", false, "%zu", n);
+    kv(r, "p50_us", false, "%.1f", pct(R.lat_ns, n, 50));
+    kv(r, "p99_us", false, "%.1f", pct(R.lat_ns, n, 99));
+    kv(r, "p999_us", false, "%.1f", pct(R.lat_ns, n, 99.9));
+    kv(r, "max_us", false, "%.1f", n ? (double)R.lat_ns[n - 1] / 1000.0 : 0);
+}
+
+/* Connection rate, the broker's memory per connection, and the fan-out time of each round. */
+static void kv_conns(struct report *r, const struct opts *o)
+{
+    int64_t t0 = atomic_load(&R.t_connect0), t1 = atomic_load(&R.t_ready);
+    double csecs = t1 > t0 ? (double)(t1 - t0) / 1e9 : 0;
+    kv(r, "conns", false, "%d", R.groups);
+    kv(r, "connect_secs", false, "%.6f", csecs);
+    kv(r, "connect_rate", false, "%.0f", csecs > 0 ? R.needed / csecs : 0);
+    if (o->pid > 0) {
+        kv(r, "rss_before_kb", false, "%ld", R.rss_before);
+        kv(r, "rss_after_kb", false, "%ld", R.rss_after);
+        kv(r, "rss_per_conn_bytes", false, "%.0f",
+           R.rss_after > 0 && R.rss_before > 0
+               ? (double)(R.rss_after - R.rss_before) * 1024.0 / R.needed
+               : 0.0);
+    }
+    double sum = 0, mx = 0;
+    uint64_t done = atomic_load(&R.rounds_done);
+    for (uint64_t i = 0; i < done && i < o->messages; i++) {
+        double us = (double)(atomic_load(&R.round_done_ns[i]) - R.round_sent_ns[i]) / 1e3;
+        sum += us;
+        if (us > mx)
+            mx = us;
+    }
+    kv(r, "rounds", false, "%" PRIu64, done);
+    kv(r, "fanout_us_avg", false, "%.0f", done ? sum / (double)done : 0.0);
+    kv(r, "fanout_us_max", false, "%.0f", mx);
+}
+
+static void kv_verdict(struct report *r, const struct tally *t)
+{
+    kv(r, "conns_ready", false, "%d", atomic_load(&R.ready));
+    kv(r, "lost", false, "%" PRIu64, t->lost);
+    kv(r, "dup", false, "%" PRIu64, t->dup);
+    kv(r, "ooo", false, "%" PRIu64, t->ooo);
+    kv(r, "bad", false, "%" PRIu64, t->bad);
+    kv(r, "result", true, "%s", t->result);
+}
+
+/* The human summary on stderr: the counts, then why the run failed if it did. */
+static void print_summary(const struct opts *o, const struct tally *t)
+{
+    fprintf(stderr, "%s %s: ", scenario_names[o->sc], t->result);
     if (o->sc == SC_QUEUE || o->sc == SC_PERSISTENT || o->sc == SC_TOPIC)
         fprintf(stderr, "%" PRIu64 " of %" PRIu64 " deliveries in %.3f s = %.0f msg/s, %.1f MB/s"
                 " payload; ",
-                unique, R.expected, secs, secs > 0 ? (double)unique / secs : 0,
-                secs > 0 ? (double)unique * (double)o->size / secs / 1e6 : 0);
+                t->unique, R.expected, t->secs, t->secs > 0 ? (double)t->unique / t->secs : 0,
+                t->secs > 0 ? (double)t->unique * (double)o->size / t->secs / 1e6 : 0);
     else
-        fprintf(stderr, "%" PRIu64 " of %" PRIu64 " deliveries; ", unique, R.expected);
+        fprintf(stderr, "%" PRIu64 " of %" PRIu64 " deliveries; ", t->unique, R.expected);
     fprintf(stderr, "lost %" PRIu64 ", duplicated %" PRIu64 ", out of order %" PRIu64
-            ", malformed %" PRIu64 "\n", lost, dup, ooo, bad);
-    if (failed)
+            ", malformed %" PRIu64 "\n", t->lost, t->dup, t->ooo, t->bad);
+    if (t->failed)
         fprintf(stderr, "loadgen: %s\n", R.errmsg);
-    if ((lost || dup) && R.o.sc != SC_CONNS) {
+    if ((t->lost || t->dup) && o->sc != SC_CONNS) {
         fprintf(stderr, "loadgen: deliveries per consumer:");
         int shown = 0;
         for (int i = 0; i < R.nconns && shown < 16; i++) {
@@ -1061,16 +1086,40 @@ static int report(void)
         }
         fputc('\n', stderr);
     }
-    if ((failed || timed_out) && !t_go)
+    if ((t->failed || t->timed_out) && !t->t_go)
         fprintf(stderr, "loadgen: %d of %d connections were ready (CONNECTED, and consumers "
                 "subscribed)\n", atomic_load(&R.ready), R.needed);
-    if (timed_out)
+    if (t->timed_out)
         fprintf(stderr, "loadgen: timed out after %.0f s (phase: %s)\n", o->timeout,
                 R.t_go ? "running" : "connecting/subscribing");
     if (atomic_load(&R.idle_end))
         fprintf(stderr, "loadgen: producers were done and nothing arrived for %.1f s\n",
                 o->idle);
-    return strcmp(result, "OK") == 0 || strcmp(result, "OK_UNORDERED") == 0 ? 0 : 1;
+}
+
+/* The result line on stdout (key=value, or JSON), then the summary. Returns the exit
+ * status: 0 for OK and OK_UNORDERED, 1 otherwise. */
+static int report(void)
+{
+    const struct opts *o = &R.o;
+    struct report r = {.len = 0};
+    struct tally t = tally_up();
+    kv_shape(&r, o);
+    if (o->sc != SC_CONNS && o->sc != SC_LATENCY)
+        kv_throughput(&r, o, &t);
+    if (o->sc == SC_LATENCY)
+        kv_latency(&r, o);
+    if (o->sc == SC_CONNS)
+        kv_conns(&r, o);
+    kv_verdict(&r, &t);
+
+    if (o->json)
+        printf("%s}\n", r.json);
+    else
+        printf("%s\n", r.text);
+    fflush(stdout);
+    print_summary(o, &t);
+    return strcmp(t.result, "OK") == 0 || strcmp(t.result, "OK_UNORDERED") == 0 ? 0 : 1;
 }
 
 /* ---------------------------------------------------------------- setup */
@@ -1179,109 +1228,137 @@ static double parse_secs(const char *s, const char *what)
     return v;
 }
 
-static void parse_args(int argc, char **argv)
+/* How an option's argument is taken: most are stored into one field of struct opts (numbers
+ * range-checked); a scenario or ack name is looked up; --help prints and exits. */
+enum argkind { ARG_INT, ARG_LONG, ARG_U64, ARG_SIZE, ARG_SECS, ARG_TRUE, ARG_STR, ARG_SCENARIO,
+               ARG_ACK, ARG_HELP };
+
+#define MAX_CORES (-1) /* --threads: at most the number of online cores */
+#define FIELD(f) offsetof(struct opts, f)
+
+struct optdef {
+    const char *name; /* the long option; "--name" in error messages */
+    char letter;      /* the short option, 0 if none */
+    enum argkind kind;
+    size_t field;     /* where the value goes in struct opts */
+    long min, max;    /* the accepted range of a number */
+};
+
+/* Every option. The order is getopt's, so an ambiguous abbreviation lists its candidates
+ * in this order. */
+static const struct optdef optdefs[] = {
+    {"scenario", 0, ARG_SCENARIO, 0, 0, 0},
+    {"host", 0, ARG_STR, FIELD(host), 0, 0},
+    {"port", 0, ARG_INT, FIELD(port), 1, 65535},
+    {"producers", 'p', ARG_INT, FIELD(producers), 1, MAX_PRODUCERS},
+    {"consumers", 'c', ARG_INT, FIELD(consumers), 1, MAX_SUBS},
+    {"subscribers", 'k', ARG_INT, FIELD(subscribers), 1, MAX_SUBS},
+    {"conns", 'm', ARG_INT, FIELD(conns), 1, MAX_CONNS},
+    {"messages", 'n', ARG_U64, FIELD(messages), 1, 1L << 40},
+    {"size", 's', ARG_SIZE, FIELD(size), BODY_MIN, 16L << 20},
+    {"ack", 0, ARG_ACK, 0, 0, 0},
+    {"queue-per-producer", 0, ARG_TRUE, FIELD(queue_per_producer), 0, 0},
+    {"receipt-every", 0, ARG_LONG, FIELD(receipt_every), 0, 1L << 30},
+    {"window", 0, ARG_LONG, FIELD(window), 0, 1L << 30},
+    {"persistent", 0, ARG_TRUE, FIELD(persistent_flag), 0, 0},
+    {"rate", 0, ARG_LONG, FIELD(rate), 1, 1000000},
+    {"pid", 0, ARG_LONG, FIELD(pid), 1, INT_MAX},
+    {"concurrency", 0, ARG_INT, FIELD(concurrency), 1, 100000},
+    {"threads", 0, ARG_INT, FIELD(threads), 1, MAX_CORES},
+    {"dest", 0, ARG_STR, FIELD(dest), 0, 0},
+    {"login", 0, ARG_STR, FIELD(login), 0, 0},
+    {"passcode", 0, ARG_STR, FIELD(passcode), 0, 0},
+    {"timeout", 0, ARG_SECS, FIELD(timeout), 0, 0},
+    {"idle", 0, ARG_SECS, FIELD(idle), 0, 0},
+    {"linger", 0, ARG_SECS, FIELD(linger), 0, 0},
+    {"json", 0, ARG_TRUE, FIELD(json), 0, 0},
+    {"strict-order", 0, ARG_TRUE, FIELD(strict_order), 0, 0},
+    {"help", 'h', ARG_HELP, 0, 0, 0},
+};
+#define NOPTS (sizeof optdefs / sizeof *optdefs)
+/* getopt_long's value for an option without a letter: past every char */
+#define LONG_ONLY 256
+
+/* getopt_long's tables from optdefs: lopts has NOPTS + 1 entries, shorts 2 * NOPTS + 1. */
+static void build_getopt(struct option *lopts, char *shorts)
 {
-    enum { O_HOST = 256, O_PORT, O_SCEN, O_ACK, O_QPP, O_RECEIPT, O_WINDOW, O_PERSIST, O_RATE,
-           O_PID, O_CONC, O_THREADS, O_DEST, O_LOGIN, O_PASS, O_TIMEOUT, O_IDLE, O_LINGER,
-           O_JSON, O_STRICT };
-    static const struct option lopts[] = {
-        {"scenario", required_argument, NULL, O_SCEN},
-        {"host", required_argument, NULL, O_HOST},
-        {"port", required_argument, NULL, O_PORT},
-        {"producers", required_argument, NULL, 'p'},
-        {"consumers", required_argument, NULL, 'c'},
-        {"subscribers", required_argument, NULL, 'k'},
-        {"conns", required_argument, NULL, 'm'},
-        {"messages", required_argument, NULL, 'n'},
-        {"size", required_argument, NULL, 's'},
-        {"ack", required_argument, NULL, O_ACK},
-        {"queue-per-producer", no_argument, NULL, O_QPP},
-        {"receipt-every", required_argument, NULL, O_RECEIPT},
-        {"window", required_argument, NULL, O_WINDOW},
-        {"persistent", no_argument, NULL, O_PERSIST},
-        {"rate", required_argument, NULL, O_RATE},
-        {"pid", required_argument, NULL, O_PID},
-        {"concurrency", required_argument, NULL, O_CONC},
-        {"threads", required_argument, NULL, O_THREADS},
-        {"dest", required_argument, NULL, O_DEST},
-        {"login", required_argument, NULL, O_LOGIN},
-        {"passcode", required_argument, NULL, O_PASS},
-        {"timeout", required_argument, NULL, O_TIMEOUT},
-        {"idle", required_argument, NULL, O_IDLE},
-        {"linger", required_argument, NULL, O_LINGER},
-        {"json", no_argument, NULL, O_JSON},
-        {"strict-order", no_argument, NULL, O_STRICT},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    struct opts *o = &R.o;
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    if (ncpu < 1)
-        ncpu = 1;
-    *o = (struct opts){.host = "127.0.0.1", .port = 61613, .sc = SC_QUEUE, .producers = 1,
-                       .consumers = 1, .subscribers = 4, .conns = 1000, .size = 100,
-                       .receipt_every = -1, .window = -1, .rate = 1000, .timeout = 60,
-                       .idle = 5, .linger = 0.2, .threads = 1, .concurrency = 256};
-    long messages = -1;
-    int ch;
-    while ((ch = getopt_long(argc, argv, "p:c:k:m:n:s:h", lopts, NULL)) != -1) {
-        switch (ch) {
-        case O_SCEN: {
-            int found = -1;
-            for (int i = 0; i < (int)(sizeof scenario_names / sizeof *scenario_names); i++)
-                if (strcmp(optarg, scenario_names[i]) == 0)
-                    found = i;
-            if (found < 0)
-                die("unknown scenario '%s' (see --help)", optarg);
-            o->sc = (enum scenario)found;
-            break;
-        }
-        case O_HOST: o->host = optarg; break;
-        case O_PORT: o->port = (int)parse_long(optarg, "--port", 1, 65535); break;
-        case 'p': o->producers = (int)parse_long(optarg, "--producers", 1, MAX_PRODUCERS); break;
-        case 'c': o->consumers = (int)parse_long(optarg, "--consumers", 1, MAX_SUBS); break;
-        case 'k': o->subscribers = (int)parse_long(optarg, "--subscribers", 1, MAX_SUBS); break;
-        case 'm': o->conns = (int)parse_long(optarg, "--conns", 1, MAX_CONNS); break;
-        case 'n': messages = parse_long(optarg, "--messages", 1, 1L << 40); break;
-        case 's': o->size = (size_t)parse_long(optarg, "--size", BODY_MIN, 16L << 20); break;
-        case O_ACK:
-            if (strcmp(optarg, "auto") == 0)
-                o->client_ack = false;
-            else if (strcmp(optarg, "client-individual") == 0)
-                o->client_ack = true;
-            else
-                die("--ack: auto or client-individual, got '%s'", optarg);
-            break;
-        case O_QPP: o->queue_per_producer = true; break;
-        case O_RECEIPT:
-            o->receipt_every = parse_long(optarg, "--receipt-every", 0, 1L << 30);
-            break;
-        case O_WINDOW: o->window = parse_long(optarg, "--window", 0, 1L << 30); break;
-        case O_PERSIST: o->persistent_flag = true; break;
-        case O_RATE: o->rate = parse_long(optarg, "--rate", 1, 1000000); break;
-        case O_PID: o->pid = parse_long(optarg, "--pid", 1, INT_MAX); break;
-        case O_CONC: o->concurrency = (int)parse_long(optarg, "--concurrency", 1, 100000); break;
-        case O_THREADS: o->threads = (int)parse_long(optarg, "--threads", 1, ncpu); break;
-        case O_DEST: o->dest = optarg; break;
-        case O_LOGIN: o->login = optarg; break;
-        case O_PASS: o->passcode = optarg; break;
-        case O_TIMEOUT: o->timeout = parse_secs(optarg, "--timeout"); break;
-        case O_IDLE: o->idle = parse_secs(optarg, "--idle"); break;
-        case O_LINGER: o->linger = parse_secs(optarg, "--linger"); break;
-        case O_JSON: o->json = true; break;
-        case O_STRICT: o->strict_order = true; break;
-        case 'h': usage(stdout); exit(0);
-        default: usage(stderr); exit(2);
+    for (size_t i = 0; i < NOPTS; i++) {
+        const struct optdef *d = &optdefs[i];
+        int has_arg = d->kind == ARG_TRUE || d->kind == ARG_HELP ? no_argument
+                                                                 : required_argument;
+        lopts[i] = (struct option){d->name, has_arg, NULL,
+                                   d->letter ? d->letter : LONG_ONLY + (int)i};
+        if (d->letter) {
+            *shorts++ = d->letter;
+            if (has_arg == required_argument)
+                *shorts++ = ':';
         }
     }
-    if (optind < argc)
-        die("unexpected argument '%s' (see --help)", argv[optind]);
+    lopts[NOPTS] = (struct option){NULL, 0, NULL, 0};
+    *shorts = '\0';
+}
+
+/* The option getopt_long returned ch for; NULL for its '?' (unknown or missing argument). */
+static const struct optdef *find_option(int ch)
+{
+    if (ch >= LONG_ONLY && ch < LONG_ONLY + (int)NOPTS)
+        return &optdefs[ch - LONG_ONLY];
+    for (size_t i = 0; i < NOPTS; i++)
+        if (optdefs[i].letter && optdefs[i].letter == ch)
+            return &optdefs[i];
+    return NULL;
+}
+
+static enum scenario parse_scenario(const char *s)
+{
+    int found = -1;
+    for (int i = 0; i < (int)(sizeof scenario_names / sizeof *scenario_names); i++)
+        if (strcmp(s, scenario_names[i]) == 0)
+            found = i;
+    if (found < 0)
+        die("unknown scenario '%s' (see --help)", s);
+    return (enum scenario)found;
+}
+
+static bool parse_ack(const char *s)
+{
+    if (strcmp(s, "auto") == 0)
+        return false;
+    if (strcmp(s, "client-individual") == 0)
+        return true;
+    die("--ack: auto or client-individual, got '%s'", s);
+}
+
+static void set_option(struct opts *o, const struct optdef *d, const char *arg, long ncpu)
+{
+    char what[32];
+    snprintf(what, sizeof what, "--%s", d->name);
+    char *field = (char *)o + d->field;
+    long max = d->max == MAX_CORES ? ncpu : d->max;
+    switch (d->kind) {
+    case ARG_INT: *(int *)field = (int)parse_long(arg, what, d->min, max); break;
+    case ARG_LONG: *(long *)field = parse_long(arg, what, d->min, max); break;
+    case ARG_U64: *(uint64_t *)field = (uint64_t)parse_long(arg, what, d->min, max); break;
+    case ARG_SIZE: *(size_t *)field = (size_t)parse_long(arg, what, d->min, max); break;
+    case ARG_SECS: *(double *)field = parse_secs(arg, what); break;
+    case ARG_TRUE: *(bool *)field = true; break;
+    case ARG_STR: *(const char **)field = arg; break;
+    case ARG_SCENARIO: o->sc = parse_scenario(arg); break;
+    case ARG_ACK: o->client_ack = parse_ack(arg); break;
+    case ARG_HELP: usage(stdout); exit(0);
+    }
+}
+
+/* What the options imply together, once all are read. */
+static void finish_options(struct opts *o)
+{
     const char *creds[] = {o->login, o->passcode};
     for (int i = 0; i < 2; i++)
         if (creds[i] && strpbrk(creds[i], "\r\n"))
             die("--login/--passcode may not hold CR or LF");
     static const long def_messages[] = {1000000, 100000, 100000, 10000, 5};
-    o->messages = messages > 0 ? (uint64_t)messages : (uint64_t)def_messages[o->sc];
+    if (o->messages == 0)
+        o->messages = (uint64_t)def_messages[o->sc];
     if (o->sc == SC_PERSISTENT)
         o->persistent_flag = true;
     if (o->sc != SC_QUEUE && o->sc != SC_PERSISTENT) {
@@ -1290,9 +1367,37 @@ static void parse_args(int argc, char **argv)
     }
 }
 
-static void setup(void)
+static void parse_args(int argc, char **argv)
 {
+    struct option lopts[NOPTS + 1];
+    char shorts[2 * NOPTS + 1];
     struct opts *o = &R.o;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    if (ncpu < 1)
+        ncpu = 1;
+    /* messages 0: the scenario's default, chosen by finish_options() */
+    *o = (struct opts){.host = "127.0.0.1", .port = 61613, .sc = SC_QUEUE, .producers = 1,
+                       .consumers = 1, .subscribers = 4, .conns = 1000, .size = 100,
+                       .receipt_every = -1, .window = -1, .rate = 1000, .timeout = 60,
+                       .idle = 5, .linger = 0.2, .threads = 1, .concurrency = 256};
+    build_getopt(lopts, shorts);
+    int ch;
+    while ((ch = getopt_long(argc, argv, shorts, lopts, NULL)) != -1) {
+        const struct optdef *d = find_option(ch);
+        if (!d) {
+            usage(stderr);
+            exit(2);
+        }
+        set_option(o, d, optarg, ncpu);
+    }
+    if (optind < argc)
+        die("unexpected argument '%s' (see --help)", argv[optind]);
+    finish_options(o);
+}
+
+/* Producer pacing, receipts and window: the scenario's defaults unless given. */
+static void choose_pacing(const struct opts *o)
+{
     R.pmode = o->sc == SC_LATENCY ? PM_TIMED : o->sc == SC_CONNS ? PM_ROUNDS : PM_STREAM;
     R.receipt_every = o->receipt_every >= 0 ? o->receipt_every
                       : o->sc == SC_PERSISTENT ? 1
@@ -1301,9 +1406,13 @@ static void setup(void)
     R.window = o->window >= 0 ? o->window : o->sc == SC_PERSISTENT ? 256 : 10;
     if (R.pmode == PM_ROUNDS)
         R.window = 0;
+}
 
+/* The subscribing connections: topic's subscribers, conns' connections, latency's one
+ * consumer or the queue's consumers. */
+static int count_consumers(struct opts *o)
+{
     int consumers;
-    bool topic = o->sc == SC_TOPIC || o->sc == SC_CONNS;
     if (o->sc == SC_TOPIC)
         consumers = o->subscribers;
     else if (o->sc == SC_CONNS)
@@ -1314,6 +1423,14 @@ static void setup(void)
         consumers = o->consumers;
     if (o->sc == SC_LATENCY)
         o->consumers = 1;
+    return consumers;
+}
+
+/* One bit per (group, producer, sequence) to find duplicates and losses: each topic
+ * subscriber is a group of its own that must see every message, a queue's consumers share
+ * one group. */
+static void alloc_tracking(const struct opts *o, int consumers, bool topic)
+{
     R.groups = topic ? consumers : 1;
     R.words = (size_t)((o->messages + 63) / 64);
     uint64_t words = (uint64_t)R.groups * (uint64_t)o->producers * R.words;
@@ -1321,7 +1438,10 @@ static void setup(void)
         die("too much to track: groups x producers x messages is over 2^37");
     R.bits = xcalloc((size_t)words, sizeof *R.bits);
     R.expected = o->messages * (uint64_t)o->producers * (uint64_t)R.groups;
+}
 
+static void make_dests(const struct opts *o, bool topic)
+{
     char base[256];
     if (o->dest)
         snprintf(base, sizeof base, "%s", o->dest);
@@ -1336,6 +1456,11 @@ static void setup(void)
         else
             sprintf(R.dests[i], "%s-%d", base, i);
     }
+}
+
+/* The body's padding, and where latency and conns keep their timings. */
+static void alloc_bodies_and_timings(const struct opts *o)
+{
     R.pad = xcalloc(o->size, 1);
     memset(R.pad, '.', o->size);
     if (o->size > BODY_MIN)
@@ -1351,13 +1476,11 @@ static void setup(void)
         R.round_sent_ns = xcalloc((size_t)o->messages, sizeof *R.round_sent_ns);
         R.round_done_ns = xcalloc((size_t)o->messages, sizeof *R.round_done_ns);
     }
+}
 
-    /* connections: consumers first, so they subscribe before producers are opened */
-    R.nconns = consumers + o->producers;
-    R.needed = R.nconns;
-    atomic_store(&R.open_total, R.nconns);
-    R.conns = xcalloc((size_t)R.nconns, sizeof *R.conns);
-
+/* One descriptor per connection and some to spare. */
+static void raise_fd_limit(void)
+{
     struct rlimit rl;
     rlim_t want = (rlim_t)R.nconns + 64;
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
@@ -1370,7 +1493,10 @@ static void setup(void)
             die("cannot raise the open-file limit to %lu: %s", (unsigned long)want,
                 strerror(errno));
     }
+}
 
+static void make_workers(const struct opts *o)
+{
     R.nworkers = o->threads;
     if (R.nworkers > R.nconns)
         R.nworkers = R.nconns;
@@ -1389,6 +1515,55 @@ static void setup(void)
         if (w->max_inflight < 1)
             w->max_inflight = 1;
     }
+}
+
+/* The worker's latency timer, in its epoll set; it ticks once the run starts. */
+static void add_timer(struct worker *w)
+{
+    w->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (w->tfd < 0)
+        die("timerfd_create: %s", strerror(errno));
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = w};
+    if (epoll_ctl(w->ep, EPOLL_CTL_ADD, w->tfd, &ev) < 0)
+        die("epoll_ctl: %s", strerror(errno));
+}
+
+static void init_consumer(struct conn *c, bool topic)
+{
+    c->role = ROLE_CONSUMER;
+    c->group = topic ? c->idx : 0;
+    c->last = xcalloc((size_t)R.o.producers, sizeof *c->last);
+    for (int p = 0; p < R.o.producers; p++)
+        c->last[p] = NONE;
+}
+
+/* A producer's SEND frame up to its receipt header, built once: only the receipt and the
+ * body differ from one SEND to the next. */
+static void init_producer(struct conn *c, int consumers)
+{
+    struct worker *w = c->w;
+    c->role = ROLE_PRODUCER;
+    c->pid = c->idx - consumers;
+    w->producers[w->nproducers++] = c;
+    const char *d = R.dests[R.ndests == 1 ? 0 : c->pid];
+    char len[32];
+    snprintf(len, sizeof len, "%zu", R.o.size);
+    size_t cap = 64 + stomp_escaped_len(d, strlen(d), STOMP_V12, STOMP_CMD_SEND);
+    c->prefix = xcalloc(cap, 1);
+    char *p = c->prefix;
+    p += sprintf(p, "SEND\ndestination:");
+    p += stomp_escape(d, strlen(d), STOMP_V12, STOMP_CMD_SEND, p);
+    p += sprintf(p, "\ncontent-length:%s\n%s", len,
+                 R.o.persistent_flag ? "persistent:true\n" : "");
+    c->prefix_len = (size_t)(p - c->prefix);
+    if (R.pmode == PM_TIMED && w->tfd < 0)
+        add_timer(w);
+}
+
+/* Consumers first, so they subscribe before producers are opened; connections are dealt to
+ * the workers in turn. */
+static void make_conns(int consumers, bool topic)
+{
     for (int i = 0; i < R.nconns; i++) {
         struct conn *c = &R.conns[i];
         struct worker *w = &R.workers[i % R.nworkers];
@@ -1398,37 +1573,29 @@ static void setup(void)
         c->state = CS_IDLE;
         stomp_parser_init(&c->parser, NULL, NULL, NULL);
         w->conns[w->nconns++] = c;
-        if (i < consumers) {
-            c->role = ROLE_CONSUMER;
-            c->group = topic ? i : 0;
-            c->last = xcalloc((size_t)o->producers, sizeof *c->last);
-            for (int p = 0; p < o->producers; p++)
-                c->last[p] = NONE;
-        } else {
-            c->role = ROLE_PRODUCER;
-            c->pid = i - consumers;
-            w->producers[w->nproducers++] = c;
-            const char *d = R.dests[R.ndests == 1 ? 0 : c->pid];
-            char len[32];
-            snprintf(len, sizeof len, "%zu", o->size);
-            size_t cap = 64 + stomp_escaped_len(d, strlen(d), STOMP_V12, STOMP_CMD_SEND);
-            c->prefix = xcalloc(cap, 1);
-            char *p = c->prefix;
-            p += sprintf(p, "SEND\ndestination:");
-            p += stomp_escape(d, strlen(d), STOMP_V12, STOMP_CMD_SEND, p);
-            p += sprintf(p, "\ncontent-length:%s\n%s", len,
-                         o->persistent_flag ? "persistent:true\n" : "");
-            c->prefix_len = (size_t)(p - c->prefix);
-            if (R.pmode == PM_TIMED && w->tfd < 0) {
-                w->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-                if (w->tfd < 0)
-                    die("timerfd_create: %s", strerror(errno));
-                struct epoll_event ev = {.events = EPOLLIN, .data.ptr = w};
-                if (epoll_ctl(w->ep, EPOLL_CTL_ADD, w->tfd, &ev) < 0)
-                    die("epoll_ctl: %s", strerror(errno));
-            }
-        }
+        if (i < consumers)
+            init_consumer(c, topic);
+        else
+            init_producer(c, consumers);
     }
+}
+
+static void setup(void)
+{
+    struct opts *o = &R.o;
+    bool topic = o->sc == SC_TOPIC || o->sc == SC_CONNS;
+    choose_pacing(o);
+    int consumers = count_consumers(o);
+    alloc_tracking(o, consumers, topic);
+    make_dests(o, topic);
+    alloc_bodies_and_timings(o);
+    R.nconns = consumers + o->producers;
+    R.needed = R.nconns;
+    atomic_store(&R.open_total, R.nconns);
+    R.conns = xcalloc((size_t)R.nconns, sizeof *R.conns);
+    raise_fd_limit();
+    make_workers(o);
+    make_conns(consumers, topic);
 }
 
 int main(int argc, char **argv)
