@@ -84,6 +84,8 @@ bool conn__flush(struct conn *c)
     return true;
 }
 
+/* Idempotent. A connection that closes before it was ready frees its place among the worker's
+ * connections being opened. */
 void conn__close(struct conn *c)
 {
     if (c->fd < 0)
@@ -97,6 +99,7 @@ void conn__close(struct conn *c)
     atomic_fetch_sub(&R.open_total, 1);
 }
 
+/* Starts a non-blocking connect; EPOLLOUT tells when it is done. On failure the run fails. */
 void conn__open(struct conn *c)
 {
     int fd = socket(R.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -127,7 +130,8 @@ void conn__open(struct conn *c)
     c->w->inflight++;
 }
 
-/* hup: the peer's FIN or an error was reported, so read until EOF/EAGAIN (no new edge comes). */
+/* EPOLLIN: parse every frame read, then flush the ACKs or the producer's next batch.
+ * hup: the peer's FIN or an error was reported, so read until EOF/EAGAIN (no new edge comes). */
 void conn__on_readable(struct conn *c, bool hup)
 {
     char *buf = c->w->rbuf;
@@ -182,6 +186,7 @@ void conn__on_readable(struct conn *c, bool hup)
     }
 }
 
+/* EPOLLOUT: a finished connect queues CONNECT; then whatever is queued is written. */
 void conn__on_writable(struct conn *c)
 {
     if (c->state == CS_CONNECTING) {

@@ -1,7 +1,7 @@
 /* worker.c: one thread's epoll loop over the connections it owns (and its latency timer),
  * and the run's phases: SETUP -> RUN -> LINGER -> CLOSE -> END, each step taken by
  * whichever thread first sees its condition. A worker opens at most max_inflight connections
- * at a time and leaves its loop only at END, closing what is still open. */
+ * at a time and leaves its loop at END (or when epoll fails), closing what is still open. */
 #include <errno.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -59,7 +59,8 @@ static void maybe_advance(void)
     }
 }
 
-/* CLOSE: DISCONNECT what is connected, close what is still connecting. */
+/* CLOSE: DISCONNECT the ready and subscribing connections, close those still connecting or
+ * in their handshake, and count the never opened as closed. */
 static void worker_close_all(struct worker *w)
 {
     for (int i = 0; i < w->nconns; i++) {
