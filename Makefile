@@ -12,7 +12,8 @@
 #
 # Layout: frames/*.c -> libframes.a; frames + store/*.c + broker/*.c (not main.c) ->
 # libbroker.a / libbroker.so; broker/main.c -> stompd; tests/<area>/test_*.c -> one cmocka
-# binary each, linked with tests/lib/*.c. New files need no change here.
+# binary each, linked with tests/lib/*.c; contrib/bench/*.c -> one program each, and all of
+# contrib/bench/loadgen/*.c -> loadgen. New files need no change here.
 
 PREFIX ?= /usr/local
 DESTDIR ?=
@@ -53,13 +54,15 @@ LIB_SRC := $(FRAMES_SRC) $(wildcard store/*.c) $(filter-out broker/main.c,$(wild
 TEST_SRC := $(wildcard tests/*/test_*.c)
 TESTLIB_SRC := $(wildcard tests/lib/*.c)
 BENCH_SRC := $(wildcard contrib/bench/*.c)
+LOADGEN_SRC := $(wildcard contrib/bench/loadgen/*.c)
 EMBED_SRC := $(wildcard contrib/embed/*.c)
 
 FRAMES_OBJ := $(FRAMES_SRC:%.c=$(BUILD)/%.o)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TESTLIB_OBJ := $(TESTLIB_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:%.c=$(BUILD)/%)
-BENCH_BIN := $(BENCH_SRC:contrib/bench/%.c=$(BUILD)/bench/%)
+LOADGEN_OBJ := $(LOADGEN_SRC:%.c=$(BUILD)/%.o)
+BENCH_BIN := $(BENCH_SRC:contrib/bench/%.c=$(BUILD)/bench/%) $(BUILD)/bench/loadgen
 EMBED_BIN := $(EMBED_SRC:contrib/embed/%.c=$(BUILD)/embed/%)
 # The daemon's own modules (config file, daemonizing, pidfile, log sink, auth file) are
 # not part of the library: they go into stompd only.
@@ -124,6 +127,10 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TESTLIB_OBJ) $(BUILD)/libbroker.a
 $(BUILD)/bench/%: contrib/bench/%.c $(BUILD)/libbroker.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS_ALL) $(PKG_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS_ALL)
+
+$(BUILD)/bench/loadgen: $(LOADGEN_OBJ) $(BUILD)/libbroker.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDFLAGS) $(LDLIBS_ALL)
 
 $(BUILD)/embed/%: contrib/embed/%.c $(BUILD)/libbroker.a
 	@mkdir -p $(dir $@)

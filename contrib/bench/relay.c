@@ -518,7 +518,9 @@ static int listen_on(const char *host, const char *port)
     return fd;
 }
 
-int main(int argc, char **argv)
+/* Options into r, host and port. --help exits 0, a bad option or argument exits 2. */
+static void parse_args(int argc, char **argv, struct relay *r, const char **host,
+                       const char **port)
 {
     static const struct option lopts[] = {
         {"host", required_argument, NULL, 'H'}, {"port", required_argument, NULL, 'P'},
@@ -526,90 +528,133 @@ int main(int argc, char **argv)
         {"dup", required_argument, NULL, 'u'},  {"swap", required_argument, NULL, 's'},
         {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
     };
-    struct relay r = {.hwm = 4u << 20};
-    const char *host = "127.0.0.1", *port = "61614";
     int ch;
     while ((ch = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
         switch (ch) {
-        case 'H': host = optarg; break;
-        case 'P': (void)parse_long(optarg, "--port", 0, 65535); port = optarg; break;
-        case 'w': r.hwm = (size_t)parse_long(optarg, "--hwm", 1, 1L << 30); break;
-        case 'd': r.drop_nth = parse_long(optarg, "--drop", 1, 1L << 40); break;
-        case 'u': r.dup_nth = parse_long(optarg, "--dup", 1, 1L << 40); break;
-        case 's': r.swap_nth = parse_long(optarg, "--swap", 1, 1L << 40); break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'H': *host = optarg; break;
+        case 'P': (void)parse_long(optarg, "--port", 0, 65535); *port = optarg; break;
+        case 'w': r->hwm = (size_t)parse_long(optarg, "--hwm", 1, 1L << 30); break;
+        case 'd': r->drop_nth = parse_long(optarg, "--drop", 1, 1L << 40); break;
+        case 'u': r->dup_nth = parse_long(optarg, "--dup", 1, 1L << 40); break;
+        case 's': r->swap_nth = parse_long(optarg, "--swap", 1, 1L << 40); break;
+        case 'h': usage(stdout); exit(0);
+        default: usage(stderr); exit(2);
         }
     }
     if (optind < argc) {
         fprintf(stderr, "relay: unexpected argument '%s' (see --help)\n", argv[optind]);
-        return 2;
+        exit(2);
     }
+}
+
+/* SIGINT and SIGTERM end the loop (the counters are printed); a peer that goes away must
+ * not kill the relay with SIGPIPE. */
+static int catch_signals(void)
+{
     struct sigaction sa = {.sa_handler = on_signal};
     sigemptyset(&sa.sa_mask);
     if (sigaction(SIGINT, &sa, NULL) < 0 || sigaction(SIGTERM, &sa, NULL) < 0 ||
         signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
         fprintf(stderr, "relay: sigaction: %s\n", strerror(errno));
-        return 1;
+        return -1;
     }
-    r.rbuf = malloc(RBUF_SIZE);
-    if (!r.rbuf) {
+    return 0;
+}
+
+/* The read buffer, the listening socket and the epoll set; -1 once reported on stderr. */
+static int relay_open(struct relay *r, const char *host, const char *port)
+{
+    r->rbuf = malloc(RBUF_SIZE);
+    if (!r->rbuf) {
         fputs("relay: out of memory\n", stderr);
-        return 1;
+        return -1;
     }
-    r.lfd = listen_on(host, port);
-    if (r.lfd < 0)
-        return 1;
-    r.ep = epoll_create1(EPOLL_CLOEXEC);
+    r->lfd = listen_on(host, port);
+    if (r->lfd < 0)
+        return -1;
+    r->ep = epoll_create1(EPOLL_CLOEXEC);
     struct epoll_event lev = {.events = EPOLLIN, .data.ptr = NULL};
-    if (r.ep < 0 || epoll_ctl(r.ep, EPOLL_CTL_ADD, r.lfd, &lev) < 0) {
+    if (r->ep < 0 || epoll_ctl(r->ep, EPOLL_CTL_ADD, r->lfd, &lev) < 0) {
         fprintf(stderr, "relay: epoll: %s\n", strerror(errno));
-        return 1;
+        return -1;
     }
+    return 0;
+}
+
+/* One turn's events: the listening socket has no rconn (NULL), a dead connection waits for
+ * reap(), and output is only queued here: flush_dirty() writes it. */
+static void dispatch(struct relay *r, const struct epoll_event *evs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        struct rconn *c = evs[i].data.ptr;
+        if (!c) {
+            on_accept(r);
+            continue;
+        }
+        if (c->dead)
+            continue;
+        if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+            on_readable(r, c);
+        if (!c->dead && (evs[i].events & EPOLLOUT))
+            mark_dirty(r, c);
+    }
+}
+
+/* One batched write per connection per loop turn. */
+static void flush_dirty(struct relay *r)
+{
+    while (r->dirty) {
+        struct rconn *c = r->dirty;
+        r->dirty = c->next_dirty;
+        c->dirty = false;
+        if (!c->dead)
+            conn_flush(r, c);
+    }
+}
+
+/* Runs until SIGINT or SIGTERM; -1 once an epoll_wait failure is reported. */
+static int relay_loop(struct relay *r)
+{
     struct epoll_event evs[64];
     while (!stop_flag) {
-        int n = epoll_wait(r.ep, evs, 64, -1);
+        int n = epoll_wait(r->ep, evs, 64, -1);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
             fprintf(stderr, "relay: epoll_wait: %s\n", strerror(errno));
-            return 1;
+            return -1;
         }
-        for (int i = 0; i < n; i++) {
-            struct rconn *c = evs[i].data.ptr;
-            if (!c) {
-                on_accept(&r);
-                continue;
-            }
-            if (c->dead)
-                continue;
-            if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
-                on_readable(&r, c);
-            if (!c->dead && (evs[i].events & EPOLLOUT))
-                mark_dirty(&r, c);
-        }
-        /* one batched write per connection per loop turn */
-        while (r.dirty) {
-            struct rconn *c = r.dirty;
-            r.dirty = c->next_dirty;
-            c->dirty = false;
-            if (!c->dead)
-                conn_flush(&r, c);
-        }
-        backpressure(&r);
-        reap(&r);
+        dispatch(r, evs, n);
+        flush_dirty(r);
+        backpressure(r);
+        reap(r);
     }
+    return 0;
+}
+
+static void relay_close(struct relay *r)
+{
+    for (struct rconn *c = r->all; c; c = c->next)
+        conn_kill(r, c);
+    reap(r);
+    close(r->ep);
+    close(r->lfd);
+    free(r->held);
+    free(r->sub_id);
+    free(r->dest);
+    free(r->dest_esc);
+    free(r->rbuf);
+}
+
+int main(int argc, char **argv)
+{
+    struct relay r = {.hwm = 4u << 20};
+    const char *host = "127.0.0.1", *port = "61614";
+    parse_args(argc, argv, &r, &host, &port);
+    if (catch_signals() < 0 || relay_open(&r, host, port) < 0 || relay_loop(&r) < 0)
+        return 1;
     fprintf(stderr, "relay: %" PRIu64 " SEND, %" PRIu64 " MESSAGE, %" PRIu64
             " without subscriber\n", r.sends, r.delivered, r.no_subscriber);
-    for (struct rconn *c = r.all; c; c = c->next)
-        conn_kill(&r, c);
-    reap(&r);
-    close(r.ep);
-    close(r.lfd);
-    free(r.held);
-    free(r.sub_id);
-    free(r.dest);
-    free(r.dest_esc);
-    free(r.rbuf);
+    relay_close(&r);
     return 0;
 }

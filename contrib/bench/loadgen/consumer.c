@@ -1,0 +1,71 @@
+/* consumer.c: every MESSAGE checked and counted. The body must be well formed; the
+ * (producer, sequence) bit in the group's bitmap tells a first delivery from a duplicate,
+ * and a sequence below the last one seen from that producer is out of order. On a
+ * client-individual subscription each message is ACKed by its ack header. */
+#include <stdio.h>
+
+#include "loadgen.h"
+
+/* One MESSAGE on c: its first delivery is also a latency sample (latency) or one more
+ * subscriber reached in its round (conns). */
+void consumer__on_message(struct conn *c, const stomp_frame *f, struct rx_batch *b)
+{
+    uint64_t pid, seq, ts;
+    b->received++;
+    c->got++;
+    if (R.o.client_ack) {
+        size_t alen;
+        const char *ack = stomp_frame_header(f, "ack", &alen);
+        if (!ack) {
+            fail("MESSAGE without an ack header on a client-individual subscription");
+            return;
+        }
+        conn__append(c, "ACK\n", 4);
+        conn__header(c, "id", ack, alen, STOMP_CMD_ACK);
+        conn__append(c, "\n", 2);
+    }
+    if (f->body_len != R.o.size || !get_hex(f->body, 4, &pid) || !get_hex(f->body + 4, 12, &seq) ||
+        !get_hex(f->body + 16, 16, &ts) || pid >= (uint64_t)R.o.producers ||
+        seq >= R.o.messages ||
+        (R.o.size > BODY_MIN && f->body[f->body_len - 1] != R.pad[R.o.size - BODY_MIN - 1])) {
+        if (atomic_fetch_add(&R.bad, 1) == 0) {
+            char d[256];
+            dump_bytes(d, sizeof d, f->body, f->body_len, 64);
+            fprintf(stderr, "loadgen: first bad body (%zu bytes, expected %zu): %s\n",
+                    f->body_len, R.o.size, d);
+        }
+        return;
+    }
+    size_t word = ((size_t)c->group * (size_t)R.o.producers + pid) * R.words + seq / 64;
+    uint64_t mask = (uint64_t)1 << (seq % 64);
+    uint64_t old = atomic_fetch_or(&R.bits[word], mask);
+    if (old & mask) {
+        atomic_fetch_add(&R.dup, 1);
+    } else {
+        b->unique++;
+        if (R.lat_ns)
+            R.lat_ns[seq] = (uint64_t)(now_ns() - (int64_t)ts);
+        if (R.round_got && atomic_fetch_add(&R.round_got[seq], 1) + 1 == (uint64_t)R.groups) {
+            atomic_store(&R.round_done_ns[seq], now_ns());
+            atomic_fetch_add(&R.rounds_done, 1);
+        }
+    }
+    if (c->last[pid] != NONE && seq < c->last[pid])
+        atomic_fetch_add(&R.ooo, 1);
+    if (c->last[pid] == NONE || seq > c->last[pid])
+        c->last[pid] = seq;
+}
+
+/* A read's deliveries into the run's counters; the one that completes the expected count
+ * stamps the end of the timing. */
+void consumer__publish(const struct rx_batch *b)
+{
+    if (!b->received)
+        return;
+    int64_t t = now_ns();
+    atomic_fetch_add(&R.received, b->received);
+    atomic_store(&R.t_last_rx, t);
+    uint64_t before = atomic_fetch_add(&R.unique, b->unique);
+    if (before < R.expected && before + b->unique >= R.expected)
+        atomic_store(&R.t_last, t);
+}

@@ -1,0 +1,132 @@
+/* session.c: the STOMP conversation on one connection: CONNECT, a SUBSCRIBE with a receipt
+ * per destination, the frames the broker sends back, DISCONNECT with a receipt. A connection
+ * is ready once CONNECTED (producer) or once every SUBSCRIBE is confirmed (consumer).
+ * A receipt id says what it answers: r<seq> a SEND, s<n> a SUBSCRIBE, d the DISCONNECT. */
+#include <stdio.h>
+#include <string.h>
+
+#include "loadgen.h"
+
+/* CONNECT, written once the TCP connect has completed. */
+void session__connect(struct conn *c)
+{
+    conn__append(c, "CONNECT\naccept-version:1.2\nhost:localhost\nheart-beat:0,0\n",
+                 strlen("CONNECT\naccept-version:1.2\nhost:localhost\nheart-beat:0,0\n"));
+    /* CONNECT headers are never escaped; --login/--passcode were checked for CR and LF. */
+    if (R.o.login) {
+        conn__append(c, "login:", 6);
+        conn__append(c, R.o.login, strlen(R.o.login));
+        conn__append(c, "\n", 1);
+    }
+    if (R.o.passcode) {
+        conn__append(c, "passcode:", 9);
+        conn__append(c, R.o.passcode, strlen(R.o.passcode));
+        conn__append(c, "\n", 1);
+    }
+    conn__append(c, "\n", 2); /* blank line and the NUL */
+    c->state = CS_HANDSHAKE;
+}
+
+static void became_ready(struct conn *c)
+{
+    c->state = CS_READY;
+    if (c->w->inflight > 0)
+        c->w->inflight--;
+    atomic_fetch_add(&R.ready, 1);
+}
+
+static void send_subscribes(struct conn *c)
+{
+    static const char *const ackname[] = {"auto", "client-individual"};
+    c->subs_pending = 0;
+    for (int i = 0; i < R.ndests; i++) {
+        char id[32];
+        int n = snprintf(id, sizeof id, "s%d", i);
+        conn__append(c, "SUBSCRIBE\n", 10);
+        conn__header(c, "id", id, (size_t)n, STOMP_CMD_SUBSCRIBE);
+        conn__header(c, "destination", R.dests[i], strlen(R.dests[i]), STOMP_CMD_SUBSCRIBE);
+        conn__header(c, "ack", ackname[R.o.client_ack], strlen(ackname[R.o.client_ack]),
+                     STOMP_CMD_SUBSCRIBE);
+        conn__header(c, "receipt", id, (size_t)n, STOMP_CMD_SUBSCRIBE);
+        conn__append(c, "\n", 2);
+        c->subs_pending++;
+    }
+    c->state = CS_SUBSCRIBING;
+}
+
+/* A frame from the broker; MESSAGE frames are counted into b. */
+void session__on_frame(struct conn *c, const stomp_frame *f, struct rx_batch *b)
+{
+    switch (f->cmd) {
+    case STOMP_CMD_MESSAGE:
+        if (c->role != ROLE_CONSUMER) {
+            fail("MESSAGE on producer connection %d", c->idx);
+            return;
+        }
+        consumer__on_message(c, f, b);
+        return;
+    case STOMP_CMD_CONNECTED: {
+        if (c->state != CS_HANDSHAKE) {
+            fail("unexpected CONNECTED on connection %d", c->idx);
+            return;
+        }
+        size_t vlen;
+        const char *v = stomp_frame_header(f, "version", &vlen);
+        if (!v || vlen != 3 || memcmp(v, "1.2", 3) != 0) {
+            fail("broker answered CONNECT (accept-version:1.2) with version:%s",
+                 v ? v : "(none)");
+            return;
+        }
+        stomp_parser_set_version(&c->parser, STOMP_V12, 0);
+        if (c->role == ROLE_CONSUMER)
+            send_subscribes(c);
+        else
+            became_ready(c);
+        return;
+    }
+    case STOMP_CMD_RECEIPT: {
+        size_t len;
+        const char *id = stomp_frame_header(f, "receipt-id", &len);
+        if (!id || len == 0) {
+            fail("RECEIPT without receipt-id on connection %d", c->idx);
+            return;
+        }
+        if (id[0] == 'r' && c->role == ROLE_PRODUCER) {
+            if (c->outstanding <= 0) {
+                fail("unexpected RECEIPT receipt-id:%s on connection %d", id, c->idx);
+                return;
+            }
+            c->outstanding--;
+            producer__check_done(c);
+        } else if (id[0] == 's' && c->state == CS_SUBSCRIBING) {
+            if (--c->subs_pending == 0)
+                became_ready(c);
+        } else if (id[0] == 'd' && c->state == CS_CLOSING) {
+            conn__close(c);
+        } else {
+            fail("unexpected RECEIPT receipt-id:%s on connection %d", id, c->idx);
+        }
+        return;
+    }
+    case STOMP_CMD_ERROR: {
+        const char *m = stomp_frame_header(f, "message", NULL);
+        char d[512];
+        dump_bytes(d, sizeof d, f->body, f->body_len, 200);
+        fail("ERROR frame on connection %d (%s): message:%s body:%s", c->idx,
+             c->role == ROLE_PRODUCER ? "producer" : "consumer", m ? m : "(none)", d);
+        return;
+    }
+    default:
+        fail("unexpected %s frame on connection %d", f->cmd_name, c->idx);
+        return;
+    }
+}
+
+/* DISCONNECT with a receipt: the connection closes when the receipt arrives, so every frame
+ * the broker sent before it is still read. */
+void session__disconnect(struct conn *c)
+{
+    conn__append(c, "DISCONNECT\nreceipt:d\n\n", 23);
+    c->state = CS_CLOSING;
+    (void)conn__flush(c);
+}
