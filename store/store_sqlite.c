@@ -1286,11 +1286,6 @@ static store_err sq_open(const store_options *opts, store **out)
     return store_sqlite_open(opts, out, opts ? opts->reason : NULL, opts ? opts->reason_size : 0);
 }
 
-const char *store_sqlite_last_error(const store *s)
-{
-    return s->err;
-}
-
 static const char *sq_last_error(store *s)
 {
     return s->err;
