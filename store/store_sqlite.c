@@ -1067,103 +1067,130 @@ static store_err load_meta(store *s)
     return STORE_OK;
 }
 
-/* Queues with their message counts. One pass over the (queue, ord) index: no message body
- * is read. Drops queue rows without messages and messages without a queue row. */
-static store_err load_queues(store *s)
+/* What load_queues works with: its statements on the writer, and the ids of queues that
+ * have messages but no row (orphans), removed once the scan is over. */
+typedef struct loader {
+    sqlite3_stmt *counts; /* every queue id of msg with its message count */
+    sqlite3_stmt *byid;   /* a queue row by id */
+    sqlite3_stmt *del;    /* the messages of one queue */
+    sqlite3_int64 *orphans;
+    size_t norphans, orphans_cap;
+} loader;
+
+static store_err nomem(store *s)
 {
-    store_err err = STORE_OK;
-    sqlite3_stmt *counts = NULL, *byid = NULL, *del = NULL;
-    sqlite3_int64 *orphans = NULL;
-    size_t norphans = 0, orphans_cap = 0;
-    int rc = sqlite3_prepare_v2(s->wdb, "SELECT queue, count(*) FROM msg GROUP BY queue", -1,
-                                &counts, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(s->wdb, "SELECT name, front FROM queue WHERE id = ?1", -1,
-                                &byid, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(s->wdb, "DELETE FROM msg WHERE queue = ?1", -1, &del, NULL);
-    if (rc != SQLITE_OK) {
-        err = db_err(s, s->wdb, "load");
-        goto out;
+    set_err(s, "out of memory");
+    return STORE_E_NOMEM;
+}
+
+static int add_orphan(loader *ld, sqlite3_int64 qid)
+{
+    if (ld->norphans == ld->orphans_cap) {
+        size_t ncap = ld->orphans_cap ? ld->orphans_cap * 2 : 8;
+        sqlite3_int64 *no = realloc(ld->orphans, ncap * sizeof *no);
+        if (!no)
+            return -1;
+        ld->orphans = no;
+        ld->orphans_cap = ncap;
     }
-    while ((rc = sqlite3_step(counts)) == SQLITE_ROW) {
-        sqlite3_int64 qid = sqlite3_column_int64(counts, 0);
-        sqlite3_int64 n = sqlite3_column_int64(counts, 1);
-        if ((rc = sqlite3_bind_int64(byid, 1, qid)) != SQLITE_OK)
+    ld->orphans[ld->norphans++] = qid;
+    return 0;
+}
+
+/* The queue of the row byid stands on (qid, holding n messages in the file) joins the
+ * index with everything in the file only. Resets byid. */
+static store_err load_queue(store *s, sqlite3_stmt *byid, sqlite3_int64 qid, sqlite3_int64 n)
+{
+    const char *name = sqlite3_column_blob(byid, 0);
+    size_t len = (size_t)sqlite3_column_bytes(byid, 0);
+    int64_t front = sqlite3_column_int64(byid, 1);
+    if (len == 0 || n <= 0) {
+        (void)sqlite3_reset(byid);
+        return STORE_OK;
+    }
+    uint64_t h = store__hash_name(name, len);
+    squeue *q = find_queue(s, name, len, h);
+    if (q) { /* UNIQUE name: cannot happen; keep the first */
+        (void)sqlite3_reset(byid);
+        return STORE_OK;
+    }
+    if (store__queues_reserve(&s->queues, 1) != STORE_OK)
+        return nomem(s);
+    q = add_queue(s, name, len, h, qid);
+    (void)sqlite3_reset(byid); /* only now: name points into its row */
+    if (!q)
+        return nomem(s);
+    q->spilled = (uint64_t)n;
+    q->front_durable = q->front_sent = front;
+    q->crash_front = s->unclean ? front : INT64_MIN;
+    return STORE_OK;
+}
+
+/* One pass over the message counts per queue: each queue with a row is loaded, the others
+ * are noted as orphans (not removed during the scan). */
+static store_err scan_queues(store *s, loader *ld)
+{
+    int rc;
+    while ((rc = sqlite3_step(ld->counts)) == SQLITE_ROW) {
+        sqlite3_int64 qid = sqlite3_column_int64(ld->counts, 0);
+        sqlite3_int64 n = sqlite3_column_int64(ld->counts, 1);
+        if ((rc = sqlite3_bind_int64(ld->byid, 1, qid)) != SQLITE_OK)
             break;
-        rc = sqlite3_step(byid);
+        rc = sqlite3_step(ld->byid);
         if (rc == SQLITE_DONE) {
-            /* Messages whose queue row is gone: removed after the scan, not during it. */
-            (void)sqlite3_reset(byid);
-            if (norphans == orphans_cap) {
-                size_t ncap = orphans_cap ? orphans_cap * 2 : 8;
-                sqlite3_int64 *no = realloc(orphans, ncap * sizeof *no);
-                if (!no) {
-                    err = STORE_E_NOMEM;
-                    set_err(s, "out of memory");
-                    goto out;
-                }
-                orphans = no;
-                orphans_cap = ncap;
-            }
-            orphans[norphans++] = qid;
+            (void)sqlite3_reset(ld->byid);
+            if (add_orphan(ld, qid) != 0)
+                return nomem(s);
             continue;
         }
         if (rc != SQLITE_ROW)
             break;
-        const char *name = sqlite3_column_blob(byid, 0);
-        size_t len = (size_t)sqlite3_column_bytes(byid, 0);
-        int64_t front = sqlite3_column_int64(byid, 1);
-        if (len == 0 || n <= 0) {
-            (void)sqlite3_reset(byid);
-            continue;
-        }
-        uint64_t h = store__hash_name(name, len);
-        squeue *q = find_queue(s, name, len, h);
-        if (q) { /* UNIQUE name: cannot happen; keep the first */
-            (void)sqlite3_reset(byid);
-            continue;
-        }
-        if (store__queues_reserve(&s->queues, 1) != STORE_OK) {
-            err = STORE_E_NOMEM;
-            set_err(s, "out of memory");
-            goto out;
-        }
-        q = add_queue(s, name, len, h, qid);
-        (void)sqlite3_reset(byid);
-        if (!q) {
-            err = STORE_E_NOMEM;
-            set_err(s, "out of memory");
-            goto out;
-        }
-        q->spilled = (uint64_t)n;
-        q->front_durable = q->front_sent = front;
-        q->crash_front = s->unclean ? front : INT64_MIN;
+        store_err err = load_queue(s, ld->byid, qid, n);
+        if (err != STORE_OK)
+            return err;
     }
-    if (rc != SQLITE_DONE) {
+    if (rc != SQLITE_DONE)
+        return db_err(s, s->wdb, "load");
+    (void)sqlite3_reset(ld->counts);
+    return STORE_OK;
+}
+
+/* Queues with their message counts. One pass over the (queue, ord) index: no message body
+ * is read. Drops queue rows without messages and messages without a queue row. */
+static store_err load_queues(store *s)
+{
+    loader ld = {0};
+    store_err err = STORE_OK;
+    int rc = sqlite3_prepare_v2(s->wdb, "SELECT queue, count(*) FROM msg GROUP BY queue", -1,
+                                &ld.counts, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(s->wdb, "SELECT name, front FROM queue WHERE id = ?1", -1,
+                                &ld.byid, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(s->wdb, "DELETE FROM msg WHERE queue = ?1", -1, &ld.del, NULL);
+    if (rc != SQLITE_OK)
         err = db_err(s, s->wdb, "load");
-        goto out;
-    }
-    (void)sqlite3_reset(counts);
-    for (size_t i = 0; i < norphans; i++) {
-        if ((rc = sqlite3_bind_int64(del, 1, orphans[i])) != SQLITE_OK ||
-            (rc = step_done(del)) != SQLITE_OK) {
+    if (err == STORE_OK)
+        err = scan_queues(s, &ld);
+    for (size_t i = 0; err == STORE_OK && i < ld.norphans; i++) {
+        if ((rc = sqlite3_bind_int64(ld.del, 1, ld.orphans[i])) != SQLITE_OK ||
+            (rc = step_done(ld.del)) != SQLITE_OK)
             err = db_err(s, s->wdb, "clean up");
-            goto out;
-        }
     }
-    if (exec(s, "DELETE FROM queue WHERE NOT EXISTS (SELECT 1 FROM msg WHERE msg.queue = queue.id)",
+    if (err == STORE_OK &&
+        exec(s, "DELETE FROM queue WHERE NOT EXISTS (SELECT 1 FROM msg WHERE msg.queue = queue.id)",
              "clean up") != SQLITE_OK)
         err = STORE_E_IO;
-out:
-    free(orphans);
-    (void)sqlite3_finalize(counts);
-    (void)sqlite3_finalize(byid);
-    (void)sqlite3_finalize(del);
+    free(ld.orphans);
+    (void)sqlite3_finalize(ld.counts);
+    (void)sqlite3_finalize(ld.byid);
+    (void)sqlite3_finalize(ld.del);
     return err;
 }
 
-static store_err open_db(store *s, const store_options *opts)
+/* The writer connection, set up for our use: a file that is not a store we can use is
+ * refused before anything is written to it. */
+static store_err open_writer(store *s, const store_options *opts)
 {
     const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     int rc = sqlite3_open_v2(opts->path, &s->wdb, flags, NULL);
@@ -1196,42 +1223,59 @@ static store_err open_db(store *s, const store_options *opts)
              (long long)(WAL_CHECKPOINT_BYTES / (page_size > 0 ? page_size : 4096)));
     if (exec(s, sql, "open") != SQLITE_OK)
         return STORE_E_IO;
+    return STORE_OK;
+}
 
-    /* One write transaction: proves the file is writable and ours before anything is used. */
+/* One write transaction: proves the file is writable and ours before anything is used,
+ * brings its schema up to date and loads the counters and queues. */
+static store_err load_file(store *s)
+{
     if (exec(s, "BEGIN IMMEDIATE", "open") != SQLITE_OK)
         return STORE_E_IO;
-    err = migrate(s);
+    store_err err = migrate(s);
     if (err == STORE_OK)
         err = load_meta(s);
     if (err == STORE_OK)
         err = load_queues(s);
     if (err == STORE_OK && exec(s, "COMMIT", "open") != SQLITE_OK)
         err = STORE_E_IO;
-    if (err != STORE_OK) {
-        if (!sqlite3_get_autocommit(s->wdb))
-            (void)sqlite3_exec(s->wdb, "ROLLBACK", NULL, NULL, NULL);
-        return err;
-    }
-    /* journal_mode must really be WAL: the reader relies on it to run beside the writer. */
+    if (err != STORE_OK && !sqlite3_get_autocommit(s->wdb))
+        (void)sqlite3_exec(s->wdb, "ROLLBACK", NULL, NULL, NULL);
+    return err;
+}
+
+/* journal_mode must really be WAL: the reader relies on it to run beside the writer. */
+static store_err check_wal(store *s, const char *path)
+{
     sqlite3_stmt *st = NULL;
-    rc = sqlite3_prepare_v2(s->wdb, "PRAGMA journal_mode", -1, &st, NULL);
+    int rc = sqlite3_prepare_v2(s->wdb, "PRAGMA journal_mode", -1, &st, NULL);
     int wal = rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW &&
               sqlite3_column_text(st, 0) &&
               strcmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
     (void)sqlite3_finalize(st);
     if (!wal) {
-        set_err(s, "open: %s cannot use WAL mode", opts->path);
+        set_err(s, "open: %s cannot use WAL mode", path);
         return STORE_E_IO;
     }
+    return STORE_OK;
+}
 
+/* The commit's statements, and the largest row they can write. */
+static store_err prepare_writer(store *s)
+{
     int max_len = sqlite3_limit(s->wdb, SQLITE_LIMIT_LENGTH, -1);
     s->max_row = max_len > 1024 ? (size_t)max_len - 1024 : 0; /* room for the other columns */
     for (int i = 0; i < W__COUNT; i++)
         if (sqlite3_prepare_v3(s->wdb, writer_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->w[i],
                                NULL) != SQLITE_OK)
             return db_err(s, s->wdb, "prepare");
+    return STORE_OK;
+}
 
-    rc = sqlite3_open_v2(opts->path, &s->rdb, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+/* The reader connection and its paging statement. */
+static store_err open_reader(store *s, const char *path)
+{
+    int rc = sqlite3_open_v2(path, &s->rdb, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK)
         return db_err(s, s->rdb, "open reader");
     (void)sqlite3_extended_result_codes(s->rdb, 1);
@@ -1243,6 +1287,20 @@ static store_err open_db(store *s, const store_options *opts)
                            -1, SQLITE_PREPARE_PERSISTENT, &s->page, NULL) != SQLITE_OK)
         return db_err(s, s->rdb, "prepare");
     return STORE_OK;
+}
+
+static store_err open_db(store *s, const store_options *opts)
+{
+    store_err err = open_writer(s, opts);
+    if (err == STORE_OK)
+        err = load_file(s);
+    if (err == STORE_OK)
+        err = check_wal(s, opts->path);
+    if (err == STORE_OK)
+        err = prepare_writer(s);
+    if (err == STORE_OK)
+        err = open_reader(s, opts->path);
+    return err;
 }
 
 store_err store_sqlite_open(const store_options *opts, store **out, char *reason,
