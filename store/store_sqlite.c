@@ -68,7 +68,8 @@
 
 enum { REC_PENDING, REC_READY, REC_TAKEN };
 
-/* Forward migrations: steps[i] takes the schema from version i to i + 1. Only ever append. */
+/* Forward migrations: migrations[i] takes the schema from version i to i + 1. Only ever
+ * append. */
 static const char *const migrations[] = {
     /* 0 -> 1 */
     "CREATE TABLE queue(id INTEGER PRIMARY KEY, name BLOB NOT NULL UNIQUE);"
@@ -118,12 +119,12 @@ struct squeue {
 enum { OP_ENQ, OP_ACK, OP_REQUEUE, OP_QNEW, OP_QDEL, OP_FRONT };
 
 /* One write to replay in the commit transaction. The pointers stay valid while the batch is
- * open or in flight: a pending record cannot be taken or acked, and a queue with a pending
- * record cannot be dropped. */
+ * open or in flight: a pending record cannot be taken or acked, a queue with a pending
+ * record cannot be dropped, nor one that an OP_FRONT names (fpins). */
 typedef struct op {
     int kind;
-    uint32_t redeliveries;
-    int64_t key; /* message id (ACK, REQUEUE), queue id (QDEL, FRONT) */
+    uint32_t redeliveries; /* REQUEUE */
+    int64_t key; /* message id (ENQ, ACK, REQUEUE), queue id (QNEW, QDEL, FRONT) */
     int64_t ord; /* ord (ENQ, REQUEUE), front (QNEW, FRONT) */
     const void *ptr; /* srec (ENQ), squeue (QNEW; FRONT: read on the loop thread only) */
 } op;
@@ -659,12 +660,6 @@ static int write_rec_count(store *s, const srec *r, uint32_t red)
     return rc;
 }
 
-/* The last transaction of a clean close. The open batch is not committed (its enqueues are
- * lost), but every message handed out is counted as delivered: taken ones and those whose
- * ack or requeue was still in the batch go back with redeliveries + 1 at their position.
- * The id counter is kept (ids of messages never committed are not reused either) and the
- * file is marked closed. Best effort, close cannot fail: if this does not commit, the next
- * open sees a crash and counts every possibly delivered message instead. */
 /* After a crash, messages counted as possibly delivered keep that count once the file is
  * marked closed: those in memory are written with theirs, those still only in the file get
  * it in place. */
@@ -696,6 +691,12 @@ static int keep_crash_counts(store *s)
     return rc;
 }
 
+/* The last transaction of a clean close. The open batch is not committed (its enqueues are
+ * lost), but every message handed out is counted as delivered: taken ones and those whose
+ * ack or requeue was still in the batch go back with redeliveries + 1 at their position.
+ * The id counter is kept (ids of messages never committed are not reused either) and the
+ * file is marked closed. Best effort, close cannot fail: if this does not commit, the next
+ * open sees a crash and counts every possibly delivered message instead. */
 static void close_cleanly(store *s)
 {
     if (!s->opened || step_done(s->w[W_BEGIN]) != SQLITE_OK)
@@ -1350,7 +1351,8 @@ static const char *sq_last_error(store *s)
 }
 
 /* Records, queues, their tables, the batches and the reader's page cache. The writer's
- * cache is not asked for (the commit thread may be using it); it is bounded by cache_size. */
+ * cache is not asked for (the commit thread may be using it); it is bounded by its
+ * cache_size (SQLite's default: nothing here sets it). */
 static size_t sq_resident(store *s)
 {
     size_t n = sizeof *s + s->bytes + (s->ids.cap + s->queues.cap) * sizeof(void *) +

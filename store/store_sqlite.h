@@ -16,9 +16,10 @@ extern "C" {
 #endif
 
 /* Ready messages of one queue kept in memory (the window); the rest are read from the file
- * on demand. Bounds the memory a backlog costs per queue: at most this many messages and,
- * beyond the first, this many bytes of header blocks and bodies (requeued messages go back
- * to the window whatever its size). */
+ * on demand. Bounds the memory a backlog costs per queue: at most this many messages, and
+ * this many bytes of header blocks and bodies give or take one message (a window always
+ * takes one message, and a page read from the file stops at the message that reaches the
+ * bytes; requeued messages go back to the window whatever its size). */
 #define STORE_SQLITE_WINDOW 1024
 #define STORE_SQLITE_WINDOW_BYTES (1u << 20)
 
