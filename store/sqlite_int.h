@@ -87,7 +87,7 @@ typedef struct batch {
     void *arg;
 } batch;
 
-/* The writer's prepared statements (their SQL is in store_sqlite.c). */
+/* The writer's prepared statements (their SQL is in sqlite_batch.c). */
 enum {
     W_BEGIN,
     W_COMMIT,
@@ -216,7 +216,7 @@ store_err sqlite__open_file(store *s, const store_options *opts) STORE_WUR;
 /* Finalize every statement, close both connections and the lock file (after any open). */
 void sqlite__close_file(store *s);
 
-/* ---- store_sqlite.c: the group commit ---- */
+/* ---- sqlite_batch.c: the group commit ---- */
 
 /* Prepare the writer's statements (s->w) and set s->max_row. */
 store_err sqlite__batch_prepare(store *s) STORE_WUR;
