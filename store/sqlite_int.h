@@ -227,7 +227,7 @@ void sqlite__commit_done(uv_work_t *req, int status);
 /* Write meta key = v with the writer's W_META statement: SQLITE_OK or the failure. */
 int sqlite__write_meta(store *s, const char *key, int64_t v);
 
-/* ---- store_sqlite.c: the window ---- */
+/* ---- sqlite_page.c: the window ---- */
 
 /* Prepare the paging statement (s->page) on the reader. */
 store_err sqlite__page_prepare(store *s) STORE_WUR;

@@ -6,7 +6,7 @@
  * schema version and application_id marks the file as ours; an older schema is migrated
  * forward inside the open transaction, a newer or foreign file is refused and left exactly
  * as it was. Open reads no message body: queues are loaded with their counts only, and their
- * messages are paged in on demand (store_sqlite.c). An flock on "<path>-lock" keeps other
+ * messages are paged in on demand (sqlite_page.c). An flock on "<path>-lock" keeps other
  * processes out (SQLite's exclusive locking mode would lock out our own reader too).
  */
 #include "sqlite_int.h"
