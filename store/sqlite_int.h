@@ -236,7 +236,7 @@ store_err sqlite__page_in(store *s, squeue *q) STORE_WUR;
 /* A record whose commit completed joins its queue's window, or (freed) stays in the file. */
 void sqlite__make_ready(store *s, srec *r);
 
-/* ---- store_sqlite.c: redelivery after a crash or a close ---- */
+/* ---- sqlite_recover.c: redelivery after a crash or a close ---- */
 
 /* Put front (if higher than any sent) for q in the open batch. -1: out of memory. */
 int sqlite__front_push(store *s, squeue *q, int64_t front);

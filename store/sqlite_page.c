@@ -81,7 +81,7 @@ store_err sqlite__page_in(store *s, squeue *q)
         r->ord = sqlite3_column_int64(st, 1);
         sqlite3_int64 red = sqlite3_column_int64(st, 2);
         r->redeliveries = red < 0 ? 0 : red > UINT32_MAX ? UINT32_MAX : (uint32_t)red;
-        /* Possibly handed out before a crash: counted as a delivery (store_sqlite.c). */
+        /* Possibly handed out before a crash: counted as a delivery (sqlite_recover.c). */
         if (r->ord <= q->crash_front && r->redeliveries < UINT32_MAX)
             r->redeliveries++;
         r->state = REC_READY;

@@ -38,7 +38,7 @@ static const char *const migrations[] = {
     " redeliveries INTEGER NOT NULL, headers BLOB NOT NULL, body BLOB NOT NULL);"
     "CREATE INDEX msg_queue_ord ON msg(queue, ord);"
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;",
-    /* 1 -> 2: the bound of handed-out messages per queue (see store_sqlite.c). */
+    /* 1 -> 2: the bound of handed-out messages per queue (see sqlite_recover.c). */
     "ALTER TABLE queue ADD COLUMN front INTEGER NOT NULL DEFAULT 0;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -239,7 +239,7 @@ static store_err load_queue(store *s, sqlite3_stmt *byid, sqlite3_int64 qid, sql
         return nomem(s);
     q->spilled = (uint64_t)n;
     q->front_durable = q->front_sent = front;
-    q->crash_front = s->unclean ? front : INT64_MIN; /* see store_sqlite.c */
+    q->crash_front = s->unclean ? front : INT64_MIN; /* see sqlite_recover.c */
     return STORE_OK;
 }
 
