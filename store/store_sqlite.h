@@ -1,8 +1,8 @@
 /* store_sqlite.h: the SQLite backend of store.h (durable queues in one database file).
  *
  * Reached like any backend through store_sqlite_backend() (open reports its reason through
- * store_options.reason, failures later through last_error). The two extra functions are the
- * same for callers holding this backend directly.
+ * store_options.reason, failures later through last_error). store_sqlite_open is the same
+ * open for callers holding this backend directly.
  */
 #ifndef STORE_SQLITE_H
 #define STORE_SQLITE_H
@@ -16,9 +16,10 @@ extern "C" {
 #endif
 
 /* Ready messages of one queue kept in memory (the window); the rest are read from the file
- * on demand. Bounds the memory a backlog costs per queue: at most this many messages and,
- * beyond the first, this many bytes of header blocks and bodies (requeued messages go back
- * to the window whatever its size). */
+ * on demand. Bounds the memory a backlog costs per queue: at most this many messages, and
+ * this many bytes of header blocks and bodies give or take one message (a window always
+ * takes one message, and a page read from the file stops at the message that reaches the
+ * bytes; requeued messages go back to the window whatever its size). */
 #define STORE_SQLITE_WINDOW 1024
 #define STORE_SQLITE_WINDOW_BYTES (1u << 20)
 
@@ -36,11 +37,6 @@ const store_ops *store_sqlite_backend(void);
  * when reason_size is 0). *out: caller owns, release with store_sqlite_backend()->close. */
 store_err store_sqlite_open(const store_options *opts, store **out, char *reason,
                             size_t reason_size) STORE_WUR;
-
-/* Text of the last failure of s (a commit that reported STORE_E_IO, a take that could not
- * read the file); "" when none. Borrowed, valid until the next call on s. s must have been
- * opened by this backend. */
-const char *store_sqlite_last_error(const store *s);
 
 #ifdef __cplusplus
 }

@@ -663,7 +663,7 @@ static void test_failed_commit(void **state)
     f->s = open_store(f, 0);
     put(f, "q", "kept");
     assert_int_equal(commit_wait(f), STORE_OK);
-    assert_string_equal(store_sqlite_last_error(f->s), "");
+    assert_string_equal(f->ops->last_error(f->s), "");
 
     /* Another connection holds the write lock: the commit gives up after its busy
      * timeout, off the loop, and reports the failure. */
@@ -679,7 +679,7 @@ static void test_failed_commit(void **state)
     while (!w.done)
         uv_run(&f->loop, UV_RUN_ONCE);
     assert_int_equal(w.status, STORE_E_IO);
-    assert_true(store_sqlite_last_error(f->s)[0] != '\0');
+    assert_true(f->ops->last_error(f->s)[0] != '\0');
     assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_close(db), SQLITE_OK);
 
@@ -880,7 +880,7 @@ static void test_failed_write_keeps_nothing(void **state)
              " VALUES(%llu, 999, 0, 0, x'', x'')", (unsigned long long)(first + 5));
     assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
     assert_int_equal(commit_wait(f), STORE_E_IO);
-    assert_non_null(strstr(store_sqlite_last_error(f->s), "UNIQUE"));
+    assert_non_null(strstr(f->ops->last_error(f->s), "UNIQUE"));
     assert_int_equal(sqlite3_exec(db, "DELETE FROM msg WHERE queue = 999", NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_stmt *st;

@@ -1,0 +1,421 @@
+/* sqlite_schema.c: the SQLite backend's database file: its schema and migrations, and the
+ * way a store gets to it (lock, connections, pragmas, loading) and lets go of it.
+ *
+ * Tables: queue(id, name, front), msg(id, queue, ord, redeliveries, headers, body) indexed by
+ * (queue, ord), and meta(key, value) with next_id, next_qid and open. user_version holds the
+ * schema version and application_id marks the file as ours; an older schema is migrated
+ * forward inside the open transaction, a newer or foreign file is refused and left exactly
+ * as it was. Open reads no message body: queues are loaded with their counts only, and their
+ * messages are paged in on demand (sqlite_page.c). An flock on "<path>-lock" keeps other
+ * processes out (SQLite's exclusive locking mode would lock out our own reader too).
+ */
+#include "sqlite_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+/* 'STMQ': marks a file as ours, so a foreign SQLite database is refused, not altered. */
+#define APP_ID 0x53544d51
+
+/* Page size of a new file. Rows of a kilobyte or so fit many to a page, so a commit writes
+ * a few large pages rather than many small ones: far fewer writes per message. */
+#define PAGE_SIZE 16384
+
+/* WAL bytes before an automatic checkpoint. Larger than SQLite's default (1000 pages of
+ * 4 KiB) so the copy back into the database (and its sync) is paid less often. */
+#define WAL_CHECKPOINT_BYTES (32 << 20)
+
+/* Forward migrations: migrations[i] takes the schema from version i to i + 1. Only ever
+ * append. */
+static const char *const migrations[] = {
+    /* 0 -> 1 */
+    "CREATE TABLE queue(id INTEGER PRIMARY KEY, name BLOB NOT NULL UNIQUE);"
+    "CREATE TABLE msg(id INTEGER PRIMARY KEY, queue INTEGER NOT NULL, ord INTEGER NOT NULL,"
+    " redeliveries INTEGER NOT NULL, headers BLOB NOT NULL, body BLOB NOT NULL);"
+    "CREATE INDEX msg_queue_ord ON msg(queue, ord);"
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;",
+    /* 1 -> 2: the bound of handed-out messages per queue (see sqlite_recover.c). */
+    "ALTER TABLE queue ADD COLUMN front INTEGER NOT NULL DEFAULT 0;",
+};
+#define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
+
+static int exec(store *s, const char *sql, const char *what)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(s->wdb, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK)
+        sqlite__set_err(s, "%s: %s", what, msg ? msg : sqlite3_errstr(rc));
+    sqlite3_free(msg);
+    return rc;
+}
+
+/* Run a one-value query on the writer. */
+static int query_int(store *s, const char *sql, sqlite3_int64 *out, int *isnull)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->wdb, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            if (isnull)
+                *isnull = sqlite3_column_type(st, 0) == SQLITE_NULL;
+            *out = sqlite3_column_int64(st, 0);
+            rc = SQLITE_OK;
+        } else if (rc == SQLITE_DONE) {
+            if (isnull)
+                *isnull = 1;
+            *out = 0;
+            rc = SQLITE_OK;
+        }
+    }
+    if (rc != SQLITE_OK)
+        sqlite__set_err(s, "%s: %s", sql, sqlite3_errmsg(s->wdb));
+    (void)sqlite3_finalize(st);
+    return rc;
+}
+
+static store_err take_lock(store *s, const char *path)
+{
+    size_t n = strlen(path);
+    char *lp = malloc(n + sizeof "-lock");
+    if (!lp)
+        return STORE_E_NOMEM;
+    memcpy(lp, path, n);
+    memcpy(lp + n, "-lock", sizeof "-lock");
+    store_err err = STORE_OK;
+    s->lock_fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (s->lock_fd < 0) {
+        sqlite__set_err(s, "%s: %s", lp, strerror(errno));
+        err = STORE_E_IO;
+    } else if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EWOULDBLOCK)
+            sqlite__set_err(s, "%s is in use by another store (lock %s held)", path, lp);
+        else
+            sqlite__set_err(s, "%s: lock: %s", lp, strerror(errno));
+        err = STORE_E_IO;
+    }
+    free(lp);
+    return err;
+}
+
+/* Is the file an empty database or a store this build can use? Only reads, so a file that
+ * is refused is left exactly as it was. *ver: its schema version. */
+static store_err check_file(store *s, sqlite3_int64 *ver)
+{
+    sqlite3_int64 app, ntables;
+    /* The first read: a file that is not a database fails here. */
+    if (query_int(s, "PRAGMA application_id", &app, NULL) != SQLITE_OK ||
+        query_int(s, "PRAGMA user_version", ver, NULL) != SQLITE_OK ||
+        query_int(s, "SELECT count(*) FROM sqlite_schema", &ntables, NULL) != SQLITE_OK)
+        return STORE_E_IO;
+    if ((app != 0 && app != APP_ID) || (app == 0 && ntables != 0) || *ver < 0) {
+        sqlite__set_err(s, "not a stompd store (another application's SQLite database)");
+        return STORE_E_IO;
+    }
+    if (*ver > SCHEMA_VERSION) {
+        sqlite__set_err(s,
+                        "schema version %lld is newer than this build supports (%d):"
+                        " upgrade stompd",
+                        (long long)*ver, SCHEMA_VERSION);
+        return STORE_E_IO;
+    }
+    return STORE_OK;
+}
+
+/* Bring the schema to SCHEMA_VERSION inside the open transaction. */
+static store_err migrate(store *s)
+{
+    sqlite3_int64 ver;
+    store_err err = check_file(s, &ver);
+    if (err != STORE_OK)
+        return err;
+    for (sqlite3_int64 v = ver; v < SCHEMA_VERSION; v++)
+        if (exec(s, migrations[v], "schema migration") != SQLITE_OK)
+            return STORE_E_IO;
+    if (ver < SCHEMA_VERSION) {
+        char sql[96];
+        snprintf(sql, sizeof sql, "PRAGMA user_version = %d; PRAGMA application_id = %d",
+                 SCHEMA_VERSION, APP_ID);
+        if (exec(s, sql, "schema version") != SQLITE_OK)
+            return STORE_E_IO;
+    }
+    return STORE_OK;
+}
+
+static store_err load_meta(store *s)
+{
+    sqlite3_int64 v;
+    int isnull;
+    uint64_t next_id = 1;
+    if (query_int(s, "SELECT value FROM meta WHERE key = 'next_id'", &v, &isnull) != SQLITE_OK)
+        return STORE_E_IO;
+    if (!isnull && v > 0)
+        next_id = (uint64_t)v;
+    if (query_int(s, "SELECT max(id) FROM msg", &v, &isnull) != SQLITE_OK)
+        return STORE_E_IO;
+    if (!isnull && v > 0 && (uint64_t)v >= next_id)
+        next_id = (uint64_t)v + 1;
+    s->next_id = next_id;
+    s->stored_next_id = next_id;
+    s->committed_max = next_id - 1;
+
+    int64_t next_qid = 1;
+    if (query_int(s, "SELECT value FROM meta WHERE key = 'next_qid'", &v, &isnull) != SQLITE_OK)
+        return STORE_E_IO;
+    if (!isnull && v > 0)
+        next_qid = v;
+    if (query_int(s, "SELECT max(id) FROM queue", &v, &isnull) != SQLITE_OK)
+        return STORE_E_IO;
+    if (!isnull && v >= next_qid)
+        next_qid = v + 1;
+    s->next_qid = next_qid;
+
+    /* Still marked open: the last user did not close it (a crash). Mark it ours now. */
+    if (query_int(s, "SELECT value FROM meta WHERE key = 'open'", &v, &isnull) != SQLITE_OK)
+        return STORE_E_IO;
+    s->unclean = !isnull && v != 0;
+    if (exec(s, "INSERT OR REPLACE INTO meta(key, value) VALUES('open', 1)", "open") !=
+        SQLITE_OK)
+        return STORE_E_IO;
+    return STORE_OK;
+}
+
+/* What load_queues works with: its statements on the writer, and the ids of queues that
+ * have messages but no row (orphans), removed once the scan is over. */
+typedef struct loader {
+    sqlite3_stmt *counts; /* every queue id of msg with its message count */
+    sqlite3_stmt *byid;   /* a queue row by id */
+    sqlite3_stmt *del;    /* the messages of one queue */
+    sqlite3_int64 *orphans;
+    size_t norphans, orphans_cap;
+} loader;
+
+static store_err nomem(store *s)
+{
+    sqlite__set_err(s, "out of memory");
+    return STORE_E_NOMEM;
+}
+
+static int add_orphan(loader *ld, sqlite3_int64 qid)
+{
+    if (ld->norphans == ld->orphans_cap) {
+        size_t ncap = ld->orphans_cap ? ld->orphans_cap * 2 : 8;
+        sqlite3_int64 *no = realloc(ld->orphans, ncap * sizeof *no);
+        if (!no)
+            return -1;
+        ld->orphans = no;
+        ld->orphans_cap = ncap;
+    }
+    ld->orphans[ld->norphans++] = qid;
+    return 0;
+}
+
+/* The queue whose row byid stands on (qid, n messages in the file) joins the index with
+ * all its messages in the file only (spilled). Resets byid. */
+static store_err load_queue(store *s, sqlite3_stmt *byid, sqlite3_int64 qid, sqlite3_int64 n)
+{
+    const char *name = sqlite3_column_blob(byid, 0);
+    size_t len = (size_t)sqlite3_column_bytes(byid, 0);
+    int64_t front = sqlite3_column_int64(byid, 1);
+    if (len == 0 || n <= 0) {
+        (void)sqlite3_reset(byid);
+        return STORE_OK;
+    }
+    uint64_t h = store__hash_name(name, len);
+    squeue *q = find_queue(s, name, len, h);
+    if (q) { /* UNIQUE name: cannot happen; keep the first */
+        (void)sqlite3_reset(byid);
+        return STORE_OK;
+    }
+    if (store__queues_reserve(&s->queues, 1) != STORE_OK)
+        return nomem(s);
+    q = sqlite__queue_add(s, name, len, h, qid);
+    (void)sqlite3_reset(byid); /* only now: name points into its row */
+    if (!q)
+        return nomem(s);
+    q->spilled = (uint64_t)n;
+    q->front_durable = q->front_sent = front;
+    q->crash_front = s->unclean ? front : INT64_MIN; /* see sqlite_recover.c */
+    return STORE_OK;
+}
+
+/* One pass over the message counts per queue: each queue with a row is loaded, the others
+ * are noted as orphans (not removed during the scan). */
+static store_err scan_queues(store *s, loader *ld)
+{
+    int rc;
+    while ((rc = sqlite3_step(ld->counts)) == SQLITE_ROW) {
+        sqlite3_int64 qid = sqlite3_column_int64(ld->counts, 0);
+        sqlite3_int64 n = sqlite3_column_int64(ld->counts, 1);
+        if ((rc = sqlite3_bind_int64(ld->byid, 1, qid)) != SQLITE_OK)
+            break;
+        rc = sqlite3_step(ld->byid);
+        if (rc == SQLITE_DONE) {
+            (void)sqlite3_reset(ld->byid);
+            if (add_orphan(ld, qid) != 0)
+                return nomem(s);
+            continue;
+        }
+        if (rc != SQLITE_ROW)
+            break;
+        store_err err = load_queue(s, ld->byid, qid, n);
+        if (err != STORE_OK)
+            return err;
+    }
+    if (rc != SQLITE_DONE)
+        return sqlite__db_err(s, s->wdb, "load");
+    (void)sqlite3_reset(ld->counts);
+    return STORE_OK;
+}
+
+/* Queues with their message counts. One pass over the (queue, ord) index: no message body
+ * is read. Drops queue rows without messages and messages without a queue row. */
+static store_err load_queues(store *s)
+{
+    loader ld = {0};
+    store_err err = STORE_OK;
+    int rc = sqlite3_prepare_v2(s->wdb, "SELECT queue, count(*) FROM msg GROUP BY queue", -1,
+                                &ld.counts, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(s->wdb, "SELECT name, front FROM queue WHERE id = ?1", -1,
+                                &ld.byid, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(s->wdb, "DELETE FROM msg WHERE queue = ?1", -1, &ld.del, NULL);
+    if (rc != SQLITE_OK)
+        err = sqlite__db_err(s, s->wdb, "load");
+    if (err == STORE_OK)
+        err = scan_queues(s, &ld);
+    for (size_t i = 0; err == STORE_OK && i < ld.norphans; i++) {
+        if ((rc = sqlite3_bind_int64(ld.del, 1, ld.orphans[i])) != SQLITE_OK ||
+            (rc = step_done(ld.del)) != SQLITE_OK)
+            err = sqlite__db_err(s, s->wdb, "clean up");
+    }
+    if (err == STORE_OK &&
+        exec(s, "DELETE FROM queue WHERE NOT EXISTS (SELECT 1 FROM msg WHERE msg.queue = queue.id)",
+             "clean up") != SQLITE_OK)
+        err = STORE_E_IO;
+    free(ld.orphans);
+    (void)sqlite3_finalize(ld.counts);
+    (void)sqlite3_finalize(ld.byid);
+    (void)sqlite3_finalize(ld.del);
+    return err;
+}
+
+/* The writer connection, set up for our use: a file that is not a store we can use is
+ * refused before anything is written to it. */
+static store_err open_writer(store *s, const store_options *opts)
+{
+    const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    int rc = sqlite3_open_v2(opts->path, &s->wdb, flags, NULL);
+    if (rc != SQLITE_OK)
+        return sqlite__db_err(s, s->wdb, "open");
+    (void)sqlite3_extended_result_codes(s->wdb, 1);
+    if (sqlite3_db_readonly(s->wdb, "main") != 0) {
+        sqlite__set_err(s, "open: %s can only be opened read-only", opts->path);
+        return STORE_E_IO;
+    }
+    sqlite3_int64 ver;
+    store_err err = check_file(s, &ver);
+    if (err != STORE_OK)
+        return err;
+    /* Only takes effect on a file without tables yet (before WAL mode is set). */
+    char sql[200];
+    snprintf(sql, sizeof sql, "PRAGMA page_size = %d", PAGE_SIZE);
+    if (exec(s, sql, "open") != SQLITE_OK ||
+        exec(s, "PRAGMA journal_mode = WAL", "open") != SQLITE_OK)
+        return STORE_E_IO;
+    sqlite3_int64 page_size;
+    if (query_int(s, "PRAGMA page_size", &page_size, NULL) != SQLITE_OK)
+        return STORE_E_IO;
+    /* secure_delete off: acked messages are not overwritten with zeros (a second write of
+     * every message; some builds turn it on by default). */
+    snprintf(sql, sizeof sql,
+             "PRAGMA synchronous = %s; PRAGMA wal_autocheckpoint = %lld;"
+             " PRAGMA foreign_keys = OFF; PRAGMA busy_timeout = 2000; PRAGMA secure_delete = OFF",
+             opts->sync_full ? "FULL" : "NORMAL",
+             (long long)(WAL_CHECKPOINT_BYTES / (page_size > 0 ? page_size : 4096)));
+    if (exec(s, sql, "open") != SQLITE_OK)
+        return STORE_E_IO;
+    return STORE_OK;
+}
+
+/* One write transaction: proves the file is writable and ours before anything is used,
+ * brings its schema up to date and loads the counters and queues. */
+static store_err load_file(store *s)
+{
+    if (exec(s, "BEGIN IMMEDIATE", "open") != SQLITE_OK)
+        return STORE_E_IO;
+    store_err err = migrate(s);
+    if (err == STORE_OK)
+        err = load_meta(s);
+    if (err == STORE_OK)
+        err = load_queues(s);
+    if (err == STORE_OK && exec(s, "COMMIT", "open") != SQLITE_OK)
+        err = STORE_E_IO;
+    if (err != STORE_OK && !sqlite3_get_autocommit(s->wdb))
+        (void)sqlite3_exec(s->wdb, "ROLLBACK", NULL, NULL, NULL);
+    return err;
+}
+
+/* journal_mode must really be WAL: the reader relies on it to run beside the writer. */
+static store_err check_wal(store *s, const char *path)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->wdb, "PRAGMA journal_mode", -1, &st, NULL);
+    int wal = rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW &&
+              sqlite3_column_text(st, 0) &&
+              strcmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
+    (void)sqlite3_finalize(st);
+    if (!wal) {
+        sqlite__set_err(s, "open: %s cannot use WAL mode", path);
+        return STORE_E_IO;
+    }
+    return STORE_OK;
+}
+
+/* The reader connection and its paging statement. */
+static store_err open_reader(store *s, const char *path)
+{
+    int rc = sqlite3_open_v2(path, &s->rdb, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK)
+        return sqlite__db_err(s, s->rdb, "open reader");
+    (void)sqlite3_extended_result_codes(s->rdb, 1);
+    (void)sqlite3_busy_timeout(s->rdb, 200);
+    return sqlite__page_prepare(s);
+}
+
+store_err sqlite__open_file(store *s, const store_options *opts)
+{
+    store_err err = take_lock(s, opts->path);
+    if (err == STORE_OK)
+        err = open_writer(s, opts);
+    if (err == STORE_OK)
+        err = load_file(s);
+    if (err == STORE_OK)
+        err = check_wal(s, opts->path);
+    if (err == STORE_OK)
+        err = sqlite__batch_prepare(s);
+    if (err == STORE_OK)
+        err = open_reader(s, opts->path);
+    return err;
+}
+
+void sqlite__close_file(store *s)
+{
+    if (s->page)
+        (void)sqlite3_finalize(s->page);
+    for (int i = 0; i < W__COUNT; i++)
+        if (s->w[i])
+            (void)sqlite3_finalize(s->w[i]);
+    /* The reader first: the last connection to close checkpoints and removes the WAL. */
+    if (s->rdb)
+        (void)sqlite3_close(s->rdb);
+    if (s->wdb)
+        (void)sqlite3_close(s->wdb);
+    if (s->lock_fd >= 0)
+        (void)close(s->lock_fd);
+}
