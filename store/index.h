@@ -1,5 +1,6 @@
-/* index.h: the in-memory index every backend keeps: records by message id, queues by name,
- * and the record lists (pending, ready) threaded through them.
+/* index.h: the containers of the store and of the broker: a hash by 64-bit id (a backend's
+ * records by message id, the broker's deliveries by ack tag), a hash by name (a backend's
+ * queues, the broker's destinations) and doubly linked lists threaded through records.
  *
  * All intrusive: a backend embeds a store__idlink and a store__dlink in its record and a
  * store__qlink in its queue, and gets its own struct back with store__container_of (or
@@ -35,7 +36,7 @@ typedef struct store__idhash {
 
 typedef struct store__qlink {
     struct store__qlink *next; /* chain; owned by the index */
-    /* The key, set by store__queues_insert: hash is store__hash_name(name, len); name is
+    /* The key, set by store__queues_insert: hash is store_hash_name(name, len); name is
      * borrowed, valid while linked (usually the queue's own name). */
     uint64_t hash;
     const char *name;
@@ -46,17 +47,6 @@ typedef struct store__qhash {
     store__qlink **b;
     size_t cap, n;
 } store__qhash;
-
-/* FNV-1a of a queue name. */
-static inline uint64_t store__hash_name(const char *p, size_t n)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)p[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
 
 /* A NULL-safe store__container_of: the outer struct of p, or NULL when p is NULL. */
 static inline void *store__outer(void *p, size_t off)
@@ -207,7 +197,7 @@ static inline STORE_WUR store_err store__queues_reserve(store__qhash *h, size_t 
 }
 
 /* Link l under name[0..len) (borrowed, valid while linked; no queue of that name linked),
- * whose store__hash_name is hash. Room reserved. */
+ * whose store_hash_name is hash. Room reserved. */
 static inline void store__queues_insert(store__qhash *h, store__qlink *l, const char *name,
                                         size_t len, uint64_t hash)
 {

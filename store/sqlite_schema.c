@@ -225,7 +225,7 @@ static store_err load_queue(store *s, sqlite3_stmt *byid, sqlite3_int64 qid, sql
         (void)sqlite3_reset(byid);
         return STORE_OK;
     }
-    uint64_t h = store__hash_name(name, len);
+    uint64_t h = store_hash_name(name, len);
     squeue *q = find_queue(s, name, len, h);
     if (q) { /* UNIQUE name: cannot happen; keep the first */
         (void)sqlite3_reset(byid);

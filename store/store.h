@@ -30,6 +30,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <uv.h>
 
 #ifdef __cplusplus
@@ -84,11 +85,31 @@ typedef struct store_options {
 
 typedef struct store store; /* one open store: backend-specific */
 
+/* The hash of a queue name that every backend indexes by, and that callers of the version
+ * 3 functions pass in, so a name is hashed once per message for the broker's tables and
+ * the store's. Eight bytes per step; the length is mixed in, so "a" and "a\0" differ. */
+static inline uint64_t store_hash_name(const char *p, size_t n)
+{
+    uint64_t h = 1469598103934665603ull ^ n;
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+        h ^= h >> 29;
+        p += 8;
+        n -= 8;
+    }
+    uint64_t w = 0;
+    memcpy(&w, p, n);
+    h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+    return h ^ (h >> 32);
+}
+
 /* Commit completion, run on the owner's loop, never inside the commit call. status is
  * STORE_OK or STORE_E_IO (then the batch is lost: pending messages are dropped). */
 typedef void (*store_commit_cb)(void *arg, store_err status);
 
-#define STORE_OPS_VERSION 2u
+#define STORE_OPS_VERSION 3u
 
 typedef struct store_ops {
     unsigned version; /* STORE_OPS_VERSION the backend was written for */
@@ -130,6 +151,15 @@ typedef struct store_ops {
     /* Text of the last failure (a commit that reported STORE_E_IO, a take that could not
      * read); "" when none. Borrowed, valid until the next call on s. Never NULL. */
     const char *(*last_error)(store *s);
+
+    /* ---- version 3 ---- */
+    /* enqueue and take with hash = store_hash_name(queue, queue_len) computed by the
+     * caller; otherwise exactly as enqueue and take. */
+    store_err (*enqueue_hashed)(store *s, const char *queue, size_t queue_len, uint64_t hash,
+                                const char *headers, size_t headers_len, const char *body,
+                                size_t body_len, uint64_t *id) STORE_WUR;
+    store_err (*take_hashed)(store *s, const char *queue, size_t queue_len, uint64_t hash,
+                             store_msg *out) STORE_WUR;
 } store_ops;
 
 /* The memory backend: fast, nothing survives close. Borrowed, static, never NULL. */

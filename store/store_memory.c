@@ -82,8 +82,9 @@ static void mem_close(store *s)
     free(s);
 }
 
-static store_err mem_enqueue(store *s, const char *queue, size_t queue_len, const char *headers,
-                             size_t headers_len, const char *body, size_t body_len, uint64_t *id)
+static store_err mem_enqueue_hashed(store *s, const char *queue, size_t queue_len, uint64_t h,
+                                    const char *headers, size_t headers_len, const char *body,
+                                    size_t body_len, uint64_t *id)
 {
     if (!queue_len)
         return STORE_E_INVALID;
@@ -91,7 +92,6 @@ static store_err mem_enqueue(store *s, const char *queue, size_t queue_len, cons
         return STORE_E_NOMEM;
     if (store__ids_reserve(&s->ids, 1) != STORE_OK)
         return STORE_E_NOMEM;
-    uint64_t h = store__hash_name(queue, queue_len);
     mqueue *q = find_queue(s, queue, queue_len, h);
     if (!q) {
         if (store__queues_reserve(&s->queues, 1) != STORE_OK)
@@ -123,9 +123,17 @@ static store_err mem_enqueue(store *s, const char *queue, size_t queue_len, cons
     return STORE_OK;
 }
 
-static store_err mem_take(store *s, const char *queue, size_t queue_len, store_msg *out)
+static store_err mem_enqueue(store *s, const char *queue, size_t queue_len, const char *headers,
+                             size_t headers_len, const char *body, size_t body_len, uint64_t *id)
 {
-    mqueue *q = find_queue(s, queue, queue_len, store__hash_name(queue, queue_len));
+    return mem_enqueue_hashed(s, queue, queue_len, store_hash_name(queue, queue_len), headers,
+                              headers_len, body, body_len, id);
+}
+
+static store_err mem_take_hashed(store *s, const char *queue, size_t queue_len, uint64_t h,
+                                 store_msg *out)
+{
+    mqueue *q = find_queue(s, queue, queue_len, h);
     if (!q || !q->ready.head)
         return STORE_E_EMPTY;
     mrec *r = store__container_of(q->ready.head, mrec, on);
@@ -135,6 +143,11 @@ static store_err mem_take(store *s, const char *queue, size_t queue_len, store_m
     store__fill_msg(out, r->link.id, q->name, q->link.len, r->data, r->hlen, r->blen,
                     r->redeliveries);
     return STORE_OK;
+}
+
+static store_err mem_take(store *s, const char *queue, size_t queue_len, store_msg *out)
+{
+    return mem_take_hashed(s, queue, queue_len, store_hash_name(queue, queue_len), out);
 }
 
 static store_err mem_ack(store *s, uint64_t id)
@@ -181,7 +194,7 @@ static store_err mem_commit(store *s, store_commit_cb cb, void *arg)
 
 static size_t mem_depth(store *s, const char *queue, size_t queue_len)
 {
-    mqueue *q = find_queue(s, queue, queue_len, store__hash_name(queue, queue_len));
+    mqueue *q = find_queue(s, queue, queue_len, store_hash_name(queue, queue_len));
     return q ? q->depth : 0;
 }
 
@@ -209,6 +222,8 @@ static const store_ops memory_ops = {
     .depth = mem_depth,
     .resident = mem_resident,
     .last_error = mem_last_error,
+    .enqueue_hashed = mem_enqueue_hashed,
+    .take_hashed = mem_take_hashed,
 };
 
 const store_ops *store_memory_backend(void)

@@ -87,8 +87,9 @@ static void sq_close(store *s)
     free(s);
 }
 
-static store_err sq_enqueue(store *s, const char *queue, size_t queue_len, const char *headers,
-                            size_t headers_len, const char *body, size_t body_len, uint64_t *id)
+static store_err sq_enqueue_hashed(store *s, const char *queue, size_t queue_len, uint64_t h,
+                                   const char *headers, size_t headers_len, const char *body,
+                                   size_t body_len, uint64_t *id)
 {
     if (!queue_len)
         return STORE_E_INVALID;
@@ -104,7 +105,6 @@ static store_err sq_enqueue(store *s, const char *queue, size_t queue_len, const
         return STORE_E_NOMEM;
     if (store__ids_reserve(&s->ids, 1) != STORE_OK)
         return STORE_E_NOMEM;
-    uint64_t h = store__hash_name(queue, queue_len);
     squeue *q = find_queue(s, queue, queue_len, h);
     int fresh = 0;
     if (!q) {
@@ -147,9 +147,17 @@ static store_err sq_enqueue(store *s, const char *queue, size_t queue_len, const
     return STORE_OK;
 }
 
-static store_err sq_take(store *s, const char *queue, size_t queue_len, store_msg *out)
+static store_err sq_enqueue(store *s, const char *queue, size_t queue_len, const char *headers,
+                            size_t headers_len, const char *body, size_t body_len, uint64_t *id)
 {
-    squeue *q = find_queue(s, queue, queue_len, store__hash_name(queue, queue_len));
+    return sq_enqueue_hashed(s, queue, queue_len, store_hash_name(queue, queue_len), headers,
+                             headers_len, body, body_len, id);
+}
+
+static store_err sq_take_hashed(store *s, const char *queue, size_t queue_len, uint64_t h,
+                                store_msg *out)
+{
+    squeue *q = find_queue(s, queue, queue_len, h);
     if (!q)
         return STORE_E_EMPTY;
     if (!q->win.head && q->spilled) {
@@ -179,6 +187,11 @@ static store_err sq_take(store *s, const char *queue, size_t queue_len, store_ms
     store__fill_msg(out, r->link.id, q->name, q->link.len, r->data, r->hlen, r->blen,
                     r->redeliveries);
     return STORE_OK;
+}
+
+static store_err sq_take(store *s, const char *queue, size_t queue_len, store_msg *out)
+{
+    return sq_take_hashed(s, queue, queue_len, store_hash_name(queue, queue_len), out);
 }
 
 static store_err sq_ack(store *s, uint64_t id)
@@ -253,7 +266,7 @@ static store_err sq_commit(store *s, store_commit_cb cb, void *arg)
 
 static size_t sq_depth(store *s, const char *queue, size_t queue_len)
 {
-    squeue *q = find_queue(s, queue, queue_len, store__hash_name(queue, queue_len));
+    squeue *q = find_queue(s, queue, queue_len, store_hash_name(queue, queue_len));
     return q ? q->nwin + (size_t)q->spilled : 0;
 }
 
@@ -322,6 +335,8 @@ static const store_ops sqlite_ops = {
     .close = sq_close,
     .enqueue = sq_enqueue,
     .take = sq_take,
+    .enqueue_hashed = sq_enqueue_hashed,
+    .take_hashed = sq_take_hashed,
     .ack = sq_ack,
     .requeue = sq_requeue,
     .commit = sq_commit,

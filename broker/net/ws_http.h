@@ -1,5 +1,5 @@
 /* ws_http.h: the HTTP request in front of a WebSocket session (ws_http.c), used by
- * transport_ws.c: parse it with http-parser, then decide: 101 Switching Protocols, a
+ * ws.c: parse it with http-parser, then decide: 101 Switching Protocols, a
  * static file, or an HTTP error that ends the connection.
  */
 #ifndef WS_HTTP_H

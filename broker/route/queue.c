@@ -10,11 +10,14 @@
 
 #include <assert.h>
 
-broker_err queue__enqueue(broker *b, const char *dname, size_t dlen, const char *hdrs,
-                          size_t hlen, const char *body, size_t blen)
+broker_err queue__enqueue(broker *b, const char *dname, size_t dlen, uint64_t hash,
+                          const char *hdrs, size_t hlen, const char *body, size_t blen)
 {
     uint64_t id;
-    store_err se = b->st->enqueue(b->store, dname, dlen, hdrs, hlen, body, blen, &id);
+    store_err se = b->st->version >= 3
+                       ? b->st->enqueue_hashed(b->store, dname, dlen, hash, hdrs, hlen, body,
+                                               blen, &id)
+                       : b->st->enqueue(b->store, dname, dlen, hdrs, hlen, body, blen, &id);
     if (se != STORE_OK) {
         broker__log(b, BROKER_LOG_ERROR, BROKER_EV_STORE, 0, "enqueue failed: %s",
                     store_strerror(se));
@@ -23,7 +26,7 @@ broker_err queue__enqueue(broker *b, const char *dname, size_t dlen, const char 
     if (b->store_counted)
         broker__mem_add(b, hlen + blen);
     commit__dirty(b);
-    dest_t *d = dest__find(b, dname, dlen, store__hash_name(dname, dlen));
+    dest_t *d = dest__find(b, dname, dlen, hash);
     if (d)
         dest__touch(b, d);
     return BROKER_OK;
@@ -75,7 +78,9 @@ void queue__dispatch(broker *b, dest_t *d)
         if (!s)
             break;
         store_msg sm;
-        store_err se = b->st->take(b->store, d->name, d->link.len, &sm);
+        store_err se = b->st->version >= 3
+                           ? b->st->take_hashed(b->store, d->name, d->link.len, d->link.hash, &sm)
+                           : b->st->take(b->store, d->name, d->link.len, &sm);
         if (se == STORE_E_AGAIN) {
             /* The store records the delivery bound first: dispatch after that commit. */
             dest__touch(b, d);

@@ -8,24 +8,27 @@
 broker_err route__send(broker *b, bmsg *m, int *stored)
 {
     b->stats.messages_in++;
+    uint64_t hash = store_hash_name(m->dest, m->dest_len);
     if (dest__is_topic(m->dest, m->dest_len)) {
         *stored = 0;
-        dest_t *d = dest__find(b, m->dest, m->dest_len, store__hash_name(m->dest, m->dest_len));
+        dest_t *d = dest__find(b, m->dest, m->dest_len, hash);
         if (d)
             topic__fan_out(b, d, m);
         return BROKER_OK;
     }
     *stored = 1;
-    return queue__enqueue(b, m->dest, m->dest_len, m->hdrs, m->hdrs_len, m->body,
+    return queue__enqueue(b, m->dest, m->dest_len, hash, m->hdrs, m->hdrs_len, m->body,
                           m->body_len);
 }
 
 broker_err route__send_frame(broker *b, const stomp_frame *f, const char *dname, size_t dlen,
                              int *stored)
 {
+    /* The name is hashed once, for the broker's table and the store's. */
+    uint64_t hash = store_hash_name(dname, dlen);
     if (dest__is_topic(dname, dlen)) {
         *stored = 0;
-        dest_t *d = dest__find(b, dname, dlen, store__hash_name(dname, dlen));
+        dest_t *d = dest__find(b, dname, dlen, hash);
         if (!d) {
             b->stats.messages_in++;
             return BROKER_OK; /* nobody listening: a topic stores nothing */
@@ -33,9 +36,10 @@ broker_err route__send_frame(broker *b, const stomp_frame *f, const char *dname,
         bmsg *m = bmsg__from_frame(f, dname, dlen);
         if (!m)
             return BROKER_E_NOMEM;
-        broker_err rc = route__send(b, m, stored);
+        b->stats.messages_in++;
+        topic__fan_out(b, d, m);
         bmsg__unref(m);
-        return rc;
+        return BROKER_OK;
     }
     /* Queue SENDs go straight to the store: no message object in between. */
     route_state *r = &b->route;
@@ -44,7 +48,7 @@ broker_err route__send_frame(broker *b, const stomp_frame *f, const char *dname,
         return BROKER_E_NOMEM;
     *stored = 1;
     b->stats.messages_in++;
-    return queue__enqueue(b, dname, dlen, r->scratch, hlen, f->body, f->body_len);
+    return queue__enqueue(b, dname, dlen, hash, r->scratch, hlen, f->body, f->body_len);
 }
 
 void route__tick(broker *b)

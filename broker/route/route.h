@@ -200,8 +200,10 @@ broker_err route__send(broker *b, bmsg *m, int *stored) BROKER_WUR;
 broker_err route__send_frame(broker *b, const stomp_frame *f, const char *dname, size_t dlen,
                              int *stored) BROKER_WUR;
 void topic__fan_out(broker *b, dest_t *d, bmsg *m);
-broker_err queue__enqueue(broker *b, const char *dname, size_t dlen, const char *hdrs,
-                          size_t hlen, const char *body, size_t blen) BROKER_WUR;
+/* Enqueue to the queue named so, whose store_hash_name() is hash. */
+broker_err queue__enqueue(broker *b, const char *dname, size_t dlen, uint64_t hash,
+                          const char *hdrs, size_t hlen, const char *body,
+                          size_t blen) BROKER_WUR;
 void queue__dispatch(broker *b, dest_t *d);
 /* The tick: dispatch every scheduled queue. */
 void route__tick(broker *b);

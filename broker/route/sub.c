@@ -115,7 +115,7 @@ sub *sub__subscribe(broker *b, endpoint *ep, const char *dname, size_t dlen, con
     sub *s = sub_new(b, ep, id, id_len, ack_mode, window, ep->version);
     if (!s)
         return NULL;
-    dest_t *d = dest__get(b, dname, dlen, store__hash_name(dname, dlen));
+    dest_t *d = dest__get(b, dname, dlen, store_hash_name(dname, dlen));
     if (!d) {
         sub__free(s);
         return NULL;
@@ -140,7 +140,7 @@ sub *sub__subscribe_inproc(broker *b, const char *dname, broker_message_cb cb, v
     s->cb = cb;
     s->cb_arg = arg;
     size_t dlen = strlen(dname);
-    dest_t *d = dest__get(b, dname, dlen, store__hash_name(dname, dlen));
+    dest_t *d = dest__get(b, dname, dlen, store_hash_name(dname, dlen));
     if (!d) {
         sub__free(s);
         return NULL;

@@ -455,6 +455,35 @@ static void test_resident(void **state)
     assert_true(c->fx->ops->resident(c->s) < before + n);
 }
 
+/* Version 3: the hashed enqueue and take are the same queue as the plain ones. */
+static void test_hashed_same_queue(void **state)
+{
+    ctx *c = *state;
+    assert_true(c->fx->ops->version >= 3);
+    const char *q = "hashed.queue.name";
+    size_t ql = strlen(q);
+    uint64_t h = store_hash_name(q, ql), id1 = 0, id2 = 0;
+    assert_int_not_equal(h, store_hash_name(q, ql - 1));
+    assert_int_equal(c->fx->ops->enqueue_hashed(c->s, q, ql, h, NULL, 0, "one", 3, &id1),
+                     STORE_OK);
+    assert_int_equal(c->fx->ops->enqueue(c->s, q, ql, NULL, 0, "two", 3, &id2), STORE_OK);
+    assert_true(id2 > id1);
+    commit(c);
+    store_msg m;
+    store_err rc = c->fx->ops->take_hashed(c->s, q, ql, h, &m);
+    if (rc == STORE_E_AGAIN) {
+        commit(c);
+        rc = c->fx->ops->take_hashed(c->s, q, ql, h, &m);
+    }
+    assert_int_equal(rc, STORE_OK);
+    assert_int_equal(m.id, id1);
+    assert_memory_equal(m.body, "one", 3);
+    take_body(c, q, "two", 0);
+    assert_int_equal(c->fx->ops->take_hashed(c->s, q, ql, h, &m), STORE_E_EMPTY);
+    /* "a" and "a\0" are different names with different hashes. */
+    assert_int_not_equal(store_hash_name("a", 1), store_hash_name("a\0", 2));
+}
+
 int store_contract_run(const store_fixture *fx)
 {
     current = fx;
@@ -473,6 +502,7 @@ int store_contract_run(const store_fixture *fx)
         cmocka_unit_test_setup_teardown(test_header_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_queues, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resident, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hashed_same_queue, setup, teardown),
     };
     return _cmocka_run_group_tests(fx->name, tests, sizeof tests / sizeof tests[0], NULL,
                                    NULL);

@@ -309,12 +309,12 @@ static void test_queues_names(void **state)
     qrec q[K];
     memset(q, 0, sizeof q);
     store__qhash h = {0};
-    assert_null(store__queues_find(&h, "a", 1, store__hash_name("a", 1)));
+    assert_null(store__queues_find(&h, "a", 1, store_hash_name("a", 1)));
     for (size_t i = 0; i < K; i++) {
         /* The queue owns its name bytes, as a backend's queue does. */
         memcpy(q[i].name, names[i].p, names[i].len);
         q[i].len = names[i].len;
-        uint64_t hash = store__hash_name(q[i].name, q[i].len);
+        uint64_t hash = store_hash_name(q[i].name, q[i].len);
         assert_null(store__queues_find(&h, q[i].name, q[i].len, hash));
         assert_int_equal(store__queues_reserve(&h, 1), STORE_OK);
         store__queues_insert(&h, &q[i].ql, q[i].name, q[i].len, hash);
@@ -329,7 +329,7 @@ static void test_queues_names(void **state)
         char buf[24];
         memcpy(buf, names[i].p, names[i].len);
         store__qlink *l =
-            store__queues_find(&h, buf, names[i].len, store__hash_name(buf, names[i].len));
+            store__queues_find(&h, buf, names[i].len, store_hash_name(buf, names[i].len));
         assert_ptr_equal(l, &q[i].ql);
     }
     static const name absent[] = {
@@ -338,15 +338,15 @@ static void test_queues_names(void **state)
     };
     for (size_t i = 0; i < sizeof absent / sizeof absent[0]; i++)
         assert_null(store__queues_find(&h, absent[i].p, absent[i].len,
-                                       store__hash_name(absent[i].p, absent[i].len)));
+                                       store_hash_name(absent[i].p, absent[i].len)));
     assert_int_equal(count_queues_walk(&h), K);
 
     /* Removing "a\0" leaves "a" and "a\0b". */
     store__queues_remove(&h, &q[2].ql);
     assert_int_equal(h.n, K - 1);
-    assert_null(store__queues_find(&h, "a\0", 2, store__hash_name("a\0", 2)));
-    assert_ptr_equal(store__queues_find(&h, "a", 1, store__hash_name("a", 1)), &q[1].ql);
-    assert_ptr_equal(store__queues_find(&h, "a\0b", 3, store__hash_name("a\0b", 3)), &q[3].ql);
+    assert_null(store__queues_find(&h, "a\0", 2, store_hash_name("a\0", 2)));
+    assert_ptr_equal(store__queues_find(&h, "a", 1, store_hash_name("a", 1)), &q[1].ql);
+    assert_ptr_equal(store__queues_find(&h, "a\0b", 3, store_hash_name("a\0b", 3)), &q[3].ql);
     for (size_t i = 0; i < K; i++)
         if (i != 2)
             store__queues_remove(&h, &q[i].ql);
@@ -366,11 +366,11 @@ static void test_queues_collisions(void **state)
     memset(q, 0, sizeof q);
     /* K names sharing a bucket of a 16-bucket table. */
     size_t k = 0;
-    size_t slot = (size_t)store__hash_name("c0", 2) & 15;
+    size_t slot = (size_t)store_hash_name("c0", 2) & 15;
     for (int i = 0; k < K; i++) {
         char buf[24];
         int len = snprintf(buf, sizeof buf, "c%d", i);
-        if (((size_t)store__hash_name(buf, (size_t)len) & 15) == slot) {
+        if (((size_t)store_hash_name(buf, (size_t)len) & 15) == slot) {
             memcpy(q[k].name, buf, (size_t)len);
             q[k].len = (size_t)len;
             k++;
@@ -378,21 +378,21 @@ static void test_queues_collisions(void **state)
     }
     for (size_t i = 0; i < K; i++)
         store__queues_insert(&h, &q[i].ql, q[i].name, q[i].len,
-                             store__hash_name(q[i].name, q[i].len));
+                             store_hash_name(q[i].name, q[i].len));
     size_t chain = 0;
     for (store__qlink *l = h.b[slot]; l; l = l->next)
         chain++;
     assert_int_equal(chain, K);
     for (size_t i = 0; i < K; i++)
         assert_ptr_equal(store__queues_find(&h, q[i].name, q[i].len,
-                                            store__hash_name(q[i].name, q[i].len)),
+                                            store_hash_name(q[i].name, q[i].len)),
                          &q[i].ql);
     store__queues_remove(&h, &q[2].ql);     /* middle */
     store__queues_remove(&h, &q[K - 1].ql); /* head */
     store__queues_remove(&h, &q[0].ql);     /* tail */
     for (size_t i = 0; i < K; i++) {
         store__qlink *l =
-            store__queues_find(&h, q[i].name, q[i].len, store__hash_name(q[i].name, q[i].len));
+            store__queues_find(&h, q[i].name, q[i].len, store_hash_name(q[i].name, q[i].len));
         if (i == 1 || i == 3)
             assert_ptr_equal(l, &q[i].ql);
         else
@@ -417,7 +417,7 @@ static void test_queues_growth_and_walk(void **state)
         q[i]->len = (size_t)snprintf(q[i]->name, sizeof q[i]->name, "/queue/%zu", i);
         assert_int_equal(store__queues_reserve(&h, 1), STORE_OK);
         store__queues_insert(&h, &q[i]->ql, q[i]->name, q[i]->len,
-                             store__hash_name(q[i]->name, q[i]->len));
+                             store_hash_name(q[i]->name, q[i]->len));
         /* Doubling from 16: 16 .. 2048. */
         assert_int_equal(h.cap, want_cap(i + 1, 16));
     }
@@ -425,12 +425,12 @@ static void test_queues_growth_and_walk(void **state)
     assert_int_equal(h.n, N);
     for (size_t i = 0; i < N; i++)
         assert_ptr_equal(store__queues_find(&h, q[i]->name, q[i]->len,
-                                            store__hash_name(q[i]->name, q[i]->len)),
+                                            store_hash_name(q[i]->name, q[i]->len)),
                          &q[i]->ql);
     /* "/queue/1" is a prefix of "/queue/10": each is found by its own length only. */
-    assert_ptr_equal(store__queues_find(&h, "/queue/10", 8, store__hash_name("/queue/10", 8)),
+    assert_ptr_equal(store__queues_find(&h, "/queue/10", 8, store_hash_name("/queue/10", 8)),
                      &q[1]->ql);
-    assert_null(store__queues_find(&h, "/queue/2000", 11, store__hash_name("/queue/2000", 11)));
+    assert_null(store__queues_find(&h, "/queue/2000", 11, store_hash_name("/queue/2000", 11)));
 
     /* Walk, freeing the even-numbered queues as we go: every queue visited exactly once. */
     size_t visited = 0;
@@ -453,11 +453,11 @@ static void test_queues_growth_and_walk(void **state)
     for (size_t i = 1; i < N; i += 2) {
         assert_int_equal(q[i]->visits, 1);
         assert_ptr_equal(store__queues_find(&h, q[i]->name, q[i]->len,
-                                            store__hash_name(q[i]->name, q[i]->len)),
+                                            store_hash_name(q[i]->name, q[i]->len)),
                          &q[i]->ql);
     }
     assert_int_equal(count_queues_walk(&h), N / 2);
-    assert_null(store__queues_find(&h, "/queue/0", 8, store__hash_name("/queue/0", 8)));
+    assert_null(store__queues_find(&h, "/queue/0", 8, store_hash_name("/queue/0", 8)));
     /* Destroy frees the remaining queues (one malloc block each) and the buckets. */
     store__queues_destroy(&h, offsetof(qrec, ql));
     assert_null(h.b);
@@ -663,7 +663,7 @@ static void check_queues(const store__qhash *h, qrec **q, size_t n, store__qlink
     assert_int_equal(h->n, n);
     for (size_t i = 0; i < n; i++) {
         assert_ptr_equal(store__queues_find(h, q[i]->name, q[i]->len,
-                                            store__hash_name(q[i]->name, q[i]->len)),
+                                            store_hash_name(q[i]->name, q[i]->len)),
                          &q[i]->ql);
         if (next)
             assert_ptr_equal(q[i]->ql.next, next[i]);
@@ -714,7 +714,7 @@ static void test_queues_grow_failure(void **state)
                 q[i]->len = (size_t)snprintf(q[i]->name, sizeof q[i]->name, "q%zu", i) + 2;
                 q[i]->name[q[i]->len - 1] = 'z';
                 store__queues_insert(&h, &q[i]->ql, q[i]->name, q[i]->len,
-                                     store__hash_name(q[i]->name, q[i]->len));
+                                     store_hash_name(q[i]->name, q[i]->len));
             }
         }
         assert_int_equal(h.cap, 2048);
