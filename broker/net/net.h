@@ -59,7 +59,8 @@ struct net_stream {
     uv_write_t wreq;
     outq out;
     net_stream *next_flush; /* on the broker's list of streams with output to write */
-    uint64_t writes;        /* writes started so far */
+    uint64_t last_write;    /* loop time (ms) the last write started: heart-beats count
+                               silence on the wire from it */
     unsigned reading : 1, on_flush : 1, closing : 1;
 };
 

@@ -108,7 +108,7 @@ void net__flush(net_stream *s)
         s->cb->written(s, UV_EPIPE);
         return;
     }
-    s->writes++;
+    s->last_write = uv_now(b->loop);
 }
 
 void net__flush_all(broker *b)

@@ -1,11 +1,16 @@
 /* heartbeat.c: heart-beats (STOMP 1.1 and 1.2; none in 1.0): negotiation at CONNECT and
- * the timers of an open session.
+ * the one timer of an open session that keeps both directions.
  *
  * Negotiation per the spec: we send every max(our offer, what the client wants) and expect
- * the client every max(its offer, what we want); 0 on either side means none. Sending: an
- * EOL when nothing was written since the last tick. Receiving: the deadline timer checks a
- * few times per allowed silence (heartbeat_grace_pct of the interval, at least 200 %) and
- * ends a silent session with an ERROR.
+ * the client every max(its offer, what we want); 0 on either side means none.
+ * Sending: "the sender MUST send new data over the network connection at least every <n>
+ * milliseconds": an EOL goes out when nothing was written for the interval less a lead of
+ * a tenth (at most 1 s), measured from the start of the last write, whatever it carried (a
+ * heart-beat included), so a late timer still keeps each gap under the interval.
+ * Receiving: a client silent for heartbeat_grace_pct of its interval (200 %: twice) is
+ * ended with an ERROR, not earlier and not a check period later.
+ * The timer is one-shot and lazy: it fires when the earlier of the two is due, and writes
+ * and reads only record their time; heartbeat__plan decides from those times alone.
  */
 #include "core.h"
 
@@ -55,50 +60,76 @@ broker_err heartbeat__negotiate(conn *c, stomp_version v, const char *hdr, uint3
     return BROKER_OK;
 }
 
-static void on_silence_check(uv_timer_t *t)
+/* How long after the last write an EOL is due: the interval less a lead for a late timer. */
+static uint64_t send_after(uint32_t out)
 {
-    conn *c = t->data;
-    if (c->state != CS_OPEN)
-        return;
-    uint64_t silent = uv_now(c->b->loop) - c->last_rx;
-    uint64_t allowed = (uint64_t)c->hb_in * c->b->o.heartbeat_grace_pct / 100;
-    if (silent > allowed)
-        conn__fail(c, BROKER_E_PROTOCOL, NULL, "heart-beat timeout: nothing received");
+    uint64_t lead = out / 10 < 1000 ? out / 10 : 1000;
+    return out - lead;
 }
 
-static void on_send_tick(uv_timer_t *t)
+void heartbeat__plan(const hb_clock *k, uint64_t now, hb_plan *p)
+{
+    p->send = p->expire = 0;
+    uint64_t next = UINT64_MAX;
+    if (k->in) {
+        uint64_t due = k->last_rx + (uint64_t)k->in * k->grace_pct / 100;
+        if (now >= due) {
+            p->expire = 1;
+            p->wait = 0;
+            return;
+        }
+        next = due;
+    }
+    if (k->out) {
+        uint64_t due = k->last_write + send_after(k->out);
+        if (now >= due) {
+            /* Output on its way counts as data; look again one interval on. */
+            p->send = !k->writing;
+            due = now + send_after(k->out);
+        }
+        if (due < next)
+            next = due;
+    }
+    p->wait = next == UINT64_MAX ? 0 : next - now;
+}
+
+static void on_tick(uv_timer_t *t)
 {
     conn *c = t->data;
     if (c->state != CS_OPEN)
         return;
-    int wrote = c->io.writes != c->hb_writes;
-    c->hb_writes = c->io.writes;
-    if (wrote || net__queued(&c->io))
-        return;
-    char *p = net__frame(&c->io, 1);
-    if (!p) {
-        conn__close(c);
+    broker *b = c->b;
+    uint64_t now = uv_now(b->loop);
+    hb_clock k = { c->hb_out, c->hb_in, b->o.heartbeat_grace_pct, c->io.last_write,
+                   c->last_rx, net__queued(&c->io) != 0 };
+    hb_plan p;
+    heartbeat__plan(&k, now, &p);
+    if (p.expire) {
+        conn__fail(c, BROKER_E_PROTOCOL, NULL, "heart-beat timeout: nothing received");
         return;
     }
-    *p = '\n';
+    if (p.send) {
+        char *eol = net__frame(&c->io, 1);
+        if (!eol) {
+            conn__close(c);
+            return;
+        }
+        *eol = '\n';
+        /* Written at this turn's tick: count the silence from now. */
+        c->io.last_write = now;
+    }
+    if (p.wait)
+        uv_timer_start(&c->hb_timer, on_tick, p.wait, 0);
 }
 
 void heartbeat__start(conn *c)
 {
-    uv_timer_stop(&c->deadline);
-    if (c->hb_in) {
-        /* Check a few times per allowed silence so a dead peer is noticed promptly. */
-        uint64_t every = c->hb_in / 2 ? c->hb_in / 2 : 1;
-        uv_timer_start(&c->deadline, on_silence_check, every, every);
-    }
-    if (c->hb_out) {
-        /* A little before the agreed interval, so network jitter does not make us late. */
-        uint64_t every = (uint64_t)c->hb_out * 9 / 10;
-        if (!every)
-            every = 1;
-        c->hb_writes = c->io.writes;
-        uv_timer_start(&c->hb_timer, on_send_tick, every, every);
-    }
+    uv_timer_stop(&c->deadline); /* the CONNECT or login timeout */
+    uint64_t now = uv_now(c->b->loop);
+    c->last_rx = now;
+    c->io.last_write = now; /* CONNECTED is on its way */
+    if (c->hb_in || c->hb_out)
+        uv_timer_start(&c->hb_timer, on_tick, 0, 0);
 }
 
 void heartbeat__stop(conn *c)

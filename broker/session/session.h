@@ -64,7 +64,7 @@ struct conn {
     conn *prev, *next;  /* the broker's list */
     conn *next_doomed;  /* the broker's teardown list */
     /* deadline: the CONNECT timeout, a login check's timeout or refusal delay, the linger
-     * after an ERROR, and the heart-beat silence check; hb_timer: sending heart-beats. */
+     * after an ERROR; hb_timer: heart-beats, both ways (heartbeat.c). */
     uv_timer_t deadline, hb_timer;
     int handles_open;
     int state;
@@ -82,8 +82,7 @@ struct conn {
     size_t ntx;
     held *held_head, *held_tail;
     uint32_t hb_out, hb_in; /* negotiated intervals, ms (0 = none) */
-    uint64_t last_rx;
-    uint64_t hb_writes; /* io.writes at the last heart-beat tick */
+    uint64_t last_rx; /* loop time (ms) bytes last arrived */
     char errmsg[200];
     const char *err_hdr_name, *err_hdr_value; /* one extra ERROR header (static strings) */
     broker_auth *auth; /* a login check waiting for its answer: read and parse nothing */
@@ -147,6 +146,21 @@ broker_err heartbeat__negotiate(conn *c, stomp_version v, const char *hdr, uint3
                                 uint32_t *sy) BROKER_WUR;
 void heartbeat__start(conn *c); /* the session is open */
 void heartbeat__stop(conn *c);
+
+/* What the heart-beat timer does at time now (all times in loop ms). A pure function of
+ * its arguments, so the rules can be tested without waiting. */
+typedef struct hb_plan {
+    int send;      /* write an EOL now: nothing was written for (almost) the interval */
+    int expire;    /* the client was silent longer than allowed: end the session */
+    uint64_t wait; /* when to look again, ms from now (0: never) */
+} hb_plan;
+typedef struct hb_clock {
+    uint32_t out, in;   /* negotiated intervals (0: none) */
+    uint32_t grace_pct; /* allowed client silence, % of in */
+    uint64_t last_write, last_rx;
+    int writing;        /* output is queued or being written */
+} hb_clock;
+void heartbeat__plan(const hb_clock *k, uint64_t now, hb_plan *p);
 
 /* ---- receipts (receipt.c) ---- */
 

@@ -202,7 +202,7 @@ int tb_stop(tb *t)
 
 /* ---- client ---- */
 
-static long long now_ms(void)
+long long tl_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -293,7 +293,7 @@ int tc_sendf(tc *c, const char *fmt, ...)
 /* Read more bytes: 1 got some, 0 timeout, -1 closed. */
 static int fill(tc *c, long long deadline)
 {
-    long long left = deadline - now_ms();
+    long long left = deadline - tl_now_ms();
     if (left <= 0)
         return 0;
     struct pollfd p = { c->fd, POLLIN, 0 };
@@ -391,7 +391,7 @@ static int cut(tc *c, tframe *f)
 
 int tc_read(tc *c, tframe *f, int timeout_ms)
 {
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = tl_now_ms() + timeout_ms;
     for (;;) {
         if (cut(c, f))
             return 0;
@@ -431,7 +431,7 @@ int tc_is(tc *c, const char *cmd, tframe *f)
 
 int tc_closed(tc *c, int timeout_ms)
 {
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = tl_now_ms() + timeout_ms;
     for (;;) {
         tframe f;
         while (cut(c, &f))
@@ -446,7 +446,7 @@ int tc_closed(tc *c, int timeout_ms)
 
 int tc_wait_heartbeats(tc *c, int n, int timeout_ms)
 {
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = tl_now_ms() + timeout_ms;
     for (;;) {
         tframe f;
         while (cut(c, &f))
@@ -456,6 +456,25 @@ int tc_wait_heartbeats(tc *c, int n, int timeout_ms)
         if (fill(c, deadline) <= 0)
             return c->heartbeats >= n;
     }
+}
+
+int tc_beat_times(tc *c, long long *at, int n, int timeout_ms)
+{
+    long long deadline = tl_now_ms() + timeout_ms;
+    int got = 0, seen = c->heartbeats;
+    while (got < n) {
+        tframe f;
+        while (cut(c, &f))
+            tf_free(&f);
+        long long now = tl_now_ms();
+        while (c->heartbeats > seen && got < n) {
+            at[got++] = now;
+            seen++;
+        }
+        if (got == n || fill(c, deadline) <= 0)
+            break;
+    }
+    return got;
 }
 
 void tc_close(tc *c)

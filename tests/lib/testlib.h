@@ -75,6 +75,10 @@ int tc_expect(tc *c, const char *cmd, tframe *f);
 int tc_closed(tc *c, int timeout_ms);
 /* Wait until at least n heart-beat EOLs arrived: 1 yes, 0 no. */
 int tc_wait_heartbeats(tc *c, int n, int timeout_ms);
+/* The arrival times (tl_now_ms) of the next n heart-beat EOLs: how many came in time. */
+int tc_beat_times(tc *c, long long *at, int n, int timeout_ms);
+/* A monotonic clock in ms, for bounds on when things happen. */
+long long tl_now_ms(void);
 void tc_close(tc *c);
 
 const char *tf_header(const tframe *f, const char *name);

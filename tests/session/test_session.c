@@ -1,6 +1,6 @@
 /* test_session.c: connection and session rules over real loopback sockets: version
- * negotiation, the first frame, CONNECTED headers, receipts, DISCONNECT, ERROR handling,
- * heart-beats in both directions and the CONNECT timeout.
+ * negotiation, the first frame, CONNECTED headers, receipts, DISCONNECT, ERROR handling
+ * and the CONNECT timeout (heart-beats: test_heartbeat.c).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -206,83 +206,6 @@ static void test_receipts_and_disconnect(void **state)
     assert_int_equal(tb_stop(t), 0);
 }
 
-static void test_heartbeat_server_sends(void **state)
-{
-    (void)state;
-    broker_options o;
-    broker_options_init(&o);
-    o.heartbeat_out_ms = 20;
-    tb *t = tb_start(&o);
-    tc *c = tc_connect(tb_port(t));
-    tframe f;
-    connect_raw(c, "CONNECT\naccept-version:1.1\nheart-beat:0,30\n\n", &f);
-    assert_string_equal(tf_header(&f, "heart-beat"), "20,10000");
-    tf_free(&f);
-    assert_true(tc_wait_heartbeats(c, 3, TL_TIMEOUT_MS));
-    tc_close(c);
-    /* 1.0 sessions get none. */
-    c = tc_connect(tb_port(t));
-    connect_raw(c, "CONNECT\nheart-beat:0,30\n\n", &f);
-    assert_string_equal(tf_header(&f, "heart-beat"), "0,0");
-    tf_free(&f);
-    tc_close(c);
-    assert_int_equal(tb_stop(t), 0);
-}
-
-static void test_heartbeat_client_timeout(void **state)
-{
-    (void)state;
-    broker_options o;
-    broker_options_init(&o);
-    o.heartbeat_in_ms = 30;
-    tb *t = tb_start(&o);
-    tc *c = tc_connect(tb_port(t));
-    tframe f;
-    connect_raw(c, "CONNECT\naccept-version:1.2\nheart-beat:30,0\n\n", &f);
-    assert_string_equal(f.cmd, "CONNECTED");
-    tf_free(&f);
-    /* Client heart-beats keep the session alive well past the allowed silence. */
-    for (int i = 0; i < 10; i++) {
-        assert_int_equal(tc_send_raw(c, "\n", 1), 0);
-        usleep(10000);
-    }
-    assert_int_equal(tc_send(c, "SEND\ndestination:/topic/a\nreceipt:ok\n\n"), 0);
-    assert_true(tc_is(c, "RECEIPT", &f));
-    tf_free(&f);
-    /* Then silence: ERROR and close. */
-    assert_true(tc_is(c, "ERROR", &f));
-    tf_free(&f);
-    assert_true(tc_closed(c, TL_TIMEOUT_MS));
-    tc_close(c);
-    still_serving(t);
-    assert_int_equal(tb_stop(t), 0);
-}
-
-/* Heart-beat bounds: a client may not make us send more often than heartbeat_out_ms, nor
- * make us expect its beats more often than heartbeat_in_ms. */
-static void test_heartbeat_bounds(void **state)
-{
-    (void)state;
-    broker_options o;
-    broker_options_init(&o);
-    o.heartbeat_out_ms = 50;
-    o.heartbeat_in_ms = 1000;
-    tb *t = tb_start(&o);
-    tc *c = tc_connect(tb_port(t));
-    tframe f;
-    connect_raw(c, "CONNECT\naccept-version:1.2\nheart-beat:5,1\n\n", &f);
-    /* Per the spec the client now sends every max(5, 1000) and we every max(50, 1). */
-    assert_string_equal(tf_header(&f, "heart-beat"), "50,1000");
-    tf_free(&f);
-    /* Silent for far longer than twice its own 5 ms offer: still fine. */
-    usleep(100000);
-    assert_int_equal(tc_send(c, "SEND\ndestination:/topic/a\nreceipt:alive\n\n"), 0);
-    assert_true(tc_is(c, "RECEIPT", &f));
-    tf_free(&f);
-    tc_close(c);
-    assert_int_equal(tb_stop(t), 0);
-}
-
 static void test_connect_timeout(void **state)
 {
     (void)state;
@@ -346,9 +269,6 @@ int main(void)
         cmocka_unit_test(test_errors_close),
         cmocka_unit_test(test_malformed_input),
         cmocka_unit_test(test_receipts_and_disconnect),
-        cmocka_unit_test(test_heartbeat_server_sends),
-        cmocka_unit_test(test_heartbeat_client_timeout),
-        cmocka_unit_test(test_heartbeat_bounds),
         cmocka_unit_test(test_connect_timeout),
         cmocka_unit_test(test_eol_variants),
         cmocka_unit_test(test_peer_reset_is_harmless),
