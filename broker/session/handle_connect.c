@@ -58,5 +58,5 @@ broker_err handle__connect(conn *c, const stomp_frame *f)
         heartbeat__negotiate(c, v, stomp_frame_header(f, "heart-beat", NULL), &sx, &sy);
     if (rc != BROKER_OK)
         return rc;
-    return login__check(c, f, v, av != NULL, sx, sy);
+    return login__check(c, f, v, sx, sy);
 }

@@ -26,7 +26,6 @@ struct broker_auth {
     int answer;  /* -1 none yet, 0 refused, 1 accepted */
     int in_call; /* inside authenticate_async: login__check applies the answer */
     stomp_version v;
-    int named;        /* the client named versions: CONNECTED says which it got */
     uint32_t sx, sy;  /* our heart-beat offer */
     char *login, *passcode; /* copies in data, NULL when absent */
     size_t size;
@@ -98,7 +97,7 @@ static void log_accepted(conn *c, const char *login)
                 login ? login : "");
 }
 
-broker_err login__begin(conn *c, stomp_version v, int named, uint32_t sx, uint32_t sy)
+broker_err login__begin(conn *c, stomp_version v, uint32_t sx, uint32_t sy)
 {
     broker *b = c->b;
     char session[32], hbv[32];
@@ -107,10 +106,9 @@ broker_err login__begin(conn *c, stomp_version v, int named, uint32_t sx, uint32
     static const char names[][4] = { "1.0", "1.1", "1.2" };
     stomp_header h[4];
     size_t nh = 0;
-    /* A client that named versions is told which one it got, 1.0 included; a 1.0 client
-     * that named none gets the 1.0 CONNECTED it expects. */
-    if (named)
-        h[nh++] = (stomp_header){ "version", 7, names[v], 3 };
+    /* Always the version (1.1 and 1.2 require it of servers; 1.0 clients ignore headers
+     * they do not know), 1.0 included when the client named none. */
+    h[nh++] = (stomp_header){ "version", 7, names[v], 3 };
     h[nh++] = (stomp_header){ "session", 7, session, strlen(session) };
     h[nh++] = (stomp_header){ "server", 6, b->o.server_name, strlen(b->o.server_name) };
     h[nh++] = (stomp_header){ "heart-beat", 10, hbv, strlen(hbv) };
@@ -139,7 +137,7 @@ static broker_err apply(broker_auth *r)
         refuse(c, r->login);
     } else {
         log_accepted(c, r->login);
-        rc = login__begin(c, r->v, r->named, r->sx, r->sy);
+        rc = login__begin(c, r->v, r->sx, r->sy);
     }
     auth_free(r);
     return rc;
@@ -157,7 +155,7 @@ static void on_check_timeout(uv_timer_t *t)
 
 /* Ask authenticate_async; wait for the answer unless it came inside the call. */
 static broker_err check_async(conn *c, const char *login, const char *passcode,
-                              stomp_version v, int named, uint32_t sx, uint32_t sy)
+                              stomp_version v, uint32_t sx, uint32_t sy)
 {
     broker *b = c->b;
     /* The frame is the parser's and goes with the next byte: the record keeps copies. */
@@ -165,7 +163,6 @@ static broker_err check_async(conn *c, const char *login, const char *passcode,
     if (!r)
         return BROKER_E_NOMEM;
     r->v = v;
-    r->named = named;
     r->sx = sx;
     r->sy = sy;
     b->sess.auth_outstanding++;
@@ -185,22 +182,22 @@ static broker_err check_async(conn *c, const char *login, const char *passcode,
     return BROKER_OK;
 }
 
-broker_err login__check(conn *c, const stomp_frame *f, stomp_version v, int named, uint32_t sx,
+broker_err login__check(conn *c, const stomp_frame *f, stomp_version v, uint32_t sx,
                         uint32_t sy)
 {
     broker *b = c->b;
     if (!b->o.authenticate && !b->o.authenticate_async)
-        return login__begin(c, v, named, sx, sy);
+        return login__begin(c, v, sx, sy);
     const char *login = stomp_frame_header(f, "login", NULL);
     const char *passcode = stomp_frame_header(f, "passcode", NULL);
     if (b->o.authenticate_async)
-        return check_async(c, login, passcode, v, named, sx, sy);
+        return check_async(c, login, passcode, v, sx, sy);
     if (b->o.authenticate(b->o.auth_ctx, login, passcode) != 0) {
         refuse(c, login);
         return BROKER_OK;
     }
     log_accepted(c, login);
-    return login__begin(c, v, named, sx, sy);
+    return login__begin(c, v, sx, sy);
 }
 
 void broker_auth_done(broker_auth *req, int accept)

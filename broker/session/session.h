@@ -177,11 +177,10 @@ int receipt__holding(const conn *c);
 
 /* CONNECT was accepted by the protocol: check the login (if there is a hook) and begin the
  * session (send CONNECTED), refuse it, or wait for an asynchronous answer. */
-broker_err login__check(conn *c, const stomp_frame *f, stomp_version v, int named, uint32_t sx,
+broker_err login__check(conn *c, const stomp_frame *f, stomp_version v, uint32_t sx,
                         uint32_t sy) BROKER_WUR;
 /* The session begins: CONNECTED, then the negotiated version and limits. */
-broker_err login__begin(conn *c, stomp_version v, int named, uint32_t sx,
-                        uint32_t sy) BROKER_WUR;
+broker_err login__begin(conn *c, stomp_version v, uint32_t sx, uint32_t sy) BROKER_WUR;
 /* Answers that came in (at the tick); a conn going away forgets its record. */
 void login__run(broker *b);
 void login__abandon(conn *c);
