@@ -184,8 +184,10 @@ int sub__has_room(broker *b, sub *s);
  * subscribers. */
 broker_err sub__deliver(broker *b, sub *s, sbuf *shared, int is_queue, uint64_t msg_num,
                         size_t bytes, const broker_message *inproc) BROKER_WUR;
-/* Acknowledge (nack != 0: return) delivery d, cumulatively in client mode. */
-void sub__settle(broker *b, delivery *d, int nack);
+/* Acknowledge (nack != 0: return) delivery d, cumulatively in client mode. The queue is
+ * dispatched again at the tick, or with after_commit once the store committed the settling
+ * (a receipt for it goes out first, before any MESSAGE it lets in). */
+void sub__settle(broker *b, delivery *d, int nack, int after_commit);
 delivery *sub__find_tag(const endpoint *ep, uint64_t tag);
 delivery *sub__find_msgid(const endpoint *ep, const char *msgid, const char *subid);
 void sub__free(sub *s);

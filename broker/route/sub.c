@@ -305,7 +305,7 @@ static void settle_one(broker *b, delivery *d, int nack)
     delivery_free(b, d);
 }
 
-void sub__settle(broker *b, delivery *d, int nack)
+void sub__settle(broker *b, delivery *d, int nack, int after_commit)
 {
     sub *s = d->s;
     if (s->ack_mode == ACK_CLIENT) {
@@ -319,8 +319,14 @@ void sub__settle(broker *b, delivery *d, int nack)
     } else {
         settle_one(b, d, nack);
     }
-    if (!s->d->is_topic)
+    if (s->d->is_topic)
+        return;
+    if (after_commit && !commit__idle(b)) {
+        dest__touch(b, s->d);
+        commit__again(b);
+    } else {
         dest__schedule(b, s->d);
+    }
 }
 
 /* Every unacked delivery of s back to its queue, newest first, so order is kept. */

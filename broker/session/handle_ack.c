@@ -108,7 +108,8 @@ broker_err handle__ack(conn *c, const stomp_frame *f)
             return rc;
     } else {
         uint64_t w = commit__writes(b);
-        sub__settle(b, d, nack);
+        /* A receipt goes out before the MESSAGEs the settling lets in. */
+        sub__settle(b, d, nack, a.rid != NULL);
         needs_commit = commit__writes(b) != w;
     }
     return a.rid ? receipt__queue(c, a.rid, a.rid_len, needs_commit) : BROKER_OK;

@@ -144,6 +144,7 @@ broker_err handle__commit(conn *c, const stomp_frame *f)
         return BROKER_E_NOTFOUND;
     }
     unlink_tx(c, t);
+    int has_receipt = stomp_frame_header(f, "receipt", NULL) != NULL;
     uint64_t w = commit__writes(b);
     for (txop *op = t->head; op && rc == BROKER_OK; op = op->next) {
         if (op->kind == STOMP_CMD_SEND) {
@@ -153,7 +154,7 @@ broker_err handle__commit(conn *c, const stomp_frame *f)
             /* Settled meanwhile (e.g. by a cumulative ACK): nothing left to do. */
             delivery *d = sub__find_tag(&c->ep, op->tag);
             if (d)
-                sub__settle(b, d, op->kind == STOMP_CMD_NACK);
+                sub__settle(b, d, op->kind == STOMP_CMD_NACK, has_receipt);
         }
     }
     free_tx(c, t);

@@ -38,13 +38,18 @@ static void remove_db(void)
     }
 }
 
-static void test_receipted_messages_survive_restart(void **state)
+static void fresh_path(void)
 {
-    (void)state;
     const char *dir = getenv("TMPDIR");
     snprintf(path, sizeof path, "%s/stompd-test-%d.db", dir && *dir ? dir : "/tmp",
              (int)getpid());
     remove_db();
+}
+
+static void test_receipted_messages_survive_restart(void **state)
+{
+    (void)state;
+    fresh_path();
     tb *t = start();
     tc *c = tc_open(tb_port(t), "accept-version:1.2\n");
     assert_non_null(c);
@@ -91,10 +96,43 @@ static void test_receipted_messages_survive_restart(void **state)
     remove_db();
 }
 
+/* With commits completing later, a NACK's RECEIPT still precedes the redelivery. */
+static void test_nack_receipt_before_redelivery(void **state)
+{
+    (void)state;
+    fresh_path();
+    tb *t = start();
+    tc *c = tc_open(tb_port(t), "accept-version:1.2\n");
+    assert_non_null(c);
+    tframe f;
+    TC_SENDF(c, "SEND\ndestination:/queue/nr\nreceipt:s\n\nA");
+    assert_true(tc_is(c, "RECEIPT", &f));
+    tf_free(&f);
+    TC_SENDF(c, "SUBSCRIBE\nid:s\ndestination:/queue/nr\nack:client-individual\n\n");
+    for (int round = 1; round <= 3; round++) {
+        assert_true(tc_is(c, "MESSAGE", &f));
+        char id[32], rid[16];
+        snprintf(id, sizeof id, "%s", tf_header(&f, "ack"));
+        tf_free(&f);
+        snprintf(rid, sizeof rid, "n%d", round);
+        TC_SENDF(c, "NACK\nid:%s\nreceipt:%s\n\n", id, rid);
+        assert_true(tc_is(c, "RECEIPT", &f));
+        assert_string_equal(tf_header(&f, "receipt-id"), rid);
+        tf_free(&f);
+    }
+    assert_true(tc_is(c, "MESSAGE", &f));
+    assert_string_equal(tf_header(&f, "redelivery-count"), "3");
+    tf_free(&f);
+    tc_close(c);
+    assert_int_equal(tb_stop(t), 0);
+    remove_db();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_receipted_messages_survive_restart),
+        cmocka_unit_test(test_nack_receipt_before_redelivery),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

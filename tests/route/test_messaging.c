@@ -239,6 +239,42 @@ static void test_individual_ack_nack_redelivery(void **state)
     assert_int_equal(tb_stop(t), 0);
 }
 
+/* The RECEIPT for a frame goes out before any frame its effect causes: a NACK's RECEIPT
+ * before the redelivered MESSAGE, an ACK's before the MESSAGE the freed window lets in. */
+static void test_receipt_before_caused_messages(void **state)
+{
+    (void)state;
+    tb *t = tb_start(NULL);
+    tc *p = open12(t);
+    TC_SENDF(p, "SEND\ndestination:/queue/nr\n\nA");
+    sync_send(p, "SEND\ndestination:/queue/nr\n", "B");
+    tc *c = open12(t);
+    TC_SENDF(c, "SUBSCRIBE\nid:s\ndestination:/queue/nr\nack:client-individual\n"
+                "prefetch-count:1\n\n");
+    tframe f;
+    char id[32];
+    expect_body(c, "A", &f);
+    snprintf(id, sizeof id, "%s", tf_header(&f, "ack"));
+    tf_free(&f);
+    TC_SENDF(c, "NACK\nid:%s\nreceipt:n1\n\n", id);
+    assert_true(tc_is(c, "RECEIPT", &f));
+    assert_string_equal(tf_header(&f, "receipt-id"), "n1");
+    tf_free(&f);
+    expect_body(c, "A", &f);
+    assert_string_equal(tf_header(&f, "redelivered"), "true");
+    snprintf(id, sizeof id, "%s", tf_header(&f, "ack"));
+    tf_free(&f);
+    TC_SENDF(c, "ACK\nid:%s\nreceipt:a1\n\n", id);
+    assert_true(tc_is(c, "RECEIPT", &f));
+    assert_string_equal(tf_header(&f, "receipt-id"), "a1");
+    tf_free(&f);
+    expect_body(c, "B", &f);
+    tf_free(&f);
+    tc_close(c);
+    tc_close(p);
+    assert_int_equal(tb_stop(t), 0);
+}
+
 static void test_ack_by_message_id_v11(void **state)
 {
     (void)state;
@@ -358,6 +394,7 @@ int main(void)
         cmocka_unit_test(test_round_robin_and_prefetch),
         cmocka_unit_test(test_client_ack_cumulative),
         cmocka_unit_test(test_individual_ack_nack_redelivery),
+        cmocka_unit_test(test_receipt_before_caused_messages),
         cmocka_unit_test(test_ack_by_message_id_v11),
         cmocka_unit_test(test_unacked_return_on_unsubscribe),
         cmocka_unit_test(test_auto_ack_not_redelivered),
