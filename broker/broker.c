@@ -203,6 +203,10 @@ broker_err broker_publish(broker *b, const char *dest, const broker_header *head
         return BROKER_E_INVALID;
     if (b->stopping)
         return BROKER_E_STATE;
+    char why[256];
+    if (headers__publish_refused(headers, nheaders, why, sizeof why) ||
+        headers__wildcard(dest, strlen(dest), why, sizeof why))
+        return BROKER_E_INVALID;
     bmsg *m = bmsg__from_parts(dest, headers, nheaders, body, body_len);
     if (!m)
         return BROKER_E_NOMEM;
@@ -224,6 +228,9 @@ broker_err broker_subscribe(broker *b, const char *dest, broker_message_cb cb, v
         return BROKER_E_INVALID;
     if (b->stopping)
         return BROKER_E_STATE;
+    char why[256];
+    if (headers__wildcard(dest, strlen(dest), why, sizeof why))
+        return BROKER_E_INVALID;
     sub *s = sub__subscribe_inproc(b, dest, cb, arg);
     if (!s)
         return BROKER_E_NOMEM;

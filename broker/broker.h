@@ -201,7 +201,10 @@ typedef struct broker_header {
 
 /* Send a message to dest as a SEND frame would, without a socket. Headers and body are
  * copied. A queue message is delivered once the store committed it (later, on the loop);
- * a topic message is handed to in-process topic subscribers during this call. */
+ * a topic message is handed to in-process topic subscribers during this call.
+ * BROKER_E_INVALID for a header asking for a delivery semantic the broker does not provide
+ * (priority, expiry, delay: the README's list) or a wildcard destination, as a SEND gets an
+ * ERROR for them. */
 broker_err broker_publish(broker *b, const char *dest, const broker_header *headers,
                           size_t nheaders, const void *body, size_t body_len) BROKER_WUR;
 
@@ -224,7 +227,8 @@ typedef struct broker_sub broker_sub;
 
 /* Subscribe in-process to dest (auto acknowledge). cb runs on the loop, never inside this
  * call. Inside cb the embedder may publish, subscribe and unsubscribe, but not stop or free
- * the broker. *out: release with broker_unsubscribe() (or it goes with broker_stop). */
+ * the broker. *out: release with broker_unsubscribe() (or it goes with broker_stop).
+ * BROKER_E_INVALID for a wildcard destination ('*' or '>' as a name element). */
 broker_err broker_subscribe(broker *b, const char *dest, broker_message_cb cb, void *arg,
                             broker_sub **out) BROKER_WUR;
 void broker_unsubscribe(broker_sub *s);

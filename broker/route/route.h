@@ -193,6 +193,17 @@ delivery *sub__find_msgid(const endpoint *ep, const char *msgid, const char *sub
 void sub__free(sub *s);
 void sub__free_cache(broker *b); /* the recycled deliveries, at broker_free */
 
+/* ---- what route refuses (headers.c) ---------------------------------------------------- */
+
+/* An ERROR text (written to buf) naming the first header that asks for a delivery
+ * semantic this broker does not provide, or NULL when there is none. */
+const char *headers__send_refused(const stomp_frame *f, char *buf, size_t cap);
+const char *headers__publish_refused(const broker_header *h, size_t n, char *buf, size_t cap);
+const char *headers__subscribe_refused(const stomp_frame *f, char *buf, size_t cap);
+const char *headers__nack_refused(const stomp_frame *f, char *buf, size_t cap);
+/* The same for a destination name with a wildcard element ('*' or '>' between '.' or '/'). */
+const char *headers__wildcard(const char *name, size_t len, char *buf, size_t cap);
+
 /* ---- sending and dispatch (topic.c, queue.c) ------------------------------------------ */
 
 /* Route a message: topic fan-out now, queue into the store. m is borrowed. *stored: 1 for a

@@ -85,6 +85,8 @@ broker_err handle__ack(conn *c, const stomp_frame *f)
         conn__set_error(c, "NACK is not part of STOMP 1.0");
         return BROKER_E_PROTOCOL;
     }
+    if (nack && headers__nack_refused(f, c->errmsg, sizeof c->errmsg))
+        return BROKER_E_PROTOCOL;
     ack_hdrs a;
     scan(f, &a);
     if (!a.id && !a.msgid) {

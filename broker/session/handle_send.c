@@ -28,6 +28,11 @@ broker_err handle__send(conn *c, const stomp_frame *f)
         conn__set_error(c, "SEND without a destination");
         return BROKER_E_PROTOCOL;
     }
+    const char *refused = headers__send_refused(f, c->errmsg, sizeof c->errmsg);
+    if (!refused)
+        refused = headers__wildcard(dest, dlen, c->errmsg, sizeof c->errmsg);
+    if (refused)
+        return BROKER_E_PROTOCOL;
     broker_err rc;
     int stored = 0;
     if (txid) {

@@ -33,6 +33,9 @@ broker_err handle__subscribe(conn *c, const stomp_frame *f)
         conn__set_error(c, "SUBSCRIBE without a destination");
         return BROKER_E_PROTOCOL;
     }
+    if (headers__subscribe_refused(f, c->errmsg, sizeof c->errmsg) ||
+        headers__wildcard(dname, dlen, c->errmsg, sizeof c->errmsg))
+        return BROKER_E_PROTOCOL;
     const char *id = stomp_frame_header(f, "id", &idlen);
     if (!id) {
         if (c->ep.version != STOMP_V10) {

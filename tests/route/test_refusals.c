@@ -1,0 +1,190 @@
+/* test_refusals.c: a header or destination name that asks for a delivery semantic the
+ * broker does not provide gets an ERROR that names it, and nothing happens: no message is
+ * stored or delivered, no subscription made. The same names with values that ask for
+ * nothing special (browser:false, durable:false, expires:0, persistent on SEND) are fine.
+ * The embedding API refuses the same with BROKER_E_INVALID.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "testlib.h"
+
+/* Send frame on a fresh 1.2 session; expect an ERROR whose body is want. */
+static void refused(tb *t, const char *frame, const char *want)
+{
+    tc *c = tc_open(tb_port(t), "accept-version:1.2\n");
+    assert_non_null(c);
+    tframe f;
+    assert_int_equal(tc_send(c, frame), 0);
+    assert_true(tc_is(c, "ERROR", &f));
+    if (strcmp(f.body, want) != 0)
+        fail_msg("for %s\n got: %s\nwant: %s", frame, f.body, want);
+    tf_free(&f);
+    assert_true(tc_closed(c, TL_TIMEOUT_MS));
+    tc_close(c);
+}
+
+/* The frame gets its RECEIPT (frame must ask for receipt:ok). */
+static void accepted(tb *t, const char *frame)
+{
+    tc *c = tc_open(tb_port(t), "accept-version:1.2\n");
+    assert_non_null(c);
+    tframe f;
+    assert_int_equal(tc_send(c, frame), 0);
+    if (!tc_is(c, "RECEIPT", &f))
+        fail_msg("refused: %s", frame);
+    tf_free(&f);
+    tc_close(c);
+}
+
+#define NOT_PROVIDED ": this broker does not provide "
+
+static void test_send_headers(void **state)
+{
+    (void)state;
+    tb *t = tb_start(NULL);
+    refused(t, "SEND\ndestination:/queue/r\npriority:9\n\nx",
+            "SEND header priority is not supported" NOT_PROVIDED "message priority");
+    refused(t, "SEND\ndestination:/queue/r\nexpires:1700000000000\n\nx",
+            "SEND header expires:1700000000000 is not supported" NOT_PROVIDED "message expiry");
+    refused(t, "SEND\ndestination:/queue/r\nexpiration:5000\n\nx",
+            "SEND header expiration is not supported" NOT_PROVIDED "message expiry");
+    refused(t, "SEND\ndestination:/queue/r\nAMQ_SCHEDULED_DELAY:1000\n\nx",
+            "SEND header AMQ_SCHEDULED_DELAY is not supported" NOT_PROVIDED "delayed delivery");
+    refused(t, "SEND\ndestination:/topic/r\nx-delay:10\n\nx",
+            "SEND header x-delay is not supported" NOT_PROVIDED "delayed delivery");
+    /* Nothing of the refused SENDs reached the queue. */
+    tc *c = tc_open(tb_port(t), "accept-version:1.2\n");
+    TC_SENDF(c, "SUBSCRIBE\nid:s\ndestination:/queue/r\nreceipt:sub\n\n");
+    tframe f;
+    assert_true(tc_is(c, "RECEIPT", &f));
+    tf_free(&f);
+    assert_int_equal(tc_read(c, &f, 200), -1);
+    tc_close(c);
+    accepted(t, "SEND\ndestination:/queue/r2\nexpires:0\npersistent:true\nreceipt:ok\n\nx");
+    accepted(t, "SEND\ndestination:/queue/r2\nx-priority-ish:1\nreceipt:ok\n\nx");
+    assert_int_equal(tb_stop(t), 0);
+}
+
+static void test_subscribe_headers(void **state)
+{
+    (void)state;
+    tb *t = tb_start(NULL);
+    refused(t, "SUBSCRIBE\nid:1\ndestination:/queue/s\nselector:type = 'a'\n\n",
+            "SUBSCRIBE header selector is not supported" NOT_PROVIDED "message selectors");
+    refused(t, "SUBSCRIBE\nid:1\ndestination:/queue/s\nbrowser:true\n\n",
+            "SUBSCRIBE header browser:true is not supported" NOT_PROVIDED "queue browsing");
+    refused(t, "SUBSCRIBE\nid:1\ndestination:/topic/s\nactivemq.subscriptionName:d\n\n",
+            "SUBSCRIBE header activemq.subscriptionName is not supported" NOT_PROVIDED
+            "durable topic subscriptions");
+    refused(t, "SUBSCRIBE\nid:1\ndestination:/topic/s\ndurable:true\nauto-delete:false\n\n",
+            "SUBSCRIBE header durable:true is not supported" NOT_PROVIDED
+            "durable topic subscriptions");
+    refused(t, "SUBSCRIBE\nid:1\ndestination:/topic/s\ndurable-subscription-name:d\n\n",
+            "SUBSCRIBE header durable-subscription-name is not supported" NOT_PROVIDED
+            "durable topic subscriptions");
+    refused(t, "SUBSCRIBE\nid:1\ndestination:/topic/s\npersistent:true\n\n",
+            "SUBSCRIBE header persistent:true is not supported" NOT_PROVIDED
+            "durable topic subscriptions");
+    refused(t, "SUBSCRIBE\nid:1\ndestination:/queue/s\nactivemq.exclusive:true\n\n",
+            "SUBSCRIBE header activemq.exclusive:true is not supported" NOT_PROVIDED
+            "exclusive consumers");
+    refused(t, "SUBSCRIBE\nid:1\ndestination:/queue/s\nx-message-ttl:100\n\n",
+            "SUBSCRIBE header x-message-ttl is not supported" NOT_PROVIDED "message expiry");
+    accepted(t, "SUBSCRIBE\nid:1\ndestination:/queue/s\nbrowser:false\ndurable:false\n"
+                "exclusive:false\nreceipt:ok\n\n");
+    assert_int_equal(tb_stop(t), 0);
+}
+
+static void test_wildcard_names(void **state)
+{
+    (void)state;
+    tb *t = tb_start(NULL);
+    refused(t, "SUBSCRIBE\nid:1\ndestination:/topic/a.*\n\n",
+            "destination /topic/a.* holds the wildcard *" NOT_PROVIDED
+            "wildcard destinations");
+    refused(t, "SUBSCRIBE\nid:1\ndestination:/topic/a.>\n\n",
+            "destination /topic/a.> holds the wildcard >" NOT_PROVIDED
+            "wildcard destinations");
+    refused(t, "SUBSCRIBE\nid:1\ndestination:/queue/*\n\n",
+            "destination /queue/* holds the wildcard *" NOT_PROVIDED "wildcard destinations");
+    refused(t, "SEND\ndestination:/topic/*.b\n\nx",
+            "destination /topic/*.b holds the wildcard *" NOT_PROVIDED "wildcard destinations");
+    /* A star inside a name element is just a character. */
+    accepted(t, "SUBSCRIBE\nid:1\ndestination:/queue/a*b.c>d\nreceipt:ok\n\n");
+    accepted(t, "SEND\ndestination:/queue/a*\nreceipt:ok\n\nx");
+    assert_int_equal(tb_stop(t), 0);
+}
+
+static void test_nack_requeue_false(void **state)
+{
+    (void)state;
+    tb *t = tb_start(NULL);
+    tc *c = tc_open(tb_port(t), "accept-version:1.2\n");
+    TC_SENDF(c, "SEND\ndestination:/queue/nq\n\nx");
+    TC_SENDF(c, "SUBSCRIBE\nid:s\ndestination:/queue/nq\nack:client-individual\n\n");
+    tframe f;
+    assert_true(tc_is(c, "MESSAGE", &f));
+    char id[32];
+    snprintf(id, sizeof id, "%s", tf_header(&f, "ack"));
+    tf_free(&f);
+    TC_SENDF(c, "NACK\nid:%s\nrequeue:false\n\n", id);
+    assert_true(tc_is(c, "ERROR", &f));
+    assert_string_equal(f.body, "NACK header requeue:false is not supported" NOT_PROVIDED
+                                "dead-lettering a NACKed message");
+    tf_free(&f);
+    tc_close(c);
+    /* The message was not settled by the refused NACK: it comes back. */
+    c = tc_open(tb_port(t), "accept-version:1.2\n");
+    TC_SENDF(c, "SUBSCRIBE\nid:s\ndestination:/queue/nq\n\n");
+    assert_true(tc_is(c, "MESSAGE", &f));
+    assert_string_equal(tf_header(&f, "redelivered"), "true");
+    tf_free(&f);
+    tc_close(c);
+    assert_int_equal(tb_stop(t), 0);
+}
+
+static void on_message(void *arg, const broker_message *m)
+{
+    (void)arg;
+    (void)m;
+}
+
+static void api_refusals(broker *b, void *arg)
+{
+    (void)arg;
+    broker_header prio = { "priority", "5" };
+    assert_int_equal(broker_publish(b, "/queue/p", &prio, 1, "x", 1), BROKER_E_INVALID);
+    assert_int_equal(broker_publish(b, "/topic/p.*", NULL, 0, "x", 1), BROKER_E_INVALID);
+    broker_sub *s = NULL;
+    assert_int_equal(broker_subscribe(b, "/topic/p.>", on_message, NULL, &s), BROKER_E_INVALID);
+    assert_int_equal(broker_subscribe(b, "/topic/p.q", on_message, NULL, &s), BROKER_OK);
+    broker_unsubscribe(s);
+    broker_header fine = { "x-note", "y" };
+    assert_int_equal(broker_publish(b, "/queue/p", &fine, 1, "x", 1), BROKER_OK);
+}
+
+static void test_api_refusals(void **state)
+{
+    (void)state;
+    tb *t = tb_start(NULL);
+    tb_call(t, api_refusals, NULL);
+    assert_int_equal(tb_stop(t), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_send_headers),
+        cmocka_unit_test(test_subscribe_headers),
+        cmocka_unit_test(test_wildcard_names),
+        cmocka_unit_test(test_nack_requeue_false),
+        cmocka_unit_test(test_api_refusals),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
