@@ -44,8 +44,11 @@ typedef struct net_transport {
     int (*read_start)(net_stream *s);
     void (*read_stop)(net_stream *s);
     int (*write)(net_stream *s, const uv_buf_t *bufs, unsigned nbufs);
-    /* Close every handle; abort: the peer is not told goodbye (WebSocket: 1001). One
-     * net__on_closed() when all are closed. */
+    /* Close every handle. Graceful (abort 0): what was written reaches the peer, our end is
+     * signalled and the peer's end awaited, reading and dropping what it still sends (so
+     * the close does not reset data it has not read). abort: at once (WebSocket: 1001); may
+     * follow a graceful close that takes too long. One net__on_closed() when all are
+     * closed. */
     void (*close)(net_stream *s, int abort);
 } net_transport;
 
@@ -57,11 +60,13 @@ struct net_stream {
     void *tp_state; /* the transport's own state (WebSocket); NULL for TCP */
     uv_tcp_t tcp;   /* the socket (a WebSocket transport layers on it) */
     uv_write_t wreq;
+    uv_shutdown_t sreq; /* a graceful close: our side ends, then the peer's is awaited */
     outq out;
     net_stream *next_flush; /* on the broker's list of streams with output to write */
     uint64_t last_write;    /* loop time (ms) the last write started: heart-beats count
                                silence on the wire from it */
-    unsigned reading : 1, on_flush : 1, closing : 1;
+    uint64_t written;       /* bytes whose writes completed (the socket has them) */
+    unsigned reading : 1, on_flush : 1, closing : 1, aborted : 1;
 };
 
 /* Kinds of listeners. */
@@ -86,6 +91,7 @@ typedef struct net_state {
     net_stream *flush_list; /* streams with output to write at the tick */
     uv_buf_t *iov;          /* the iovec of the write being started (any stream) */
     size_t iov_cap;
+    char discard[4096];     /* what closing streams still read, dropped */
 } net_state;
 
 void net__init(broker *b, net_accept_fn on_accept);
@@ -119,13 +125,17 @@ int net__push_frame(net_stream *s, const char *a, size_t alen, const char *b, si
                     sbuf *shared) BROKER_WUR;
 /* Bytes queued and not yet written. */
 size_t net__queued(const net_stream *s);
+/* The stream offset just past everything queued so far: a frame queued last ends there,
+ * and it is written once s->written reaches it. */
+uint64_t net__queued_end(const net_stream *s);
 /* Output was queued outside net__frame/net__push_frame: write it at the tick. */
 void net__want_flush(net_stream *s);
 /* Write now if no write is in flight. */
 void net__flush(net_stream *s);
 /* Write every stream's queued output: one write per stream (the tick's last step). */
 void net__flush_all(broker *b);
-/* Close the stream (abort: do not say goodbye). cb->closed follows, later. */
+/* Close the stream (abort: at once, even after a graceful close began). cb->closed
+ * follows, later. */
 void net__close(net_stream *s, int abort);
 
 /* Completions from the transports (tcp.c, ws.c) to stream.c. */

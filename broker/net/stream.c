@@ -61,6 +61,11 @@ size_t net__queued(const net_stream *s)
     return s->out.queued;
 }
 
+uint64_t net__queued_end(const net_stream *s)
+{
+    return s->out.total;
+}
+
 void net__want_flush(net_stream *s)
 {
     if (s->on_flush || s->closing)
@@ -128,6 +133,7 @@ void net__on_written(net_stream *s, int status)
     broker__mem_sub(b, n);
     if (status >= 0) {
         b->stats.bytes_out += n;
+        s->written += n;
         if (s->out.npend)
             net__flush(s);
     }
@@ -136,10 +142,11 @@ void net__on_written(net_stream *s, int status)
 
 void net__close(net_stream *s, int abort)
 {
-    if (s->closing)
+    if (s->aborted || (s->closing && !abort))
         return;
     net__read_stop(s);
     s->closing = 1;
+    s->aborted = abort != 0;
     s->tp->close(s, abort);
 }
 

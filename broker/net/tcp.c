@@ -59,10 +59,49 @@ static int tcp_write(net_stream *s, const uv_buf_t *bufs, unsigned nbufs)
     return uv_write(&s->wreq, (uv_stream_t *)&s->tcp, bufs, nbufs, on_write);
 }
 
+static void close_now(net_stream *s)
+{
+    if (!uv_is_closing((uv_handle_t *)&s->tcp))
+        uv_close((uv_handle_t *)&s->tcp, on_close);
+}
+
+static void on_drain_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    net_stream *s = h->data;
+    *buf = uv_buf_init(s->b->net.discard, sizeof s->b->net.discard);
+}
+
+/* What the peer sends while we close is dropped; its end (or an error) ends the wait. */
+static void on_drain_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    if (nread < 0)
+        close_now(st->data);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    net_stream *s = req->data;
+    if (uv_is_closing((uv_handle_t *)&s->tcp))
+        return;
+    if (status < 0 ||
+        uv_read_start((uv_stream_t *)&s->tcp, on_drain_alloc, on_drain_read) != 0)
+        close_now(s);
+}
+
+/* Graceful: the FIN goes after everything written, and the socket is closed only once the
+ * peer ended too: closing with its bytes unread would reset the connection and could
+ * destroy what it had not read yet (an ERROR, the last MESSAGEs). */
 static void tcp_close(net_stream *s, int abort)
 {
-    (void)abort;
-    uv_close((uv_handle_t *)&s->tcp, on_close);
+    if (abort || !uv_is_writable((uv_stream_t *)&s->tcp)) {
+        close_now(s);
+        return;
+    }
+    s->sreq.data = s;
+    if (uv_shutdown(&s->sreq, (uv_stream_t *)&s->tcp, on_shutdown) != 0)
+        close_now(s);
 }
 
 static const net_transport tcp_ops = {

@@ -649,7 +649,16 @@ static void ws_close(net_stream *s, int abort)
 {
     ws *w = s->tp_state;
     if (!w) {
-        uv_close((uv_handle_t *)&s->tcp, on_sock_closed);
+        if (!uv_is_closing((uv_handle_t *)&s->tcp))
+            uv_close((uv_handle_t *)&s->tcp, on_sock_closed);
+        return;
+    }
+    if (w->closing) {
+        /* A graceful close took too long: end it now. */
+        if (abort) {
+            w->dead = 1;
+            ws_maybe_finish(w);
+        }
         return;
     }
     w->closing = 1;

@@ -65,9 +65,15 @@ static void on_handle_closed(conn *c)
     broker__kick(b); /* a stop may be waiting for the last conn */
 }
 
+static void on_timer_closed(uv_handle_t *h);
+
+/* The deadline bounded the stream's graceful close; it goes once the stream is gone. */
 static void on_stream_closed(net_stream *s)
 {
-    on_handle_closed(of_stream(s));
+    conn *c = of_stream(s);
+    if (!uv_is_closing((uv_handle_t *)&c->deadline))
+        uv_close((uv_handle_t *)&c->deadline, on_timer_closed);
+    on_handle_closed(c);
 }
 
 static void on_alloc(net_stream *s, uv_buf_t *buf)
@@ -216,12 +222,16 @@ static void doom(conn *c)
     broker__kick(b);
 }
 
-/* The output of a closing conn could not be flushed in time: the peer is not reading. */
+/* A closing conn's output could not be flushed, or its peer did not end, in time: the
+ * peer is not reading. */
 static void on_linger(uv_timer_t *t)
 {
     conn *c = t->data;
     c->abort = 1;
-    conn__maybe_close(c);
+    if (c->closing_handles)
+        net__close(&c->io, 1);
+    else
+        conn__maybe_close(c);
 }
 
 /* CLOSING from now on: nothing more is read; the deadline bounds the wait for output. */
@@ -326,6 +336,8 @@ void conn__maybe_close(conn *c)
     c->closing_handles = 1;
     receipt__drop(c);
     net__close(&c->io, c->abort);
-    uv_close((uv_handle_t *)&c->deadline, on_timer_closed);
     uv_close((uv_handle_t *)&c->hb_timer, on_timer_closed);
+    /* The deadline stays to bound a graceful close (on_stream_closed closes it). */
+    if (c->abort)
+        uv_close((uv_handle_t *)&c->deadline, on_timer_closed);
 }
