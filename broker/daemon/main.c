@@ -1,14 +1,14 @@
 /* main.c: stompd, the daemon: a thin shell over libbroker. Reads the command line and the
- * config file (broker/daemon/config.c), takes the pidfile, opens the log, detaches, opens
- * the store, listens, drops privileges, then runs the loop until SIGTERM/SIGINT; SIGHUP
- * reopens the log and reloads the auth file.
+ * config file (config.c), takes the pidfile, opens the log, detaches, opens the store,
+ * listens, drops privileges, then runs the loop until SIGTERM/SIGINT; SIGHUP reopens the
+ * log and reloads the auth file.
  *
  * Startup order matters: everything that can fail because of the configuration is checked
  * before detaching, and the pid file is written and the parent released only once every
  * address listens. The only file allowed file-scope state and exit().
  */
 #include "broker.h"
-#include "daemon/daemon.h"
+#include "daemon.h"
 #include "store_sqlite.h"
 
 #include <errno.h>
