@@ -10,9 +10,10 @@
 #   make web        the browser chat page in $(BUILD)/web (stompd --web-root $(BUILD)/web)
 #   make install PREFIX=/usr/local DESTDIR=
 #
-# Layout: frames/*.c -> libframes.a; frames + store/*.c + broker/*.c -> libbroker.a /
-# libbroker.so; broker/daemon/*.c + libbroker.a -> stompd; tests/<area>/test_*.c -> one
-# cmocka binary each, linked with tests/lib/*.c. New files need no change here.
+# Layout: frames/*.c -> libframes.a; frames + store/*.c + broker/ and its sub-folders
+# (net/, session/, route/, ...) except broker/daemon/ -> libbroker.a / libbroker.so;
+# broker/daemon/*.c + libbroker.a -> stompd; tests/<area>/test_*.c -> one cmocka binary
+# each, linked with tests/lib/*.c. New files and new library folders need no change here.
 
 PREFIX ?= /usr/local
 DESTDIR ?=
@@ -48,7 +49,9 @@ CFLAGS_ALL = -std=c11 $(OPT) $(WARN) -fPIC $(CFLAGS)
 LDLIBS_ALL = $(PKG_LIBS) $(WS_LIBS) -lpthread $(LDLIBS)
 
 FRAMES_SRC := $(wildcard frames/*.c)
-LIB_SRC := $(FRAMES_SRC) $(wildcard store/*.c) $(wildcard broker/*.c)
+# The library is all of broker/ (two folder levels down) but the daemon.
+BROKER_SRC := $(filter-out broker/daemon/%,$(wildcard broker/*.c broker/*/*.c broker/*/*/*.c))
+LIB_SRC := $(FRAMES_SRC) $(wildcard store/*.c) $(BROKER_SRC)
 TEST_SRC := $(wildcard tests/*/test_*.c)
 TESTLIB_SRC := $(wildcard tests/lib/*.c)
 BENCH_SRC := $(wildcard contrib/bench/*.c)
