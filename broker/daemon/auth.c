@@ -7,7 +7,7 @@
  * An unknown login costs the same hash computation as a wrong passcode, so timing does
  * not tell which logins exist.
  *
- * Checks run on pool threads (main.c) while the loop thread may load a new table: a
+ * Checks run on pool threads (login.c) while the loop thread may load a new table: a
  * table is immutable once loaded except for the decoy hash (made once, under a mutex) and
  * its reference count (loop thread only).
  */

@@ -1,6 +1,7 @@
-/* daemon.h: the modules of the stompd daemon (not part of libbroker): configuration
- * (config.c), detaching and service-manager notification (daemonize.c), the pidfile
- * (pidfile.c), the log sink (logsink.c) and the authentication file (auth.c).
+/* daemon.h: the modules of the stompd daemon (not part of libbroker), one section each:
+ * configuration (config.c), the log sink (logsink.c), the pidfile (pidfile.c), detaching
+ * and service-manager notification (daemonize.c), the auth file (auth.c) and the login
+ * checks on libuv's thread pool (login.c). main.c ties them together.
  *
  * Each module reports failures as a return value plus a one-line message in a caller's
  * buffer; only main.c decides to exit, and with which code (STOMPD_EXIT_*).
@@ -174,5 +175,23 @@ int auth_check(auth_table *t, const char *login, const char *passcode);
 char *auth_hash_passcode(const char *passcode);
 /* libsodium needs one initialisation per process. */
 int auth_init(void) DAEMON_WUR;
+
+/* ---- login.c ------------------------------------------------------------------------- */
+
+/* The login checks of one broker: those running on libuv's pool and those waiting for a
+ * turn. The memory belongs to main.c (the only file with file-scope state). */
+typedef struct login_queue {
+    uv_loop_t *loop;
+    logsink *log;                  /* borrowed, outlives the broker */
+    auth_table *const *table;      /* borrowed: main.c's current table, replaced at SIGHUP,
+                                      so every login reads it anew (NULL refuses all) */
+    struct login_job *head, *tail; /* waiting, in arrival order */
+    unsigned running;              /* checks on the pool */
+} login_queue;
+
+void login__init(login_queue *q, uv_loop_t *loop, logsink *log, auth_table *const *table);
+/* broker_options.authenticate_async with ctx = the login_queue: check passcode against
+ * login's hash off the loop thread, answer req on it. */
+void login__check(void *ctx, broker_auth *req, const char *login, const char *passcode);
 
 #endif

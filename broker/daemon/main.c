@@ -25,6 +25,7 @@ static daemon_config cfg;
 static logsink *the_log;
 static pidfile *the_pidfile;
 static auth_table *the_auth;
+static login_queue logins;
 static broker *the_broker;
 static uv_loop_t *the_loop;
 static int report_fd = -1; /* daemon mode: the waiting parent, until startup ended */
@@ -151,96 +152,7 @@ static void on_config_warning(void *ctx, const char *msg)
         snprintf(warnings[nwarnings++], DAEMON_ERRLEN, "%s", msg);
 }
 
-/* ---- authentication ------------------------------------------------------------------ */
-
-/* Hash checks run on libuv's thread pool, so the loop never waits for one (an Argon2id
- * check takes tens of milliseconds). At most AUTH_PARALLEL run at once: the store's commits
- * use the same pool (4 threads unless UV_THREADPOOL_SIZE says otherwise) and always find
- * a free thread, and Argon2id's memory (64 MiB a check) stays bounded. The others wait
- * here in arrival order; one whose client is gone by its turn is answered without
- * hashing. Invariant: the queue is empty unless AUTH_PARALLEL checks are running. */
-#define AUTH_PARALLEL 2
-
-typedef struct auth_job {
-    uv_work_t work;          /* first: the job is found from its work request */
-    struct auth_job *next;
-    broker_auth *req;
-    auth_table *table;       /* a reference: SIGHUP may replace the_auth meanwhile */
-    const char *login, *passcode; /* borrowed from req until it is answered */
-    int ok;
-} auth_job;
-
-static auth_job *auth_head, *auth_tail;
-static unsigned auth_running;
-
-/* On a pool thread: only the job and its table (immutable but for its locked decoy). */
-static void auth_work(uv_work_t *w)
-{
-    auth_job *j = (auth_job *)w;
-    j->ok = auth_check(j->table, j->login, j->passcode) == 0;
-}
-
-static void auth_finish(auth_job *j, int ok)
-{
-    broker_auth_done(j->req, ok);
-    auth_free(j->table);
-    free(j);
-}
-
-static void auth_after(uv_work_t *w, int status);
-
-static void auth_start_next(void)
-{
-    while (auth_running < AUTH_PARALLEL && auth_head) {
-        auth_job *j = auth_head;
-        auth_head = j->next;
-        if (!auth_head)
-            auth_tail = NULL;
-        if (broker_auth_abandoned(j->req)) {
-            auth_finish(j, 0);
-            continue;
-        }
-        int rc = uv_queue_work(the_loop, &j->work, auth_work, auth_after);
-        if (rc != 0) {
-            logf_(BROKER_LOG_ERROR, "auth-error", "cannot queue a login check: %s",
-                  uv_strerror(rc));
-            auth_finish(j, 0);
-            continue;
-        }
-        auth_running++;
-    }
-}
-
-static void auth_after(uv_work_t *w, int status)
-{
-    auth_job *j = (auth_job *)w;
-    auth_running--;
-    auth_finish(j, status == 0 && j->ok);
-    auth_start_next();
-}
-
-static void authenticate(void *ctx, broker_auth *req, const char *login, const char *passcode)
-{
-    (void)ctx;
-    /* The table is swapped at SIGHUP, so it is read here, not captured in ctx. */
-    auth_job *j = the_auth ? calloc(1, sizeof *j) : NULL;
-    if (!j) {
-        if (the_auth)
-            logf_(BROKER_LOG_ERROR, "auth-error", "out of memory: login refused");
-        broker_auth_done(req, 0);
-        return;
-    }
-    j->req = req;
-    j->table = auth_ref(the_auth);
-    j->login = login;
-    j->passcode = passcode;
-    if (auth_tail)
-        auth_tail->next = j;
-    else
-        auth_head = j;
-    auth_tail = j;
-    auth_start_next();
-}
+/* ---- --hash-passcode ------------------------------------------------------------------ */
 
 static int hash_passcode(void)
 {
@@ -705,8 +617,9 @@ int main(int argc, char **argv)
         o.store_path = cfg.store + 7;
     }
     if (the_auth) {
-        o.authenticate_async = authenticate;
-        o.auth_ctx = NULL;
+        login__init(&logins, the_loop, the_log, &the_auth);
+        o.authenticate_async = login__check;
+        o.auth_ctx = &logins;
     }
     broker_err rc = broker_create(the_loop, &o, &the_broker);
     if (rc != BROKER_OK)
