@@ -100,6 +100,46 @@ int config_absolute_paths(daemon_config *cfg) DAEMON_WUR;
 /* Print every key with its default and a one-line explanation (the --help tail). */
 void config_print_keys(FILE *f);
 
+/* ---- options.c ----------------------------------------------------------------------- */
+
+#define OPTIONS_MAX_SETTINGS 128
+
+/* One option that sets a config key, applied over the config file. */
+typedef struct options_setting {
+    const char *opt; /* the option as typed, for messages */
+    const char *key, *value;
+} options_setting;
+
+typedef enum options_action {
+    OPTIONS_START,   /* start the broker, or only check the configuration (check_only) */
+    OPTIONS_HASH,    /* --hash-passcode */
+    OPTIONS_HELP,    /* -h */
+    OPTIONS_VERSION, /* -V */
+} options_action;
+
+/* What the command line asks for. Strings are borrowed from argv. */
+typedef struct options {
+    options_action action;
+    int check_only;          /* --check-config */
+    const char *config_file; /* -c */
+    const char *host, *port; /* -b, -p: replace the listen list by one address */
+    options_setting set[OPTIONS_MAX_SETTINGS];
+    size_t nset;
+    int usage_error;         /* a parse error that the usage text should follow */
+} options;
+
+/* The usage text, then every config key (--help). */
+void options__usage(FILE *f);
+/* Read argv into o (getopt_long; --set's argument is split in place). STOMPD_EXIT_OK, or
+ * STOMPD_EXIT_CONFIG with a message in err (empty when getopt has printed it). */
+int options__parse(options *o, int argc, char **argv, char *err, size_t errlen) DAEMON_WUR;
+/* Fill cfg: defaults, then o's config file (its warnings go to warn), then o's settings,
+ * with relative paths made absolute. STOMPD_EXIT_OK, or an exit code with a message in
+ * err; cfg is the caller's to config_free() either way. */
+int options__configure(const options *o, daemon_config *cfg,
+                       void (*warn)(void *ctx, const char *msg), void *warn_ctx, char *err,
+                       size_t errlen) DAEMON_WUR;
+
 /* ---- logsink.c ----------------------------------------------------------------------- */
 
 typedef struct logsink logsink;

@@ -12,7 +12,6 @@
 #include "store_sqlite.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,58 +36,6 @@ static int signals_on, stats_on, stop_timer_on, stopping;
 #define MAX_WARNINGS 16
 static char warnings[MAX_WARNINGS][DAEMON_ERRLEN];
 static size_t nwarnings;
-
-static void usage(FILE *f)
-{
-    fprintf(f,
-        "usage: stompd [options]\n"
-        "Options override the config file. Defaults in parentheses.\n"
-        "  -c, --config FILE      INI config file ([stompd] keys below; CoilMQ's [coilmq]\n"
-        "                         keys are understood too)\n"
-        "  -b, --host ADDR        address to listen on, IPv4 or IPv6 (127.0.0.1)\n"
-        "  -p, --port PORT        port to listen on; 0 picks a free one (61613)\n"
-        "      --store SPEC       memory or sqlite:PATH (memory)\n"
-        "      --sync LEVEL       sqlite store: full (survives power loss) or normal\n"
-        "                         (survives a killed process) (full)\n"
-        "  -d, --daemon           detach; the command returns once stompd listens (no)\n"
-        "      --pidfile FILE     write and lock a pid file (none)\n"
-        "      --rundir DIR       working directory when detached (/)\n"
-        "      --umask MASK       file creation mask when detached (022)\n"
-        "  -l, --logfile FILE     append the log here; SIGHUP reopens it (stderr, or\n"
-        "                         nothing when detached)\n"
-        "      --log-level LEVEL  debug, info, warning or error (info)\n"
-        "      --debug            debug level and a stats line every stats_interval s (no)\n"
-        "      --syslog           log to syslog too (no)\n"
-        "  -u, --user USER        run as USER after binding and opening files (--uid too)\n"
-        "  -g, --group GROUP      run as GROUP (USER's group) (--gid too)\n"
-        "      --auth FILE        require login; FILE holds 'login = hash' lines (none)\n"
-        "      --max-connections N  open connections (16384)\n"
-        "      --max-memory SIZE  bytes of messages before producers wait (1G)\n"
-        "      --max-body SIZE    bytes in a frame body (16M)\n"
-        "      --connect-timeout MS  CONNECT must arrive within this (10000)\n"
-        "      --set KEY=VALUE    any config file key (repeatable)\n"
-        "      --check-config     validate the configuration and the auth file, then exit\n"
-        "      --hash-passcode    read a passcode on stdin, print its hash for --auth\n"
-        "      --ws-host ADDR     WebSocket (STOMP over RFC 6455) address (127.0.0.1)\n"
-        "      --ws-port PORT     WebSocket port; 0 picks a free one (15674)\n"
-        "      --no-ws            no WebSocket listener\n"
-        "      --ws-path PATH     WebSocket endpoint path (/ws)\n"
-        "      --ws-origins LIST  comma-separated Origins browsers may connect from (any)\n"
-        "      --ws-max-message SIZE  largest WebSocket message, bytes (16842752)\n"
-        "      --web-root DIR     serve DIR's files on the WebSocket port, / = index.html\n"
-        "                         (none)\n"
-        "      --policy-port PORT Flash socket policy listener, e.g. 843 (none)\n"
-        "      --no-policy        do not answer Flash policy requests on STOMP ports\n"
-        "      --policy-domains LIST  allow-access-from domains, comma-separated (*)\n"
-        "      --policy-ports PORTS   to-ports of the policy (the STOMP ports)\n"
-        "  -V, --version          print the version\n"
-        "  -h, --help             this text\n"
-        "\nSignals: TERM/INT stop cleanly (pidfile removed, exit 0); HUP reopens the log\n"
-        "file and reloads the auth file.\n"
-        "Exit codes: 0 ok, 1 runtime failure, 2 bad option or config, 3 cannot listen,\n"
-        "4 store failed, 5 pid file locked or unusable, 6 log, privileges or detaching.\n");
-    config_print_keys(f);
-}
 
 /* ---- logging and failing ------------------------------------------------------------- */
 
@@ -333,193 +280,43 @@ static void print_web(void)
 
 /* ---- the command line ---------------------------------------------------------------- */
 
-enum {
-    OPT_STORE = 256, OPT_SYNC, OPT_PIDFILE, OPT_RUNDIR, OPT_UMASK, OPT_LOGLEVEL, OPT_DEBUG,
-    OPT_SYSLOG, OPT_AUTH, OPT_MAXCONN, OPT_MAXMEM, OPT_MAXBODY, OPT_CONNTIMEOUT, OPT_SET,
-    OPT_CHECK, OPT_HASH, OPT_WS_HOST, OPT_WS_PORT, OPT_NO_WS, OPT_WS_PATH, OPT_WS_ORIGINS,
-    OPT_WS_MAXMSG, OPT_WEB_ROOT, OPT_POLICY_PORT, OPT_NO_POLICY, OPT_POLICY_DOMAINS,
-    OPT_POLICY_PORTS,
-};
-
-static const struct option longopts[] = {
-    { "config", required_argument, NULL, 'c' },
-    { "host", required_argument, NULL, 'b' },
-    { "port", required_argument, NULL, 'p' },
-    { "store", required_argument, NULL, OPT_STORE },
-    { "sync", required_argument, NULL, OPT_SYNC },
-    { "daemon", no_argument, NULL, 'd' },
-    { "pidfile", required_argument, NULL, OPT_PIDFILE },
-    { "rundir", required_argument, NULL, OPT_RUNDIR },
-    { "umask", required_argument, NULL, OPT_UMASK },
-    { "logfile", required_argument, NULL, 'l' },
-    { "log-level", required_argument, NULL, OPT_LOGLEVEL },
-    { "debug", no_argument, NULL, OPT_DEBUG },
-    { "syslog", no_argument, NULL, OPT_SYSLOG },
-    { "user", required_argument, NULL, 'u' },
-    { "uid", required_argument, NULL, 'u' },
-    { "group", required_argument, NULL, 'g' },
-    { "gid", required_argument, NULL, 'g' },
-    { "auth", required_argument, NULL, OPT_AUTH },
-    { "max-connections", required_argument, NULL, OPT_MAXCONN },
-    { "max-memory", required_argument, NULL, OPT_MAXMEM },
-    { "max-body", required_argument, NULL, OPT_MAXBODY },
-    { "connect-timeout", required_argument, NULL, OPT_CONNTIMEOUT },
-    { "set", required_argument, NULL, OPT_SET },
-    { "check-config", no_argument, NULL, OPT_CHECK },
-    { "hash-passcode", no_argument, NULL, OPT_HASH },
-    { "ws-host", required_argument, NULL, OPT_WS_HOST },
-    { "ws-port", required_argument, NULL, OPT_WS_PORT },
-    { "no-ws", no_argument, NULL, OPT_NO_WS },
-    { "ws-path", required_argument, NULL, OPT_WS_PATH },
-    { "ws-origins", required_argument, NULL, OPT_WS_ORIGINS },
-    { "ws-max-message", required_argument, NULL, OPT_WS_MAXMSG },
-    { "web-root", required_argument, NULL, OPT_WEB_ROOT },
-    { "policy-port", required_argument, NULL, OPT_POLICY_PORT },
-    { "no-policy", no_argument, NULL, OPT_NO_POLICY },
-    { "policy-domains", required_argument, NULL, OPT_POLICY_DOMAINS },
-    { "policy-ports", required_argument, NULL, OPT_POLICY_PORTS },
-    { "version", no_argument, NULL, 'V' },
-    { "help", no_argument, NULL, 'h' },
-    { NULL, 0, NULL, 0 },
-};
-
-/* A command-line setting, applied after the config file. key NULL: special (-b, -p). */
-typedef struct override {
-    const char *opt;
-    const char *key;
-    const char *value;
-} override;
-
-static void apply_override(const override *o)
+/* Read the command line and the config file into cfg; exits for --help, --version,
+ * --hash-passcode and every mistake. */
+static void configure(int argc, char **argv, int *check_only)
 {
+    options o;
     char err[DAEMON_ERRLEN];
-    if (config_set(&cfg, o->key, o->value, err, sizeof err) != 0) {
-        fprintf(stderr, "stompd: %s: %s\n", o->opt, err);
-        config_free(&cfg);
-        exit(STOMPD_EXIT_CONFIG);
+    int rc = options__parse(&o, argc, argv, err, sizeof err);
+    if (rc != STOMPD_EXIT_OK) {
+        if (err[0])
+            fprintf(stderr, "stompd: %s\n", err);
+        if (o.usage_error)
+            options__usage(stderr);
+        exit(rc);
     }
-}
-
-static void parse_args(int argc, char **argv, int *check_only)
-{
-    override ov[128];
-    size_t nov = 0;
-    const char *config_file = NULL, *host = NULL, *port = NULL;
-    int ch, hash = 0;
-    while ((ch = getopt_long(argc, argv, "c:b:p:dl:u:g:hV", longopts, NULL)) != -1) {
-        const char *key = NULL, *value = optarg;
-        switch (ch) {
-        case 'c': config_file = optarg; continue;
-        case 'b': host = optarg; continue;
-        case 'p': port = optarg; continue;
-        case OPT_STORE: key = "store"; break;
-        case OPT_SYNC: key = "sync"; break;
-        case 'd': key = "daemon"; value = "yes"; break;
-        case OPT_PIDFILE: key = "pidfile"; break;
-        case OPT_RUNDIR: key = "rundir"; break;
-        case OPT_UMASK: key = "umask"; break;
-        case 'l': key = "logfile"; break;
-        case OPT_LOGLEVEL: key = "log_level"; break;
-        case OPT_DEBUG: key = "debug"; value = "yes"; break;
-        case OPT_SYSLOG: key = "syslog"; value = "yes"; break;
-        case 'u': key = "user"; break;
-        case 'g': key = "group"; break;
-        case OPT_AUTH: key = "auth_file"; break;
-        case OPT_MAXCONN: key = "max_connections"; break;
-        case OPT_MAXMEM: key = "max_memory"; break;
-        case OPT_MAXBODY: key = "max_body"; break;
-        case OPT_CONNTIMEOUT: key = "connect_timeout_ms"; break;
-        case OPT_SET: {
-            char *eq = strchr(optarg, '=');
-            if (!eq || eq == optarg) {
-                fprintf(stderr, "stompd: --set: '%s' is not KEY=VALUE\n", optarg);
-                exit(STOMPD_EXIT_CONFIG);
-            }
-            *eq = '\0';
-            key = optarg;
-            value = eq + 1;
-            break;
-        }
-        case OPT_CHECK: *check_only = 1; continue;
-        case OPT_HASH: hash = 1; continue;
-        case OPT_WS_HOST: key = "ws_host"; break;
-        case OPT_WS_PORT: key = "ws_port"; break;
-        case OPT_NO_WS: key = "websocket"; value = "no"; break;
-        case OPT_WS_PATH: key = "ws_path"; break;
-        case OPT_WS_ORIGINS: key = "ws_origins"; break;
-        case OPT_WS_MAXMSG: key = "ws_max_message"; break;
-        case OPT_WEB_ROOT: key = "web_root"; break;
-        case OPT_POLICY_PORT: key = "policy_port"; break;
-        case OPT_NO_POLICY: key = "flash_policy"; value = "no"; break;
-        case OPT_POLICY_DOMAINS: key = "policy_domains"; break;
-        case OPT_POLICY_PORTS: key = "policy_ports"; break;
-        case 'h': usage(stdout); exit(STOMPD_EXIT_OK);
-        case 'V': printf("stompd %s\n", STOMPD_VERSION); exit(STOMPD_EXIT_OK);
-        default: usage(stderr); exit(STOMPD_EXIT_CONFIG);
-        }
-        if (nov == sizeof ov / sizeof ov[0]) {
-            fprintf(stderr, "stompd: too many options\n");
-            exit(STOMPD_EXIT_CONFIG);
-        }
-        /* Name the option as typed: "--ws-port abc" is two arguments, "--ws-port=abc" one. */
-        const char *opt = argv[optind - 1];
-        if (optarg && optind >= 2 && opt == optarg)
-            opt = argv[optind - 2];
-        ov[nov++] = (override){ opt, key, value };
-    }
-    if (optind < argc) {
-        fprintf(stderr, "stompd: unexpected argument '%s'\n", argv[optind]);
-        usage(stderr);
-        exit(STOMPD_EXIT_CONFIG);
-    }
-    if (hash) {
+    switch (o.action) {
+    case OPTIONS_HELP:
+        options__usage(stdout);
+        exit(STOMPD_EXIT_OK);
+    case OPTIONS_VERSION:
+        printf("stompd %s\n", STOMPD_VERSION);
+        exit(STOMPD_EXIT_OK);
+    case OPTIONS_HASH:
         if (auth_init() != 0) {
             fprintf(stderr, "stompd: libsodium cannot be initialised\n");
             exit(STOMPD_EXIT_FAILURE);
         }
         exit(hash_passcode());
+    case OPTIONS_START:
+        break;
     }
-    config_init(&cfg);
-    if (config_file) {
-        char err[DAEMON_ERRLEN];
-        if (config_load(&cfg, config_file, on_config_warning, NULL, err, sizeof err) != 0) {
-            fprintf(stderr, "stompd: %s\n", err);
-            config_free(&cfg);
-            exit(STOMPD_EXIT_CONFIG);
-        }
+    rc = options__configure(&o, &cfg, on_config_warning, NULL, err, sizeof err);
+    if (rc != STOMPD_EXIT_OK) {
+        fprintf(stderr, "stompd: %s\n", err);
+        config_free(&cfg);
+        exit(rc);
     }
-    for (size_t i = 0; i < nov; i++)
-        apply_override(&ov[i]);
-    /* -b / -p replace the listen list by one address, keeping the other half. */
-    if (host || port) {
-        config_listen l = cfg.nlisten ? cfg.listen[0] : (config_listen){ "127.0.0.1", 61613 };
-        if (host) {
-            if (strlen(host) == 0 || strlen(host) >= sizeof l.host) {
-                fprintf(stderr, "stompd: --host: '%s' is not an address\n", host);
-                exit(STOMPD_EXIT_CONFIG);
-            }
-            snprintf(l.host, sizeof l.host, "%s", host);
-        }
-        if (port) {
-            char *end;
-            errno = 0;
-            long v = strtol(port, &end, 10);
-            if (!*port || *end || errno || v < 0 || v > 65535) {
-                fprintf(stderr, "stompd: --port: '%s' is not a port number (0-65535)\n",
-                        port);
-                exit(STOMPD_EXIT_CONFIG);
-            }
-            l.port = (int)v;
-        }
-        cfg.listen[0] = l;
-        cfg.nlisten = 1;
-    }
-    if (cfg.debug)
-        cfg.log_level = BROKER_LOG_DEBUG;
-    if (config_absolute_paths(&cfg) != 0) {
-        fprintf(stderr, "stompd: out of memory\n");
-        exit(STOMPD_EXIT_FAILURE);
-    }
+    *check_only = o.check_only;
 }
 
 /* ---- startup ------------------------------------------------------------------------- */
@@ -547,7 +344,7 @@ int main(int argc, char **argv)
 {
     int check_only = 0;
     char err[DAEMON_ERRLEN];
-    parse_args(argc, argv, &check_only);
+    configure(argc, argv, &check_only);
 
     if (auth_init() != 0)
         die(STOMPD_EXIT_FAILURE, "libsodium cannot be initialised");
