@@ -1,11 +1,12 @@
-/* main.c: stompd, the daemon: a thin shell over libbroker. Reads the command line and the
- * config file (config.c), takes the pidfile, opens the log, detaches, opens the store,
- * listens, drops privileges, then runs the loop until SIGTERM/SIGINT; SIGHUP reopens the
- * log and reloads the auth file.
+/* main.c: stompd, the daemon: a thin shell over libbroker. Builds the configuration from
+ * the command line and the config file (options.c), takes the pidfile, opens the log,
+ * detaches, opens the store, listens, drops privileges, then runs the loop until
+ * SIGTERM/SIGINT; SIGHUP reopens the log and reloads the auth file.
  *
  * Startup order matters: everything that can fail because of the configuration is checked
  * before detaching, and the pid file is written and the parent released only once every
- * address listens. The only file allowed file-scope state and exit().
+ * address listens. The only file allowed file-scope state and exit(): the other modules
+ * return their failures, and what they keep between calls (the login queue) lives here.
  */
 #include "broker.h"
 #include "daemon.h"
@@ -31,6 +32,7 @@ static int report_fd = -1; /* daemon mode: the waiting parent, until startup end
 static uv_signal_t sig_int, sig_term, sig_hup;
 static uv_timer_t stats_timer, stop_timer;
 static int signals_on, stats_on, stop_timer_on, stopping;
+static int ws_bound, policy_bound; /* the ports they got; ws_bound -1: none after all */
 
 /* Config warnings are printed at once and logged again once the log is open. */
 #define MAX_WARNINGS 16
@@ -99,7 +101,7 @@ static void on_config_warning(void *ctx, const char *msg)
         snprintf(warnings[nwarnings++], DAEMON_ERRLEN, "%s", msg);
 }
 
-/* ---- --hash-passcode ------------------------------------------------------------------ */
+/* ---- --hash-passcode ----------------------------------------------------------------- */
 
 static int hash_passcode(void)
 {
@@ -234,9 +236,7 @@ static void on_stats(uv_timer_t *t)
           (unsigned long long)st.auth_failures, (unsigned long long)st.commits);
 }
 
-/* ---- WebSocket and Flash policy listeners ----------------------------------------- */
-
-static int ws_bound, policy_bound;
+/* ---- WebSocket and Flash policy listeners -------------------------------------------- */
 
 /* Bound with the STOMP ports (before privileges are dropped: 843 is privileged). The
  * default WebSocket port being taken is a warning (several brokers on one host); a port
@@ -340,39 +340,26 @@ static void give_files_to(uid_t uid, gid_t gid)
     }
 }
 
-int main(int argc, char **argv)
+/* Everything the configuration can get wrong, checked before any side effect. */
+static void check_config(uid_t *uid, gid_t *gid)
 {
-    int check_only = 0;
     char err[DAEMON_ERRLEN];
-    configure(argc, argv, &check_only);
-
     if (auth_init() != 0)
         die(STOMPD_EXIT_FAILURE, "libsodium cannot be initialised");
     if (cfg.auth_file && auth_load(&the_auth, cfg.auth_file, err, sizeof err) != 0)
         die(STOMPD_EXIT_CONFIG, "%s", err);
-    uid_t uid;
-    gid_t gid;
-    if (daemon_lookup_ids(cfg.user, cfg.group, &uid, &gid, err, sizeof err) != 0)
+    if (daemon_lookup_ids(cfg.user, cfg.group, uid, gid, err, sizeof err) != 0)
         die(STOMPD_EXIT_CONFIG, "%s", err);
-    if (check_only) {
-        printf("stompd: configuration ok: %zu listen address%s, store %s, %s\n", cfg.nlisten,
-               cfg.nlisten == 1 ? "" : "es", cfg.store,
-               the_auth ? "authentication on" : "no authentication");
-        auth_free(the_auth);
-        config_free(&cfg);
-        return STOMPD_EXIT_OK;
-    }
+}
 
-    /* Before anything with side effects: refuse to start twice. */
-    if (cfg.pidfile) {
-        pid_t holder;
-        if (pidfile_acquire(&the_pidfile, cfg.pidfile, &holder, err, sizeof err) != 0) {
-            fprintf(stderr, "stompd: %s\n", err);
-            auth_free(the_auth);
-            config_free(&cfg);
-            return STOMPD_EXIT_PIDFILE;
-        }
-    }
+/* The pid file first (refuse to start twice), then the log, then leave the terminal. */
+static void start_process(void)
+{
+    char err[DAEMON_ERRLEN];
+    pid_t holder;
+    if (cfg.pidfile &&
+        pidfile_acquire(&the_pidfile, cfg.pidfile, &holder, err, sizeof err) != 0)
+        die(STOMPD_EXIT_PIDFILE, "%s", err);
     if (logsink_open(&the_log, cfg.logfile, cfg.syslog, cfg.log_level, err, sizeof err) != 0)
         die(STOMPD_EXIT_SYSTEM, "%s", err);
     if (cfg.daemonize) {
@@ -396,7 +383,12 @@ int main(int argc, char **argv)
                   strerror(errno));
     }
     signal(SIGPIPE, SIG_IGN);
+}
 
+/* The broker on the default loop, with its store open and every address listening;
+ * bound[i] is the port cfg.listen[i] got. */
+static void start_broker(int bound[CONFIG_MAX_LISTEN])
+{
     the_loop = uv_default_loop();
     broker_options o = cfg.opts;
     o.server_name = cfg.server_name;
@@ -422,7 +414,6 @@ int main(int argc, char **argv)
     if (rc != BROKER_OK)
         die(rc == BROKER_E_STORE ? STOMPD_EXIT_STORE : STOMPD_EXIT_FAILURE, "store %s: %s",
             cfg.store, broker_strerror(rc));
-    int bound[CONFIG_MAX_LISTEN];
     for (size_t i = 0; i < cfg.nlisten; i++) {
         rc = broker_listen(the_broker, cfg.listen[i].host, cfg.listen[i].port, &bound[i]);
         if (rc != BROKER_OK)
@@ -430,17 +421,24 @@ int main(int argc, char **argv)
                 cfg.listen[i].port, broker_strerror(rc));
     }
     listen_web();
-    if (cfg.user || cfg.group) {
-        if (geteuid() == 0)
-            give_files_to(uid, cfg.group ? gid : (gid_t)-1);
-        if (daemon_drop_privileges(cfg.user, cfg.group, err, sizeof err) != 0)
-            die(STOMPD_EXIT_SYSTEM, "%s", err);
-        logf_(BROKER_LOG_INFO, "privileges", "running as uid %ld gid %ld", (long)getuid(),
-              (long)getgid());
-    }
-    if (the_pidfile && pidfile_write(the_pidfile, err, sizeof err) != 0)
-        die(STOMPD_EXIT_PIDFILE, "%s", err);
+}
 
+/* After binding (ports below 1024) and opening every file, become user/group. */
+static void drop_privileges(uid_t uid, gid_t gid)
+{
+    char err[DAEMON_ERRLEN];
+    if (!cfg.user && !cfg.group)
+        return;
+    if (geteuid() == 0)
+        give_files_to(uid, cfg.group ? gid : (gid_t)-1);
+    if (daemon_drop_privileges(cfg.user, cfg.group, err, sizeof err) != 0)
+        die(STOMPD_EXIT_SYSTEM, "%s", err);
+    logf_(BROKER_LOG_INFO, "privileges", "running as uid %ld gid %ld", (long)getuid(),
+          (long)getgid());
+}
+
+static void start_signals_and_timers(void)
+{
     uv_signal_init(the_loop, &sig_int);
     uv_signal_init(the_loop, &sig_term);
     uv_signal_init(the_loop, &sig_hup);
@@ -455,7 +453,12 @@ int main(int argc, char **argv)
         uint64_t every = (uint64_t)cfg.stats_interval_s * 1000;
         uv_timer_start(&stats_timer, on_stats, every, every);
     }
+}
 
+/* Startup ended well: say so on the terminal, in the log, to the waiting parent and to
+ * the service manager. */
+static void announce_ready(const int bound[CONFIG_MAX_LISTEN])
+{
     if (!cfg.daemonize) {
         for (size_t i = 0; i < cfg.nlisten; i++)
             printf("stompd: listening on %s:%d\n", cfg.listen[i].host, bound[i]);
@@ -469,6 +472,33 @@ int main(int argc, char **argv)
         report_fd = -1;
     }
     daemon_notify("READY=1");
+}
+
+int main(int argc, char **argv)
+{
+    int check_only = 0;
+    configure(argc, argv, &check_only);
+    uid_t uid;
+    gid_t gid;
+    check_config(&uid, &gid);
+    if (check_only) {
+        printf("stompd: configuration ok: %zu listen address%s, store %s, %s\n", cfg.nlisten,
+               cfg.nlisten == 1 ? "" : "es", cfg.store,
+               the_auth ? "authentication on" : "no authentication");
+        auth_free(the_auth);
+        config_free(&cfg);
+        return STOMPD_EXIT_OK;
+    }
+
+    start_process();
+    int bound[CONFIG_MAX_LISTEN];
+    start_broker(bound);
+    drop_privileges(uid, gid);
+    char err[DAEMON_ERRLEN];
+    if (the_pidfile && pidfile_write(the_pidfile, err, sizeof err) != 0)
+        die(STOMPD_EXIT_PIDFILE, "%s", err);
+    start_signals_and_timers();
+    announce_ready(bound);
 
     uv_run(the_loop, UV_RUN_DEFAULT);
 
