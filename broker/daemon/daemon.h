@@ -1,7 +1,8 @@
 /* daemon.h: the modules of the stompd daemon (not part of libbroker), one section each:
- * configuration (config.c), the log sink (logsink.c), the pidfile (pidfile.c), detaching
- * and service-manager notification (daemonize.c), the auth file (auth.c) and the login
- * checks on libuv's thread pool (login.c). main.c ties them together.
+ * the configuration (config.c, config_file.c), the command line (options.c), the log sink
+ * (logsink.c), the pidfile (pidfile.c), detaching and service-manager notification
+ * (daemonize.c), the auth file (auth.c) and the login checks on libuv's thread pool
+ * (login.c). main.c ties them together.
  *
  * Each module reports failures as a return value plus a one-line message in a caller's
  * buffer; only main.c decides to exit, and with which code (STOMPD_EXIT_*).
@@ -74,23 +75,15 @@ typedef struct daemon_config {
     char *policy_domains, *policy_ports;
 } daemon_config;
 
-/* Defaults (documented in --help and contrib/stompd.conf). */
-void config_init(daemon_config *cfg);
+/* The defaults (documented in --help and contrib/stompd.conf). -1 with err when out of
+ * memory. Release with config_free(), after a failure too. */
+int config_init(daemon_config *cfg, char *err, size_t errlen) DAEMON_WUR;
 void config_free(daemon_config *cfg);
 
-/* Read an INI file into cfg (over what is there). On error returns -1 with
- * "FILE:LINE: message" in err. Warnings (CoilMQ keys that have no meaning here) are passed
- * to warn, one line each, also "FILE:LINE: message". */
-int config_load(daemon_config *cfg, const char *path, void (*warn)(void *ctx, const char *msg),
-                void *warn_ctx, char *err, size_t errlen) DAEMON_WUR;
-
-/* Set one key as the config file would (section "stompd"); used for command-line options.
- * -1 with a message naming the key on a bad value. */
+/* Set one [stompd] key from the command line: the value is checked as in the file, but a
+ * listen replaces every address. -1 with a message naming the key. */
 int config_set(daemon_config *cfg, const char *key, const char *value, char *err,
                size_t errlen) DAEMON_WUR;
-
-/* Parse "HOST:PORT", "[V6]:PORT", "HOST" or "PORT"-less forms into l. -1 when bad. */
-int config_parse_listen(const char *s, config_listen *l) DAEMON_WUR;
 
 /* Make the pid file, log file, auth file, web root and store paths absolute, so they still
  * name the same files after the daemon changed directory (reopened at SIGHUP, web files
@@ -99,6 +92,24 @@ int config_absolute_paths(daemon_config *cfg) DAEMON_WUR;
 
 /* Print every key with its default and a one-line explanation (the --help tail). */
 void config_print_keys(FILE *f);
+
+/* Between config.c and config_file.c: set a key by name (-1: unknown key or bad value,
+ * message in err); with listen_given, the first listen (*listen_given 0) replaces the
+ * addresses, NULL adds to them. */
+int config__set(daemon_config *cfg, const char *key, const char *value, int *listen_given,
+                char *err, size_t errlen) DAEMON_WUR;
+/* Replace *slot by a copy of v (NULL when v is empty). -1: out of memory. */
+int config__set_str(char **slot, const char *v) DAEMON_WUR;
+/* A decimal port, 0-65535. -1 when bad. */
+int config__parse_port(const char *s, int *port) DAEMON_WUR;
+
+/* ---- config_file.c ------------------------------------------------------------------- */
+
+/* Read an INI file into cfg (over what is there). On error returns -1 with
+ * "FILE:LINE: message" in err. Warnings (CoilMQ keys that have no meaning here) are passed
+ * to warn, one line each, also "FILE:LINE: message". */
+int config_load(daemon_config *cfg, const char *path, void (*warn)(void *ctx, const char *msg),
+                void *warn_ctx, char *err, size_t errlen) DAEMON_WUR;
 
 /* ---- options.c ----------------------------------------------------------------------- */
 

@@ -240,7 +240,10 @@ int options__configure(const options *o, daemon_config *cfg,
                        size_t errlen)
 {
     char why[DAEMON_ERRLEN];
-    config_init(cfg);
+    if (config_init(cfg, why, sizeof why) != 0) {
+        snprintf(err, errlen, "defaults: %s", why);
+        return STOMPD_EXIT_FAILURE;
+    }
     if (o->config_file &&
         config_load(cfg, o->config_file, warn, warn_ctx, err, errlen) != 0)
         return STOMPD_EXIT_CONFIG;
