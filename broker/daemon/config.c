@@ -433,7 +433,7 @@ static const key *find_key(const char *name)
     return NULL;
 }
 
-int config_init(daemon_config *cfg, char *err, size_t errlen)
+int config__init(daemon_config *cfg, char *err, size_t errlen)
 {
     memset(cfg, 0, sizeof *cfg);
     broker_options_init(&cfg->opts);
@@ -446,7 +446,7 @@ int config_init(daemon_config *cfg, char *err, size_t errlen)
     return 0;
 }
 
-void config_free(daemon_config *cfg)
+void config__free(daemon_config *cfg)
 {
     free(cfg->store);
     free(cfg->rundir);
@@ -465,8 +465,8 @@ void config_free(daemon_config *cfg)
     memset(cfg, 0, sizeof *cfg);
 }
 
-int config__set(daemon_config *cfg, const char *name, const char *value, int *listen_given,
-                char *err, size_t errlen)
+int config__set_from_file(daemon_config *cfg, const char *name, const char *value,
+                          int *listen_given, char *err, size_t errlen)
 {
     const key *k = find_key(name);
     if (!k) {
@@ -476,14 +476,14 @@ int config__set(daemon_config *cfg, const char *name, const char *value, int *li
     return apply(cfg, k, value, listen_given, err, errlen);
 }
 
-int config_set(daemon_config *cfg, const char *name, const char *value, char *err,
-               size_t errlen)
+int config__set(daemon_config *cfg, const char *name, const char *value, char *err,
+                size_t errlen)
 {
     int given = 0;
-    return config__set(cfg, name, value, &given, err, errlen);
+    return config__set_from_file(cfg, name, value, &given, err, errlen);
 }
 
-void config_print_keys(FILE *f)
+void config__print_keys(FILE *f)
 {
     fprintf(f, "\nConfig file keys ([stompd] section; sizes take k, m, g suffixes):\n");
     for (size_t i = 0; i < NKEYS; i++)
@@ -511,7 +511,7 @@ static int absolute(char **path, size_t skip)
     return 0;
 }
 
-int config_absolute_paths(daemon_config *cfg)
+int config__absolute_paths(daemon_config *cfg)
 {
     int is_sqlite = cfg->store && strncmp(cfg->store, "sqlite:", 7) == 0;
     if (absolute(&cfg->pidfile, 0) != 0 || absolute(&cfg->logfile, 0) != 0 ||

@@ -103,7 +103,7 @@ static int coil_key(loader *ld, const char *name, const char *v)
         return 1;
     }
     if (strcmp(name, "auth.simple.file") == 0) {
-        if (config__set(cfg, "auth_file", v, NULL, err, sizeof err) != 0)
+        if (config__set_from_file(cfg, "auth_file", v, NULL, err, sizeof err) != 0)
             load_fail(ld, "%s", err);
         return 1;
     }
@@ -157,7 +157,7 @@ static int on_entry(void *user, const char *section, const char *name, const cha
         return 0;
     }
     char err[DAEMON_ERRLEN];
-    if (config__set(ld->cfg, name, value, &ld->listen_given, err, sizeof err) != 0) {
+    if (config__set_from_file(ld->cfg, name, value, &ld->listen_given, err, sizeof err) != 0) {
         load_fail(ld, "%s", err);
         return 0;
     }
@@ -232,8 +232,8 @@ static int finish_coil_store(loader *ld)
     return rc;
 }
 
-int config_load(daemon_config *cfg, const char *path, void (*warn)(void *ctx, const char *msg),
-                void *warn_ctx, char *err, size_t errlen)
+int config__load(daemon_config *cfg, const char *path, void (*warn)(void *ctx, const char *msg),
+                 void *warn_ctx, char *err, size_t errlen)
 {
     loader ld = { .cfg = cfg, .path = path, .err = err, .errlen = errlen, .warn = warn,
                   .warn_ctx = warn_ctx };

@@ -33,13 +33,13 @@ void login__init(login_queue *q, uv_loop_t *loop, logsink *log, auth_table *cons
 static void work(uv_work_t *w)
 {
     login_job *j = (login_job *)w;
-    j->ok = auth_check(j->table, j->login, j->passcode) == 0;
+    j->ok = auth__check(j->table, j->login, j->passcode) == 0;
 }
 
 static void finish(login_job *j, int ok)
 {
     broker_auth_done(j->req, ok);
-    auth_free(j->table);
+    auth__free(j->table);
     free(j);
 }
 
@@ -58,8 +58,8 @@ static void start_next(login_queue *q)
         }
         int rc = uv_queue_work(q->loop, &j->work, work, after);
         if (rc != 0) {
-            logsink_write(q->log, BROKER_LOG_ERROR, 0, "auth-error",
-                          "cannot queue a login check: %s", uv_strerror(rc));
+            logsink__write(q->log, BROKER_LOG_ERROR, 0, "auth-error",
+                           "cannot queue a login check: %s", uv_strerror(rc));
             finish(j, 0);
             continue;
         }
@@ -83,14 +83,14 @@ void login__check(void *ctx, broker_auth *req, const char *login, const char *pa
     login_job *j = table ? calloc(1, sizeof *j) : NULL;
     if (!j) {
         if (table)
-            logsink_write(q->log, BROKER_LOG_ERROR, 0, "auth-error",
-                          "out of memory: login refused");
+            logsink__write(q->log, BROKER_LOG_ERROR, 0, "auth-error",
+                           "out of memory: login refused");
         broker_auth_done(req, 0);
         return;
     }
     j->queue = q;
     j->req = req;
-    j->table = auth_ref(table);
+    j->table = auth__ref(table);
     j->login = login;
     j->passcode = passcode;
     if (q->tail)

@@ -51,7 +51,7 @@ static void logf_(broker_log_level level, const char *event, const char *fmt, ..
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
     if (the_log)
-        logsink_write(the_log, level, 0, event, "%s", text);
+        logsink__write(the_log, level, 0, event, "%s", text);
     else
         fprintf(stderr, "stompd: %s\n", text);
 }
@@ -75,21 +75,21 @@ static void die(int code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (the_log && logsink_fd(the_log) >= 0)
-        logsink_write(the_log, BROKER_LOG_ERROR, 0, "startup-failed", "%s", msg);
+    if (the_log && logsink__fd(the_log) >= 0)
+        logsink__write(the_log, BROKER_LOG_ERROR, 0, "startup-failed", "%s", msg);
     /* Clean up before reporting: the waiting parent returns as soon as it hears. */
     close_broker();
-    pidfile_release(the_pidfile, 1);
+    pidfile__release(the_pidfile, 1);
     the_pidfile = NULL;
     if (report_fd >= 0) {
-        daemon_report(report_fd, code, msg);
+        daemonize__report(report_fd, code, msg);
         report_fd = -1;
     } else {
         fprintf(stderr, "stompd: %s\n", msg);
     }
-    logsink_close(the_log);
-    auth_free(the_auth);
-    config_free(&cfg);
+    logsink__close(the_log);
+    auth__free(the_auth);
+    config__free(&cfg);
     exit(code);
 }
 
@@ -117,7 +117,7 @@ static int hash_passcode(void)
     }
     while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
         line[--n] = '\0';
-    char *h = n ? auth_hash_passcode(line) : NULL;
+    char *h = n ? auth__hash_passcode(line) : NULL;
     memset(line, 0, cap);
     free(line);
     if (!h) {
@@ -165,7 +165,7 @@ static void on_stopped(broker *b, void *arg)
 static void force_exit(const char *why)
 {
     logf_(BROKER_LOG_ERROR, "stop-forced", "%s: exiting without waiting any longer", why);
-    pidfile_release(the_pidfile, 1);
+    pidfile__release(the_pidfile, 1);
     the_pidfile = NULL;
     _exit(STOMPD_EXIT_FAILURE);
 }
@@ -179,19 +179,19 @@ static void on_stop_timeout(uv_timer_t *t)
 static void reload(void)
 {
     char err[DAEMON_ERRLEN];
-    if (logsink_reopen(the_log, err, sizeof err) != 0)
+    if (logsink__reopen(the_log, err, sizeof err) != 0)
         logf_(BROKER_LOG_ERROR, "reopen", "%s (still writing to the old file)", err);
     else
         logf_(BROKER_LOG_INFO, "reopen", "log file reopened");
     if (cfg.auth_file) {
         auth_table *t;
-        if (auth_load(&t, cfg.auth_file, err, sizeof err) != 0) {
+        if (auth__load(&t, cfg.auth_file, err, sizeof err) != 0) {
             logf_(BROKER_LOG_ERROR, "reload", "auth file not reloaded, keeping the old "
                                              "logins: %s", err);
         } else {
-            auth_free(the_auth);
+            auth__free(the_auth);
             the_auth = t;
-            logf_(BROKER_LOG_INFO, "reload", "auth file reloaded: %zu logins", auth_count(t));
+            logf_(BROKER_LOG_INFO, "reload", "auth file reloaded: %zu logins", auth__count(t));
         }
     }
 }
@@ -207,7 +207,7 @@ static void on_signal(uv_signal_t *s, int signum)
         force_exit("second stop signal");
     stopping = 1;
     logf_(BROKER_LOG_INFO, "stop", "signal %d: closing connections and the store", signum);
-    daemon_notify("STOPPING=1");
+    daemonize__notify("STOPPING=1");
     if (stats_on) {
         uv_close((uv_handle_t *)&stats_timer, on_handle_closed);
         stats_on = 0;
@@ -302,7 +302,7 @@ static void configure(int argc, char **argv, int *check_only)
         printf("stompd %s\n", STOMPD_VERSION);
         exit(STOMPD_EXIT_OK);
     case OPTIONS_HASH:
-        if (auth_init() != 0) {
+        if (auth__init() != 0) {
             fprintf(stderr, "stompd: libsodium cannot be initialised\n");
             exit(STOMPD_EXIT_FAILURE);
         }
@@ -313,7 +313,7 @@ static void configure(int argc, char **argv, int *check_only)
     rc = options__configure(&o, &cfg, on_config_warning, NULL, err, sizeof err);
     if (rc != STOMPD_EXIT_OK) {
         fprintf(stderr, "stompd: %s\n", err);
-        config_free(&cfg);
+        config__free(&cfg);
         exit(rc);
     }
     *check_only = o.check_only;
@@ -324,9 +324,9 @@ static void configure(int argc, char **argv, int *check_only)
 /* Files opened as root must stay usable by the user we become. */
 static void give_files_to(uid_t uid, gid_t gid)
 {
-    if (the_log && logsink_fd(the_log) >= 0 && fchown(logsink_fd(the_log), uid, gid) != 0)
+    if (the_log && logsink__fd(the_log) >= 0 && fchown(logsink__fd(the_log), uid, gid) != 0)
         die(STOMPD_EXIT_SYSTEM, "cannot hand the log file to the user: %s", strerror(errno));
-    if (the_pidfile && fchown(pidfile_fd(the_pidfile), uid, gid) != 0)
+    if (the_pidfile && fchown(pidfile__fd(the_pidfile), uid, gid) != 0)
         die(STOMPD_EXIT_SYSTEM, "cannot hand the pid file to the user: %s", strerror(errno));
     if (cfg.store && strncmp(cfg.store, "sqlite:", 7) == 0) {
         static const char *const suffixes[] = { "", "-wal", "-shm", "-lock" };
@@ -344,11 +344,11 @@ static void give_files_to(uid_t uid, gid_t gid)
 static void check_config(uid_t *uid, gid_t *gid)
 {
     char err[DAEMON_ERRLEN];
-    if (auth_init() != 0)
+    if (auth__init() != 0)
         die(STOMPD_EXIT_FAILURE, "libsodium cannot be initialised");
-    if (cfg.auth_file && auth_load(&the_auth, cfg.auth_file, err, sizeof err) != 0)
+    if (cfg.auth_file && auth__load(&the_auth, cfg.auth_file, err, sizeof err) != 0)
         die(STOMPD_EXIT_CONFIG, "%s", err);
-    if (daemon_lookup_ids(cfg.user, cfg.group, uid, gid, err, sizeof err) != 0)
+    if (daemonize__lookup_ids(cfg.user, cfg.group, uid, gid, err, sizeof err) != 0)
         die(STOMPD_EXIT_CONFIG, "%s", err);
 }
 
@@ -358,15 +358,15 @@ static void start_process(void)
     char err[DAEMON_ERRLEN];
     pid_t holder;
     if (cfg.pidfile &&
-        pidfile_acquire(&the_pidfile, cfg.pidfile, &holder, err, sizeof err) != 0)
+        pidfile__acquire(&the_pidfile, cfg.pidfile, &holder, err, sizeof err) != 0)
         die(STOMPD_EXIT_PIDFILE, "%s", err);
-    if (logsink_open(&the_log, cfg.logfile, cfg.syslog, cfg.log_level, err, sizeof err) != 0)
+    if (logsink__open(&the_log, cfg.logfile, cfg.syslog, cfg.log_level, err, sizeof err) != 0)
         die(STOMPD_EXIT_SYSTEM, "%s", err);
     if (cfg.daemonize) {
-        if (daemon_detach(cfg.rundir ? cfg.rundir : "/", cfg.umask, &report_fd, err,
-                          sizeof err) != 0)
+        if (daemonize__detach(cfg.rundir ? cfg.rundir : "/", cfg.umask, &report_fd, err,
+                              sizeof err) != 0)
             die(STOMPD_EXIT_SYSTEM, "cannot detach: %s", err);
-        if (logsink_take_stderr(the_log) != 0)
+        if (logsink__take_stderr(the_log) != 0)
             die(STOMPD_EXIT_SYSTEM, "cannot redirect stderr: %s", strerror(errno));
     }
     logf_(BROKER_LOG_INFO, "start", "stompd %s starting (pid %ld)", STOMPD_VERSION,
@@ -392,7 +392,7 @@ static void start_broker(int bound[CONFIG_MAX_LISTEN])
     the_loop = uv_default_loop();
     broker_options o = cfg.opts;
     o.server_name = cfg.server_name;
-    o.log = logsink_broker_cb;
+    o.log = logsink__broker_cb;
     o.log_ctx = the_log;
     o.log_level = cfg.log_level;
     o.store_sync_full = cfg.sync_full;
@@ -431,7 +431,7 @@ static void drop_privileges(uid_t uid, gid_t gid)
         return;
     if (geteuid() == 0)
         give_files_to(uid, cfg.group ? gid : (gid_t)-1);
-    if (daemon_drop_privileges(cfg.user, cfg.group, err, sizeof err) != 0)
+    if (daemonize__drop_privileges(cfg.user, cfg.group, err, sizeof err) != 0)
         die(STOMPD_EXIT_SYSTEM, "%s", err);
     logf_(BROKER_LOG_INFO, "privileges", "running as uid %ld gid %ld", (long)getuid(),
           (long)getgid());
@@ -468,10 +468,10 @@ static void announce_ready(const int bound[CONFIG_MAX_LISTEN])
     logf_(BROKER_LOG_INFO, "ready", "%zu listener%s, store %s%s", cfg.nlisten,
           cfg.nlisten == 1 ? "" : "s", cfg.store, the_auth ? ", authentication on" : "");
     if (report_fd >= 0) {
-        daemon_report(report_fd, 0, NULL);
+        daemonize__report(report_fd, 0, NULL);
         report_fd = -1;
     }
-    daemon_notify("READY=1");
+    daemonize__notify("READY=1");
 }
 
 int main(int argc, char **argv)
@@ -485,8 +485,8 @@ int main(int argc, char **argv)
         printf("stompd: configuration ok: %zu listen address%s, store %s, %s\n", cfg.nlisten,
                cfg.nlisten == 1 ? "" : "es", cfg.store,
                the_auth ? "authentication on" : "no authentication");
-        auth_free(the_auth);
-        config_free(&cfg);
+        auth__free(the_auth);
+        config__free(&cfg);
         return STOMPD_EXIT_OK;
     }
 
@@ -495,7 +495,7 @@ int main(int argc, char **argv)
     start_broker(bound);
     drop_privileges(uid, gid);
     char err[DAEMON_ERRLEN];
-    if (the_pidfile && pidfile_write(the_pidfile, err, sizeof err) != 0)
+    if (the_pidfile && pidfile__write(the_pidfile, err, sizeof err) != 0)
         die(STOMPD_EXIT_PIDFILE, "%s", err);
     start_signals_and_timers();
     announce_ready(bound);
@@ -506,9 +506,9 @@ int main(int argc, char **argv)
     the_broker = NULL;
     int loop_rc = uv_loop_close(the_loop);
     logf_(BROKER_LOG_INFO, "stopped", "stopped cleanly");
-    pidfile_release(the_pidfile, 1);
-    logsink_close(the_log);
-    auth_free(the_auth);
-    config_free(&cfg);
+    pidfile__release(the_pidfile, 1);
+    logsink__close(the_log);
+    auth__free(the_auth);
+    config__free(&cfg);
     return loop_rc == 0 ? STOMPD_EXIT_OK : STOMPD_EXIT_FAILURE;
 }

@@ -122,7 +122,7 @@ void options__usage(FILE *f)
         "file and reloads the auth file.\n"
         "Exit codes: 0 ok, 1 runtime failure, 2 bad option or config, 3 cannot listen,\n"
         "4 store failed, 5 pid file locked or unusable, 6 log, privileges or detaching.\n");
-    config_print_keys(f);
+    config__print_keys(f);
 }
 
 /* The table entry that sets a config key for option ch; NULL for the others. */
@@ -240,16 +240,16 @@ int options__configure(const options *o, daemon_config *cfg,
                        size_t errlen)
 {
     char why[DAEMON_ERRLEN];
-    if (config_init(cfg, why, sizeof why) != 0) {
+    if (config__init(cfg, why, sizeof why) != 0) {
         snprintf(err, errlen, "defaults: %s", why);
         return STOMPD_EXIT_FAILURE;
     }
     if (o->config_file &&
-        config_load(cfg, o->config_file, warn, warn_ctx, err, errlen) != 0)
+        config__load(cfg, o->config_file, warn, warn_ctx, err, errlen) != 0)
         return STOMPD_EXIT_CONFIG;
     for (size_t i = 0; i < o->nset; i++) {
         const options_setting *s = &o->set[i];
-        if (config_set(cfg, s->key, s->value, why, sizeof why) != 0) {
+        if (config__set(cfg, s->key, s->value, why, sizeof why) != 0) {
             snprintf(err, errlen, "%s: %s", s->opt, why);
             return STOMPD_EXIT_CONFIG;
         }
@@ -258,7 +258,7 @@ int options__configure(const options *o, daemon_config *cfg,
         return STOMPD_EXIT_CONFIG;
     if (cfg->debug)
         cfg->log_level = BROKER_LOG_DEBUG;
-    if (config_absolute_paths(cfg) != 0) {
+    if (config__absolute_paths(cfg) != 0) {
         snprintf(err, errlen, "out of memory");
         return STOMPD_EXIT_FAILURE;
     }
