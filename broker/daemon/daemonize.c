@@ -5,6 +5,10 @@
  * ("CODE message"), so `stompd -d` exits 0 only once the broker listens, and otherwise
  * with the child's exit code and reason. A child that dies without reporting makes the
  * parent fail too (the pipe reads end-of-file).
+ *
+ * The processes the forks leave behind end here with _exit(), the one exception to "only
+ * main.c exits": they are not the daemon, so they must not go back into its startup, nor
+ * run its exit handlers.
  */
 #include "daemon.h"
 
