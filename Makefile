@@ -10,10 +10,12 @@
 #   make web        the browser chat page in $(BUILD)/web (stompd --web-root $(BUILD)/web)
 #   make install PREFIX=/usr/local DESTDIR=
 #
-# Layout: frames/*.c -> libframes.a; frames + store/*.c + broker/*.c (not main.c) ->
-# libbroker.a / libbroker.so; broker/main.c -> stompd; tests/<area>/test_*.c -> one cmocka
-# binary each, linked with tests/lib/*.c; contrib/bench/*.c -> one program each, and all of
-# contrib/bench/loadgen/*.c -> loadgen. New files need no change here.
+# Layout: frames/*.c -> libframes.a; frames + store/*.c + broker/ and its sub-folders
+# (net/, session/, route/, ...) except broker/daemon/ -> libbroker.a / libbroker.so;
+# broker/daemon/*.c + libbroker.a -> stompd; tests/<area>/test_*.c -> one cmocka binary
+# each, linked with tests/lib/*.c; contrib/bench/*.c -> one program each, and all of
+# contrib/bench/loadgen/*.c -> loadgen. New files and new library folders need no change
+# here.
 
 PREFIX ?= /usr/local
 DESTDIR ?=
@@ -49,8 +51,9 @@ CFLAGS_ALL = -std=c11 $(OPT) $(WARN) -fPIC $(CFLAGS)
 LDLIBS_ALL = $(PKG_LIBS) $(WS_LIBS) -lpthread $(LDLIBS)
 
 FRAMES_SRC := $(wildcard frames/*.c)
-LIB_SRC := $(FRAMES_SRC) $(wildcard store/*.c) $(filter-out broker/main.c,$(wildcard broker/*.c)) \
-	$(filter-out broker/daemon/%,$(wildcard broker/*/*.c))
+# The library is all of broker/ (two folder levels down) but the daemon.
+BROKER_SRC := $(filter-out broker/daemon/%,$(wildcard broker/*.c broker/*/*.c broker/*/*/*.c))
+LIB_SRC := $(FRAMES_SRC) $(wildcard store/*.c) $(BROKER_SRC)
 TEST_SRC := $(wildcard tests/*/test_*.c)
 TESTLIB_SRC := $(wildcard tests/lib/*.c)
 BENCH_SRC := $(wildcard contrib/bench/*.c)
@@ -64,11 +67,11 @@ TEST_BIN := $(TEST_SRC:%.c=$(BUILD)/%)
 LOADGEN_OBJ := $(LOADGEN_SRC:%.c=$(BUILD)/%.o)
 BENCH_BIN := $(BENCH_SRC:contrib/bench/%.c=$(BUILD)/bench/%) $(BUILD)/bench/loadgen
 EMBED_BIN := $(EMBED_SRC:contrib/embed/%.c=$(BUILD)/embed/%)
-# The daemon's own modules (config file, daemonizing, pidfile, log sink, auth file) are
-# not part of the library: they go into stompd only.
+# The daemon (main, command line, config file, daemonizing, pidfile, log sink, auth file)
+# is not part of the library: it goes into stompd only.
 DAEMON_SRC := $(wildcard broker/daemon/*.c)
 DAEMON_OBJ := $(DAEMON_SRC:%.c=$(BUILD)/%.o)
-HAVE_MAIN := $(wildcard broker/main.c)
+HAVE_MAIN := $(wildcard broker/daemon/main.c)
 STOMPD := $(if $(HAVE_MAIN),$(BUILD)/stompd)
 HAVE_BROKER_H := $(wildcard broker/broker.h)
 
@@ -118,7 +121,7 @@ $(BUILD)/libbroker.so: $(LIB_OBJ) contrib/libbroker.map
 	$(CC) $(CFLAGS_ALL) -shared -Wl,-soname,libbroker.so.$(SOVERSION) \
 		-Wl,--version-script=contrib/libbroker.map -o $@ $(LIB_OBJ) $(LDFLAGS) $(LDLIBS_ALL)
 
-$(BUILD)/stompd: $(BUILD)/broker/main.o $(DAEMON_OBJ) $(BUILD)/libbroker.a
+$(BUILD)/stompd: $(DAEMON_OBJ) $(BUILD)/libbroker.a
 	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDFLAGS) $(DAEMON_LIBS) $(LDLIBS_ALL)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TESTLIB_OBJ) $(BUILD)/libbroker.a

@@ -7,7 +7,7 @@
  * An unknown login costs the same hash computation as a wrong passcode, so timing does
  * not tell which logins exist.
  *
- * Checks run on pool threads (main.c) while the loop thread may load a new table: a
+ * Checks run on pool threads (login_pool.c) while the loop thread may load a new table: a
  * table is immutable once loaded except for the decoy hash (made once, under a mutex) and
  * its reference count (loop thread only).
  */
@@ -44,7 +44,7 @@ typedef struct auth_loader {
     size_t errlen;
 } auth_loader;
 
-int auth_init(void)
+int auth__init(void)
 {
     return sodium_init() < 0 ? -1 : 0;
 }
@@ -152,7 +152,7 @@ static char *read_line(char *str, int num, void *stream)
     return str;
 }
 
-int auth_load(auth_table **out, const char *path, char *err, size_t errlen)
+int auth__load(auth_table **out, const char *path, char *err, size_t errlen)
 {
     auth_table *t = calloc(1, sizeof *t);
     if (!t) {
@@ -169,7 +169,7 @@ int auth_load(auth_table **out, const char *path, char *err, size_t errlen)
     ld.f = fopen(path, "r");
     if (!ld.f) {
         snprintf(err, errlen, "%s:0: cannot open: %s", path, strerror(errno));
-        auth_free(t);
+        auth__free(t);
         return -1;
     }
     int rc = ini_parse_stream(read_line, &ld, on_entry, &ld);
@@ -183,20 +183,20 @@ int auth_load(auth_table **out, const char *path, char *err, size_t errlen)
         ld.failed = 1;
     }
     if (ld.failed) {
-        auth_free(t);
+        auth__free(t);
         return -1;
     }
     *out = t;
     return 0;
 }
 
-auth_table *auth_ref(auth_table *t)
+auth_table *auth__ref(auth_table *t)
 {
     t->refs++;
     return t;
 }
 
-void auth_free(auth_table *t)
+void auth__free(auth_table *t)
 {
     if (!t || --t->refs > 0)
         return;
@@ -210,12 +210,12 @@ void auth_free(auth_table *t)
     free(t);
 }
 
-size_t auth_count(const auth_table *t)
+size_t auth__count(const auth_table *t)
 {
     return t->n;
 }
 
-int auth_check(auth_table *t, const char *login, const char *passcode)
+int auth__check(auth_table *t, const char *login, const char *passcode)
 {
     if (!passcode)
         passcode = "";
@@ -225,7 +225,7 @@ int auth_check(auth_table *t, const char *login, const char *passcode)
     /* Unknown login: spend the same time as a wrong passcode would. */
     uv_mutex_lock(&t->mu);
     if (!t->dummy)
-        t->dummy = auth_hash_passcode("stompd: no such login");
+        t->dummy = auth__hash_passcode("stompd: no such login");
     const char *dummy = t->dummy;
     uv_mutex_unlock(&t->mu);
     if (dummy)
@@ -233,7 +233,7 @@ int auth_check(auth_table *t, const char *login, const char *passcode)
     return -1;
 }
 
-char *auth_hash_passcode(const char *passcode)
+char *auth__hash_passcode(const char *passcode)
 {
     char *out = malloc(crypto_pwhash_STRBYTES);
     if (!out)

@@ -1,16 +1,13 @@
-/* config.c: stompd's configuration: defaults, the INI file (parsed by inih), one setter
- * shared by the file and the command line, and the CoilMQ [coilmq] compatibility keys.
+/* config.c: stompd's configuration: every key in one table (name, kind, default, help),
+ * how each kind of value is checked and stored, the defaults, and setting one key, which
+ * the config file (config_file.c) and the command line (options.c) share.
  *
- * Every key lives in one table (name, kind, default, help), so the file, --help and the
- * checks agree. Nothing is silently ignored: an unknown section or key, a bad value or an
- * unreadable line is an error naming FILE:LINE; CoilMQ keys with no meaning here are
- * warnings naming the key.
+ * Because the file, --help and the checks read the one table, they agree. A bad value is
+ * refused with a message naming the key and the value; nothing is clamped or guessed.
  */
 #include "daemon.h"
 
 #include <errno.h>
-#include <ini.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -138,13 +135,44 @@ static const key keys[] = {
 
 #define NKEYS (sizeof keys / sizeof keys[0])
 
-static void fmt_err(char *err, size_t errlen, const char *fmt, ...) DAEMON_PRINTF(3, 4);
-static void fmt_err(char *err, size_t errlen, const char *fmt, ...)
+/* One value being set: where it goes and where to say what is wrong with it. */
+typedef struct assign {
+    daemon_config *cfg;
+    const key *k;
+    const char *v;
+    int *listen_given; /* NULL: listen adds an address; else the first one replaces them */
+    char *err;
+    size_t errlen;
+} assign;
+
+/* "KEY: MESSAGE" in err; returns -1. */
+static int fail(const assign *a, const char *fmt, ...) DAEMON_PRINTF(2, 3);
+static int fail(const assign *a, const char *fmt, ...)
 {
+    char msg[DAEMON_ERRLEN];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    snprintf(a->err, a->errlen, "%s: %s", a->k->name, msg);
+    return -1;
+}
+
+/* "KEY: 'VALUE' WHY" in err; returns -1. */
+static int invalid(const assign *a, const char *why_fmt, ...) DAEMON_PRINTF(2, 3);
+static int invalid(const assign *a, const char *why_fmt, ...)
+{
+    char why[DAEMON_ERRLEN];
+    va_list ap;
+    va_start(ap, why_fmt);
+    vsnprintf(why, sizeof why, why_fmt, ap);
+    va_end(ap);
+    return fail(a, "'%s' %s", a->v, why);
+}
+
+static void *field(const assign *a)
+{
+    return (char *)a->cfg + a->k->off;
 }
 
 static int parse_bool(const char *v, int *out)
@@ -187,7 +215,17 @@ static int parse_size(const char *v, unsigned long long max, unsigned long long 
     return 0;
 }
 
-int config_parse_listen(const char *s, config_listen *l)
+int config__parse_port(const char *s, int *port)
+{
+    unsigned long long p;
+    if (parse_size(s, 65535, &p) != 0 || strpbrk(s, "kKmMgG"))
+        return -1;
+    *port = (int)p;
+    return 0;
+}
+
+/* "HOST:PORT", "[IPV6]:PORT", or a bare HOST or IPv6 address (port 61613). -1 when bad. */
+static int parse_listen(const char *s, config_listen *l)
 {
     const char *host = s, *port = NULL;
     size_t hlen;
@@ -215,196 +253,177 @@ int config_parse_listen(const char *s, config_listen *l)
         return -1;
     memcpy(l->host, host, hlen);
     l->host[hlen] = '\0';
-    if (port) {
-        unsigned long long p;
-        if (parse_size(port, 65535, &p) != 0 || strpbrk(port, "kKmMgG"))
-            return -1;
-        l->port = (int)p;
-    } else {
-        l->port = 61613;
-    }
-    return 0;
+    l->port = 61613;
+    return port ? config__parse_port(port, &l->port) : 0;
 }
 
-static int set_str(char **field, const char *v)
+int config__set_str(char **slot, const char *v)
 {
     char *dup = strdup(v);
     if (!dup)
         return -1;
-    free(*field);
-    *field = *v ? dup : NULL;
+    free(*slot);
+    *slot = *v ? dup : NULL;
     if (!*v)
         free(dup);
     return 0;
 }
 
-/* Set by the file: the first "listen" replaces the default address. */
-typedef struct loader {
-    daemon_config *cfg;
-    const char *path;
-    unsigned line;       /* of the line inih is handling */
-    unsigned long errline;
-    int failed;
-    int listen_given;
-    char *err;
-    size_t errlen;
-    void (*warn)(void *ctx, const char *msg);
-    void *warn_ctx;
-    FILE *f;
-    int too_long;
-    char *section_warned;
-    /* [coilmq] store keys, resolved at the end */
-    char *coil_factory, *coil_dbm_dir, *coil_sa_url;
-    unsigned coil_factory_line;
-} loader;
+/* ---- one setter per kind of value ---------------------------------------------------- */
+
+static int set_size(const assign *a)
+{
+    unsigned long long n;
+    if (parse_size(a->v, SIZE_MAX, &n) != 0 || n < a->k->min)
+        return invalid(a, "is not a size of at least %zu (digits, then optionally k, m or g)",
+                       a->k->min);
+    *(size_t *)field(a) = (size_t)n;
+    return 0;
+}
+
+static int set_u32(const assign *a)
+{
+    unsigned long long n;
+    if (parse_size(a->v, UINT32_MAX, &n) != 0 || strpbrk(a->v, "kKmMgG") || n < a->k->min)
+        return invalid(a, "is not a whole number from %zu to %u", a->k->min,
+                       (unsigned)UINT32_MAX);
+    *(uint32_t *)field(a) = (uint32_t)n;
+    return 0;
+}
+
+static int set_bool(const assign *a)
+{
+    int b;
+    if (parse_bool(a->v, &b) != 0)
+        return invalid(a, "is not yes or no");
+    *(int *)field(a) = b;
+    return 0;
+}
+
+static int set_string(const assign *a)
+{
+    if (config__set_str(field(a), a->v) != 0)
+        return fail(a, "out of memory");
+    return 0;
+}
+
+static int set_listen(const assign *a)
+{
+    daemon_config *cfg = a->cfg;
+    config_listen l;
+    if (parse_listen(a->v, &l) != 0)
+        return invalid(a, "is not HOST:PORT or [IPV6]:PORT");
+    if (a->listen_given && !*a->listen_given) {
+        cfg->nlisten = 0;
+        *a->listen_given = 1;
+    }
+    if (cfg->nlisten >= CONFIG_MAX_LISTEN)
+        return fail(a, "at most %d addresses", CONFIG_MAX_LISTEN);
+    cfg->listen[cfg->nlisten++] = l;
+    return 0;
+}
+
+static int set_store(const assign *a)
+{
+    const char *v = a->v;
+    if (strcmp(v, "memory") != 0 && !(strncmp(v, "sqlite:", 7) == 0 && v[7]))
+        return invalid(a, "is not memory or sqlite:PATH");
+    if (config__set_str(&a->cfg->store, v) != 0)
+        return fail(a, "out of memory");
+    return 0;
+}
+
+static int set_sync(const assign *a)
+{
+    if (strcmp(a->v, "full") != 0 && strcmp(a->v, "normal") != 0)
+        return invalid(a, "is not full or normal");
+    a->cfg->sync_full = a->v[0] == 'f';
+    return 0;
+}
+
+static int set_umask(const assign *a)
+{
+    char *end;
+    errno = 0;
+    unsigned long m = strtoul(a->v, &end, 8);
+    if (!*a->v || *end || errno || m > 0777)
+        return invalid(a, "is not an octal mask (e.g. 022)");
+    a->cfg->umask = (mode_t)m;
+    return 0;
+}
+
+static int set_level(const assign *a)
+{
+    static const char *const names[] = { "error", "warning", "info", "debug" };
+    for (int i = 0; i < 4; i++)
+        if (strcmp(a->v, names[i]) == 0 || (i == 1 && strcmp(a->v, "warn") == 0)) {
+            a->cfg->log_level = (broker_log_level)i;
+            return 0;
+        }
+    return invalid(a, "is not debug, info, warning or error");
+}
+
+static int set_addr(const assign *a)
+{
+    unsigned char buf[16];
+    if (uv_inet_pton(AF_INET, a->v, buf) != 0 && uv_inet_pton(AF_INET6, a->v, buf) != 0)
+        return invalid(a, "is not an IPv4 or IPv6 address");
+    return set_string(a);
+}
+
+static int set_port(const assign *a)
+{
+    int optional = a->k->kind == K_OPTPORT;
+    if (optional && !*a->v) {
+        *(int *)field(a) = -1;
+        return 0;
+    }
+    if (config__parse_port(a->v, field(a)) != 0)
+        return invalid(a, "is not a port number (0-65535%s)",
+                       optional ? ", or empty for none" : "");
+    if (a->k->off == F(ws_port))
+        a->cfg->ws_port_given = 1;
+    return 0;
+}
+
+static int set_urlpath(const assign *a)
+{
+    if (a->v[0] != '/')
+        return invalid(a, "does not start with /");
+    return set_string(a);
+}
+
+static int set_list(const assign *a)
+{
+    if (!*a->v || strspn(a->v, ", ") == strlen(a->v))
+        return invalid(a, "is empty");
+    return set_string(a);
+}
+
+static int set_portlist(const assign *a)
+{
+    if (a->v[strspn(a->v, "0123456789,-*")])
+        return invalid(a, "is not a list of ports and ranges (e.g. 61613,15674 or "
+                          "1024-65535 or *)");
+    return set_string(a);
+}
+
+static int (*const setters[])(const assign *) = {
+    [K_SIZE] = set_size, [K_U32] = set_u32, [K_BOOL] = set_bool, [K_STR] = set_string,
+    [K_LISTEN] = set_listen, [K_STORE] = set_store, [K_SYNC] = set_sync,
+    [K_UMASK] = set_umask, [K_LEVEL] = set_level, [K_ADDR] = set_addr, [K_PORT] = set_port,
+    [K_OPTPORT] = set_port, [K_URLPATH] = set_urlpath, [K_LIST] = set_list,
+    [K_PORTLIST] = set_portlist,
+};
 
 static int apply(daemon_config *cfg, const key *k, const char *v, int *listen_given, char *err,
                  size_t errlen)
 {
-    char *base = (char *)cfg;
-    switch (k->kind) {
-    case K_SIZE: {
-        unsigned long long n;
-        if (parse_size(v, SIZE_MAX, &n) != 0 || n < k->min) {
-            fmt_err(err, errlen, "%s: '%s' is not a size of at least %zu (digits, then "
-                                 "optionally k, m or g)", k->name, v, k->min);
-            return -1;
-        }
-        *(size_t *)(base + k->off) = (size_t)n;
-        return 0;
-    }
-    case K_U32: {
-        unsigned long long n;
-        if (parse_size(v, UINT32_MAX, &n) != 0 || strpbrk(v, "kKmMgG") || n < k->min) {
-            fmt_err(err, errlen, "%s: '%s' is not a whole number from %zu to %u", k->name,
-                    v, k->min, (unsigned)UINT32_MAX);
-            return -1;
-        }
-        *(uint32_t *)(base + k->off) = (uint32_t)n;
-        return 0;
-    }
-    case K_BOOL: {
-        int b;
-        if (parse_bool(v, &b) != 0) {
-            fmt_err(err, errlen, "%s: '%s' is not yes or no", k->name, v);
-            return -1;
-        }
-        *(int *)(base + k->off) = b;
-        return 0;
-    }
-    case K_STR:
-        if (set_str((char **)(base + k->off), v) != 0) {
-            fmt_err(err, errlen, "%s: out of memory", k->name);
-            return -1;
-        }
-        return 0;
-    case K_LISTEN: {
-        config_listen l;
-        if (config_parse_listen(v, &l) != 0) {
-            fmt_err(err, errlen, "listen: '%s' is not HOST:PORT or [IPV6]:PORT", v);
-            return -1;
-        }
-        if (listen_given && !*listen_given) {
-            cfg->nlisten = 0;
-            *listen_given = 1;
-        }
-        if (cfg->nlisten >= CONFIG_MAX_LISTEN) {
-            fmt_err(err, errlen, "listen: at most %d addresses", CONFIG_MAX_LISTEN);
-            return -1;
-        }
-        cfg->listen[cfg->nlisten++] = l;
-        return 0;
-    }
-    case K_STORE:
-        if (strcmp(v, "memory") != 0 && !(strncmp(v, "sqlite:", 7) == 0 && v[7])) {
-            fmt_err(err, errlen, "store: '%s' is not memory or sqlite:PATH", v);
-            return -1;
-        }
-        if (set_str(&cfg->store, v) != 0) {
-            fmt_err(err, errlen, "store: out of memory");
-            return -1;
-        }
-        return 0;
-    case K_SYNC:
-        if (strcmp(v, "full") != 0 && strcmp(v, "normal") != 0) {
-            fmt_err(err, errlen, "sync: '%s' is not full or normal", v);
-            return -1;
-        }
-        cfg->sync_full = v[0] == 'f';
-        return 0;
-    case K_UMASK: {
-        char *end;
-        errno = 0;
-        unsigned long m = strtoul(v, &end, 8);
-        if (!*v || *end || errno || m > 0777) {
-            fmt_err(err, errlen, "umask: '%s' is not an octal mask (e.g. 022)", v);
-            return -1;
-        }
-        cfg->umask = (mode_t)m;
-        return 0;
-    }
-    case K_ADDR: {
-        unsigned char a[16];
-        if (uv_inet_pton(AF_INET, v, a) != 0 && uv_inet_pton(AF_INET6, v, a) != 0) {
-            fmt_err(err, errlen, "%s: '%s' is not an IPv4 or IPv6 address", k->name, v);
-            return -1;
-        }
-        if (set_str((char **)(base + k->off), v) != 0) {
-            fmt_err(err, errlen, "%s: out of memory", k->name);
-            return -1;
-        }
-        return 0;
-    }
-    case K_PORT:
-    case K_OPTPORT: {
-        unsigned long long p;
-        if (k->kind == K_OPTPORT && !*v) {
-            *(int *)(base + k->off) = -1;
-            return 0;
-        }
-        if (parse_size(v, 65535, &p) != 0 || strpbrk(v, "kKmMgG")) {
-            fmt_err(err, errlen, "%s: '%s' is not a port number (0-65535%s)", k->name, v,
-                    k->kind == K_OPTPORT ? ", or empty for none" : "");
-            return -1;
-        }
-        *(int *)(base + k->off) = (int)p;
-        if (k->off == F(ws_port))
-            cfg->ws_port_given = 1;
-        return 0;
-    }
-    case K_URLPATH:
-    case K_LIST:
-    case K_PORTLIST: {
-        const char *why = NULL;
-        if (k->kind == K_URLPATH && v[0] != '/')
-            why = "does not start with /";
-        else if (k->kind == K_LIST && (!*v || strspn(v, ", ") == strlen(v)))
-            why = "is empty";
-        else if (k->kind == K_PORTLIST && v[strspn(v, "0123456789,-*")])
-            why = "is not a list of ports and ranges (e.g. 61613,15674 or 1024-65535 or *)";
-        if (why) {
-            fmt_err(err, errlen, "%s: '%s' %s", k->name, v, why);
-            return -1;
-        }
-        if (set_str((char **)(base + k->off), v) != 0) {
-            fmt_err(err, errlen, "%s: out of memory", k->name);
-            return -1;
-        }
-        return 0;
-    }
-    case K_LEVEL: {
-        static const char *const names[] = { "error", "warning", "info", "debug" };
-        for (int i = 0; i < 4; i++)
-            if (strcmp(v, names[i]) == 0 || (i == 1 && strcmp(v, "warn") == 0)) {
-                cfg->log_level = (broker_log_level)i;
-                return 0;
-            }
-        fmt_err(err, errlen, "log_level: '%s' is not debug, info, warning or error", v);
-        return -1;
-    }
-    }
-    return -1;
+    const assign a = { cfg, k, v, listen_given, err, errlen };
+    return setters[k->kind](&a);
 }
+
+/* ---- the configuration --------------------------------------------------------------- */
 
 static const key *find_key(const char *name)
 {
@@ -414,20 +433,20 @@ static const key *find_key(const char *name)
     return NULL;
 }
 
-void config_init(daemon_config *cfg)
+int config__init(daemon_config *cfg, char *err, size_t errlen)
 {
     memset(cfg, 0, sizeof *cfg);
     broker_options_init(&cfg->opts);
-    char err[DAEMON_ERRLEN];
-    for (size_t i = 0; i < NKEYS; i++) {
-        /* Defaults of strings stay NULL when empty; the others are parsed like input. */
-        int rc = apply(cfg, &keys[i], keys[i].def, NULL, err, sizeof err);
-        (void)rc; /* the table's defaults are valid (checked by the tests) */
-    }
+    /* Defaults are parsed like input (empty strings stay NULL), so only running out of
+     * memory can fail here. */
+    for (size_t i = 0; i < NKEYS; i++)
+        if (apply(cfg, &keys[i], keys[i].def, NULL, err, errlen) != 0)
+            return -1;
     cfg->ws_port_given = 0; /* the default port was not asked for */
+    return 0;
 }
 
-void config_free(daemon_config *cfg)
+void config__free(daemon_config *cfg)
 {
     free(cfg->store);
     free(cfg->rundir);
@@ -446,261 +465,25 @@ void config_free(daemon_config *cfg)
     memset(cfg, 0, sizeof *cfg);
 }
 
-int config_set(daemon_config *cfg, const char *name, const char *value, char *err,
-               size_t errlen)
+int config__set_from_file(daemon_config *cfg, const char *name, const char *value,
+                          int *listen_given, char *err, size_t errlen)
 {
     const key *k = find_key(name);
     if (!k) {
-        fmt_err(err, errlen, "unknown key '%s'", name);
+        snprintf(err, errlen, "unknown key '%s'", name);
         return -1;
     }
+    return apply(cfg, k, value, listen_given, err, errlen);
+}
+
+int config__set(daemon_config *cfg, const char *name, const char *value, char *err,
+                size_t errlen)
+{
     int given = 0;
-    return apply(cfg, k, value, &given, err, errlen);
+    return config__set_from_file(cfg, name, value, &given, err, errlen);
 }
 
-/* ---- the file ------------------------------------------------------------------------ */
-
-static void load_fail(loader *ld, const char *fmt, ...) DAEMON_PRINTF(2, 3);
-static void load_fail(loader *ld, const char *fmt, ...)
-{
-    if (ld->failed)
-        return; /* the first error is the one reported */
-    char msg[DAEMON_ERRLEN];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    snprintf(ld->err, ld->errlen, "%s:%u: %s", ld->path, ld->line, msg);
-    ld->failed = 1;
-}
-
-static void load_warn(loader *ld, const char *fmt, ...) DAEMON_PRINTF(2, 3);
-static void load_warn(loader *ld, const char *fmt, ...)
-{
-    if (!ld->warn)
-        return;
-    char msg[DAEMON_ERRLEN], line[DAEMON_ERRLEN + 256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    snprintf(line, sizeof line, "%s:%u: %s", ld->path, ld->line, msg);
-    ld->warn(ld->warn_ctx, line);
-}
-
-static int is_coil_logging_section(const char *s)
-{
-    return strcmp(s, "loggers") == 0 || strcmp(s, "handlers") == 0 ||
-           strcmp(s, "formatters") == 0 || strncmp(s, "logger_", 7) == 0 ||
-           strncmp(s, "handler_", 8) == 0 || strncmp(s, "formatter_", 10) == 0;
-}
-
-static int coil_key(loader *ld, const char *name, const char *v)
-{
-    daemon_config *cfg = ld->cfg;
-    char err[DAEMON_ERRLEN];
-    if (strcmp(name, "listen_addr") == 0 || strcmp(name, "listen_port") == 0) {
-        if (!ld->listen_given) {
-            ld->listen_given = 1;
-            cfg->nlisten = 1;
-        }
-        if (name[7] == 'a') {
-            if (strlen(v) == 0 || strlen(v) >= sizeof cfg->listen[0].host) {
-                load_fail(ld, "listen_addr: '%s' is not an address", v);
-                return 0;
-            }
-            snprintf(cfg->listen[0].host, sizeof cfg->listen[0].host, "%s", v);
-        } else {
-            unsigned long long p;
-            if (parse_size(v, 65535, &p) != 0 || strpbrk(v, "kKmMgG")) {
-                load_fail(ld, "listen_port: '%s' is not a port number", v);
-                return 0;
-            }
-            cfg->listen[0].port = (int)p;
-        }
-        return 1;
-    }
-    if (strcmp(name, "qstore.factory") == 0 || strcmp(name, "qstore.dbm.data_dir") == 0 ||
-        strcmp(name, "qstore.sa.url") == 0) {
-        char **slot = name[7] == 'f' ? &ld->coil_factory
-                                     : name[7] == 'd' ? &ld->coil_dbm_dir : &ld->coil_sa_url;
-        if (name[7] == 'f')
-            ld->coil_factory_line = ld->line;
-        if (set_str(slot, v) != 0)
-            load_fail(ld, "out of memory");
-        return 1;
-    }
-    if (strcmp(name, "auth.simple.file") == 0) {
-        if (apply(cfg, find_key("auth_file"), v, NULL, err, sizeof err) != 0)
-            load_fail(ld, "%s", err);
-        return 1;
-    }
-    if (strcmp(name, "auth.factory") == 0) {
-        if (strcmp(v, "coilmq.auth.simple.make_simple") != 0)
-            load_fail(ld, "auth.factory: only coilmq.auth.simple.make_simple (auth.simple.file) "
-                          "is supported");
-        return 1;
-    }
-    if (strcmp(name, "debug.stats_poll_interval") == 0) {
-        char *end;
-        errno = 0;
-        double d = strtod(v, &end);
-        if (!*v || *end || errno || d < 0 || d > 86400) {
-            load_fail(ld, "debug.stats_poll_interval: '%s' is not a number of seconds", v);
-            return 0;
-        }
-        cfg->stats_interval_s = (unsigned)(d + 0.5);
-        if (d > 0 && cfg->stats_interval_s == 0)
-            cfg->stats_interval_s = 1;
-        return 1;
-    }
-    if (strncmp(name, "scheduler.", 10) == 0 || strncmp(name, "qstore.", 7) == 0 ||
-        strncmp(name, "auth.", 5) == 0 || strncmp(name, "debug.", 6) == 0) {
-        load_warn(ld, "[coilmq] %s is ignored: stompd has no such setting", name);
-        return 1;
-    }
-    load_fail(ld, "unknown key '%s' in [coilmq]", name);
-    return 0;
-}
-
-/* inih handler: 1 = fine, 0 = error (inih reports the line too; we keep our message). */
-static int on_entry(void *user, const char *section, const char *name, const char *value)
-{
-    loader *ld = user;
-    if (ld->too_long)
-        return 0; /* reported by read_line */
-    if (strcmp(section, "coilmq") == 0)
-        return coil_key(ld, name, value);
-    if (is_coil_logging_section(section)) {
-        if (!ld->section_warned || strcmp(ld->section_warned, section) != 0) {
-            load_warn(ld, "[%s] is ignored: CoilMQ logging sections have no meaning here "
-                          "(use logfile, log_level, syslog)", section);
-            if (set_str(&ld->section_warned, section) != 0)
-                load_fail(ld, "out of memory");
-        }
-        return 1;
-    }
-    if (section[0] && strcmp(section, "stompd") != 0) {
-        load_fail(ld, "unknown section [%s] (expected [stompd] or [coilmq])", section);
-        return 0;
-    }
-    const key *k = find_key(name);
-    if (!k) {
-        load_fail(ld, "unknown key '%s'", name);
-        return 0;
-    }
-    char err[DAEMON_ERRLEN];
-    if (apply(ld->cfg, k, value, &ld->listen_given, err, sizeof err) != 0) {
-        load_fail(ld, "%s", err);
-        return 0;
-    }
-    return 1;
-}
-
-/* inih reader: one whole line per call, so our line count is exact, and a line longer
- * than inih's buffer is an error rather than two half lines. */
-static char *read_line(char *str, int num, void *stream)
-{
-    loader *ld = stream;
-    size_t n = 0;
-    int ch;
-    ld->too_long = 0;
-    while ((ch = getc(ld->f)) != EOF) {
-        if ((int)n < num - 2)
-            str[n++] = (char)ch;
-        else if (ch != '\n' && ch != '\r')
-            ld->too_long = 1;
-        if (ch == '\n')
-            break;
-    }
-    if (n == 0 && ch == EOF)
-        return NULL;
-    str[n] = '\0';
-    ld->line++;
-    if (ld->too_long) {
-        /* Make inih hand the line to on_entry or flag it, whatever it holds. */
-        load_fail(ld, "line too long (at most %d bytes)", num - 2);
-    }
-    return str;
-}
-
-static int finish_coil_store(loader *ld)
-{
-    if (!ld->coil_factory)
-        return 0;
-    unsigned saved = ld->line;
-    ld->line = ld->coil_factory_line;
-    const char *f = ld->coil_factory;
-    char spec[PATH_MAX + 16];
-    int rc = 0;
-    if (strcmp(f, "coilmq.store.memory.MemoryQueue") == 0) {
-        snprintf(spec, sizeof spec, "memory");
-    } else if (strcmp(f, "coilmq.store.dbm.make_dbm") == 0) {
-        if (!ld->coil_dbm_dir) {
-            load_fail(ld, "qstore.factory dbm needs qstore.dbm.data_dir");
-            rc = -1;
-        } else {
-            snprintf(spec, sizeof spec, "sqlite:%s/stompd.sqlite", ld->coil_dbm_dir);
-            load_warn(ld, "qstore.factory dbm: using the SQLite store %s", spec + 7);
-        }
-    } else if (strcmp(f, "coilmq.store.sa.make_sa") == 0) {
-        const char *u = ld->coil_sa_url;
-        if (!u || strncmp(u, "sqlite:///", 10) != 0 || !u[10]) {
-            load_fail(ld, "qstore.factory sa: only a qstore.sa.url of sqlite:///PATH is "
-                          "supported");
-            rc = -1;
-        } else {
-            snprintf(spec, sizeof spec, "sqlite:%s", u + 10);
-        }
-    } else {
-        load_fail(ld, "qstore.factory '%s' is not supported (use store = memory or "
-                      "store = sqlite:PATH)", f);
-        rc = -1;
-    }
-    if (rc == 0 && set_str(&ld->cfg->store, spec) != 0) {
-        load_fail(ld, "out of memory");
-        rc = -1;
-    }
-    ld->line = saved;
-    return rc;
-}
-
-int config_load(daemon_config *cfg, const char *path, void (*warn)(void *ctx, const char *msg),
-                void *warn_ctx, char *err, size_t errlen)
-{
-    loader ld = { .cfg = cfg, .path = path, .err = err, .errlen = errlen, .warn = warn,
-                  .warn_ctx = warn_ctx };
-    ld.f = fopen(path, "r");
-    if (!ld.f) {
-        snprintf(err, errlen, "%s:0: cannot open: %s", path, strerror(errno));
-        return -1;
-    }
-    int rc = ini_parse_stream(read_line, &ld, on_entry, &ld);
-    int read_error = ferror(ld.f);
-    fclose(ld.f);
-    if (read_error && !ld.failed) {
-        snprintf(err, errlen, "%s:%u: read error", path, ld.line);
-        ld.failed = 1;
-    }
-    if (rc > 0 && !ld.failed) {
-        /* A line inih could not parse: no '=' or ':', or a bad section header. */
-        snprintf(err, errlen, "%s:%d: syntax error (expected [section], key = value or a "
-                              "comment)", path, rc);
-        ld.failed = 1;
-    } else if (rc < 0 && !ld.failed) {
-        snprintf(err, errlen, "%s:0: %s", path, rc == -2 ? "out of memory" : "cannot read");
-        ld.failed = 1;
-    }
-    if (!ld.failed && finish_coil_store(&ld) != 0)
-        ld.failed = 1;
-    free(ld.coil_factory);
-    free(ld.coil_dbm_dir);
-    free(ld.coil_sa_url);
-    free(ld.section_warned);
-    return ld.failed ? -1 : 0;
-}
-
-void config_print_keys(FILE *f)
+void config__print_keys(FILE *f)
 {
     fprintf(f, "\nConfig file keys ([stompd] section; sizes take k, m, g suffixes):\n");
     for (size_t i = 0; i < NKEYS; i++)
@@ -728,7 +511,7 @@ static int absolute(char **path, size_t skip)
     return 0;
 }
 
-int config_absolute_paths(daemon_config *cfg)
+int config__absolute_paths(daemon_config *cfg)
 {
     int is_sqlite = cfg->store && strncmp(cfg->store, "sqlite:", 7) == 0;
     if (absolute(&cfg->pidfile, 0) != 0 || absolute(&cfg->logfile, 0) != 0 ||

@@ -1,9 +1,12 @@
-/* daemon.h: the modules of the stompd daemon (not part of libbroker): configuration
- * (config.c), detaching and service-manager notification (daemonize.c), the pidfile
- * (pidfile.c), the log sink (logsink.c) and the authentication file (auth.c).
+/* daemon.h: the modules of the stompd daemon (not part of libbroker), one section each:
+ * the configuration (config.c, config_file.c), the command line (options.c), the log sink
+ * (logsink.c), the pidfile (pidfile.c), detaching and service-manager notification
+ * (daemonize.c), the auth file (auth.c) and the login checks on libuv's thread pool
+ * (login_pool.c). main.c ties them together.
  *
  * Each module reports failures as a return value plus a one-line message in a caller's
- * buffer; only main.c decides to exit, and with which code (STOMPD_EXIT_*).
+ * buffer; only main.c decides to exit, and with which code (STOMPD_EXIT_*). Functions are
+ * named <file>__<verb>: they are stompd's own, not an API.
  */
 #ifndef STOMPD_DAEMON_H
 #define STOMPD_DAEMON_H
@@ -44,7 +47,7 @@ typedef struct config_listen {
     int port;
 } config_listen;
 
-/* Everything stompd can be told. Strings are owned by the config (config_free). */
+/* Everything stompd can be told. Strings are owned by the config (config__free). */
 typedef struct daemon_config {
     config_listen listen[CONFIG_MAX_LISTEN];
     size_t nlisten;
@@ -73,85 +76,135 @@ typedef struct daemon_config {
     char *policy_domains, *policy_ports;
 } daemon_config;
 
-/* Defaults (documented in --help and contrib/stompd.conf). */
-void config_init(daemon_config *cfg);
-void config_free(daemon_config *cfg);
+/* The defaults (documented in --help and contrib/stompd.conf). -1 with err when out of
+ * memory. Release with config__free(), after a failure too. */
+int config__init(daemon_config *cfg, char *err, size_t errlen) DAEMON_WUR;
+void config__free(daemon_config *cfg);
 
-/* Read an INI file into cfg (over what is there). On error returns -1 with
- * "FILE:LINE: message" in err. Warnings (CoilMQ keys that have no meaning here) are passed
- * to warn, one line each, also "FILE:LINE: message". */
-int config_load(daemon_config *cfg, const char *path, void (*warn)(void *ctx, const char *msg),
-                void *warn_ctx, char *err, size_t errlen) DAEMON_WUR;
-
-/* Set one key as the config file would (section "stompd"); used for command-line options.
- * -1 with a message naming the key on a bad value. */
-int config_set(daemon_config *cfg, const char *key, const char *value, char *err,
-               size_t errlen) DAEMON_WUR;
-
-/* Parse "HOST:PORT", "[V6]:PORT", "HOST" or "PORT"-less forms into l. -1 when bad. */
-int config_parse_listen(const char *s, config_listen *l) DAEMON_WUR;
+/* Set one [stompd] key from the command line: the value is checked as in the file, but a
+ * listen replaces every address. -1 with a message naming the key. */
+int config__set(daemon_config *cfg, const char *key, const char *value, char *err,
+                size_t errlen) DAEMON_WUR;
 
 /* Make the pid file, log file, auth file, web root and store paths absolute, so they still
  * name the same files after the daemon changed directory (reopened at SIGHUP, web files
  * opened per request). -1: out of memory. */
-int config_absolute_paths(daemon_config *cfg) DAEMON_WUR;
+int config__absolute_paths(daemon_config *cfg) DAEMON_WUR;
 
 /* Print every key with its default and a one-line explanation (the --help tail). */
-void config_print_keys(FILE *f);
+void config__print_keys(FILE *f);
+
+/* Between config.c and config_file.c: set a key by name (-1: unknown key or bad value,
+ * message in err); with listen_given, the first listen (*listen_given 0) replaces the
+ * addresses, NULL adds to them. */
+int config__set_from_file(daemon_config *cfg, const char *key, const char *value,
+                          int *listen_given, char *err, size_t errlen) DAEMON_WUR;
+/* Replace *slot by a copy of v (NULL when v is empty). -1: out of memory. */
+int config__set_str(char **slot, const char *v) DAEMON_WUR;
+/* A decimal port, 0-65535. -1 when bad. */
+int config__parse_port(const char *s, int *port) DAEMON_WUR;
+
+/* ---- config_file.c ------------------------------------------------------------------- */
+
+/* Read an INI file into cfg (over what is there). On error returns -1 with
+ * "FILE:LINE: message" in err. Warnings (CoilMQ keys that have no meaning here) are passed
+ * to warn, one line each, also "FILE:LINE: message". */
+int config__load(daemon_config *cfg, const char *path, void (*warn)(void *ctx, const char *msg),
+                 void *warn_ctx, char *err, size_t errlen) DAEMON_WUR;
+
+/* ---- options.c ----------------------------------------------------------------------- */
+
+#define OPTIONS_MAX_SETTINGS 128
+
+/* One option that sets a config key, applied over the config file. */
+typedef struct options_setting {
+    const char *opt; /* the option as typed, for messages */
+    const char *key, *value;
+} options_setting;
+
+typedef enum options_action {
+    OPTIONS_START,   /* start the broker, or only check the configuration (check_only) */
+    OPTIONS_HASH,    /* --hash-passcode */
+    OPTIONS_HELP,    /* -h */
+    OPTIONS_VERSION, /* -V */
+} options_action;
+
+/* What the command line asks for. Strings are borrowed from argv. */
+typedef struct options {
+    options_action action;
+    int check_only;          /* --check-config */
+    const char *config_file; /* -c */
+    const char *host, *port; /* -b, -p: replace the listen list by one address */
+    options_setting set[OPTIONS_MAX_SETTINGS];
+    size_t nset;
+    int usage_error;         /* a parse error that the usage text should follow */
+} options;
+
+/* The usage text, then every config key (--help). */
+void options__usage(FILE *f);
+/* Read argv into o (getopt_long; --set's argument is split in place). STOMPD_EXIT_OK, or
+ * STOMPD_EXIT_CONFIG with a message in err (empty when getopt has printed it). */
+int options__parse(options *o, int argc, char **argv, char *err, size_t errlen) DAEMON_WUR;
+/* Fill cfg: defaults, then o's config file (its warnings go to warn), then o's settings,
+ * with relative paths made absolute. STOMPD_EXIT_OK, or an exit code with a message in
+ * err; cfg is the caller's to config__free() either way. */
+int options__configure(const options *o, daemon_config *cfg,
+                       void (*warn)(void *ctx, const char *msg), void *warn_ctx, char *err,
+                       size_t errlen) DAEMON_WUR;
 
 /* ---- logsink.c ----------------------------------------------------------------------- */
 
 typedef struct logsink logsink;
 
 /* A sink writing "TIME LEVEL conn=ID EVENT: text" lines to path (appended; NULL =
- * stderr), and to syslog too when use_syslog. Caller owns, release with logsink_close(). */
-int logsink_open(logsink **out, const char *path, int use_syslog, broker_log_level level,
-                 char *err, size_t errlen) DAEMON_WUR;
+ * stderr), and to syslog too when use_syslog. Caller owns, release with logsink__close(). */
+int logsink__open(logsink **out, const char *path, int use_syslog, broker_log_level level,
+                  char *err, size_t errlen) DAEMON_WUR;
 /* Reopen the file by its name (log rotation). Keeps the old file on failure (-1, err). */
-int logsink_reopen(logsink *ls, char *err, size_t errlen) DAEMON_WUR;
+int logsink__reopen(logsink *ls, char *err, size_t errlen) DAEMON_WUR;
 /* Point stderr at the log file (daemon mode), or at /dev/null when there is none. */
-int logsink_take_stderr(logsink *ls) DAEMON_WUR;
-int logsink_fd(const logsink *ls); /* the file's descriptor, -1 for stderr */
-void logsink_close(logsink *ls);
+int logsink__take_stderr(logsink *ls) DAEMON_WUR;
+int logsink__fd(const logsink *ls); /* the file's descriptor, -1 for stderr */
+void logsink__close(logsink *ls);
 /* One line; conn_id 0 = not about a connection. Control characters are escaped. */
-void logsink_write(logsink *ls, broker_log_level level, unsigned long long conn_id,
-                   const char *event, const char *fmt, ...) DAEMON_PRINTF(5, 6);
+void logsink__write(logsink *ls, broker_log_level level, unsigned long long conn_id,
+                    const char *event, const char *fmt, ...) DAEMON_PRINTF(5, 6);
 /* broker_log_fn for broker_options.log (ctx = the logsink): the event's name and the
  * connection id become the line's fields. */
-void logsink_broker_cb(void *ctx, broker_log_level level, uint64_t conn_id,
-                       broker_event event, const char *text);
+void logsink__broker_cb(void *ctx, broker_log_level level, uint64_t conn_id,
+                        broker_event event, const char *text);
 
 /* ---- pidfile.c ----------------------------------------------------------------------- */
 
 typedef struct pidfile pidfile;
 
 /* Open and lock path. A file locked by a live stompd: -1, *holder = its pid (0 if
- * unreadable). A stale file (no lock held) is taken over. Caller owns, pidfile_release(). */
-int pidfile_acquire(pidfile **out, const char *path, pid_t *holder, char *err,
-                    size_t errlen) DAEMON_WUR;
+ * unreadable). A stale file (no lock held) is taken over. Caller owns, pidfile__release(). */
+int pidfile__acquire(pidfile **out, const char *path, pid_t *holder, char *err,
+                     size_t errlen) DAEMON_WUR;
 /* Write the current pid (after listening). */
-int pidfile_write(pidfile *pf, char *err, size_t errlen) DAEMON_WUR;
+int pidfile__write(pidfile *pf, char *err, size_t errlen) DAEMON_WUR;
 /* Remove the file (clean exit) and drop the lock. */
-void pidfile_release(pidfile *pf, int remove);
-int pidfile_fd(const pidfile *pf);
+void pidfile__release(pidfile *pf, int remove);
+int pidfile__fd(const pidfile *pf);
 
 /* ---- daemonize.c --------------------------------------------------------------------- */
 
 /* Detach: fork, setsid, fork, chdir, umask; stdin/stdout to /dev/null. Only the final
  * child returns (0, *report_fd = where to report startup). The first parent waits for the
  * report and exits with its code, printing its message. -1 with err when forking fails. */
-int daemon_detach(const char *rundir, mode_t mask, int *report_fd, char *err,
-                  size_t errlen) DAEMON_WUR;
-/* Tell the waiting parent how startup ended (code 0 = listening), then close fd. */
-void daemon_report(int fd, int code, const char *msg);
-/* sd_notify: send state ("READY=1", "STOPPING=1", ...) to $NOTIFY_SOCKET if set. */
-void daemon_notify(const char *state);
-/* Drop to user/group (either may be NULL). -1 with err on failure. */
-int daemon_drop_privileges(const char *user, const char *group, char *err,
-                           size_t errlen) DAEMON_WUR;
-/* Resolve user/group to ids without changing anything (uid/gid -1 when not given). */
-int daemon_lookup_ids(const char *user, const char *group, uid_t *uid, gid_t *gid, char *err,
+int daemonize__detach(const char *rundir, mode_t mask, int *report_fd, char *err,
                       size_t errlen) DAEMON_WUR;
+/* Tell the waiting parent how startup ended (code 0 = listening), then close fd. */
+void daemonize__report(int fd, int code, const char *msg);
+/* sd_notify: send state ("READY=1", "STOPPING=1", ...) to $NOTIFY_SOCKET if set. */
+void daemonize__notify(const char *state);
+/* Drop to user/group (either may be NULL). -1 with err on failure. */
+int daemonize__drop_privileges(const char *user, const char *group, char *err,
+                               size_t errlen) DAEMON_WUR;
+/* Resolve user/group to ids without changing anything (uid/gid -1 when not given). */
+int daemonize__lookup_ids(const char *user, const char *group, uid_t *uid, gid_t *gid,
+                          char *err, size_t errlen) DAEMON_WUR;
 
 /* ---- auth.c -------------------------------------------------------------------------- */
 
@@ -159,20 +212,38 @@ typedef struct auth_table auth_table;
 
 /* Load "login = hash" lines (optionally under [auth]). Plain-text passcodes and unknown
  * hash formats are refused with "FILE:LINE: message". Caller owns one reference, released
- * with auth_free(). */
-int auth_load(auth_table **out, const char *path, char *err, size_t errlen) DAEMON_WUR;
-/* One more reference (for a check in flight); returns t. Loop thread only, as auth_free. */
-auth_table *auth_ref(auth_table *t);
+ * with auth__free(). */
+int auth__load(auth_table **out, const char *path, char *err, size_t errlen) DAEMON_WUR;
+/* One more reference (for a check in flight); returns t. Loop thread only, as auth__free. */
+auth_table *auth__ref(auth_table *t);
 /* Drop a reference; the last one frees the table. */
-void auth_free(auth_table *t);
-size_t auth_count(const auth_table *t);
+void auth__free(auth_table *t);
+size_t auth__count(const auth_table *t);
 /* 0 when login exists and passcode matches its hash (NULLs never match). The first
  * unknown login computes a decoy hash, kept in t. Slow on purpose (tens of ms); safe to
  * run on several threads at once on one table. */
-int auth_check(auth_table *t, const char *login, const char *passcode);
+int auth__check(auth_table *t, const char *login, const char *passcode);
 /* Hash a passcode for the auth file (libsodium Argon2id). -1 on failure. Caller frees. */
-char *auth_hash_passcode(const char *passcode);
+char *auth__hash_passcode(const char *passcode);
 /* libsodium needs one initialisation per process. */
-int auth_init(void) DAEMON_WUR;
+int auth__init(void) DAEMON_WUR;
+
+/* ---- login_pool.c -------------------------------------------------------------------- */
+
+/* The login checks of one broker: those running on libuv's pool and those waiting for a
+ * turn. The memory belongs to main.c (the only file with file-scope state). */
+typedef struct login_queue {
+    uv_loop_t *loop;
+    logsink *log;                  /* borrowed, outlives the broker */
+    auth_table *const *table;      /* borrowed: main.c's current table, replaced at SIGHUP,
+                                      so every login reads it anew (NULL refuses all) */
+    struct login_job *head, *tail; /* waiting, in arrival order */
+    unsigned running;              /* checks on the pool */
+} login_queue;
+
+void login_pool__init(login_queue *q, uv_loop_t *loop, logsink *log, auth_table *const *table);
+/* broker_options.authenticate_async with ctx = the login_queue: check passcode against
+ * login's hash off the loop thread, answer req on it. */
+void login_pool__check(void *ctx, broker_auth *req, const char *login, const char *passcode);
 
 #endif

@@ -5,6 +5,10 @@
  * ("CODE message"), so `stompd -d` exits 0 only once the broker listens, and otherwise
  * with the child's exit code and reason. A child that dies without reporting makes the
  * parent fail too (the pipe reads end-of-file).
+ *
+ * The processes the forks leave behind end here with _exit(), the one exception to "only
+ * main.c exits": they are not the daemon, so they must not go back into its startup, nor
+ * run its exit handlers.
  */
 #include "daemon.h"
 
@@ -50,7 +54,7 @@ static void wait_report(int fd)
     _exit((int)code);
 }
 
-int daemon_detach(const char *rundir, mode_t mask, int *report_fd, char *err, size_t errlen)
+int daemonize__detach(const char *rundir, mode_t mask, int *report_fd, char *err, size_t errlen)
 {
     int p[2];
     if (pipe2(p, O_CLOEXEC) != 0) {
@@ -74,7 +78,7 @@ int daemon_detach(const char *rundir, mode_t mask, int *report_fd, char *err, si
     }
     close(p[0]);
     if (setsid() < 0) {
-        daemon_report(p[1], STOMPD_EXIT_SYSTEM, "setsid failed");
+        daemonize__report(p[1], STOMPD_EXIT_SYSTEM, "setsid failed");
         _exit(STOMPD_EXIT_SYSTEM);
     }
     /* The second fork: not a session leader, so no terminal can be acquired again. */
@@ -82,7 +86,7 @@ int daemon_detach(const char *rundir, mode_t mask, int *report_fd, char *err, si
     if (pid < 0) {
         char msg[128];
         snprintf(msg, sizeof msg, "fork: %s", strerror(errno));
-        daemon_report(p[1], STOMPD_EXIT_SYSTEM, msg);
+        daemonize__report(p[1], STOMPD_EXIT_SYSTEM, msg);
         _exit(STOMPD_EXIT_SYSTEM);
     }
     if (pid > 0)
@@ -92,12 +96,12 @@ int daemon_detach(const char *rundir, mode_t mask, int *report_fd, char *err, si
         char msg[DAEMON_ERRLEN];
         snprintf(msg, sizeof msg, "cannot change to run directory %s: %s", rundir,
                  strerror(errno));
-        daemon_report(p[1], STOMPD_EXIT_SYSTEM, msg);
+        daemonize__report(p[1], STOMPD_EXIT_SYSTEM, msg);
         _exit(STOMPD_EXIT_SYSTEM);
     }
     int null = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0) {
-        daemon_report(p[1], STOMPD_EXIT_SYSTEM, "cannot open /dev/null");
+        daemonize__report(p[1], STOMPD_EXIT_SYSTEM, "cannot open /dev/null");
         _exit(STOMPD_EXIT_SYSTEM);
     }
     close(null);
@@ -105,7 +109,7 @@ int daemon_detach(const char *rundir, mode_t mask, int *report_fd, char *err, si
     return 0;
 }
 
-void daemon_report(int fd, int code, const char *msg)
+void daemonize__report(int fd, int code, const char *msg)
 {
     if (fd < 0)
         return;
@@ -121,7 +125,7 @@ void daemon_report(int fd, int code, const char *msg)
     close(fd);
 }
 
-void daemon_notify(const char *state)
+void daemonize__notify(const char *state)
 {
     const char *path = getenv("NOTIFY_SOCKET");
     if (!path || (path[0] != '/' && path[0] != '@'))
@@ -142,8 +146,8 @@ void daemon_notify(const char *state)
     close(fd);
 }
 
-int daemon_lookup_ids(const char *user, const char *group, uid_t *uid, gid_t *gid, char *err,
-                      size_t errlen)
+int daemonize__lookup_ids(const char *user, const char *group, uid_t *uid, gid_t *gid,
+                          char *err, size_t errlen)
 {
     *uid = (uid_t)-1;
     *gid = (gid_t)-1;
@@ -168,11 +172,11 @@ int daemon_lookup_ids(const char *user, const char *group, uid_t *uid, gid_t *gi
     return 0;
 }
 
-int daemon_drop_privileges(const char *user, const char *group, char *err, size_t errlen)
+int daemonize__drop_privileges(const char *user, const char *group, char *err, size_t errlen)
 {
     uid_t uid;
     gid_t gid;
-    if (daemon_lookup_ids(user, group, &uid, &gid, err, errlen) != 0)
+    if (daemonize__lookup_ids(user, group, &uid, &gid, err, errlen) != 0)
         return -1;
     if (gid != (gid_t)-1) {
         if (setgroups(1, &gid) != 0 || setgid(gid) != 0) {

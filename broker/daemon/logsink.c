@@ -33,8 +33,8 @@ static int open_log(const char *path)
     return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 }
 
-int logsink_open(logsink **out, const char *path, int use_syslog, broker_log_level level,
-                 char *err, size_t errlen)
+int logsink__open(logsink **out, const char *path, int use_syslog, broker_log_level level,
+                  char *err, size_t errlen)
 {
     logsink *ls = calloc(1, sizeof *ls);
     if (!ls) {
@@ -65,7 +65,7 @@ int logsink_open(logsink **out, const char *path, int use_syslog, broker_log_lev
     return 0;
 }
 
-int logsink_reopen(logsink *ls, char *err, size_t errlen)
+int logsink__reopen(logsink *ls, char *err, size_t errlen)
 {
     if (!ls->path)
         return 0;
@@ -88,7 +88,7 @@ int logsink_reopen(logsink *ls, char *err, size_t errlen)
     return 0;
 }
 
-int logsink_take_stderr(logsink *ls)
+int logsink__take_stderr(logsink *ls)
 {
     int fd = ls->path ? ls->fd : open("/dev/null", O_WRONLY | O_CLOEXEC);
     if (fd < 0)
@@ -101,12 +101,12 @@ int logsink_take_stderr(logsink *ls)
     return rc;
 }
 
-int logsink_fd(const logsink *ls)
+int logsink__fd(const logsink *ls)
 {
     return ls->path ? ls->fd : -1;
 }
 
-void logsink_close(logsink *ls)
+void logsink__close(logsink *ls)
 {
     if (!ls)
         return;
@@ -165,8 +165,8 @@ static void emit(logsink *ls, broker_log_level level, unsigned long long conn_id
     while (w < 0 && errno == EINTR);
 }
 
-void logsink_write(logsink *ls, broker_log_level level, unsigned long long conn_id,
-                   const char *event, const char *fmt, ...)
+void logsink__write(logsink *ls, broker_log_level level, unsigned long long conn_id,
+                    const char *event, const char *fmt, ...)
 {
     if (level > ls->level)
         return;
@@ -178,8 +178,8 @@ void logsink_write(logsink *ls, broker_log_level level, unsigned long long conn_
     emit(ls, level, conn_id, event, text);
 }
 
-void logsink_broker_cb(void *ctx, broker_log_level level, uint64_t conn_id,
-                       broker_event event, const char *text)
+void logsink__broker_cb(void *ctx, broker_log_level level, uint64_t conn_id,
+                        broker_event event, const char *text)
 {
     logsink *ls = ctx;
     if (level > ls->level)

@@ -20,7 +20,7 @@ struct pidfile {
     int fd;
 };
 
-int pidfile_acquire(pidfile **out, const char *path, pid_t *holder, char *err, size_t errlen)
+int pidfile__acquire(pidfile **out, const char *path, pid_t *holder, char *err, size_t errlen)
 {
     *holder = 0;
     pidfile *pf = calloc(1, sizeof *pf);
@@ -59,7 +59,7 @@ fail:
     return -1;
 }
 
-int pidfile_write(pidfile *pf, char *err, size_t errlen)
+int pidfile__write(pidfile *pf, char *err, size_t errlen)
 {
     char buf[32];
     int n = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
@@ -70,12 +70,12 @@ int pidfile_write(pidfile *pf, char *err, size_t errlen)
     return 0;
 }
 
-int pidfile_fd(const pidfile *pf)
+int pidfile__fd(const pidfile *pf)
 {
     return pf->fd;
 }
 
-void pidfile_release(pidfile *pf, int remove)
+void pidfile__release(pidfile *pf, int remove)
 {
     if (!pf)
         return;
