@@ -246,6 +246,13 @@ size_t stomp_escaped_len(const char *s, size_t len, stomp_version v, stomp_comma
  * builds MESSAGE frames header by header). */
 size_t stomp_escape(const char *s, size_t len, stomp_version v, stomp_command cmd, char *out);
 
+/* Can this header be written in version v in a frame of command cmd so that a parser of v
+ * reads it back unchanged? The rule stomp_encoded_size() applies to each header: a name is
+ * not empty; no NUL anywhere; where nothing is escaped (1.0 frames, and CONNECT/STOMP/
+ * CONNECTED in every version) no LF or CR, and no ':' in a name; in 1.1, no CR. */
+int stomp_header_fits(const char *name, size_t nlen, const char *value, size_t vlen,
+                      stomp_version v, stomp_command cmd);
+
 #ifdef __cplusplus
 }
 #endif
