@@ -1,6 +1,6 @@
 #!/bin/sh
 # make_corpus.sh: write the seed inputs of the parser fuzz target into tests/fuzz/corpus/.
-# Each seed is 4 setting bytes (see struct settings in fuzz_parser.c) and a byte stream.
+# Each seed is 4 setting bytes (see fuzz_settings.h) and a byte stream.
 # Usage: sh tests/fuzz/make_corpus.sh [DIR]   (run from the top of the source tree)
 set -eu
 dir=${1:-tests/fuzz/corpus}
