@@ -88,11 +88,14 @@ seed bad-empty-command-cr $V12 $BYTES 0 0 '\r\r\nx:y\n\n\000'
 seed limit-command $((V12 | SMALL)) $BYTES 0 0 'UNSUBSCRIBE\nid:1\n\n\000'
 seed limit-headers $((V12 | SMALL)) $SHUFFLE $((0x2f)) 0 'SEND\na:1\nb:2\nc:3\nd:4\n\n\000'
 seed limit-line $((V11 | SMALL)) $BYTES $((0x3f)) 0 'ACK\nid:0123456789012345678901234567890\n\n\000'
-seed limit-body $((V12 | SMALL)) $SHUFFLE $((0x3f)) 0 'SEND\ncontent-length:20\n\n01234567890123456789\000'
+# A declared length over max_body (32), on a header line within max_header_line (26).
+seed limit-body $((V12 | SMALL)) $SHUFFLE $((0x5f)) 0 \
+    'SEND\ncontent-length:40\n\n0123456789012345678901234567890123456789\000'
 seed limit-body-read $((V10 | SMALL)) $BYTES $((0x3f)) 0 'SEND\n\n01234567890123456789\000'
 seed limit-header-block $((V12 | SMALL)) $SHUFFLE $((0x3f)) 0 'SEND\naaa:12\nbbb:12\nccc:12\nddd:12\neee:12\nfff:12\nggg:12\n\n\000'
 seed alloc-fail-first $((V12 | ALLOCFAIL)) $SHUFFLE 0 0 'SEND\ndestination:/q\n\nx\000'
-seed alloc-fail-later $((V12 | ALLOCFAIL)) $BYTES 0 3 \
+# The third allocation (the second header array, at the first header) fails.
+seed alloc-fail-later $((V12 | ALLOCFAIL)) $BYTES 0 2 \
     'SEND\na:1\nb:2\nc:3\nd:4\ne:5\nf:6\ng:7\nh:8\ni:9\nj:10\n\n0123456789012345678901234567890123456789\000'
 seed trim-between-frames $((V12 | TRIM)) $SHUFFLE 0 0 \
     'SEND\ndestination:/q\ncontent-length:200\n\n01234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\000ACK\nid:1\n\n\000'
