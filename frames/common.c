@@ -1,8 +1,6 @@
-/* common.c: the codec's tables: command names, error messages, header look-up.
- * Everything here is constant data or a pure function of its arguments. */
-#include <string.h>
-
-#include "stomp.h"
+/* common.c: the codec's tables: command names, error messages, header look-up, decimal
+ * numbers. Everything here is constant data or a pure function of its arguments. */
+#include "codec.h"
 
 static const char *const command_names[STOMP_CMD__COUNT] = {
     [STOMP_CMD_UNKNOWN] = "UNKNOWN",
@@ -95,4 +93,40 @@ const char *stomp_frame_header(const stomp_frame *f, const char *name, size_t *v
         }
     }
     return NULL;
+}
+
+size_t frames__digits(uint64_t v)
+{
+    size_t d = 1;
+    while (v >= 10) {
+        v /= 10;
+        d++;
+    }
+    return d;
+}
+
+size_t frames__u64(char *o, uint64_t v)
+{
+    /* Two digits per division: lengths and counts are written on every delivery. */
+    static const char pairs[] = "00010203040506070809101112131415161718192021222324252627282930"
+                                "31323334353637383940414243444546474849505152535455565758596061"
+                                "6263646566676869707172737475767778798081828384858687888990919293"
+                                "949596979899";
+    char t[20];
+    char *e = t + sizeof t, *p = e;
+    while (v >= 100) {
+        unsigned r = (unsigned)(v % 100);
+        v /= 100;
+        p -= 2;
+        memcpy(p, pairs + 2 * r, 2);
+    }
+    if (v >= 10) {
+        p -= 2;
+        memcpy(p, pairs + 2 * v, 2);
+    } else {
+        *--p = (char)('0' + v);
+    }
+    size_t n = (size_t)(e - p);
+    memcpy(o, p, n);
+    return n;
 }

@@ -400,6 +400,133 @@ static void end_frame(stomp_parser *p)
     p->state = S_IDLE;
 }
 
+/* Each step below reads data[*i..len) in the state it is named for, moves *i past the
+ * bytes it took and returns the event it found (NEED_MORE: none yet, go on in the new
+ * state). Stream offsets are p->offset + index: p->offset moves once per feed. */
+
+/* Between frames: an EOL is a heart-beat; any other byte begins a frame (and is not
+ * taken here: the command line step reads it). */
+static stomp_event step_idle(stomp_parser *p, const char *data, size_t *i)
+{
+    char c = data[*i];
+    if (p->state == S_IDLE_CR) {
+        if (c != '\n') {
+            fail(p, STOMP_E_BAD_COMMAND, p->offset + *i);
+            return STOMP_EV_ERROR;
+        }
+        ++*i;
+        p->state = S_IDLE;
+        return STOMP_EV_HEARTBEAT;
+    }
+    if (c == '\n') {
+        ++*i;
+        return STOMP_EV_HEARTBEAT;
+    }
+    if (c == '\r') {
+        ++*i;
+        p->state = S_IDLE_CR;
+    } else {
+        begin_frame(p, p->offset + *i);
+    }
+    return STOMP_EV_NEED_MORE;
+}
+
+/* The command line and the header lines. Every complete line in the input is taken here,
+ * without a trip round the caller's loop: this is the hot path for small frames. */
+static stomp_event step_lines(stomp_parser *p, const char *data, size_t len, size_t *pi)
+{
+    size_t i = *pi;
+    stomp_event ev = STOMP_EV_NEED_MORE;
+    while (i < len) {
+        size_t used = 0, line_len = 0;
+        uint64_t line_at = p->line_at;
+        int r = read_line(p, data + i, len - i, &used, p->offset + i, &line_len);
+        if (r < 0) {
+            ev = STOMP_EV_ERROR;
+            break;
+        }
+        i += used;
+        if (r == 0)
+            break;
+        if (p->state == S_COMMAND) {
+            end_command(p, line_len);
+            p->state = S_HEADERS;
+        } else {
+            r = end_header(p, line_len, line_at);
+            if (r < 0 || (r == 1 && begin_body(p, p->offset + i) < 0)) {
+                ev = STOMP_EV_ERROR;
+                break;
+            }
+        }
+        p->line_start = p->buf_len;
+        p->line_at = p->offset + i;
+        if (r == 1 && p->state != S_HEADERS)
+            break;
+    }
+    *pi = i;
+    return ev;
+}
+
+/* A content-length body: copy what has arrived, up to the declared length. */
+static stomp_event step_body_len(stomp_parser *p, const char *data, size_t len, size_t *i)
+{
+    size_t take = len - *i < p->body_need ? len - *i : p->body_need;
+    if (p->buf_len + take + 1 > p->buf_cap) {
+        /* Grow to the declared length once a real share of it has arrived. */
+        size_t want = take > p->buf_cap ? take : p->buf_cap;
+        if (want > p->body_need)
+            want = p->body_need;
+        if (reserve(p, want, p->offset + *i) < 0)
+            return STOMP_EV_ERROR;
+    }
+    memcpy(p->buf + p->buf_len, data + *i, take);
+    p->buf_len += take;
+    p->body_need -= take;
+    *i += take;
+    if (p->body_need == 0)
+        p->state = S_BODY_END;
+    return STOMP_EV_NEED_MORE;
+}
+
+/* The byte after a content-length body must be the NUL that ends the frame. */
+static stomp_event step_body_end(stomp_parser *p, const char *data, size_t *i)
+{
+    if (data[*i] != '\0') {
+        fail(p, STOMP_E_MISSING_NUL, p->offset + *i);
+        return STOMP_EV_ERROR;
+    }
+    ++*i;
+    end_frame(p);
+    return STOMP_EV_FRAME;
+}
+
+/* A body without content-length: everything up to the first NUL, within max_body. */
+static stomp_event step_body_nul(stomp_parser *p, const char *data, size_t len, size_t *i)
+{
+    const char *d = data + *i;
+    uint64_t at = p->offset + *i;
+    size_t held = p->buf_len - p->body_start;
+    /* One byte past the limit may be the NUL; anything else there is too much. */
+    size_t room = p->limits.max_body + 1 - held;
+    size_t w = len - *i < room ? len - *i : room;
+    const char *nul = memchr(d, '\0', w);
+    size_t take = nul ? (size_t)(nul - d) : w;
+    if (!nul && take == room) {
+        fail(p, STOMP_E_BODY_TOO_LONG, at + take - 1);
+        return STOMP_EV_ERROR;
+    }
+    if (reserve(p, take, at) < 0)
+        return STOMP_EV_ERROR;
+    memcpy(p->buf + p->buf_len, d, take);
+    p->buf_len += take;
+    *i += take;
+    if (!nul)
+        return STOMP_EV_NEED_MORE;
+    ++*i;
+    end_frame(p);
+    return STOMP_EV_FRAME;
+}
+
 stomp_event stomp_parser_feed(stomp_parser *p, const char *data, size_t len, size_t *consumed)
 {
     size_t i = 0;
@@ -410,116 +537,14 @@ stomp_event stomp_parser_feed(stomp_parser *p, const char *data, size_t len, siz
         return STOMP_EV_ERROR;
     }
     while (i < len && ev == STOMP_EV_NEED_MORE) {
-        uint64_t at = p->offset + i;
         switch (p->state) {
         case S_IDLE:
-            if (data[i] == '\n') {
-                i++;
-                ev = STOMP_EV_HEARTBEAT;
-            } else if (data[i] == '\r') {
-                i++;
-                p->state = S_IDLE_CR;
-            } else {
-                begin_frame(p, at);
-            }
-            break;
-        case S_IDLE_CR:
-            if (data[i] != '\n') {
-                fail(p, STOMP_E_BAD_COMMAND, at);
-                ev = STOMP_EV_ERROR;
-                break;
-            }
-            i++;
-            p->state = S_IDLE;
-            ev = STOMP_EV_HEARTBEAT;
-            break;
+        case S_IDLE_CR: ev = step_idle(p, data, &i); break;
         case S_COMMAND:
-        case S_HEADERS:
-            /* Every complete line in the input is taken here, without a trip round the
-             * outer loop: this is the hot path for small frames. */
-            while (i < len) {
-                size_t used = 0, line_len = 0;
-                uint64_t line_at = p->line_at;
-                int r = read_line(p, data + i, len - i, &used, p->offset + i, &line_len);
-                if (r < 0) {
-                    ev = STOMP_EV_ERROR;
-                    break;
-                }
-                i += used;
-                if (r == 0)
-                    break;
-                if (p->state == S_COMMAND) {
-                    end_command(p, line_len);
-                    p->state = S_HEADERS;
-                } else {
-                    r = end_header(p, line_len, line_at);
-                    if (r < 0 || (r == 1 && begin_body(p, p->offset + i) < 0)) {
-                        ev = STOMP_EV_ERROR;
-                        break;
-                    }
-                }
-                p->line_start = p->buf_len;
-                p->line_at = p->offset + i;
-                if (r == 1 && p->state != S_HEADERS)
-                    break;
-            }
-            break;
-        case S_BODY_LEN: {
-            size_t take = len - i < p->body_need ? len - i : p->body_need;
-            if (p->buf_len + take + 1 > p->buf_cap) {
-                /* Grow to the declared length once a real share of it has arrived. */
-                size_t want = take > p->buf_cap ? take : p->buf_cap;
-                if (want > p->body_need)
-                    want = p->body_need;
-                if (reserve(p, want, at) < 0) {
-                    ev = STOMP_EV_ERROR;
-                    break;
-                }
-            }
-            memcpy(p->buf + p->buf_len, data + i, take);
-            p->buf_len += take;
-            p->body_need -= take;
-            i += take;
-            if (p->body_need == 0)
-                p->state = S_BODY_END;
-            break;
-        }
-        case S_BODY_END:
-            if (data[i] != '\0') {
-                fail(p, STOMP_E_MISSING_NUL, at);
-                ev = STOMP_EV_ERROR;
-                break;
-            }
-            i++;
-            end_frame(p);
-            ev = STOMP_EV_FRAME;
-            break;
-        case S_BODY_NUL: {
-            size_t held = p->buf_len - p->body_start;
-            /* One byte past the limit may be the NUL; anything else there is too much. */
-            size_t room = p->limits.max_body + 1 - held;
-            size_t w = len - i < room ? len - i : room;
-            const char *nul = memchr(data + i, '\0', w);
-            size_t take = nul ? (size_t)(nul - (data + i)) : w;
-            if (!nul && take == room) {
-                fail(p, STOMP_E_BODY_TOO_LONG, at + take - 1);
-                ev = STOMP_EV_ERROR;
-                break;
-            }
-            if (reserve(p, take, at) < 0) {
-                ev = STOMP_EV_ERROR;
-                break;
-            }
-            memcpy(p->buf + p->buf_len, data + i, take);
-            p->buf_len += take;
-            i += take;
-            if (nul) {
-                i++;
-                end_frame(p);
-                ev = STOMP_EV_FRAME;
-            }
-            break;
-        }
+        case S_HEADERS: ev = step_lines(p, data, len, &i); break;
+        case S_BODY_LEN: ev = step_body_len(p, data, len, &i); break;
+        case S_BODY_END: ev = step_body_end(p, data, &i); break;
+        case S_BODY_NUL: ev = step_body_nul(p, data, len, &i); break;
         }
     }
     p->offset += i;

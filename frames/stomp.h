@@ -246,6 +246,73 @@ size_t stomp_escaped_len(const char *s, size_t len, stomp_version v, stomp_comma
  * builds MESSAGE frames header by header). */
 size_t stomp_escape(const char *s, size_t len, stomp_version v, stomp_command cmd, char *out);
 
+/* Can this header be written in version v in a frame of command cmd so that a parser of v
+ * reads it back unchanged? The rule stomp_encoded_size() applies to each header: a name is
+ * not empty; no NUL anywhere; where nothing is escaped (1.0 frames, and CONNECT/STOMP/
+ * CONNECTED in every version) no LF or CR, and no ':' in a name; in 1.1, no CR. */
+int stomp_header_fits(const char *name, size_t nlen, const char *value, size_t vlen,
+                      stomp_version v, stomp_command cmd);
+
+/* ---- MESSAGE frames for delivery ----
+ * A delivery is a head for one subscriber, stomp_message_head(), followed by a shared part
+ * that every subscriber of one version gets, stomp_message_encode(): the two together are
+ * one frame. A SEND's headers travel on to its MESSAGE except the sender's own and those the
+ * server sets; a store keeps them packed. */
+
+/* Does a SEND header travel on to the MESSAGE? Not the sender's own (receipt, transaction,
+ * content-length) nor those the server sets (destination, message-id, subscription, ack,
+ * redelivered, redelivery-count). */
+int stomp_header_forwarded(const char *name, size_t len);
+
+/* Packed headers: the forwarded headers of send as "name\0value\0" pairs in wire order, the
+ * form a store keeps (send's headers hold no NUL, as in every parsed frame). Writes them to
+ * out (room for the size) unless out is NULL. Returns the size in bytes. */
+size_t stomp_pack_headers(const stomp_frame *send, char *out);
+
+/* The first value of name (NUL-terminated) in a packed block of len bytes, or NULL. The
+ * value is borrowed from block, NUL-terminated; *vlen receives its length when vlen is
+ * non-NULL. */
+const char *stomp_packed_header(const char *block, size_t len, const char *name, size_t *vlen);
+
+/* A message to deliver. Every pointer is borrowed for the call that takes it. */
+typedef struct stomp_message {
+    const char *destination;
+    size_t destination_len;
+    const char *message_id;
+    size_t message_id_len;
+    uint32_t redeliveries;   /* > 0: redelivered:true and redelivery-count:N */
+    const stomp_frame *send; /* forwarded headers taken from this parsed SEND, or */
+    const char *packed;      /* from this packed block (when send is NULL) */
+    size_t packed_len;
+    const char *body;
+    size_t body_len;
+} stomp_message;
+
+/* A cheap upper bound of the shared part's size in any version (O(headers), no byte scan):
+ * allocate this, then encode in one pass. SIZE_MAX when the sizes overflow. */
+size_t stomp_message_bound(const stomp_message *m);
+
+/* Encode the shared part of m for version v into out (cap bytes, normally at least the
+ * bound): "destination:..\nmessage-id:..\n", with redeliveries "redelivered:true\n
+ * redelivery-count:N\n", the forwarded headers in order, "content-length:N\n\n", body, NUL,
+ * headers escaped as v requires. Returns the bytes written, or 0 with *err:
+ * STOMP_E_UNENCODABLE when the destination, the message id or a forwarded header cannot be
+ * carried in v (see stomp_header_fits: nothing is dropped or altered), or a packed block
+ * is cut short; STOMP_E_NOMEM when cap is too small. out's content is undefined after a
+ * failure. */
+size_t stomp_message_encode(const stomp_message *m, stomp_version v, char *out, size_t cap,
+                            stomp_err *err) STOMP_WUR;
+
+/* The head of one subscriber's delivery, in front of the shared part:
+ * "MESSAGE\nsubscription:<sub_id>\n" and, when ack is non-NULL, "ack:<ack>\n", escaped as
+ * v requires. stomp_message_head_size() gives its size, or 0 when sub_id or ack cannot be
+ * carried in v; stomp_message_head() writes it to out (room for that size) and returns the
+ * bytes written (0 in the same case). */
+size_t stomp_message_head_size(const char *sub_id, size_t sub_len, const char *ack,
+                               size_t ack_len, stomp_version v) STOMP_WUR;
+size_t stomp_message_head(const char *sub_id, size_t sub_len, const char *ack, size_t ack_len,
+                          stomp_version v, char *out) STOMP_WUR;
+
 #ifdef __cplusplus
 }
 #endif

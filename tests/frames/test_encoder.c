@@ -315,6 +315,47 @@ static void test_escape(void **state)
     assert_memory_equal(out, "a\\c", 3);
 }
 
+/* stomp_header_fits() is the rule stomp_encoded_size() applies to each header. */
+static void test_header_fits(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *s;
+        size_t len;
+    } texts[] = {
+        { S("") }, { S("plain") }, { S("a:b") }, { S("a\\b") }, { S("a\nb") },
+        { S("a\rb") }, { S("a\r") }, { S("a\0b") }, { S("\r\n") }, { S(":") },
+    };
+    static const stomp_command cmds[] = { STOMP_CMD_SEND, STOMP_CMD_MESSAGE,
+                                          STOMP_CMD_CONNECT, STOMP_CMD_STOMP,
+                                          STOMP_CMD_CONNECTED, STOMP_CMD_ERROR };
+    size_t nt = sizeof texts / sizeof texts[0];
+    for (size_t c = 0; c < NH(cmds); c++)
+        for (int v = STOMP_V10; v <= STOMP_V12; v++)
+            for (size_t i = 0; i < nt; i++)
+                for (size_t j = 0; j < nt; j++) {
+                    stomp_header h = { texts[i].s, texts[i].len, texts[j].s, texts[j].len };
+                    stomp_frame f = make_frame(cmds[c], &h, 1, NULL, 0);
+                    stomp_err err = STOMP_OK;
+                    int sized = stomp_encoded_size(&f, (stomp_version)v, 0, &err) != 0;
+                    assert_int_equal(stomp_header_fits(h.name, h.name_len, h.value,
+                                                       h.value_len, (stomp_version)v, cmds[c]),
+                                     sized);
+                }
+    /* the rules spelled out */
+    assert_true(stomp_header_fits(S("a"), S("x:y"), STOMP_V10, STOMP_CMD_MESSAGE));
+    assert_false(stomp_header_fits(S("a:b"), S("v"), STOMP_V10, STOMP_CMD_MESSAGE));
+    assert_true(stomp_header_fits(S("a:b"), S("v"), STOMP_V11, STOMP_CMD_MESSAGE));
+    assert_false(stomp_header_fits(S("a:b"), S("v"), STOMP_V12, STOMP_CMD_CONNECTED));
+    assert_false(stomp_header_fits(S("a"), S("x\ny"), STOMP_V10, STOMP_CMD_MESSAGE));
+    assert_true(stomp_header_fits(S("a"), S("x\ny"), STOMP_V11, STOMP_CMD_MESSAGE));
+    assert_false(stomp_header_fits(S("a"), S("x\ry"), STOMP_V11, STOMP_CMD_MESSAGE));
+    assert_true(stomp_header_fits(S("a"), S("x\ry"), STOMP_V12, STOMP_CMD_MESSAGE));
+    assert_false(stomp_header_fits(S("a"), S("x\0y"), STOMP_V12, STOMP_CMD_MESSAGE));
+    assert_false(stomp_header_fits(S(""), S("v"), STOMP_V12, STOMP_CMD_MESSAGE));
+    assert_true(stomp_header_fits(S("a"), S(""), STOMP_V10, STOMP_CMD_SEND));
+}
+
 /* --- round trips --------------------------------------------------------------------- */
 
 /* Encode f in v, parse it back in v (every chunking), and compare. */
@@ -479,6 +520,7 @@ int main(void)
         cmocka_unit_test(test_unknown_command),
         cmocka_unit_test(test_unencodable),
         cmocka_unit_test(test_escape),
+        cmocka_unit_test(test_header_fits),
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_stream_of_frames),
     };

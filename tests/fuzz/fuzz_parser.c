@@ -1,10 +1,11 @@
 /* fuzz_parser.c: libFuzzer target for the frames/ codec.
  *
- * An input is 4 setting bytes (see struct settings) followed by a byte stream. The stream
+ * An input is 4 setting bytes (see fuzz_settings.h) followed by a byte stream. The stream
  * is parsed in one feed and again in chunks: both must give the same frames, heart-beats
  * and errors. Every frame is checked against the header's promises, encoded for its
- * session's version and parsed back unchanged. Optionally the stream is parsed once more
- * with an allocator that fails, which must end in STOMP_E_NOMEM or change nothing.
+ * session's version and parsed back unchanged, and delivered as the SEND of a MESSAGE in
+ * the session's version and parsed back. Optionally the stream is parsed once more with
+ * an allocator that fails, which must end in STOMP_E_NOMEM or change nothing.
  * Built with -DSTOMP_FUZZ_REPLAY it gets a main() that replays files or directories.
  */
 #include <inttypes.h>
@@ -16,6 +17,7 @@
 #include <string.h>
 
 #include "stomp.h"
+#include "fuzz_settings.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -29,60 +31,6 @@ static _Noreturn void fail(int line, const char *cond, const char *msg)
 {
     fprintf(stderr, "fuzz_parser.c:%d: %s: %s\n", line, msg, cond);
     abort();
-}
-
-/* ---- settings: the first 4 bytes of an input ---- */
-
-enum {
-    /* byte 0 */
-    SET_VERSION_MASK = 3u,    /* 0: 1.0, 1: 1.1, 2 and 3: 1.2 */
-    SET_LENIENT = 1u << 2,    /* STOMP_PARSE_LENIENT_ESCAPES */
-    SET_SWITCH = 1u << 3,     /* start at 1.0, switch to the version after the first frame */
-    SET_SMALL_LIMITS = 1u << 4, /* limits from byte 2 */
-    SET_ALWAYS_LENGTH = 1u << 5, /* STOMP_ENC_ALWAYS_LENGTH */
-    SET_TRIM = 1u << 6,       /* trim after every frame (and after every feed when chunked) */
-    SET_ALLOC_FAIL = 1u << 7, /* third pass: the allocator fails its (byte 3 + 1)th call */
-};
-
-/* byte 1, low 2 bits: how the second pass is chunked; the other 6 bits are a parameter. */
-enum { CHUNK_BYTES = 0, CHUNK_FIXED = 1, CHUNK_RANDOM = 2, CHUNK_SPLIT = 3, CHUNK_ONE = 4 };
-
-typedef struct settings {
-    stomp_version version;
-    unsigned pflags, eflags;
-    bool switch_version, trim, alloc_fail, small_limits;
-    unsigned chunk_mode, chunk_param;
-    stomp_limits limits;
-    size_t fail_at;
-} settings;
-
-static settings settings_read(const uint8_t *s)
-{
-    settings st;
-    memset(&st, 0, sizeof st);
-    static const stomp_version versions[4] = { STOMP_V10, STOMP_V11, STOMP_V12, STOMP_V12 };
-    st.version = versions[s[0] & SET_VERSION_MASK];
-    st.pflags = (s[0] & SET_LENIENT) ? STOMP_PARSE_LENIENT_ESCAPES : 0;
-    st.eflags = (s[0] & SET_ALWAYS_LENGTH) ? STOMP_ENC_ALWAYS_LENGTH : 0;
-    st.switch_version = (s[0] & SET_SWITCH) != 0;
-    st.trim = (s[0] & SET_TRIM) != 0;
-    st.alloc_fail = (s[0] & SET_ALLOC_FAIL) != 0;
-    st.small_limits = (s[0] & SET_SMALL_LIMITS) != 0;
-    st.chunk_mode = s[1] & 3u;
-    st.chunk_param = s[1] >> 2;
-    stomp_limits def = STOMP_LIMITS_DEFAULT_INIT;
-    st.limits = def;
-    if (st.small_limits) {
-        /* Small enough that ordinary frames hit every limit now and then. */
-        unsigned l = s[2], scale = l >> 5;
-        st.limits.max_command = 1 + (l & 7u) * 2;
-        st.limits.max_headers = ((l >> 3) & 3u) * 3;
-        st.limits.max_header_line = 2 + scale * 12;
-        st.limits.max_header_bytes = 8 + scale * 40;
-        st.limits.max_body = (size_t)scale * scale * 8;
-    }
-    st.fail_at = (size_t)s[3] + 1;
-    return st;
 }
 
 /* ---- an allocator that counts, can fail its Nth call, and catches leaks ---- */
@@ -354,6 +302,15 @@ static bool has_any(const char *s, size_t len, const char *set)
     return false;
 }
 
+/* Can (s, len) not be written where escaped (or not) in version v? */
+static bool cannot_write(const char *s, size_t len, bool escaped, stomp_version v, bool is_name)
+{
+    if (memchr(s, '\0', len))
+        return true;
+    const char *bad = !escaped ? "\r\n" : v == STOMP_V11 ? "\r" : "";
+    return has_any(s, len, bad) || (!escaped && is_name && memchr(s, ':', len));
+}
+
 static bool expect_unencodable(const stomp_frame *f, stomp_version v)
 {
     if (memchr(f->cmd_name, '\0', f->cmd_len) || has_any(f->cmd_name, f->cmd_len, "\r\n"))
@@ -363,11 +320,8 @@ static bool expect_unencodable(const stomp_frame *f, stomp_version v)
         const stomp_header *h = &f->headers[i];
         if (is_content_length(h))
             continue;
-        if (memchr(h->name, '\0', h->name_len) || memchr(h->value, '\0', h->value_len))
-            return true;
-        const char *bad = !escaped ? "\r\n" : v == STOMP_V11 ? "\r" : "";
-        if (has_any(h->name, h->name_len, bad) || has_any(h->value, h->value_len, bad) ||
-            (!escaped && memchr(h->name, ':', h->name_len)))
+        if (cannot_write(h->name, h->name_len, escaped, v, true) ||
+            cannot_write(h->value, h->value_len, escaped, v, false))
             return true;
     }
     return false;
@@ -456,6 +410,132 @@ static void round_trip(const stomp_frame *f, stomp_version v, unsigned pflags, u
     check_frame(back, &roundtrip_limits);
     compare_round_trip(f, back, eflags);
     free(out);
+}
+
+/* ---- the frame as the SEND of a delivered MESSAGE ---- */
+
+/* The headers a MESSAGE carries on: what stomp_header_forwarded() must say, spelled out. */
+static bool forwarded(const stomp_header *h)
+{
+    static const char *const own[] = { "receipt", "transaction", "content-length",
+                                       "destination", "message-id", "subscription",
+                                       "ack", "redelivered", "redelivery-count" };
+    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
+        if (same(h->name, h->name_len, own[i], strlen(own[i])))
+            return false;
+    return true;
+}
+
+static void check_delivered(const stomp_frame *back, const stomp_frame *f,
+                            const stomp_message *m, const char *sub, size_t sub_len,
+                            const char *ack, size_t ack_len)
+{
+    char count[16], length[24];
+    int cl = snprintf(count, sizeof count, "%u", (unsigned)m->redeliveries);
+    int ll = snprintf(length, sizeof length, "%zu", m->body_len);
+    const char *want[][2] = {
+        { "subscription", sub }, { "ack", ack }, { "destination", m->destination },
+        { "message-id", m->message_id }, { "redelivered", "true" },
+        { "redelivery-count", count },
+    };
+    size_t want_len[] = { sub_len, ack_len, m->destination_len, m->message_id_len, 4,
+                          (size_t)cl };
+    size_t j = 0;
+    for (size_t k = 0; k < 6; k++) {
+        if ((k == 1 && !ack) || (k >= 4 && !m->redeliveries))
+            continue;
+        CHECK(j < back->nheaders, "delivered MESSAGE lost a header");
+        const stomp_header *h = &back->headers[j++];
+        CHECK(same(h->name, h->name_len, want[k][0], strlen(want[k][0])) &&
+                  same(h->value, h->value_len, want[k][1], want_len[k]),
+              "delivered MESSAGE changed a header it sets");
+    }
+    for (size_t i = 0; i < f->nheaders; i++) {
+        const stomp_header *h = &f->headers[i];
+        if (!forwarded(h))
+            continue;
+        CHECK(j < back->nheaders, "delivered MESSAGE lost a forwarded header");
+        const stomp_header *g = &back->headers[j++];
+        CHECK(same(h->name, h->name_len, g->name, g->name_len) &&
+                  same(h->value, h->value_len, g->value, g->value_len),
+              "delivered MESSAGE changed a forwarded header");
+    }
+    CHECK(j + 1 == back->nheaders && is_content_length(&back->headers[j]) &&
+              same(back->headers[j].value, back->headers[j].value_len, length, (size_t)ll),
+          "delivered MESSAGE does not end its headers with its content-length");
+    CHECK(same(back->body, back->body_len, f->body, f->body_len),
+          "delivered MESSAGE changed the body");
+}
+
+/* f as the SEND of a MESSAGE delivered in version v: the shared part from f and from its
+ * packed headers is the same bytes, and head plus shared part parse back to the same
+ * message; or both refuse it, because the destination, the id or a forwarded header
+ * cannot be written in v. Its own "id" and "ack" headers serve as the subscriber's. */
+static void message_round_trip(const stomp_frame *f, stomp_version v, stomp_parser *rt)
+{
+    stomp_message m = { "/queue/fuzz", 11, "m-1", 3, (uint32_t)f->nheaders, f, NULL, 0,
+                        f->body, f->body_len };
+    const char *d = stomp_frame_header(f, "destination", &m.destination_len);
+    m.destination = d ? d : m.destination;
+    m.destination_len = d ? m.destination_len : 11;
+    const char *id = stomp_frame_header(f, "message-id", &m.message_id_len);
+    m.message_id = id ? id : m.message_id;
+    m.message_id_len = id ? m.message_id_len : 3;
+    size_t sub_len = 1, ack_len = 0;
+    const char *sub = stomp_frame_header(f, "id", &sub_len);
+    sub = sub ? sub : "0";
+    const char *ack = stomp_frame_header(f, "ack", &ack_len);
+
+    bool escaped = v != STOMP_V10, refuse = false;
+    for (size_t i = 0; i < f->nheaders; i++)
+        refuse |= forwarded(&f->headers[i]) &&
+                  (cannot_write(f->headers[i].name, f->headers[i].name_len, escaped, v, true) ||
+                   cannot_write(f->headers[i].value, f->headers[i].value_len, escaped, v,
+                                false));
+    refuse |= cannot_write(m.destination, m.destination_len, escaped, v, false) ||
+              cannot_write(m.message_id, m.message_id_len, escaped, v, false);
+    bool head_refused = cannot_write(sub, sub_len, escaped, v, false) ||
+                        (ack && cannot_write(ack, ack_len, escaped, v, false));
+
+    size_t plen = stomp_pack_headers(f, NULL);
+    char *packed = malloc(plen ? plen : 1);
+    CHECK(packed != NULL, "out of memory in the harness");
+    CHECK(stomp_pack_headers(f, packed) == plen, "stomp_pack_headers disagrees with its size");
+    stomp_message pm = m;
+    pm.send = NULL;
+    pm.packed = packed;
+    pm.packed_len = plen;
+
+    size_t hs = stomp_message_head_size(sub, sub_len, ack, ack_len, v);
+    CHECK((hs == 0) == head_refused, "stomp_message_head_size wrong about what fits");
+    size_t bound = stomp_message_bound(&m), pbound = stomp_message_bound(&pm);
+    char *out = malloc(hs + bound), *again = malloc(pbound);
+    CHECK(out != NULL && again != NULL, "out of memory in the harness");
+    stomp_err err = STOMP_OK, perr = STOMP_OK;
+    size_t n = stomp_message_encode(&m, v, out + hs, bound, &err);
+    size_t pn = stomp_message_encode(&pm, v, again, pbound, &perr);
+    CHECK(n == pn && err == perr && (n == 0 || memcmp(out + hs, again, n) == 0),
+          "a MESSAGE from packed headers differs from one from the SEND");
+    if (refuse || n == 0) {
+        CHECK(refuse && n == 0 && err == STOMP_E_UNENCODABLE,
+              "stomp_message_encode wrong about what fits");
+    } else if (hs > 0) {
+        CHECK(stomp_message_encode(&pm, v, again, n - 1, &perr) == 0 && perr == STOMP_E_NOMEM,
+              "stomp_message_encode ignored a short buffer");
+        CHECK(stomp_message_head(sub, sub_len, ack, ack_len, v, out) == hs,
+              "stomp_message_head disagrees with its size");
+        stomp_parser_reset(rt);
+        stomp_parser_set_version(rt, v, 0);
+        size_t used = 0;
+        CHECK(stomp_parser_feed(rt, out, hs + n, &used) == STOMP_EV_FRAME && used == hs + n,
+              "delivered MESSAGE does not parse back");
+        const stomp_frame *back = stomp_parser_frame(rt);
+        CHECK(back->cmd == STOMP_CMD_MESSAGE, "delivered MESSAGE is not a MESSAGE");
+        check_delivered(back, f, &m, sub, sub_len, ack, ack_len);
+    }
+    free(out);
+    free(again);
+    free(packed);
 }
 
 /* ---- one pass over the stream ---- */
@@ -555,8 +635,10 @@ static void run_pass(pass *ps, const uint8_t *data, size_t len, chunker *ck)
                 CHECK(f != NULL, "no frame after STOMP_EV_FRAME");
                 check_frame(f, &st->limits);
                 log_frame(&ps->log, f, pos);
-                if (ps->rt)
+                if (ps->rt) {
                     round_trip(f, v, st->pflags, st->eflags, ps->rt);
+                    message_round_trip(f, st->version, ps->rt);
+                }
                 if (v != st->version) {
                     v = st->version;
                     stomp_parser_set_version(ps->p, v, st->pflags);
