@@ -1,33 +1,20 @@
-/* message.c: message bodies and header blocks, and the encoding of MESSAGE frames.
+/* message.c: messages outside the store (topic messages, in-process publishes, the SENDs of
+ * a transaction), the header block every message carries, and the shared part of its
+ * MESSAGE frames.
  *
- * A header block is the custom headers of a SEND as "name\0value\0" pairs: what the store
- * keeps and what every subscriber's MESSAGE carries. Headers that belong to the sender
- * (receipt, transaction, content-length) or that the broker sets itself are dropped.
- * The shared part of a MESSAGE is encoded once per version; only the prefix
- * "MESSAGE\nsubscription:<id>\n[ack:<n>\n]" differs per subscriber (see sub.c).
+ * The wire format is frames/'s: the header block is stomp_pack_headers()'s packed form (the
+ * SEND headers that travel on, what the store keeps), and stomp_message_encode() writes the
+ * shared part once per version; only the head "MESSAGE\nsubscription:<id>\n[ack:<n>\n]"
+ * differs per subscriber (sub.c). What a version can carry is frames/'s to say too: a
+ * message must be deliverable to a subscriber of any version, so a SEND whose destination
+ * or headers 1.0 or 1.1 cannot carry is refused up front (msg__carriable) rather than
+ * delivered with headers dropped.
  */
 #include "core.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Headers a SEND's MESSAGE does not carry over: the sender's own, and those the broker
- * sets. A switch on the length keeps this to one memcmp per header. */
-static int is_dropped(const char *name, size_t len)
-{
-    switch (len) {
-    case 3: return memcmp(name, "ack", 3) == 0;
-    case 7: return memcmp(name, "receipt", 7) == 0;
-    case 10: return memcmp(name, "message-id", 10) == 0;
-    case 11:
-        return memcmp(name, "destination", 11) == 0 || memcmp(name, "transaction", 11) == 0 ||
-               memcmp(name, "redelivered", 11) == 0;
-    case 12: return memcmp(name, "subscription", 12) == 0;
-    case 14: return memcmp(name, "content-length", 14) == 0;
-    case 16: return memcmp(name, "redelivery-count", 16) == 0;
-    default: return 0;
-    }
-}
 
 size_t msg__u64(char *o, uint64_t v)
 {
@@ -54,14 +41,52 @@ size_t msg__u64(char *o, uint64_t v)
     return n;
 }
 
-int msg__header_block(const stomp_frame *f, char **buf, size_t *cap, size_t *len)
+/* Can every STOMP version carry (name, value) in a MESSAGE? 1.2 carries anything a parser
+ * gives us; 1.0 and 1.1 are the narrow ones. */
+static int fits_every_version(const char *name, size_t nlen, const char *value, size_t vlen)
 {
-    size_t need = 0;
+    return stomp_header_fits(name, nlen, value, vlen, STOMP_V10, STOMP_CMD_MESSAGE) &&
+           stomp_header_fits(name, nlen, value, vlen, STOMP_V11, STOMP_CMD_MESSAGE);
+}
+
+static const char *refuse(char *why, size_t cap, const char *what, const char *name, size_t len)
+{
+    snprintf(why, cap, "%s %.*s cannot be carried to STOMP 1.0 and 1.1 subscribers (a line "
+             "break, or a colon in a header name)", what, (int)(len > 100 ? 100 : len), name);
+    return why;
+}
+
+const char *msg__carriable(const stomp_frame *f, const char *dest, size_t dlen, char *why,
+                           size_t cap)
+{
+    if (!fits_every_version("destination", 11, dest, dlen))
+        return refuse(why, cap, "destination", dest, dlen);
     for (size_t i = 0; i < f->nheaders; i++) {
         const stomp_header *h = &f->headers[i];
-        if (!is_dropped(h->name, h->name_len))
-            need += h->name_len + h->value_len + 2;
+        if (stomp_header_forwarded(h->name, h->name_len) &&
+            !fits_every_version(h->name, h->name_len, h->value, h->value_len))
+            return refuse(why, cap, "header", h->name, h->name_len);
     }
+    return NULL;
+}
+
+const char *msg__carriable_parts(const char *dest, const broker_header *h, size_t nh, char *why,
+                                 size_t cap)
+{
+    if (!fits_every_version("destination", 11, dest, strlen(dest)))
+        return refuse(why, cap, "destination", dest, strlen(dest));
+    for (size_t i = 0; i < nh; i++) {
+        size_t nl = strlen(h[i].name);
+        if (stomp_header_forwarded(h[i].name, nl) &&
+            !fits_every_version(h[i].name, nl, h[i].value, strlen(h[i].value)))
+            return refuse(why, cap, "header", h[i].name, nl);
+    }
+    return NULL;
+}
+
+int msg__header_block(const stomp_frame *f, char **buf, size_t *cap, size_t *len)
+{
+    size_t need = stomp_pack_headers(f, NULL);
     if (need > *cap) {
         char *nb = realloc(*buf, need);
         if (!nb)
@@ -69,19 +94,7 @@ int msg__header_block(const stomp_frame *f, char **buf, size_t *cap, size_t *len
         *buf = nb;
         *cap = need;
     }
-    char *o = *buf;
-    for (size_t i = 0; i < f->nheaders; i++) {
-        const stomp_header *h = &f->headers[i];
-        if (is_dropped(h->name, h->name_len))
-            continue;
-        memcpy(o, h->name, h->name_len);
-        o += h->name_len;
-        *o++ = '\0';
-        memcpy(o, h->value, h->value_len);
-        o += h->value_len;
-        *o++ = '\0';
-    }
-    *len = need;
+    *len = stomp_pack_headers(f, *buf);
     return 0;
 }
 
@@ -108,19 +121,10 @@ static bmsg *bmsg_alloc(const char *dest, size_t dest_len, size_t hlen, size_t b
 
 bmsg *bmsg__from_frame(const stomp_frame *f, const char *dest, size_t dest_len)
 {
-    size_t hlen = 0;
-    for (size_t i = 0; i < f->nheaders; i++)
-        if (!is_dropped(f->headers[i].name, f->headers[i].name_len))
-            hlen += f->headers[i].name_len + f->headers[i].value_len + 2;
-    bmsg *m = bmsg_alloc(dest, dest_len, hlen, f->body_len);
+    bmsg *m = bmsg_alloc(dest, dest_len, stomp_pack_headers(f, NULL), f->body_len);
     if (!m)
         return NULL;
-    size_t cap = hlen, got;
-    char *block = m->hdrs;
-    if (msg__header_block(f, &block, &cap, &got) != 0 || block != m->hdrs) {
-        free(m); /* cannot happen: cap was exact */
-        return NULL;
-    }
+    stomp_pack_headers(f, m->hdrs);
     if (f->body_len)
         memcpy(m->body, f->body, f->body_len);
     return m;
@@ -131,7 +135,7 @@ bmsg *bmsg__from_parts(const char *dest, const broker_header *h, size_t nh, cons
 {
     size_t hlen = 0;
     for (size_t i = 0; i < nh; i++)
-        if (!is_dropped(h[i].name, strlen(h[i].name)))
+        if (stomp_header_forwarded(h[i].name, strlen(h[i].name)))
             hlen += strlen(h[i].name) + strlen(h[i].value) + 2;
     bmsg *m = bmsg_alloc(dest, strlen(dest), hlen, body_len);
     if (!m)
@@ -139,7 +143,7 @@ bmsg *bmsg__from_parts(const char *dest, const broker_header *h, size_t nh, cons
     char *o = m->hdrs;
     for (size_t i = 0; i < nh; i++) {
         size_t nl = strlen(h[i].name), vl = strlen(h[i].value);
-        if (is_dropped(h[i].name, nl))
+        if (!stomp_header_forwarded(h[i].name, nl))
             continue;
         memcpy(o, h[i].name, nl + 1);
         o += nl + 1;
@@ -162,159 +166,45 @@ void bmsg__unref(bmsg *m)
 
 const char *msg__block_header(const char *hdrs, size_t len, const char *name)
 {
-    size_t i = 0;
-    while (i < len) {
-        const char *n = hdrs + i;
-        size_t nl = strlen(n);
-        const char *v = n + nl + 1;
-        size_t vl = strlen(v);
-        if (strcmp(n, name) == 0)
-            return v;
-        i += nl + vl + 2;
-    }
-    return NULL;
+    return stomp_packed_header(hdrs, len, name, NULL);
 }
 
-/* Can (s, len) be written in version v at all? 1.0 has no escapes: no EOL anywhere and no
- * ':' in a name; 1.1 cannot carry CR. */
-static int writable(const char *s, size_t len, stomp_version v, int is_name)
+/* Where a shared part of at most n bytes goes: the caller's scratch when it is small enough
+ * to be copied into an output queue, else a buffer of its own. */
+static sbuf *room_for(size_t n, sbuf **scratch, size_t *scratch_cap)
 {
-    if (v == STOMP_V12)
-        return 1;
-    for (size_t i = 0; i < len; i++) {
-        char ch = s[i];
-        if (ch == '\r' || (v == STOMP_V10 && (ch == '\n' || (is_name && ch == ':'))))
-            return 0;
+    if (!scratch || n > OUTQ_COPY_MAX)
+        return sbuf__new(n);
+    if (*scratch_cap < OUTQ_COPY_MAX) {
+        sbuf *ns = realloc(*scratch, sizeof *ns + OUTQ_COPY_MAX);
+        if (!ns)
+            return NULL;
+        ns->refs = 1;
+        *scratch = ns;
+        *scratch_cap = OUTQ_COPY_MAX;
     }
-    return 1;
-}
-
-static size_t val_len(const char *s, size_t len, stomp_version v)
-{
-    return stomp_escaped_len(s, len, v, STOMP_CMD_MESSAGE);
-}
-
-/* A destination must be written even where it is not writable: replace the offending
- * bytes with spaces rather than break the framing. */
-/* No byte that any version escapes or refuses in a value: written as it is. */
-static int plain(const char *s, size_t len)
-{
-    for (size_t i = 0; i < len; i++) {
-        char ch = s[i];
-        if (ch == '\\' || ch == '\n' || ch == ':' || ch == '\r')
-            return 0;
-    }
-    return 1;
-}
-
-static char *put_dest(char *o, const char *s, size_t len, stomp_version v)
-{
-    if (writable(s, len, v, 0))
-        return o + stomp_escape(s, len, v, STOMP_CMD_MESSAGE, o);
-    for (size_t i = 0; i < len; i++) {
-        char ch = s[i];
-        if (ch == '\r' || (v == STOMP_V10 && ch == '\n'))
-            ch = ' ';
-        o += stomp_escape(&ch, 1, v, STOMP_CMD_MESSAGE, o);
-    }
-    return o;
-}
-
-static size_t dest_len_for(const char *s, size_t len, stomp_version v)
-{
-    if (writable(s, len, v, 0))
-        return val_len(s, len, v);
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        char ch = s[i];
-        if (ch == '\r' || (v == STOMP_V10 && ch == '\n'))
-            ch = ' ';
-        n += val_len(&ch, 1, v);
-    }
-    return n;
+    return *scratch;
 }
 
 sbuf *msg__encode(stomp_version v, const char *dest, size_t dest_len, const char *msgid,
                   uint32_t redeliveries, const char *hdrs, size_t hdrs_len, const char *body,
-                  size_t body_len, sbuf **scratch, size_t *scratch_cap)
+                  size_t body_len, sbuf **scratch, size_t *scratch_cap, stomp_err *err)
 {
-    static const char redel_h[] = "redelivered:true\nredelivery-count:";
-    size_t il = strlen(msgid);
-    /* The usual destination has nothing to escape: then it is copied as it is. */
-    int dplain = plain(dest, dest_len);
-    size_t dl = dplain ? dest_len : dest_len_for(dest, dest_len, v);
-    size_t n = 12 + dl + 1 + 11 + il + 1 + 15 + 20 + 2 + body_len + 1;
-    if (redeliveries)
-        n += sizeof redel_h - 1 + 10 + 1;
-    for (size_t i = 0; i < hdrs_len;) {
-        const char *name = hdrs + i;
-        size_t nl = strlen(name);
-        const char *val = name + nl + 1;
-        size_t vl = strlen(val);
-        i += nl + vl + 2;
-        if (writable(name, nl, v, 1) && writable(val, vl, v, 0))
-            n += val_len(name, nl, v) + 1 + val_len(val, vl, v) + 1;
+    stomp_message m = { dest, dest_len, msgid, strlen(msgid), redeliveries, NULL, hdrs,
+                        hdrs_len, body, body_len };
+    size_t n = stomp_message_bound(&m);
+    *err = STOMP_E_NOMEM;
+    if (n == SIZE_MAX)
+        return NULL;
+    sbuf *sb = room_for(n, scratch, scratch_cap);
+    if (!sb)
+        return NULL;
+    size_t w = stomp_message_encode(&m, v, sb->data, n, err);
+    if (!w) {
+        if (!scratch || sb != *scratch)
+            sbuf__unref(sb);
+        return NULL;
     }
-    /* n is an upper bound (the numbers' widths); small messages go to the scratch buffer,
-     * which outq copies rather than references. */
-    sbuf *sb;
-    if (scratch && n <= OUTQ_COPY_MAX) {
-        if (*scratch_cap < n) {
-            sbuf *ns = realloc(*scratch, sizeof *ns + OUTQ_COPY_MAX);
-            if (!ns)
-                return NULL;
-            ns->refs = 1;
-            *scratch = ns;
-            *scratch_cap = OUTQ_COPY_MAX;
-        }
-        sb = *scratch;
-    } else {
-        sb = sbuf__new(n);
-        if (!sb)
-            return NULL;
-    }
-    char *o = sb->data;
-    memcpy(o, "destination:", 12);
-    if (dplain) {
-        memcpy(o + 12, dest, dest_len);
-        o += 12 + dest_len;
-    } else {
-        o = put_dest(o + 12, dest, dest_len, v);
-    }
-    *o++ = '\n';
-    memcpy(o, "message-id:", 11);
-    o += 11;
-    memcpy(o, msgid, il);
-    o += il;
-    *o++ = '\n';
-    if (redeliveries) {
-        memcpy(o, redel_h, sizeof redel_h - 1);
-        o += sizeof redel_h - 1;
-        o += msg__u64(o, redeliveries);
-        *o++ = '\n';
-    }
-    for (size_t i = 0; i < hdrs_len;) {
-        const char *name = hdrs + i;
-        size_t nl = strlen(name);
-        const char *val = name + nl + 1;
-        size_t vl = strlen(val);
-        i += nl + vl + 2;
-        if (!writable(name, nl, v, 1) || !writable(val, vl, v, 0))
-            continue;
-        o += stomp_escape(name, nl, v, STOMP_CMD_MESSAGE, o);
-        *o++ = ':';
-        o += stomp_escape(val, vl, v, STOMP_CMD_MESSAGE, o);
-        *o++ = '\n';
-    }
-    memcpy(o, "content-length:", 15);
-    o += 15;
-    o += msg__u64(o, body_len);
-    *o++ = '\n';
-    *o++ = '\n';
-    if (body_len)
-        memcpy(o, body, body_len);
-    o += body_len;
-    *o++ = '\0';
-    sb->len = (size_t)(o - sb->data);
+    sb->len = w;
     return sb;
 }

@@ -57,10 +57,18 @@ static broker_err hand_over(broker *b, dest_t *d, sub *s, const store_msg *sm, s
         return sub__deliver(b, s, NULL, 1, sm->id, bytes, &view);
     }
     route_state *r = &b->route;
+    stomp_err err;
     sbuf *enc = msg__encode(s->ep->version, d->name, d->link.len, msgid, sm->redeliveries,
                             sm->headers, sm->headers_len, sm->body, sm->body_len, &r->encbuf,
-                            &r->encbuf_cap);
-    broker_err rc = enc ? sub__deliver(b, s, enc, 1, sm->id, bytes, NULL) : BROKER_E_NOMEM;
+                            &r->encbuf_cap, &err);
+    if (!enc) {
+        if (err == STOMP_E_UNENCODABLE)
+            broker__log(b, BROKER_LOG_ERROR, BROKER_EV_STORE, 0,
+                        "message %s of %s cannot be carried in STOMP 1.%d", msgid, d->name,
+                        (int)s->ep->version);
+        return err == STOMP_E_UNENCODABLE ? BROKER_E_PROTOCOL : BROKER_E_NOMEM;
+    }
+    broker_err rc = sub__deliver(b, s, enc, 1, sm->id, bytes, NULL);
     if (enc != r->encbuf)
         sbuf__unref(enc);
     else
@@ -96,7 +104,10 @@ void queue__dispatch(broker *b, dest_t *d)
             if (b->st->requeue(b->store, sm.id) == STORE_OK)
                 commit__dirty(b);
             if (s->ep)
-                s->ep->ops->fail(s->ep, rc, "out of memory");
+                s->ep->ops->fail(s->ep, rc,
+                                 rc == BROKER_E_NOMEM
+                                     ? "out of memory"
+                                     : "a queued message cannot be carried in this STOMP version");
             continue;
         }
         if (s->ack_mode == ACK_AUTO) {

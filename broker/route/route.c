@@ -75,6 +75,8 @@ void route__free(broker *b)
     free(r->inflight);
     free(r->scratch);
     free(r->encbuf);
+    free(r->head);
+    r->head = NULL;
     r->inflight = NULL;
     r->scratch = NULL;
     r->encbuf = NULL;

@@ -120,16 +120,24 @@ bmsg *bmsg__from_parts(const char *dest, const broker_header *h, size_t nh, cons
                        size_t body_len);
 void bmsg__unref(bmsg *m);
 
-/* Header block of a SEND frame written into *buf (grown as needed): 0 or -1 (no memory). */
+/* NULL when every STOMP version can carry the SEND's destination and forwarded headers;
+ * else an ERROR text naming the first that cannot (written to why). */
+const char *msg__carriable(const stomp_frame *f, const char *dest, size_t dlen, char *why,
+                           size_t cap);
+const char *msg__carriable_parts(const char *dest, const broker_header *h, size_t nh, char *why,
+                                 size_t cap);
+/* Header block (packed, stomp_pack_headers) of a SEND written into *buf (grown as needed):
+ * 0 or -1 (no memory). */
 int msg__header_block(const stomp_frame *f, char **buf, size_t *cap, size_t *len) BROKER_WUR;
 /* Encode the shared part of a MESSAGE (everything after the per-subscription head). With
  * scratch NULL the caller owns the result. Otherwise a result of at most OUTQ_COPY_MAX
  * bytes is written to *scratch (grown, *scratch_cap updated; refs stays 1), borrowed until
  * the next call: only for handing to an output queue, which copies such parts. Any other
- * result is the caller's. NULL when out of memory. */
+ * result is the caller's. NULL with *err: STOMP_E_NOMEM, or STOMP_E_UNENCODABLE for a
+ * message v cannot carry (stored before such SENDs were refused). */
 sbuf *msg__encode(stomp_version v, const char *dest, size_t dest_len, const char *msgid,
                   uint32_t redeliveries, const char *hdrs, size_t hdrs_len, const char *body,
-                  size_t body_len, sbuf **scratch, size_t *scratch_cap);
+                  size_t body_len, sbuf **scratch, size_t *scratch_cap, stomp_err *err);
 /* Decimal digits of v at o, no terminator: the count (at most 20). */
 size_t msg__u64(char *o, uint64_t v);
 /* First value of name in a header block, or NULL. */
@@ -261,6 +269,8 @@ typedef struct route_state {
     size_t scratch_cap;
     sbuf *encbuf;        /* queue MESSAGEs small enough to be copied are encoded here */
     size_t encbuf_cap;
+    char *head;          /* the head of a delivery with an ack id */
+    size_t head_cap;
 } route_state;
 
 #endif

@@ -79,7 +79,8 @@ void route__endpoint_drained(broker *b, endpoint *e)
 
 /* ---- subscriptions ------------------------------------------------------------------ */
 
-/* A new subscription on no list yet. id is copied; the head is encoded for version v. */
+/* A new subscription on no list yet. id is copied; the head of its deliveries is encoded
+ * for version v (the caller checked that v can carry the id). */
 static sub *sub_new(broker *b, endpoint *ep, const char *id, size_t id_len, int ack_mode,
                     size_t window, stomp_version v)
 {
@@ -91,21 +92,16 @@ static sub *sub_new(broker *b, endpoint *ep, const char *id, size_t id_len, int 
     s->ack_mode = ack_mode;
     s->window = window;
     s->id = malloc(id_len + 1);
-    size_t el = stomp_escaped_len(id, id_len, v, STOMP_CMD_MESSAGE);
-    s->head_len = 8 + 13 + el + 1;
-    s->head = malloc(s->head_len);
-    if (!s->id || !s->head) {
+    s->head_len = stomp_message_head_size(id, id_len, NULL, 0, v);
+    s->head = s->head_len ? malloc(s->head_len) : NULL;
+    if (!s->id || !s->head ||
+        stomp_message_head(id, id_len, NULL, 0, v, s->head) != s->head_len) {
         sub__free(s);
         return NULL;
     }
     memcpy(s->id, id, id_len);
     s->id[id_len] = '\0';
     s->id_len = id_len;
-    char *o = s->head;
-    memcpy(o, "MESSAGE\nsubscription:", 21);
-    o += 21;
-    o += stomp_escape(id, id_len, v, STOMP_CMD_MESSAGE, o);
-    *o = '\n';
     return s;
 }
 
@@ -215,6 +211,25 @@ int sub__has_room(broker *b, sub *s)
     return s->ack_mode == ACK_AUTO || s->nunacked < s->window;
 }
 
+/* The head of a delivery to s with ack id tag, in the broker's scratch: borrowed until the
+ * next call. NULL when out of memory. */
+static const char *ack_head(broker *b, sub *s, uint64_t tag, size_t *len)
+{
+    route_state *r = &b->route;
+    char ack[24];
+    size_t alen = msg__u64(ack, tag);
+    size_t n = stomp_message_head_size(s->id, s->id_len, ack, alen, STOMP_V12);
+    if (n > r->head_cap) {
+        char *nb = realloc(r->head, n);
+        if (!nb)
+            return NULL;
+        r->head = nb;
+        r->head_cap = n;
+    }
+    *len = stomp_message_head(s->id, s->id_len, ack, alen, STOMP_V12, r->head);
+    return r->head;
+}
+
 /* Remember d, queued to s's endpoint, until it is settled. */
 static void track(sub *s, delivery *d, uint64_t msg_num, int is_queue, size_t bytes)
 {
@@ -243,19 +258,19 @@ broker_err sub__deliver(broker *b, sub *s, sbuf *shared, int is_queue, uint64_t 
     }
     endpoint *ep = s->ep;
     delivery *d = NULL;
-    char ack[48] = "";
-    size_t alen = 0;
+    const char *head = s->head;
+    size_t head_len = s->head_len;
     if (s->ack_mode != ACK_AUTO) {
         if (store__ids_reserve(&ep->tags, 1) != STORE_OK || !(d = delivery_new(b)))
             return BROKER_E_NOMEM;
         d->link.id = ++ep->next_tag;
-        if (ep->version == STOMP_V12) {
-            memcpy(ack, "ack:", 4);
-            alen = 4 + msg__u64(ack + 4, d->link.id);
-            ack[alen++] = '\n';
+        /* 1.2 names the delivery's ack id in its head. */
+        if (ep->version == STOMP_V12 && !(head = ack_head(b, s, d->link.id, &head_len))) {
+            delivery_free(b, d);
+            return BROKER_E_NOMEM;
         }
     }
-    if (ep->ops->push(ep, s->head, s->head_len, ack, alen, shared) != 0) {
+    if (ep->ops->push(ep, head, head_len, NULL, 0, shared) != 0) {
         if (d)
             delivery_free(b, d);
         return BROKER_E_NOMEM;

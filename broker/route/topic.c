@@ -31,9 +31,11 @@ static void deliver_remote(broker *b, sub *s, bmsg *m, const char *msgid)
     }
     stomp_version v = ep->version;
     if (!m->enc[v]) {
+        stomp_err err;
         m->enc[v] = msg__encode(v, m->dest, m->dest_len, msgid, 0, m->hdrs, m->hdrs_len,
-                                m->body, m->body_len, NULL, NULL);
+                                m->body, m->body_len, NULL, NULL, &err);
         if (!m->enc[v]) {
+            /* SENDs are checked for what every version can carry: memory ran out. */
             ep->ops->fail(ep, BROKER_E_NOMEM, "out of memory");
             return;
         }

@@ -31,6 +31,8 @@ broker_err handle__send(conn *c, const stomp_frame *f)
     const char *refused = headers__send_refused(f, c->errmsg, sizeof c->errmsg);
     if (!refused)
         refused = headers__wildcard(dest, dlen, c->errmsg, sizeof c->errmsg);
+    if (!refused)
+        refused = msg__carriable(f, dest, dlen, c->errmsg, sizeof c->errmsg);
     if (refused)
         return BROKER_E_PROTOCOL;
     broker_err rc;

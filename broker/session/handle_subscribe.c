@@ -45,6 +45,11 @@ broker_err handle__subscribe(conn *c, const stomp_frame *f)
         id = dname;
         idlen = dlen;
     }
+    if (!stomp_message_head_size(id, idlen, NULL, 0, c->ep.version)) {
+        conn__set_error(c, "subscription id cannot be carried in a MESSAGE of this STOMP "
+                           "version (a line break)");
+        return BROKER_E_PROTOCOL;
+    }
     if (sub__find(&c->ep, id)) {
         conn__set_error(c, "duplicate subscription id");
         return BROKER_E_PROTOCOL;

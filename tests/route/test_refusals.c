@@ -121,6 +121,32 @@ static void test_wildcard_names(void **state)
     assert_int_equal(tb_stop(t), 0);
 }
 
+/* A message may reach a subscriber of any version: a SEND whose destination or headers
+ * STOMP 1.0 or 1.1 cannot carry is refused (before, they were dropped from its MESSAGEs). */
+static void test_uncarriable_headers(void **state)
+{
+    (void)state;
+    tb *t = tb_start(NULL);
+#define CANNOT " cannot be carried to STOMP 1.0 and 1.1 subscribers (a line break, or a " \
+               "colon in a header name)"
+    refused(t, "SEND\ndestination:/queue/c\nx\\cy:v\n\nx", "header x:y" CANNOT);
+    refused(t, "SEND\ndestination:/queue/c\nnote:a\\nb\n\nx", "header note" CANNOT);
+    refused(t, "SEND\ndestination:/queue/c\nnote:a\\rb\n\nx", "header note" CANNOT);
+    refused(t, "SEND\ndestination:/queue/c\\nd\n\nx", "destination /queue/c\nd" CANNOT);
+    /* A colon in a value is fine everywhere (1.0 splits at the first one). */
+    accepted(t, "SEND\ndestination:/queue/c:d\nnote:a:b\nreceipt:ok\n\nx");
+    /* A subscription id its version cannot write in a MESSAGE. */
+    tc *c = tc_open(tb_port(t), "");
+    tframe f;
+    assert_int_equal(tc_send(c, "SUBSCRIBE\nid:a\rb\ndestination:/queue/c\n\n"), 0);
+    assert_true(tc_is(c, "ERROR", &f));
+    assert_string_equal(f.body, "subscription id cannot be carried in a MESSAGE of this STOMP "
+                                "version (a line break)");
+    tf_free(&f);
+    tc_close(c);
+    assert_int_equal(tb_stop(t), 0);
+}
+
 static void test_nack_requeue_false(void **state)
 {
     (void)state;
@@ -165,6 +191,8 @@ static void api_refusals(broker *b, void *arg)
     assert_int_equal(broker_subscribe(b, "/topic/p.>", on_message, NULL, &s), BROKER_E_INVALID);
     assert_int_equal(broker_subscribe(b, "/topic/p.q", on_message, NULL, &s), BROKER_OK);
     broker_unsubscribe(s);
+    broker_header nl = { "x-note", "a\nb" };
+    assert_int_equal(broker_publish(b, "/queue/p", &nl, 1, "x", 1), BROKER_E_INVALID);
     broker_header fine = { "x-note", "y" };
     assert_int_equal(broker_publish(b, "/queue/p", &fine, 1, "x", 1), BROKER_OK);
 }
@@ -183,6 +211,7 @@ int main(void)
         cmocka_unit_test(test_send_headers),
         cmocka_unit_test(test_subscribe_headers),
         cmocka_unit_test(test_wildcard_names),
+        cmocka_unit_test(test_uncarriable_headers),
         cmocka_unit_test(test_nack_requeue_false),
         cmocka_unit_test(test_api_refusals),
     };
