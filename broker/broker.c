@@ -204,9 +204,7 @@ broker_err broker_publish(broker *b, const char *dest, const broker_header *head
     if (b->stopping)
         return BROKER_E_STATE;
     char why[256];
-    if (headers__publish_refused(headers, nheaders, why, sizeof why) ||
-        headers__wildcard(dest, strlen(dest), why, sizeof why) ||
-        msg__carriable_parts(dest, headers, nheaders, why, sizeof why))
+    if (headers__publish_check(dest, headers, nheaders, why, sizeof why))
         return BROKER_E_INVALID;
     bmsg *m = bmsg__from_parts(dest, headers, nheaders, body, body_len);
     if (!m)

@@ -1,8 +1,10 @@
-/* headers.c: the headers and destination names that ask for delivery semantics this
- * broker does not provide. Accepting one and delivering anyway would silently change its
- * meaning (a selector getting every message, a browser consuming the queue, an offline
- * durable subscriber losing everything), so each is refused with an ERROR that names it.
- * Every other header is carried to subscribers unchanged. The README lists them all.
+/* headers.c: what a SEND, SUBSCRIBE or NACK may not ask for, refused with an ERROR that
+ * names it: delivery semantics this broker does not provide (accepting one and delivering
+ * anyway would silently change its meaning: a selector getting every message, a browser
+ * consuming the queue, an offline durable subscriber losing everything), wildcard names, and
+ * SEND headers that some STOMP version could not carry to its subscribers (frames/ says
+ * which). Every other header is carried unchanged. The README lists them all. The checks
+ * are one pass over a SEND's headers: they are on the path of every message.
  */
 #include "core.h"
 
@@ -20,18 +22,24 @@ typedef struct refusal {
 
 #define R(name, when, what) { name, sizeof name - 1, when, what }
 
-static const refusal send_refused[] = {
-    R("expires", NONZERO, "message expiry"),
-    R("expiration", ANY, "message expiry"),
-    R("priority", ANY, "message priority"),
-    R("delay", ANY, "delayed delivery"),
-    R("x-delay", ANY, "delayed delivery"),
-    R("AMQ_SCHEDULED_DELAY", ANY, "delayed delivery"),
-    R("AMQ_SCHEDULED_PERIOD", ANY, "scheduled delivery"),
-    R("AMQ_SCHEDULED_REPEAT", ANY, "scheduled delivery"),
-    R("AMQ_SCHEDULED_CRON", ANY, "scheduled delivery"),
-    { NULL, 0, 0, NULL },
-};
+/* The refused SEND headers, once: the table and the mask of their name lengths. */
+#define SEND_REFUSED(X)                                    \
+    X("expires", NONZERO, "message expiry")                \
+    X("expiration", ANY, "message expiry")                 \
+    X("priority", ANY, "message priority")                 \
+    X("delay", ANY, "delayed delivery")                    \
+    X("x-delay", ANY, "delayed delivery")                  \
+    X("AMQ_SCHEDULED_DELAY", ANY, "delayed delivery")      \
+    X("AMQ_SCHEDULED_PERIOD", ANY, "scheduled delivery")   \
+    X("AMQ_SCHEDULED_REPEAT", ANY, "scheduled delivery")   \
+    X("AMQ_SCHEDULED_CRON", ANY, "scheduled delivery")
+#define ENTRY(name, when, what) R(name, when, what),
+#define LENGTH_BIT(name, when, what) | (1u << (sizeof name - 1))
+
+static const refusal send_refused[] = { SEND_REFUSED(ENTRY) { NULL, 0, 0, NULL } };
+/* Every SEND header is looked up only when a refused name has its length: the common
+ * headers (destination, content-length, content-type) cost one shift and test. */
+#define SEND_LENGTHS (0u SEND_REFUSED(LENGTH_BIT))
 
 static const refusal subscribe_refused[] = {
     R("selector", ANY, "message selectors"),
@@ -105,20 +113,90 @@ static const char *check_frame(const refusal *table, const char *cmd, const stom
     return NULL;
 }
 
-const char *headers__send_refused(const stomp_frame *f, char *buf, size_t cap)
+/* Can every STOMP version carry (name, value) in a MESSAGE? 1.0 is the narrowest: what it
+ * carries, 1.1 and 1.2 carry too. */
+static int fits_everywhere(const char *name, size_t nlen, const char *value, size_t vlen)
 {
-    return check_frame(send_refused, "SEND", f, buf, cap);
+    return stomp_header_fits(name, nlen, value, vlen, STOMP_V10, STOMP_CMD_MESSAGE);
 }
 
-const char *headers__publish_refused(const broker_header *h, size_t n, char *buf, size_t cap)
+static const char *uncarriable(char *buf, size_t cap, const char *what, const char *name,
+                               size_t len)
 {
-    for (size_t i = 0; i < n; i++) {
-        const char *why =
-            check(send_refused, "SEND", h[i].name, strlen(h[i].name), h[i].value, buf, cap);
+    snprintf(buf, cap, "%s %.*s cannot be carried to STOMP 1.0 and 1.1 subscribers (a line "
+             "break, or a colon in a header name)", what, (int)(len > 100 ? 100 : len), name);
+    return buf;
+}
+
+/* Bytes a destination is checked for: wildcards, and what STOMP 1.0 cannot carry. */
+static const unsigned char dest_special[256] = {
+    ['*'] = 1, ['>'] = 1, ['\n'] = 1, ['\r'] = 1, [0] = 1,
+};
+
+/* Does dest hold none of them? One table look-up per byte and no branch: this is on the
+ * path of every SEND. */
+static int dest_plain(const char *dest, size_t dlen)
+{
+    const unsigned char *p = (const unsigned char *)dest;
+    unsigned any = 0;
+    size_t i = 0;
+    for (; dlen - i >= 4; i += 4)
+        any |= dest_special[p[i]] | dest_special[p[i + 1]] | dest_special[p[i + 2]] |
+               dest_special[p[i + 3]];
+    for (; i < dlen; i++)
+        any |= dest_special[p[i]];
+    return !any;
+}
+
+/* What a SEND (or a publish) to dest may not do, whatever its headers. */
+static const char *check_dest(const char *dest, size_t dlen, char *buf, size_t cap)
+{
+    if (dest_plain(dest, dlen))
+        return NULL;
+    const char *why = headers__wildcard(dest, dlen, buf, cap);
+    if (!why && !fits_everywhere("destination", 11, dest, dlen))
+        why = uncarriable(buf, cap, "destination", dest, dlen);
+    return why;
+}
+
+/* One header of a SEND: a refused semantic, or a forwarded header not every version can
+ * carry (its MESSAGE may go to a subscriber of any version). */
+static const char *check_send_header(const char *name, size_t len, const char *value,
+                                     size_t vlen, char *buf, size_t cap)
+{
+    if (len < 32 && (SEND_LENGTHS >> len) & 1) {
+        const char *why = check(send_refused, "SEND", name, len, value, buf, cap);
         if (why)
             return why;
     }
+    if (stomp_header_forwarded(name, len) && !fits_everywhere(name, len, value, vlen))
+        return uncarriable(buf, cap, "header", name, len);
     return NULL;
+}
+
+const char *headers__send_check(const stomp_frame *f, const char *dest, size_t dlen, char *buf,
+                                size_t cap)
+{
+    for (size_t i = 0; i < f->nheaders; i++) {
+        const stomp_header *h = &f->headers[i];
+        const char *why = check_send_header(h->name, h->name_len, h->value, h->value_len, buf,
+                                            cap);
+        if (why)
+            return why;
+    }
+    return check_dest(dest, dlen, buf, cap);
+}
+
+const char *headers__publish_check(const char *dest, const broker_header *h, size_t n,
+                                   char *buf, size_t cap)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *why = check_send_header(h[i].name, strlen(h[i].name), h[i].value,
+                                            strlen(h[i].value), buf, cap);
+        if (why)
+            return why;
+    }
+    return check_dest(dest, strlen(dest), buf, cap);
 }
 
 const char *headers__subscribe_refused(const stomp_frame *f, char *buf, size_t cap)
@@ -133,6 +211,8 @@ const char *headers__nack_refused(const stomp_frame *f, char *buf, size_t cap)
 
 const char *headers__wildcard(const char *name, size_t len, char *buf, size_t cap)
 {
+    if (!memchr(name, '*', len) && !memchr(name, '>', len))
+        return NULL; /* the usual name: two fast scans */
     size_t start = 0;
     for (size_t i = 0; i <= len; i++) {
         if (i < len && name[i] != '.' && name[i] != '/')

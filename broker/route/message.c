@@ -7,12 +7,11 @@
  * shared part once per version; only the head "MESSAGE\nsubscription:<id>\n[ack:<n>\n]"
  * differs per subscriber (sub.c). What a version can carry is frames/'s to say too: a
  * message must be deliverable to a subscriber of any version, so a SEND whose destination
- * or headers 1.0 or 1.1 cannot carry is refused up front (msg__carriable) rather than
- * delivered with headers dropped.
+ * or headers 1.0 or 1.1 cannot carry is refused up front (headers.c) rather than delivered
+ * with headers dropped.
  */
 #include "core.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,52 +40,12 @@ size_t msg__u64(char *o, uint64_t v)
     return n;
 }
 
-/* Can every STOMP version carry (name, value) in a MESSAGE? 1.2 carries anything a parser
- * gives us; 1.0 and 1.1 are the narrow ones. */
-static int fits_every_version(const char *name, size_t nlen, const char *value, size_t vlen)
-{
-    return stomp_header_fits(name, nlen, value, vlen, STOMP_V10, STOMP_CMD_MESSAGE) &&
-           stomp_header_fits(name, nlen, value, vlen, STOMP_V11, STOMP_CMD_MESSAGE);
-}
-
-static const char *refuse(char *why, size_t cap, const char *what, const char *name, size_t len)
-{
-    snprintf(why, cap, "%s %.*s cannot be carried to STOMP 1.0 and 1.1 subscribers (a line "
-             "break, or a colon in a header name)", what, (int)(len > 100 ? 100 : len), name);
-    return why;
-}
-
-const char *msg__carriable(const stomp_frame *f, const char *dest, size_t dlen, char *why,
-                           size_t cap)
-{
-    if (!fits_every_version("destination", 11, dest, dlen))
-        return refuse(why, cap, "destination", dest, dlen);
-    for (size_t i = 0; i < f->nheaders; i++) {
-        const stomp_header *h = &f->headers[i];
-        if (stomp_header_forwarded(h->name, h->name_len) &&
-            !fits_every_version(h->name, h->name_len, h->value, h->value_len))
-            return refuse(why, cap, "header", h->name, h->name_len);
-    }
-    return NULL;
-}
-
-const char *msg__carriable_parts(const char *dest, const broker_header *h, size_t nh, char *why,
-                                 size_t cap)
-{
-    if (!fits_every_version("destination", 11, dest, strlen(dest)))
-        return refuse(why, cap, "destination", dest, strlen(dest));
-    for (size_t i = 0; i < nh; i++) {
-        size_t nl = strlen(h[i].name);
-        if (stomp_header_forwarded(h[i].name, nl) &&
-            !fits_every_version(h[i].name, nl, h[i].value, strlen(h[i].value)))
-            return refuse(why, cap, "header", h[i].name, nl);
-    }
-    return NULL;
-}
-
 int msg__header_block(const stomp_frame *f, char **buf, size_t *cap, size_t *len)
 {
-    size_t need = stomp_pack_headers(f, NULL);
+    /* Room for every header (those that do not travel on included): one packing pass. */
+    size_t need = 0;
+    for (size_t i = 0; i < f->nheaders; i++)
+        need += f->headers[i].name_len + f->headers[i].value_len + 2;
     if (need > *cap) {
         char *nb = realloc(*buf, need);
         if (!nb)

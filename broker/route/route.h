@@ -120,12 +120,6 @@ bmsg *bmsg__from_parts(const char *dest, const broker_header *h, size_t nh, cons
                        size_t body_len);
 void bmsg__unref(bmsg *m);
 
-/* NULL when every STOMP version can carry the SEND's destination and forwarded headers;
- * else an ERROR text naming the first that cannot (written to why). */
-const char *msg__carriable(const stomp_frame *f, const char *dest, size_t dlen, char *why,
-                           size_t cap);
-const char *msg__carriable_parts(const char *dest, const broker_header *h, size_t nh, char *why,
-                                 size_t cap);
 /* Header block (packed, stomp_pack_headers) of a SEND written into *buf (grown as needed):
  * 0 or -1 (no memory). */
 int msg__header_block(const stomp_frame *f, char **buf, size_t *cap, size_t *len) BROKER_WUR;
@@ -204,9 +198,13 @@ void sub__free_cache(broker *b); /* the recycled deliveries, at broker_free */
 /* ---- what route refuses (headers.c) ---------------------------------------------------- */
 
 /* An ERROR text (written to buf) naming the first header that asks for a delivery
- * semantic this broker does not provide, or NULL when there is none. */
-const char *headers__send_refused(const stomp_frame *f, char *buf, size_t cap);
-const char *headers__publish_refused(const broker_header *h, size_t n, char *buf, size_t cap);
+ * semantic this broker does not provide, or NULL when there is none. For a SEND (or a
+ * publish) also a wildcard destination, and a destination or forwarded header that STOMP
+ * 1.0 or 1.1 could not carry to a subscriber. */
+const char *headers__send_check(const stomp_frame *f, const char *dest, size_t dlen, char *buf,
+                                size_t cap);
+const char *headers__publish_check(const char *dest, const broker_header *h, size_t n,
+                                   char *buf, size_t cap);
 const char *headers__subscribe_refused(const stomp_frame *f, char *buf, size_t cap);
 const char *headers__nack_refused(const stomp_frame *f, char *buf, size_t cap);
 /* The same for a destination name with a wildcard element ('*' or '>' between '.' or '/'). */

@@ -28,12 +28,7 @@ broker_err handle__send(conn *c, const stomp_frame *f)
         conn__set_error(c, "SEND without a destination");
         return BROKER_E_PROTOCOL;
     }
-    const char *refused = headers__send_refused(f, c->errmsg, sizeof c->errmsg);
-    if (!refused)
-        refused = headers__wildcard(dest, dlen, c->errmsg, sizeof c->errmsg);
-    if (!refused)
-        refused = msg__carriable(f, dest, dlen, c->errmsg, sizeof c->errmsg);
-    if (refused)
+    if (headers__send_check(f, dest, dlen, c->errmsg, sizeof c->errmsg))
         return BROKER_E_PROTOCOL;
     broker_err rc;
     int stored = 0;
