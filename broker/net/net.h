@@ -59,8 +59,12 @@ struct net_stream {
     const net_stream_cbs *cb;
     void *tp_state; /* the transport's own state (WebSocket); NULL for TCP */
     uv_tcp_t tcp;   /* the socket (a WebSocket transport layers on it) */
-    uv_write_t wreq;
-    uv_shutdown_t sreq; /* a graceful close: our side ends, then the peer's is awaited */
+    /* The write in flight, or the shutdown of a graceful close (which starts only once no
+     * write is in flight): one at a time, so they share the memory. */
+    union {
+        uv_write_t wreq;
+        uv_shutdown_t sreq;
+    } req;
     outq out;
     net_stream *next_flush; /* on the broker's list of streams with output to write */
     uint64_t last_write;    /* loop time (ms) the last write started: heart-beats count

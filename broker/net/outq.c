@@ -69,11 +69,13 @@ static int ends_room(outq *q)
 {
     if (!q->track_frames || q->nends < q->ends_cap)
         return 0;
-    size_t ncap = q->ends_cap ? q->ends_cap * 2 : 16;
+    if (q->ends_cap > UINT32_MAX / 2)
+        return -1;
+    uint32_t ncap = q->ends_cap ? q->ends_cap * 2 : 16;
     uint64_t *ne = malloc(ncap * sizeof *ne);
     if (!ne)
         return -1;
-    for (size_t i = 0; i < q->nends; i++)
+    for (uint32_t i = 0; i < q->nends; i++)
         ne[i] = q->ends[(q->ends_head + i) % q->ends_cap];
     free(q->ends);
     q->ends = ne;

@@ -46,13 +46,12 @@ typedef struct outq {
     size_t chunk_used;
     sbuf *spare; /* a written full-size chunk kept for the next one (busy queues only) */
     size_t queued; /* bytes pending plus in flight */
-    int inflight;
+    uint64_t total; /* bytes ever queued */
     /* Frame ends, when tracked: the stream offset (bytes queued since the queue began)
      * just past each frame not yet handed on, oldest first, in a ring. */
-    int track_frames;
-    uint64_t total; /* bytes ever queued */
     uint64_t *ends;
-    size_t ends_head, nends, ends_cap;
+    uint32_t ends_head, nends, ends_cap;
+    uint8_t inflight, track_frames;
 } outq;
 
 /* Reserve n bytes for one whole frame at the end of the pending data (its end is recorded

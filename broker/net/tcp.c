@@ -55,8 +55,8 @@ static void tcp_read_stop(net_stream *s)
 
 static int tcp_write(net_stream *s, const uv_buf_t *bufs, unsigned nbufs)
 {
-    s->wreq.data = s;
-    return uv_write(&s->wreq, (uv_stream_t *)&s->tcp, bufs, nbufs, on_write);
+    s->req.wreq.data = s;
+    return uv_write(&s->req.wreq, (uv_stream_t *)&s->tcp, bufs, nbufs, on_write);
 }
 
 static void close_now(net_stream *s)
@@ -99,8 +99,8 @@ static void tcp_close(net_stream *s, int abort)
         close_now(s);
         return;
     }
-    s->sreq.data = s;
-    if (uv_shutdown(&s->sreq, (uv_stream_t *)&s->tcp, on_shutdown) != 0)
+    s->req.sreq.data = s;
+    if (uv_shutdown(&s->req.sreq, (uv_stream_t *)&s->tcp, on_shutdown) != 0)
         close_now(s);
 }
 
