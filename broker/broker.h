@@ -108,6 +108,9 @@ typedef struct broker_options {
                                   (default 200, at least 200) */
     uint32_t error_linger_ms;  /* after an ERROR, close even if it could not be flushed
                                   (default 2000) */
+    int lenient_escapes;       /* STOMP 1.1 sessions keep an undefined escape sequence (such
+                                  as \t or \r) as written instead of failing with an ERROR
+                                  (default 0: fatal, as the 1.1 and 1.2 specs require) */
     /* WebSocket listeners (broker_listen_ws): STOMP over RFC 6455, same limits as TCP. */
     const char *ws_path;       /* request path of the STOMP endpoint (default "/ws") */
     const char *ws_origins;    /* comma-separated Origin values a browser may connect from

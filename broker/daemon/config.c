@@ -93,6 +93,8 @@ static const key keys[] = {
       "a client may be silent this % of its heart-beat interval" },
     { "error_linger_ms", K_U32, F(opts.error_linger_ms), 0, "2000",
       "after an ERROR, close even if it could not be written" },
+    { "lenient_escapes", K_BOOL, F(opts.lenient_escapes), 0, "no",
+      "STOMP 1.1: keep an undefined escape (\\t, \\r) as written instead of an ERROR" },
     { "max_command", K_SIZE, F(opts.limits.max_command), 8, "64", "bytes in a command line" },
     { "max_header_line", K_SIZE, F(opts.limits.max_header_line), 16, "8K",
       "bytes in one header line" },

@@ -119,7 +119,8 @@ broker_err login__begin(conn *c, stomp_version v, uint32_t sx, uint32_t sy)
     c->ep.version = v;
     c->state = CS_OPEN;
     c->ep.open = 1;
-    stomp_parser_set_version(&c->parser, v, v == STOMP_V11 ? STOMP_PARSE_LENIENT_ESCAPES : 0);
+    unsigned flags = v == STOMP_V11 && b->o.lenient_escapes ? STOMP_PARSE_LENIENT_ESCAPES : 0;
+    stomp_parser_set_version(&c->parser, v, flags);
     stomp_parser_set_limits(&c->parser, &b->o.limits);
     heartbeat__start(c);
     return BROKER_OK;
