@@ -111,6 +111,9 @@ typedef struct broker_options {
     int lenient_escapes;       /* STOMP 1.1 sessions keep an undefined escape sequence (such
                                   as \t or \r) as written instead of failing with an ERROR
                                   (default 0: fatal, as the 1.1 and 1.2 specs require) */
+    int allow_non_utf8_10;     /* STOMP 1.0 sessions (and CONNECT frames, before a version is
+                                  agreed) may carry commands and headers that are not UTF-8
+                                  (default 0: an ERROR, as 1.1 and 1.2 require of theirs) */
     /* WebSocket listeners (broker_listen_ws): STOMP over RFC 6455, same limits as TCP. */
     const char *ws_path;       /* request path of the STOMP endpoint (default "/ws") */
     const char *ws_origins;    /* comma-separated Origin values a browser may connect from

@@ -36,6 +36,7 @@ static const char *const error_messages[STOMP_E__COUNT] = {
     [STOMP_E_MISSING_NUL] = "frame body not terminated by NUL",
     [STOMP_E_UNENCODABLE] = "header cannot be encoded in this protocol version",
     [STOMP_E_FAILED] = "parser failed earlier",
+    [STOMP_E_BAD_UTF8] = "command or header is not valid UTF-8",
 };
 
 const char *stomp_strerror(stomp_err err)

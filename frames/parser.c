@@ -251,10 +251,72 @@ static int parse_length(stomp_parser *p, const char *v, size_t n, uint64_t at)
 }
 
 /* The command line is in buf[0..len), terminated. */
-static void end_command(stomp_parser *p, size_t len)
+/* Is s[0..n) UTF-8 (RFC 3629)? Eight bytes a step while they are ASCII, the usual case;
+ * then each sequence checked with the ranges that exclude overlong forms, surrogates and
+ * code points past U+10FFFF. */
+static int utf8_valid(const char *s, size_t n)
 {
+    size_t i = 0;
+    while (n - i >= 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        if (w & 0x8080808080808080ull)
+            break;
+        i += 8;
+    }
+    while (i < n) {
+        unsigned char c = (unsigned char)s[i], lo = 0x80, hi = 0xBF;
+        size_t need;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0xC2 && c <= 0xDF)
+            need = 1;
+        else if (c == 0xE0)
+            need = 2, lo = 0xA0;
+        else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF)
+            need = 2;
+        else if (c == 0xED)
+            need = 2, hi = 0x9F;
+        else if (c == 0xF0)
+            need = 3, lo = 0x90;
+        else if (c >= 0xF1 && c <= 0xF3)
+            need = 3;
+        else if (c == 0xF4)
+            need = 3, hi = 0x8F;
+        else
+            return 0;
+        if (n - i - 1 < need)
+            return 0;
+        for (size_t k = 1; k <= need; k++) {
+            unsigned char d = (unsigned char)s[i + k];
+            if (d < lo || d > hi)
+                return 0;
+            lo = 0x80;
+            hi = 0xBF;
+        }
+        i += need + 1;
+    }
+    return 1;
+}
+
+/* The whole raw line must be UTF-8 when the parser checks (decided on complete lines, so
+ * whatever the chunking). */
+static int check_utf8(stomp_parser *p, const char *line, size_t len, uint64_t line_at)
+{
+    if ((p->flags & STOMP_PARSE_UTF8) && !utf8_valid(line, len))
+        return fail(p, STOMP_E_BAD_UTF8, line_at);
+    return 0;
+}
+
+static int end_command(stomp_parser *p, size_t len, uint64_t line_at)
+{
+    if (check_utf8(p, p->buf, len, line_at) < 0)
+        return -1;
     p->frame.cmd = stomp_command_lookup(p->buf, len);
     p->frame.cmd_len = len;
+    return 0;
 }
 
 /* A complete header line is in buf[line_start..+len); line_at is its stream offset.
@@ -264,6 +326,8 @@ static int end_header(stomp_parser *p, size_t len, uint64_t line_at)
     if (len == 0)
         return 1;
     char *line = p->buf + p->line_start;
+    if (check_utf8(p, line, len, line_at) < 0)
+        return -1;
     if (p->nheaders >= p->limits.max_headers)
         return fail(p, STOMP_E_TOO_MANY_HEADERS, line_at);
     char *colon = memchr(line, ':', len);
@@ -449,7 +513,10 @@ static stomp_event step_lines(stomp_parser *p, const char *data, size_t len, siz
         if (r == 0)
             break;
         if (p->state == S_COMMAND) {
-            end_command(p, line_len);
+            if (end_command(p, line_len, line_at) < 0) {
+                ev = STOMP_EV_ERROR;
+                break;
+            }
             p->state = S_HEADERS;
         } else {
             r = end_header(p, line_len, line_at);

@@ -68,6 +68,7 @@ typedef enum stomp_err {
     STOMP_E_MISSING_NUL,      /* byte after a content-length body is not NUL */
     STOMP_E_UNENCODABLE,      /* encoder: a header cannot be written in this version */
     STOMP_E_FAILED,           /* parser already failed; reset it before feeding more */
+    STOMP_E_BAD_UTF8,         /* command or header line is not UTF-8 (STOMP_PARSE_UTF8) */
     STOMP_E__COUNT
 } stomp_err;
 
@@ -132,6 +133,10 @@ typedef enum stomp_event {
 enum {
     /* 1.1 only: keep an undefined escape as written instead of failing (1.2 always fails). */
     STOMP_PARSE_LENIENT_ESCAPES = 1u << 0,
+    /* Commands and headers must be UTF-8 (RFC 3629: no overlong forms, no surrogates,
+     * nothing past U+10FFFF), as 1.1 and 1.2 say; a line that is not fails the frame with
+     * STOMP_E_BAD_UTF8 at the line's first byte. */
+    STOMP_PARSE_UTF8 = 1u << 1,
 };
 
 /* The parser. Its fields are private: declared here so it can be embedded in a larger

@@ -93,6 +93,8 @@ static const key keys[] = {
       "a client may be silent this % of its heart-beat interval" },
     { "error_linger_ms", K_U32, F(opts.error_linger_ms), 0, "2000",
       "after an ERROR, close even if it could not be written" },
+    { "allow_non_utf8_10", K_BOOL, F(opts.allow_non_utf8_10), 0, "no",
+      "STOMP 1.0 and CONNECT: accept commands and headers that are not UTF-8" },
     { "lenient_escapes", K_BOOL, F(opts.lenient_escapes), 0, "no",
       "STOMP 1.1: keep an undefined escape (\\t, \\r) as written instead of an ERROR" },
     { "max_command", K_SIZE, F(opts.limits.max_command), 8, "64", "bytes in a command line" },

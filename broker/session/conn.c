@@ -145,6 +145,9 @@ conn *conn__new(broker *b, const net_transport *tp)
     c->hb_timer.data = c;
     c->handles_open = 3; /* the stream and two timers */
     stomp_parser_init(&c->parser, &b->o.connect_limits, NULL, NULL);
+    /* CONNECT comes before any version is agreed: it is read as 1.0. */
+    stomp_parser_set_version(&c->parser, STOMP_V10,
+                             b->o.allow_non_utf8_10 ? 0 : STOMP_PARSE_UTF8);
     c->state = CS_CONNECTING;
     c->next = b->sess.conns;
     if (b->sess.conns)

@@ -120,6 +120,8 @@ broker_err login__begin(conn *c, stomp_version v, uint32_t sx, uint32_t sy)
     c->state = CS_OPEN;
     c->ep.open = 1;
     unsigned flags = v == STOMP_V11 && b->o.lenient_escapes ? STOMP_PARSE_LENIENT_ESCAPES : 0;
+    if (v != STOMP_V10 || !b->o.allow_non_utf8_10)
+        flags |= STOMP_PARSE_UTF8;
     stomp_parser_set_version(&c->parser, v, flags);
     stomp_parser_set_limits(&c->parser, &b->o.limits);
     heartbeat__start(c);

@@ -18,6 +18,9 @@ static const parse_opts V11_LENIENT = { .version = STOMP_V11,
 static const parse_opts V12 = { .version = STOMP_V12 };
 static const parse_opts V12_LENIENT = { .version = STOMP_V12,
                                          .flags = STOMP_PARSE_LENIENT_ESCAPES };
+static const parse_opts U10 = { .version = STOMP_V10, .flags = STOMP_PARSE_UTF8 };
+static const parse_opts U11 = { .version = STOMP_V11, .flags = STOMP_PARSE_UTF8 };
+static const parse_opts U12 = { .version = STOMP_V12, .flags = STOMP_PARSE_UTF8 };
 static const parse_opts *const ALL_VERSIONS[] = { &V10, &V11, &V11_LENIENT, &V12 };
 #define NVERSIONS (sizeof ALL_VERSIONS / sizeof ALL_VERSIONS[0])
 
@@ -629,7 +632,54 @@ static const bad_case bad_cases[] = {
         STOMP_E_BODY_TOO_LONG, 9),
     BAD("1.2 Size Limits", "SEND\ncontent-length:18446744073709551615\n\n", &V12,
         STOMP_E_BODY_TOO_LONG, 5),
+    /* UTF-8 (RFC 3629), checked with STOMP_PARSE_UTF8: at the offending line's first byte */
+    BAD("1.2 Value Encoding", "SEND\nk:\xff\n\n\0", &U12, STOMP_E_BAD_UTF8, 5),
+    BAD("1.2 Value Encoding", "SEND\nk:a\x80" "b\n\n\0", &U12, STOMP_E_BAD_UTF8, 5),
+    BAD("1.2 Value Encoding", "SEND\nk:\xc0\x80\n\n\0", &U12, STOMP_E_BAD_UTF8, 5),
+    BAD("1.2 Value Encoding", "SEND\nk:\xc1\xbf\n\n\0", &U11, STOMP_E_BAD_UTF8, 5),
+    BAD("1.2 Value Encoding", "SEND\nk:\xe0\x80\x80\n\n\0", &U12, STOMP_E_BAD_UTF8, 5),
+    BAD("1.2 Value Encoding", "SEND\nk:\xed\xa0\x80\n\n\0", &U12, STOMP_E_BAD_UTF8, 5),
+    BAD("1.2 Value Encoding", "SEND\nk:\xf0\x80\x80\x80\n\n\0", &U12, STOMP_E_BAD_UTF8, 5),
+    BAD("1.2 Value Encoding", "SEND\nk:\xf4\x90\x80\x80\n\n\0", &U12, STOMP_E_BAD_UTF8, 5),
+    BAD("1.2 Value Encoding", "SEND\nk:\xf5\x80\x80\x80\n\n\0", &U12, STOMP_E_BAD_UTF8, 5),
+    BAD("1.2 Value Encoding", "SEND\nk:\xe2\x82\n\n\0", &U12, STOMP_E_BAD_UTF8, 5),
+    BAD("1.2 Value Encoding", "SEND\nk:\xe2\x82\r\n\n\0", &U12, STOMP_E_BAD_UTF8, 5),
+    BAD("1.2 Value Encoding", "SEND\na:ok\nname-\xe9t\xe9:v\n\n\0", &U10, STOMP_E_BAD_UTF8,
+        10),
+    BAD("1.2 Value Encoding", "S\xc3ND\n\n\0", &U12, STOMP_E_BAD_UTF8, 0),
+    BAD("1.2 Value Encoding", "CONNECT\nlogin:\xe9\n\n\0", &U10, STOMP_E_BAD_UTF8, 8),
+    /* a long ASCII run before the bad byte (the eight-byte steps) */
+    BAD("1.2 Value Encoding", "SEND\nk:0123456789abcdefghij\xbf\n\n\0", &U12, STOMP_E_BAD_UTF8,
+        5),
+    /* the first bad line wins over a later one */
+    BAD("1.2 Value Encoding", "SEND\nk:\xff\nk\\t:v\n\n\0", &U12, STOMP_E_BAD_UTF8, 5),
+    BAD("1.2 Value Encoding", "SEND\nk\\t:v\nk:\xff\n\n\0", &U12, STOMP_E_BAD_ESCAPE, 6),
 };
+
+/* With STOMP_PARSE_UTF8, every well-formed UTF-8 header passes unchanged; without it, any
+ * byte does. */
+static void test_utf8(void **state)
+{
+    (void)state;
+    static const char ok[] = "SEND\nk\xc3\xa9:\xe2\x82\xac \xf0\x9d\x84\x9e \xed\x9f\xbf "
+                             "\xee\x80\x80 \xf4\x8f\xbf\xbf \xc2\x80\n\n\0";
+    const parse_opts *with[] = { &U10, &U11, &U12 };
+    for (size_t v = 0; v < 3; v++) {
+        parse_result r;
+        parse_check(with[v], ok, sizeof ok - 1, &r);
+        expect_events(&r, "F");
+        expect_frame(&r, 0, STOMP_CMD_SEND, "SEND", "", 0, 1, "k\xc3\xa9",
+                     "\xe2\x82\xac \xf0\x9d\x84\x9e \xed\x9f\xbf \xee\x80\x80 "
+                     "\xf4\x8f\xbf\xbf \xc2\x80");
+        expect_clean(&r);
+        result_free(&r);
+    }
+    static const char latin1[] = "SEND\nk:caf\xe9\n\n\0";
+    parse_result r;
+    parse_check(&V12, latin1, sizeof latin1 - 1, &r);
+    expect_events(&r, "F");
+    result_free(&r);
+}
 
 static void test_malformed_table(void **state)
 {
@@ -1170,6 +1220,7 @@ int main(void)
         cmocka_unit_test(test_no_escapes_in_connect),
         cmocka_unit_test(test_version_switch),
         cmocka_unit_test(test_malformed_table),
+        cmocka_unit_test(test_utf8),
         cmocka_unit_test(test_error_sticks_until_reset),
         cmocka_unit_test(test_strings),
         cmocka_unit_test(test_limit_command),

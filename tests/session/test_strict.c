@@ -83,11 +83,58 @@ static void test_lenient_escapes_option(void **state)
     assert_int_equal(tb_stop(t), 0);
 }
 
+/* Commands and headers are UTF-8: an ERROR and a close otherwise, in every version by
+ * default (1.0 and CONNECT can be let through with allow_non_utf8_10). */
+static void test_utf8_headers(void **state)
+{
+    (void)state;
+    tb *t = tb_start(NULL);
+    const char *bad = "command or header is not valid UTF-8";
+    fatal(t, "1.2", "SEND\ndestination:/topic/u\nk:caf\xe9\n\nx", bad);
+    fatal(t, "1.1", "SEND\ndestination:/topic/u\nk:\xed\xa0\x80\n\nx", bad);
+    fatal(t, "1.0", "SEND\ndestination:/topic/u\nk:caf\xe9\n\nx", bad);
+    /* A CONNECT with a Latin-1 login. */
+    tc *c = tc_connect(tb_port(t));
+    tframe f;
+    assert_int_equal(tc_send(c, "CONNECT\nlogin:jos\xe9\n\n"), 0);
+    assert_true(tc_is(c, "ERROR", &f));
+    assert_string_equal(f.body, bad);
+    tf_free(&f);
+    tc_close(c);
+    /* Well-formed UTF-8 travels unchanged. */
+    tc *s = tc_open(tb_port(t), "accept-version:1.2\n");
+    tc *p = tc_open(tb_port(t), "accept-version:1.2\n");
+    TC_SENDF(s, "SUBSCRIBE\nid:1\ndestination:/topic/\xc3\xbc\nreceipt:s\n\n");
+    assert_true(tc_is(s, "RECEIPT", &f));
+    tf_free(&f);
+    TC_SENDF(p, "SEND\ndestination:/topic/\xc3\xbc\nk:\xe2\x82\xac\n\nx");
+    assert_true(tc_is(s, "MESSAGE", &f));
+    assert_string_equal(tf_header(&f, "k"), "\xe2\x82\xac");
+    tf_free(&f);
+    tc_close(s);
+    tc_close(p);
+    assert_int_equal(tb_stop(t), 0);
+
+    broker_options o;
+    broker_options_init(&o);
+    o.allow_non_utf8_10 = 1;
+    t = tb_start(&o);
+    c = tc_open(tb_port(t), "login:jos\xe9\n");
+    assert_non_null(c); /* CONNECTED */
+    TC_SENDF(c, "SEND\ndestination:/topic/u\nk:caf\xe9\nreceipt:r\n\nx");
+    assert_true(tc_is(c, "RECEIPT", &f));
+    tf_free(&f);
+    tc_close(c);
+    fatal(t, "1.2", "SEND\ndestination:/topic/u\nk:caf\xe9\n\nx", bad);
+    assert_int_equal(tb_stop(t), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_undefined_escapes_fatal),
         cmocka_unit_test(test_lenient_escapes_option),
+        cmocka_unit_test(test_utf8_headers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
