@@ -108,6 +108,8 @@ typedef struct broker_options {
                                   (default 200, at least 200) */
     uint32_t error_linger_ms;  /* after an ERROR, close even if it could not be flushed
                                   (default 2000) */
+    uint32_t stop_timeout_ms;  /* broker_stop: how long a connection may take to be sent
+                                  what is queued for it before it is cut (default 5000) */
     int lenient_escapes;       /* STOMP 1.1 sessions keep an undefined escape sequence (such
                                   as \t or \r) as written instead of failing with an ERROR
                                   (default 0: fatal, as the 1.1 and 1.2 specs require) */
@@ -189,7 +191,11 @@ int broker_auth_abandoned(const broker_auth *req);
 
 typedef void (*broker_stop_cb)(broker *b, void *arg);
 
-/* Stop listening, close every connection, wait for in-flight store commits and for an
+/* Stop listening and end every connection without losing a message: each client is sent an
+ * ERROR "the server is shutting down" after everything already queued for it, then its
+ * connection closes once that is written (at most stop_timeout_ms). Queue messages not
+ * written by then (auto-ack ones included) and unacknowledged ones go back to their queues
+ * and are committed before the store closes. Waits for in-flight store commits and for an
  * answer to every authenticate_async request. cb runs on the loop once everything is
  * closed, never inside this call. Returns BROKER_E_STATE (cb not called) if a stop is
  * already under way. */

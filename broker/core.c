@@ -29,6 +29,7 @@ void broker_options_init(broker_options *o)
     o->heartbeat_in_ms = 10000;
     o->heartbeat_grace_pct = 200;
     o->error_linger_ms = 2000;
+    o->stop_timeout_ms = 5000;
     o->log_level = BROKER_LOG_INFO;
     o->store_sync_full = 1;
     o->ws_path = "/ws";

@@ -63,6 +63,8 @@ static const key keys[] = {
       "wait this long before refusing a bad login" },
     { "stop_timeout", K_U32, F(stop_timeout_s), 1, "10",
       "seconds a SIGTERM stop may take before stompd exits anyway" },
+    { "stop_drain_ms", K_U32, F(opts.stop_timeout_ms), 0, "5000",
+      "on a stop, how long a client may take to read what is queued for it (ms)" },
     { "server_name", K_STR, F(server_name), 0, "stompd/" STOMPD_VERSION,
       "server header of CONNECTED" },
     { "max_connections", K_SIZE, F(opts.max_connections), 1, "16384", "open connections" },

@@ -258,6 +258,13 @@ int options__configure(const options *o, daemon_config *cfg,
         return STOMPD_EXIT_CONFIG;
     if (cfg->debug)
         cfg->log_level = BROKER_LOG_DEBUG;
+    /* The drain must end before the stop is forced, or messages not yet written would be
+     * cut off without going back to their queues. */
+    if ((uint64_t)cfg->opts.stop_timeout_ms >= (uint64_t)cfg->stop_timeout_s * 1000) {
+        snprintf(err, errlen, "stop_drain_ms (%u) must be shorter than stop_timeout (%u s)",
+                 (unsigned)cfg->opts.stop_timeout_ms, (unsigned)cfg->stop_timeout_s);
+        return STOMPD_EXIT_CONFIG;
+    }
     if (config__absolute_paths(cfg) != 0) {
         snprintf(err, errlen, "out of memory");
         return STOMPD_EXIT_FAILURE;

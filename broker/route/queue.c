@@ -4,7 +4,8 @@
  * Enqueueing is a store write in the open batch; the queue is dispatched once that batch
  * committed (commit.c), never before. Dispatch is round robin among the subscribers with
  * room (prefetch window, output below the high-water mark), FIFO per queue. An auto-ack
- * delivery is acknowledged as it is handed to the connection.
+ * delivery is acknowledged once its bytes were written to the connection's socket; one
+ * that never is (the connection or the broker stopped first) goes back to its queue.
  */
 #include "core.h"
 
@@ -110,8 +111,9 @@ void queue__dispatch(broker *b, dest_t *d)
                                      : "a queued message cannot be carried in this STOMP version");
             continue;
         }
-        if (s->ack_mode == ACK_AUTO) {
-            /* Auto mode: acknowledged as it is handed to the connection. */
+        if (!s->ep) {
+            /* In-process: the callback had it. A connection's auto-ack delivery is
+             * acknowledged once its bytes are written (route__endpoint_written). */
             if (b->st->ack(b->store, sm.id) == STORE_OK)
                 commit__dirty(b);
             broker__mem_sub(b, bytes);

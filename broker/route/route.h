@@ -29,9 +29,11 @@ typedef struct bmsg bmsg;
 
 typedef struct endpoint_ops {
     /* Queue one MESSAGE frame: head, ack line, then shared (borrowed; referenced if
-     * queued). 0, or -1 when out of memory (nothing queued). */
-    int (*push)(endpoint *e, const char *head, size_t head_len, const char *ack,
-                size_t ack_len, sbuf *shared);
+     * queued). Returns the stream offset just past the frame (its end: it is written once
+     * route__endpoint_written reports that much), or 0 when out of memory (nothing
+     * queued). */
+    uint64_t (*push)(endpoint *e, const char *head, size_t head_len, const char *ack,
+                     size_t ack_len, sbuf *shared);
     /* Output bytes queued and not yet written. */
     size_t (*queued)(const endpoint *e);
     /* End the connection with an ERROR frame (slow consumer, too many unacked messages,
@@ -53,6 +55,7 @@ struct endpoint {
     size_t nsubs;
     store__idhash tags;    /* its unacked deliveries by tag (the 1.2 ack id) */
     uint64_t next_tag;
+    delivery *sent_head, *sent_tail; /* auto-ack queue deliveries not yet written, by end */
     endpoint *wprev, *wnext; /* on the commit's waiting list */
     unsigned waiting : 1;
     unsigned blocked : 1;  /* a queue found its output full: dispatch again once it drains */
@@ -64,6 +67,11 @@ void route__endpoint_init(endpoint *e, const endpoint_ops *ops);
 void route__endpoint_close(broker *b, endpoint *e);
 /* Its output drained below the high-water mark: queues it could not take resume. */
 void route__endpoint_drained(broker *b, endpoint *e);
+/* Its stream wrote everything up to offset written: auto-ack deliveries that ended there
+ * are settled (acknowledged in the store). */
+void route__endpoint_written(broker *b, endpoint *e, uint64_t written);
+/* Its stream is gone: auto-ack deliveries never written go back to their queues. */
+void route__endpoint_done(broker *b, endpoint *e);
 
 /* ---- destinations (dest.c) ------------------------------------------------------------ */
 
@@ -141,11 +149,16 @@ const char *msg__block_header(const char *hdrs, size_t len, const char *name);
 
 enum { ACK_AUTO, ACK_CLIENT, ACK_INDIVIDUAL };
 
+/* A message handed to an endpoint and not settled yet. Client modes: on its subscription's
+ * unacked list, in delivery order, and in the endpoint's tags. Auto mode (queue messages
+ * only): on the endpoint's sent list until its bytes are written, then acknowledged; s is
+ * NULL there, as it may unsubscribe meanwhile. */
 struct delivery {
-    delivery *prev, *next; /* the subscription's unacked list, in delivery order */
+    delivery *prev, *next; /* the unacked list, or the endpoint's sent list */
     store__idlink link;    /* in the endpoint's tags; link.id is the tag */
     sub *s;
     uint64_t msg_num;      /* store id (queue) or topic sequence */
+    uint64_t end;          /* auto mode: the stream offset just past its MESSAGE */
     int is_queue;
     size_t bytes;          /* counted against broker memory (queue messages) */
 };

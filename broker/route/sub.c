@@ -67,6 +67,51 @@ void route__endpoint_close(broker *b, endpoint *e)
     memset(&e->tags, 0, sizeof e->tags);
 }
 
+void route__endpoint_written(broker *b, endpoint *e, uint64_t written)
+{
+    while (e->sent_head && e->sent_head->end <= written) {
+        delivery *d = e->sent_head;
+        e->sent_head = d->next;
+        if (!e->sent_head)
+            e->sent_tail = NULL;
+        if (b->st->ack(b->store, d->msg_num) == STORE_OK)
+            commit__dirty(b);
+        broker__mem_sub(b, d->bytes);
+        delivery_free(b, d);
+    }
+}
+
+void route__endpoint_done(broker *b, endpoint *e)
+{
+    /* Newest first: each requeue goes to the head of its queue, so order is kept. */
+    while (e->sent_tail) {
+        delivery *d = e->sent_tail;
+        e->sent_tail = d->prev;
+        if (b->st->requeue(b->store, d->msg_num) == STORE_OK)
+            commit__dirty(b);
+        b->stats.redeliveries++;
+        delivery_free(b, d);
+    }
+    e->sent_head = NULL;
+}
+
+/* An auto-ack queue delivery waits on the endpoint's sent list for its bytes to go out. */
+static void sent(endpoint *e, delivery *d, uint64_t msg_num, size_t bytes, uint64_t end)
+{
+    d->s = NULL;
+    d->msg_num = msg_num;
+    d->is_queue = 1;
+    d->bytes = bytes;
+    d->end = end;
+    d->next = NULL;
+    d->prev = e->sent_tail;
+    if (e->sent_tail)
+        e->sent_tail->next = d;
+    else
+        e->sent_head = d;
+    e->sent_tail = d;
+}
+
 void route__endpoint_drained(broker *b, endpoint *e)
 {
     if (!e->blocked)
@@ -260,7 +305,11 @@ broker_err sub__deliver(broker *b, sub *s, sbuf *shared, int is_queue, uint64_t 
     delivery *d = NULL;
     const char *head = s->head;
     size_t head_len = s->head_len;
-    if (s->ack_mode != ACK_AUTO) {
+    if (s->ack_mode == ACK_AUTO) {
+        /* A queue message is settled once written: until then it may go back. */
+        if (is_queue && !(d = delivery_new(b)))
+            return BROKER_E_NOMEM;
+    } else {
         if (store__ids_reserve(&ep->tags, 1) != STORE_OK || !(d = delivery_new(b)))
             return BROKER_E_NOMEM;
         d->link.id = ++ep->next_tag;
@@ -270,14 +319,17 @@ broker_err sub__deliver(broker *b, sub *s, sbuf *shared, int is_queue, uint64_t 
             return BROKER_E_NOMEM;
         }
     }
-    if (ep->ops->push(ep, head, head_len, NULL, 0, shared) != 0) {
+    uint64_t end = ep->ops->push(ep, head, head_len, NULL, 0, shared);
+    if (!end) {
         if (d)
             delivery_free(b, d);
         return BROKER_E_NOMEM;
     }
     b->stats.frames_out++;
     b->stats.messages_out++;
-    if (d)
+    if (d && s->ack_mode == ACK_AUTO)
+        sent(ep, d, msg_num, bytes, end);
+    else if (d)
         track(s, d, msg_num, is_queue, bytes);
     return BROKER_OK;
 }

@@ -34,6 +34,7 @@ static void on_written(net_stream *s, int status)
         conn__maybe_close(c);
         return;
     }
+    route__endpoint_written(b, &c->ep, s->written);
     if (c->state == CS_CLOSING) {
         conn__maybe_close(c);
         return;
@@ -52,6 +53,7 @@ static void on_handle_closed(conn *c)
     if (--c->handles_open > 0)
         return;
     broker *b = c->b;
+    route__endpoint_done(b, &c->ep);
     stomp_parser_free(&c->parser);
     free(c->stash);
     if (c->prev)
@@ -95,10 +97,13 @@ static const net_stream_cbs stream_cbs = {
 
 /* ---- what route asks of the conn -------------------------------------------------------- */
 
-static int ep_push(endpoint *e, const char *head, size_t head_len, const char *ack,
-                   size_t ack_len, sbuf *shared)
+static uint64_t ep_push(endpoint *e, const char *head, size_t head_len, const char *ack,
+                        size_t ack_len, sbuf *shared)
 {
-    return net__push_frame(&of_endpoint(e)->io, head, head_len, ack, ack_len, shared);
+    net_stream *s = &of_endpoint(e)->io;
+    if (net__push_frame(s, head, head_len, ack, ack_len, shared) != 0)
+        return 0;
+    return net__queued_end(s);
 }
 
 static size_t ep_queued(const endpoint *e)
@@ -237,14 +242,16 @@ static void on_linger(uv_timer_t *t)
         conn__maybe_close(c);
 }
 
-/* CLOSING from now on: nothing more is read; the deadline bounds the wait for output. */
+/* CLOSING from now on: nothing more is read; the deadline bounds the wait for output (the
+ * stop timeout while the broker stops). */
 static void begin_closing(conn *c)
 {
+    broker *b = c->b;
     c->state = CS_CLOSING;
     c->ep.open = 0;
     conn__stop_reading(c);
     heartbeat__stop(c);
-    conn__deadline(c, on_linger, c->b->o.error_linger_ms);
+    conn__deadline(c, on_linger, b->stopping ? b->o.stop_timeout_ms : b->o.error_linger_ms);
     doom(c);
 }
 
@@ -281,8 +288,11 @@ void conn__fail(conn *c, broker_err code, const stomp_frame *f, const char *msg)
     b->stats.errors_sent++;
     if (code == BROKER_E_LIMIT)
         b->stats.limit_breaches++;
-    broker__log(b, code == BROKER_E_NOMEM ? BROKER_LOG_ERROR : BROKER_LOG_WARN,
-                BROKER_EV_CONN_ERROR, c->id, "%s", msg);
+    /* A stop tells every client: not worth a line each. */
+    broker_log_level lvl = code == BROKER_E_NOMEM  ? BROKER_LOG_ERROR
+                           : code == BROKER_E_STATE ? BROKER_LOG_DEBUG
+                                                    : BROKER_LOG_WARN;
+    broker__log(b, lvl, BROKER_EV_CONN_ERROR, c->id, "%s", msg);
     /* Receipts waiting for a commit will not be sent: the ERROR ends the session. */
     receipt__drop(c);
     send_error(c, f, msg);

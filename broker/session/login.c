@@ -86,6 +86,7 @@ static void refuse(conn *c, const char *login)
     broker__log(b, BROKER_LOG_WARN, BROKER_EV_AUTH_REFUSED, c->id, "login '%s' refused",
                 login ? login : "");
     c->state = CS_CLOSING;
+    c->refusing = 1;
     conn__stop_reading(c);
     heartbeat__stop(c);
     conn__deadline(c, on_refusal_delay, b->o.auth_fail_delay_ms);

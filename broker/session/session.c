@@ -61,8 +61,12 @@ int session__busy(const broker *b)
 
 void session__close_all(broker *b)
 {
-    for (conn *c = b->sess.conns; c; c = c->next)
-        conn__close(c);
+    for (conn *c = b->sess.conns; c; c = c->next) {
+        if (c->refusing)
+            conn__close(c); /* nothing queued for it: its refusal needs no waiting */
+        else
+            conn__fail(c, BROKER_E_STATE, NULL, "the server is shutting down");
+    }
 }
 
 int session__idle(const broker *b)

@@ -69,7 +69,8 @@ struct conn {
     int handles_open;
     int state;
     unsigned doomed : 1, detached : 1, closing_handles : 1, abort : 1, graceful : 1,
-        paused_mem : 1, paused_out : 1, policy_done : 1, policy_only : 1;
+        paused_mem : 1, paused_out : 1, policy_done : 1, policy_only : 1,
+        refusing : 1; /* a refused login waits out its delay (login.c) */
     stomp_parser parser;
     /* Input bytes [roff, rlen) of rbuf. During a read rbuf is the broker's shared read
      * buffer; between reads it is the stash (or NULL): the unconsumed tail, kept only while
@@ -105,7 +106,8 @@ void session__accept(broker *b, uv_stream_t *server, int kind);
 /* The tick: apply login answers, tear down failed conns, resume paused ones. */
 void session__tick(broker *b);
 int session__busy(const broker *b); /* the tick has session work left */
-/* Stop: close every conn. */
+/* Stop: every conn not closing yet gets an ERROR after what is queued for it, and closes
+ * once that is written (within stop_timeout_ms). */
 void session__close_all(broker *b);
 int session__idle(const broker *b); /* no conn and no login record left */
 void session__free(broker *b);
