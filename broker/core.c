@@ -106,9 +106,10 @@ void broker__mem_add(broker *b, size_t n)
 
 void broker__mem_sub(broker *b, size_t n)
 {
-    int was_over = broker__over_memory(b);
     b->stats.memory -= n < b->stats.memory ? n : b->stats.memory;
-    if (was_over && b->npaused && !broker__over_memory(b)) {
+    /* A paused producer may go on once what others hold is under the limit: the tick
+     * looks (each paused conn judges for itself, leaving out what it holds). */
+    if (b->npaused && n && !b->resume_wanted) {
         b->resume_wanted = 1;
         broker__kick(b);
     }
@@ -123,6 +124,12 @@ static size_t store_resident(const broker *b)
 int broker__over_memory(const broker *b)
 {
     return b->stats.memory + store_resident(b) > b->o.max_memory;
+}
+
+int broker__over_memory_without(const broker *b, size_t mine)
+{
+    size_t counted = b->stats.memory > mine ? b->stats.memory - mine : 0;
+    return counted + store_resident(b) > b->o.max_memory;
 }
 
 void broker__handle_closed(broker *b)

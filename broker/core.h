@@ -41,7 +41,8 @@ struct broker {
     broker_stop_cb stop_cb;
     void *stop_arg;
     int handles_open; /* idle + check + listeners */
-    size_t npaused;    /* conns not read because of memory or their own output */
+    size_t npaused;    /* conns not read because of memory or their own output (the session
+                          layer's paused list) */
     int resume_wanted; /* the tick should look at the paused conns again */
     net_state net;
     route_state route;
@@ -58,6 +59,9 @@ void broker__kick(broker *b);
 void broker__mem_add(broker *b, size_t n);
 void broker__mem_sub(broker *b, size_t n);
 int broker__over_memory(const broker *b);
+/* The same, leaving out mine (bytes the asker itself holds): what others hold decides
+ * whether it may go on, so a frame bigger than the limit can still complete. */
+int broker__over_memory_without(const broker *b, size_t mine);
 /* One of the broker's handles (core or listener) closed: the last one during a stop
  * completes it. */
 void broker__handle_closed(broker *b);

@@ -118,6 +118,19 @@ void stomp_parser_free(stomp_parser *p)
     p->frame_ready = 0;
 }
 
+int stomp_parser_busy(const stomp_parser *p, stomp_command *cmd)
+{
+    int busy = p->state != S_IDLE && p->state != S_IDLE_CR && p->state != S_FAILED;
+    if (cmd)
+        *cmd = busy && p->state != S_COMMAND ? p->frame.cmd : STOMP_CMD_UNKNOWN;
+    return busy;
+}
+
+size_t stomp_parser_memory(const stomp_parser *p)
+{
+    return p->buf_cap + p->headers_cap * (sizeof *p->headers + 2 * sizeof *p->hoff);
+}
+
 const stomp_frame *stomp_parser_frame(const stomp_parser *p)
 {
     return p->frame_ready ? &p->frame : NULL;

@@ -207,6 +207,15 @@ const stomp_frame *stomp_parser_frame(const stomp_parser *p);
  * All of these are independent of chunking; only STOMP_E_NOMEM is not. */
 stomp_err stomp_parser_error(const stomp_parser *p, uint64_t *offset);
 
+/* Has a frame begun and not ended (1), or is the parser between frames (0)? When 1,
+ * *cmd (may be NULL) is the frame's command once its command line is complete, else
+ * STOMP_CMD_UNKNOWN. A caller that must bound what a peer makes it hold (a broker over its
+ * memory limit) stops reading a connection whose next frame is a SEND. */
+int stomp_parser_busy(const stomp_parser *p, stomp_command *cmd);
+
+/* Bytes of memory the parser holds now (its frame buffer and header arrays). */
+size_t stomp_parser_memory(const stomp_parser *p);
+
 /* Forget any partial frame and any error; keep limits, version and memory. */
 void stomp_parser_reset(stomp_parser *p);
 

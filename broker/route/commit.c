@@ -110,7 +110,7 @@ static void finished(broker *b, uint64_t epoch, store_err status)
     }
     tell_waiters(b, epoch, status == STORE_OK, why);
     /* Acks the commit made durable may have shrunk the store below the memory limit. */
-    if (b->npaused && !b->store_counted && !broker__over_memory(b)) {
+    if (b->npaused && !b->store_counted) {
         b->resume_wanted = 1;
         broker__kick(b);
     }

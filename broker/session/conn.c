@@ -55,6 +55,7 @@ static void on_handle_closed(conn *c)
     broker *b = c->b;
     route__endpoint_done(b, &c->ep);
     stomp_parser_free(&c->parser);
+    broker__mem_sub(b, c->parser_mem);
     free(c->stash);
     if (c->prev)
         c->prev->next = c->next;
@@ -333,11 +334,7 @@ void conn__detach(conn *c)
     tx__free_all(c);
     if (!c->graceful)
         receipt__drop(c);
-    if (c->paused_mem)
-        b->npaused--;
-    if (c->paused_out)
-        b->npaused--;
-    c->paused_mem = c->paused_out = 0;
+    conn__set_paused(c, 0, 0);
 }
 
 void conn__maybe_close(conn *c)

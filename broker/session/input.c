@@ -2,10 +2,13 @@
  *
  * Every conn reads into the broker's one buffer: the parser copies what it assembles, so a
  * conn keeps input bytes of its own only when it stops between frames (the stash). Those
- * go in front of the next read, which then continues them. A conn stops being read while
- * the broker is over its memory limit (producers only: their SENDs are what fills it),
- * while its own output is over the high-water mark (it is not reading what we write), and
- * while its login is being checked.
+ * go in front of the next read, which then continues them. What the parser holds (a frame
+ * being assembled, a big body half arrived) counts against max_memory. A conn stops being
+ * read while its own output is over the high-water mark (it is not reading what we write),
+ * while its login is being checked, and while the broker is over its memory limit if its
+ * next frame is a SEND: a complete SEND then waits in the parser, not accepted, and a SEND
+ * still arriving waits in the socket, so no SEND is taken in over the limit. Consumers go
+ * on being read: their ACKs are what frees memory.
  */
 #include "core.h"
 
@@ -35,8 +38,10 @@ static int keep_tail(conn *c)
 {
     size_t left = c->rlen - c->roff;
     if (!left || c->state == CS_CLOSING) {
-        /* Between frames: give back what a large frame made the parser hold. */
-        stomp_parser_trim(&c->parser);
+        /* Between frames: give back what a large frame made the parser hold (unless it
+         * holds a SEND waiting for memory). */
+        if (!c->held_send)
+            stomp_parser_trim(&c->parser);
         free(c->stash);
         c->stash = c->rbuf = NULL;
         c->roff = c->rlen = 0;
@@ -64,6 +69,67 @@ static int keep_tail(conn *c)
     return 0;
 }
 
+/* Count what the parser holds now against the broker's memory. */
+static void account_parser(conn *c)
+{
+    size_t now = stomp_parser_memory(&c->parser);
+    if (now > c->parser_mem)
+        broker__mem_add(c->b, now - c->parser_mem);
+    else if (now < c->parser_mem)
+        broker__mem_sub(c->b, c->parser_mem - now);
+    c->parser_mem = now;
+}
+
+void conn__set_paused(conn *c, int mem, int out)
+{
+    broker *b = c->b;
+    int was = c->paused_mem || c->paused_out, now = mem || out;
+    c->paused_mem = mem != 0;
+    c->paused_out = out != 0;
+    if (now && !was) {
+        c->pprev = NULL;
+        c->pnext = b->sess.paused;
+        if (b->sess.paused)
+            b->sess.paused->pprev = c;
+        b->sess.paused = c;
+        b->npaused++;
+    } else if (!now && was) {
+        if (c->pprev)
+            c->pprev->pnext = c->pnext;
+        else
+            b->sess.paused = c->pnext;
+        if (c->pnext)
+            c->pnext->pprev = c->pprev;
+        c->pprev = c->pnext = NULL;
+        b->npaused--;
+    }
+}
+
+static void stop_for_pause(conn *c)
+{
+    if (c->io.reading) {
+        c->b->stats.reads_paused++;
+        conn__stop_reading(c);
+    }
+}
+
+static void pause_for_memory(conn *c)
+{
+    conn__set_paused(c, 1, c->paused_out);
+    stop_for_pause(c);
+}
+
+/* Over the memory limit (what others hold), a connection whose next frame is a SEND (its
+ * command line read) is read no further until memory is available. */
+static void pause_partial_send(conn *c)
+{
+    stomp_command cmd;
+    if (!c->paused_mem && c->state != CS_CLOSING &&
+        broker__over_memory_without(c->b, c->parser_mem) &&
+        stomp_parser_busy(&c->parser, &cmd) && cmd == STOMP_CMD_SEND)
+        pause_for_memory(c);
+}
+
 static void pause_if_needed(conn *c, stomp_command cmd)
 {
     broker *b = c->b;
@@ -72,19 +138,12 @@ static void pause_if_needed(conn *c, stomp_command cmd)
     /* A producer stops being read while the broker is over its memory limit (only after
      * a SEND: consumers must stay readable, their ACKs are what frees memory), and any
      * client while its own output is over the high-water mark (it is not reading). */
-    if (!c->paused_mem && cmd == STOMP_CMD_SEND && broker__over_memory(b)) {
-        c->paused_mem = 1;
-        b->npaused++;
-    }
-    if (!c->paused_out && cmd != STOMP_CMD_ACK && cmd != STOMP_CMD_NACK &&
-        net__queued(&c->io) > b->o.output_high_water) {
-        c->paused_out = 1;
-        b->npaused++;
-    }
-    if ((c->paused_mem || c->paused_out) && c->io.reading) {
-        b->stats.reads_paused++;
-        conn__stop_reading(c);
-    }
+    int mem = c->paused_mem || (cmd == STOMP_CMD_SEND && broker__over_memory(b));
+    int out = c->paused_out || (cmd != STOMP_CMD_ACK && cmd != STOMP_CMD_NACK &&
+                                net__queued(&c->io) > b->o.output_high_water);
+    conn__set_paused(c, mem, out);
+    if (mem || out)
+        stop_for_pause(c);
 }
 
 static broker_err parse_err_code(stomp_err e)
@@ -103,8 +162,28 @@ static broker_err parse_err_code(stomp_err e)
     }
 }
 
+/* A complete frame: dispatched now, or, a SEND while the broker is over its memory limit,
+ * held in the parser (not accepted) until memory is available. 0, or -1 when held. */
+static int take_frame(conn *c, const stomp_frame *f)
+{
+    if (f->cmd == STOMP_CMD_SEND && broker__over_memory_without(c->b, c->parser_mem)) {
+        c->held_send = 1;
+        pause_for_memory(c);
+        return -1;
+    }
+    c->held_send = 0;
+    c->b->stats.frames_in++;
+    stomp_command cmd = f->cmd;
+    dispatch__frame(c, f);
+    pause_if_needed(c, cmd);
+    return 0;
+}
+
 static void process_input(conn *c)
 {
+    if (c->held_send && c->state != CS_CLOSING &&
+        take_frame(c, stomp_parser_frame(&c->parser)) != 0)
+        return;
     while (c->roff < c->rlen && c->state != CS_CLOSING && !c->paused_mem && !c->paused_out &&
            !c->auth) {
         size_t used = 0;
@@ -112,18 +191,17 @@ static void process_input(conn *c)
             stomp_parser_feed(&c->parser, c->rbuf + c->roff, c->rlen - c->roff, &used);
         c->roff += used;
         if (ev == STOMP_EV_FRAME) {
-            const stomp_frame *f = stomp_parser_frame(&c->parser);
-            stomp_command cmd = f->cmd;
-            c->b->stats.frames_in++;
-            dispatch__frame(c, f);
-            pause_if_needed(c, cmd);
+            if (take_frame(c, stomp_parser_frame(&c->parser)) != 0)
+                break;
         } else if (ev == STOMP_EV_ERROR) {
             stomp_err e = stomp_parser_error(&c->parser, NULL);
             conn__fail(c, parse_err_code(e), NULL, stomp_strerror(e));
         } else if (ev == STOMP_EV_NEED_MORE) {
+            pause_partial_send(c);
             break;
         }
     }
+    account_parser(c);
 }
 
 /* Flash asks for its socket policy on the STOMP port before connecting: 1 when the bytes
@@ -174,19 +252,15 @@ void conn__on_read(conn *c, ssize_t nread)
         process_input(c);
     if (keep_tail(c) != 0)
         conn__close(c);
+    account_parser(c);
 }
 
 void conn__resume(conn *c)
 {
     broker *b = c->b;
-    if (c->paused_mem && !broker__over_memory(b)) {
-        c->paused_mem = 0;
-        b->npaused--;
-    }
-    if (c->paused_out && net__queued(&c->io) <= b->o.output_high_water / 2) {
-        c->paused_out = 0;
-        b->npaused--;
-    }
+    int mem = c->paused_mem && broker__over_memory_without(b, c->parser_mem);
+    int out = c->paused_out && net__queued(&c->io) > b->o.output_high_water / 2;
+    conn__set_paused(c, mem, out);
     if (c->paused_mem || c->paused_out || c->state == CS_CLOSING)
         return;
     process_input(c);
@@ -194,6 +268,7 @@ void conn__resume(conn *c)
         conn__close(c);
         return;
     }
+    account_parser(c);
     if (!c->paused_mem && !c->paused_out && c->state != CS_CLOSING && !c->io.reading &&
         !c->auth) {
         if (net__read_start(&c->io) != 0)

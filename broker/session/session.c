@@ -48,9 +48,10 @@ void session__tick(broker *b)
     }
     if (b->resume_wanted && !b->stopping) {
         b->resume_wanted = 0;
-        for (conn *c = b->sess.conns; c; c = c->next)
-            if (c->paused_mem || c->paused_out)
-                conn__resume(c);
+        for (conn *c = b->sess.paused, *n; c; c = n) {
+            n = c->pnext;
+            conn__resume(c);
+        }
     }
 }
 

@@ -62,6 +62,7 @@ struct conn {
     net_stream io; /* the socket below */
     endpoint ep;   /* what route sees (its version is the session's) */
     conn *prev, *next;  /* the broker's list */
+    conn *pprev, *pnext; /* the list of conns not read (paused_mem or paused_out) */
     conn *next_doomed;  /* the broker's teardown list */
     /* deadline: the CONNECT timeout, a login check's timeout or refusal delay, the linger
      * after an ERROR; hb_timer: heart-beats, both ways (heartbeat.c). */
@@ -70,8 +71,10 @@ struct conn {
     int state;
     unsigned doomed : 1, detached : 1, closing_handles : 1, abort : 1, graceful : 1,
         paused_mem : 1, paused_out : 1, policy_done : 1, policy_only : 1,
-        refusing : 1; /* a refused login waits out its delay (login.c) */
+        refusing : 1, /* a refused login waits out its delay (login.c) */
+        held_send : 1; /* a complete SEND waits in the parser for memory (input.c) */
     stomp_parser parser;
+    size_t parser_mem; /* what the parser holds, counted against max_memory */
     /* Input bytes [roff, rlen) of rbuf. During a read rbuf is the broker's shared read
      * buffer; between reads it is the stash (or NULL): the unconsumed tail, kept only while
      * the conn is paused between frames (or a Flash policy request is incomplete). */
@@ -92,6 +95,7 @@ struct conn {
 /* The session layer's part of the broker. */
 typedef struct session_state {
     conn *conns;
+    conn *paused; /* conns not read for memory or their own output: resumed at the tick */
     conn *doomed;
     uint64_t next_conn_id;
     char *rbuf; /* the read buffer every conn reads into (o.read_buffer bytes), lazily */
@@ -122,6 +126,8 @@ void conn__on_alloc(conn *c, uv_buf_t *buf);
 void conn__on_read(conn *c, ssize_t nread);
 /* Process input already read (after a pause or a login answer), then read on. */
 void conn__resume(conn *c);
+/* Set why c is not read (memory, its own output); keeps the paused list and count. */
+void conn__set_paused(conn *c, int mem, int out);
 /* Queue a whole frame encoded for the session's version. */
 broker_err conn__send_frame(conn *c, const stomp_frame *f) BROKER_WUR;
 /* The one place turning a failure into ERROR + close: message text, the offending frame

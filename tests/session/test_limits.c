@@ -292,6 +292,63 @@ static void test_memory_limit_pauses_producer(void **state)
     finish(t, 0);
 }
 
+/* Over max_memory no SEND is taken in: a new connection's SEND waits (its body in the
+ * socket, not in the broker) and gets its RECEIPT only once consumers made room; what
+ * the parser holds counts against the limit. */
+static void test_memory_limit_holds_new_senders(void **state)
+{
+    (void)state;
+    broker_options o;
+    broker_options_init(&o);
+    o.max_memory = 64 * 1024;
+    tb *t = tb_start(&o);
+    tc *p = open12(t);
+    char *body = repeat('m', 1000);
+    for (int i = 0; i < 200; i++)
+        TC_SENDF(p, "SEND\ndestination:/queue/full\n\n%s", body);
+    broker_stats st = { 0 };
+    for (int i = 0; i < 500 && !st.reads_paused; i++) {
+        usleep(10000);
+        tb_stats(t, &st);
+    }
+    assert_true(st.reads_paused >= 1);
+    /* A new producer with a 1 MiB message while the broker is over its limit. */
+    tc *q = open12(t);
+    char *big = repeat('b', 1 << 20);
+    assert_int_equal(tc_sendf(q, "SEND\ndestination:/queue/big\nreceipt:big\n\n%s", big), 0);
+    tframe f;
+    assert_int_equal(tc_read(q, &f, 300), -1); /* no RECEIPT while over the limit */
+    tb_stats(t, &st);
+    /* The limit, plus at most what one read and one frame in the making hold. */
+    if (st.memory > o.max_memory + 4 * o.read_buffer)
+        fail_msg("memory %llu over a limit of %zu", (unsigned long long)st.memory, o.max_memory);
+    /* Consumers make room: the held SEND is taken in, receipted, and delivered. */
+    tc *c = open12(t);
+    TC_SENDF(c, "SUBSCRIBE\nid:1\ndestination:/queue/full\n\n");
+    TC_SENDF(c, "SUBSCRIBE\nid:2\ndestination:/queue/big\n\n");
+    int small = 0, large = 0;
+    for (int i = 0; i < 201; i++) {
+        if (!tc_is(c, "MESSAGE", &f))
+            fail_msg("message %d of 201 missing", i);
+        if (f.body_len == 1000)
+            small++;
+        else if (f.body_len == 1 << 20)
+            large++;
+        tf_free(&f);
+    }
+    assert_int_equal(small, 200);
+    assert_int_equal(large, 1);
+    assert_true(tc_is(q, "RECEIPT", &f));
+    assert_string_equal(tf_header(&f, "receipt-id"), "big");
+    tf_free(&f);
+    tc_close(c);
+    tc_close(q);
+    tc_close(p);
+    free(big);
+    free(body);
+    finish(t, 0);
+}
+
 static void test_high_water_keeps_queue_messages(void **state)
 {
     (void)state;
@@ -340,6 +397,7 @@ int main(void)
         cmocka_unit_test(test_transaction_limits),
         cmocka_unit_test(test_slow_topic_consumer),
         cmocka_unit_test(test_memory_limit_pauses_producer),
+        cmocka_unit_test(test_memory_limit_holds_new_senders),
         cmocka_unit_test(test_high_water_keeps_queue_messages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
