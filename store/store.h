@@ -109,7 +109,7 @@ static inline uint64_t store_hash_name(const char *p, size_t n)
  * STORE_OK or STORE_E_IO (then the batch is lost: pending messages are dropped). */
 typedef void (*store_commit_cb)(void *arg, store_err status);
 
-#define STORE_OPS_VERSION 3u
+#define STORE_OPS_VERSION 4u
 
 typedef struct store_ops {
     unsigned version; /* STORE_OPS_VERSION the backend was written for */
@@ -160,6 +160,12 @@ typedef struct store_ops {
                                 size_t body_len, uint64_t *id) STORE_WUR;
     store_err (*take_hashed)(store *s, const char *queue, size_t queue_len, uint64_t hash,
                              store_msg *out) STORE_WUR;
+
+    /* ---- version 4 ---- */
+    /* Take back a message enqueued in the open batch (pending, its commit not begun), as if
+     * it had never been enqueued: a STOMP transaction whose later SEND fails leaves none of
+     * its messages. STORE_E_NOTFOUND when id is not such a message (nothing changes). */
+    store_err (*cancel)(store *s, uint64_t id) STORE_WUR;
 } store_ops;
 
 /* The memory backend: fast, nothing survives close. Borrowed, static, never NULL. */

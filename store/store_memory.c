@@ -177,6 +177,21 @@ static store_err mem_requeue(store *s, uint64_t id)
     return STORE_OK;
 }
 
+static store_err mem_cancel(store *s, uint64_t id)
+{
+    mrec *r = find_rec(s, id);
+    if (!r || r->state != REC_PENDING)
+        return STORE_E_NOTFOUND;
+    store__list_unlink(&s->pending, &r->on);
+    store__ids_remove(&s->ids, &r->link);
+    mqueue *q = r->q;
+    q->nrecs--;
+    s->bytes -= sizeof *r + r->hlen + r->blen + 1;
+    free(r);
+    drop_queue_if_unused(s, q);
+    return STORE_OK;
+}
+
 static store_err mem_commit(store *s, store_commit_cb cb, void *arg)
 {
     (void)cb;
@@ -224,6 +239,7 @@ static const store_ops memory_ops = {
     .last_error = mem_last_error,
     .enqueue_hashed = mem_enqueue_hashed,
     .take_hashed = mem_take_hashed,
+    .cancel = mem_cancel,
 };
 
 const store_ops *store_memory_backend(void)

@@ -235,6 +235,32 @@ static store_err sq_requeue(store *s, uint64_t id)
     return STORE_OK;
 }
 
+/* A pending record of the open batch leaves it: its ENQ operation goes (the batch's others
+ * keep their order, so runs of inserts and deletes stay runs), and so does the record. */
+static store_err sq_cancel(store *s, uint64_t id)
+{
+    srec *r = find_rec(s, id);
+    batch *b = s->open;
+    if (!r || r->state != REC_PENDING)
+        return STORE_E_NOTFOUND;
+    size_t i = b->nops;
+    while (i > 0 && !(b->ops[i - 1].kind == OP_ENQ && b->ops[i - 1].ptr == r))
+        i--;
+    if (i == 0)
+        return STORE_E_NOTFOUND; /* pending, but in the batch being committed */
+    memmove(&b->ops[i - 1], &b->ops[i], (b->nops - i) * sizeof *b->ops);
+    b->nops--;
+    store__list_unlink(&b->recs, &r->on);
+    b->max_id = b->recs.tail ? store__container_of(b->recs.tail, srec, on)->link.id : 0;
+    store__ids_remove(&s->ids, &r->link);
+    squeue *q = r->q;
+    q->nrecs--;
+    s->bytes -= REC_SIZE(r);
+    free(r);
+    sqlite__queue_drop_unused(s, q); /* room: the ENQ operation just left */
+    return STORE_OK;
+}
+
 static store_err sq_commit(store *s, store_commit_cb cb, void *arg)
 {
     /* Even with nothing new, an earlier batch is not durable until its commit completes. */
@@ -337,6 +363,7 @@ static const store_ops sqlite_ops = {
     .take = sq_take,
     .enqueue_hashed = sq_enqueue_hashed,
     .take_hashed = sq_take_hashed,
+    .cancel = sq_cancel,
     .ack = sq_ack,
     .requeue = sq_requeue,
     .commit = sq_commit,

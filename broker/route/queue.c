@@ -12,7 +12,8 @@
 #include <assert.h>
 
 broker_err queue__enqueue(broker *b, const char *dname, size_t dlen, uint64_t hash,
-                          const char *hdrs, size_t hlen, const char *body, size_t blen)
+                          const char *hdrs, size_t hlen, const char *body, size_t blen,
+                          uint64_t *idp)
 {
     uint64_t id;
     store_err se = b->st->version >= 3
@@ -26,6 +27,8 @@ broker_err queue__enqueue(broker *b, const char *dname, size_t dlen, uint64_t ha
     }
     if (b->store_counted)
         broker__mem_add(b, hlen + blen);
+    if (idp)
+        *idp = id;
     commit__dirty(b);
     dest_t *d = dest__find(b, dname, dlen, hash);
     if (d)

@@ -18,7 +18,24 @@ broker_err route__send(broker *b, bmsg *m, int *stored)
     }
     *stored = 1;
     return queue__enqueue(b, m->dest, m->dest_len, hash, m->hdrs, m->hdrs_len, m->body,
-                          m->body_len);
+                          m->body_len, NULL);
+}
+
+broker_err route__send_queue(broker *b, bmsg *m, uint64_t *id)
+{
+    b->stats.messages_in++;
+    return queue__enqueue(b, m->dest, m->dest_len, store_hash_name(m->dest, m->dest_len),
+                          m->hdrs, m->hdrs_len, m->body, m->body_len, id);
+}
+
+int route__unsend(broker *b, const bmsg *m, uint64_t id)
+{
+    if (b->st->version < 4 || !b->st->cancel || b->st->cancel(b->store, id) != STORE_OK)
+        return -1;
+    b->stats.messages_in--;
+    if (b->store_counted)
+        broker__mem_sub(b, m->hdrs_len + m->body_len);
+    return 0;
 }
 
 broker_err route__send_frame(broker *b, const stomp_frame *f, const char *dname, size_t dlen,
@@ -48,7 +65,7 @@ broker_err route__send_frame(broker *b, const stomp_frame *f, const char *dname,
         return BROKER_E_NOMEM;
     *stored = 1;
     b->stats.messages_in++;
-    return queue__enqueue(b, dname, dlen, hash, r->scratch, hlen, f->body, f->body_len);
+    return queue__enqueue(b, dname, dlen, hash, r->scratch, hlen, f->body, f->body_len, NULL);
 }
 
 void route__tick(broker *b)

@@ -228,14 +228,20 @@ const char *headers__wildcard(const char *name, size_t len, char *buf, size_t ca
 /* Route a message: topic fan-out now, queue into the store. m is borrowed. *stored: 1 for a
  * queue (a receipt must wait for the commit). */
 broker_err route__send(broker *b, bmsg *m, int *stored) BROKER_WUR;
+/* Only for a queue (not a topic): into the open batch, *id its store id. */
+broker_err route__send_queue(broker *b, bmsg *m, uint64_t *id) BROKER_WUR;
+/* Take back a message route__send_queue put in the open batch (a transaction failed
+ * part-way): as if never sent. 0, or -1 when the store cannot (then it stays). */
+int route__unsend(broker *b, const bmsg *m, uint64_t id) BROKER_WUR;
 /* The same for a SEND frame, without building a bmsg for queues. */
 broker_err route__send_frame(broker *b, const stomp_frame *f, const char *dname, size_t dlen,
                              int *stored) BROKER_WUR;
 void topic__fan_out(broker *b, dest_t *d, bmsg *m);
-/* Enqueue to the queue named so, whose store_hash_name() is hash. */
+/* Enqueue to the queue named so, whose store_hash_name() is hash; *id (may be NULL)
+ * receives the store id. */
 broker_err queue__enqueue(broker *b, const char *dname, size_t dlen, uint64_t hash,
-                          const char *hdrs, size_t hlen, const char *body,
-                          size_t blen) BROKER_WUR;
+                          const char *hdrs, size_t hlen, const char *body, size_t blen,
+                          uint64_t *id) BROKER_WUR;
 void queue__dispatch(broker *b, dest_t *d);
 /* The tick: dispatch every scheduled queue. */
 void route__tick(broker *b);

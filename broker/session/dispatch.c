@@ -39,7 +39,7 @@ void dispatch__frame(conn *c, const stomp_frame *f)
         }
     }
     if (rc != BROKER_OK) {
-        if (rc == BROKER_E_NOMEM)
+        if (rc == BROKER_E_NOMEM && !c->errmsg[0])
             conn__set_error(c, "out of memory");
         conn__fail(c, rc, f, c->errmsg[0] ? c->errmsg : broker_strerror(rc));
     }

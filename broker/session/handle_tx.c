@@ -1,9 +1,11 @@
 /* handle_tx.c: BEGIN, COMMIT, ABORT and the transactions they manage.
  *
  * A transaction buffers SENDs (as message copies) and ACK/NACKs (as delivery tags) until
- * COMMIT applies them in order within one loop turn, so the store gets them in one batch
- * (atomic). ABORT and disconnect drop them. Ids are unique among a connection's open
- * transactions; sizes are bounded by max_transactions and max_tx_frames.
+ * COMMIT applies them within one loop turn, so the store gets them in one batch (atomic).
+ * COMMIT first puts every queue SEND in the batch, taking them back if one fails, and only
+ * then fans out topic SENDs and settles ACKs and NACKs: a COMMIT either takes effect
+ * whole or leaves nothing. ABORT and disconnect drop them. Ids are unique among a
+ * connection's open transactions; sizes are bounded by max_transactions and max_tx_frames.
  */
 #include "core.h"
 
@@ -131,6 +133,51 @@ broker_err handle__begin(conn *c, const stomp_frame *f)
     return receipt__send(c, f, 0);
 }
 
+/* Phase one of a COMMIT: every SEND to a queue into the store's open batch. When one
+ * fails, those before it are taken back, so nothing of the transaction remains. */
+static broker_err enqueue_all(conn *c, tx *t)
+{
+    broker *b = c->b;
+    for (txop *op = t->head; op; op = op->next) {
+        if (op->kind != STOMP_CMD_SEND || dest__is_topic(op->m->dest, op->m->dest_len))
+            continue;
+        broker_err rc = route__send_queue(b, op->m, &op->id);
+        if (rc == BROKER_OK)
+            continue;
+        int undone = 1;
+        for (txop *u = t->head; u != op; u = u->next)
+            if (u->kind == STOMP_CMD_SEND && !dest__is_topic(u->m->dest, u->m->dest_len) &&
+                route__unsend(b, u->m, u->id) != 0)
+                undone = 0;
+        conn__set_error(c, "transaction %s failed%s: %s", t->id,
+                        undone ? " and nothing of it was applied" : " part-way",
+                        rc == BROKER_E_NOMEM ? "out of memory" : "the store refused a message");
+        return rc;
+    }
+    return BROKER_OK;
+}
+
+/* Phase two, once nothing can fail any more: topic SENDs fan out, ACKs and NACKs settle,
+ * in the transaction's order. */
+static void apply_rest(conn *c, tx *t, int has_receipt)
+{
+    broker *b = c->b;
+    for (txop *op = t->head; op; op = op->next) {
+        if (op->kind == STOMP_CMD_SEND) {
+            if (dest__is_topic(op->m->dest, op->m->dest_len)) {
+                int stored;
+                broker_err rc = route__send(b, op->m, &stored);
+                (void)rc; /* fan-out fails per subscriber, never the transaction */
+            }
+            continue;
+        }
+        /* Settled meanwhile (e.g. by a cumulative ACK): nothing left to do. */
+        delivery *d = sub__find_tag(&c->ep, op->tag);
+        if (d)
+            sub__settle(b, d, op->kind == STOMP_CMD_NACK, has_receipt);
+    }
+}
+
 broker_err handle__commit(conn *c, const stomp_frame *f)
 {
     broker *b = c->b;
@@ -146,17 +193,9 @@ broker_err handle__commit(conn *c, const stomp_frame *f)
     unlink_tx(c, t);
     int has_receipt = stomp_frame_header(f, "receipt", NULL) != NULL;
     uint64_t w = commit__writes(b);
-    for (txop *op = t->head; op && rc == BROKER_OK; op = op->next) {
-        if (op->kind == STOMP_CMD_SEND) {
-            int stored;
-            rc = route__send(b, op->m, &stored);
-        } else {
-            /* Settled meanwhile (e.g. by a cumulative ACK): nothing left to do. */
-            delivery *d = sub__find_tag(&c->ep, op->tag);
-            if (d)
-                sub__settle(b, d, op->kind == STOMP_CMD_NACK, has_receipt);
-        }
-    }
+    rc = enqueue_all(c, t);
+    if (rc == BROKER_OK)
+        apply_rest(c, t, has_receipt);
     free_tx(c, t);
     if (rc != BROKER_OK)
         return rc;

@@ -48,6 +48,7 @@ typedef struct txop {
     int kind; /* STOMP_CMD_SEND, _ACK, _NACK */
     bmsg *m;
     uint64_t tag;
+    uint64_t id; /* at COMMIT, a queue SEND's store id until the commit is decided */
 } txop;
 
 typedef struct tx {

@@ -472,6 +472,36 @@ static void test_hashed_same_queue(void **state)
     assert_int_not_equal(store_hash_name("a", 1), store_hash_name("a\0", 2));
 }
 
+/* Version 4: a message of the open batch can be taken back, as if never enqueued. */
+static void test_cancel(void **state)
+{
+    ctx *c = *state;
+    assert_true(c->fx->ops->version >= 4);
+    uint64_t a = put(c, "x", "a");
+    uint64_t b = put(c, "x", "b");
+    uint64_t only = put(c, "lone", "z"); /* a queue with nothing else */
+    put(c, "x", "c");
+    assert_int_equal(c->fx->ops->cancel(c->s, b), STORE_OK);
+    assert_int_equal(c->fx->ops->cancel(c->s, b), STORE_E_NOTFOUND);
+    assert_int_equal(c->fx->ops->cancel(c->s, only), STORE_OK);
+    assert_int_equal(c->fx->ops->cancel(c->s, 999999), STORE_E_NOTFOUND);
+    uint64_t d = put(c, "x", "d");
+    assert_true(d > b); /* ids are never reused */
+    commit(c);
+    assert_int_equal(c->fx->ops->cancel(c->s, a), STORE_E_NOTFOUND); /* committed */
+    if (c->fx->persistent) {
+        /* What was taken back never reached the file. */
+        c->fx->ops->close(c->s);
+        open_store(c, 0);
+    }
+    take_body(c, "x", "a", 0);
+    take_body(c, "x", "c", 0);
+    take_body(c, "x", "d", 0);
+    empty(c, "x");
+    empty(c, "lone");
+    assert_int_equal(c->fx->ops->depth(c->s, "lone", 4), 0);
+}
+
 int store_contract_run(const store_fixture *fx)
 {
     current = fx;
@@ -488,6 +518,7 @@ int store_contract_run(const store_fixture *fx)
         cmocka_unit_test_setup_teardown(test_many_queues, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resident, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hashed_same_queue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
         /* Only for backends whose data survives a close: */
         cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_counts_and_ids, setup, teardown),

@@ -150,6 +150,80 @@ static void test_tx_errors(void **state)
     assert_int_equal(tb_stop(t), 0);
 }
 
+/* A store that refuses every message for a queue whose name starts with /queue/fail: the
+ * memory backend otherwise. */
+static store_ops failing;
+
+static int refused(const char *q, size_t len)
+{
+    return len >= 11 && memcmp(q, "/queue/fail", 11) == 0;
+}
+
+static store_err failing_enqueue(store *s, const char *q, size_t len, const char *h, size_t hl,
+                                 const char *body, size_t bl, uint64_t *id)
+{
+    if (refused(q, len))
+        return STORE_E_IO;
+    return store_memory_backend()->enqueue(s, q, len, h, hl, body, bl, id);
+}
+
+static store_err failing_enqueue_hashed(store *s, const char *q, size_t len, uint64_t hash,
+                                        const char *h, size_t hl, const char *body, size_t bl,
+                                        uint64_t *id)
+{
+    if (refused(q, len))
+        return STORE_E_IO;
+    return store_memory_backend()->enqueue_hashed(s, q, len, hash, h, hl, body, bl, id);
+}
+
+/* A COMMIT whose second SEND fails leaves nothing: not the SEND before it, not its ACK;
+ * the client gets an ERROR naming the transaction. */
+static void test_commit_all_or_nothing(void **state)
+{
+    (void)state;
+    failing = *store_memory_backend();
+    failing.enqueue = failing_enqueue;
+    failing.enqueue_hashed = failing_enqueue_hashed;
+    broker_options o;
+    broker_options_init(&o);
+    o.store = &failing;
+    tb *t = tb_start(&o);
+    tc *p = open12(t);
+    TC_SENDF(p, "SEND\ndestination:/queue/acked\nreceipt:s\n\nm");
+    receipt(p, "s");
+    tc *c = open12(t);
+    TC_SENDF(c, "SUBSCRIBE\nid:1\ndestination:/queue/acked\nack:client-individual\n\n");
+    tframe f;
+    assert_true(tc_is(c, "MESSAGE", &f));
+    char ack[32];
+    snprintf(ack, sizeof ack, "%s", tf_header(&f, "ack"));
+    tf_free(&f);
+    TC_SENDF(c, "BEGIN\ntransaction:t1\n\n");
+    TC_SENDF(c, "SEND\ndestination:/queue/ok\ntransaction:t1\n\none");
+    TC_SENDF(c, "ACK\nid:%s\ntransaction:t1\n\n", ack);
+    TC_SENDF(c, "SEND\ndestination:/queue/fail\ntransaction:t1\n\ntwo");
+    TC_SENDF(c, "SEND\ndestination:/queue/ok\ntransaction:t1\n\nthree");
+    TC_SENDF(c, "COMMIT\ntransaction:t1\nreceipt:c\n\n");
+    assert_true(tc_is(c, "ERROR", &f));
+    assert_string_equal(f.body, "transaction t1 failed and nothing of it was applied: the "
+                                "store refused a message");
+    assert_string_equal(tf_header(&f, "receipt-id"), "c");
+    tf_free(&f);
+    tc_close(c);
+    /* Nothing of t1: /queue/ok is empty, the unacked message comes back. */
+    c = open12(t);
+    TC_SENDF(c, "SUBSCRIBE\nid:1\ndestination:/queue/ok\n\n");
+    TC_SENDF(c, "SUBSCRIBE\nid:2\ndestination:/queue/acked\n\n");
+    assert_true(tc_is(c, "MESSAGE", &f));
+    assert_string_equal(tf_header(&f, "subscription"), "2");
+    assert_string_equal(tf_header(&f, "redelivered"), "true");
+    tf_free(&f);
+    assert_int_equal(tc_read(c, &f, 300), -1);
+    tc_close(c);
+    tc_close(p);
+    assert_int_equal(tb_stop(t), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -157,6 +231,7 @@ int main(void)
         cmocka_unit_test(test_abort_and_disconnect_discard),
         cmocka_unit_test(test_ack_nack_in_tx),
         cmocka_unit_test(test_tx_errors),
+        cmocka_unit_test(test_commit_all_or_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
