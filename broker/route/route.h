@@ -223,7 +223,7 @@ const char *headers__nack_refused(const stomp_frame *f, char *buf, size_t cap);
 /* The same for a destination name with a wildcard element ('*' or '>' between '.' or '/'). */
 const char *headers__wildcard(const char *name, size_t len, char *buf, size_t cap);
 
-/* ---- sending and dispatch (topic.c, queue.c) ------------------------------------------ */
+/* ---- sending and dispatch (route.c, topic.c, queue.c) --------------------------------- */
 
 /* Route a message: topic fan-out now, queue into the store. m is borrowed. *stored: 1 for a
  * queue (a receipt must wait for the commit). */

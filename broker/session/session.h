@@ -117,7 +117,7 @@ void session__close_all(broker *b);
 int session__idle(const broker *b); /* no conn and no login record left */
 void session__free(broker *b);
 
-/* ---- connections (conn.c) ---- */
+/* ---- connections (conn.c, input.c) ---- */
 
 /* A conn over transport tp, handles initialised; NULL if out of memory. */
 conn *conn__new(broker *b, const net_transport *tp);
@@ -195,7 +195,7 @@ void login__run(broker *b);
 void login__abandon(conn *c);
 int login__pending(const broker *b);
 
-/* ---- frames (dispatch.c, handle_*.c, tx.c) ---- */
+/* ---- frames (dispatch.c, handle_*.c; transactions in handle_tx.c) ---- */
 
 void dispatch__frame(conn *c, const stomp_frame *f);
 broker_err handle__connect(conn *c, const stomp_frame *f) BROKER_WUR;
