@@ -1,5 +1,5 @@
 /* index.c: the growing, walking and freeing of the hashes of index.h (the hot half is inline
- * there).
+ * there), and the heap.
  *
  * Owns the bucket arrays; destroy also frees the linked objects. Growth doubles (records from
  * 64 buckets, queues from 16) until the wanted count fits one per bucket and rehashes in one
@@ -122,4 +122,66 @@ void store__queues_destroy(store__qhash *h, size_t off)
     free(h->b);
     h->b = NULL;
     h->cap = h->n = 0;
+}
+
+/* ---- the heap ---- */
+
+static int heap_less(const store__heapent *a, const store__heapent *b)
+{
+    return a->key < b->key || (a->key == b->key && a->tie < b->tie);
+}
+
+store_err store__heap_reserve(store__heap *h)
+{
+    if (h->n < h->cap)
+        return STORE_OK;
+    size_t ncap = h->cap ? h->cap * 2 : 8;
+    if (ncap > SIZE_MAX / sizeof *h->e)
+        return STORE_E_NOMEM;
+    store__heapent *ne = realloc(h->e, ncap * sizeof *ne);
+    if (!ne)
+        return STORE_E_NOMEM;
+    h->e = ne;
+    h->cap = ncap;
+    return STORE_OK;
+}
+
+void store__heap_push(store__heap *h, uint64_t key, uint64_t tie, void *p)
+{
+    size_t i = h->n++;
+    store__heapent x = { key, tie, p };
+    while (i > 0) {
+        size_t up = (i - 1) / 2;
+        if (!heap_less(&x, &h->e[up]))
+            break;
+        h->e[i] = h->e[up];
+        i = up;
+    }
+    h->e[i] = x;
+}
+
+void store__heap_pop(store__heap *h)
+{
+    store__heapent x = h->e[--h->n];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= h->n)
+            break;
+        if (c + 1 < h->n && heap_less(&h->e[c + 1], &h->e[c]))
+            c++;
+        if (!heap_less(&h->e[c], &x))
+            break;
+        h->e[i] = h->e[c];
+        i = c;
+    }
+    if (h->n)
+        h->e[i] = x;
+}
+
+void store__heap_free(store__heap *h)
+{
+    free(h->e);
+    h->e = NULL;
+    h->n = h->cap = 0;
 }

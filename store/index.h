@@ -103,6 +103,31 @@ static inline void store__list_prepend(store__dlist *l, store__dlink *e)
     l->head = e;
 }
 
+/* ---- a min-heap by (key, tie): what is due next (delayed messages, timers) ---- */
+
+typedef struct store__heapent {
+    uint64_t key, tie; /* ordered by key, then tie */
+    void *p;
+} store__heapent;
+
+typedef struct store__heap {
+    store__heapent *e;
+    size_t n, cap;
+} store__heap;
+
+/* Room for one more push: STORE_OK or STORE_E_NOMEM (the heap unchanged). */
+store_err store__heap_reserve(store__heap *h) STORE_WUR;
+/* Add (room reserved). */
+void store__heap_push(store__heap *h, uint64_t key, uint64_t tie, void *p);
+/* The least entry, or NULL when empty. Borrowed: valid until the next push or pop. */
+static inline const store__heapent *store__heap_top(const store__heap *h)
+{
+    return h->n ? &h->e[0] : NULL;
+}
+/* Remove the least entry (the heap is not empty). */
+void store__heap_pop(store__heap *h);
+void store__heap_free(store__heap *h);
+
 /* ---- message bytes ---- */
 
 /* Copy a header block and a body into data (hlen + blen + 1 bytes), NUL-terminated. */

@@ -27,7 +27,7 @@ static const char *const writer_sql[W__COUNT] = {
     [W_INS_MSG] = "INSERT OR ROLLBACK INTO msg(id, queue, ord, redeliveries, headers, body)"
                   " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
     [W_DEL_MSG] = "DELETE FROM msg WHERE id = ?1",
-    [W_REQUEUE] = "UPDATE msg SET ord = ?2, redeliveries = ?3 WHERE id = ?1",
+    [W_REQUEUE] = "UPDATE msg SET ord = ?2, redeliveries = ?3, not_before = ?4 WHERE id = ?1",
     /* Each batch writing to a queue writes its row again (see sq_enqueue); REPLACE lets a
      * row of the same name left by a failed batch give way (see sqlite__queue_drop_unused). */
     [W_INS_QUEUE] = "INSERT OR REPLACE INTO queue(id, name, front) VALUES(?1, ?2, ?3)",
@@ -101,7 +101,8 @@ static int apply_op(store *s, const op *o)
         st = s->w[W_REQUEUE];
         if ((rc = sqlite3_bind_int64(st, 1, o->key)) != SQLITE_OK ||
             (rc = sqlite3_bind_int64(st, 2, o->ord)) != SQLITE_OK ||
-            (rc = sqlite3_bind_int64(st, 3, o->redeliveries)) != SQLITE_OK)
+            (rc = sqlite3_bind_int64(st, 3, o->redeliveries)) != SQLITE_OK ||
+            (rc = sqlite3_bind_int64(st, 4, (sqlite3_int64)o->not_before)) != SQLITE_OK)
             break;
         rc = step_done(st);
         break;

@@ -23,7 +23,7 @@
 /* How far (in message ids) a queue's recorded front runs ahead of its takes. */
 #define LOOKAHEAD STORE_SQLITE_LOOKAHEAD
 
-enum { REC_PENDING, REC_READY, REC_TAKEN };
+enum { REC_PENDING, REC_READY, REC_WAITING, REC_TAKEN };
 
 typedef struct squeue squeue;
 
@@ -32,6 +32,7 @@ typedef struct srec {
     store__dlink on;    /* on a batch's pending list or its queue's window */
     squeue *q;
     int64_t ord;
+    uint64_t not_before; /* WAITING: not handed out before this (the caller's clock) */
     uint32_t redeliveries;
     int state;
     size_t hlen, blen;
@@ -41,6 +42,9 @@ typedef struct srec {
 struct squeue {
     store__qlink link; /* in the name index; names name[] */
     store__dlist win;  /* the window: ready records in memory, in queue order */
+    store__heap waiting; /* requeued with a time not yet due (by time, then id): in memory,
+                          * below the frontier, not in the window */
+    size_t nwaiting;
     size_t nwin;
     size_t win_bytes;  /* header block and body bytes of the window */
     uint64_t spilled;  /* ready records in the file only, after the window */
@@ -67,6 +71,7 @@ enum { OP_ENQ, OP_ACK, OP_REQUEUE, OP_QNEW, OP_QDEL, OP_FRONT };
 typedef struct op {
     int kind;
     uint32_t redeliveries; /* REQUEUE */
+    uint64_t not_before;   /* REQUEUE */
     int64_t key; /* message id (ENQ, ACK, REQUEUE), queue id (QNEW, QDEL, FRONT) */
     int64_t ord; /* ord (ENQ, REQUEUE), front (QNEW, FRONT) */
     const void *ptr; /* srec (ENQ), squeue (QNEW; FRONT: read on the loop thread only) */
@@ -195,6 +200,7 @@ static inline void push_op(batch *b, int kind, int64_t key, int64_t ord, uint32_
     o->key = key;
     o->ord = ord;
     o->redeliveries = redeliveries;
+    o->not_before = 0;
     o->ptr = ptr;
 }
 
@@ -232,7 +238,9 @@ int sqlite__write_meta(store *s, const char *key, int64_t v);
 /* Prepare the paging statement (s->page) on the reader. */
 store_err sqlite__page_prepare(store *s) STORE_WUR;
 /* Read up to a window of q's spilled messages into its (empty) window. */
-store_err sqlite__page_in(store *s, squeue *q) STORE_WUR;
+store_err sqlite__page_in(store *s, squeue *q, uint64_t now) STORE_WUR;
+/* Room for one more waiting record of q (its heap's growth counted in s->bytes). */
+store_err sqlite__wait_room(store *s, squeue *q) STORE_WUR;
 /* A record whose commit completed joins its queue's window, or (freed) stays in the file. */
 void sqlite__make_ready(store *s, srec *r);
 

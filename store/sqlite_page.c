@@ -6,7 +6,8 @@
  * restart reads the same order back. Per queue, the ready messages are the window (in
  * memory) followed by `spilled` more in the file only, all above the frontier (front_ord,
  * front_id: the last record brought into memory); every message at or below the frontier is
- * in memory (window or taken) or acked. Pending messages are only in memory; paging never
+ * in memory (window, waiting for its time, or taken) or acked. A row read back whose time
+ * (requeue_at) is still to come waits in the queue's heap, outside the window. Pending messages are only in memory; paging never
  * reads them early because it is bounded by the largest id whose commit has completed
  * (committed_max).
  */
@@ -15,7 +16,7 @@
 store_err sqlite__page_prepare(store *s)
 {
     if (sqlite3_prepare_v3(s->rdb,
-                           "SELECT id, ord, redeliveries, headers, body FROM msg"
+                           "SELECT id, ord, redeliveries, headers, body, not_before FROM msg"
                            " WHERE queue = ?1 AND (ord, id) > (?2, ?3) AND id <= ?4"
                            " ORDER BY ord, id LIMIT ?5",
                            -1, SQLITE_PREPARE_PERSISTENT, &s->page, NULL) != SQLITE_OK)
@@ -45,8 +46,26 @@ void sqlite__make_ready(store *s, srec *r)
     free(r);
 }
 
-/* Read up to a window of q's spilled messages into its window. */
-store_err sqlite__page_in(store *s, squeue *q)
+store_err sqlite__wait_room(store *s, squeue *q)
+{
+    size_t cap = q->waiting.cap;
+    if (store__heap_reserve(&q->waiting) != STORE_OK)
+        return STORE_E_NOMEM;
+    s->bytes += (q->waiting.cap - cap) * sizeof *q->waiting.e;
+    return STORE_OK;
+}
+
+/* r (in memory, not on a list) waits for its time: into q's heap. The caller reserved. */
+static void wait_for(squeue *q, srec *r)
+{
+    r->state = REC_WAITING;
+    store__heap_push(&q->waiting, r->not_before, r->link.id, r);
+    q->nwaiting++;
+}
+
+/* Read up to a window of q's spilled messages into its window; those not due at now (a
+ * time of requeue_at) into its heap of waiting records. */
+store_err sqlite__page_in(store *s, squeue *q, uint64_t now)
 {
     sqlite3_stmt *st = s->page;
     size_t want = STORE_SQLITE_WINDOW;
@@ -64,6 +83,11 @@ store_err sqlite__page_in(store *s, squeue *q)
     store_err err = STORE_OK;
     size_t got = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        uint64_t nb = (uint64_t)sqlite3_column_int64(st, 5);
+        if (nb > now && sqlite__wait_room(s, q) != STORE_OK) {
+            err = STORE_E_NOMEM;
+            break;
+        }
         const void *h = sqlite3_column_blob(st, 3);
         size_t hlen = (size_t)sqlite3_column_bytes(st, 3);
         const void *body = sqlite3_column_blob(st, 4);
@@ -84,15 +108,20 @@ store_err sqlite__page_in(store *s, squeue *q)
         /* Possibly handed out before a crash: counted as a delivery (sqlite_recover.c). */
         if (r->ord <= q->crash_front && r->redeliveries < UINT32_MAX)
             r->redeliveries++;
-        r->state = REC_READY;
+        r->not_before = nb;
         r->hlen = hlen;
         r->blen = blen;
         store__copy_msg(r->data, h, hlen, body, blen);
         store__ids_insert(&s->ids, &r->link);
         s->bytes += REC_SIZE(r);
-        store__list_append(&q->win, &r->on);
-        q->nwin++;
-        q->win_bytes += hlen + blen;
+        if (nb > now) {
+            wait_for(q, r);
+        } else {
+            r->state = REC_READY;
+            store__list_append(&q->win, &r->on);
+            q->nwin++;
+            q->win_bytes += hlen + blen;
+        }
         q->nrecs++;
         q->spilled--;
         q->front_ord = r->ord;

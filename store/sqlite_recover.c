@@ -62,9 +62,11 @@ static int write_rec_count(store *s, const srec *r, uint32_t red)
 {
     sqlite3_stmt *st = s->w[W_REQUEUE];
     int rc;
+    uint64_t nb = r->state == REC_WAITING ? r->not_before : 0;
     if ((rc = sqlite3_bind_int64(st, 1, (sqlite3_int64)r->link.id)) == SQLITE_OK &&
         (rc = sqlite3_bind_int64(st, 2, r->ord)) == SQLITE_OK &&
-        (rc = sqlite3_bind_int64(st, 3, red)) == SQLITE_OK)
+        (rc = sqlite3_bind_int64(st, 3, red)) == SQLITE_OK &&
+        (rc = sqlite3_bind_int64(st, 4, (sqlite3_int64)nb)) == SQLITE_OK)
         rc = step_done(st);
     return rc;
 }
@@ -120,7 +122,7 @@ void sqlite__close_cleanly(store *s)
                 rc = step_done(st);
         } else if (o->kind == OP_REQUEUE) {
             const srec *r = find_rec(s, (uint64_t)o->key);
-            if (r && r->state == REC_READY)
+            if (r && (r->state == REC_READY || r->state == REC_WAITING))
                 rc = write_rec_count(s, r, r->redeliveries);
         }
     }

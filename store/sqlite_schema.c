@@ -40,6 +40,8 @@ static const char *const migrations[] = {
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;",
     /* 1 -> 2: the bound of handed-out messages per queue (see sqlite_recover.c). */
     "ALTER TABLE queue ADD COLUMN front INTEGER NOT NULL DEFAULT 0;",
+    /* 2 -> 3: the time before which a requeued message is not handed out (requeue_at). */
+    "ALTER TABLE msg ADD COLUMN not_before INTEGER NOT NULL DEFAULT 0;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -9,7 +9,9 @@
  * body, redelivery count); the header block is opaque bytes to the store. Each message is
  * in exactly one state:
  *   pending   enqueued, its commit has not completed: invisible to store_ops.take
- *   ready     committed, waiting in its queue (FIFO by id; requeued ones at the head)
+ *   ready     committed, waiting in its queue (FIFO by id; requeued ones at the head); a
+ *             message requeued with a time (requeue_at, version 5) is not handed out by
+ *             take_at before that time, and then goes to the head of its queue
  *   taken     handed out by take, waiting for ack (removed) or requeue (back to ready)
  * All writes (enqueue, ack, requeue) made between two commits form one batch that the
  * commit makes durable atomically: all of it or none. The broker groups the writes of one
@@ -109,7 +111,7 @@ static inline uint64_t store_hash_name(const char *p, size_t n)
  * STORE_OK or STORE_E_IO (then the batch is lost: pending messages are dropped). */
 typedef void (*store_commit_cb)(void *arg, store_err status);
 
-#define STORE_OPS_VERSION 4u
+#define STORE_OPS_VERSION 5u
 
 typedef struct store_ops {
     unsigned version; /* STORE_OPS_VERSION the backend was written for */
@@ -166,6 +168,22 @@ typedef struct store_ops {
      * it had never been enqueued: a STOMP transaction whose later SEND fails leaves none of
      * its messages. STORE_E_NOTFOUND when id is not such a message (nothing changes). */
     store_err (*cancel)(store *s, uint64_t id) STORE_WUR;
+
+    /* ---- version 5: time ---- */
+    /* As requeue, but the message is not handed out by take_at before not_before (a time
+     * on the caller's clock, ms: the one it passes to take_at; persistent stores keep it,
+     * so use a clock that survives restarts, such as the Unix time). When it is due it
+     * goes to the head of its queue, before messages that were waiting; several due
+     * together keep their id order. not_before 0: requeue. */
+    store_err (*requeue_at)(store *s, uint64_t id, uint64_t not_before) STORE_WUR;
+    /* As take_hashed, handing out only messages due at now. (take and take_hashed hand
+     * out a waiting message whatever its time: for callers that never requeue_at.) */
+    store_err (*take_at)(store *s, const char *queue, size_t queue_len, uint64_t hash,
+                         uint64_t now, store_msg *out) STORE_WUR;
+    /* The earliest not_before of queue's messages not due at now; 0 when there is none
+     * (when to take_at again). */
+    uint64_t (*next_due)(store *s, const char *queue, size_t queue_len, uint64_t hash,
+                         uint64_t now);
 } store_ops;
 
 /* The memory backend: fast, nothing survives close. Borrowed, static, never NULL. */

@@ -1,9 +1,11 @@
 /* store_memory.c: the memory backend of store.h.
  *
  * One allocation per message (record header, header block and body inline). Records are
- * found by id, queues by name, through the indexes of index.h. A record is on
- * exactly one list: the store's pending list (enqueued, not committed), its queue's ready
- * list, or none (taken). A queue is freed once it has no record at all. Commit completes
+ * found by id, queues by name, through the indexes of index.h. A record is in exactly one
+ * place: the store's pending list (enqueued, not committed), its queue's ready list, its
+ * queue's heap of waiting records (requeued with a time, by that time, then id), or none
+ * (taken). Waiting records due at a take move to the head of the ready list. A queue is
+ * freed once it has no record at all. Commit completes
  * synchronously (STORE_DONE): nothing here is durable, so a batch is done when it is made.
  * `bytes` is the sum of the allocations it holds (records and queues), for resident().
  */
@@ -13,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { REC_PENDING, REC_READY, REC_TAKEN };
+enum { REC_PENDING, REC_READY, REC_WAITING, REC_TAKEN };
 
 typedef struct mqueue mqueue;
 
@@ -30,7 +32,8 @@ typedef struct mrec {
 struct mqueue {
     store__qlink link;  /* in the name index; names name[] */
     store__dlist ready; /* ready records, in order */
-    size_t depth;      /* records on the ready list */
+    store__heap waiting; /* records requeued with a time, not yet moved to ready */
+    size_t depth;      /* records ready or waiting */
     size_t nrecs;      /* records of any state in this queue */
     char name[]; /* NUL-terminated, link.len bytes before the NUL */
 };
@@ -57,6 +60,8 @@ static void drop_queue_if_unused(store *s, mqueue *q)
 {
     if (q->nrecs)
         return;
+    s->bytes -= q->waiting.cap * sizeof *q->waiting.e;
+    store__heap_free(&q->waiting);
     store__queues_remove(&s->queues, &q->link);
     s->bytes -= sizeof *q + q->link.len + 1;
     free(q);
@@ -77,6 +82,9 @@ static void mem_close(store *s)
 {
     if (!s)
         return;
+    for (store__qlink *l = store__queues_first(&s->queues); l;
+         l = store__queues_next(&s->queues, l))
+        store__heap_free(&store__container_of(l, mqueue, link)->waiting);
     store__ids_destroy(&s->ids, offsetof(mrec, link));
     store__queues_destroy(&s->queues, offsetof(mqueue, link));
     free(s);
@@ -130,11 +138,46 @@ static store_err mem_enqueue(store *s, const char *queue, size_t queue_len, cons
                               headers_len, body, body_len, id);
 }
 
-static store_err mem_take_hashed(store *s, const char *queue, size_t queue_len, uint64_t h,
-                                 store_msg *out)
+/* Waiting records due at now go to the head of the ready list, oldest id first. */
+static void promote_due(mqueue *q, uint64_t now)
+{
+    const store__heapent *top;
+    store__dlist due = { NULL, NULL };
+    while ((top = store__heap_top(&q->waiting)) && top->key <= now) {
+        mrec *r = top->p;
+        store__heap_pop(&q->waiting);
+        r->state = REC_READY;
+        /* Popped by (time, id): insert by id among those due together. */
+        store__dlink *at = due.tail;
+        while (at && store__container_of(at, mrec, on)->link.id > r->link.id)
+            at = at->prev;
+        if (!at) {
+            store__list_prepend(&due, &r->on);
+        } else {
+            r->on.prev = at;
+            r->on.next = at->next;
+            if (at->next)
+                at->next->prev = &r->on;
+            else
+                due.tail = &r->on;
+            at->next = &r->on;
+        }
+    }
+    while (due.tail) {
+        store__dlink *l = due.tail;
+        store__list_unlink(&due, l);
+        store__list_prepend(&q->ready, l);
+    }
+}
+
+static store_err mem_take_at(store *s, const char *queue, size_t queue_len, uint64_t h,
+                             uint64_t now, store_msg *out)
 {
     mqueue *q = find_queue(s, queue, queue_len, h);
-    if (!q || !q->ready.head)
+    if (!q)
+        return STORE_E_EMPTY;
+    promote_due(q, now);
+    if (!q->ready.head)
         return STORE_E_EMPTY;
     mrec *r = store__container_of(q->ready.head, mrec, on);
     store__list_unlink(&q->ready, &r->on);
@@ -143,6 +186,20 @@ static store_err mem_take_hashed(store *s, const char *queue, size_t queue_len, 
     store__fill_msg(out, r->link.id, q->name, q->link.len, r->data, r->hlen, r->blen,
                     r->redeliveries);
     return STORE_OK;
+}
+
+static store_err mem_take_hashed(store *s, const char *queue, size_t queue_len, uint64_t h,
+                                 store_msg *out)
+{
+    return mem_take_at(s, queue, queue_len, h, UINT64_MAX, out);
+}
+
+static uint64_t mem_next_due(store *s, const char *queue, size_t queue_len, uint64_t h,
+                             uint64_t now)
+{
+    mqueue *q = find_queue(s, queue, queue_len, h);
+    const store__heapent *top = q ? store__heap_top(&q->waiting) : NULL;
+    return top && top->key > now ? top->key : 0;
 }
 
 static store_err mem_take(store *s, const char *queue, size_t queue_len, store_msg *out)
@@ -164,17 +221,32 @@ static store_err mem_ack(store *s, uint64_t id)
     return STORE_OK;
 }
 
-static store_err mem_requeue(store *s, uint64_t id)
+static store_err mem_requeue_at(store *s, uint64_t id, uint64_t not_before)
 {
     mrec *r = find_rec(s, id);
     if (!r || r->state != REC_TAKEN)
         return STORE_E_NOTFOUND;
-    r->state = REC_READY;
+    mqueue *q = r->q;
+    if (not_before) {
+        size_t cap = q->waiting.cap;
+        if (store__heap_reserve(&q->waiting) != STORE_OK)
+            return STORE_E_NOMEM;
+        s->bytes += (q->waiting.cap - cap) * sizeof *q->waiting.e;
+        store__heap_push(&q->waiting, not_before, r->link.id, r);
+        r->state = REC_WAITING;
+    } else {
+        store__list_prepend(&q->ready, &r->on);
+        r->state = REC_READY;
+    }
     if (r->redeliveries < UINT32_MAX)
         r->redeliveries++;
-    store__list_prepend(&r->q->ready, &r->on);
-    r->q->depth++;
+    q->depth++;
     return STORE_OK;
+}
+
+static store_err mem_requeue(store *s, uint64_t id)
+{
+    return mem_requeue_at(s, id, 0);
 }
 
 static store_err mem_cancel(store *s, uint64_t id)
@@ -240,6 +312,9 @@ static const store_ops memory_ops = {
     .enqueue_hashed = mem_enqueue_hashed,
     .take_hashed = mem_take_hashed,
     .cancel = mem_cancel,
+    .requeue_at = mem_requeue_at,
+    .take_at = mem_take_at,
+    .next_due = mem_next_due,
 };
 
 const store_ops *store_memory_backend(void)

@@ -37,7 +37,8 @@ store_err sqlite__db_err(store *s, sqlite3 *db, const char *what)
 static void unlink_queue(store *s, squeue *q)
 {
     store__queues_remove(&s->queues, &q->link);
-    s->bytes -= QUEUE_SIZE(q);
+    s->bytes -= QUEUE_SIZE(q) + q->waiting.cap * sizeof *q->waiting.e;
+    store__heap_free(&q->waiting);
     free(q);
 }
 
@@ -80,6 +81,9 @@ static void sq_close(store *s)
     assert(!s->fly);
     sqlite__close_cleanly(s);
     sqlite__close_file(s);
+    for (store__qlink *l = store__queues_first(&s->queues); l;
+         l = store__queues_next(&s->queues, l))
+        store__heap_free(&store__container_of(l, squeue, link)->waiting);
     store__ids_destroy(&s->ids, offsetof(srec, link));
     store__queues_destroy(&s->queues, offsetof(squeue, link));
     free(s->bat[0].ops);
@@ -154,18 +158,73 @@ static store_err sq_enqueue(store *s, const char *queue, size_t queue_len, const
                              headers_len, body, body_len, id);
 }
 
-static store_err sq_take_hashed(store *s, const char *queue, size_t queue_len, uint64_t h,
-                                store_msg *out)
+/* Waiting records of q due at now go to the head of the window, oldest id first; one that
+ * would not be first in (ord, id) order there gets a place in front, written with the
+ * batch so a restart reads the same order back. */
+static store_err promote_due(store *s, squeue *q, uint64_t now)
+{
+    const store__heapent *top;
+    store__dlist due = { NULL, NULL };
+    size_t n = 0;
+    while ((top = store__heap_top(&q->waiting)) && top->key <= now) {
+        srec *r = top->p;
+        store__heap_pop(&q->waiting);
+        store__list_append(&due, &r->on); /* popped by (time, id): in id order per time */
+        n++;
+    }
+    if (!n)
+        return STORE_OK;
+    if (reserve_ops(s->open, n) != 0) {
+        /* They wait on (the heap has room for them): the next take tries again. */
+        for (store__dlink *l = due.head; l; l = l->next) {
+            srec *r = store__container_of(l, srec, on);
+            store__heap_push(&q->waiting, r->not_before, r->link.id, r);
+        }
+        return STORE_E_NOMEM;
+    }
+    q->nwaiting -= n;
+    /* Prepended from the last, so the first popped ends first. */
+    while (due.tail) {
+        srec *r = store__container_of(due.tail, srec, on);
+        store__list_unlink(&due, &r->on);
+        const srec *head = win_head(q);
+        if (head && head->ord <= r->ord && head->ord > INT64_MIN) {
+            r->ord = head->ord - 1;
+            push_op(s->open, OP_REQUEUE, (int64_t)r->link.id, r->ord, r->redeliveries, NULL);
+        }
+        r->state = REC_READY;
+        r->not_before = 0;
+        store__list_prepend(&q->win, &r->on);
+        q->nwin++;
+        q->win_bytes += r->hlen + r->blen;
+    }
+    return STORE_OK;
+}
+
+/* The window has a head to hand out, reading the file as needed: rows waiting for their
+ * time do not fill it, so reading goes on past them. */
+static store_err fill_window(store *s, squeue *q, uint64_t now)
+{
+    store_err err = promote_due(s, q, now);
+    while (err == STORE_OK && !q->win.head && q->spilled) {
+        uint64_t before = q->spilled;
+        err = sqlite__page_in(s, q, now);
+        if (q->spilled == before)
+            break;
+    }
+    /* A partial page is still usable; only an empty window is an error. */
+    return q->win.head ? STORE_OK : err;
+}
+
+static store_err sq_take_at(store *s, const char *queue, size_t queue_len, uint64_t h,
+                            uint64_t now, store_msg *out)
 {
     squeue *q = find_queue(s, queue, queue_len, h);
     if (!q)
         return STORE_E_EMPTY;
-    if (!q->win.head && q->spilled) {
-        store_err err = sqlite__page_in(s, q);
-        /* A partial page is still usable; only an empty window is an error. */
-        if (err != STORE_OK && !q->win.head)
-            return err;
-    }
+    store_err err = fill_window(s, q, now);
+    if (err != STORE_OK)
+        return err;
     srec *r = win_head(q);
     if (!r)
         return STORE_E_EMPTY;
@@ -187,6 +246,25 @@ static store_err sq_take_hashed(store *s, const char *queue, size_t queue_len, u
     store__fill_msg(out, r->link.id, q->name, q->link.len, r->data, r->hlen, r->blen,
                     r->redeliveries);
     return STORE_OK;
+}
+
+static store_err sq_take_hashed(store *s, const char *queue, size_t queue_len, uint64_t h,
+                                store_msg *out)
+{
+    return sq_take_at(s, queue, queue_len, h, UINT64_MAX, out);
+}
+
+static uint64_t sq_next_due(store *s, const char *queue, size_t queue_len, uint64_t h,
+                            uint64_t now)
+{
+    squeue *q = find_queue(s, queue, queue_len, h);
+    if (!q)
+        return 0;
+    /* Rows still only in the file may be waiting too: read until something is due. */
+    if (fill_window(s, q, now) != STORE_OK)
+        return 0;
+    const store__heapent *top = store__heap_top(&q->waiting);
+    return top && top->key > now ? top->key : 0;
 }
 
 static store_err sq_take(store *s, const char *queue, size_t queue_len, store_msg *out)
@@ -212,7 +290,7 @@ static store_err sq_ack(store *s, uint64_t id)
     return STORE_OK;
 }
 
-static store_err sq_requeue(store *s, uint64_t id)
+static store_err sq_requeue_at(store *s, uint64_t id, uint64_t not_before)
 {
     srec *r = find_rec(s, id);
     if (!r || r->state != REC_TAKEN)
@@ -223,16 +301,31 @@ static store_err sq_requeue(store *s, uint64_t id)
         return STORE_E_INVALID; /* no position left in front: unreachable in practice */
     if (reserve_ops(s->open, 1) != 0)
         return STORE_E_NOMEM;
-    r->state = REC_READY;
+    if (not_before && sqlite__wait_room(s, q) != STORE_OK)
+        return STORE_E_NOMEM;
     if (r->redeliveries < UINT32_MAX)
         r->redeliveries++;
     if (head && head->ord <= r->ord)
         r->ord = head->ord - 1;
     push_op(s->open, OP_REQUEUE, (int64_t)r->link.id, r->ord, r->redeliveries, NULL);
+    s->open->ops[s->open->nops - 1].not_before = not_before;
+    r->not_before = not_before;
+    if (not_before) {
+        r->state = REC_WAITING;
+        store__heap_push(&q->waiting, not_before, r->link.id, r);
+        q->nwaiting++;
+        return STORE_OK;
+    }
+    r->state = REC_READY;
     store__list_prepend(&q->win, &r->on);
     q->nwin++;
     q->win_bytes += r->hlen + r->blen;
     return STORE_OK;
+}
+
+static store_err sq_requeue(store *s, uint64_t id)
+{
+    return sq_requeue_at(s, id, 0);
 }
 
 /* A pending record of the open batch leaves it: its ENQ operation goes (the batch's others
@@ -293,7 +386,7 @@ static store_err sq_commit(store *s, store_commit_cb cb, void *arg)
 static size_t sq_depth(store *s, const char *queue, size_t queue_len)
 {
     squeue *q = find_queue(s, queue, queue_len, store_hash_name(queue, queue_len));
-    return q ? q->nwin + (size_t)q->spilled : 0;
+    return q ? q->nwin + q->nwaiting + (size_t)q->spilled : 0;
 }
 
 store_err store_sqlite_open(const store_options *opts, store **out, char *reason,
@@ -364,6 +457,9 @@ static const store_ops sqlite_ops = {
     .enqueue_hashed = sq_enqueue_hashed,
     .take_hashed = sq_take_hashed,
     .cancel = sq_cancel,
+    .requeue_at = sq_requeue_at,
+    .take_at = sq_take_at,
+    .next_due = sq_next_due,
     .ack = sq_ack,
     .requeue = sq_requeue,
     .commit = sq_commit,

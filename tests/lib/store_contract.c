@@ -502,6 +502,89 @@ static void test_cancel(void **state)
     assert_int_equal(c->fx->ops->depth(c->s, "lone", 4), 0);
 }
 
+/* Version 5: take_at at time now, for a queue named q. */
+static store_err take_at_rc(ctx *c, const char *q, uint64_t now, store_msg *m)
+{
+    const store_ops *o = c->fx->ops;
+    uint64_t h = store_hash_name(q, strlen(q));
+    store_err rc = o->take_at(c->s, q, strlen(q), h, now, m);
+    if (rc == STORE_E_AGAIN) {
+        commit(c);
+        rc = o->take_at(c->s, q, strlen(q), h, now, m);
+    }
+    return rc;
+}
+
+static void take_at_body(ctx *c, const char *q, uint64_t now, const char *body, uint32_t redel)
+{
+    store_msg m;
+    assert_int_equal(take_at_rc(c, q, now, &m), STORE_OK);
+    assert_int_equal(m.body_len, strlen(body));
+    assert_memory_equal(m.body, body, m.body_len);
+    assert_int_equal(m.redeliveries, redel);
+}
+
+static uint64_t next_due(ctx *c, const char *q, uint64_t now)
+{
+    return c->fx->ops->next_due(c->s, q, strlen(q), store_hash_name(q, strlen(q)), now);
+}
+
+/* Version 5: a message requeued with a time is not handed out before it, then goes to the
+ * head of its queue; messages due together keep their id order; the time is written. */
+static void test_requeue_at(void **state)
+{
+    ctx *c = *state;
+    const store_ops *o = c->fx->ops;
+    assert_true(o->version >= 5);
+    put(c, "w", "a");
+    put(c, "w", "b");
+    put(c, "w", "c");
+    commit(c);
+    store_msg a = take(c, "w"), b = take(c, "w");
+    assert_int_equal(o->requeue_at(c->s, a.id, 1000), STORE_OK);
+    assert_int_equal(o->requeue_at(c->s, b.id, 500), STORE_OK);
+    assert_int_equal(o->requeue_at(c->s, b.id, 500), STORE_E_NOTFOUND); /* not taken */
+    commit(c);
+    assert_int_equal(next_due(c, "w", 100), 500);
+    take_at_body(c, "w", 100, "c", 0); /* the only one due */
+    store_msg n;
+    assert_int_equal(take_at_rc(c, "w", 100, &n), STORE_E_EMPTY);
+    take_at_body(c, "w", 500, "b", 1);
+    assert_int_equal(next_due(c, "w", 500), 1000);
+    assert_int_equal(next_due(c, "w", 1000), 0);
+    /* Due, it goes before what was waiting: d arrives, then a is due. */
+    put(c, "w", "d");
+    commit(c);
+    take_at_body(c, "w", 2000, "a", 1);
+    take_at_body(c, "w", 2000, "d", 0);
+    /* Two due at the same time come back in id order; time 0 is a plain requeue. */
+    put(c, "v", "e");
+    put(c, "v", "f");
+    put(c, "v", "g");
+    commit(c);
+    store_msg e = take(c, "v"), f = take(c, "v"), g = take(c, "v");
+    assert_int_equal(o->requeue_at(c->s, f.id, 700), STORE_OK);
+    assert_int_equal(o->requeue_at(c->s, e.id, 700), STORE_OK);
+    assert_int_equal(o->requeue_at(c->s, g.id, 0), STORE_OK);
+    commit(c);
+    store_msg m;
+    assert_int_equal(take_at_rc(c, "v", 10, &m), STORE_OK);
+    assert_memory_equal(m.body, "g", 1);
+    assert_int_equal(o->ack(c->s, m.id), STORE_OK);
+    commit(c);
+    assert_int_equal(next_due(c, "v", 10), 700);
+    if (c->fx->persistent) {
+        /* The times survive a restart. */
+        o->close(c->s);
+        open_store(c, 0);
+        assert_int_equal(next_due(c, "v", 10), 700);
+        assert_int_equal(take_at_rc(c, "v", 10, &m), STORE_E_EMPTY);
+    }
+    take_at_body(c, "v", 700, "e", 1);
+    take_at_body(c, "v", 700, "f", 1);
+    assert_int_equal(take_at_rc(c, "v", UINT64_MAX, &m), STORE_E_EMPTY);
+}
+
 int store_contract_run(const store_fixture *fx)
 {
     current = fx;
@@ -519,6 +602,7 @@ int store_contract_run(const store_fixture *fx)
         cmocka_unit_test_setup_teardown(test_resident, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hashed_same_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_requeue_at, setup, teardown),
         /* Only for backends whose data survives a close: */
         cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_counts_and_ids, setup, teardown),

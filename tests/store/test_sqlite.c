@@ -488,13 +488,13 @@ static void test_future_version_refused(void **state)
     f->ops->close(f->s);
     f->s = NULL;
 
-    /* An empty file got the current schema: version 2, WAL mode. */
+    /* An empty file got the current schema: version 3, WAL mode. */
     sqlite3 *db;
     sqlite3_stmt *st;
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 2);
+    assert_int_equal(sqlite3_column_int(st, 0), 3);
     assert_int_equal(sqlite3_finalize(st), SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
@@ -510,7 +510,7 @@ static void test_future_version_refused(void **state)
     assert_non_null(strstr(why, "newer"));
 
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 2", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 3", NULL, NULL, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_close(db), SQLITE_OK);
     f->s = open_store(f, 0);
     take_expect(f, "q", "a", 0);
@@ -962,7 +962,7 @@ static void test_migrate_from_v1(void **state)
     sqlite3_stmt *st;
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 2);
+    assert_int_equal(sqlite3_column_int(st, 0), 3);
     assert_int_equal(sqlite3_finalize(st), SQLITE_OK);
     assert_int_equal(sqlite3_close(db), SQLITE_OK);
     f->s = open_store(f, 0);
