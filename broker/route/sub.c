@@ -72,7 +72,10 @@ void route__endpoint_written(broker *b, endpoint *e, uint64_t written)
     while (e->sent_head && e->sent_head->end <= written) {
         delivery *d = e->sent_head;
         e->sent_head = d->next;
-        if (!e->sent_head)
+        /* route__endpoint_done walks back from the tail: the new head links to nothing. */
+        if (e->sent_head)
+            e->sent_head->prev = NULL;
+        else
             e->sent_tail = NULL;
         if (b->st->ack(b->store, d->msg_num) == STORE_OK)
             commit__dirty(b);
