@@ -1,7 +1,7 @@
 /* test_sub.c: sub.c's bookkeeping of deliveries, driven through the route layer with an
  * endpoint of the test's own (no connection, no socket) on a broker with the memory store:
  * auto-ack deliveries are acknowledged as their bytes are written, and exactly those never
- * written go back to their queue when the endpoint is done.
+ * written go back to their queue when the endpoint is done, to be dispatched again.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -106,10 +106,48 @@ static void test_auto_ack_partly_written(void **state)
     stop_and_free(&loop, b);
 }
 
+/* The message that goes back reaches another subscriber with room at the next tick. It
+ * waited for anything else to happen on its queue (a SEND, an ACK, a new subscriber):
+ * with producers idle, for ever. */
+static void test_returned_message_dispatched(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    broker *b;
+    assert_int_equal(broker_create(&loop, NULL, &b), BROKER_OK);
+    fake f = { 0 }, g = { 0 };
+    route__endpoint_init(&f.ep, &fake_ops);
+    route__endpoint_init(&g.ep, &fake_ops);
+    f.ep.open = g.ep.open = 1;
+    f.ep.version = g.ep.version = STOMP_V12;
+    assert_non_null(sub__subscribe(b, &f.ep, "/queue/w", 8, "s", 1, ACK_AUTO, 100));
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(broker_publish(b, "/queue/w", NULL, 0, "m", 1), BROKER_OK);
+    turns(&loop, 4);
+    assert_int_equal(f.pushed, 2);
+    assert_non_null(sub__subscribe(b, &g.ep, "/queue/w", 8, "s", 1, ACK_AUTO, 100));
+    turns(&loop, 4);
+    assert_int_equal(g.pushed, 0); /* nothing ready: both are f's */
+    route__endpoint_written(b, &f.ep, f.ends[0]);
+    /* As a connection goes: detached at a tick, done once its socket closed, later. */
+    route__endpoint_close(b, &f.ep);
+    turns(&loop, 4);
+    route__endpoint_done(b, &f.ep);
+    turns(&loop, 4);
+    assert_int_equal(g.pushed, 1);
+    assert_int_equal(b->st->depth(b->store, "/queue/w", 8), 0);
+    route__endpoint_written(b, &g.ep, g.ends[0]);
+    route__endpoint_close(b, &g.ep);
+    route__endpoint_done(b, &g.ep);
+    stop_and_free(&loop, b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_auto_ack_partly_written),
+        cmocka_unit_test(test_returned_message_dispatched),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
