@@ -15,6 +15,7 @@ cat >"$expect" <<'EOF'
 # broker_corpus.expect: written by make_broker_corpus.sh; tests/broker/test_fuzz_corpus.c
 # replays every input of tests/fuzz/broker_corpus/ and checks the seeds named here. A line:
 # a seed's file name, then counts its run must end with (those not named are not checked):
+#   store        sqlite or memory
 #   connected    CONNECTED frames; beats: heart-beat EOLs the clients got
 #   sent         messages the broker accepted (SENDs and publishes; a transaction's at COMMIT)
 #   delivered    MESSAGE frames written to the clients; redelivered: those marked so
@@ -28,8 +29,9 @@ EOF
 # Operation kinds.
 CONNECT=0 SUBSCRIBE=1 UNSUBSCRIBE=2 SEND=3 ACK=4 TX=5 DISCONNECT=6 RAW=7 RESET=8 EOF=9 RUN=10
 COMPLETE=11 TIME=12 WAIT=13 BURST=14 PUBLISH=15 INPROC=16
-# Setting byte 0.
+# Setting byte 0 (SQLITE also needs SQLITE4 in byte 4).
 SQLITE=1 AUTORUN=2 SMALLWIN=4 SMALLOUT=8 SMALLMEM=16 SMALLTX=32 SMALLFRAMES=64
+SQLITE4=224
 # CONNECT: accept-version 1.0 / 1.1 / 1.2 / none in common, the STOMP command, logins.
 V10=2 V11=4 V12=6 VBAD=12 STOMPCMD=1 GUEST=64 BAD=128
 # Destinations: /queue/a /queue/b /topic/t /topic/u q /queue/a*b /topic/w.* /queue/é
@@ -76,7 +78,7 @@ op $CONNECT 1 $V12
 op $SEND 1 $((QA | SRCPT)) 5 0
 op $SEND 1 $((QA | SRCPT | LEN)) 20 1
 run 4
-done_ 'sent=2 delivered=2 redelivered=0 receipts=3 errors=2 stored=2 acked=2 ready=0'
+done_ 'store=memory sent=2 delivered=2 redelivered=0 receipts=3 errors=2 stored=2 acked=2 ready=0'
 
 seed queue-client 0 0 0 0 0
 op $CONNECT 0 $V11
@@ -266,7 +268,7 @@ run 2
 done_ 'connected=0 errors=1 limits=1'
 
 # The SQLite store: a queue round trip with receipts after the commit.
-seed sqlite-queue $SQLITE 0 0 0 0
+seed sqlite-queue $SQLITE 0 0 0 $SQLITE4
 op $CONNECT 0 $V12
 op $SUBSCRIBE 0 $((QA | INDIV | RCPT)) 0
 op $SEND 0 $((QA | SRCPT)) 4 0
@@ -276,7 +278,7 @@ op $WAIT 0
 op $ACK 0 0 1
 op $WAIT 0
 run 3
-done_ 'sent=1 delivered=1 receipts=3 stored=1 acked=1 ready=0'
+done_ 'store=sqlite sent=1 delivered=1 receipts=3 stored=1 acked=1 ready=0'
 
 # In-process publish and subscribe next to a connection.
 seed inproc 0 0 0 0 0
