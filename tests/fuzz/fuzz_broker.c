@@ -16,8 +16,9 @@
  *   byte 3  bits 0-5 bytes per read (0: as many as the broker's buffer takes)
  *           bit 6 a write on a reset connection fails at once (else on completion)
  *           bit 7 every 5th store enqueue fails with STORE_E_NOMEM
- *   byte 4  bits 0-1 logins: 1 the synchronous hook, 2 the asynchronous one (answered on a
- *           later loop turn; login "quick" inside the call); "bad" is refused
+ *   byte 4  bits 0-1 logins: 1 the synchronous hook, 2 the asynchronous one (login "quick"
+ *           answered inside the call, the others bits 2-3 loop turns later: 1, 2, 8 or
+ *           only when the input has ended); "bad" is refused
  *           bit 4 the smallest read buffer (512 bytes; else 4 KiB)
  *           bits 5-7 all set, with byte 0 bit 0: the SQLite store (four bits: such inputs
  *           take some twenty times as long, so they stay a minority of the runs)
@@ -49,6 +50,7 @@
  *                    written (a 1) or received (a 2) for a day, then its heart-beat timer
  *   WAIT             wait for the store commit in flight (SQLite)
  *   BURST a b        1 + (a & 31) SENDs to destination b & 7, bodies of (b >> 3) * 37 bytes
+ *                    (29 times that with a & 32: a SQLite queue then spills to its file)
  *   PUBLISH a        broker_publish to destination a & 7, body (a >> 3) * 11 bytes
  *   INPROC a         broker_subscribe to destination (a >> 2) & 7 in slot a & 3, or
  *                    broker_unsubscribe the one there
@@ -647,6 +649,7 @@ struct fb {
     size_t inproc_left; /* not unsubscribed at the stop */
     pending_auth auth[NAUTH];
     size_t nauth;
+    unsigned auth_delay; /* byte 4 bits 2-3 */
     uint64_t bodyseq;
     char dir[256], db[300];
     /* the summary */
@@ -1019,7 +1022,7 @@ static bool fb_events(fb *h)
     }
     size_t keep = 0;
     for (size_t i = 0; i < h->nauth; i++) {
-        if (h->auth[i].turn < h->turn) {
+        if (h->auth[i].turn <= h->turn) {
             broker_auth_done(h->auth[i].req, h->auth[i].accept);
             did = true;
         } else {
@@ -1075,7 +1078,9 @@ static void auth_async(void *ctx, broker_auth *req, const char *login, const cha
         broker_auth_done(req, accept);
         return;
     }
-    h->auth[h->nauth++] = (pending_auth){ req, h->turn, accept };
+    /* Answered that many turns later; the last delay waits for the end of the input. */
+    static const uint64_t delays[4] = { 1, 2, 8, UINT64_MAX / 2 };
+    h->auth[h->nauth++] = (pending_auth){ req, h->turn + delays[h->auth_delay], accept };
 }
 
 static void on_inproc(void *arg, const broker_message *m)
@@ -1528,8 +1533,9 @@ static void fb_op(fb *h, const uint8_t **p, const uint8_t *end)
         a = next_byte(p, end);
         b = next_byte(p, end);
         if ((f = fb_conn(h, slot)) != NULL) {
+            size_t blen = (size_t)(b >> 3) * 37 * (a & 32 ? 29 : 1);
             for (unsigned i = 0; i <= (a & 31u); i++)
-                send_frame(h, f, &o, b & 7, false, 0, true, (size_t)(b >> 3) * 37, 0);
+                send_frame(h, f, &o, b & 7, false, 0, true, blen, 0);
             fc_send(h, f, &o);
         }
         break;
@@ -1588,6 +1594,8 @@ static void fb_check_settled(fb *h)
 
 static void fb_settle(fb *h)
 {
+    for (size_t i = 0; i < h->nauth; i++)
+        h->auth[i].turn = 0; /* the logins still waiting are answered now */
     for (unsigned i = 0;; i++) {
         FB_CHECK(i < 20000, "the broker never settles");
         bool did = fb_turn(h);
@@ -1782,6 +1790,7 @@ static void fb_options(fb *h, const uint8_t *s, broker_options *o)
     else if ((s[4] & 3) == 2)
         o->authenticate_async = auth_async;
     o->auth_ctx = h;
+    h->auth_delay = (s[4] >> 2) & 3u;
     /* Smaller than the default 64 KiB: a fresh broker per input allocates it each time. */
     o->read_buffer = s[4] & 16 ? 512 : 4096;
     h->auto_run = s[0] & 2;

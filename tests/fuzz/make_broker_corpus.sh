@@ -117,6 +117,26 @@ op $ACK 0 0 0
 run 2
 done_ 'sent=1 delivered=2 redelivered=1 receipts=1 stored=1 acked=1 ready=0'
 
+# ACK and NACK inside a transaction take effect at COMMIT; ABORT drops them (the message
+# stays unacknowledged and goes back at the stop).
+seed tx-ack-nack 0 0 0 0 0
+op $CONNECT 0 $V12
+op $SUBSCRIBE 0 $((QA | INDIV)) 0
+op $SEND 0 $QA 3 0
+op $SEND 0 $QA 4 0
+op $SEND 0 $QA 5 0
+run 3
+op $TX 0 0
+op $ACK 0 $((2 << 1 | 1 << 6)) 1
+op $ACK 0 $((1 | 1 << 1 | 1 << 6)) 1
+op $TX 0 $((1 | 16))
+run 3
+op $TX 0 $((1 << 2))
+op $ACK 0 $((0 << 1 | 2 << 6)) 0
+op $TX 0 $((2 | 1 << 2))
+run 3
+done_ 'sent=3 delivered=4 redelivered=1 receipts=3 stored=3 acked=1 ready=2'
+
 # Transactions: a committed one stores both SENDs at once, an aborted one nothing.
 seed tx-commit 0 0 0 0 0
 op $CONNECT 0 $V12
@@ -279,6 +299,35 @@ op $ACK 0 0 1
 op $WAIT 0
 run 3
 done_ 'store=sqlite sent=1 delivered=1 receipts=3 stored=1 acked=1 ready=0'
+
+# A SQLite queue over its in-memory window (1 MiB): 64 bodies of 33 KiB, the rest spilled
+# to the file and paged back in order as the consumer takes them.
+seed sqlite-spill $SQLITE 0 0 0 $SQLITE4
+op $CONNECT 0 $V12
+op $BURST 0 $((32 | 31)) $((QB | 31 << 3))
+op $BURST 0 $((32 | 31)) $((QB | 31 << 3))
+op $WAIT 0
+run 2
+op $SUBSCRIBE 0 $((QB | AUTO)) 0
+run 15
+done_ 'store=sqlite sent=64 delivered=64 stored=64 acked=64 ready=0'
+
+# Refused frames, one connection each: SUBSCRIBE without a destination, an unknown ack
+# mode, UNSUBSCRIBE without an id, NACK in 1.0, a wildcard destination.
+seed refusals 0 0 0 0 0
+op $CONNECT 0 $V12
+raw 0 'SUBSCRIBE\nid:1\n\n\0000'
+op $CONNECT 1 $V12
+raw 1 'SUBSCRIBE\nid:1\ndestination:/queue/a\nack:sometimes\n\n\0000'
+op $CONNECT 2 $V11
+raw 2 'UNSUBSCRIBE\nreceipt:9\n\n\0000'
+op $CONNECT 3 $V10
+op $ACK 3 1 0
+run 3
+op $CONNECT 0 $V12
+op $SUBSCRIBE 0 $WILD 0
+run 3
+done_ 'connected=5 sent=0 receipts=0 errors=5 stored=0'
 
 # In-process publish and subscribe next to a connection.
 seed inproc 0 0 0 0 0
