@@ -50,11 +50,14 @@
  *                    written (a 1) or received (a 2) for a day, then its heart-beat timer
  *   WAIT             wait for the store commit in flight (SQLite)
  *   BURST a b        1 + (a & 31) SENDs to destination b & 7, bodies of (b >> 3) * 37 bytes
- *                    (29 times that with a & 32: a SQLite queue then spills to its file)
+ *                    (29 times that with a & 32 on the SQLite store, whose queues then spill
+ *                    to the file: too slow to be worth it on the memory store)
  *   PUBLISH a        broker_publish to destination a & 7, body (a >> 3) * 11 bytes
  *   INPROC a         broker_subscribe to destination (a >> 2) & 7 in slot a & 3, or
  *                    broker_unsubscribe the one there
  * Structured frames are what reach deep states; RAW gets malformed input to the broker.
+ * An input sends at most FB_MAX_FRAMES structured frames (later ones are skipped) and
+ * FB_BODY_BUDGET body bytes (later bodies are cut short), so no run takes long.
  *
  * The transport: read_start/read_stop only set a flag; bytes go in through the stream's
  * alloc and read callbacks whenever the stream reads (right after each operation and at
@@ -588,6 +591,12 @@ enum {
 #define RID_PREFIX "r\177" /* receipts the harness orders: raw bytes cannot hold 0x7f */
 #define PASSCODE "pw\177"  /* must never be logged */
 #define DAY_MS 86400000ull
+/* What one input may send: structured frames, and body bytes in all. A run stays
+ * bounded (a few tens of milliseconds at worst) whatever the fuzzer repeats, and still
+ * goes well past every default limit but max_body and the 1 MiB window of a SQLite
+ * queue. */
+#define FB_MAX_FRAMES 2000u
+#define FB_BODY_BUDGET ((size_t)3 << 19)
 
 typedef struct seen_msg {
     char id[32], ack[32], subid[32];
@@ -651,6 +660,8 @@ struct fb {
     size_t nauth;
     unsigned auth_delay; /* byte 4 bits 2-3 */
     uint64_t bodyseq;
+    unsigned frames_left; /* of FB_MAX_FRAMES */
+    size_t body_left;     /* of FB_BODY_BUDGET */
     char dir[256], db[300];
     /* the summary */
     uint64_t connected, beats, receipts, messages, redelivered, errors, inproc_msgs;
@@ -1134,6 +1145,20 @@ static fconn *fb_conn(fb *h, unsigned i)
 }
 
 /* The version frames are written in: the negotiated one, else the one asked for. */
+/* The connection in slot i for n structured frames (fewer for a BURST when the input's
+ * FB_MAX_FRAMES run out; NULL when none are left). */
+static fconn *fb_sender(fb *h, unsigned i, unsigned *n)
+{
+    if (*n > h->frames_left)
+        *n = h->frames_left;
+    if (!*n)
+        return NULL;
+    fconn *f = fb_conn(h, i);
+    if (f)
+        h->frames_left -= *n;
+    return f;
+}
+
 static stomp_version fc_version(const fconn *f)
 {
     return f->connected ? f->v : f->want_v;
@@ -1258,15 +1283,26 @@ static void op_unsubscribe(fconn *f, uint8_t a, fb_bytes *o)
     frame_end(o, NULL, 0);
 }
 
-/* A body: any bytes with content-length, none NUL without. */
+/* A body: any bytes with content-length, none NUL without. Bodies of one input share
+ * FB_BODY_BUDGET bytes; once it is spent they are empty. */
 static void make_body(fb *h, fb_bytes *body, size_t len, bool binary)
 {
     uint64_t seq = ++h->bodyseq;
+    if (len > h->body_left)
+        len = h->body_left;
+    h->body_left -= len;
     body->len = 0;
     room(body, len + 1);
-    for (size_t i = 0; i < len; i++)
+    /* One period of the pattern (256 bytes, or 26 letters), then doubled by copies. */
+    size_t period = binary ? 256 : 26, n = len < period ? len : period;
+    for (size_t i = 0; i < n; i++)
         body->p[i] = binary ? (char)((seq * 31 + i * 7) & 0xff)
                             : (char)('a' + (seq + i) % 26);
+    while (n < len) {
+        size_t k = n < len - n ? n : len - n;
+        memcpy(body->p + n, body->p, k);
+        n += k;
+    }
     body->len = len;
 }
 
@@ -1291,7 +1327,7 @@ static void send_frame(fb *h, fconn *f, fb_bytes *o, unsigned dest, bool receipt
         hdr(o, v, "transaction", tx_ids[txi & 3]);
     if (length) {
         char n[24];
-        snprintf(n, sizeof n, "%zu", blen);
+        snprintf(n, sizeof n, "%zu", body.len);
         hdr(o, v, "content-length", n);
     }
     hdr_receipt(o, f, receipt, false);
@@ -1414,6 +1450,7 @@ static void fb_op(fb *h, const uint8_t **p, const uint8_t *end)
     fconn *f = h->fc[slot].live ? &h->fc[slot] : NULL;
     fb_bytes o = { NULL, 0, 0 };
     uint8_t a = 0, b = 0, c = 0;
+    unsigned one = 1, n;
     if (h->trace) {
         static const char *const names[OP__COUNT] = {
             "CONNECT", "SUBSCRIBE", "UNSUBSCRIBE", "SEND", "ACK", "TX", "DISCONNECT", "RAW",
@@ -1424,7 +1461,7 @@ static void fb_op(fb *h, const uint8_t **p, const uint8_t *end)
     switch (kind) {
     case OP_CONNECT:
         a = next_byte(p, end);
-        if ((f = fb_conn(h, slot)) != NULL) {
+        if ((f = fb_sender(h, slot, &one)) != NULL) {
             op_connect(f, a, &o);
             fc_send(h, f, &o);
         }
@@ -1432,14 +1469,14 @@ static void fb_op(fb *h, const uint8_t **p, const uint8_t *end)
     case OP_SUBSCRIBE:
         a = next_byte(p, end);
         b = next_byte(p, end);
-        if ((f = fb_conn(h, slot)) != NULL) {
+        if ((f = fb_sender(h, slot, &one)) != NULL) {
             op_subscribe(f, a, b, &o);
             fc_send(h, f, &o);
         }
         break;
     case OP_UNSUBSCRIBE:
         a = next_byte(p, end);
-        if ((f = fb_conn(h, slot)) != NULL) {
+        if ((f = fb_sender(h, slot, &one)) != NULL) {
             op_unsubscribe(f, a, &o);
             fc_send(h, f, &o);
         }
@@ -1448,7 +1485,7 @@ static void fb_op(fb *h, const uint8_t **p, const uint8_t *end)
         a = next_byte(p, end);
         b = next_byte(p, end);
         c = next_byte(p, end);
-        if ((f = fb_conn(h, slot)) != NULL) {
+        if ((f = fb_sender(h, slot, &one)) != NULL) {
             size_t blen = (size_t)(b & 0x3f) * (b & 0x40 ? 97 : 1) + (b & 0x80 ? 4096 : 0);
             send_frame(h, f, &o, a & 7, a & 8, (a >> 4) & 3, a & 0x40, blen, c);
             fc_send(h, f, &o);
@@ -1457,21 +1494,21 @@ static void fb_op(fb *h, const uint8_t **p, const uint8_t *end)
     case OP_ACK:
         a = next_byte(p, end);
         b = next_byte(p, end);
-        if ((f = fb_conn(h, slot)) != NULL) {
+        if ((f = fb_sender(h, slot, &one)) != NULL) {
             op_ack(f, a, b, &o);
             fc_send(h, f, &o);
         }
         break;
     case OP_TX:
         a = next_byte(p, end);
-        if ((f = fb_conn(h, slot)) != NULL) {
+        if ((f = fb_sender(h, slot, &one)) != NULL) {
             op_tx(f, a, &o);
             fc_send(h, f, &o);
         }
         break;
     case OP_DISCONNECT:
         a = next_byte(p, end);
-        if ((f = fb_conn(h, slot)) != NULL) {
+        if ((f = fb_sender(h, slot, &one)) != NULL) {
             puts_(&o, "DISCONNECT\n");
             hdr_receipt(&o, f, a & 1, true);
             frame_end(&o, NULL, 0);
@@ -1479,17 +1516,17 @@ static void fb_op(fb *h, const uint8_t **p, const uint8_t *end)
         }
         break;
     case OP_RAW: {
-        size_t n = next_byte(p, end);
-        if (n > (size_t)(end - *p))
-            n = (size_t)(end - *p);
+        size_t len = next_byte(p, end);
+        if (len > (size_t)(end - *p))
+            len = (size_t)(end - *p);
         if ((f = fb_conn(h, slot)) != NULL) {
-            put(&o, *p, n);
-            for (size_t i = 0; i < n; i++)
+            put(&o, *p, len);
+            for (size_t i = 0; i < len; i++)
                 if (o.p[i] == '\177')
                     o.p[i] = '\176';
             fc_send(h, f, &o);
         }
-        *p += n;
+        *p += len;
         break;
     }
     case OP_RESET:
@@ -1532,9 +1569,10 @@ static void fb_op(fb *h, const uint8_t **p, const uint8_t *end)
     case OP_BURST:
         a = next_byte(p, end);
         b = next_byte(p, end);
-        if ((f = fb_conn(h, slot)) != NULL) {
-            size_t blen = (size_t)(b >> 3) * 37 * (a & 32 ? 29 : 1);
-            for (unsigned i = 0; i <= (a & 31u); i++)
+        n = 1 + (a & 31u);
+        if ((f = fb_sender(h, slot, &n)) != NULL) {
+            size_t blen = (size_t)(b >> 3) * 37 * (a & 32 && h->sqlite ? 29 : 1);
+            for (unsigned i = 0; i < n; i++)
                 send_frame(h, f, &o, b & 7, false, 0, true, blen, 0);
             fc_send(h, f, &o);
         }
@@ -1817,6 +1855,8 @@ static void fb_run(const uint8_t *data, size_t size, char *summary, size_t cap)
     fb *h = calloc(1, sizeof *h);
     FB_CHECK(h != NULL, "out of memory in the harness");
     h->trace = getenv("FUZZ_BROKER_TRACE") != NULL;
+    h->frames_left = FB_MAX_FRAMES;
+    h->body_left = FB_BODY_BUDGET;
     FB_CHECK(uv_loop_init(&h->loop) == 0, "uv_loop_init failed");
     broker_options o;
     fb_options(h, data, &o);

@@ -300,8 +300,9 @@ op $WAIT 0
 run 3
 done_ 'store=sqlite sent=1 delivered=1 receipts=3 stored=1 acked=1 ready=0'
 
-# A SQLite queue over its in-memory window (1 MiB): 64 bodies of 33 KiB, the rest spilled
-# to the file and paged back in order as the consumer takes them.
+# A SQLite queue over its in-memory window (1 MiB): 64 bodies of up to 33 KiB (the input's
+# 1.5 MiB of bodies runs out before the last ones), what does not fit spilled to the file
+# and paged back in order as the consumer takes them.
 seed sqlite-spill $SQLITE 0 0 0 $SQLITE4
 op $CONNECT 0 $V12
 op $BURST 0 $((32 | 31)) $((QB | 31 << 3))
