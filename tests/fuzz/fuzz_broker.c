@@ -72,14 +72,19 @@
  *
  * Invariants:
  * - no crash, no sanitizer report, no leak: each input ends with broker_stop, the loop run
- *   until its callback, broker_free and uv_loop_close() == 0; broker memory accounting
- *   back at 0, no connection or subscription counted;
+ *   until its callback, broker_free and uv_loop_close() == 0; nothing counted against
+ *   max_memory any more, no connection or subscription counted;
  * - every queue message accounted for exactly once: the store is wrapped (its ops table is
  *   public) and a shadow keeps each message's state, pending -> ready (at commit; a failed
  *   SQLite commit drops its batch) -> taken -> acked, or back to ready on requeue, and each
  *   queue's ready order (FIFO, requeued at the head). A take must return the head with its
  *   body, headers and redelivery count; ack and requeue only a taken message; depth()
  *   matches after every operation; at the end no message is taken or pending;
+ * - durability before acknowledgement: the RECEIPT of a SEND to a queue comes only once
+ *   its message is committed (bodies of 24 bytes or more start with their number, so the
+ *   harness finds it by its body);
+ * - memory accounting: after every operation, what counts against max_memory is exactly
+ *   the connections' queued output, held receipts and open transactions;
  * - a MESSAGE of a queue names a committed message, with its destination and body, and
  *   redelivered:true exactly when a redelivery-count (never above the real one) is given;
  *   an in-process subscriber gets a message while it is taken;
@@ -586,6 +591,7 @@ enum {
     NINPROC = 4,   /* in-process subscriptions */
     NAUTH = 32,    /* asynchronous logins waiting for their answer */
     NDISC = 8,     /* DISCONNECT receipts followed */
+    NSTORED = 16,  /* receipts of SENDs to a queue followed */
 };
 
 #define RID_PREFIX "r\177" /* receipts the harness orders: raw bytes cannot hold 0x7f */
@@ -596,6 +602,7 @@ enum {
  * goes well past every default limit but max_body and the 1 MiB window of a SQLite
  * queue. */
 #define FB_MAX_FRAMES 2000u
+#define FB_UNIQUE_BODY 24u
 #define FB_BODY_BUDGET ((size_t)3 << 19)
 
 typedef struct seen_msg {
@@ -632,6 +639,11 @@ typedef struct fconn {
     uint32_t nframes;
     uint32_t next_rid, last_rid, disc_rid[NDISC];
     size_t ndisc;
+    struct {
+        uint32_t rid;
+        uint64_t body_hash; /* the body is unique: it starts with its number */
+    } stored[NSTORED];
+    size_t nstored;
     seen_msg ring[RING];
     size_t nring, ring_next;
     topic_seen topics[NTOPIC];
@@ -780,6 +792,19 @@ static void on_receipt(fconn *f, const stomp_frame *fr)
     for (size_t i = 0; i < f->ndisc; i++)
         if (f->disc_rid[i] == n)
             f->disc_done = true;
+    /* Durability before acknowledgement: the SEND's message is committed. */
+    for (size_t i = 0; i < f->nstored; i++) {
+        if (f->stored[i].rid != n)
+            continue;
+        const shadow *sh = &f->h->sh;
+        size_t k = 0;
+        while (k < sh->n && sh->m[k].body_hash != f->stored[i].body_hash)
+            k++;
+        FB_CHECK(k < sh->n && (sh->m[k].state == M_READY || sh->m[k].state == M_TAKEN ||
+                               sh->m[k].state == M_ACKED),
+                 "RECEIPT %lu of a SEND whose message is %s", n,
+                 k < sh->n ? mstate[sh->m[k].state] : "not stored");
+    }
 }
 
 static void trace_frame(fconn *f, const char *dir, const stomp_frame *fr)
@@ -1303,6 +1328,12 @@ static void make_body(fb *h, fb_bytes *body, size_t len, bool binary)
         memcpy(body->p + n, body->p, k);
         n += k;
     }
+    /* Long enough: it starts with its number, so no other body is the same. */
+    if (len >= FB_UNIQUE_BODY) {
+        char tag[24];
+        int k = snprintf(tag, sizeof tag, "#%llu#", (ull)seq);
+        memcpy(body->p, tag, (size_t)k);
+    }
     body->len = len;
 }
 
@@ -1331,6 +1362,13 @@ static void send_frame(fb *h, fconn *f, fb_bytes *o, unsigned dest, bool receipt
         hdr(o, v, "content-length", n);
     }
     hdr_receipt(o, f, receipt, false);
+    /* Its RECEIPT may come only once its message is committed. */
+    const char *name = dests[dest & 7];
+    if (receipt && !tx_ids[txi & 3] && !dest__is_topic(name, strlen(name)) &&
+        body.len >= FB_UNIQUE_BODY && f->nstored < NSTORED) {
+        f->stored[f->nstored].rid = f->next_rid - 1;
+        f->stored[f->nstored++].body_hash = fnv(body.p, body.len);
+    }
     frame_end(o, body.p, body.len);
     free(body.p);
 }
@@ -1442,6 +1480,8 @@ static void op_inproc(fb *h, uint8_t a)
     if (rc != BROKER_OK)
         *s = NULL;
 }
+
+static void fb_check_accounting(fb *h);
 
 static void fb_op(fb *h, const uint8_t **p, const uint8_t *end)
 {
@@ -1588,6 +1628,30 @@ static void fb_op(fb *h, const uint8_t **p, const uint8_t *end)
     if (h->auto_run)
         fb_turn(h);
     sh_check_depths(&h->sh, h->b);
+    fb_check_accounting(h);
+}
+
+/* Every byte counted against max_memory is queued output, a held receipt or a transaction
+ * (the stores report their own bytes): the count is exact, never drifting (a drift
+ * below zero would be hidden by the clamp in broker__mem_sub). */
+static void fb_check_accounting(fb *h)
+{
+    broker *b = h->b;
+    uint64_t sum = 0, n = 0;
+    for (conn *c = b->sess.conns; c; c = c->next) {
+        n++;
+        sum += net__queued(&c->io);
+        for (held *x = c->held_head; x; x = x->next)
+            sum += sizeof *x + x->len;
+        for (tx *t = c->txs; t; t = t->next)
+            sum += t->bytes;
+    }
+    FB_CHECK(n == b->stats.connections, "%llu connections counted, %llu in the list",
+             (ull)b->stats.connections, (ull)n);
+    FB_CHECK(b->stats.memory == sum,
+             "%llu bytes counted against max_memory; output, receipts and transactions "
+             "hold %llu",
+             (ull)b->stats.memory, (ull)sum);
 }
 
 /* ---- the end of an input ---- */
@@ -1646,6 +1710,7 @@ static void fb_settle(fb *h)
         break;
     }
     fb_check_settled(h);
+    fb_check_accounting(h);
 }
 
 /* What the broker and the peers are waiting for, on stderr: for a stop that hangs. */

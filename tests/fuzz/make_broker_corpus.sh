@@ -76,7 +76,7 @@ op $CONNECT 0 $V12
 op $SUBSCRIBE 0 $((QA | AUTO | RCPT)) 0
 op $CONNECT 1 $V12
 op $SEND 1 $((QA | SRCPT)) 5 0
-op $SEND 1 $((QA | SRCPT | LEN)) 20 1
+op $SEND 1 $((QA | SRCPT | LEN)) 30 1
 run 4
 done_ 'store=memory sent=2 delivered=2 redelivered=0 receipts=3 errors=2 stored=2 acked=2 ready=0'
 
@@ -291,7 +291,7 @@ done_ 'connected=0 errors=1 limits=1'
 seed sqlite-queue $SQLITE 0 0 0 $SQLITE4
 op $CONNECT 0 $V12
 op $SUBSCRIBE 0 $((QA | INDIV | RCPT)) 0
-op $SEND 0 $((QA | SRCPT)) 4 0
+op $SEND 0 $((QA | SRCPT)) 40 0
 op $WAIT 0
 run 3
 op $WAIT 0
