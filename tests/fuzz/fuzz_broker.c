@@ -55,6 +55,9 @@
  *   PUBLISH a        broker_publish to destination a & 7, body (a >> 3) * 11 bytes
  *   INPROC a         broker_subscribe to destination (a >> 2) & 7 in slot a & 3, or
  *                    broker_unsubscribe the one there
+ *   RESTART          a clean stop (checked as at the end), then a new broker on the same
+ *                    store: the SQLite file keeps what was committed and not acknowledged,
+ *                    and the shadow checks it all again (at most MAX_RESTARTS per input)
  * Structured frames are what reach deep states; RAW gets malformed input to the broker.
  * An input sends at most FB_MAX_FRAMES structured frames (later ones are skipped) and
  * FB_BODY_BUDGET body bytes (later bodies are cut short), so no run takes long.
@@ -592,6 +595,7 @@ enum {
     NAUTH = 32,    /* asynchronous logins waiting for their answer */
     NDISC = 8,     /* DISCONNECT receipts followed */
     NSTORED = 16,  /* receipts of SENDs to a queue followed */
+    MAX_RESTARTS = 2,
 };
 
 #define RID_PREFIX "r\177" /* receipts the harness orders: raw bytes cannot hold 0x7f */
@@ -659,6 +663,8 @@ typedef struct pending_auth {
 struct fb {
     uv_loop_t loop;
     broker *b;
+    broker_options opts;
+    unsigned restarts;
     shadow sh;
     fconn fc[NSLOT];
     unsigned nconns;
@@ -1416,7 +1422,7 @@ static void op_tx(fconn *f, uint8_t a, fb_bytes *o)
 enum {
     OP_CONNECT, OP_SUBSCRIBE, OP_UNSUBSCRIBE, OP_SEND, OP_ACK, OP_TX, OP_DISCONNECT, OP_RAW,
     OP_RESET, OP_EOF, OP_RUN, OP_COMPLETE, OP_TIME, OP_WAIT, OP_BURST, OP_PUBLISH, OP_INPROC,
-    OP__COUNT
+    OP_RESTART, OP__COUNT
 };
 
 static uint8_t next_byte(const uint8_t **p, const uint8_t *end)
@@ -1482,6 +1488,7 @@ static void op_inproc(fb *h, uint8_t a)
 }
 
 static void fb_check_accounting(fb *h);
+static void fb_restart(fb *h);
 
 static void fb_op(fb *h, const uint8_t **p, const uint8_t *end)
 {
@@ -1495,6 +1502,7 @@ static void fb_op(fb *h, const uint8_t **p, const uint8_t *end)
         static const char *const names[OP__COUNT] = {
             "CONNECT", "SUBSCRIBE", "UNSUBSCRIBE", "SEND", "ACK", "TX", "DISCONNECT", "RAW",
             "RESET", "EOF", "RUN", "COMPLETE", "TIME", "WAIT", "BURST", "PUBLISH", "INPROC",
+            "RESTART",
         };
         fprintf(stderr, "turn %llu slot %u: %s\n", (ull)h->turn, slot, names[kind]);
     }
@@ -1623,6 +1631,9 @@ static void fb_op(fb *h, const uint8_t **p, const uint8_t *end)
     case OP_INPROC:
         op_inproc(h, next_byte(p, end));
         break;
+    case OP_RESTART:
+        fb_restart(h);
+        break;
     }
     free(o.p);
     if (h->auto_run)
@@ -1748,6 +1759,8 @@ static void fb_dump(fb *h)
 static void fb_stop(fb *h)
 {
     broker *b = h->b;
+    for (size_t i = 0; i < h->nauth; i++)
+        h->auth[i].turn = 0; /* the logins still waiting are answered now */
     FB_CHECK(broker_stop(b, on_stop, h) == BROKER_OK, "broker_stop failed");
     /* In-process subscriptions left go with the broker (freed by broker_free). */
     for (int i = 0; i < NINPROC; i++)
@@ -1792,9 +1805,9 @@ static void fb_summary(fb *h, char *out, size_t cap)
              h->sh.count[M_READY], (ull)h->inproc_msgs);
 }
 
-static void fb_finish(fb *h, char *summary, size_t cap)
+/* Stop, and check what holds once every connection is gone. */
+static void fb_stop_checked(fb *h)
 {
-    fb_settle(h);
     fb_stop(h);
     broker *b = h->b;
     for (int i = 0; i < NSLOT; i++)
@@ -1813,11 +1826,50 @@ static void fb_finish(fb *h, char *summary, size_t cap)
     FB_CHECK(b->stats.connections == 0 && b->stats.subscriptions == h->inproc_left,
              "%llu connections and %llu subscriptions counted after the stop",
              (ull)b->stats.connections, (ull)b->stats.subscriptions);
+}
+
+static void fb_finish(fb *h, char *summary, size_t cap)
+{
+    fb_settle(h);
+    fb_stop_checked(h);
     if (summary)
         fb_summary(h, summary, cap);
-    broker_free(b);
+    broker_free(h->b);
     h->b = NULL;
     FB_CHECK(uv_loop_close(&h->loop) == 0, "handles left open on the loop");
+}
+
+static void fb_create(fb *h)
+{
+    fb_shadow_now = &h->sh;
+    broker_err rc = broker_create(&h->loop, &h->opts, &h->b);
+    fb_shadow_now = NULL;
+    FB_CHECK(rc == BROKER_OK, "broker_create: %s", broker_strerror(rc));
+}
+
+/* RESTART: a clean stop, then a new broker on the same loop and store. The SQLite file
+ * keeps every message committed and not acknowledged, and the shadow with it: depths,
+ * order, bodies and redelivery counts are checked against it again. A memory store
+ * starts empty, and so does its shadow. */
+static void fb_restart(fb *h)
+{
+    if (h->restarts == MAX_RESTARTS)
+        return;
+    h->restarts++;
+    fb_stop_checked(h);
+    broker_free(h->b);
+    h->b = NULL;
+    h->stopped = false;
+    h->inproc_left = 0;
+    if (!h->sqlite) {
+        shadow keep = h->sh;
+        sh_free(&h->sh);
+        memset(&h->sh, 0, sizeof h->sh);
+        h->sh.inner = keep.inner;
+        h->sh.enq_fault = keep.enq_fault;
+        h->sh.enq_calls = keep.enq_calls;
+    }
+    fb_create(h);
 }
 
 /* ---- SQLite's private directory ---- */
@@ -1923,20 +1975,17 @@ static void fb_run(const uint8_t *data, size_t size, char *summary, size_t cap)
     h->frames_left = FB_MAX_FRAMES;
     h->body_left = FB_BODY_BUDGET;
     FB_CHECK(uv_loop_init(&h->loop) == 0, "uv_loop_init failed");
-    broker_options o;
-    fb_options(h, data, &o);
+    broker_options *o = &h->opts;
+    fb_options(h, data, o);
     h->sh.inner = store_memory_backend();
     if (fb_sqlite(data) && fb_make_dir(h)) {
         h->sqlite = true;
         h->sh.inner = store_sqlite_backend();
-        o.store_path = h->db;
-        o.store_sync_full = 0;
+        o->store_path = h->db;
+        o->store_sync_full = 0;
     }
-    o.store = &wrapped_ops;
-    fb_shadow_now = &h->sh;
-    broker_err rc = broker_create(&h->loop, &o, &h->b);
-    fb_shadow_now = NULL;
-    FB_CHECK(rc == BROKER_OK, "broker_create: %s", broker_strerror(rc));
+    o->store = &wrapped_ops;
+    fb_create(h);
     const uint8_t *p = data + NSET, *end = data + size;
     while (p < end)
         fb_op(h, &p, end);

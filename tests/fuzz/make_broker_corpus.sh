@@ -22,13 +22,16 @@ cat >"$expect" <<'EOF'
 #   receipts     RECEIPT frames; errors: ERROR frames (a stop sends one to each open client)
 #   limits       connections closed for going over a limit; paused: times a connection
 #                stopped being read (memory limit, or its own output over the high-water mark)
-#   stored       queue messages committed to the store; acked, ready: how they ended
+#   stored       queue messages committed to the store; acked, ready: how they ended (a
+#                memory store starts again from nothing at a RESTART)
 #   inproc       deliveries to in-process subscribers
+# After a RESTART, sent, limits and paused are the last broker's; the others count the
+# whole input.
 EOF
 
 # Operation kinds.
 CONNECT=0 SUBSCRIBE=1 UNSUBSCRIBE=2 SEND=3 ACK=4 TX=5 DISCONNECT=6 RAW=7 RESET=8 EOF=9 RUN=10
-COMPLETE=11 TIME=12 WAIT=13 BURST=14 PUBLISH=15 INPROC=16
+COMPLETE=11 TIME=12 WAIT=13 BURST=14 PUBLISH=15 INPROC=16 RESTART=17
 # Setting byte 0 (SQLITE also needs SQLITE4 in byte 4).
 SQLITE=1 AUTORUN=2 SMALLWIN=4 SMALLOUT=8 SMALLMEM=16 SMALLTX=32 SMALLFRAMES=64
 SQLITE4=224
@@ -329,6 +332,42 @@ op $CONNECT 0 $V12
 op $SUBSCRIBE 0 $WILD 0
 run 3
 done_ 'connected=5 sent=0 receipts=0 errors=5 stored=0'
+
+# A restart on SQLite: the acknowledged message is gone, the two delivered and not
+# acknowledged come back marked redelivered, in their order.
+seed sqlite-restart $SQLITE 0 0 0 $SQLITE4
+op $CONNECT 0 $V12
+op $SUBSCRIBE 0 $((QA | INDIV)) 0
+op $SEND 0 $((QA | SRCPT)) 30 0
+op $SEND 0 $QA 31 0
+op $SEND 0 $QA 32 0
+op $WAIT 0
+run 3
+op $WAIT 0
+run 3
+op $ACK 0 $((2 << 1)) 0
+op $WAIT 0
+run 2
+op $RESTART 0
+op $CONNECT 1 $V12
+op $SUBSCRIBE 1 $((QA | AUTO)) 0
+op $WAIT 0
+run 3
+op $WAIT 0
+run 3
+done_ 'store=sqlite delivered=5 redelivered=2 stored=3 acked=3 ready=0'
+
+# A restart on the memory store: nothing survives it.
+seed memory-restart 0 0 0 0 0
+op $CONNECT 0 $V12
+op $SEND 0 $QA 3 0
+op $SEND 0 $QA 3 0
+run 2
+op $RESTART 0
+op $CONNECT 0 $V12
+op $SUBSCRIBE 0 $QA 0
+run 3
+done_ 'store=memory connected=2 delivered=0 stored=0 ready=0'
 
 # In-process publish and subscribe next to a connection.
 seed inproc 0 0 0 0 0
