@@ -71,7 +71,11 @@
  * the next turn, the write in flight first with UV_ECANCELED. Time passes only when an
  * operation says so, or when the final stop has nothing else to wait for: then every
  * connection's deadline fires. Real timers never matter (heart-beat intervals are a minute
- * here; inputs take milliseconds).
+ * here; inputs take milliseconds). TIME makes a day pass for one connection by moving its
+ * last read and write times back, then runs its timers as the loop would.
+ * Connections are made with the session layer's conn__new and conn__start, as an accepted
+ * socket would be, and the checks read the broker's internal state where the public API
+ * says too little (paused connections, subscribers with room, the memory count).
  *
  * Invariants:
  * - no crash, no sanitizer report, no leak: each input ends with broker_stop, the loop run
@@ -586,16 +590,16 @@ static void sh_check_depths(shadow *sh, broker *b)
 /* ---- the harness ------------------------------------------------------------------------ */
 
 enum {
-    NSET = 5,      /* setting bytes */
-    NSLOT = 4,     /* connections at a time */
-    MAX_CONNS = 16, /* connections per input */
-    RING = 8,      /* MESSAGEs a connection remembers for ACK/NACK */
-    NTOPIC = 8,    /* subscriptions whose topic order is followed */
-    NINPROC = 4,   /* in-process subscriptions */
-    NAUTH = 32,    /* asynchronous logins waiting for their answer */
-    NDISC = 8,     /* DISCONNECT receipts followed */
-    NSTORED = 16,  /* receipts of SENDs to a queue followed */
-    MAX_RESTARTS = 2,
+    NSET = 5,         /* setting bytes */
+    NSLOT = 4,        /* connections at a time */
+    MAX_CONNS = 16,   /* connections per input */
+    MAX_RESTARTS = 2, /* RESTARTs per input */
+    RING = 8,         /* MESSAGEs a connection remembers for ACK/NACK */
+    NTOPIC = 8,       /* subscriptions whose topic order is followed */
+    NINPROC = 4,      /* in-process subscriptions */
+    NAUTH = 32,       /* asynchronous logins waiting for their answer */
+    NDISC = 8,        /* DISCONNECT receipts followed */
+    NSTORED = 16,     /* receipts of SENDs to a queue followed */
 };
 
 #define RID_PREFIX "r\177" /* receipts the harness orders: raw bytes cannot hold 0x7f */
@@ -606,8 +610,9 @@ enum {
  * goes well past every default limit but max_body and the 1 MiB window of a SQLite
  * queue. */
 #define FB_MAX_FRAMES 2000u
-#define FB_UNIQUE_BODY 24u
 #define FB_BODY_BUDGET ((size_t)3 << 19)
+/* Bodies this long start with their number: no two are the same. */
+#define FB_UNIQUE_BODY 24u
 
 typedef struct seen_msg {
     char id[32], ack[32], subid[32];
@@ -1175,7 +1180,6 @@ static fconn *fb_conn(fb *h, unsigned i)
     return f;
 }
 
-/* The version frames are written in: the negotiated one, else the one asked for. */
 /* The connection in slot i for n structured frames (fewer for a BURST when the input's
  * FB_MAX_FRAMES run out; NULL when none are left). */
 static fconn *fb_sender(fb *h, unsigned i, unsigned *n)
@@ -1190,6 +1194,7 @@ static fconn *fb_sender(fb *h, unsigned i, unsigned *n)
     return f;
 }
 
+/* The version frames are written in: the negotiated one, else the one asked for. */
 static stomp_version fc_version(const fconn *f)
 {
     return f->connected ? f->v : f->want_v;
