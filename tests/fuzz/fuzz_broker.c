@@ -40,7 +40,9 @@
  *                    receipt (a 4)
  *   DISCONNECT a     receipt (a 0)
  *   RAW n bytes      n bytes as they are (0x7f becomes 0x7e: receipts the harness orders
- *                    carry 0x7f, so raw bytes cannot fake one)
+ *                    carry 0x7f, so raw bytes cannot fake one; but they may begin a frame
+ *                    that the next structured one completes, so after them a receipt only
+ *                    keeps its place in the order)
  *   RESET            the peer resets the connection (UV_ECONNRESET on the next read)
  *   EOF              the peer ends its side (UV_EOF after what it sent)
  *   RUN a            1 + (a & 15) loop turns
@@ -645,6 +647,9 @@ typedef struct fconn {
     stomp_parser op;
     stomp_version v, want_v;
     bool connected, got_error, disc_done, partial;
+    /* RAW bytes went out: a later frame may have become part of one they began, so its
+     * receipt no longer says which frame it answers (only where it stands). */
+    bool raw_sent;
     uint32_t nframes;
     uint32_t next_rid, last_rid, disc_rid[NDISC];
     size_t ndisc;
@@ -1228,7 +1233,7 @@ static void hdr_receipt(fb_bytes *o, fconn *f, bool want, bool disconnect)
         return;
     char v[24];
     snprintf(v, sizeof v, RID_PREFIX "%u", f->next_rid);
-    if (disconnect && f->ndisc < NDISC)
+    if (disconnect && !f->raw_sent && f->ndisc < NDISC)
         f->disc_rid[f->ndisc++] = f->next_rid;
     f->next_rid++;
     hdr(o, STOMP_V10, "receipt", v);
@@ -1376,7 +1381,7 @@ static void send_frame(fb *h, fconn *f, fb_bytes *o, unsigned dest, bool receipt
     /* Its RECEIPT may come only once its message is committed. */
     const char *name = dests[dest & 7];
     if (receipt && !tx_ids[txi & 3] && !dest__is_topic(name, strlen(name)) &&
-        body.len >= FB_UNIQUE_BODY && f->nstored < NSTORED) {
+        body.len >= FB_UNIQUE_BODY && !f->raw_sent && f->nstored < NSTORED) {
         f->stored[f->nstored].rid = f->next_rid - 1;
         f->stored[f->nstored++].body_hash = fnv(body.p, body.len);
     }
@@ -1577,6 +1582,7 @@ static void fb_op(fb *h, const uint8_t **p, const uint8_t *end)
             for (size_t i = 0; i < len; i++)
                 if (o.p[i] == '\177')
                     o.p[i] = '\176';
+            f->raw_sent = f->raw_sent || len > 0;
             fc_send(h, f, &o);
         }
         *p += len;
