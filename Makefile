@@ -4,7 +4,8 @@
 #   make run        build, run stompd in the foreground on 127.0.0.1:61613 (memory store)
 #   make test       build and run every test, print the summary
 #   make SANITIZE=1 test   the same under AddressSanitizer + UndefinedBehaviorSanitizer
-#   make fuzz       libFuzzer on the frame parser for FUZZ_SECONDS (default 60)
+#   make fuzz       libFuzzer on the frame parser for FUZZ_SECONDS (default 60), then on the
+#                   whole broker for FUZZ_BROKER_SECONDS (default: FUZZ_SECONDS)
 #   make bench      benchmarks (never part of the tests)
 #   make bench-compare  the same scenarios against RabbitMQ's STOMP plugin, as ratios
 #   make web        the browser chat page in $(BUILD)/web (stompd --web-root $(BUILD)/web)
@@ -75,7 +76,7 @@ HAVE_MAIN := $(wildcard broker/daemon/main.c)
 STOMPD := $(if $(HAVE_MAIN),$(BUILD)/stompd)
 HAVE_BROKER_H := $(wildcard broker/broker.h)
 
-.PHONY: all build run test check deps fuzz bench bench-compare install clean web
+.PHONY: all build run test check deps fuzz fuzz-build bench bench-compare install clean web
 # Keep test objects between runs (they are intermediate files of the test binaries).
 .SECONDARY:
 .DEFAULT_GOAL := all
@@ -159,17 +160,44 @@ $(BUILD)/web/stomp.umd.min.js: $(STOMPJS_UMD)
 	@mkdir -p $(dir $@)
 	cp $< $@
 
-# libFuzzer needs clang; the fuzz build has its own directory.
+# libFuzzer needs clang; the fuzz build has its own directory. The broker target links
+# the library built again with the fuzzer's coverage (fuzzer-no-link) in $(FUZZ_BUILD)/obj.
 FUZZ_BUILD := build/fuzz
-FUZZ_FLAGS := -std=c11 -g -O1 -D_GNU_SOURCE -Iframes -fsanitize=fuzzer,address,undefined \
-	-fno-sanitize-recover=all
+FUZZ_BROKER_SECONDS ?= $(FUZZ_SECONDS)
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_FLAGS := -std=c11 -g -O1 -D_GNU_SOURCE -Iframes -fsanitize=fuzzer $(FUZZ_SAN)
+FUZZ_LIB_FLAGS := -std=c11 -g -O1 -fsanitize=fuzzer-no-link $(FUZZ_SAN)
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/obj/%.o)
+FUZZ_RUN := -timeout=10 -rss_limit_mb=1024 -print_final_stats=1
+# A SQLite input of the broker target runs some twenty times longer than one on the memory
+# store: inputs are given time in inverse proportion to how long they run.
+FUZZ_BROKER_RUN := -entropic_scale_per_exec_time=1
 fuzz:
 	@sh contrib/deps.sh fuzz
-	@mkdir -p $(FUZZ_BUILD)/new $(FUZZ_BUILD)/crashes
-	clang $(FUZZ_FLAGS) -o $(FUZZ_BUILD)/fuzz_parser tests/fuzz/fuzz_parser.c $(FRAMES_SRC)
-	$(FUZZ_BUILD)/fuzz_parser -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=1024 \
+	@$(MAKE) --no-print-directory fuzz-build
+	@mkdir -p $(FUZZ_BUILD)/new $(FUZZ_BUILD)/broker_new $(FUZZ_BUILD)/crashes
+	$(FUZZ_BUILD)/fuzz_parser -max_total_time=$(FUZZ_SECONDS) $(FUZZ_RUN) \
 		-dict=tests/fuzz/stomp.dict -artifact_prefix=$(FUZZ_BUILD)/crashes/ \
-		-print_final_stats=1 $(FUZZ_BUILD)/new tests/fuzz/corpus
+		$(FUZZ_BUILD)/new tests/fuzz/corpus
+	$(FUZZ_BUILD)/fuzz_broker -max_total_time=$(FUZZ_BROKER_SECONDS) $(FUZZ_RUN) \
+		$(FUZZ_BROKER_RUN) -dict=tests/fuzz/stomp.dict \
+		-artifact_prefix=$(FUZZ_BUILD)/crashes/broker- \
+		$(FUZZ_BUILD)/broker_new tests/fuzz/broker_corpus
+
+fuzz-build: $(FUZZ_BUILD)/fuzz_parser $(FUZZ_BUILD)/fuzz_broker
+
+$(FUZZ_BUILD)/fuzz_parser: tests/fuzz/fuzz_parser.c tests/fuzz/fuzz_settings.h $(FRAMES_SRC) \
+	$(wildcard frames/*.h)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_parser.c $(FRAMES_SRC)
+
+$(FUZZ_BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	clang $(CPPFLAGS) $(FUZZ_LIB_FLAGS) $(PKG_CFLAGS) -MMD -MP -c $< -o $@
+
+$(FUZZ_BUILD)/fuzz_broker: tests/fuzz/fuzz_broker.c $(FUZZ_LIB_OBJ)
+	clang $(CPPFLAGS) $(FUZZ_FLAGS) $(PKG_CFLAGS) -Wall -Wextra -o $@ tests/fuzz/fuzz_broker.c \
+		$(FUZZ_LIB_OBJ) $(LDFLAGS) $(LDLIBS_ALL)
 
 bench: all
 	@sh contrib/bench/run.sh $(BUILD)

@@ -71,7 +71,8 @@ const char *broker_event_name(broker_event ev);
 
 /* One log record: its level, the connection it concerns (conn_id 0: none; ids count from 1
  * per broker), its event and a one-line text without trailing newline (never a passcode or
- * a message body). text is borrowed, valid for the call only. */
+ * a message body; control characters of names a peer sent are written as \xNN). text is
+ * borrowed, valid for the call only. */
 typedef void (*broker_log_fn)(void *ctx, broker_log_level level, uint64_t conn_id,
                               broker_event event, const char *text);
 

@@ -78,12 +78,23 @@ void broker__log(broker *b, broker_log_level lvl, broker_event ev, uint64_t conn
 {
     if (!b->o.log || lvl > b->o.log_level)
         return;
-    char text[512];
+    char text[512], clean[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    b->o.log(b->o.log_ctx, lvl, conn_id, ev, text);
+    /* Texts name what peers sent (destinations, headers, logins), which may hold line
+     * breaks and other control characters: written as \xNN, a record stays one line. */
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)text; *p && n + 5 < sizeof clean;
+         p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            n += (size_t)snprintf(clean + n, sizeof clean - n, "\\x%02x", *p);
+        else
+            clean[n++] = (char)*p;
+    }
+    clean[n] = '\0';
+    b->o.log(b->o.log_ctx, lvl, conn_id, ev, clean);
 }
 
 static void on_idle(uv_idle_t *h)

@@ -159,6 +159,8 @@ struct delivery {
     sub *s;
     uint64_t msg_num;      /* store id (queue) or topic sequence */
     uint64_t end;          /* auto mode: the stream offset just past its MESSAGE */
+    dest_t *q;             /* auto mode: its queue, pinned while on the sent list (the
+                              message goes back there if never written) */
     int is_queue;
     size_t bytes;          /* counted against broker memory (queue messages) */
 };

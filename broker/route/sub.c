@@ -72,33 +72,48 @@ void route__endpoint_written(broker *b, endpoint *e, uint64_t written)
     while (e->sent_head && e->sent_head->end <= written) {
         delivery *d = e->sent_head;
         e->sent_head = d->next;
-        if (!e->sent_head)
+        /* route__endpoint_done walks back from the tail: the new head links to nothing. */
+        if (e->sent_head)
+            e->sent_head->prev = NULL;
+        else
             e->sent_tail = NULL;
         if (b->st->ack(b->store, d->msg_num) == STORE_OK)
             commit__dirty(b);
         broker__mem_sub(b, d->bytes);
+        dest_t *q = d->q;
         delivery_free(b, d);
+        q->pins--;
+        dest__release(b, q);
     }
 }
 
 void route__endpoint_done(broker *b, endpoint *e)
 {
-    /* Newest first: each requeue goes to the head of its queue, so order is kept. */
+    /* Newest first: each requeue goes to the head of its queue, so order is kept. The
+     * queue is dispatched again: its other subscribers may have room now. */
     while (e->sent_tail) {
         delivery *d = e->sent_tail;
         e->sent_tail = d->prev;
         if (b->st->requeue(b->store, d->msg_num) == STORE_OK)
             commit__dirty(b);
         b->stats.redeliveries++;
+        dest_t *q = d->q;
         delivery_free(b, d);
+        dest__schedule(b, q);
+        q->pins--;
+        dest__release(b, q);
     }
     e->sent_head = NULL;
 }
 
-/* An auto-ack queue delivery waits on the endpoint's sent list for its bytes to go out. */
-static void sent(endpoint *e, delivery *d, uint64_t msg_num, size_t bytes, uint64_t end)
+/* An auto-ack queue delivery of q waits on the endpoint's sent list for its bytes to go
+ * out. */
+static void sent(endpoint *e, delivery *d, dest_t *q, uint64_t msg_num, size_t bytes,
+                 uint64_t end)
 {
     d->s = NULL;
+    d->q = q;
+    q->pins++;
     d->msg_num = msg_num;
     d->is_queue = 1;
     d->bytes = bytes;
@@ -328,7 +343,7 @@ broker_err sub__deliver(broker *b, sub *s, sbuf *shared, int is_queue, uint64_t 
     b->stats.frames_out++;
     b->stats.messages_out++;
     if (d && s->ack_mode == ACK_AUTO)
-        sent(ep, d, msg_num, bytes, end);
+        sent(ep, d, s->d, msg_num, bytes, end);
     else if (d)
         track(s, d, msg_num, is_queue, bytes);
     return BROKER_OK;

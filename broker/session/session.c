@@ -46,12 +46,15 @@ void session__tick(broker *b)
         conn__detach(c);
         conn__maybe_close(c);
     }
-    if (b->resume_wanted && !b->stopping) {
+    if (b->resume_wanted) {
+        /* Cleared while stopping too (nothing is resumed then): a wish left standing keeps
+         * the tick busy, and the loop would spin until the last connection is gone. */
         b->resume_wanted = 0;
-        for (conn *c = b->sess.paused, *n; c; c = n) {
-            n = c->pnext;
-            conn__resume(c);
-        }
+        if (!b->stopping)
+            for (conn *c = b->sess.paused, *n; c; c = n) {
+                n = c->pnext;
+                conn__resume(c);
+            }
     }
 }
 

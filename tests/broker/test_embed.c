@@ -84,6 +84,30 @@ static void test_log_records_are_structured(void **state)
     assert_int_equal(tb_stop(t), 0);
 }
 
+/* A record is one line, as broker.h promises, even when it names what a peer sent: a
+ * destination with an escaped line break came into the text as it was, so an embedder
+ * writing records to a file got a forged second line. Control characters are \xNN. */
+static void test_log_text_is_one_line(void **state)
+{
+    (void)state;
+    tb *t = tb_start(NULL);
+    assert_non_null(t);
+    tc *c = tc_open(tb_port(t), "accept-version:1.2\n");
+    assert_non_null(c);
+    TC_SENDF(c, "SEND\ndestination:/queue/a\\n2026-01-01T00:00:00.000Z info\\r\n\nx");
+    tframe f;
+    assert_true(tc_is(c, "ERROR", &f));
+    tf_free(&f);
+    assert_true(tc_closed(c, TL_TIMEOUT_MS));
+    tc_close(c);
+    tb_record r;
+    assert_true(tb_log_find(t, BROKER_EV_CONN_ERROR, &r));
+    assert_null(strchr(r.text, '\n'));
+    assert_null(strchr(r.text, '\r'));
+    assert_non_null(strstr(r.text, "/queue/a\\x0a2026-01-01T00:00:00.000Z info\\x0d"));
+    assert_int_equal(tb_stop(t), 0);
+}
+
 /* ---- in-process, on the test's own loop ---- */
 
 typedef struct got {
@@ -208,6 +232,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_two_brokers_two_threads),
         cmocka_unit_test(test_log_records_are_structured),
+        cmocka_unit_test(test_log_text_is_one_line),
         cmocka_unit_test(test_inproc_pubsub_two_on_one_loop),
         cmocka_unit_test(test_inproc_and_socket_share_queue),
     };

@@ -6,9 +6,11 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -349,6 +351,59 @@ static void test_memory_limit_holds_new_senders(void **state)
     finish(t, 0);
 }
 
+static void *stop_thread(void *arg)
+{
+    return (void *)(intptr_t)tb_stop(arg);
+}
+
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+           ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
+}
+
+/* A stop that frees the memory a paused producer was waiting for must not leave the tick
+ * wanting to resume it: nothing is resumed while stopping, and the loop spun (one core at
+ * 100 %) until the last connection was gone, here while the producer keeps its side open. */
+static void test_stop_with_paused_producer_does_not_spin(void **state)
+{
+    (void)state;
+    broker_options o;
+    broker_options_init(&o);
+    o.max_memory = 8 * 1024;
+    o.stop_timeout_ms = 3000;
+    tb *t = tb_start(&o);
+    tc *p = open12(t);
+    char *body = repeat('s', 1000);
+    TC_SENDF(p, "BEGIN\ntransaction:big\n\n");
+    for (int i = 0; i < 20; i++)
+        TC_SENDF(p, "SEND\ndestination:/queue/spin\ntransaction:big\n\n%s", body);
+    broker_stats st = { 0 };
+    for (int i = 0; i < 500 && !st.reads_paused; i++) {
+        usleep(10000);
+        tb_stats(t, &st);
+    }
+    assert_true(st.reads_paused >= 1);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, stop_thread, t), 0);
+    /* The stop drops the transaction, then waits for the producer to close its side. */
+    tframe f;
+    assert_int_equal(tc_expect(p, "ERROR", &f), 0);
+    tf_free(&f);
+    double cpu = cpu_seconds();
+    usleep(500 * 1000);
+    cpu = cpu_seconds() - cpu;
+    tc_close(p);
+    void *rc;
+    pthread_join(th, &rc);
+    assert_int_equal((intptr_t)rc, 0);
+    free(body);
+    print_message("CPU while the stop waited 0.5 s: %.3f s\n", cpu);
+    assert_true(cpu < 0.2);
+}
+
 static void test_high_water_keeps_queue_messages(void **state)
 {
     (void)state;
@@ -398,6 +453,7 @@ int main(void)
         cmocka_unit_test(test_slow_topic_consumer),
         cmocka_unit_test(test_memory_limit_pauses_producer),
         cmocka_unit_test(test_memory_limit_holds_new_senders),
+        cmocka_unit_test(test_stop_with_paused_producer_does_not_spin),
         cmocka_unit_test(test_high_water_keeps_queue_messages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
