@@ -68,6 +68,18 @@ void sqlite__queue_drop_unused(store *s, squeue *q)
 {
     if (q->nrecs || q->spilled || q->fpins)
         return;
+    /* Only a cancel empties a queue whose row the open batch writes: that write names q,
+     * so it goes too. */
+    if (q->row_seq == s->open_seq) {
+        batch *b = s->open;
+        size_t i = b->nops;
+        while (i > 0 && !(b->ops[i - 1].kind == OP_QNEW && b->ops[i - 1].ptr == q))
+            i--;
+        if (i > 0) {
+            memmove(&b->ops[i - 1], &b->ops[i], (b->nops - i) * sizeof *b->ops);
+            b->nops--;
+        }
+    }
     push_op(s->open, OP_QDEL, q->qid, 0, 0, NULL);
     unlink_queue(s, q);
 }
