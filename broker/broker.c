@@ -101,8 +101,13 @@ broker_err broker_create(uv_loop_t *loop, const broker_options *opts, broker **o
         free(b);
         return BROKER_E_STORE;
     }
+    broker_err rc = route__init(b);
+    if (rc != BROKER_OK) {
+        b->st->close(b->store);
+        free(b);
+        return rc;
+    }
     net__init(b, session__accept);
-    route__init(b);
     uv_idle_init(loop, &b->idle);
     uv_check_init(loop, &b->check);
     b->idle.data = b;

@@ -80,6 +80,33 @@ typedef void (*broker_log_fn)(void *ctx, broker_log_level level, uint64_t conn_i
  * valid until broker_auth_done() was called on it. */
 typedef struct broker_auth broker_auth;
 
+/* What happens to a queue's messages over their life (times in ms). The broker-wide
+ * defaults are broker_options.policy; broker_options.policies adds per-destination ones. */
+typedef struct broker_policy {
+    uint32_t max_deliveries;   /* delivery attempts before a message is dead-lettered (a
+                                  message in a dead-letter queue never is); 0: no limit
+                                  (default 10) */
+    uint32_t redelivery_delay; /* before the first redelivery of a NACKed or orphaned
+                                  message (default 1000) */
+    double redelivery_backoff; /* the delay's multiplier per further attempt, >= 1
+                                  (default 2) */
+    uint32_t redelivery_delay_max; /* cap on that delay (default 60000) */
+    const char *dead_letter;   /* where dead letters go: a queue name, "none" to drop them,
+                                  or NULL: /queue/DLQ.X for a queue /queue/X, DLQ.N for any
+                                  other queue N (default). Borrowed, must outlive the broker */
+} broker_policy;
+
+/* A policy for the destinations whose names match pattern: elements are separated by '.'
+ * or '/', '*' matches one element, '>' (last) matches one or more; any other pattern
+ * matches the one name. The most specific match wins: an exact name, then the pattern
+ * with the most literal elements, then the one with '*' rather than '>', then the first.
+ * A rule's policy is used whole: copy broker_options.policy into it first to keep the
+ * defaults for the keys it does not change. */
+typedef struct broker_policy_rule {
+    const char *pattern; /* borrowed, must outlive the broker */
+    broker_policy policy;
+} broker_policy_rule;
+
 typedef struct broker_options {
     const char *server_name;   /* CONNECTED server header (default "stompd/<version>");
                                   borrowed, must outlive the broker */
@@ -133,6 +160,11 @@ typedef struct broker_options {
     broker_log_fn log;         /* NULL: no logging */
     void *log_ctx;
     broker_log_level log_level; /* lines above this level are skipped (default INFO) */
+    broker_policy policy;      /* every queue's, unless a rule below matches (defaults as
+                                  documented in broker_policy) */
+    const broker_policy_rule *policies; /* per-destination policies (the array is copied at
+                                  create; its strings are borrowed) */
+    size_t npolicies;
     const store_ops *store;    /* NULL: the memory backend */
     const char *store_path;    /* passed to the store */
     int store_sync_full;       /* persistent stores: 1 = survive power loss (default),

@@ -30,6 +30,10 @@ void broker_options_init(broker_options *o)
     o->heartbeat_grace_pct = 200;
     o->error_linger_ms = 2000;
     o->stop_timeout_ms = 5000;
+    o->policy.max_deliveries = 10;
+    o->policy.redelivery_delay = 1000;
+    o->policy.redelivery_backoff = 2.0;
+    o->policy.redelivery_delay_max = 60000;
     o->log_level = BROKER_LOG_INFO;
     o->store_sync_full = 1;
     o->ws_path = "/ws";

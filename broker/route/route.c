@@ -4,6 +4,7 @@
 #include "core.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 broker_err route__send(broker *b, bmsg *m, int *stored)
 {
@@ -93,13 +94,32 @@ void route__free(broker *b)
     free(r->scratch);
     free(r->encbuf);
     free(r->head);
+    free(r->rules);
+    r->rules = NULL;
+    r->nrules = 0;
     r->head = NULL;
     r->inflight = NULL;
     r->scratch = NULL;
     r->encbuf = NULL;
 }
 
-void route__init(broker *b)
+broker_err route__init(broker *b)
 {
     b->route.epoch = 1;
+    if (!b->o.npolicies)
+        return BROKER_OK;
+    if (!b->o.policies || b->o.npolicies > SIZE_MAX / sizeof *b->route.rules)
+        return BROKER_E_INVALID;
+    b->route.rules = malloc(b->o.npolicies * sizeof *b->route.rules);
+    if (!b->route.rules)
+        return BROKER_E_NOMEM;
+    for (size_t i = 0; i < b->o.npolicies; i++)
+        if (!b->o.policies[i].pattern) {
+            free(b->route.rules);
+            b->route.rules = NULL;
+            return BROKER_E_INVALID;
+        }
+    memcpy(b->route.rules, b->o.policies, b->o.npolicies * sizeof *b->route.rules);
+    b->route.nrules = b->o.npolicies;
+    return BROKER_OK;
 }

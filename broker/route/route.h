@@ -210,6 +210,18 @@ delivery *sub__find_msgid(const endpoint *ep, const char *msgid, const char *sub
 void sub__free(sub *s);
 void sub__free_cache(broker *b); /* the recycled deliveries, at broker_free */
 
+/* ---- policies (policy.c) ------------------------------------------------------------- */
+
+/* The policy of the destination named so: the most specific matching rule's, or the
+ * broker-wide one. Borrowed, valid for the broker's life. */
+const broker_policy *policy__for(const broker *b, const char *name, size_t len);
+/* The name of the dead-letter queue for name under p, written to out (cap bytes, not
+ * terminated): its length, or 0 when dead letters are dropped (or the name does not fit). */
+size_t policy__dead_letter(const broker_policy *p, const char *name, size_t len, char *out,
+                           size_t cap);
+/* The delay before delivery attempt attempt + 1, after attempt failed ones (>= 1). */
+uint64_t policy__redelivery_delay(const broker_policy *p, uint32_t attempt);
+
 /* ---- what route refuses (headers.c) ---------------------------------------------------- */
 
 /* An ERROR text (written to buf) naming the first header that asks for a delivery
@@ -248,7 +260,7 @@ void queue__dispatch(broker *b, dest_t *d);
 /* The tick: dispatch every scheduled queue. */
 void route__tick(broker *b);
 int route__busy(const broker *b); /* queues wait for dispatch */
-void route__init(broker *b);
+broker_err route__init(broker *b) BROKER_WUR; /* NOMEM, or INVALID for a bad rule */
 void route__free(broker *b);
 
 /* ---- the commit cycle (commit.c) ------------------------------------------------------- */
@@ -290,6 +302,8 @@ typedef struct route_state {
     size_t encbuf_cap;
     char *head;          /* the head of a delivery with an ack id */
     size_t head_cap;
+    broker_policy_rule *rules; /* per-destination policies (a copy of the options') */
+    size_t nrules;
 } route_state;
 
 #endif
