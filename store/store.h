@@ -111,7 +111,7 @@ static inline uint64_t store_hash_name(const char *p, size_t n)
  * STORE_OK or STORE_E_IO (then the batch is lost: pending messages are dropped). */
 typedef void (*store_commit_cb)(void *arg, store_err status);
 
-#define STORE_OPS_VERSION 5u
+#define STORE_OPS_VERSION 6u
 
 typedef struct store_ops {
     unsigned version; /* STORE_OPS_VERSION the backend was written for */
@@ -184,6 +184,12 @@ typedef struct store_ops {
      * (when to take_at again). */
     uint64_t (*next_due)(store *s, const char *queue, size_t queue_len, uint64_t hash,
                          uint64_t now);
+
+    /* ---- version 6 ---- */
+    /* The taken message id, as take handed it out (*out borrowed the same way): what a
+     * caller that kept only the id needs to copy it elsewhere (a dead-letter queue) before
+     * acking it. STORE_E_NOTFOUND when id is not a taken message. Not a write. */
+    store_err (*get)(store *s, uint64_t id, store_msg *out) STORE_WUR;
 } store_ops;
 
 /* The memory backend: fast, nothing survives close. Borrowed, static, never NULL. */

@@ -221,6 +221,16 @@ static store_err mem_ack(store *s, uint64_t id)
     return STORE_OK;
 }
 
+static store_err mem_get(store *s, uint64_t id, store_msg *out)
+{
+    const mrec *r = find_rec(s, id);
+    if (!r || r->state != REC_TAKEN)
+        return STORE_E_NOTFOUND;
+    store__fill_msg(out, r->link.id, r->q->name, r->q->link.len, r->data, r->hlen, r->blen,
+                    r->redeliveries);
+    return STORE_OK;
+}
+
 static store_err mem_requeue_at(store *s, uint64_t id, uint64_t not_before)
 {
     mrec *r = find_rec(s, id);
@@ -315,6 +325,7 @@ static const store_ops memory_ops = {
     .requeue_at = mem_requeue_at,
     .take_at = mem_take_at,
     .next_due = mem_next_due,
+    .get = mem_get,
 };
 
 const store_ops *store_memory_backend(void)

@@ -302,6 +302,16 @@ static store_err sq_ack(store *s, uint64_t id)
     return STORE_OK;
 }
 
+static store_err sq_get(store *s, uint64_t id, store_msg *out)
+{
+    const srec *r = find_rec(s, id);
+    if (!r || r->state != REC_TAKEN)
+        return STORE_E_NOTFOUND;
+    store__fill_msg(out, r->link.id, r->q->name, r->q->link.len, r->data, r->hlen, r->blen,
+                    r->redeliveries);
+    return STORE_OK;
+}
+
 static store_err sq_requeue_at(store *s, uint64_t id, uint64_t not_before)
 {
     srec *r = find_rec(s, id);
@@ -472,6 +482,7 @@ static const store_ops sqlite_ops = {
     .requeue_at = sq_requeue_at,
     .take_at = sq_take_at,
     .next_due = sq_next_due,
+    .get = sq_get,
     .ack = sq_ack,
     .requeue = sq_requeue,
     .commit = sq_commit,

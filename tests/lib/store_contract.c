@@ -585,6 +585,39 @@ static void test_requeue_at(void **state)
     assert_int_equal(take_at_rc(c, "v", UINT64_MAX, &m), STORE_E_EMPTY);
 }
 
+/* Version 6: get shows a taken message as take did, and only a taken one. */
+static void test_get(void **state)
+{
+    ctx *c = *state;
+    const store_ops *o = c->fx->ops;
+    assert_true(o->version >= 6);
+    uint64_t a = put(c, "g", "first");
+    store_msg m;
+    assert_int_equal(o->get(c->s, a, &m), STORE_E_NOTFOUND); /* pending */
+    commit(c);
+    assert_int_equal(o->get(c->s, a, &m), STORE_E_NOTFOUND); /* ready */
+    put(c, "g", "second");
+    commit(c);
+    store_msg t = take(c, "g");
+    assert_int_equal(o->requeue(c->s, t.id), STORE_OK);
+    t = take(c, "g");
+    memset(&m, 0, sizeof m);
+    assert_int_equal(o->get(c->s, a, &m), STORE_OK);
+    assert_int_equal(m.id, a);
+    assert_int_equal(m.queue_len, 1);
+    assert_memory_equal(m.queue, "g", 1);
+    assert_int_equal(m.headers_len, 4);
+    assert_memory_equal(m.headers, "h\0v\0", 4);
+    assert_int_equal(m.body_len, 5);
+    assert_memory_equal(m.body, "first", 5);
+    assert_int_equal(m.redeliveries, 1);
+    assert_int_equal(o->get(c->s, 999999, &m), STORE_E_NOTFOUND);
+    assert_int_equal(o->ack(c->s, a), STORE_OK);
+    assert_int_equal(o->get(c->s, a, &m), STORE_E_NOTFOUND); /* acked */
+    commit(c);
+    take_body(c, "g", "second", 0);
+}
+
 int store_contract_run(const store_fixture *fx)
 {
     current = fx;
@@ -603,6 +636,7 @@ int store_contract_run(const store_fixture *fx)
         cmocka_unit_test_setup_teardown(test_hashed_same_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_requeue_at, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_get, setup, teardown),
         /* Only for backends whose data survives a close: */
         cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_counts_and_ids, setup, teardown),
