@@ -62,21 +62,30 @@ static void fix_options(broker_options *o)
         o->default_prefetch = 1;
 }
 
+/* The store ops this broker calls: time (5) and get (6). */
+#define STORE_OPS_NEEDED 6u
+
 static broker_err open_store(broker *b)
 {
     b->st = b->o.store ? b->o.store : store_memory_backend();
     char why[256] = "";
     store_options so = { b->loop, b->o.store_path, b->o.store_sync_full, why, sizeof why };
-    store_err se = b->st->version < 1 ? STORE_E_INVALID : b->st->open(&so, &b->store);
+    if (b->st->version < STORE_OPS_NEEDED) {
+        broker__log(b, BROKER_LOG_ERROR, BROKER_EV_STORE, 0,
+                    "store %s: ops version %u, this broker needs %u or later", b->st->name,
+                    b->st->version, STORE_OPS_NEEDED);
+        return BROKER_E_STORE;
+    }
+    store_err se = b->st->open(&so, &b->store);
     if (se != STORE_OK) {
         broker__log(b, BROKER_LOG_ERROR, BROKER_EV_STORE, 0, "store %s: cannot open%s%s: %s",
                     b->st->name, b->o.store_path ? " " : "",
                     b->o.store_path ? b->o.store_path : "", why[0] ? why : store_strerror(se));
         return BROKER_E_STORE;
     }
-    /* A store that reports its resident bytes is asked; an older one is counted by the
+    /* A store that reports its resident bytes is asked; one that cannot is counted by the
      * bytes of the messages it holds. */
-    b->store_counted = b->st->version < 2 || !b->st->resident;
+    b->store_counted = !b->st->resident;
     return BROKER_OK;
 }
 
@@ -115,7 +124,7 @@ broker_err broker_create(uv_loop_t *loop, const broker_options *opts, broker **o
     uv_check_start(&b->check, on_check);
     /* The tick must not keep an otherwise idle loop alive (e.g. before any listen). */
     uv_unref((uv_handle_t *)&b->check);
-    b->handles_open = 2;
+    b->handles_open = 3; /* idle, check, the route's timer */
     *out = b;
     return BROKER_OK;
 }
@@ -161,6 +170,7 @@ static void finish_stop(broker *b)
     b->idle_on = 0;
     uv_close((uv_handle_t *)&b->idle, on_core_closed);
     uv_close((uv_handle_t *)&b->check, on_core_closed);
+    queue__timer_close(b);
 }
 
 broker_err broker_stop(broker *b, broker_stop_cb cb, void *arg)

@@ -295,6 +295,8 @@ typedef struct broker_stats {
     uint64_t reads_paused;      /* times a connection stopped being read (memory limit or
                                    its own output over the high-water mark) */
     uint64_t auth_failures;     /* CONNECTs refused by an authenticate hook */
+    uint64_t dead_lettered;     /* queue messages moved to a dead-letter queue */
+    uint64_t dead_dropped;      /* dead letters dropped (the policy's dead_letter: none) */
 } broker_stats;
 
 void broker_get_stats(const broker *b, broker_stats *out);

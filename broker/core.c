@@ -6,6 +6,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 void broker_options_init(broker_options *o)
 {
@@ -145,6 +146,13 @@ int broker__over_memory_without(const broker *b, size_t mine)
 {
     size_t counted = b->stats.memory > mine ? b->stats.memory - mine : 0;
     return counted + store_resident(b) > b->o.max_memory;
+}
+
+uint64_t broker__now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 void broker__handle_closed(broker *b)

@@ -40,7 +40,7 @@ struct broker {
     int stopping, stopped;
     broker_stop_cb stop_cb;
     void *stop_arg;
-    int handles_open; /* idle + check + listeners */
+    int handles_open; /* idle + check + the route's timer + listeners */
     size_t npaused;    /* conns not read because of memory or their own output (the session
                           layer's paused list) */
     int resume_wanted; /* the tick should look at the paused conns again */
@@ -62,6 +62,9 @@ int broker__over_memory(const broker *b);
 /* The same, leaving out mine (bytes the asker itself holds): what others hold decides
  * whether it may go on, so a frame bigger than the limit can still complete. */
 int broker__over_memory_without(const broker *b, size_t mine);
+/* The time for message times (redelivery delays): ms since the Unix epoch, the clock a
+ * persistent store keeps across restarts. */
+uint64_t broker__now_ms(void);
 /* One of the broker's handles (core or listener) closed: the last one during a stop
  * completes it. */
 void broker__handle_closed(broker *b);

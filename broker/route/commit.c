@@ -101,7 +101,7 @@ static void finished(broker *b, uint64_t epoch, store_err status)
     b->stats.commits++;
     char why[300] = "";
     if (status != STORE_OK) {
-        const char *detail = b->st->version >= 2 && b->st->last_error
+        const char *detail = b->st->last_error
                                  ? b->st->last_error(b->store)
                                  : "";
         snprintf(why, sizeof why, "the store failed to commit: %s",

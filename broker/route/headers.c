@@ -68,11 +68,6 @@ static const refusal subscribe_refused[] = {
     { NULL, 0, 0, NULL },
 };
 
-static const refusal nack_refused[] = {
-    R("requeue", IS_FALSE, "dead-lettering a NACKed message"),
-    { NULL, 0, 0, NULL },
-};
-
 static int refused_value(int when, const char *v)
 {
     switch (when) {
@@ -202,11 +197,6 @@ const char *headers__publish_check(const char *dest, const broker_header *h, siz
 const char *headers__subscribe_refused(const stomp_frame *f, char *buf, size_t cap)
 {
     return check_frame(subscribe_refused, "SUBSCRIBE", f, buf, cap);
-}
-
-const char *headers__nack_refused(const stomp_frame *f, char *buf, size_t cap)
-{
-    return check_frame(nack_refused, "NACK", f, buf, cap);
 }
 
 const char *headers__wildcard(const char *name, size_t len, char *buf, size_t cap)

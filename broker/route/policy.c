@@ -101,3 +101,33 @@ uint64_t policy__redelivery_delay(const broker_policy *p, uint32_t attempt)
         d = p->redelivery_delay_max;
     return (uint64_t)d;
 }
+
+static int names_queue(const char *q, const char *name, size_t len)
+{
+    return q && strlen(q) == len && memcmp(q, name, len) == 0;
+}
+
+int policy__is_dead_letter_queue(const broker *b, const char *name, size_t len)
+{
+    size_t skip = len > 7 && memcmp(name, "/queue/", 7) == 0 ? 7 : 0;
+    if (len - skip > 4 && memcmp(name + skip, "DLQ.", 4) == 0)
+        return 1;
+    if (names_queue(b->o.policy.dead_letter, name, len))
+        return 1;
+    for (size_t i = 0; i < b->route.nrules; i++)
+        if (names_queue(b->route.rules[i].policy.dead_letter, name, len))
+            return 1;
+    return 0;
+}
+
+broker_err policy__check(const broker_policy *p)
+{
+    const char *q = p->dead_letter;
+    if (!q || strcmp(q, "none") == 0)
+        return BROKER_OK;
+    char why[160];
+    size_t len = strlen(q);
+    if (!len || dest__is_topic(q, len) || headers__wildcard(q, len, why, sizeof why))
+        return BROKER_E_INVALID;
+    return BROKER_OK;
+}

@@ -16,10 +16,8 @@ broker_err queue__enqueue(broker *b, const char *dname, size_t dlen, uint64_t ha
                           uint64_t *idp)
 {
     uint64_t id;
-    store_err se = b->st->version >= 3
-                       ? b->st->enqueue_hashed(b->store, dname, dlen, hash, hdrs, hlen, body,
-                                               blen, &id)
-                       : b->st->enqueue(b->store, dname, dlen, hdrs, hlen, body, blen, &id);
+    store_err se =
+        b->st->enqueue_hashed(b->store, dname, dlen, hash, hdrs, hlen, body, blen, &id);
     if (se != STORE_OK) {
         broker__log(b, BROKER_LOG_ERROR, BROKER_EV_STORE, 0, "enqueue failed: %s",
                     store_strerror(se));
@@ -80,47 +78,56 @@ static broker_err hand_over(broker *b, dest_t *d, sub *s, const store_msg *sm, s
     return rc;
 }
 
+/* Take the next message of d that is due for s and hand it over: 1 when one was taken
+ * (delivered or not), 0 when d has nothing due now (the timer is set for what waits). */
+static int dispatch_one(broker *b, dest_t *d, sub *s, uint64_t now)
+{
+    store_msg sm;
+    store_err se = b->st->take_at(b->store, d->name, d->link.len, d->link.hash, now, &sm);
+    if (se == STORE_E_AGAIN) {
+        /* The store records the delivery bound first: dispatch after that commit. */
+        dest__touch(b, d);
+        commit__dirty(b);
+        return 0;
+    }
+    if (se != STORE_OK) {
+        uint64_t due = se == STORE_E_EMPTY
+                           ? b->st->next_due(b->store, d->name, d->link.len, d->link.hash, now)
+                           : 0;
+        if (due)
+            queue__wake_at(b, d, due, now);
+        return 0;
+    }
+    d->cursor = s->dnext ? s->dnext : d->head;
+    size_t bytes = b->store_counted ? sm.headers_len + sm.body_len : 0;
+    broker_err rc = hand_over(b, d, s, &sm, bytes);
+    if (rc != BROKER_OK) {
+        (void)queue__return(b, sm.id, RETURN_UNSENT);
+        if (s->ep)
+            s->ep->ops->fail(s->ep, rc,
+                             rc == BROKER_E_NOMEM
+                                 ? "out of memory"
+                                 : "a queued message cannot be carried in this STOMP version");
+    } else if (!s->ep) {
+        /* In-process: the callback had it. A connection's auto-ack delivery is acknowledged
+         * once its bytes are written (route__endpoint_written). */
+        if (b->st->ack(b->store, sm.id) == STORE_OK)
+            commit__dirty(b);
+        broker__mem_sub(b, bytes);
+    }
+    return 1;
+}
+
 void queue__dispatch(broker *b, dest_t *d)
 {
     if (d->is_topic || b->stopping)
         return;
+    uint64_t now = broker__now_ms();
     d->busy++;
     while (d->nsubs) {
         sub *s = next_with_room(b, d);
-        if (!s)
+        if (!s || !dispatch_one(b, d, s, now))
             break;
-        store_msg sm;
-        store_err se = b->st->version >= 3
-                           ? b->st->take_hashed(b->store, d->name, d->link.len, d->link.hash, &sm)
-                           : b->st->take(b->store, d->name, d->link.len, &sm);
-        if (se == STORE_E_AGAIN) {
-            /* The store records the delivery bound first: dispatch after that commit. */
-            dest__touch(b, d);
-            commit__dirty(b);
-            break;
-        }
-        if (se != STORE_OK)
-            break;
-        d->cursor = s->dnext ? s->dnext : d->head;
-        size_t bytes = b->store_counted ? sm.headers_len + sm.body_len : 0;
-        broker_err rc = hand_over(b, d, s, &sm, bytes);
-        if (rc != BROKER_OK) {
-            if (b->st->requeue(b->store, sm.id) == STORE_OK)
-                commit__dirty(b);
-            if (s->ep)
-                s->ep->ops->fail(s->ep, rc,
-                                 rc == BROKER_E_NOMEM
-                                     ? "out of memory"
-                                     : "a queued message cannot be carried in this STOMP version");
-            continue;
-        }
-        if (!s->ep) {
-            /* In-process: the callback had it. A connection's auto-ack delivery is
-             * acknowledged once its bytes are written (route__endpoint_written). */
-            if (b->st->ack(b->store, sm.id) == STORE_OK)
-                commit__dirty(b);
-            broker__mem_sub(b, bytes);
-        }
     }
     d->busy--;
     dest__sweep(d);

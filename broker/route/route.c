@@ -31,7 +31,7 @@ broker_err route__send_queue(broker *b, bmsg *m, uint64_t *id)
 
 int route__unsend(broker *b, const bmsg *m, uint64_t id)
 {
-    if (b->st->version < 4 || !b->st->cancel || b->st->cancel(b->store, id) != STORE_OK)
+    if (b->st->cancel(b->store, id) != STORE_OK)
         return -1;
     b->stats.messages_in--;
     if (b->store_counted)
@@ -94,6 +94,7 @@ void route__free(broker *b)
     free(r->scratch);
     free(r->encbuf);
     free(r->head);
+    queue__timer_free(b);
     free(r->rules);
     r->rules = NULL;
     r->nrules = 0;
@@ -105,21 +106,22 @@ void route__free(broker *b)
 
 broker_err route__init(broker *b)
 {
-    b->route.epoch = 1;
-    if (!b->o.npolicies)
-        return BROKER_OK;
-    if (!b->o.policies || b->o.npolicies > SIZE_MAX / sizeof *b->route.rules)
+    route_state *r = &b->route;
+    r->epoch = 1;
+    if (policy__check(&b->o.policy) != BROKER_OK)
         return BROKER_E_INVALID;
-    b->route.rules = malloc(b->o.npolicies * sizeof *b->route.rules);
-    if (!b->route.rules)
-        return BROKER_E_NOMEM;
-    for (size_t i = 0; i < b->o.npolicies; i++)
-        if (!b->o.policies[i].pattern) {
-            free(b->route.rules);
-            b->route.rules = NULL;
+    if (b->o.npolicies) {
+        if (!b->o.policies || b->o.npolicies > SIZE_MAX / sizeof *r->rules)
             return BROKER_E_INVALID;
-        }
-    memcpy(b->route.rules, b->o.policies, b->o.npolicies * sizeof *b->route.rules);
-    b->route.nrules = b->o.npolicies;
+        for (size_t i = 0; i < b->o.npolicies; i++)
+            if (!b->o.policies[i].pattern || policy__check(&b->o.policies[i].policy))
+                return BROKER_E_INVALID;
+        r->rules = malloc(b->o.npolicies * sizeof *r->rules);
+        if (!r->rules)
+            return BROKER_E_NOMEM;
+        memcpy(r->rules, b->o.policies, b->o.npolicies * sizeof *r->rules);
+        r->nrules = b->o.npolicies;
+    }
+    queue__timer_init(b);
     return BROKER_OK;
 }

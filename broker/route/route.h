@@ -86,7 +86,8 @@ struct dest {
     int busy;             /* walks over the subscriber list in progress */
     int has_dead;         /* subscribers removed while busy, to sweep */
     int on_dispatch, on_touched;
-    size_t pins;          /* references from commits in flight */
+    size_t pins;          /* references from commits in flight and the due timer */
+    uint64_t due_at;      /* queues: dispatch again at this time (0: not planned) */
     char name[];          /* NUL-terminated, link.len bytes */
 };
 
@@ -148,6 +149,10 @@ const char *msg__block_header(const char *hdrs, size_t len, const char *name);
 /* ---- subscriptions and deliveries (sub.c) --------------------------------------------- */
 
 enum { ACK_AUTO, ACK_CLIENT, ACK_INDIVIDUAL };
+/* How a delivery is settled: acknowledged, NACKed (back to its queue, or dead-lettered once
+ * its policy's attempts are spent), or rejected (a NACK with requeue:false: dead-lettered
+ * at once). */
+enum { SETTLE_ACK, SETTLE_NACK, SETTLE_REJECT };
 
 /* A message handed to an endpoint and not settled yet. Client modes: on its subscription's
  * unacked list, in delivery order, and in the endpoint's tags. Auto mode (queue messages
@@ -201,10 +206,10 @@ int sub__has_room(broker *b, sub *s);
  * subscribers. */
 broker_err sub__deliver(broker *b, sub *s, sbuf *shared, int is_queue, uint64_t msg_num,
                         size_t bytes, const broker_message *inproc) BROKER_WUR;
-/* Acknowledge (nack != 0: return) delivery d, cumulatively in client mode. The queue is
+/* Settle delivery d (how: SETTLE_*), cumulatively in client mode. The queue is
  * dispatched again at the tick, or with after_commit once the store committed the settling
  * (a receipt for it goes out first, before any MESSAGE it lets in). */
-void sub__settle(broker *b, delivery *d, int nack, int after_commit);
+void sub__settle(broker *b, delivery *d, int how, int after_commit);
 delivery *sub__find_tag(const endpoint *ep, uint64_t tag);
 delivery *sub__find_msgid(const endpoint *ep, const char *msgid, const char *subid);
 void sub__free(sub *s);
@@ -221,6 +226,28 @@ size_t policy__dead_letter(const broker_policy *p, const char *name, size_t len,
                            size_t cap);
 /* The delay before delivery attempt attempt + 1, after attempt failed ones (>= 1). */
 uint64_t policy__redelivery_delay(const broker_policy *p, uint32_t attempt);
+/* Is the queue named so a dead-letter queue (its messages are never dead-lettered again):
+ * a name whose last element begins "DLQ." after an optional "/queue/", or the dead_letter
+ * queue of the broker-wide policy or of a rule? */
+int policy__is_dead_letter_queue(const broker *b, const char *name, size_t len);
+/* A bad rule or policy (no pattern, a dead_letter that is empty, a topic or a wildcard):
+ * BROKER_E_INVALID, else BROKER_OK. */
+broker_err policy__check(const broker_policy *p);
+
+/* ---- a taken message comes back (redelivery.c) ------------------------------------------ */
+
+/* Why: NACKed, its consumer went away without acking it (both count as a failed delivery),
+ * rejected (dead-letter it now), or never written to its consumer (back at once). */
+enum { RETURN_NACK, RETURN_ORPHAN, RETURN_REJECT, RETURN_UNSENT };
+/* Taken message id comes back: per its queue's policy it is dead-lettered (or dropped), or
+ * requeued to be handed out again after the redelivery delay. 1 when it left its queue
+ * (the broker no longer counts its bytes), 0 when it went back. */
+int queue__return(broker *b, uint64_t id, int why);
+/* Dispatch d again at due (ms on broker__now_ms's clock; now is the time now). */
+void queue__wake_at(broker *b, dest_t *d, uint64_t due, uint64_t now);
+void queue__timer_init(broker *b);
+void queue__timer_close(broker *b); /* at the end of a stop: the handle closes */
+void queue__timer_free(broker *b);
 
 /* ---- what route refuses (headers.c) ---------------------------------------------------- */
 
@@ -233,7 +260,6 @@ const char *headers__send_check(const stomp_frame *f, const char *dest, size_t d
 const char *headers__publish_check(const char *dest, const broker_header *h, size_t n,
                                    char *buf, size_t cap);
 const char *headers__subscribe_refused(const stomp_frame *f, char *buf, size_t cap);
-const char *headers__nack_refused(const stomp_frame *f, char *buf, size_t cap);
 /* The same for a destination name with a wildcard element ('*' or '>' between '.' or '/'). */
 const char *headers__wildcard(const char *name, size_t len, char *buf, size_t cap);
 
@@ -304,6 +330,10 @@ typedef struct route_state {
     size_t head_cap;
     broker_policy_rule *rules; /* per-destination policies (a copy of the options') */
     size_t nrules;
+    store__heap due;     /* (time, queue): queues to dispatch again when messages are due */
+    uint64_t due_seq;
+    uv_timer_t timer;    /* runs for the earliest entry of due */
+    uint64_t timer_at;   /* the time it runs for (0: stopped) */
 } route_state;
 
 #endif

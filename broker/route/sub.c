@@ -94,9 +94,7 @@ void route__endpoint_done(broker *b, endpoint *e)
     while (e->sent_tail) {
         delivery *d = e->sent_tail;
         e->sent_tail = d->prev;
-        if (b->st->requeue(b->store, d->msg_num) == STORE_OK)
-            commit__dirty(b);
-        b->stats.redeliveries++;
+        (void)queue__return(b, d->msg_num, RETURN_UNSENT);
         dest_t *q = d->q;
         delivery_free(b, d);
         dest__schedule(b, q);
@@ -366,40 +364,42 @@ static void unlink_delivery(sub *s, delivery *d)
         store__ids_remove(&s->ep->tags, &d->link);
 }
 
-static void settle_one(broker *b, delivery *d, int nack)
+/* Settle d: ack it, or return it to its queue (why: RETURN_*). */
+static void settle_one(broker *b, delivery *d, int ack, int why)
 {
     sub *s = d->s;
     unlink_delivery(s, d);
     if (d->is_queue) {
-        store_err se = nack ? b->st->requeue(b->store, d->msg_num)
-                            : b->st->ack(b->store, d->msg_num);
-        if (se == STORE_OK)
+        int gone = 1;
+        store_err se = STORE_OK;
+        if (!ack)
+            gone = queue__return(b, d->msg_num, why);
+        else if ((se = b->st->ack(b->store, d->msg_num)) == STORE_OK)
             commit__dirty(b);
-        else
+        if (se != STORE_OK)
             broker__log(b, BROKER_LOG_ERROR, BROKER_EV_STORE, 0,
                         "settling message %llu failed: %s", (unsigned long long)d->msg_num,
                         store_strerror(se));
-        if (nack)
-            b->stats.redeliveries++;
-        else
+        if (gone)
             broker__mem_sub(b, d->bytes);
     }
     delivery_free(b, d);
 }
 
-void sub__settle(broker *b, delivery *d, int nack, int after_commit)
+void sub__settle(broker *b, delivery *d, int how, int after_commit)
 {
     sub *s = d->s;
+    int ack = how == SETTLE_ACK, why = how == SETTLE_REJECT ? RETURN_REJECT : RETURN_NACK;
     if (s->ack_mode == ACK_CLIENT) {
         /* Cumulative: everything delivered up to d. Walk backwards so requeued messages
          * keep their order at the head of the queue. */
         while (d) {
             delivery *p = d->prev;
-            settle_one(b, d, nack);
+            settle_one(b, d, ack, why);
             d = p;
         }
     } else {
-        settle_one(b, d, nack);
+        settle_one(b, d, ack, why);
     }
     if (s->d->is_topic)
         return;
@@ -415,7 +415,7 @@ void sub__settle(broker *b, delivery *d, int nack, int after_commit)
 static void return_unacked(broker *b, sub *s)
 {
     while (s->utail)
-        settle_one(b, s->utail, 1);
+        settle_one(b, s->utail, 0, RETURN_ORPHAN);
 }
 
 delivery *sub__find_tag(const endpoint *ep, uint64_t tag)

@@ -2,7 +2,8 @@
  *
  * The delivery is found by id (the 1.2 ack header) or by message-id (1.0/1.1, narrowed
  * by subscription when given). In client mode the effect is cumulative. Inside a
- * transaction only the delivery's tag is remembered; COMMIT settles it.
+ * transaction only the delivery's tag is remembered; COMMIT settles it. A NACK with
+ * requeue:false (RabbitMQ's header) rejects: the message is dead-lettered at once.
  */
 #include "core.h"
 
@@ -10,7 +11,7 @@
 
 /* The headers ACK/NACK reads, found in one pass (the first of a repeated name wins). */
 typedef struct ack_hdrs {
-    const char *id, *msgid, *subid, *txid, *rid;
+    const char *id, *msgid, *subid, *txid, *rid, *requeue;
     size_t rid_len;
 } ack_hdrs;
 
@@ -28,6 +29,8 @@ static void scan(const stomp_frame *f, ack_hdrs *a)
             if (!a->rid && memcmp(h->name, "receipt", 7) == 0) {
                 a->rid = h->value;
                 a->rid_len = h->value_len;
+            } else if (!a->requeue && memcmp(h->name, "requeue", 7) == 0) {
+                a->requeue = h->value;
             }
             break;
         case 10:
@@ -85,10 +88,16 @@ broker_err handle__ack(conn *c, const stomp_frame *f)
         conn__set_error(c, "NACK is not part of STOMP 1.0");
         return BROKER_E_PROTOCOL;
     }
-    if (nack && headers__nack_refused(f, c->errmsg, sizeof c->errmsg))
-        return BROKER_E_PROTOCOL;
     ack_hdrs a;
     scan(f, &a);
+    int how = nack ? SETTLE_NACK : SETTLE_ACK;
+    if (nack && a.requeue && strcmp(a.requeue, "true") != 0) {
+        if (strcmp(a.requeue, "false") != 0) {
+            conn__set_error(c, "NACK header requeue:%.64s is not true or false", a.requeue);
+            return BROKER_E_PROTOCOL;
+        }
+        how = SETTLE_REJECT;
+    }
     if (!a.id && !a.msgid) {
         conn__set_error(c, "%s without an id", nack ? "NACK" : "ACK");
         return BROKER_E_PROTOCOL;
@@ -105,13 +114,13 @@ broker_err handle__ack(conn *c, const stomp_frame *f)
             conn__set_error(c, "unknown transaction");
             return BROKER_E_NOTFOUND;
         }
-        broker_err rc = tx__add_ack(c, t, d->link.id, nack);
+        broker_err rc = tx__add_ack(c, t, d->link.id, how);
         if (rc != BROKER_OK)
             return rc;
     } else {
         uint64_t w = commit__writes(b);
         /* A receipt goes out before the MESSAGEs the settling lets in. */
-        sub__settle(b, d, nack, a.rid != NULL);
+        sub__settle(b, d, how, a.rid != NULL);
         needs_commit = commit__writes(b) != w;
     }
     return a.rid ? receipt__queue(c, a.rid, a.rid_len, needs_commit) : BROKER_OK;

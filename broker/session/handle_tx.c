@@ -88,12 +88,13 @@ broker_err tx__add_send(conn *c, tx *t, const stomp_frame *f, const char *dest, 
     return rc;
 }
 
-broker_err tx__add_ack(conn *c, tx *t, uint64_t tag, int nack)
+broker_err tx__add_ack(conn *c, tx *t, uint64_t tag, int how)
 {
     txop *op = calloc(1, sizeof *op);
     if (!op)
         return BROKER_E_NOMEM;
-    op->kind = nack ? STOMP_CMD_NACK : STOMP_CMD_ACK;
+    op->kind = how == SETTLE_ACK ? STOMP_CMD_ACK : STOMP_CMD_NACK;
+    op->settle = how;
     op->tag = tag;
     return add_op(c, t, op);
 }
@@ -174,7 +175,7 @@ static void apply_rest(conn *c, tx *t, int has_receipt)
         /* Settled meanwhile (e.g. by a cumulative ACK): nothing left to do. */
         delivery *d = sub__find_tag(&c->ep, op->tag);
         if (d)
-            sub__settle(b, d, op->kind == STOMP_CMD_NACK, has_receipt);
+            sub__settle(b, d, op->settle, has_receipt);
     }
 }
 

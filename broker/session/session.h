@@ -46,6 +46,7 @@ typedef struct held {
 typedef struct txop {
     struct txop *next;
     int kind; /* STOMP_CMD_SEND, _ACK, _NACK */
+    int settle; /* ACK and NACK: SETTLE_ACK, _NACK or _REJECT */
     bmsg *m;
     uint64_t tag;
     uint64_t id; /* at COMMIT, a queue SEND's store id until the commit is decided */
@@ -211,7 +212,7 @@ tx *tx__find(conn *c, const char *id);
 /* Buffer a SEND / an ACK or NACK (by delivery tag) in t. LIMIT when t is full. */
 broker_err tx__add_send(conn *c, tx *t, const stomp_frame *f, const char *dest,
                         size_t dlen) BROKER_WUR;
-broker_err tx__add_ack(conn *c, tx *t, uint64_t tag, int nack) BROKER_WUR;
+broker_err tx__add_ack(conn *c, tx *t, uint64_t tag, int how) BROKER_WUR; /* SETTLE_* */
 void tx__free_all(conn *c);
 
 #endif

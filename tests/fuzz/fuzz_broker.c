@@ -13,6 +13,8 @@
  *           bit 5 small max_tx_frames, max_transactions, max_subscriptions (byte 2 bits 3-7)
  *           bit 6 small frame limits, before and after CONNECT
  *           bit 7 lenient_escapes and allow_non_utf8_10
+ *   byte 2  also, whatever bit 4 says: bits 0-1 the redelivery limit (10, 1, 2 or no
+ *           limit attempts), bit 2 dead letters are dropped (else to their DLQ queue)
  *   byte 3  bits 0-5 bytes per read (0: as many as the broker's buffer takes)
  *           bit 6 a write on a reset connection fails at once (else on completion)
  *           bit 7 every 5th store enqueue fails with STORE_E_NOMEM
@@ -35,7 +37,8 @@
  *   ACK a b          NACK (a 0), which MESSAGE this connection received, newest first, 7
  *                    an unknown id (a 1-3), how it is named (a 4-5: ack id in 1.2 else
  *                    message-id / message-id / with subscription / id:<message-id>),
- *                    transaction (a 6-7), receipt (b 0)
+ *                    transaction (a 6-7), receipt (b 0), requeue (b 1-2: none / true /
+ *                    false / bad)
  *   TX a             BEGIN / COMMIT / ABORT / BEGIN without id (a 0-1), id (a 2-3),
  *                    receipt (a 4)
  *   DISCONNECT a     receipt (a 0)
@@ -430,13 +433,14 @@ static store_err w_enqueue_hashed(store *s, const char *q, size_t ql, uint64_t h
     return w_enqueue_any(s, q, ql, &hash, hdrs, hl, body, bl, id);
 }
 
+/* The harness runs without redelivery delays: every message is due at any time. */
 static store_err w_take_any(store *s, const char *q, size_t ql, const uint64_t *hash,
-                            store_msg *out)
+                            uint64_t now, store_msg *out)
 {
     wstore *w = w_of(s);
     shadow *sh = w->sh;
     FB_CHECK(!hash || *hash == store_hash_name(q, ql), "take with a wrong name hash");
-    store_err e = hash ? sh->inner->take_hashed(w->in, q, ql, *hash, out)
+    store_err e = hash ? sh->inner->take_at(w->in, q, ql, *hash, now, out)
                        : sh->inner->take(w->in, q, ql, out);
     squeue_sh *sq = sh_queue(sh, q, ql, false);
     size_t ready = sq ? sq->n : 0;
@@ -473,13 +477,62 @@ static store_err w_take_any(store *s, const char *q, size_t ql, const uint64_t *
 
 static store_err w_take(store *s, const char *q, size_t ql, store_msg *out)
 {
-    return w_take_any(s, q, ql, NULL, out);
+    return w_take_any(s, q, ql, NULL, 0, out);
 }
 
 static store_err w_take_hashed(store *s, const char *q, size_t ql, uint64_t hash,
                                store_msg *out)
 {
-    return w_take_any(s, q, ql, &hash, out);
+    return w_take_any(s, q, ql, &hash, UINT64_MAX, out);
+}
+
+static store_err w_take_at(store *s, const char *q, size_t ql, uint64_t hash, uint64_t now,
+                           store_msg *out)
+{
+    return w_take_any(s, q, ql, &hash, now, out);
+}
+
+static uint64_t w_next_due(store *s, const char *q, size_t ql, uint64_t hash, uint64_t now)
+{
+    wstore *w = w_of(s);
+    uint64_t due = w->sh->inner->next_due(w->in, q, ql, hash, now);
+    FB_CHECK(due == 0, "a message of %.*s is due at %llu with no redelivery delay", (int)ql, q,
+             (ull)due);
+    return due;
+}
+
+static store_err w_get(store *s, uint64_t id, store_msg *out)
+{
+    wstore *w = w_of(s);
+    smsg *m = sh_find(w->sh, id);
+    store_err e = w->sh->inner->get(w->in, id, out);
+    bool taken = m && m->state == M_TAKEN;
+    FB_CHECK(taken == (e == STORE_OK), "get of message %llu, which is %s: %s", (ull)id,
+             m ? mstate[m->state] : "unknown", store_strerror(e));
+    FB_CHECK(e != STORE_OK || (out->id == id && out->body_len == m->blen &&
+                               fnv(out->body, out->body_len) == m->body_hash &&
+                               fnv(out->headers, out->headers_len) == m->hdr_hash),
+             "get of message %llu: not the message taken", (ull)id);
+    return e;
+}
+
+static store_err w_cancel(store *s, uint64_t id)
+{
+    wstore *w = w_of(s);
+    shadow *sh = w->sh;
+    store_err e = sh->inner->cancel(w->in, id);
+    if (e != STORE_OK)
+        return e;
+    smsg *m = sh_find(sh, id);
+    size_t i = 0;
+    while (i < sh->open.n && sh->open.v[i] != id)
+        i++;
+    FB_CHECK(m && m->state == M_PENDING && i < sh->open.n,
+             "cancel of message %llu, which is not pending in the open batch", (ull)id);
+    memmove(&sh->open.v[i], &sh->open.v[i + 1], (sh->open.n - i - 1) * sizeof *sh->open.v);
+    sh->open.n--;
+    sh_state(sh, m, M_DROPPED);
+    return e;
 }
 
 static store_err w_settle(store *s, uint64_t id, bool requeue)
@@ -511,6 +564,13 @@ static store_err w_ack(store *s, uint64_t id)
 
 static store_err w_requeue(store *s, uint64_t id)
 {
+    return w_settle(s, id, true);
+}
+
+static store_err w_requeue_at(store *s, uint64_t id, uint64_t not_before)
+{
+    FB_CHECK(not_before == 0, "message %llu requeued for %llu with no redelivery delay",
+             (ull)id, (ull)not_before);
     return w_settle(s, id, true);
 }
 
@@ -576,6 +636,11 @@ static const store_ops wrapped_ops = {
     .last_error = w_last_error,
     .enqueue_hashed = w_enqueue_hashed,
     .take_hashed = w_take_hashed,
+    .cancel = w_cancel,
+    .requeue_at = w_requeue_at,
+    .take_at = w_take_at,
+    .next_due = w_next_due,
+    .get = w_get,
 };
 
 /* Every queue the shadow knows has the depth the store reports. */
@@ -1413,6 +1478,9 @@ static void op_ack(fconn *f, uint8_t a, uint8_t b, fb_bytes *o)
     }
     if (tx_ids[a >> 6])
         hdr(o, v, "transaction", tx_ids[a >> 6]);
+    static const char *const requeue[4] = { NULL, "true", "false", "maybe" };
+    if (requeue[(b >> 1) & 3])
+        hdr(o, v, "requeue", requeue[(b >> 1) & 3]);
     hdr_receipt(o, f, b & 1, false);
     frame_end(o, NULL, 0);
 }
@@ -1957,6 +2025,12 @@ static void fb_options(fb *h, const uint8_t *s, broker_options *o)
         o->authenticate_async = auth_async;
     o->auth_ctx = h;
     h->auth_delay = (s[4] >> 2) & 3u;
+    /* Returned messages come back at once (the shadow has no clock); dead-lettered after
+     * 10, 1, 2 attempts or never, into their DLQ or dropped. */
+    static const uint32_t attempts[4] = { 10, 1, 2, 0 };
+    o->policy.redelivery_delay = 0;
+    o->policy.max_deliveries = attempts[s[2] & 3];
+    o->policy.dead_letter = s[2] & 4 ? "none" : NULL;
     /* Smaller than the default 64 KiB: a fresh broker per input allocates it each time. */
     o->read_buffer = s[4] & 16 ? 512 : 4096;
     h->auto_run = s[0] & 2;

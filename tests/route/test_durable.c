@@ -23,6 +23,7 @@ static tb *start(void)
     broker_options_init(&o);
     o.store = store_sqlite_backend();
     o.store_path = path;
+    o.policy.redelivery_delay = 0; /* returned messages keep their place at once */
     tb *t = tb_start(&o);
     assert_non_null(t);
     return t;

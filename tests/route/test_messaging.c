@@ -244,7 +244,10 @@ static void test_individual_ack_nack_redelivery(void **state)
 static void test_receipt_before_caused_messages(void **state)
 {
     (void)state;
-    tb *t = tb_start(NULL);
+    broker_options o;
+    broker_options_init(&o);
+    o.policy.redelivery_delay = 0; /* the NACKed message is back at once, before B */
+    tb *t = tb_start(&o);
     tc *p = open12(t);
     TC_SENDF(p, "SEND\ndestination:/queue/nr\n\nA");
     sync_send(p, "SEND\ndestination:/queue/nr\n", "B");

@@ -147,34 +147,6 @@ static void test_uncarriable_headers(void **state)
     assert_int_equal(tb_stop(t), 0);
 }
 
-static void test_nack_requeue_false(void **state)
-{
-    (void)state;
-    tb *t = tb_start(NULL);
-    tc *c = tc_open(tb_port(t), "accept-version:1.2\n");
-    TC_SENDF(c, "SEND\ndestination:/queue/nq\n\nx");
-    TC_SENDF(c, "SUBSCRIBE\nid:s\ndestination:/queue/nq\nack:client-individual\n\n");
-    tframe f;
-    assert_true(tc_is(c, "MESSAGE", &f));
-    char id[32];
-    snprintf(id, sizeof id, "%s", tf_header(&f, "ack"));
-    tf_free(&f);
-    TC_SENDF(c, "NACK\nid:%s\nrequeue:false\n\n", id);
-    assert_true(tc_is(c, "ERROR", &f));
-    assert_string_equal(f.body, "NACK header requeue:false is not supported" NOT_PROVIDED
-                                "dead-lettering a NACKed message");
-    tf_free(&f);
-    tc_close(c);
-    /* The message was not settled by the refused NACK: it comes back. */
-    c = tc_open(tb_port(t), "accept-version:1.2\n");
-    TC_SENDF(c, "SUBSCRIBE\nid:s\ndestination:/queue/nq\n\n");
-    assert_true(tc_is(c, "MESSAGE", &f));
-    assert_string_equal(tf_header(&f, "redelivered"), "true");
-    tf_free(&f);
-    tc_close(c);
-    assert_int_equal(tb_stop(t), 0);
-}
-
 static void on_message(void *arg, const broker_message *m)
 {
     (void)arg;
@@ -212,7 +184,6 @@ int main(void)
         cmocka_unit_test(test_subscribe_headers),
         cmocka_unit_test(test_wildcard_names),
         cmocka_unit_test(test_uncarriable_headers),
-        cmocka_unit_test(test_nack_requeue_false),
         cmocka_unit_test(test_api_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,373 @@
+/* test_lifecycle.c: what happens to a queue message that comes back, over real sockets, on
+ * the memory and the SQLite store: after max_deliveries attempts (NACKs, or consumers that
+ * went away) it moves to its dead-letter queue with headers that say why, in the same batch
+ * as its removal (a restart finds it there and only there); a NACK with requeue:false
+ * dead-letters at once; dead_letter "none" drops; a message in a dead-letter queue stays
+ * there; a NACKed message comes back only after the redelivery delay, while the queue's
+ * other messages flow.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store_sqlite.h"
+#include "testlib.h"
+
+typedef struct fixture {
+    int sqlite;
+    char path[128];
+    broker_policy policy;
+} fixture;
+
+static void remove_db(const fixture *fx)
+{
+    static const char *const suffix[] = { "", "-wal", "-shm", "-lock", "-journal" };
+    char p[160];
+    for (size_t i = 0; i < sizeof suffix / sizeof suffix[0]; i++) {
+        snprintf(p, sizeof p, "%s%s", fx->path, suffix[i]);
+        unlink(p);
+    }
+}
+
+static int setup(void **state, int sqlite)
+{
+    fixture *fx = calloc(1, sizeof *fx);
+    fx->sqlite = sqlite;
+    const char *dir = getenv("TMPDIR");
+    snprintf(fx->path, sizeof fx->path, "%s/stompd-lifecycle-%d.db", dir && *dir ? dir : "/tmp",
+             (int)getpid());
+    remove_db(fx);
+    broker_options o;
+    broker_options_init(&o);
+    fx->policy = o.policy;
+    fx->policy.redelivery_delay = 0; /* tests of the delay set their own */
+    *state = fx;
+    return 0;
+}
+
+static int setup_memory(void **state)
+{
+    return setup(state, 0);
+}
+
+static int setup_sqlite(void **state)
+{
+    return setup(state, 1);
+}
+
+static int teardown(void **state)
+{
+    fixture *fx = *state;
+    remove_db(fx);
+    free(fx);
+    return 0;
+}
+
+static tb *start(const fixture *fx)
+{
+    broker_options o;
+    broker_options_init(&o);
+    o.policy = fx->policy;
+    if (fx->sqlite) {
+        o.store = store_sqlite_backend();
+        o.store_path = fx->path;
+    }
+    tb *t = tb_start(&o);
+    assert_non_null(t);
+    return t;
+}
+
+static tc *consumer(tb *t, const char *dest)
+{
+    tc *c = tc_open(tb_port(t), "accept-version:1.2\n");
+    assert_non_null(c);
+    TC_SENDF(c, "SUBSCRIBE\nid:s\ndestination:%s\nack:client-individual\nreceipt:r\n\n", dest);
+    tframe f;
+    assert_true(tc_is(c, "RECEIPT", &f));
+    tf_free(&f);
+    return c;
+}
+
+static void send_receipted(tb *t, const char *dest, const char *extra, const char *body)
+{
+    tc *c = tc_open(tb_port(t), "accept-version:1.2\n");
+    assert_non_null(c);
+    TC_SENDF(c, "SEND\ndestination:%s\n%sreceipt:sent\n\n%s", dest, extra, body);
+    tframe f;
+    assert_true(tc_is(c, "RECEIPT", &f));
+    tf_free(&f);
+    tc_close(c);
+}
+
+/* The next MESSAGE on c: its body must be body; its ack id into ack. */
+static void next_message(tc *c, tframe *f, const char *body, char *ack, size_t cap)
+{
+    assert_true(tc_is(c, "MESSAGE", f));
+    assert_string_equal(f->body, body);
+    snprintf(ack, cap, "%s", tf_header(f, "ack"));
+}
+
+/* c receives nothing within ms. */
+static void quiet(tc *c, int ms)
+{
+    tframe f;
+    int rc = tc_read(c, &f, ms);
+    if (rc == 0) {
+        fail_msg("unexpected %s: %s", f.cmd, f.body);
+        tf_free(&f);
+    }
+}
+
+static void expect_dead_letter(tframe *f, const char *from, const char *reason,
+                               const char *count, const char *msgid)
+{
+    assert_string_equal(tf_header(f, "original-destination"), from);
+    assert_string_equal(tf_header(f, "dead-letter-reason"), reason);
+    assert_string_equal(tf_header(f, "delivery-count"), count);
+    assert_string_equal(tf_header(f, "original-message-id"), msgid);
+    const char *at = tf_header(f, "dead-letter-time");
+    assert_non_null(at);
+    long long ms = atoll(at);
+    long long now = (long long)time(NULL) * 1000;
+    assert_true(ms > now - 600000 && ms < now + 600000); /* ms since the epoch, not seconds */
+    assert_null(tf_header(f, "redelivered"));
+}
+
+/* The poison loop: NACKed three times with max_deliveries 3, the message is delivered
+ * exactly three times, then found in /queue/DLQ.poison with the application's headers and
+ * the dead-letter ones; nothing is left in /queue/poison, also after a restart. */
+static void test_poison_message_ends_in_dlq(void **state)
+{
+    fixture *fx = *state;
+    fx->policy.max_deliveries = 3;
+    tb *t = start(fx);
+    send_receipted(t, "/queue/poison", "app:7\n", "bad");
+    tc *c = consumer(t, "/queue/poison");
+    tframe f;
+    char ack[32], msgid[32] = "";
+    for (int i = 0; i < 3; i++) {
+        next_message(c, &f, "bad", ack, sizeof ack);
+        if (i == 0)
+            snprintf(msgid, sizeof msgid, "%s", tf_header(&f, "message-id"));
+        assert_string_equal(tf_header(&f, "message-id"), msgid);
+        if (i > 0)
+            assert_string_equal(tf_header(&f, "redelivered"), "true");
+        tf_free(&f);
+        TC_SENDF(c, "NACK\nid:%s\n\n", ack);
+    }
+    quiet(c, 300);
+    tc_close(c);
+    broker_stats st;
+    tb_stats(t, &st);
+    assert_int_equal(st.dead_lettered, 1);
+    assert_int_equal(st.redeliveries, 2);
+    if (fx->sqlite) {
+        assert_int_equal(tb_stop(t), 0);
+        t = start(fx);
+    }
+    c = consumer(t, "/queue/DLQ.poison");
+    next_message(c, &f, "bad", ack, sizeof ack);
+    expect_dead_letter(&f, "/queue/poison", "max-deliveries", "3", msgid);
+    assert_string_equal(tf_header(&f, "app"), "7");
+    assert_string_equal(tf_header(&f, "destination"), "/queue/DLQ.poison");
+    tf_free(&f);
+    TC_SENDF(c, "ACK\nid:%s\n\n", ack);
+    tc_close(c);
+    c = consumer(t, "/queue/poison");
+    quiet(c, 300);
+    tc_close(c);
+    assert_int_equal(tb_stop(t), 0);
+}
+
+/* NACK requeue:false dead-letters at once (reason rejected, one delivery); requeue:true is a
+ * plain NACK; any other value is an ERROR that names it, and the message stays unsettled. */
+static void test_nack_requeue_false_rejects(void **state)
+{
+    fixture *fx = *state;
+    tb *t = start(fx);
+    send_receipted(t, "/queue/rj", "", "one");
+    tc *c = consumer(t, "/queue/rj");
+    tframe f;
+    char ack[32], msgid[32];
+    next_message(c, &f, "one", ack, sizeof ack);
+    snprintf(msgid, sizeof msgid, "%s", tf_header(&f, "message-id"));
+    tf_free(&f);
+    TC_SENDF(c, "NACK\nid:%s\nrequeue:true\n\n", ack);
+    next_message(c, &f, "one", ack, sizeof ack);
+    tf_free(&f);
+    TC_SENDF(c, "NACK\nid:%s\nrequeue:false\nreceipt:gone\n\n", ack);
+    assert_true(tc_is(c, "RECEIPT", &f));
+    tf_free(&f);
+    quiet(c, 200);
+    TC_SENDF(c, "SUBSCRIBE\nid:d\ndestination:/queue/DLQ.rj\n\n");
+    next_message(c, &f, "one", ack, sizeof ack);
+    expect_dead_letter(&f, "/queue/rj", "rejected", "2", msgid);
+    tf_free(&f);
+    send_receipted(t, "/queue/rj", "", "two");
+    next_message(c, &f, "two", ack, sizeof ack);
+    tf_free(&f);
+    TC_SENDF(c, "NACK\nid:%s\nrequeue:no\n\n", ack);
+    assert_true(tc_is(c, "ERROR", &f));
+    assert_string_equal(f.body, "NACK header requeue:no is not true or false");
+    tf_free(&f);
+    tc_close(c);
+    c = consumer(t, "/queue/rj"); /* "two" was not settled: it comes back */
+    next_message(c, &f, "two", ack, sizeof ack);
+    assert_string_equal(tf_header(&f, "redelivered"), "true");
+    tf_free(&f);
+    tc_close(c);
+    assert_int_equal(tb_stop(t), 0);
+}
+
+/* A consumer that goes away without acking fails a delivery too: with max_deliveries 2 the
+ * second such loss moves the message. dead_letter names a shared queue. */
+static void test_orphaned_deliveries_count(void **state)
+{
+    fixture *fx = *state;
+    fx->policy.max_deliveries = 2;
+    fx->policy.dead_letter = "/queue/all-dead";
+    tb *t = start(fx);
+    send_receipted(t, "/queue/orph", "", "m");
+    tframe f;
+    char ack[32];
+    for (int i = 0; i < 2; i++) {
+        tc *c = consumer(t, "/queue/orph");
+        next_message(c, &f, "m", ack, sizeof ack);
+        tf_free(&f);
+        tc_close(c);
+    }
+    tc *c = consumer(t, "/queue/all-dead");
+    next_message(c, &f, "m", ack, sizeof ack);
+    assert_string_equal(tf_header(&f, "dead-letter-reason"), "max-deliveries");
+    assert_string_equal(tf_header(&f, "delivery-count"), "2");
+    tf_free(&f);
+    /* The shared dead-letter queue is one: its own messages are never dead-lettered. */
+    for (int i = 0; i < 3; i++) {
+        TC_SENDF(c, "NACK\nid:%s\n\n", ack);
+        next_message(c, &f, "m", ack, sizeof ack);
+        assert_string_equal(tf_header(&f, "original-destination"), "/queue/orph");
+        tf_free(&f);
+    }
+    tc_close(c);
+    c = consumer(t, "/queue/orph");
+    quiet(c, 200);
+    tc_close(c);
+    assert_int_equal(tb_stop(t), 0);
+}
+
+/* dead_letter "none": dead letters are dropped, and counted. */
+static void test_dead_letters_dropped(void **state)
+{
+    fixture *fx = *state;
+    fx->policy.max_deliveries = 1;
+    fx->policy.dead_letter = "none";
+    tb *t = start(fx);
+    send_receipted(t, "/queue/drop", "", "x");
+    tc *c = consumer(t, "/queue/drop");
+    tframe f;
+    char ack[32];
+    next_message(c, &f, "x", ack, sizeof ack);
+    tf_free(&f);
+    TC_SENDF(c, "NACK\nid:%s\nreceipt:n\n\n", ack);
+    assert_true(tc_is(c, "RECEIPT", &f));
+    tf_free(&f);
+    quiet(c, 200);
+    tc_close(c);
+    broker_stats st;
+    tb_stats(t, &st);
+    assert_int_equal(st.dead_dropped, 1);
+    assert_int_equal(st.dead_lettered, 0);
+    c = consumer(t, "/queue/DLQ.drop");
+    quiet(c, 200);
+    tc_close(c);
+    assert_int_equal(tb_stop(t), 0);
+}
+
+/* A NACKed message waits its delay (here 400 ms, then 800 ms) while the queue's next
+ * message is delivered; it is not back before the delay has passed. Only lower bounds are
+ * asserted: a slow machine makes it later, never earlier. */
+static void test_redelivery_waits_for_its_delay(void **state)
+{
+    fixture *fx = *state;
+    fx->policy.redelivery_delay = 400;
+    fx->policy.redelivery_backoff = 2;
+    tb *t = start(fx);
+    send_receipted(t, "/queue/slow", "", "a");
+    send_receipted(t, "/queue/slow", "", "b");
+    tc *c = consumer(t, "/queue/slow");
+    tframe f;
+    char ack[32], ack_b[32];
+    next_message(c, &f, "a", ack, sizeof ack);
+    tf_free(&f);
+    long long nacked = tl_now_ms();
+    TC_SENDF(c, "NACK\nid:%s\n\n", ack);
+    next_message(c, &f, "b", ack_b, sizeof ack_b); /* b does not wait for a */
+    tf_free(&f);
+    next_message(c, &f, "a", ack, sizeof ack);
+    assert_true(tl_now_ms() - nacked >= 400);
+    assert_string_equal(tf_header(&f, "redelivered"), "true");
+    tf_free(&f);
+    nacked = tl_now_ms();
+    TC_SENDF(c, "NACK\nid:%s\n\n", ack);
+    next_message(c, &f, "a", ack, sizeof ack);
+    assert_true(tl_now_ms() - nacked >= 800); /* doubled */
+    tf_free(&f);
+    TC_SENDF(c, "ACK\nid:%s\n\nACK\nid:%s\n\n", ack, ack_b);
+    tc_close(c);
+    assert_int_equal(tb_stop(t), 0);
+}
+
+/* A delayed message survives a restart and still waits (SQLite; the memory store keeps
+ * nothing across one). */
+static void test_delay_survives_restart(void **state)
+{
+    fixture *fx = *state;
+    if (!fx->sqlite)
+        skip();
+    fx->policy.redelivery_delay = 1500;
+    tb *t = start(fx);
+    send_receipted(t, "/queue/later", "", "z");
+    tc *c = consumer(t, "/queue/later");
+    tframe f;
+    char ack[32];
+    next_message(c, &f, "z", ack, sizeof ack);
+    tf_free(&f);
+    long long nacked = tl_now_ms();
+    TC_SENDF(c, "NACK\nid:%s\nreceipt:n\n\n", ack);
+    assert_true(tc_is(c, "RECEIPT", &f));
+    tf_free(&f);
+    tc_close(c);
+    assert_int_equal(tb_stop(t), 0);
+    t = start(fx);
+    c = consumer(t, "/queue/later");
+    next_message(c, &f, "z", ack, sizeof ack);
+    assert_true(tl_now_ms() - nacked >= 1500);
+    tf_free(&f);
+    TC_SENDF(c, "ACK\nid:%s\n\n", ack);
+    tc_close(c);
+    assert_int_equal(tb_stop(t), 0);
+}
+
+#define BOTH(fn)                                                                               \
+    cmocka_unit_test_setup_teardown(fn, setup_memory, teardown),                               \
+        cmocka_unit_test_setup_teardown(fn, setup_sqlite, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        BOTH(test_poison_message_ends_in_dlq),
+        BOTH(test_nack_requeue_false_rejects),
+        BOTH(test_orphaned_deliveries_count),
+        BOTH(test_dead_letters_dropped),
+        BOTH(test_redelivery_waits_for_its_delay),
+        BOTH(test_delay_survives_restart),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
