@@ -95,6 +95,7 @@ void dest__add_sub(broker *b, dest_t *d, sub *s)
         d->head = s;
     d->tail = s;
     d->nsubs++;
+    d->nexclusive += s->exclusive != 0;
     b->stats.subscriptions++;
     dest__schedule(b, d);
     /* Messages of a batch not yet committed may be for this queue although it had no
@@ -111,6 +112,7 @@ void dest__unlink_sub(broker *b, sub *s)
     if (d->cursor == s)
         d->cursor = s->dnext;
     d->nsubs--;
+    d->nexclusive -= s->exclusive != 0;
     b->stats.subscriptions--;
     s->dead = 1;
     d->has_dead = 1;

@@ -44,8 +44,6 @@ static const refusal send_refused[] = { SEND_REFUSED(ENTRY) { NULL, 0, 0, NULL }
 static const refusal subscribe_refused[] = {
     R("selector", ANY, "message selectors"),
     R("browser", IS_TRUE, "queue browsing"),
-    R("exclusive", IS_TRUE, "exclusive consumers"),
-    R("activemq.exclusive", IS_TRUE, "exclusive consumers"),
     R("activemq.subscriptionName", ANY, "durable topic subscriptions"),
     R("durable-subscription-name", ANY, "durable topic subscriptions"),
     R("subscription-name", ANY, "durable topic subscriptions"),

@@ -34,8 +34,16 @@ broker_err queue__enqueue(broker *b, const char *dname, size_t dlen, uint64_t ha
     return BROKER_OK;
 }
 
+/* The subscriber the next message goes to: round robin among those with room, or only the
+ * oldest exclusive one when there is one. */
 static sub *next_with_room(broker *b, dest_t *d)
 {
+    if (d->nexclusive) {
+        sub *s = d->head;
+        while (s && (s->dead || !s->exclusive))
+            s = s->dnext;
+        return s && sub__has_room(b, s) ? s : NULL;
+    }
     sub *start = d->cursor ? d->cursor : d->head;
     sub *s = start;
     if (!s)

@@ -126,7 +126,9 @@ int queue__return(broker *b, uint64_t id, int why)
         if (reason && dead_letter(b, &m, p, reason) == 0)
             return 1;
     }
-    uint64_t delay = why == RETURN_UNSENT ? 0 : policy__redelivery_delay(p, attempts);
+    uint64_t delay = why == RETURN_UNSENT || why == RETURN_FAILOVER
+                         ? 0
+                         : policy__redelivery_delay(p, attempts);
     if (b->st->requeue_at(b->store, id, delay ? broker__now_ms() + delay : 0) == STORE_OK)
         commit__dirty(b);
     b->stats.redeliveries++;

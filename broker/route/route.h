@@ -83,6 +83,7 @@ struct dest {
     sub *head, *tail;     /* subscribers, in subscribe order */
     sub *cursor;          /* queues: round-robin position (next to try) */
     size_t nsubs;
+    size_t nexclusive;    /* queues: exclusive subscribers among them */
     int busy;             /* walks over the subscriber list in progress */
     int has_dead;         /* subscribers removed while busy, to sweep */
     int on_dispatch, on_touched;
@@ -187,11 +188,13 @@ struct broker_sub {
     broker_message_cb cb;
     void *cb_arg;
     int dead;
+    int exclusive; /* queues: gets every message while it is the oldest exclusive one */
 };
 
-/* Subscribe ep to the dest named so: ack mode, prefetch window. NULL: out of memory. */
+/* Subscribe ep to the dest named so: ack mode, prefetch window, exclusive consumer (a
+ * queue that has one delivers only to its oldest). NULL: out of memory. */
 sub *sub__subscribe(broker *b, endpoint *ep, const char *dname, size_t dlen, const char *id,
-                    size_t id_len, int ack_mode, size_t window);
+                    size_t id_len, int ack_mode, size_t window, int exclusive);
 /* An in-process subscription (auto ack; cb never runs inside this call). */
 sub *sub__subscribe_inproc(broker *b, const char *dname, broker_message_cb cb, void *arg);
 /* Remove s: its unacked messages go back to their queue; s is freed. */
@@ -237,8 +240,10 @@ broker_err policy__check(const broker_policy *p);
 /* ---- a taken message comes back (redelivery.c) ------------------------------------------ */
 
 /* Why: NACKed, its consumer went away without acking it (both count as a failed delivery),
- * rejected (dead-letter it now), or never written to its consumer (back at once). */
-enum { RETURN_NACK, RETURN_ORPHAN, RETURN_REJECT, RETURN_UNSENT };
+ * the same for an exclusive consumer (counted, but back at once, for the next to take over
+ * in order), rejected (dead-letter it now), or never written to its consumer (back at
+ * once, not counted). */
+enum { RETURN_NACK, RETURN_ORPHAN, RETURN_FAILOVER, RETURN_REJECT, RETURN_UNSENT };
 /* Taken message id comes back: per its queue's policy it is dead-lettered (or dropped), or
  * requeued to be handed out again after the redelivery delay. 1 when it left its queue
  * (the broker no longer counts its bytes), 0 when it went back. */

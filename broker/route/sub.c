@@ -164,11 +164,12 @@ static sub *sub_new(broker *b, endpoint *ep, const char *id, size_t id_len, int 
 }
 
 sub *sub__subscribe(broker *b, endpoint *ep, const char *dname, size_t dlen, const char *id,
-                    size_t id_len, int ack_mode, size_t window)
+                    size_t id_len, int ack_mode, size_t window, int exclusive)
 {
     sub *s = sub_new(b, ep, id, id_len, ack_mode, window, ep->version);
     if (!s)
         return NULL;
+    s->exclusive = exclusive;
     dest_t *d = dest__get(b, dname, dlen, store_hash_name(dname, dlen));
     if (!d) {
         sub__free(s);
@@ -411,11 +412,12 @@ void sub__settle(broker *b, delivery *d, int how, int after_commit)
     }
 }
 
-/* Every unacked delivery of s back to its queue, newest first, so order is kept. */
+/* Every unacked delivery of s back to its queue, newest first, so order is kept. An
+ * exclusive consumer's come back at once: the next one takes over in order. */
 static void return_unacked(broker *b, sub *s)
 {
     while (s->utail)
-        settle_one(b, s->utail, 0, RETURN_ORPHAN);
+        settle_one(b, s->utail, 0, s->exclusive ? RETURN_FAILOVER : RETURN_ORPHAN);
 }
 
 delivery *sub__find_tag(const endpoint *ep, uint64_t tag)

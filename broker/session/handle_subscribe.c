@@ -3,6 +3,7 @@
  * A subscription id is unique per connection (1.0 clients that give none get the
  * destination as id, so UNSUBSCRIBE by destination finds it). The prefetch window comes
  * from prefetch-count or activemq.prefetchSize, default and ceiling from the options.
+ * exclusive:true or activemq.exclusive:true asks for an exclusive consumer of a queue.
  * Removing a subscription returns its unacked messages to their queue.
  */
 #include "core.h"
@@ -22,6 +23,65 @@ static int parse_count(const char *s, size_t *out)
         return -1;
     *out = v;
     return 0;
+}
+
+/* The ack header: ACK_* or -1 (an ERROR set). */
+static int ack_mode(conn *c, const stomp_frame *f)
+{
+    const char *ack = stomp_frame_header(f, "ack", NULL);
+    if (!ack || strcmp(ack, "auto") == 0)
+        return ACK_AUTO;
+    if (strcmp(ack, "client") == 0)
+        return ACK_CLIENT;
+    if (strcmp(ack, "client-individual") == 0)
+        return ACK_INDIVIDUAL;
+    conn__set_error(c, "unknown ack mode");
+    return -1;
+}
+
+/* The prefetch window: 0 (an ERROR set) or at least 1. */
+static size_t prefetch(conn *c, const stomp_frame *f)
+{
+    const broker_options *o = &c->b->o;
+    size_t window = o->default_prefetch;
+    const char *pf = stomp_frame_header(f, "prefetch-count", NULL);
+    if (!pf)
+        pf = stomp_frame_header(f, "activemq.prefetchSize", NULL);
+    if (pf) {
+        if (parse_count(pf, &window) != 0) {
+            conn__set_error(c, "malformed prefetch-count");
+            return 0;
+        }
+        if (window == 0)
+            window = o->default_prefetch;
+    }
+    if (window > o->max_unacked)
+        window = o->max_unacked;
+    return window ? window : 1;
+}
+
+/* exclusive / activemq.exclusive: 1 when either is true, 0, or -1 (an ERROR set: a value
+ * other than true or false, or an exclusive consumer of a topic). */
+static int exclusive(conn *c, const stomp_frame *f, const char *dname, size_t dlen)
+{
+    static const char *const names[] = { "exclusive", "activemq.exclusive" };
+    int on = 0;
+    for (size_t i = 0; i < 2; i++) {
+        const char *v = stomp_frame_header(f, names[i], NULL);
+        if (!v || strcmp(v, "false") == 0)
+            continue;
+        if (strcmp(v, "true") != 0) {
+            conn__set_error(c, "SUBSCRIBE header %s:%.64s is not true or false", names[i], v);
+            return -1;
+        }
+        on = 1;
+    }
+    if (on && dest__is_topic(dname, dlen)) {
+        conn__set_error(c, "exclusive consumers are for queues, not the topic %.*s",
+                        (int)(dlen > 100 ? 100 : dlen), dname);
+        return -1;
+    }
+    return on;
 }
 
 broker_err handle__subscribe(conn *c, const stomp_frame *f)
@@ -58,35 +118,12 @@ broker_err handle__subscribe(conn *c, const stomp_frame *f)
         conn__set_error(c, "too many subscriptions on this connection");
         return BROKER_E_LIMIT;
     }
-    int mode = ACK_AUTO;
-    const char *ack = stomp_frame_header(f, "ack", NULL);
-    if (!ack || strcmp(ack, "auto") == 0)
-        mode = ACK_AUTO;
-    else if (strcmp(ack, "client") == 0)
-        mode = ACK_CLIENT;
-    else if (strcmp(ack, "client-individual") == 0)
-        mode = ACK_INDIVIDUAL;
-    else {
-        conn__set_error(c, "unknown ack mode");
+    int mode = ack_mode(c, f);
+    size_t window = mode < 0 ? 0 : prefetch(c, f);
+    int excl = window ? exclusive(c, f, dname, dlen) : -1;
+    if (excl < 0)
         return BROKER_E_PROTOCOL;
-    }
-    size_t window = b->o.default_prefetch;
-    const char *pf = stomp_frame_header(f, "prefetch-count", NULL);
-    if (!pf)
-        pf = stomp_frame_header(f, "activemq.prefetchSize", NULL);
-    if (pf) {
-        if (parse_count(pf, &window) != 0) {
-            conn__set_error(c, "malformed prefetch-count");
-            return BROKER_E_PROTOCOL;
-        }
-        if (window == 0)
-            window = b->o.default_prefetch;
-    }
-    if (window > b->o.max_unacked)
-        window = b->o.max_unacked;
-    if (window == 0)
-        window = 1;
-    if (!sub__subscribe(b, &c->ep, dname, dlen, id, idlen, mode, window))
+    if (!sub__subscribe(b, &c->ep, dname, dlen, id, idlen, mode, window, excl))
         return BROKER_E_NOMEM;
     return receipt__send(c, f, 0);
 }

@@ -4,7 +4,8 @@
  * as its removal (a restart finds it there and only there); a NACK with requeue:false
  * dead-letters at once; dead_letter "none" drops; a message in a dead-letter queue stays
  * there; a NACKed message comes back only after the redelivery delay, while the queue's
- * other messages flow.
+ * other messages flow. An exclusive consumer gets a queue's every message, and the next
+ * takes over in order.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -355,6 +356,67 @@ static void test_delay_survives_restart(void **state)
     assert_int_equal(tb_stop(t), 0);
 }
 
+static tc *subscriber(tb *t, const char *dest, const char *extra)
+{
+    tc *c = tc_open(tb_port(t), "accept-version:1.2\n");
+    assert_non_null(c);
+    TC_SENDF(c, "SUBSCRIBE\nid:s\ndestination:%s\nack:client-individual\n"
+                "prefetch-count:100\n%sreceipt:r\n\n", dest, extra);
+    tframe f;
+    assert_true(tc_is(c, "RECEIPT", &f));
+    tf_free(&f);
+    return c;
+}
+
+/* The oldest exclusive consumer gets every message, the others nothing; when it goes, its
+ * unacked messages go at once, in order, to the next exclusive one (redelivery_delay does
+ * not apply), and with no exclusive consumer left the queue is shared again. */
+static void test_exclusive_consumer_takes_over_in_order(void **state)
+{
+    fixture *fx = *state;
+    fx->policy.redelivery_delay = 60000; /* a failover must not wait for it */
+    tb *t = start(fx);
+    tc *a = subscriber(t, "/queue/ex", "exclusive:true\n");
+    tc *plain = subscriber(t, "/queue/ex", "");
+    tc *next = subscriber(t, "/queue/ex", "activemq.exclusive:true\n");
+    char body[16], ack[32];
+    tframe f;
+    for (int i = 0; i < 10; i++) {
+        snprintf(body, sizeof body, "m%d", i);
+        send_receipted(t, "/queue/ex", "", body);
+    }
+    for (int i = 0; i < 10; i++) {
+        snprintf(body, sizeof body, "m%d", i);
+        next_message(a, &f, body, ack, sizeof ack);
+        tf_free(&f);
+        if (i < 5)
+            TC_SENDF(a, "ACK\nid:%s\n\n", ack);
+    }
+    quiet(plain, 200);
+    quiet(next, 1);
+    tc_close(a); /* m5..m9 unacked */
+    for (int i = 5; i < 10; i++) {
+        snprintf(body, sizeof body, "m%d", i);
+        next_message(next, &f, body, ack, sizeof ack);
+        assert_string_equal(tf_header(&f, "redelivered"), "true");
+        tf_free(&f);
+        TC_SENDF(next, "ACK\nid:%s\n\n", ack);
+    }
+    send_receipted(t, "/queue/ex", "", "m10");
+    next_message(next, &f, "m10", ack, sizeof ack);
+    tf_free(&f);
+    TC_SENDF(next, "ACK\nid:%s\nreceipt:done\n\n", ack);
+    assert_true(tc_is(next, "RECEIPT", &f));
+    tf_free(&f);
+    quiet(plain, 200);
+    tc_close(next);
+    send_receipted(t, "/queue/ex", "", "m11");
+    next_message(plain, &f, "m11", ack, sizeof ack);
+    tf_free(&f);
+    tc_close(plain);
+    assert_int_equal(tb_stop(t), 0);
+}
+
 #define BOTH(fn)                                                                               \
     cmocka_unit_test_setup_teardown(fn, setup_memory, teardown),                               \
         cmocka_unit_test_setup_teardown(fn, setup_sqlite, teardown)
@@ -368,6 +430,7 @@ int main(void)
         BOTH(test_dead_letters_dropped),
         BOTH(test_redelivery_waits_for_its_delay),
         BOTH(test_delay_survives_restart),
+        BOTH(test_exclusive_consumer_takes_over_in_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -91,9 +91,10 @@ static void test_subscribe_headers(void **state)
     refused(t, "SUBSCRIBE\nid:1\ndestination:/topic/s\npersistent:true\n\n",
             "SUBSCRIBE header persistent:true is not supported" NOT_PROVIDED
             "durable topic subscriptions");
-    refused(t, "SUBSCRIBE\nid:1\ndestination:/queue/s\nactivemq.exclusive:true\n\n",
-            "SUBSCRIBE header activemq.exclusive:true is not supported" NOT_PROVIDED
-            "exclusive consumers");
+    refused(t, "SUBSCRIBE\nid:1\ndestination:/topic/s\nactivemq.exclusive:true\n\n",
+            "exclusive consumers are for queues, not the topic /topic/s");
+    refused(t, "SUBSCRIBE\nid:1\ndestination:/queue/s\nexclusive:yes\n\n",
+            "SUBSCRIBE header exclusive:yes is not true or false");
     refused(t, "SUBSCRIBE\nid:1\ndestination:/queue/s\nx-message-ttl:100\n\n",
             "SUBSCRIBE header x-message-ttl is not supported" NOT_PROVIDED "message expiry");
     accepted(t, "SUBSCRIBE\nid:1\ndestination:/queue/s\nbrowser:false\ndurable:false\n"
