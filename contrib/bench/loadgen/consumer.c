@@ -3,27 +3,49 @@
  * and a sequence below the last one seen from that producer is out of order. On a
  * client-individual subscription each message is ACKed by its ack header. */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "loadgen.h"
+
+/* ACK or NACK f by its ack header: false (and the run fails) when it has none. */
+static bool settle(struct conn *c, const stomp_frame *f, const char *cmd, int cmd_id)
+{
+    size_t alen;
+    const char *ack = stomp_frame_header(f, "ack", &alen);
+    if (!ack) {
+        fail("MESSAGE without an ack header on a client-individual subscription");
+        return false;
+    }
+    conn__append(c, cmd, strlen(cmd));
+    conn__header(c, "id", ack, alen, cmd_id);
+    conn__append(c, "\n", 2);
+    return true;
+}
+
+/* --nack-all: a MESSAGE of a queue (not of its dead-letter queue) is NACKed, not counted. */
+static bool nacked(struct conn *c, const stomp_frame *f)
+{
+    size_t slen;
+    const char *sub = stomp_frame_header(f, "subscription", &slen);
+    if (!R.o.nack_all || !sub || slen < 2 || atoi(sub + 1) >= R.ndests)
+        return false;
+    if (settle(c, f, "NACK\n", STOMP_CMD_NACK))
+        atomic_fetch_add(&R.nacks, 1);
+    return true;
+}
 
 /* One MESSAGE on c: its first delivery is also a latency sample (latency) or one more
  * subscriber reached in its round (conns). */
 void consumer__on_message(struct conn *c, const stomp_frame *f, struct rx_batch *b)
 {
     uint64_t pid, seq, ts;
+    if (nacked(c, f))
+        return;
     b->received++;
     c->got++;
-    if (R.o.client_ack) {
-        size_t alen;
-        const char *ack = stomp_frame_header(f, "ack", &alen);
-        if (!ack) {
-            fail("MESSAGE without an ack header on a client-individual subscription");
-            return;
-        }
-        conn__append(c, "ACK\n", 4);
-        conn__header(c, "id", ack, alen, STOMP_CMD_ACK);
-        conn__append(c, "\n", 2);
-    }
+    if (R.o.client_ack && !settle(c, f, "ACK\n", STOMP_CMD_ACK))
+        return;
     if (f->body_len != R.o.size || !get_hex(f->body, 4, &pid) || !get_hex(f->body + 4, 12, &seq) ||
         !get_hex(f->body + 16, 16, &ts) || pid >= (uint64_t)R.o.producers ||
         seq >= R.o.messages ||

@@ -56,6 +56,7 @@ struct opts {
     const char *dest;
     const char *login, *passcode;
     bool persistent_flag; /* persistent:true on SEND */
+    bool nack_all;        /* NACK every message; count them in the dead-letter queues */
 };
 
 struct worker;
@@ -118,6 +119,8 @@ struct run {
     size_t words; /* bitmap words per (group, producer) */
     _Atomic uint64_t *bits;
     char **dests; /* one per queue (1, or one per producer) */
+    char **dlqs;  /* --nack-all: each queue's dead-letter queue */
+    _Atomic uint64_t nacks; /* --nack-all: NACKs sent */
     int ndests;
     char *pad;    /* --size bytes of padding template */
     uint64_t expected;

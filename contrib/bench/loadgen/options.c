@@ -40,6 +40,10 @@ static void usage(FILE *f)
 "  --window W           at most W receipts outstanding per producer; 0 = unbounded\n"
 "                       (default 10; persistent 256)\n"
 "  --persistent         add persistent:true to SEND (implied by --scenario persistent)\n"
+"  --nack-all           queue, persistent: consumers NACK every message and also subscribe\n"
+"                       to each queue's dead-letter queue (/queue/DLQ.<name>), where every\n"
+"                       message must arrive exactly once (the broker's delivery limit and\n"
+"                       delay decide how often it comes back first)\n"
 "  --rate R             latency: messages per second, one frame at a time (default 1000)\n"
 "  --pid PID            the broker's pid: its VmRSS is read before connecting and once\n"
 "                       every connection is ready (reported by conns; default none)\n"
@@ -153,6 +157,7 @@ static const struct optdef optdefs[] = {
     {"receipt-every", 0, ARG_LONG, FIELD(receipt_every), 0, 1L << 30},
     {"window", 0, ARG_LONG, FIELD(window), 0, 1L << 30},
     {"persistent", 0, ARG_TRUE, FIELD(persistent_flag), 0, 0},
+    {"nack-all", 0, ARG_TRUE, FIELD(nack_all), 0, 0},
     {"rate", 0, ARG_LONG, FIELD(rate), 1, 1000000},
     {"pid", 0, ARG_LONG, FIELD(pid), 1, INT_MAX},
     {"concurrency", 0, ARG_INT, FIELD(concurrency), 1, 100000},
@@ -255,6 +260,10 @@ static void finish_options(struct opts *o)
         o->messages = (uint64_t)def_messages[o->sc];
     if (o->sc == SC_PERSISTENT)
         o->persistent_flag = true;
+    if (o->nack_all && o->sc != SC_QUEUE && o->sc != SC_PERSISTENT)
+        die("--nack-all: a queue or persistent scenario only");
+    if (o->nack_all && o->dest && strncmp(o->dest, "/queue/", 7) != 0)
+        die("--nack-all: the destination must start with /queue/");
     if (o->sc != SC_QUEUE && o->sc != SC_PERSISTENT) {
         o->producers = 1;
         o->queue_per_producer = false;

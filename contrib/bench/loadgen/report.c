@@ -96,6 +96,8 @@ static void kv_shape(struct report *r, const struct opts *o)
         kv(r, "c", false, "%d", o->consumers);
     kv(r, "size", false, "%zu", o->size);
     kv(r, "ack", true, "%s", o->client_ack ? "client-individual" : "auto");
+    if (o->nack_all)
+        kv(r, "nacks", false, "%llu", (unsigned long long)atomic_load(&R.nacks));
     if (o->sc == SC_QUEUE || o->sc == SC_PERSISTENT) {
         kv(r, "queues", false, "%d", R.ndests);
         kv(r, "receipt_every", false, "%ld", R.receipt_every);

@@ -72,6 +72,13 @@ static void make_dests(const struct opts *o, bool topic)
         else
             sprintf(R.dests[i], "%s-%d", base, i);
     }
+    if (!o->nack_all)
+        return;
+    R.dlqs = xcalloc((size_t)R.ndests, sizeof *R.dlqs);
+    for (int i = 0; i < R.ndests; i++) {
+        R.dlqs[i] = xcalloc(strlen(R.dests[i]) + 8, 1);
+        sprintf(R.dlqs[i], "/queue/DLQ.%s", R.dests[i] + 7);
+    }
 }
 
 /* The body's padding, and where latency and conns keep their timings. */

@@ -35,22 +35,29 @@ static void became_ready(struct conn *c)
     atomic_fetch_add(&R.ready, 1);
 }
 
+static void subscribe(struct conn *c, int n, const char *dest, const char *ack)
+{
+    char id[32];
+    int len = snprintf(id, sizeof id, "s%d", n);
+    conn__append(c, "SUBSCRIBE\n", 10);
+    conn__header(c, "id", id, (size_t)len, STOMP_CMD_SUBSCRIBE);
+    conn__header(c, "destination", dest, strlen(dest), STOMP_CMD_SUBSCRIBE);
+    conn__header(c, "ack", ack, strlen(ack), STOMP_CMD_SUBSCRIBE);
+    conn__header(c, "receipt", id, (size_t)len, STOMP_CMD_SUBSCRIBE);
+    conn__append(c, "\n", 2);
+    c->subs_pending++;
+}
+
+/* Subscription s<i> for each queue; with --nack-all (client-individual, to NACK) also
+ * s<ndests + i> for its dead-letter queue. */
 static void send_subscribes(struct conn *c)
 {
     static const char *const ackname[] = {"auto", "client-individual"};
     c->subs_pending = 0;
-    for (int i = 0; i < R.ndests; i++) {
-        char id[32];
-        int n = snprintf(id, sizeof id, "s%d", i);
-        conn__append(c, "SUBSCRIBE\n", 10);
-        conn__header(c, "id", id, (size_t)n, STOMP_CMD_SUBSCRIBE);
-        conn__header(c, "destination", R.dests[i], strlen(R.dests[i]), STOMP_CMD_SUBSCRIBE);
-        conn__header(c, "ack", ackname[R.o.client_ack], strlen(ackname[R.o.client_ack]),
-                     STOMP_CMD_SUBSCRIBE);
-        conn__header(c, "receipt", id, (size_t)n, STOMP_CMD_SUBSCRIBE);
-        conn__append(c, "\n", 2);
-        c->subs_pending++;
-    }
+    for (int i = 0; i < R.ndests; i++)
+        subscribe(c, i, R.dests[i], R.o.nack_all ? ackname[1] : ackname[R.o.client_ack]);
+    for (int i = 0; R.o.nack_all && i < R.ndests; i++)
+        subscribe(c, R.ndests + i, R.dlqs[i], ackname[R.o.client_ack]);
     c->state = CS_SUBSCRIBING;
 }
 
