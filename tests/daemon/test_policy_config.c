@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "daemon/daemon.h"
+#include "testlib.h"
 
 /* Sections before, between and after [stompd] keys; one section sets nothing, one sets
  * dead_letter empty (the library's naming) over [stompd]'s none and has a header longer
@@ -164,29 +165,16 @@ static void test_delay_cap_checked_after_set(void **state)
     config__free(&r.cfg);
 }
 
-static void on_stopped(broker *b, void *arg)
-{
-    (void)b;
-    *(int *)arg = 1;
-}
-
-/* The library takes the options as built, strings borrowed from the config. */
+/* The library takes the options as built (a broker starts with them and stops cleanly),
+ * strings borrowed from the config. */
 static void test_the_library_takes_them(void **state)
 {
     (void)state;
     run r;
     assert_int_equal(configure(&r, sections, NULL), STOMPD_EXIT_OK);
-    uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
-    broker *b;
-    assert_int_equal(broker_create(&loop, &r.cfg.opts, &b), BROKER_OK);
-    int stopped = 0;
-    assert_int_equal(broker_stop(b, on_stopped, &stopped), BROKER_OK);
-    for (int i = 0; i < 1000 && !stopped; i++)
-        uv_run(&loop, UV_RUN_NOWAIT);
-    assert_true(stopped);
-    broker_free(b);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    tb *t = tb_start(&r.cfg.opts);
+    assert_non_null(t);
+    assert_int_equal(tb_stop(t), 0);
     config__free(&r.cfg);
 }
 
