@@ -1,9 +1,10 @@
-/* config.c: stompd's configuration: every key in one table (name, kind, default, help),
+/* config.c: stompd's configuration: every key in a table (name, kind, default, help),
  * how each kind of value is checked and stored, the defaults, and setting one key, which
  * the config file (config_file.c) and the command line (options.c) share. The message
- * policy keys are set in [stompd] and in [queue "PATTERN"] sections (config_policy.c).
+ * policy keys have a table of their own: [stompd] sets them for every queue, and
+ * [queue "PATTERN"] sections for some (config_policy.c).
  *
- * Because the file, --help and the checks read the one table, they agree. A bad value is
+ * Because the file, --help and the checks read the same tables, they agree. A bad value is
  * refused with a message naming the key and the value; nothing is clamped or guessed.
  */
 #include "daemon.h"
