@@ -14,7 +14,8 @@
 # Layout: frames/*.c -> libframes.a; frames + store/*.c + broker/ and its sub-folders
 # (net/, session/, route/, ...) except broker/daemon/ -> libbroker.a / libbroker.so;
 # broker/daemon/*.c + libbroker.a -> stompd; tests/<area>/test_*.c -> one cmocka binary
-# each, linked with tests/lib/*.c; contrib/bench/*.c -> one program each, and all of
+# each, linked with tests/lib/*.c (tests/daemon/ ones with the daemon's modules too, all
+# but main.c); contrib/bench/*.c -> one program each, and all of
 # contrib/bench/loadgen/*.c -> loadgen. New files and new library folders need no change
 # here.
 
@@ -127,6 +128,12 @@ $(BUILD)/stompd: $(DAEMON_OBJ) $(BUILD)/libbroker.a
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TESTLIB_OBJ) $(BUILD)/libbroker.a
 	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDFLAGS) $(CMOCKA_LIBS) $(LDLIBS_ALL)
+
+# The daemon's unit tests call its modules directly (this rule's shorter stem wins).
+DAEMON_TEST_OBJ := $(filter-out $(BUILD)/broker/daemon/main.o,$(DAEMON_OBJ))
+$(BUILD)/tests/daemon/%: $(BUILD)/tests/daemon/%.o $(TESTLIB_OBJ) $(DAEMON_TEST_OBJ) \
+	$(BUILD)/libbroker.a
+	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDFLAGS) $(CMOCKA_LIBS) $(DAEMON_LIBS) $(LDLIBS_ALL)
 
 $(BUILD)/bench/%: contrib/bench/%.c $(BUILD)/libbroker.a
 	@mkdir -p $(dir $@)

@@ -1,13 +1,16 @@
-/* config.c: stompd's configuration: every key in one table (name, kind, default, help),
+/* config.c: stompd's configuration: every key in a table (name, kind, default, help),
  * how each kind of value is checked and stored, the defaults, and setting one key, which
- * the config file (config_file.c) and the command line (options.c) share.
+ * the config file (config_file.c) and the command line (options.c) share. The message
+ * policy keys have a table of their own: [stompd] sets them for every queue, and
+ * [queue "PATTERN"] sections for some (config_policy.c).
  *
- * Because the file, --help and the checks read the one table, they agree. A bad value is
+ * Because the file, --help and the checks read the same tables, they agree. A bad value is
  * refused with a message naming the key and the value; nothing is clamped or guessed.
  */
 #include "daemon.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -24,6 +27,8 @@ enum kind {
     K_URLPATH,  /* starts with / */
     K_LIST,     /* non-empty, comma-separated */
     K_PORTLIST, /* empty, or Flash to-ports: digits, ',', '-', '*' */
+    K_FACTOR,   /* a decimal number of at least min */
+    K_QUEUE,    /* empty, none, or one queue's name */
 };
 
 typedef struct key {
@@ -36,6 +41,7 @@ typedef struct key {
 } key;
 
 #define F(field) offsetof(daemon_config, field)
+#define P(field) offsetof(config_policy, field)
 
 static const key keys[] = {
     { "listen", K_LISTEN, 0, 0, "127.0.0.1:61613",
@@ -141,9 +147,31 @@ static const key keys[] = {
 
 #define NKEYS (sizeof keys / sizeof keys[0])
 
+/* The message policy keys: set in [stompd] for every queue and in [queue "PATTERN"]
+ * sections for some; off is in config_policy. */
+static const key policy_keys[CONFIG_POLICY_KEYS] = {
+    [CONFIG_MAX_DELIVERIES] = { "max_deliveries", K_U32, P(p.max_deliveries), 0, "10",
+      "deliveries of a queue message before it is dead-lettered (0: no limit)" },
+    [CONFIG_REDELIVERY_DELAY] = { "redelivery_delay", K_U32, P(p.redelivery_delay), 0, "1000",
+      "ms before a NACKed or orphaned queue message is delivered again" },
+    [CONFIG_REDELIVERY_BACKOFF] = { "redelivery_backoff", K_FACTOR, P(p.redelivery_backoff),
+      1, "2", "multiplies that delay for each further attempt (a decimal, at least 1)" },
+    [CONFIG_REDELIVERY_DELAY_MAX] = { "redelivery_delay_max", K_U32,
+      P(p.redelivery_delay_max), 0, "60000", "cap on that delay, ms (at least "
+      "redelivery_delay)" },
+    [CONFIG_DEAD_LETTER] = { "dead_letter", K_QUEUE, P(dead_letter), 0, "",
+      "dead-letter queue, or none to drop (empty: /queue/DLQ.X for /queue/X)" },
+};
+
+static int is_policy_key(const key *k)
+{
+    return k >= policy_keys && k < policy_keys + CONFIG_POLICY_KEYS;
+}
+
 /* One value being set: where it goes and where to say what is wrong with it. */
 typedef struct assign {
-    daemon_config *cfg;
+    daemon_config *cfg; /* NULL for a key of a [queue] section */
+    void *base;         /* what k->off is in: cfg, or a config_policy for a policy key */
     const key *k;
     const char *v;
     int *listen_given; /* NULL: listen adds an address; else the first one replaces them */
@@ -178,7 +206,7 @@ static int invalid(const assign *a, const char *why_fmt, ...)
 
 static void *field(const assign *a)
 {
-    return (char *)a->cfg + a->k->off;
+    return (char *)a->base + a->k->off;
 }
 
 static int parse_bool(const char *v, int *out)
@@ -414,28 +442,99 @@ static int set_portlist(const assign *a)
     return set_string(a);
 }
 
+/* Digits, optionally a point and more digits: no sign, exponent, inf or nan. */
+static int parse_decimal(const char *v, double *out)
+{
+    static const char digits[] = "0123456789";
+    size_t n = strspn(v, digits);
+    if (n && v[n] == '.') {
+        size_t frac = strspn(v + n + 1, digits);
+        n = frac ? n + 1 + frac : 0;
+    }
+    if (n == 0 || v[n])
+        return -1;
+    errno = 0;
+    *out = strtod(v, NULL);
+    return errno || !isfinite(*out) ? -1 : 0;
+}
+
+static int set_factor(const assign *a)
+{
+    double d;
+    if (parse_decimal(a->v, &d) != 0 || d < (double)a->k->min)
+        return invalid(a, "is not a decimal number of at least %zu (e.g. 2 or 1.5)",
+                       a->k->min);
+    *(double *)field(a) = d;
+    return 0;
+}
+
+static int set_queue(const assign *a)
+{
+    if (strncmp(a->v, "/topic/", 7) == 0)
+        return invalid(a, "is a topic (a queue name, or none)");
+    if (config__wildcard(a->v))
+        return invalid(a, "has a wildcard element ('*' or '>'): name one queue");
+    return set_string(a);
+}
+
 static int (*const setters[])(const assign *) = {
     [K_SIZE] = set_size, [K_U32] = set_u32, [K_BOOL] = set_bool, [K_STR] = set_string,
     [K_LISTEN] = set_listen, [K_STORE] = set_store, [K_SYNC] = set_sync,
     [K_UMASK] = set_umask, [K_LEVEL] = set_level, [K_ADDR] = set_addr, [K_PORT] = set_port,
     [K_OPTPORT] = set_port, [K_URLPATH] = set_urlpath, [K_LIST] = set_list,
-    [K_PORTLIST] = set_portlist,
+    [K_PORTLIST] = set_portlist, [K_FACTOR] = set_factor, [K_QUEUE] = set_queue,
 };
 
+/* Set k in cfg: a policy key goes to its [stompd] policy, the others to cfg itself. */
 static int apply(daemon_config *cfg, const key *k, const char *v, int *listen_given, char *err,
                  size_t errlen)
 {
-    const assign a = { cfg, k, v, listen_given, err, errlen };
+    void *base = is_policy_key(k) ? (void *)&cfg->policy : (void *)cfg;
+    const assign a = { cfg, base, k, v, listen_given, err, errlen };
     return setters[k->kind](&a);
 }
 
 /* ---- the configuration --------------------------------------------------------------- */
 
-static const key *find_key(const char *name)
+/* Policy keys of a later version, refused by name rather than as unknown. */
+static const char *const not_yet[] = {
+    "ttl", "max_ttl", "expired", "max_length", "max_bytes", "overflow", "max_delay",
+};
+
+/* "max_deliveries, redelivery_delay, ...": the keys a [queue] section takes. */
+static void policy_key_names(char *buf, size_t cap)
 {
-    for (size_t i = 0; i < NKEYS; i++)
-        if (strcmp(keys[i].name, name) == 0)
-            return &keys[i];
+    size_t n = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < CONFIG_POLICY_KEYS && n < cap; i++)
+        n += (size_t)snprintf(buf + n, cap - n, "%s%s", n ? ", " : "", policy_keys[i].name);
+}
+
+static const key *search(const key *table, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(table[i].name, name) == 0)
+            return &table[i];
+    return NULL;
+}
+
+/* The key called name, or NULL with a message in err. */
+static const key *find_key(const char *name, char *err, size_t errlen)
+{
+    const key *k = search(keys, NKEYS, name);
+    if (!k)
+        k = search(policy_keys, CONFIG_POLICY_KEYS, name);
+    if (k)
+        return k;
+    char names[256];
+    policy_key_names(names, sizeof names);
+    for (size_t i = 0; i < sizeof not_yet / sizeof not_yet[0]; i++)
+        if (strcmp(not_yet[i], name) == 0) {
+            snprintf(err, errlen, "key '%s' is not supported yet (message policies take %s)",
+                     name, names);
+            return NULL;
+        }
+    snprintf(err, errlen, "unknown key '%s'", name);
     return NULL;
 }
 
@@ -447,6 +546,9 @@ int config__init(daemon_config *cfg, char *err, size_t errlen)
      * memory can fail here. */
     for (size_t i = 0; i < NKEYS; i++)
         if (apply(cfg, &keys[i], keys[i].def, NULL, err, errlen) != 0)
+            return -1;
+    for (size_t i = 0; i < CONFIG_POLICY_KEYS; i++)
+        if (apply(cfg, &policy_keys[i], policy_keys[i].def, NULL, err, errlen) != 0)
             return -1;
     cfg->ws_port_given = 0; /* the default port was not asked for */
     return 0;
@@ -468,18 +570,38 @@ void config__free(daemon_config *cfg)
     free(cfg->web_root);
     free(cfg->policy_domains);
     free(cfg->policy_ports);
+    free(cfg->policy.dead_letter);
+    config__free_policies(cfg);
     memset(cfg, 0, sizeof *cfg);
 }
 
 int config__set_from_file(daemon_config *cfg, const char *name, const char *value,
                           int *listen_given, char *err, size_t errlen)
 {
-    const key *k = find_key(name);
-    if (!k) {
-        snprintf(err, errlen, "unknown key '%s'", name);
+    const key *k = find_key(name, err, errlen);
+    if (!k)
+        return -1;
+    return apply(cfg, k, value, listen_given, err, errlen);
+}
+
+int config__set_policy(config_policy *p, const char *name, const char *value, char *err,
+                       size_t errlen)
+{
+    const key *k = find_key(name, err, errlen);
+    if (!k)
+        return -1;
+    if (!is_policy_key(k)) {
+        char names[256];
+        policy_key_names(names, sizeof names);
+        snprintf(err, errlen, "key '%s' cannot be set in a [queue] section (it takes %s)",
+                 name, names);
         return -1;
     }
-    return apply(cfg, k, value, listen_given, err, errlen);
+    const assign a = { NULL, p, k, value, NULL, err, errlen };
+    if (setters[k->kind](&a) != 0)
+        return -1;
+    p->given |= CONFIG_GIVEN(k - policy_keys);
+    return 0;
 }
 
 int config__set(daemon_config *cfg, const char *name, const char *value, char *err,
@@ -489,12 +611,26 @@ int config__set(daemon_config *cfg, const char *name, const char *value, char *e
     return config__set_from_file(cfg, name, value, &given, err, errlen);
 }
 
+static void print_table(FILE *f, const key *table, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        fprintf(f, "  %-25s %-16s %s\n", table[i].name,
+                table[i].def[0] ? table[i].def : "\"\"", table[i].help);
+}
+
 void config__print_keys(FILE *f)
 {
     fprintf(f, "\nConfig file keys ([stompd] section; sizes take k, m, g suffixes):\n");
-    for (size_t i = 0; i < NKEYS; i++)
-        fprintf(f, "  %-25s %-16s %s\n", keys[i].name, keys[i].def[0] ? keys[i].def : "\"\"",
-                keys[i].help);
+    print_table(f, keys, NKEYS);
+    fprintf(f, "\nMessage policy keys: in [stompd] for every queue, and in\n"
+               "[queue \"PATTERN\"] sections for the queues whose names match PATTERN (a key\n"
+               "such a section does not set comes from [stompd]):\n");
+    print_table(f, policy_keys, CONFIG_POLICY_KEYS);
+    fprintf(f, "PATTERN's elements are separated by '.' or '/'; '*' matches one element, a\n"
+               "last '>' one or more, e.g. [queue \"/queue/orders.*\"]. The most specific\n"
+               "section wins: the exact name, then more literal elements, then '*' over '>',\n"
+               "then the first in the file. They apply to queue messages that are NACKed, or\n"
+               "left unacknowledged by a consumer that went away.\n");
 }
 
 /* Prefix a relative path with the current directory: 0, or -1 when out of memory. */

@@ -1,5 +1,6 @@
 /* config_file.c: stompd's config file: INI (parsed by inih), a [stompd] section of the keys
- * config.c defines, and CoilMQ's [coilmq] keys mapped onto them.
+ * config.c defines, [queue "PATTERN"] sections of message policy keys (config_policy.c),
+ * and CoilMQ's [coilmq] keys mapped onto them.
  *
  * Nothing is silently ignored: an unknown section or key, a bad value or an unreadable
  * line is an error naming FILE:LINE, and only the first error is reported; CoilMQ keys
@@ -7,6 +8,7 @@
  */
 #include "daemon.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <ini.h>
 #include <limits.h>
@@ -28,6 +30,8 @@ typedef struct loader {
     void *warn_ctx;
     FILE *f;
     int too_long;         /* the line being handled did not fit inih's buffer */
+    int key_in_section;   /* a key was read since the last section header */
+    long queue;           /* the [queue] section being read, in cfg->queues; -1: none */
     char *section_warned; /* the CoilMQ logging section last warned about */
     /* [coilmq] store keys, resolved at the end */
     char *coil_factory, *coil_dbm_dir, *coil_sa_url;
@@ -67,6 +71,23 @@ static int is_coil_logging_section(const char *s)
     return strcmp(s, "loggers") == 0 || strcmp(s, "handlers") == 0 ||
            strcmp(s, "formatters") == 0 || strncmp(s, "logger_", 7) == 0 ||
            strncmp(s, "handler_", 8) == 0 || strncmp(s, "formatter_", 10) == 0;
+}
+
+/* A key of the [queue "PATTERN"] section being read. */
+static int queue_key(loader *ld, const char *section, const char *name, const char *v)
+{
+    if (ld->queue < 0) {
+        /* Its header was refused, and said so: this only shows if it was not. */
+        load_fail(ld, "[%s]: a key of a section whose header is not valid", section);
+        return 0;
+    }
+    config_policy *p = &ld->cfg->queues[ld->queue].policy;
+    char err[DAEMON_ERRLEN];
+    if (config__set_policy(p, name, v, err, sizeof err) != 0) {
+        load_fail(ld, "%s", err);
+        return 0;
+    }
+    return 1;
 }
 
 static int coil_key(loader *ld, const char *name, const char *v)
@@ -139,10 +160,13 @@ static int coil_key(loader *ld, const char *name, const char *v)
 static int on_entry(void *user, const char *section, const char *name, const char *value)
 {
     loader *ld = user;
+    ld->key_in_section = 1;
     if (ld->too_long)
         return 0; /* reported by read_line */
     if (strcmp(section, "coilmq") == 0)
         return coil_key(ld, name, value);
+    if (config__is_queue_section(section))
+        return queue_key(ld, section, name, value);
     if (is_coil_logging_section(section)) {
         if (!ld->section_warned || strcmp(ld->section_warned, section) != 0) {
             load_warn(ld, "[%s] is ignored: CoilMQ logging sections have no meaning here "
@@ -153,7 +177,8 @@ static int on_entry(void *user, const char *section, const char *name, const cha
         return 1;
     }
     if (section[0] && strcmp(section, "stompd") != 0) {
-        load_fail(ld, "unknown section [%s] (expected [stompd] or [coilmq])", section);
+        load_fail(ld, "unknown section [%s] (expected [stompd], [queue \"PATTERN\"] or "
+                      "[coilmq])", section);
         return 0;
     }
     char err[DAEMON_ERRLEN];
@@ -162,6 +187,37 @@ static int on_entry(void *user, const char *section, const char *name, const cha
         return 0;
     }
     return 1;
+}
+
+/* inih calls the handler for keys only, so a section header is spotted here, by inih's
+ * rules: a line whose first non-blank is '[' (unless it is indented and continues the
+ * value of a key), closed by ']' before any inline comment. An empty [queue "PATTERN"]
+ * section is a rule too, and a header's errors name its own line. */
+static void section_header(loader *ld, const char *line)
+{
+    const char *s = line;
+    if (ld->line == 1 && strncmp(s, "\xEF\xBB\xBF", 3) == 0)
+        s += 3; /* a UTF-8 byte order mark */
+    while (isspace((unsigned char)*s))
+        s++;
+    if (*s != '[' || (s > line && ld->key_in_section))
+        return;
+    const char *end = s + 1;
+    for (int was_space = 0; *end && *end != ']' && !(was_space && *end == ';'); end++)
+        was_space = isspace((unsigned char)*end);
+    if (*end != ']')
+        return; /* inih reports the line */
+    char name[INI_MAX_LINE];
+    snprintf(name, sizeof name, "%.*s", (int)(end - s - 1), s + 1);
+    ld->key_in_section = 0;
+    ld->queue = -1;
+    if (!config__is_queue_section(name))
+        return;
+    char err[DAEMON_ERRLEN];
+    if (config__add_queue(ld->cfg, name, ld->line, err, sizeof err) != 0)
+        load_fail(ld, "%s", err);
+    else
+        ld->queue = (long)ld->cfg->nqueues - 1;
 }
 
 /* inih reader: one whole line per call, so our line count is exact, and a line longer
@@ -187,6 +243,8 @@ static char *read_line(char *str, int num, void *stream)
     if (ld->too_long) {
         /* Make inih hand the line to on_entry or flag it, whatever it holds. */
         load_fail(ld, "line too long (at most %d bytes)", num - 2);
+    } else {
+        section_header(ld, str);
     }
     return str;
 }
@@ -236,7 +294,7 @@ int config__load(daemon_config *cfg, const char *path, void (*warn)(void *ctx, c
                  void *warn_ctx, char *err, size_t errlen)
 {
     loader ld = { .cfg = cfg, .path = path, .err = err, .errlen = errlen, .warn = warn,
-                  .warn_ctx = warn_ctx };
+                  .warn_ctx = warn_ctx, .queue = -1 };
     ld.f = fopen(path, "r");
     if (!ld.f) {
         snprintf(err, errlen, "%s:0: cannot open: %s", path, strerror(errno));

@@ -1,8 +1,8 @@
 /* daemon.h: the modules of the stompd daemon (not part of libbroker), one section each:
- * the configuration (config.c, config_file.c), the command line (options.c), the log sink
- * (logsink.c), the pidfile (pidfile.c), detaching and service-manager notification
- * (daemonize.c), the auth file (auth.c) and the login checks on libuv's thread pool
- * (login_pool.c). main.c ties them together.
+ * the configuration (config.c, config_policy.c, config_file.c), the command line
+ * (options.c), the log sink (logsink.c), the pidfile (pidfile.c), detaching and
+ * service-manager notification (daemonize.c), the auth file (auth.c) and the login checks
+ * on libuv's thread pool (login_pool.c). main.c ties them together.
  *
  * Each module reports failures as a return value plus a one-line message in a caller's
  * buffer; only main.c decides to exit, and with which code (STOMPD_EXIT_*). Functions are
@@ -47,6 +47,32 @@ typedef struct config_listen {
     int port;
 } config_listen;
 
+/* The message policy keys of one section: [stompd] (the broker-wide policy) or a
+ * [queue "PATTERN"] section (the queues whose names match PATTERN). */
+typedef struct config_policy {
+    broker_policy p;   /* the numbers; p.dead_letter is set by config__build_policies */
+    char *dead_letter; /* a queue name or "none"; NULL: the library's DLQ naming */
+    unsigned given;    /* a [queue] section: CONFIG_GIVEN() bits of the keys it sets */
+} config_policy;
+
+/* The message policy keys, in the order --help lists them. */
+enum config_policy_key {
+    CONFIG_MAX_DELIVERIES,
+    CONFIG_REDELIVERY_DELAY,
+    CONFIG_REDELIVERY_BACKOFF,
+    CONFIG_REDELIVERY_DELAY_MAX,
+    CONFIG_DEAD_LETTER,
+    CONFIG_POLICY_KEYS
+};
+#define CONFIG_GIVEN(key) (1u << (key))
+
+/* One [queue "PATTERN"] section of the config file. */
+typedef struct config_queue {
+    char *pattern;
+    unsigned line; /* of its [queue "PATTERN"] header */
+    config_policy policy;
+} config_queue;
+
 /* Everything stompd can be told. Strings are owned by the config (config__free). */
 typedef struct daemon_config {
     config_listen listen[CONFIG_MAX_LISTEN];
@@ -74,6 +100,12 @@ typedef struct daemon_config {
     char *ws_path, *ws_origins, *web_root;
     int policy_port;         /* Flash policy listener, -1 = none */
     char *policy_domains, *policy_ports;
+    /* Message policies: config__build_policies points opts.policy's dead_letter and
+     * opts.policies into these. */
+    config_policy policy;       /* the [stompd] keys */
+    config_queue *queues;       /* the [queue "PATTERN"] sections, in file order */
+    size_t nqueues;
+    broker_policy_rule *rules;  /* one per section, once built */
 } daemon_config;
 
 /* The defaults (documented in --help and contrib/stompd.conf). -1 with err when out of
@@ -94,6 +126,12 @@ int config__absolute_paths(daemon_config *cfg) DAEMON_WUR;
 /* Print every key with its default and a one-line explanation (the --help tail). */
 void config__print_keys(FILE *f);
 
+/* Set a message policy key of a [queue "PATTERN"] section and mark it given. -1 with a
+ * message naming the key: a bad value, a key that is not a policy key, or one not supported
+ * yet. */
+int config__set_policy(config_policy *p, const char *key, const char *value, char *err,
+                       size_t errlen) DAEMON_WUR;
+
 /* Between config.c and config_file.c: set a key by name (-1: unknown key or bad value,
  * message in err); with listen_given, the first listen (*listen_given 0) replaces the
  * addresses, NULL adds to them. */
@@ -103,6 +141,28 @@ int config__set_from_file(daemon_config *cfg, const char *key, const char *value
 int config__set_str(char **slot, const char *v) DAEMON_WUR;
 /* A decimal port, 0-65535. -1 when bad. */
 int config__parse_port(const char *s, int *port) DAEMON_WUR;
+
+/* ---- config_policy.c ----------------------------------------------------------------- */
+
+/* The first element of name ('.' and '/' separate them) that is a wildcard, '*' or '>';
+ * NULL when there is none. */
+const char *config__wildcard(const char *name);
+/* Does this INI section name start a [queue ...] section ("queue" alone, or followed by a
+ * blank or a quote)? Such a section must then be exactly queue "PATTERN". */
+int config__is_queue_section(const char *section);
+/* Add the [queue "PATTERN"] section whose header, at line, names section: the quoted
+ * pattern is checked and must not repeat an earlier section's. -1 with a message. */
+int config__add_queue(daemon_config *cfg, const char *section, unsigned line, char *err,
+                      size_t errlen) DAEMON_WUR;
+/* Once the file and the command line are read: opts.policy from the [stompd] keys, and
+ * one opts.policies rule per section, whose keys not set in the section come from
+ * [stompd]. -1 with a message (a section's prefixed "FILE:LINE: ", file being where the
+ * sections were read) when a policy's redelivery_delay_max is below its redelivery_delay,
+ * or out of memory. */
+int config__build_policies(daemon_config *cfg, const char *file, char *err,
+                           size_t errlen) DAEMON_WUR;
+/* Free the sections and the rules (part of config__free). */
+void config__free_policies(daemon_config *cfg);
 
 /* ---- config_file.c ------------------------------------------------------------------- */
 

@@ -482,9 +482,10 @@ int main(int argc, char **argv)
     gid_t gid;
     check_config(&uid, &gid);
     if (check_only) {
-        printf("stompd: configuration ok: %zu listen address%s, store %s, %s\n", cfg.nlisten,
-               cfg.nlisten == 1 ? "" : "es", cfg.store,
-               the_auth ? "authentication on" : "no authentication");
+        printf("stompd: configuration ok: %zu listen address%s, store %s, %s, %zu queue "
+               "polic%s\n", cfg.nlisten, cfg.nlisten == 1 ? "" : "es", cfg.store,
+               the_auth ? "authentication on" : "no authentication", cfg.nqueues,
+               cfg.nqueues == 1 ? "y" : "ies");
         auth__free(the_auth);
         config__free(&cfg);
         return STOMPD_EXIT_OK;

@@ -119,7 +119,7 @@ void options__usage(FILE *f)
         "  -V, --version          print the version\n"
         "  -h, --help             this text\n"
         "\nSignals: TERM/INT stop cleanly (pidfile removed, exit 0); HUP reopens the log\n"
-        "file and reloads the auth file.\n"
+        "file and reloads the auth file (the config file is read at start only).\n"
         "Exit codes: 0 ok, 1 runtime failure, 2 bad option or config, 3 cannot listen,\n"
         "4 store failed, 5 pid file locked or unusable, 6 log, privileges or detaching.\n");
     config__print_keys(f);
@@ -255,6 +255,8 @@ int options__configure(const options *o, daemon_config *cfg,
         }
     }
     if ((o->host || o->port) && override_listen(o, cfg, err, errlen) != STOMPD_EXIT_OK)
+        return STOMPD_EXIT_CONFIG;
+    if (config__build_policies(cfg, o->config_file, err, errlen) != 0)
         return STOMPD_EXIT_CONFIG;
     if (cfg->debug)
         cfg->log_level = BROKER_LOG_DEBUG;
