@@ -129,6 +129,7 @@ lg_run() {
         relay) start_server relay "$log" && started=1 ;;
         mem) start_server stompd "$log" && started=1 ;;
         mem-maxconn) start_server stompd "$log" "$maxconn_opt" 12000 && started=1 ;;
+        mem-nodelay) start_server stompd "$log" --set redelivery_delay=0 && started=1 ;;
         sqlite-default)
             start_server stompd "$log" --store "sqlite:$work/$tag.$i.db" && started=1 ;;
         sqlite-*)
@@ -426,6 +427,7 @@ n_queue4=$((400000 / scale))   # per producer, queue 4P/4C 1 KiB
 n_persist=$((400000 / scale))  # persistent 1P/1C 1 KiB
 n_topic=$((80000 / scale))     # topic 1 -> 50: 4,000,000 deliveries
 n_latency=$((10000 / scale))   # latency at 1,000 msg/s: 10 s
+n_dlq=$((100000 / scale))      # dead-lettering: each NACKed 10 times (max_deliveries)
 topic_subs=50
 
 # conns_count: 10,000 when stompd has a connection-limit option, else 1,000 (its default
@@ -460,6 +462,7 @@ bench_broker() {
         lg_run q1 $i mem --scenario queue -p 1 -c 1 -n $n_queue -s 100
         lg_run q4 $i mem --scenario queue -p 4 -c 4 -n $n_queue4 -s 1024 --ack client-individual
         lg_run persist-mem $i mem --scenario persistent -n $n_persist -s 1024
+        lg_run dlq $i mem-nodelay --scenario queue -p 1 -c 1 -n $n_dlq -s 100 --nack-all
         if [ $has_store = 1 ]; then
             if [ -n "$sync_opt" ]; then
                 lg_run persist-full $i sqlite-full --scenario persistent -n $n_persist -s 1024
@@ -488,6 +491,7 @@ bench_broker() {
     ratio_row "  stompd / relay, same run" q1 relay-q1 rate ">=" 40
     row "queue 4P/4C 1 KiB client-individual, ACK each" q4 rate msg/s 0 ">=" 400000
     row "persistent 1P/1C 1 KiB receipts, memory store" persist-mem rate msg/s 0 - 0
+    row "dead-lettering 100 B: NACKed 10 times each" dlq rate msg/s 0 - 0
     if [ $has_store = 1 ] && [ -z "$sync_opt" ]; then
         row "persistent 1P/1C 1 KiB receipts, SQLite" persist-default rate msg/s 0 - 0
     fi
