@@ -48,11 +48,7 @@ void sqlite__make_ready(store *s, srec *r)
 
 store_err sqlite__wait_room(store *s, squeue *q)
 {
-    size_t cap = q->waiting.cap;
-    if (store__heap_reserve(&q->waiting) != STORE_OK)
-        return STORE_E_NOMEM;
-    s->bytes += (q->waiting.cap - cap) * sizeof *q->waiting.e;
-    return STORE_OK;
+    return store__heap_reserve(&q->waiting, q->waiting.n + 1, &s->bytes);
 }
 
 /* r (in memory, not on a list) waits for its time: into q's heap. The caller reserved. */

@@ -60,8 +60,7 @@ static void drop_queue_if_unused(store *s, mqueue *q)
 {
     if (q->nrecs)
         return;
-    s->bytes -= q->waiting.cap * sizeof *q->waiting.e;
-    store__heap_free(&q->waiting);
+    store__heap_free(&q->waiting, &s->bytes);
     store__queues_remove(&s->queues, &q->link);
     s->bytes -= sizeof *q + q->link.len + 1;
     free(q);
@@ -84,7 +83,7 @@ static void mem_close(store *s)
         return;
     for (store__qlink *l = store__queues_first(&s->queues); l;
          l = store__queues_next(&s->queues, l))
-        store__heap_free(&store__container_of(l, mqueue, link)->waiting);
+        store__heap_free(&store__container_of(l, mqueue, link)->waiting, NULL);
     store__ids_destroy(&s->ids, offsetof(mrec, link));
     store__queues_destroy(&s->queues, offsetof(mqueue, link));
     free(s);
@@ -238,10 +237,8 @@ static store_err mem_requeue_at(store *s, uint64_t id, uint64_t not_before)
         return STORE_E_NOTFOUND;
     mqueue *q = r->q;
     if (not_before) {
-        size_t cap = q->waiting.cap;
-        if (store__heap_reserve(&q->waiting) != STORE_OK)
+        if (store__heap_reserve(&q->waiting, q->waiting.n + 1, &s->bytes) != STORE_OK)
             return STORE_E_NOMEM;
-        s->bytes += (q->waiting.cap - cap) * sizeof *q->waiting.e;
         store__heap_push(&q->waiting, not_before, r->link.id, r);
         r->state = REC_WAITING;
     } else {

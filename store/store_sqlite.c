@@ -37,8 +37,8 @@ store_err sqlite__db_err(store *s, sqlite3 *db, const char *what)
 static void unlink_queue(store *s, squeue *q)
 {
     store__queues_remove(&s->queues, &q->link);
-    s->bytes -= QUEUE_SIZE(q) + q->waiting.cap * sizeof *q->waiting.e;
-    store__heap_free(&q->waiting);
+    s->bytes -= QUEUE_SIZE(q);
+    store__heap_free(&q->waiting, &s->bytes);
     free(q);
 }
 
@@ -95,7 +95,7 @@ static void sq_close(store *s)
     sqlite__close_file(s);
     for (store__qlink *l = store__queues_first(&s->queues); l;
          l = store__queues_next(&s->queues, l))
-        store__heap_free(&store__container_of(l, squeue, link)->waiting);
+        store__heap_free(&store__container_of(l, squeue, link)->waiting, NULL);
     store__ids_destroy(&s->ids, offsetof(srec, link));
     store__queues_destroy(&s->queues, offsetof(squeue, link));
     free(s->bat[0].ops);
