@@ -171,6 +171,8 @@ static inline void store__fill_msg(store_msg *out, uint64_t id, const char *queu
     out->body = data + hlen;
     out->body_len = blen;
     out->redeliveries = redeliveries;
+    out->priority = 4;
+    out->expires = 0;
 }
 
 /* ---- records by id ---- */

@@ -73,6 +73,9 @@ typedef struct store_msg {
     const char *body;
     size_t body_len;
     uint32_t redeliveries; /* times this message went back to its queue */
+    /* ---- version 7 ---- */
+    uint8_t priority; /* 0-9 (enqueue_attrs); enqueue's messages have 4 */
+    uint64_t expires; /* expired from this time on (enqueue_attrs); 0: never */
 } store_msg;
 
 typedef struct store_options {
