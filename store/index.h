@@ -145,36 +145,6 @@ void store__heap_remove(store__heap *h, size_t i);
 /* Free the entries (their bytes are taken off *acct when not NULL); h is left empty. */
 void store__heap_free(store__heap *h, size_t *acct);
 
-/* ---- message bytes ---- */
-
-/* Copy a header block and a body into data (hlen + blen + 1 bytes), NUL-terminated. */
-static inline void store__copy_msg(char *data, const void *headers, size_t hlen,
-                                   const void *body, size_t blen)
-{
-    if (hlen)
-        memcpy(data, headers, hlen);
-    if (blen)
-        memcpy(data + hlen, body, blen);
-    data[hlen + blen] = '\0';
-}
-
-/* Fill a take's answer from a record laid out by store__copy_msg. Borrowed pointers. */
-static inline void store__fill_msg(store_msg *out, uint64_t id, const char *queue,
-                                   size_t queue_len, const char *data, size_t hlen, size_t blen,
-                                   uint32_t redeliveries)
-{
-    out->id = id;
-    out->queue = queue;
-    out->queue_len = queue_len;
-    out->headers = data;
-    out->headers_len = hlen;
-    out->body = data + hlen;
-    out->body_len = blen;
-    out->redeliveries = redeliveries;
-    out->priority = 4;
-    out->expires = 0;
-}
-
 /* ---- records by id ---- */
 
 /* Ids are sequential: the multiply spreads them, the high half feeds the mask. */

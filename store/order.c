@@ -30,7 +30,7 @@ store__rec *store__rec_new(void *q, const void *headers, size_t hlen, const void
     memset(r, 0, sizeof *r);
     r->q = q;
     r->hpos = r->xpos = STORE__NOPOS;
-    r->prio = STORE__PRIORITY_DEFAULT;
+    r->prio = STORE_PRIORITY_DEFAULT;
     r->state = STORE__PENDING;
     r->hlen = hlen;
     r->blen = blen;
@@ -214,12 +214,14 @@ static int after(const store__rec *a, int64_t ord, uint64_t id)
     return a->ord > ord || (a->ord == ord && a->link.id > id);
 }
 
-store__rec *store__band_after(const store__band *b, const store__rec *last, int64_t ord,
-                              uint64_t id)
+store__rec *store__order_after(const store__order *o, const void *q, int p,
+                               const store__rec *found, int64_t ord, uint64_t id)
 {
-    /* Without last, walk from the head to the first record after (ord, id). */
-    const store__dlink *l = last ? last->on.next : b->list.head;
-    while (!last && l && !after(store__container_of(l, store__rec, on), ord, id))
+    const store__band *b = &o->band[p];
+    int on_list = found && found->q == q && found->state == STORE__READY && found->prio == p &&
+                  found->ord == ord;
+    const store__dlink *l = on_list ? found->on.next : b->list.head;
+    while (!on_list && l && !after(store__container_of(l, store__rec, on), ord, id))
         l = l->next;
     store__rec *best = l ? store__container_of(l, store__rec, on) : NULL;
     /* The band's heap is small (records that joined between others): look at each. */
@@ -229,6 +231,25 @@ store__rec *store__band_after(const store__band *b, const store__rec *last, int6
             best = m;
     }
     return best;
+}
+
+/* ---- browsing ---- */
+
+/* pos[0]: 1 + the band of the last message given (0: not begun); pos[1], pos[2]: its
+ * (ord, id). */
+void store__cursor_read(const store_cursor *c, int *p, int64_t *ord, uint64_t *id)
+{
+    int begun = c->pos[0] != 0 && c->pos[0] <= STORE__PRIORITIES;
+    *p = begun ? (int)c->pos[0] - 1 : STORE__PRIORITIES - 1;
+    *ord = begun ? (int64_t)c->pos[1] : INT64_MIN;
+    *id = begun ? c->pos[2] : 0;
+}
+
+void store__cursor_write(store_cursor *c, int p, int64_t ord, uint64_t id)
+{
+    c->pos[0] = (uint64_t)p + 1;
+    c->pos[1] = (uint64_t)ord;
+    c->pos[2] = id;
 }
 
 /* ---- a store's records by expiry ---- */

@@ -19,8 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE__PRIORITIES 10
-#define STORE__PRIORITY_DEFAULT 4
+#define STORE__PRIORITIES (STORE_PRIORITY_MAX + 1)
 
 enum { STORE__PENDING, STORE__READY, STORE__MID, STORE__WAITING, STORE__TAKEN, STORE__GHOST };
 
@@ -110,10 +109,20 @@ store_err store__order_promote(store__order *o, uint64_t now, const int64_t *lim
                                size_t *acct) STORE_WUR;
 /* The earliest not_before of the waiting records, if later than now; else 0. */
 uint64_t store__order_next_due(const store__order *o, uint64_t now);
-/* The band's first record after (ord, id) in its order, or NULL. last: the record at (ord,
- * id) when it is still on the band's list (the search starts from it), else NULL. */
-store__rec *store__band_after(const store__band *b, const store__rec *last, int64_t ord,
-                              uint64_t id);
+/* The first record of band p after (ord, id) in its order, or NULL. found: the record whose
+ * id is id, or NULL; while it is still at (ord, id) on that band's list of the order owned
+ * by q, the search goes on from it, else it walks the list from its head (and in every
+ * case looks through the band's heap). */
+store__rec *store__order_after(const store__order *o, const void *q, int p,
+                               const store__rec *found, int64_t ord, uint64_t id);
+
+/* ---- browsing: a store_cursor (zeroed to begin) ---- */
+
+/* The band to go on in, and the (ord, id) after which: the highest band from its start
+ * for a cursor not begun. */
+void store__cursor_read(const store_cursor *c, int *p, int64_t *ord, uint64_t *id);
+/* The message at (ord, id) of band p was given. */
+void store__cursor_write(store_cursor *c, int p, int64_t ord, uint64_t id);
 
 /* ---- a store's records by expiry ---- */
 

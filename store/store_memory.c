@@ -4,8 +4,9 @@
  * inline). Records are found by id, queues by name, through the indexes of index.h; each
  * queue orders its records with order.h (priority bands, the heap of waiting records). A
  * record is in exactly one place: the store's pending list (enqueued, not committed), its
- * queue's order (ready or waiting), or none (taken). A queue is freed once it has no record
- * at all. Commit completes synchronously (STORE_DONE): nothing here is durable, so a batch is
+ * queue's order (ready or waiting), or none (taken); a committed record with an expiry that
+ * is not taken is also in the store's expiry heap. A queue is freed once it has no record at
+ * all. Commit completes synchronously (STORE_DONE): nothing here is durable, so a batch is
  * done when it is made. Nothing is in a file either, so every band's limit (order.h) is
  * INT64_MAX. `bytes` is the sum of the allocations it holds (records, queues, heaps), for
  * resident().
@@ -21,6 +22,7 @@ typedef struct mqueue {
     store__order o;    /* its ready and waiting records */
     size_t nrecs;      /* records of any state in this queue */
     size_t nlate;      /* pending records that will wait at commit: room kept in o.waiting */
+    uint64_t bytes;    /* header block and body bytes of its records */
     char name[];       /* NUL-terminated, link.len bytes before the NUL */
 } mqueue;
 
@@ -28,6 +30,8 @@ struct store {
     store__idhash ids;
     store__qhash queues;
     store__dlist pending; /* enqueued, not committed, in id order */
+    store__heap expiry;   /* committed records with an expiry, not taken */
+    size_t nexpiring;     /* records with an expiry, any state: room kept in expiry */
     uint64_t next_id;
     size_t bytes; /* records, queues and heaps allocated */
 };
@@ -88,6 +92,9 @@ static void forget(store *s, store__rec *r)
     mqueue *q = r->q;
     store__ids_remove(&s->ids, &r->link);
     q->nrecs--;
+    q->bytes -= r->hlen + r->blen;
+    if (r->expires)
+        s->nexpiring--;
     s->bytes -= STORE__REC_SIZE(r);
     free(r);
     drop_queue_if_unused(s, q);
@@ -100,6 +107,7 @@ static store_err mem_open(const store_options *opts, store **out)
     if (!s)
         return STORE_E_NOMEM;
     s->next_id = 1;
+    store__expiry_init(&s->expiry);
     *out = s;
     return STORE_OK;
 }
@@ -113,14 +121,30 @@ static void mem_close(store *s)
         store__order_free(&store__container_of(l, mqueue, link)->o, NULL);
     store__ids_destroy(&s->ids, offsetof(store__rec, link));
     store__queues_destroy(&s->queues, offsetof(mqueue, link));
+    store__heap_free(&s->expiry, NULL);
     free(s);
 }
 
-static store_err mem_enqueue_hashed(store *s, const char *queue, size_t queue_len, uint64_t h,
-                                    const char *headers, size_t headers_len, const char *body,
-                                    size_t body_len, uint64_t *id)
+/* Room for one more record of q with attributes a in the heaps it will join at commit. */
+static store_err heap_room(store *s, mqueue *q, const store_attrs *a)
 {
-    if (!queue_len)
+    if (a->not_before &&
+        store__heap_reserve(&q->o.waiting, q->o.waiting.n + q->nlate + 1, &s->bytes) != STORE_OK)
+        return STORE_E_NOMEM;
+    if (a->expires &&
+        store__heap_reserve(&s->expiry, s->nexpiring + 1, &s->bytes) != STORE_OK)
+        return STORE_E_NOMEM;
+    return STORE_OK;
+}
+
+static store_err mem_enqueue_attrs(store *s, const char *queue, size_t queue_len, uint64_t h,
+                                   const char *headers, size_t headers_len, const char *body,
+                                   size_t body_len, const store_attrs *a, uint64_t *id)
+{
+    static const store_attrs plain = { STORE_PRIORITY_DEFAULT, 0, 0 };
+    if (!a)
+        a = &plain;
+    if (!queue_len || a->priority > STORE_PRIORITY_MAX)
         return STORE_E_INVALID;
     if (headers_len > SIZE_MAX / 4 || body_len > SIZE_MAX / 4)
         return STORE_E_NOMEM;
@@ -129,19 +153,37 @@ static store_err mem_enqueue_hashed(store *s, const char *queue, size_t queue_le
     mqueue *q = get_queue(s, queue, queue_len, h);
     if (!q)
         return STORE_E_NOMEM;
-    store__rec *r = store__rec_new(q, headers, headers_len, body, body_len);
+    store__rec *r = NULL;
+    if (heap_room(s, q, a) == STORE_OK)
+        r = store__rec_new(q, headers, headers_len, body, body_len);
     if (!r) {
         drop_queue_if_unused(s, q);
         return STORE_E_NOMEM;
     }
     r->link.id = s->next_id++;
     r->ord = (int64_t)r->link.id;
+    r->prio = a->priority;
+    r->not_before = a->not_before;
+    r->expires = a->expires;
     store__ids_insert(&s->ids, &r->link);
     s->bytes += STORE__REC_SIZE(r);
     q->nrecs++;
+    q->bytes += headers_len + body_len;
+    if (r->not_before)
+        q->nlate++;
+    if (r->expires)
+        s->nexpiring++;
     store__list_append(&s->pending, &r->on);
     *id = r->link.id;
     return STORE_OK;
+}
+
+static store_err mem_enqueue_hashed(store *s, const char *queue, size_t queue_len, uint64_t h,
+                                    const char *headers, size_t headers_len, const char *body,
+                                    size_t body_len, uint64_t *id)
+{
+    return mem_enqueue_attrs(s, queue, queue_len, h, headers, headers_len, body, body_len, NULL,
+                             id);
 }
 
 static store_err mem_enqueue(store *s, const char *queue, size_t queue_len, const char *headers,
@@ -151,8 +193,18 @@ static store_err mem_enqueue(store *s, const char *queue, size_t queue_len, cons
                               headers_len, body, body_len, id);
 }
 
-static store_err mem_take_at(store *s, const char *queue, size_t queue_len, uint64_t h,
-                             uint64_t now, store_msg *out)
+/* r (ready or waiting) is handed out. */
+static void take_out(store *s, store__rec *r, store_msg *out)
+{
+    store__order_remove(&((mqueue *)r->q)->o, r);
+    store__expiry_drop(&s->expiry, r);
+    r->state = STORE__TAKEN;
+    fill(out, r);
+}
+
+/* take_at's work; expiry: refuse a first message expired at now. */
+static store_err take(store *s, const char *queue, size_t queue_len, uint64_t h, uint64_t now,
+                      int expiry, store_msg *out)
 {
     mqueue *q = find_queue(s, queue, queue_len, h);
     if (!q)
@@ -161,16 +213,37 @@ static store_err mem_take_at(store *s, const char *queue, size_t queue_len, uint
     store__rec *r = store__order_first(&q->o);
     if (!r)
         return err != STORE_OK ? err : STORE_E_EMPTY;
-    store__order_remove(&q->o, r);
-    r->state = STORE__TAKEN;
-    fill(out, r);
+    if (expiry && r->expires && r->expires <= now)
+        return STORE_E_EXPIRED;
+    take_out(s, r, out);
     return STORE_OK;
+}
+
+static store_err mem_take_at(store *s, const char *queue, size_t queue_len, uint64_t h,
+                             uint64_t now, store_msg *out)
+{
+    return take(s, queue, queue_len, h, now, 1, out);
 }
 
 static store_err mem_take_hashed(store *s, const char *queue, size_t queue_len, uint64_t h,
                                  store_msg *out)
 {
-    return mem_take_at(s, queue, queue_len, h, UINT64_MAX, out);
+    return take(s, queue, queue_len, h, UINT64_MAX, 0, out);
+}
+
+static store_err mem_take_expired(store *s, uint64_t now, store_msg *out)
+{
+    const store__heapent *t = store__heap_top(&s->expiry);
+    if (!t || t->key > now)
+        return STORE_E_EMPTY;
+    take_out(s, t->p, out);
+    return STORE_OK;
+}
+
+static uint64_t mem_next_expiry(store *s)
+{
+    const store__heapent *t = store__heap_top(&s->expiry);
+    return t ? t->key : 0;
 }
 
 static uint64_t mem_next_due(store *s, const char *queue, size_t queue_len, uint64_t h,
@@ -222,6 +295,7 @@ static store_err mem_requeue_at(store *s, uint64_t id, uint64_t not_before)
         store__order_wait(&q->o, r);
     else
         store__order_prepend(&q->o, r);
+    store__expiry_add(&s->expiry, r);
     return STORE_OK;
 }
 
@@ -236,6 +310,8 @@ static store_err mem_cancel(store *s, uint64_t id)
     if (!r || r->state != STORE__PENDING)
         return STORE_E_NOTFOUND;
     store__list_unlink(&s->pending, &r->on);
+    if (r->not_before)
+        ((mqueue *)r->q)->nlate--;
     forget(s, r);
     return STORE_OK;
 }
@@ -244,11 +320,19 @@ static store_err mem_commit(store *s, store_commit_cb cb, void *arg)
 {
     (void)cb;
     (void)arg;
-    /* Pending records become ready in enqueue order, so each band stays in id order. */
+    /* Pending records become ready in enqueue order, so each band stays in id order; those
+     * with a time wait for it. */
     while (s->pending.head) {
         store__rec *r = store__container_of(s->pending.head, store__rec, on);
+        mqueue *q = r->q;
         store__list_unlink(&s->pending, &r->on);
-        store__order_append(&((mqueue *)r->q)->o, r);
+        if (r->not_before) {
+            q->nlate--;
+            store__order_wait(&q->o, r);
+        } else {
+            store__order_append(&q->o, r);
+        }
+        store__expiry_add(&s->expiry, r);
     }
     return STORE_DONE;
 }
@@ -257,6 +341,37 @@ static size_t mem_depth(store *s, const char *queue, size_t queue_len)
 {
     mqueue *q = find_queue(s, queue, queue_len, store_hash_name(queue, queue_len));
     return q ? store__order_count(&q->o) : 0;
+}
+
+static void mem_queue_size(store *s, const char *queue, size_t queue_len, uint64_t h,
+                           uint64_t *count, uint64_t *bytes)
+{
+    const mqueue *q = find_queue(s, queue, queue_len, h);
+    *count = q ? q->nrecs : 0;
+    *bytes = q ? q->bytes : 0;
+}
+
+static store_err mem_browse(store *s, const char *queue, size_t queue_len, uint64_t h,
+                            store_cursor *cur, uint64_t now, store_msg *out)
+{
+    mqueue *q = find_queue(s, queue, queue_len, h);
+    if (!q)
+        return STORE_E_EMPTY;
+    store_err perr = store__order_promote(&q->o, now, no_limit, &s->bytes);
+    (void)perr; /* what could not be promoted shows in a later call */
+    int p;
+    int64_t ord;
+    uint64_t id;
+    store__cursor_read(cur, &p, &ord, &id);
+    for (; p >= 0; p--, ord = INT64_MIN, id = 0) {
+        const store__rec *r = store__order_after(&q->o, q, p, find_rec(s, id), ord, id);
+        if (r) {
+            store__cursor_write(cur, p, r->ord, r->link.id);
+            fill(out, r);
+            return STORE_OK;
+        }
+    }
+    return STORE_E_EMPTY;
 }
 
 static size_t mem_resident(store *s)
@@ -290,6 +405,11 @@ static const store_ops memory_ops = {
     .take_at = mem_take_at,
     .next_due = mem_next_due,
     .get = mem_get,
+    .enqueue_attrs = mem_enqueue_attrs,
+    .take_expired = mem_take_expired,
+    .next_expiry = mem_next_expiry,
+    .queue_size = mem_queue_size,
+    .browse = mem_browse,
 };
 
 const store_ops *store_memory_backend(void)
