@@ -1,10 +1,11 @@
 /* test_sqlite.c: what only the SQLite backend has (the shared contract runs on it from
  * test_store_contract.c): the semantics again through its own entry points on a real file,
  * reopen, crash images, the delivery bound, locking, schema versions, migration from a
- * golden version-1 file, a golden version-2 file (tests/store/golden_v2.db), paging, commits
- * in flight, failed commits; and for version 7 priority bands and the schedule beyond a
- * window, expiry and browsing over a backlog in the file (bounded memory), and a crash with
- * priorities. Each test works in its own temporary directory and removes it.
+ * golden version-1 file, golden version-2 files (tests/store/golden_v2.db and
+ * tests/store/golden/) and a version-3 one, paging, commits in flight, failed commits; and for
+ * version 7 priority bands and the schedule beyond a window, expiry and browsing over a
+ * backlog in the file (bounded memory), and a crash with priorities. Each test works in its
+ * own temporary directory and removes it.
  */
 #include <dirent.h>
 #include <setjmp.h>
@@ -1374,6 +1375,127 @@ static void test_expiry_file_order(void **state)
     expect_empty(f, "q");
 }
 
+/* ---- golden files of older schemas (tests/store/golden, see its README.md) ---- */
+
+/* Copy tests/store/golden/name (from the top of the source tree) to f->path and open it. */
+static void open_golden(fx *f, const char *name)
+{
+    char from[128];
+    snprintf(from, sizeof from, "tests/store/golden/%s", name);
+    FILE *in = fopen(from, "rb");
+    assert_non_null(in);
+    FILE *out = fopen(f->path, "wb");
+    assert_non_null(out);
+    char buf[8192];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        assert_int_equal(fwrite(buf, 1, n, out), n);
+    assert_int_equal(fclose(in), 0);
+    assert_int_equal(fclose(out), 0);
+    f->s = open_store(f, 0);
+}
+
+static void size_is(fx *f, const char *q, uint64_t count, uint64_t bytes)
+{
+    uint64_t n, b;
+    f->ops->queue_size(f->s, q, strlen(q), store_hash_name(q, strlen(q)), &n, &b);
+    assert_int_equal(n, count);
+    assert_int_equal(b, bytes);
+}
+
+/* take gives id with that header block, body and count (priority 4, no expiry); acked. */
+static void take_golden(fx *f, const char *q, uint64_t id, const char *h, size_t hlen,
+                        const char *body, size_t blen, uint32_t red)
+{
+    store_msg m;
+    assert_int_equal(f->ops->take(f->s, q, strlen(q), &m), STORE_OK);
+    assert_int_equal(m.id, id);
+    assert_int_equal(m.headers_len, hlen);
+    assert_memory_equal(m.headers, h, hlen);
+    assert_int_equal(m.body_len, blen);
+    assert_memory_equal(m.body, body, blen);
+    assert_int_equal(m.redeliveries, red);
+    assert_int_equal(m.priority, STORE_PRIORITY_DEFAULT);
+    assert_int_equal(m.expires, 0);
+    assert_int_equal(f->ops->ack(f->s, m.id), STORE_OK);
+}
+
+/* What both golden files hold (make_golden.c), then the next id. */
+static void check_golden(fx *f, uint64_t next_id)
+{
+    assert_int_equal(depth(f, "/queue/orders"), 3);
+    assert_int_equal(depth(f, "/queue/many"), 9);
+    assert_int_equal(depth(f, "/queue/gone"), 0);
+    size_is(f, "/queue/orders", 3, 14);
+    size_is(f, "/queue/bin", 1, 256);
+    take_golden(f, "/queue/orders", 1, "k\0v\0", 4, "o1", 2, 3); /* taken at the close */
+    take_golden(f, "/queue/orders", 2, "", 0, "o2", 2, 1);
+    take_golden(f, "/queue/orders", 3, "x\0y\0", 4, "o3", 2, 0);
+    expect_empty(f, "/queue/orders");
+    char bin[256], body[16];
+    for (int i = 0; i < 256; i++)
+        bin[i] = (char)i;
+    take_golden(f, "/queue/bin", 4, "", 0, bin, sizeof bin, 0);
+    for (int i = 1; i < 10; i++) {
+        snprintf(body, sizeof body, "m%d", i);
+        take_golden(f, "/queue/many", 5 + (uint64_t)i, "", 0, body, 2, 0);
+    }
+    expect_empty(f, "/queue/many");
+    assert_int_equal(put(f, "/queue/gone", "new"), next_id);
+    assert_int_equal(commit_wait(f), STORE_OK);
+    assert_int_equal(f->ops->ack(f->s, take_expect(f, "/queue/gone", "new", 0)), STORE_OK);
+    assert_int_equal(commit_wait(f), STORE_OK);
+}
+
+/* The attributes of version 7 on a migrated file, across a reopen. */
+static void attrs_on_golden(fx *f)
+{
+    put_attrs(f, "/queue/orders", "p4", 0, 4, 0, 0);
+    put_attrs(f, "/queue/orders", "late", 0, 4, 100, 0);
+    put_attrs(f, "/queue/orders", "exp", 0, 4, 0, 50);
+    put_attrs(f, "/queue/orders", "p9", 0, 9, 0, 0);
+    assert_int_equal(commit_wait(f), STORE_OK);
+    reopen(f);
+    size_is(f, "/queue/orders", 4, 2 + 4 + 3 + 2 + 4);
+    assert_int_equal(f->ops->next_expiry(f->s), 50);
+    take_at_ack(f, "/queue/orders", 60, "p9", 0);
+    take_at_ack(f, "/queue/orders", 60, "p4", 0);
+    store_msg m;
+    assert_int_equal(take_at_rc(f, "/queue/orders", 60, &m), STORE_E_EXPIRED);
+    assert_int_equal(f->ops->take_expired(f->s, 60, &m), STORE_OK);
+    assert_memory_equal(m.body, "exp", 3);
+    assert_int_equal(f->ops->ack(f->s, m.id), STORE_OK);
+    assert_int_equal(take_at_rc(f, "/queue/orders", 60, &m), STORE_E_EMPTY);
+    take_at_ack(f, "/queue/orders", 100, "late", 0);
+    assert_int_equal(commit_wait(f), STORE_OK);
+    reopen(f);
+    size_is(f, "/queue/orders", 0, 0);
+    expect_empty(f, "/queue/orders");
+}
+
+static void test_golden_schema2(void **state)
+{
+    fx *f = *state;
+    open_golden(f, "schema2.db");
+    check_golden(f, 17);
+    attrs_on_golden(f);
+}
+
+/* Schema 3 adds a message waiting for its time (requeued once, due at 5000). */
+static void test_golden_schema3(void **state)
+{
+    fx *f = *state;
+    open_golden(f, "schema3.db");
+    uint64_t h = store_hash_name("/queue/wait", 11);
+    assert_int_equal(f->ops->next_due(f->s, "/queue/wait", 11, h, 0), 5000);
+    size_is(f, "/queue/wait", 1, 1);
+    store_msg m;
+    assert_int_equal(take_at_rc(f, "/queue/wait", 4999, &m), STORE_E_EMPTY);
+    take_at_ack(f, "/queue/wait", 5000, "w", 1);
+    check_golden(f, 18);
+    attrs_on_golden(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1399,6 +1521,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_take_waits_for_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_from_v1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_golden_v2, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_golden_schema2, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_golden_schema3, setup, teardown),
         cmocka_unit_test_setup_teardown(test_priority_paging, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schedule_paging, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expiry_backlog, setup, teardown),
