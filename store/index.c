@@ -131,39 +131,28 @@ static int heap_less(const store__heapent *a, const store__heapent *b)
     return a->key < b->key || (a->key == b->key && a->tie < b->tie);
 }
 
-store_err store__heap_reserve(store__heap *h)
+/* Put x at index i, telling its object where it is. */
+static void heap_set(store__heap *h, size_t i, store__heapent x)
 {
-    if (h->n < h->cap)
-        return STORE_OK;
-    size_t ncap = h->cap ? h->cap * 2 : 8;
-    if (ncap > SIZE_MAX / sizeof *h->e)
-        return STORE_E_NOMEM;
-    store__heapent *ne = realloc(h->e, ncap * sizeof *ne);
-    if (!ne)
-        return STORE_E_NOMEM;
-    h->e = ne;
-    h->cap = ncap;
-    return STORE_OK;
+    h->e[i] = x;
+    if (h->track)
+        *(size_t *)(void *)((char *)x.p + h->track - 1) = i;
 }
 
-void store__heap_push(store__heap *h, uint64_t key, uint64_t tie, void *p)
+static void sift_up(store__heap *h, size_t i, store__heapent x)
 {
-    size_t i = h->n++;
-    store__heapent x = { key, tie, p };
     while (i > 0) {
         size_t up = (i - 1) / 2;
         if (!heap_less(&x, &h->e[up]))
             break;
-        h->e[i] = h->e[up];
+        heap_set(h, i, h->e[up]);
         i = up;
     }
-    h->e[i] = x;
+    heap_set(h, i, x);
 }
 
-void store__heap_pop(store__heap *h)
+static void sift_down(store__heap *h, size_t i, store__heapent x)
 {
-    store__heapent x = h->e[--h->n];
-    size_t i = 0;
     for (;;) {
         size_t c = 2 * i + 1;
         if (c >= h->n)
@@ -172,15 +161,60 @@ void store__heap_pop(store__heap *h)
             c++;
         if (!heap_less(&h->e[c], &x))
             break;
-        h->e[i] = h->e[c];
+        heap_set(h, i, h->e[c]);
         i = c;
     }
-    if (h->n)
-        h->e[i] = x;
+    heap_set(h, i, x);
 }
 
-void store__heap_free(store__heap *h)
+store_err store__heap_reserve(store__heap *h, size_t want, size_t *acct)
 {
+    if (want <= h->cap)
+        return STORE_OK;
+    size_t ncap = h->cap ? h->cap : 8;
+    while (ncap < want && ncap <= SIZE_MAX / 2)
+        ncap *= 2;
+    if (ncap < want || ncap > SIZE_MAX / sizeof *h->e)
+        return STORE_E_NOMEM;
+    store__heapent *ne = realloc(h->e, ncap * sizeof *ne);
+    if (!ne)
+        return STORE_E_NOMEM;
+    if (acct)
+        *acct += (ncap - h->cap) * sizeof *ne;
+    h->e = ne;
+    h->cap = ncap;
+    return STORE_OK;
+}
+
+void store__heap_push(store__heap *h, uint64_t key, uint64_t tie, void *p)
+{
+    store__heapent x = { key, tie, p };
+    sift_up(h, h->n++, x);
+}
+
+void store__heap_remove(store__heap *h, size_t i)
+{
+    if (h->track)
+        *(size_t *)(void *)((char *)h->e[i].p + h->track - 1) = STORE__NOPOS;
+    store__heapent x = h->e[--h->n];
+    if (i == h->n)
+        return;
+    /* The last entry fills the hole: it goes up or down from there. */
+    if (i > 0 && heap_less(&x, &h->e[(i - 1) / 2]))
+        sift_up(h, i, x);
+    else
+        sift_down(h, i, x);
+}
+
+void store__heap_pop(store__heap *h)
+{
+    store__heap_remove(h, 0);
+}
+
+void store__heap_free(store__heap *h, size_t *acct)
+{
+    if (acct)
+        *acct -= h->cap * sizeof *h->e;
     free(h->e);
     h->e = NULL;
     h->n = h->cap = 0;

@@ -103,7 +103,10 @@ static inline void store__list_prepend(store__dlist *l, store__dlink *e)
     l->head = e;
 }
 
-/* ---- a min-heap by (key, tie): what is due next (delayed messages, timers) ---- */
+/* ---- a min-heap by (key, tie): what is due next (delayed messages, expiry) ---- */
+
+/* The index a tracked object holds while it is in no heap. */
+#define STORE__NOPOS SIZE_MAX
 
 typedef struct store__heapent {
     uint64_t key, tie; /* ordered by key, then tie */
@@ -113,10 +116,21 @@ typedef struct store__heapent {
 typedef struct store__heap {
     store__heapent *e;
     size_t n, cap;
+    /* 0, or 1 + the offset of a size_t in each entry's object p that the heap keeps equal to
+     * the entry's index (STORE__NOPOS once it leaves), so an entry can be removed from the
+     * middle (store__heap_track). */
+    size_t track;
 } store__heap;
 
-/* Room for one more push: STORE_OK or STORE_E_NOMEM (the heap unchanged). */
-store_err store__heap_reserve(store__heap *h) STORE_WUR;
+/* Keep each object's index at offset off of it (set before the first push). */
+static inline void store__heap_track(store__heap *h, size_t off)
+{
+    h->track = off + 1;
+}
+
+/* Room for `want` entries in all: STORE_OK or STORE_E_NOMEM (the heap unchanged). Growth is
+ * added to *acct (bytes held), when acct is not NULL. */
+store_err store__heap_reserve(store__heap *h, size_t want, size_t *acct) STORE_WUR;
 /* Add (room reserved). */
 void store__heap_push(store__heap *h, uint64_t key, uint64_t tie, void *p);
 /* The least entry, or NULL when empty. Borrowed: valid until the next push or pop. */
@@ -126,35 +140,10 @@ static inline const store__heapent *store__heap_top(const store__heap *h)
 }
 /* Remove the least entry (the heap is not empty). */
 void store__heap_pop(store__heap *h);
-void store__heap_free(store__heap *h);
-
-/* ---- message bytes ---- */
-
-/* Copy a header block and a body into data (hlen + blen + 1 bytes), NUL-terminated. */
-static inline void store__copy_msg(char *data, const void *headers, size_t hlen,
-                                   const void *body, size_t blen)
-{
-    if (hlen)
-        memcpy(data, headers, hlen);
-    if (blen)
-        memcpy(data + hlen, body, blen);
-    data[hlen + blen] = '\0';
-}
-
-/* Fill a take's answer from a record laid out by store__copy_msg. Borrowed pointers. */
-static inline void store__fill_msg(store_msg *out, uint64_t id, const char *queue,
-                                   size_t queue_len, const char *data, size_t hlen, size_t blen,
-                                   uint32_t redeliveries)
-{
-    out->id = id;
-    out->queue = queue;
-    out->queue_len = queue_len;
-    out->headers = data;
-    out->headers_len = hlen;
-    out->body = data + hlen;
-    out->body_len = blen;
-    out->redeliveries = redeliveries;
-}
+/* Remove entry i (< n): with tracking, the index its object holds. */
+void store__heap_remove(store__heap *h, size_t i);
+/* Free the entries (their bytes are taken off *acct when not NULL); h is left empty. */
+void store__heap_free(store__heap *h, size_t *acct);
 
 /* ---- records by id ---- */
 

@@ -15,31 +15,35 @@
 
 #include <stdio.h>
 
-#define ROW "(?,?,?,?,?,?)"
+#define INS "INSERT OR ROLLBACK INTO msg(id, queue, prio, ord, redeliveries, not_before," \
+            " expires, headers, body) VALUES"
+#define ROW "(?,?,?,?,?,?,?,?,?)"
 #define ROW8 ROW "," ROW "," ROW "," ROW "," ROW "," ROW "," ROW "," ROW
-enum { INS_ROWS = 16, INS_COLS = 6 };
+enum { INS_ROWS = 16, INS_COLS = 9 };
 
 static const char *const writer_sql[W__COUNT] = {
     [W_BEGIN] = "BEGIN IMMEDIATE",
     [W_COMMIT] = "COMMIT",
     [W_ROLLBACK] = "ROLLBACK",
     /* OR ROLLBACK: a failing insert ends the transaction at once (see the top of the file). */
-    [W_INS_MSG] = "INSERT OR ROLLBACK INTO msg(id, queue, ord, redeliveries, headers, body)"
-                  " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+    [W_INS_MSG] = INS ROW,
     [W_DEL_MSG] = "DELETE FROM msg WHERE id = ?1",
     [W_REQUEUE] = "UPDATE msg SET ord = ?2, redeliveries = ?3, not_before = ?4 WHERE id = ?1",
-    /* Each batch writing to a queue writes its row again (see sq_enqueue); REPLACE lets a
-     * row of the same name left by a failed batch give way (see sqlite__queue_drop_unused). */
-    [W_INS_QUEUE] = "INSERT OR REPLACE INTO queue(id, name, front) VALUES(?1, ?2, ?3)",
+    /* Each batch changing a queue's count writes its row again with the change: the row
+     * never depends on an earlier batch having succeeded. REPLACE lets a row of the same
+     * name left by a failed batch give way (see sqlite__queue_drop_unused). */
+    [W_QROW] = "INSERT OR REPLACE INTO queue(id, name, nmsg, nbytes)"
+               " SELECT ?1, ?2, coalesce(q.nmsg, 0) + ?3, coalesce(q.nbytes, 0) + ?4"
+               " FROM (SELECT 1) LEFT JOIN queue AS q ON q.id = ?1",
     [W_DEL_QUEUE] = "DELETE FROM queue WHERE id = ?1",
+    [W_DEL_FRONTS] = "DELETE FROM front WHERE queue = ?1",
     [W_META] = "INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)",
-    [W_FRONT] = "UPDATE queue SET front = ?2 WHERE id = ?1",
+    [W_FRONT] = "INSERT OR REPLACE INTO front(queue, prio, value) VALUES(?1, ?2, ?3)",
     [W_BUMP] = "UPDATE msg SET redeliveries = redeliveries + 1 WHERE id = ?1",
     /* Only for ids that are all acked in the batch (see sqlite__commit_work). */
     [W_DEL_RANGE] = "DELETE FROM msg WHERE id BETWEEN ?1 AND ?2",
     /* INS_ROWS messages in one statement: a burst of SENDs costs fewer statement runs. */
-    [W_INS_MSGS] = "INSERT OR ROLLBACK INTO msg(id, queue, ord, redeliveries, headers, body)"
-                   " VALUES" ROW8 "," ROW8,
+    [W_INS_MSGS] = INS ROW8 "," ROW8,
 };
 
 /* The commit's statements, and the largest row they can write. */
@@ -65,76 +69,74 @@ int sqlite__write_meta(store *s, const char *key, int64_t v)
 
 /* ---- the commit work (pool thread: touches wdb, the batch, and immutable record fields) ---- */
 
-/* Bind the message of an OP_ENQ as the six values from parameter base + 1 on. */
+/* Bind the message of an OP_ENQ as the INS_COLS values from parameter base + 1 on. */
 static int bind_msg(sqlite3_stmt *st, int base, const op *o)
 {
-    const srec *r = o->ptr;
+    const store__rec *r = o->ptr;
+    const squeue *q = r->q;
     int rc;
     /* r->data is never NULL, so an empty header block or body binds as an empty blob. */
     if ((rc = sqlite3_bind_int64(st, base + 1, (sqlite3_int64)r->link.id)) != SQLITE_OK ||
-        (rc = sqlite3_bind_int64(st, base + 2, r->q->qid)) != SQLITE_OK ||
-        (rc = sqlite3_bind_int64(st, base + 3, r->ord)) != SQLITE_OK ||
-        (rc = sqlite3_bind_int64(st, base + 4, r->redeliveries)) != SQLITE_OK ||
-        (rc = sqlite3_bind_blob64(st, base + 5, r->data, r->hlen, SQLITE_STATIC)) != SQLITE_OK)
+        (rc = sqlite3_bind_int64(st, base + 2, QID(q))) != SQLITE_OK ||
+        (rc = sqlite3_bind_int(st, base + 3, r->prio)) != SQLITE_OK ||
+        (rc = sqlite3_bind_int64(st, base + 4, r->ord)) != SQLITE_OK ||
+        (rc = sqlite3_bind_int64(st, base + 5, r->redeliveries)) != SQLITE_OK ||
+        (rc = sqlite3_bind_int64(st, base + 6, (sqlite3_int64)r->not_before)) != SQLITE_OK ||
+        (rc = sqlite3_bind_int64(st, base + 7, (sqlite3_int64)r->expires)) != SQLITE_OK ||
+        (rc = sqlite3_bind_blob64(st, base + 8, r->data, r->hlen, SQLITE_STATIC)) != SQLITE_OK)
         return rc;
-    return sqlite3_bind_blob64(st, base + 6, r->data + r->hlen, r->blen, SQLITE_STATIC);
+    return sqlite3_bind_blob64(st, base + 9, r->data + r->hlen, r->blen, SQLITE_STATIC);
+}
+
+/* Run st with the int64 parameters v[0..n) from ?1 on. */
+static int run_ints(sqlite3_stmt *st, const int64_t *v, int n)
+{
+    int rc = SQLITE_OK;
+    for (int i = 0; rc == SQLITE_OK && i < n; i++)
+        rc = sqlite3_bind_int64(st, i + 1, v[i]);
+    return rc == SQLITE_OK ? step_done(st) : rc;
+}
+
+/* An OP_QROW: the queue's row, its count and bytes changed by the batch's. */
+static int apply_qrow(store *s, const op *o)
+{
+    const squeue *q = o->ptr;
+    sqlite3_stmt *st = s->w[W_QROW];
+    int rc;
+    if ((rc = sqlite3_bind_int64(st, 1, o->key)) != SQLITE_OK ||
+        (rc = sqlite3_bind_blob64(st, 2, q->name, q->link.len, SQLITE_STATIC)) != SQLITE_OK ||
+        (rc = sqlite3_bind_int64(st, 3, (int64_t)o->not_before)) != SQLITE_OK ||
+        (rc = sqlite3_bind_int64(st, 4, o->ord)) != SQLITE_OK)
+        return rc;
+    return step_done(st);
 }
 
 static int apply_op(store *s, const op *o)
 {
-    sqlite3_stmt *st;
-    int rc;
     switch (o->kind) {
-    case OP_ENQ:
-        st = s->w[W_INS_MSG];
-        rc = bind_msg(st, 0, o);
-        if (rc == SQLITE_OK)
-            rc = step_done(st);
-        break;
+    case OP_ENQ: {
+        int rc = bind_msg(s->w[W_INS_MSG], 0, o);
+        return rc == SQLITE_OK ? step_done(s->w[W_INS_MSG]) : rc;
+    }
     case OP_ACK:
-        st = s->w[W_DEL_MSG];
-        rc = sqlite3_bind_int64(st, 1, o->key);
-        if (rc == SQLITE_OK)
-            rc = step_done(st);
-        break;
-    case OP_REQUEUE:
-        st = s->w[W_REQUEUE];
-        if ((rc = sqlite3_bind_int64(st, 1, o->key)) != SQLITE_OK ||
-            (rc = sqlite3_bind_int64(st, 2, o->ord)) != SQLITE_OK ||
-            (rc = sqlite3_bind_int64(st, 3, o->redeliveries)) != SQLITE_OK ||
-            (rc = sqlite3_bind_int64(st, 4, (sqlite3_int64)o->not_before)) != SQLITE_OK)
-            break;
-        rc = step_done(st);
-        break;
-    case OP_QNEW: {
-        const squeue *q = o->ptr;
-        st = s->w[W_INS_QUEUE];
-        if ((rc = sqlite3_bind_int64(st, 1, q->qid)) != SQLITE_OK ||
-            (rc = sqlite3_bind_blob64(st, 2, q->name, q->link.len, SQLITE_STATIC)) !=
-                SQLITE_OK ||
-            (rc = sqlite3_bind_int64(st, 3, o->ord)) != SQLITE_OK)
-            break;
-        rc = step_done(st);
-        break;
+        return run_ints(s->w[W_DEL_MSG], &o->key, 1);
+    case OP_REQUEUE: {
+        const int64_t v[] = { o->key, o->ord, o->redeliveries, (int64_t)o->not_before };
+        return run_ints(s->w[W_REQUEUE], v, 4);
     }
-    case OP_FRONT:
-        st = s->w[W_FRONT];
-        if ((rc = sqlite3_bind_int64(st, 1, o->key)) != SQLITE_OK ||
-            (rc = sqlite3_bind_int64(st, 2, o->ord)) != SQLITE_OK)
-            break;
-        rc = step_done(st);
-        break;
-    case OP_QDEL:
-        st = s->w[W_DEL_QUEUE];
-        rc = sqlite3_bind_int64(st, 1, o->key);
-        if (rc == SQLITE_OK)
-            rc = step_done(st);
-        break;
+    case OP_QROW:
+        return apply_qrow(s, o);
+    case OP_FRONT: {
+        const int64_t v[] = { o->key, o->redeliveries, o->ord };
+        return run_ints(s->w[W_FRONT], v, 3);
+    }
+    case OP_QDEL: {
+        int rc = run_ints(s->w[W_DEL_QUEUE], &o->key, 1);
+        return rc == SQLITE_OK ? run_ints(s->w[W_DEL_FRONTS], &o->key, 1) : rc;
+    }
     default:
-        rc = SQLITE_MISUSE;
-        break;
+        return SQLITE_MISUSE;
     }
-    return rc;
 }
 
 void sqlite__commit_work(uv_work_t *req)
@@ -192,7 +194,7 @@ void sqlite__commit_work(uv_work_t *req)
     /* Blobs were bound SQLITE_STATIC: unbind before the records can be freed. */
     (void)sqlite3_clear_bindings(s->w[W_INS_MSG]);
     (void)sqlite3_clear_bindings(s->w[W_INS_MSGS]);
-    (void)sqlite3_clear_bindings(s->w[W_INS_QUEUE]);
+    (void)sqlite3_clear_bindings(s->w[W_QROW]);
 }
 
 /* ---- completion (loop thread) ---- */
@@ -202,10 +204,26 @@ static void batch_reset(batch *b)
     b->nops = 0;
     b->recs.head = b->recs.tail = NULL;
     b->max_id = 0;
+    b->held = 0;
     b->failed = 0;
     b->err[0] = '\0';
     b->cb = NULL;
     b->arg = NULL;
+}
+
+/* A record of a failed batch is dropped: the queue counts it no more. */
+static void drop_pending(store *s, store__rec *r)
+{
+    squeue *q = r->q;
+    q->count--;
+    q->bytes -= r->hlen + r->blen;
+    q->band[r->prio].npending--;
+    if (r->not_before)
+        q->nlate--;
+    sqlite__rec_free(s, r);
+    /* Dropping the queue needs an operation slot; without one the queue just stays. */
+    if (reserve_ops(s->open, 1) == 0)
+        sqlite__queue_drop_unused(s, q);
 }
 
 void sqlite__commit_done(uv_work_t *req, int status)
@@ -219,25 +237,18 @@ void sqlite__commit_done(uv_work_t *req, int status)
         else
             sqlite__set_err(s, "commit failed: %s", uv_strerror(status));
     }
-    /* Fronts first: the queues they name stay until this. */
-    sqlite__fronts_done(s, b, failed);
+    /* Pins first: the queues they name stay until this. */
+    sqlite__pins_done(s, b, failed);
+    sqlite__ghosts_done(s, b, failed);
     /* Failed: the batch's messages are dropped; its acks and requeues stay done in memory
      * (the file still has them as they were, so a restart redelivers: at-least-once). */
     while (b->recs.head) {
-        srec *r = store__container_of(b->recs.head, srec, on);
+        store__rec *r = store__container_of(b->recs.head, store__rec, on);
         store__list_unlink(&b->recs, &r->on);
-        if (!failed) {
+        if (failed)
+            drop_pending(s, r);
+        else
             sqlite__make_ready(s, r);
-            continue;
-        }
-        squeue *q = r->q;
-        store__ids_remove(&s->ids, &r->link);
-        q->nrecs--;
-        s->bytes -= REC_SIZE(r);
-        free(r);
-        /* Dropping the queue needs an operation slot; without one the queue just stays. */
-        if (!q->nrecs && !q->spilled && reserve_ops(s->open, 1) == 0)
-            sqlite__queue_drop_unused(s, q);
     }
     if (!failed) {
         if (b->max_id > s->committed_max)

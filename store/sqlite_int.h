@@ -1,17 +1,19 @@
 /* sqlite_int.h: the SQLite backend's internals, shared by its files (store_sqlite.c and the
- * sqlite_*.c beside it): records, queues, write operations, batches and the store itself.
+ * sqlite_*.c beside it): queues and their priority bands, write operations, batches and the
+ * store itself. Records are order.h's store__rec.
  *
  * Two connections, each used by one thread at a time. The writer belongs to the loop thread
  * only inside open and close; otherwise only the commit work (a libuv pool thread) touches
  * it, one commit at a time, handed over by uv_queue_work and back by its after callback.
- * The reader belongs to the loop thread and only runs short, indexed reads (paging); WAL
- * lets it read while the writer commits, so the loop never waits for a sync. All other state
- * lives on the loop thread. The helpers inline here are on the path of every message.
+ * The reader belongs to the loop thread and only runs short, indexed reads (paging, expiry,
+ * browsing); WAL lets it read while the writer commits, so the loop never waits for a sync.
+ * All other state lives on the loop thread. The helpers inline here are on the path of every
+ * message.
  */
 #ifndef STORE_SQLITE_INT_H
 #define STORE_SQLITE_INT_H
 
-#include "index.h"
+#include "order.h"
 #include "store_sqlite.h"
 
 #include <assert.h>
@@ -20,68 +22,83 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-/* How far (in message ids) a queue's recorded front runs ahead of its takes. */
+/* How far (in message ids) a band's recorded front runs ahead of its takes. */
 #define LOOKAHEAD STORE_SQLITE_LOOKAHEAD
+#define WINDOW STORE_SQLITE_WINDOW
+#define WINDOW_BYTES STORE_SQLITE_WINDOW_BYTES
 
-enum { REC_PENDING, REC_READY, REC_WAITING, REC_TAKEN };
+/* store__rec.flags */
+enum {
+    /* Its row may lie after the frontier of the index it is in: read out of order by
+     * expiry, or in the schedule (whose frontier can move back, see sqlite_page.c). A page
+     * read that meets its row skips it; acked, it leaves a ghost until the ack is in the
+     * file. Never cleared. */
+    REC_OOO = 1,
+    /* Read after a crash with its count raised (sqlite_recover.c). */
+    REC_BUMPED = 2,
+};
 
 typedef struct squeue squeue;
 
-typedef struct srec {
-    store__idlink link; /* in the id index; link.id is the message id */
-    store__dlink on;    /* on a batch's pending list or its queue's window */
-    squeue *q;
-    int64_t ord;
-    uint64_t not_before; /* WAITING: not handed out before this (the caller's clock) */
-    uint32_t redeliveries;
-    int state;
-    size_t hlen, blen;
-    char data[]; /* header block, body, NUL */
-} srec;
-
-struct squeue {
-    store__qlink link; /* in the name index; names name[] */
-    store__dlist win;  /* the window: ready records in memory, in queue order */
-    store__heap waiting; /* requeued with a time not yet due (by time, then id): in memory,
-                          * below the frontier, not in the window */
-    size_t nwaiting;
-    size_t nwin;
-    size_t win_bytes;  /* header block and body bytes of the window */
-    uint64_t spilled;  /* ready records in the file only, after the window */
-    int64_t front_ord; /* the frontier: (ord, id) of the last record brought into memory */
+/* One priority band of a queue: its part in the file and its bound of handed-out messages
+ * (sqlite_recover.c). Its records in memory are in the queue's order (o.band[p]). */
+typedef struct sband {
+    uint64_t spilled;      /* its ready rows in the file only, after the frontier */
+    int64_t front_ord;     /* the frontier: (ord, id) of the last row brought into memory */
     uint64_t front_id;
-    size_t nrecs;      /* records in memory in any state */
-    int64_t qid;       /* row id in the queue table */
-    uint64_t row_seq;  /* the last batch that writes the queue's row */
+    size_t mem_bytes;      /* header block and body bytes of its records in the order */
+    size_t npending;       /* its records enqueued, their commit not completed */
     int64_t front_durable; /* front as committed: takes stay at or below it */
     int64_t front_sent;    /* the largest front put in a batch (open or in flight) */
     int64_t front_open;    /* the largest front put in the open batch (fop_seq) */
     uint64_t fop_seq;      /* the batch front_open belongs to */
     int64_t crash_front;   /* after a crash: ord bound of possibly delivered messages */
     int64_t tmax;          /* the largest ord taken */
-    size_t fpins;          /* OP_FRONT operations naming this queue (open or in flight) */
-    char name[]; /* NUL-terminated, link.len bytes before the NUL */
+} sband;
+
+struct squeue {
+    store__qlink link;   /* in the name index; names name[] */
+    store__idlink byqid; /* in the queue id index; byqid.id is the queue's row id */
+    store__order o;      /* its ready and waiting records in memory */
+    sband band[STORE__PRIORITIES];
+    uint64_t sched_spilled; /* rows with a not_before in the file only, after sched_* */
+    uint64_t sched_nb;      /* the schedule's frontier: (not_before, id) of the last such */
+    uint64_t sched_id;      /* row brought into memory */
+    size_t nlate;           /* pending records that will wait at commit (room in o.waiting) */
+    size_t nrecs;           /* records in memory in any state (ghosts are no one's) */
+    uint64_t count, bytes;  /* messages not acked, their header block and body bytes */
+    int64_t d_count, d_bytes; /* what the open batch changes of count and bytes */
+    uint64_t touch_seq;     /* the open batch's number while it is in its touched list */
+    size_t touch_idx;       /* its index there */
+    size_t pins;            /* OP_FRONT and OP_QROW operations naming it (open or in flight) */
+    char name[];            /* NUL-terminated, link.len bytes before the NUL */
 };
 
-enum { OP_ENQ, OP_ACK, OP_REQUEUE, OP_QNEW, OP_QDEL, OP_FRONT };
+#define QID(q) ((int64_t)(q)->byqid.id)
+#define QUEUE_SIZE(q) (sizeof *(q) + (q)->link.len + 1)
+
+enum { OP_ENQ, OP_ACK, OP_REQUEUE, OP_QDEL, OP_FRONT, OP_QROW };
 
 /* One write to replay in the commit transaction. The pointers stay valid while the batch is
- * open or in flight: a pending record cannot be taken or acked, a queue with a pending
- * record cannot be dropped, nor one that an OP_FRONT names (fpins). */
+ * open or in flight: a pending record cannot be taken or acked, and a queue that an OP_FRONT
+ * or OP_QROW names is pinned (pins); an OP_ENQ's queue has its pending record. */
 typedef struct op {
     int kind;
-    uint32_t redeliveries; /* REQUEUE */
-    uint64_t not_before;   /* REQUEUE */
-    int64_t key; /* message id (ENQ, ACK, REQUEUE), queue id (QNEW, QDEL, FRONT) */
-    int64_t ord; /* ord (ENQ, REQUEUE), front (QNEW, FRONT) */
-    const void *ptr; /* srec (ENQ), squeue (QNEW; FRONT: read on the loop thread only) */
+    uint32_t redeliveries; /* REQUEUE; FRONT: the priority */
+    uint64_t not_before;   /* REQUEUE; QROW: the change of count (two's complement) */
+    int64_t key; /* message id (ENQ, ACK, REQUEUE), queue id (QDEL, FRONT, QROW) */
+    int64_t ord; /* ord (REQUEUE), front (FRONT), change of bytes (QROW) */
+    const void *ptr; /* store__rec (ENQ), squeue (FRONT: loop thread only; QROW) */
 } op;
 
 typedef struct batch {
     op *ops;
     size_t nops, cap;
+    size_t held;       /* slots kept for the OP_QROW of each queue in touched */
     store__dlist recs; /* its enqueued records, in id order */
     uint64_t max_id;   /* largest id enqueued in it, 0 when none */
+    squeue **touched;  /* queues whose count the batch changes (open batch only) */
+    size_t ntouched, touched_cap;
     /* Counters as they were when the batch was cut, stored with it. */
     uint64_t next_id;
     int64_t next_qid;
@@ -100,8 +117,9 @@ enum {
     W_INS_MSG,
     W_DEL_MSG,
     W_REQUEUE,
-    W_INS_QUEUE,
+    W_QROW,
     W_DEL_QUEUE,
+    W_DEL_FRONTS,
     W_META,
     W_FRONT,
     W_BUMP,
@@ -110,16 +128,31 @@ enum {
     W__COUNT
 };
 
+/* The reader's statements (sqlite_page.c); each reads the columns of ROW_COLUMNS. */
+enum { R_PAGE, R_SCHED, R_EXPIRY, R__COUNT };
+enum { C_ID, C_ORD, C_RED, C_HEADERS, C_BODY, C_EXPIRES, C_PRIO, C_NB, C_QUEUE };
+#define ROW_COLUMNS "id, ord, redeliveries, headers, body, expires, prio, not_before, queue"
+
 struct store {
     uv_loop_t *loop;
     sqlite3 *wdb; /* writer: see the top of this file for who may touch it when */
     sqlite3 *rdb; /* reader: loop thread only */
     sqlite3_stmt *w[W__COUNT];
-    sqlite3_stmt *page; /* on rdb */
+    sqlite3_stmt *r[R__COUNT]; /* on rdb */
     int lock_fd;
 
-    store__idhash ids;
-    store__qhash queues;
+    store__idhash ids;   /* records and ghosts by message id */
+    store__qhash queues; /* by name */
+    store__idhash qids;  /* the same queues by row id */
+    store__heap expiry;  /* records in memory, ready or waiting, with an expiry */
+    size_t nexpiring;    /* records in memory with an expiry: room kept in expiry */
+    size_t nghosts;
+    /* Expiry rows of the file up to the cursor (expires, id) are in memory or gone; the
+     * first row after it that is in the file only is xnext (when xnext_known; 0: none). */
+    uint64_t xcur_exp, xcur_id;
+    int xnext_known;
+    uint64_t xnext_exp, xnext_id;
+    store__rec *browsed; /* the last message browse read from the file (lent out) */
 
     batch bat[2];
     batch *open; /* collects writes */
@@ -132,18 +165,27 @@ struct store {
     uint64_t stored_next_id; /* next_id as the file has it */
     int64_t next_qid;
     size_t max_row; /* header block + body bytes one row can hold */
-    size_t bytes;   /* records and queues allocated (resident) */
+    size_t bytes;   /* records, ghosts, queues and heaps allocated (resident) */
     int unclean;    /* the file was not closed cleanly: crash fronts apply */
     int opened;     /* open completed: close may mark the file closed */
     char err[512];
 };
 
-#define REC_SIZE(r) (sizeof *(r) + (r)->hlen + (r)->blen + 1)
-#define QUEUE_SIZE(q) (sizeof *(q) + (q)->link.len + 1)
-
 static inline int64_t add_sat(int64_t a, int64_t b)
 {
     return a > INT64_MAX - b ? INT64_MAX : a + b;
+}
+
+/* (a1, a2) > (b1, b2), the first members signed: the order of (ord, id). */
+static inline int ord_after(int64_t a1, uint64_t a2, int64_t b1, uint64_t b2)
+{
+    return a1 > b1 || (a1 == b1 && a2 > b2);
+}
+
+/* The same for (not_before, id) and (expires, id). */
+static inline int key_after(uint64_t a1, uint64_t a2, uint64_t b1, uint64_t b2)
+{
+    return a1 > b1 || (a1 == b1 && a2 > b2);
 }
 
 /* Run a statement that returns no rows and reset it: SQLITE_OK or the failure. */
@@ -156,15 +198,9 @@ static inline int step_done(sqlite3_stmt *st)
 
 /* ---- the indexes (index.h) ---- */
 
-static inline srec *find_rec(const store *s, uint64_t id)
+static inline store__rec *find_rec(const store *s, uint64_t id)
 {
-    return store__entry(store__ids_find(&s->ids, id), srec, link);
-}
-
-/* The record at the head of q's window, or NULL. */
-static inline srec *win_head(const squeue *q)
-{
-    return store__entry(q->win.head, srec, on);
+    return store__entry(store__ids_find(&s->ids, id), store__rec, link);
 }
 
 static inline squeue *find_queue(const store *s, const char *name, size_t len, uint64_t h)
@@ -172,11 +208,36 @@ static inline squeue *find_queue(const store *s, const char *name, size_t len, u
     return store__entry(store__queues_find(&s->queues, name, len, h), squeue, link);
 }
 
+static inline squeue *find_qid(const store *s, int64_t qid)
+{
+    return store__entry(store__ids_find(&s->qids, (uint64_t)qid), squeue, byqid);
+}
+
+/* The least ord of band p's ready rows in the file only (after the frontier), or INT64_MAX
+ * when it has none: what store__order_place and the promotion keep below. */
+static inline int64_t band_limit(const squeue *q, int p)
+{
+    return q->band[p].spilled ? q->band[p].front_ord : INT64_MAX;
+}
+
+/* r enters or leaves its queue's order: its band's bytes in memory follow. */
+static inline void mem_in(squeue *q, const store__rec *r)
+{
+    q->band[r->prio].mem_bytes += r->hlen + r->blen;
+}
+
+static inline void mem_out(squeue *q, const store__rec *r)
+{
+    q->band[r->prio].mem_bytes -= r->hlen + r->blen;
+}
+
 /* ---- the open batch ---- */
 
-/* Room for n more operations, so a write either records all its operations or none. */
+/* Room for n more operations besides the held ones, so a write either records all its
+ * operations or none. */
 static inline int reserve_ops(batch *b, size_t n)
 {
+    n += b->held;
     if (b->cap - b->nops >= n)
         return 0;
     size_t ncap = b->cap ? b->cap : 64;
@@ -194,7 +255,7 @@ static inline int reserve_ops(batch *b, size_t n)
 static inline void push_op(batch *b, int kind, int64_t key, int64_t ord, uint32_t redeliveries,
                            const void *ptr)
 {
-    assert(b->nops < b->cap);
+    assert(b->nops + b->held < b->cap);
     op *o = &b->ops[b->nops++];
     o->kind = kind;
     o->key = key;
@@ -204,16 +265,24 @@ static inline void push_op(batch *b, int kind, int64_t key, int64_t ord, uint32_
     o->ptr = ptr;
 }
 
-/* ---- store_sqlite.c: errors and queues ---- */
+/* ---- store_sqlite.c: errors, queues, counts ---- */
 
 /* Set the text last_error reports. */
 void sqlite__set_err(store *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Set it to "what: <db's message>" (db NULL: out of memory); returns STORE_E_IO. */
 store_err sqlite__db_err(store *s, sqlite3 *db, const char *what);
-/* A new queue in the index (the caller reserved room there), NULL without memory. */
+/* A new queue in both indexes (the caller reserved room in each), NULL without memory. */
 squeue *sqlite__queue_add(store *s, const char *name, size_t len, uint64_t h, int64_t qid);
 /* Forget q if nothing of it is left in memory or the file; the caller reserved one op. */
 void sqlite__queue_drop_unused(store *s, squeue *q);
+/* Room for n operations and (when q, which may be NULL, is not in it yet) one more queue in
+ * the open batch's touched list: -1 without memory. */
+int sqlite__reserve(store *s, const squeue *q, size_t n);
+/* q's count and bytes change by dn and db, in memory and (at the commit) in its row. Room
+ * reserved by sqlite__reserve. */
+void sqlite__touch(store *s, squeue *q, int64_t dn, int64_t db);
+/* A record in memory is freed (its message stays in the file, or is gone). */
+void sqlite__rec_free(store *s, store__rec *r);
 
 /* ---- sqlite_schema.c: the file ---- */
 
@@ -233,23 +302,66 @@ void sqlite__commit_done(uv_work_t *req, int status);
 /* Write meta key = v with the writer's W_META statement: SQLITE_OK or the failure. */
 int sqlite__write_meta(store *s, const char *key, int64_t v);
 
-/* ---- sqlite_page.c: the window ---- */
+/* ---- sqlite_page.c: records between memory and the file ---- */
 
-/* Prepare the paging statement (s->page) on the reader. */
+/* Prepare the reader's statements (s->r). */
 store_err sqlite__page_prepare(store *s) STORE_WUR;
-/* Read up to a window of q's spilled messages into its (empty) window. */
-store_err sqlite__page_in(store *s, squeue *q, uint64_t now) STORE_WUR;
-/* Room for one more waiting record of q (its heap's growth counted in s->bytes). */
-store_err sqlite__wait_room(store *s, squeue *q) STORE_WUR;
-/* A record whose commit completed joins its queue's window, or (freed) stays in the file. */
-void sqlite__make_ready(store *s, srec *r);
+/* Read up to a window of band p's rows in the file only into its list. */
+store_err sqlite__page_in(store *s, squeue *q, int p) STORE_WUR;
+/* Read up to a window of q's rows with a not_before in the file only into its waiting heap. */
+store_err sqlite__sched_page_in(store *s, squeue *q) STORE_WUR;
+/* The row st stands on (ROW_COLUMNS) as a record of q, counted after a crash (PENDING, in
+ * no index). NULL without memory. Release with free(). */
+store__rec *sqlite__row_rec(squeue *q, sqlite3_stmt *st);
+/* The same, in memory: in the id index (the caller reserved room there), on no list. */
+store__rec *sqlite__load_row(store *s, squeue *q, sqlite3_stmt *st);
+/* A record whose commit completed joins its queue's order, or (freed) stays in the file. */
+void sqlite__make_ready(store *s, store__rec *r);
+/* r (requeued with a time) waits: after the schedule's frontier it is read out of order. */
+void sqlite__sched_note(squeue *q, store__rec *r);
+
+/* ---- sqlite_take.c: handing out ---- */
+
+/* Waiting records of q due at now join their bands (reading the schedule as needed). */
+store_err sqlite__promote(store *s, squeue *q, uint64_t now) STORE_WUR;
+/* The first ready record of band p (reading the band's next page when its list is empty);
+ * *out NULL when the band has none. */
+store_err sqlite__band_first(store *s, squeue *q, int p, store__rec **out) STORE_WUR;
+/* take_at's work; expiry: refuse a first message expired at now (STORE_E_EXPIRED). */
+store_err sqlite__take(store *s, squeue *q, uint64_t now, int expiry, store_msg *out) STORE_WUR;
+/* requeue_at's work on the taken record r. */
+store_err sqlite__requeue(store *s, store__rec *r, uint64_t not_before) STORE_WUR;
+/* Fill out from r (its queue's name). */
+void sqlite__fill(store_msg *out, const store__rec *r);
+
+/* ---- sqlite_expire.c: expiry, ghosts ---- */
+
+store_err sqlite__take_expired(store *s, uint64_t now, store_msg *out) STORE_WUR;
+uint64_t sqlite__next_expiry(store *s);
+/* r (with an expiry, maybe not) stays in the file only: the cursor and xnext follow. */
+void sqlite__expiry_spilled(store *s, const store__rec *r);
+/* A row with an expiry was read into memory: xnext may have been it. */
+void sqlite__expiry_loaded(store *s, const store__rec *r);
+/* The acked record r (REC_OOO) becomes a ghost, g (allocated by the caller) taking its
+ * place in the id index; r is freed. */
+void sqlite__ghost_replace(store *s, store__rec *r, store__rec *g);
+/* A page read met the row of id: 1 when it is in memory or a ghost (a ghost is freed: the
+ * frontier is past its row now), else 0. */
+int sqlite__page_skip(store *s, uint64_t id);
+/* After b's commit: the ghosts of its acks are no longer needed (unless it failed). */
+void sqlite__ghosts_done(store *s, const batch *b, int failed);
+
+/* ---- sqlite_browse.c ---- */
+
+store_err sqlite__browse(store *s, squeue *q, store_cursor *cur, uint64_t now,
+                         store_msg *out) STORE_WUR;
 
 /* ---- sqlite_recover.c: redelivery after a crash or a close ---- */
 
-/* Put front (if higher than any sent) for q in the open batch. -1: out of memory. */
-int sqlite__front_push(store *s, squeue *q, int64_t front);
-/* After b's commit: its fronts are durable, or (failed) as if never sent. */
-void sqlite__fronts_done(store *s, const batch *b, int failed);
+/* Put front (if higher than any sent) for band p of q in the open batch. -1: no memory. */
+int sqlite__front_push(store *s, squeue *q, int p, int64_t front);
+/* After b's commit: its fronts are durable, or (failed) as if never sent; its pins go. */
+void sqlite__pins_done(store *s, const batch *b, int failed);
 /* The last transaction of a clean close; best effort, nothing to report. */
 void sqlite__close_cleanly(store *s);
 

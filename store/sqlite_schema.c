@@ -1,13 +1,19 @@
 /* sqlite_schema.c: the SQLite backend's database file: its schema and migrations, and the
  * way a store gets to it (lock, connections, pragmas, loading) and lets go of it.
  *
- * Tables: queue(id, name, front), msg(id, queue, ord, redeliveries, headers, body) indexed by
- * (queue, ord), and meta(key, value) with next_id, next_qid and open. user_version holds the
- * schema version and application_id marks the file as ours; an older schema is migrated
+ * Tables (schema 4): msg(id, queue, ord, redeliveries, headers, body, not_before, prio,
+ * expires) with three partial indexes: msg_order (queue, prio, ord) over rows without a
+ * not_before (a band's ready order), msg_sched (queue, not_before) over rows with one (a
+ * queue's schedule) and msg_expires (expires) over rows with an expiry; queue(id, name, front,
+ * nmsg, nbytes) (front unused since schema 4; nmsg and nbytes: the messages of the queue and
+ * their header and body bytes); front(queue, prio, value): each band's delivery bound
+ * (sqlite_recover.c); meta(key, value) with next_id, next_qid and open. user_version holds
+ * the schema version and application_id marks the file as ours; an older schema is migrated
  * forward inside the open transaction, a newer or foreign file is refused and left exactly
- * as it was. Open reads no message body: queues are loaded with their counts only, and their
- * messages are paged in on demand (sqlite_page.c). An flock on "<path>-lock" keeps other
- * processes out (SQLite's exclusive locking mode would lock out our own reader too).
+ * as it was. Open reads no message body: queues are loaded with their counts only (from the
+ * partial indexes), and their messages are read into memory on demand (sqlite_page.c). An
+ * flock on "<path>-lock" keeps other processes out (SQLite's exclusive locking mode would
+ * lock out our own reader too).
  */
 #include "sqlite_int.h"
 
@@ -42,6 +48,23 @@ static const char *const migrations[] = {
     "ALTER TABLE queue ADD COLUMN front INTEGER NOT NULL DEFAULT 0;",
     /* 2 -> 3: the time before which a requeued message is not handed out (requeue_at). */
     "ALTER TABLE msg ADD COLUMN not_before INTEGER NOT NULL DEFAULT 0;",
+    /* 3 -> 4: priority, expiry, a queue's count and bytes, a delivery bound per band (the
+     * queue's becomes priority 4's: every older message has priority 4), and the indexes
+     * that keep a band's order, the schedule and expiry apart. */
+    "ALTER TABLE msg ADD COLUMN prio INTEGER NOT NULL DEFAULT 4;"
+    "ALTER TABLE msg ADD COLUMN expires INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE queue ADD COLUMN nmsg INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE queue ADD COLUMN nbytes INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE front(queue INTEGER NOT NULL, prio INTEGER NOT NULL, value INTEGER NOT NULL,"
+    " PRIMARY KEY(queue, prio)) WITHOUT ROWID;"
+    "INSERT INTO front SELECT id, 4, front FROM queue;"
+    "UPDATE queue SET nmsg = (SELECT count(*) FROM msg WHERE msg.queue = queue.id),"
+    " nbytes = (SELECT coalesce(sum(length(headers) + length(body)), 0) FROM msg"
+    " WHERE msg.queue = queue.id);"
+    "DROP INDEX msg_queue_ord;"
+    "CREATE INDEX msg_order ON msg(queue, prio, ord) WHERE not_before = 0;"
+    "CREATE INDEX msg_sched ON msg(queue, not_before) WHERE not_before > 0;"
+    "CREATE INDEX msg_expires ON msg(expires) WHERE expires > 0;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -186,12 +209,8 @@ static store_err load_meta(store *s)
     return STORE_OK;
 }
 
-/* What load_queues works with: its statements on the writer, and the ids of queues that
- * have messages but no row (orphans), removed once the scan is over. */
+/* The ids of queues whose messages (if any) and rows go once the load is over. */
 typedef struct loader {
-    sqlite3_stmt *counts; /* every queue id of msg with its message count */
-    sqlite3_stmt *byid;   /* a queue row by id */
-    sqlite3_stmt *del;    /* the messages of one queue */
     sqlite3_int64 *orphans;
     size_t norphans, orphans_cap;
 } loader;
@@ -216,94 +235,195 @@ static int add_orphan(loader *ld, sqlite3_int64 qid)
     return 0;
 }
 
-/* The queue whose row byid stands on (qid, n messages in the file) joins the index with
- * all its messages in the file only (spilled). Resets byid. */
-static store_err load_queue(store *s, sqlite3_stmt *byid, sqlite3_int64 qid, sqlite3_int64 n)
+/* Prepare sql on the writer; its failure is the load's. */
+static store_err prep(store *s, const char *sql, sqlite3_stmt **st)
 {
-    const char *name = sqlite3_column_blob(byid, 0);
-    size_t len = (size_t)sqlite3_column_bytes(byid, 0);
-    int64_t front = sqlite3_column_int64(byid, 1);
-    if (len == 0 || n <= 0) {
-        (void)sqlite3_reset(byid);
-        return STORE_OK;
-    }
-    uint64_t h = store_hash_name(name, len);
-    squeue *q = find_queue(s, name, len, h);
-    if (q) { /* UNIQUE name: cannot happen; keep the first */
-        (void)sqlite3_reset(byid);
-        return STORE_OK;
-    }
-    if (store__queues_reserve(&s->queues, 1) != STORE_OK)
-        return nomem(s);
-    q = sqlite__queue_add(s, name, len, h, qid);
-    (void)sqlite3_reset(byid); /* only now: name points into its row */
-    if (!q)
-        return nomem(s);
-    q->spilled = (uint64_t)n;
-    q->front_durable = q->front_sent = front;
-    q->crash_front = s->unclean ? front : INT64_MIN; /* see sqlite_recover.c */
-    return STORE_OK;
-}
-
-/* One pass over the message counts per queue: each queue with a row is loaded, the others
- * are noted as orphans (not removed during the scan). */
-static store_err scan_queues(store *s, loader *ld)
-{
-    int rc;
-    while ((rc = sqlite3_step(ld->counts)) == SQLITE_ROW) {
-        sqlite3_int64 qid = sqlite3_column_int64(ld->counts, 0);
-        sqlite3_int64 n = sqlite3_column_int64(ld->counts, 1);
-        if ((rc = sqlite3_bind_int64(ld->byid, 1, qid)) != SQLITE_OK)
-            break;
-        rc = sqlite3_step(ld->byid);
-        if (rc == SQLITE_DONE) {
-            (void)sqlite3_reset(ld->byid);
-            if (add_orphan(ld, qid) != 0)
-                return nomem(s);
-            continue;
-        }
-        if (rc != SQLITE_ROW)
-            break;
-        store_err err = load_queue(s, ld->byid, qid, n);
-        if (err != STORE_OK)
-            return err;
-    }
-    if (rc != SQLITE_DONE)
+    if (sqlite3_prepare_v2(s->wdb, sql, -1, st, NULL) != SQLITE_OK)
         return sqlite__db_err(s, s->wdb, "load");
-    (void)sqlite3_reset(ld->counts);
     return STORE_OK;
 }
 
-/* Queues with their message counts. One pass over the (queue, ord) index: no message body
- * is read. Drops queue rows without messages and messages without a queue row. */
+/* Every queue row joins the index with its stored count and bytes; its messages are
+ * counted next. */
+static store_err read_queue_rows(store *s)
+{
+    sqlite3_stmt *st = NULL;
+    store_err err = prep(s, "SELECT id, name, nmsg, nbytes FROM queue", &st);
+    int rc = SQLITE_DONE;
+    while (err == STORE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *name = sqlite3_column_blob(st, 1);
+        size_t len = (size_t)sqlite3_column_bytes(st, 1);
+        uint64_t h = store_hash_name(name, len);
+        if (!name || !len || find_queue(s, name, len, h)) /* UNIQUE name: not twice */
+            continue;
+        squeue *q = NULL;
+        if (store__queues_reserve(&s->queues, 1) == STORE_OK &&
+            store__ids_reserve(&s->qids, 1) == STORE_OK)
+            q = sqlite__queue_add(s, name, len, h, sqlite3_column_int64(st, 0));
+        if (!q)
+            err = nomem(s);
+        else {
+            q->count = (uint64_t)sqlite3_column_int64(st, 2);
+            q->bytes = (uint64_t)sqlite3_column_int64(st, 3);
+        }
+    }
+    if (err == STORE_OK && rc != SQLITE_DONE)
+        err = sqlite__db_err(s, s->wdb, "load");
+    (void)sqlite3_finalize(st);
+    return err;
+}
+
+/* The message counts of one partial index (rows: queue, prio, count, min(ord)): a band's
+ * ready rows (sched 0) or a queue's waiting ones (sched 1), all in the file only. Queues
+ * without a row are noted as orphans. */
+static store_err read_counts(store *s, const char *sql, int sched, loader *ld)
+{
+    sqlite3_stmt *st = NULL;
+    store_err err = prep(s, sql, &st);
+    int rc = SQLITE_DONE;
+    while (err == STORE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        sqlite3_int64 qid = sqlite3_column_int64(st, 0), p = sqlite3_column_int64(st, 1);
+        uint64_t n = (uint64_t)sqlite3_column_int64(st, 2);
+        squeue *q = find_qid(s, qid);
+        if (!q || p < 0 || p > STORE_PRIORITY_MAX) {
+            if (add_orphan(ld, qid) != 0)
+                err = nomem(s);
+        } else if (sched) {
+            q->sched_spilled = n;
+        } else {
+            q->band[p].spilled = n;
+            /* Every row of the band lies after the frontier; the least ord bounds them. */
+            q->band[p].front_ord = sqlite3_column_int64(st, 3);
+            q->band[p].front_id = 0;
+        }
+    }
+    if (err == STORE_OK && rc != SQLITE_DONE)
+        err = sqlite__db_err(s, s->wdb, "load");
+    (void)sqlite3_finalize(st);
+    return err;
+}
+
+/* Each band's delivery bound, and after a crash the bound of what may have been handed out. */
+static store_err read_fronts(store *s)
+{
+    sqlite3_stmt *st = NULL;
+    store_err err = prep(s, "SELECT queue, prio, value FROM front", &st);
+    int rc = SQLITE_DONE;
+    while (err == STORE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        squeue *q = find_qid(s, sqlite3_column_int64(st, 0));
+        sqlite3_int64 p = sqlite3_column_int64(st, 1);
+        if (!q || p < 0 || p > STORE_PRIORITY_MAX)
+            continue; /* removed below with its queue */
+        sband *b = &q->band[p];
+        b->front_durable = b->front_sent = sqlite3_column_int64(st, 2);
+        b->crash_front = s->unclean ? b->front_durable : INT64_MIN; /* see sqlite_recover.c */
+    }
+    if (err == STORE_OK && rc != SQLITE_DONE)
+        err = sqlite__db_err(s, s->wdb, "load");
+    (void)sqlite3_finalize(st);
+    return err;
+}
+
+/* Run sql (one parameter) for each value of v[0..n). */
+static store_err run_each(store *s, const char *sql, const sqlite3_int64 *v, size_t n)
+{
+    sqlite3_stmt *st = NULL;
+    store_err err = n ? prep(s, sql, &st) : STORE_OK;
+    for (size_t i = 0; err == STORE_OK && i < n; i++)
+        if (sqlite3_bind_int64(st, 1, v[i]) != SQLITE_OK || step_done(st) != SQLITE_OK)
+            err = sqlite__db_err(s, s->wdb, "clean up");
+    (void)sqlite3_finalize(st);
+    return err;
+}
+
+static uint64_t in_file(const squeue *q)
+{
+    uint64_t n = q->sched_spilled;
+    for (int p = 0; p < STORE__PRIORITIES; p++)
+        n += q->band[p].spilled;
+    return n;
+}
+
+/* q's count is n (its rows say so) and its bytes what its rows hold (st sums them), in
+ * memory and in its row. */
+static store_err recount(store *s, sqlite3_stmt *st, squeue *q, uint64_t n)
+{
+    int rc = sqlite3_bind_int64(st, 1, QID(q));
+    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        q->count = n;
+        q->bytes = (uint64_t)sqlite3_column_int64(st, 0);
+        rc = SQLITE_OK;
+    }
+    (void)sqlite3_reset(st);
+    char sql[160];
+    snprintf(sql, sizeof sql, "UPDATE queue SET nmsg = %llu, nbytes = %llu WHERE id = %lld",
+             (unsigned long long)q->count, (unsigned long long)q->bytes, (long long)QID(q));
+    if (rc != SQLITE_OK || exec(s, sql, "load") != SQLITE_OK)
+        return sqlite__db_err(s, s->wdb, "load");
+    return STORE_OK;
+}
+
+/* Queues without a message go (row, fronts and all); a queue whose stored count is not
+ * what its rows say has count and bytes counted again from its rows. ld collects the ids of
+ * the queues that go (as orphans: nothing of theirs is left). */
+static store_err settle_queues(store *s, loader *ld)
+{
+    sqlite3_stmt *st = NULL;
+    store_err err = prep(s,
+                         "SELECT (SELECT coalesce(sum(length(headers) + length(body)), 0)"
+                         " FROM msg WHERE queue = ?1 AND not_before = 0)"
+                         " + (SELECT coalesce(sum(length(headers) + length(body)), 0)"
+                         " FROM msg WHERE queue = ?1 AND not_before > 0)", &st);
+    store__qlink *l = store__queues_first(&s->queues), *next;
+    for (; err == STORE_OK && l; l = next) {
+        next = store__queues_next(&s->queues, l);
+        squeue *q = store__container_of(l, squeue, link);
+        uint64_t n = in_file(q);
+        if (!n) {
+            if (add_orphan(ld, QID(q)) != 0)
+                return nomem(s);
+            store__queues_remove(&s->queues, &q->link);
+            store__ids_remove(&s->qids, &q->byqid);
+            store__order_free(&q->o, &s->bytes);
+            s->bytes -= QUEUE_SIZE(q);
+            free(q);
+        } else if (n != q->count) {
+            err = recount(s, st, q, n);
+        }
+    }
+    (void)sqlite3_finalize(st);
+    return err;
+}
+
+/* Queues with their message counts. Two passes over the partial indexes: no message body is
+ * read. Drops queue rows without messages and messages without a queue row. */
 static store_err load_queues(store *s)
 {
     loader ld = {0};
-    store_err err = STORE_OK;
-    int rc = sqlite3_prepare_v2(s->wdb, "SELECT queue, count(*) FROM msg GROUP BY queue", -1,
-                                &ld.counts, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(s->wdb, "SELECT name, front FROM queue WHERE id = ?1", -1,
-                                &ld.byid, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(s->wdb, "DELETE FROM msg WHERE queue = ?1", -1, &ld.del, NULL);
-    if (rc != SQLITE_OK)
-        err = sqlite__db_err(s, s->wdb, "load");
+    store_err err = read_queue_rows(s);
     if (err == STORE_OK)
-        err = scan_queues(s, &ld);
-    for (size_t i = 0; err == STORE_OK && i < ld.norphans; i++) {
-        if ((rc = sqlite3_bind_int64(ld.del, 1, ld.orphans[i])) != SQLITE_OK ||
-            (rc = step_done(ld.del)) != SQLITE_OK)
-            err = sqlite__db_err(s, s->wdb, "clean up");
-    }
+        err = read_counts(s, "SELECT queue, prio, count(*), min(ord) FROM msg"
+                             " WHERE not_before = 0 GROUP BY queue, prio", 0, &ld);
+    if (err == STORE_OK)
+        err = read_counts(s, "SELECT queue, 0, count(*), 0 FROM msg"
+                             " WHERE not_before > 0 GROUP BY queue", 1, &ld);
+    if (err == STORE_OK)
+        err = read_fronts(s);
+    if (err == STORE_OK)
+        err = settle_queues(s, &ld);
+    if (err == STORE_OK)
+        err = run_each(s, "DELETE FROM msg WHERE queue = ?1 AND not_before = 0", ld.orphans,
+                       ld.norphans);
+    if (err == STORE_OK)
+        err = run_each(s, "DELETE FROM msg WHERE queue = ?1 AND not_before > 0", ld.orphans,
+                       ld.norphans);
+    if (err == STORE_OK)
+        err = run_each(s, "DELETE FROM queue WHERE id = ?1", ld.orphans, ld.norphans);
     if (err == STORE_OK &&
-        exec(s, "DELETE FROM queue WHERE NOT EXISTS (SELECT 1 FROM msg WHERE msg.queue = queue.id)",
-             "clean up") != SQLITE_OK)
+        exec(s, "DELETE FROM front WHERE queue NOT IN (SELECT id FROM queue)", "clean up") !=
+            SQLITE_OK)
         err = STORE_E_IO;
     free(ld.orphans);
-    (void)sqlite3_finalize(ld.counts);
-    (void)sqlite3_finalize(ld.byid);
-    (void)sqlite3_finalize(ld.del);
     return err;
 }
 
@@ -408,8 +528,9 @@ store_err sqlite__open_file(store *s, const store_options *opts)
 
 void sqlite__close_file(store *s)
 {
-    if (s->page)
-        (void)sqlite3_finalize(s->page);
+    for (int i = 0; i < R__COUNT; i++)
+        if (s->r[i])
+            (void)sqlite3_finalize(s->r[i]);
     for (int i = 0; i < W__COUNT; i++)
         if (s->w[i])
             (void)sqlite3_finalize(s->w[i]);

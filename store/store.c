@@ -15,6 +15,7 @@ const char *store_strerror(store_err err)
     case STORE_E_BUSY: return "a commit is in flight";
     case STORE_E_INVALID: return "invalid argument";
     case STORE_E_AGAIN: return "take again after the next commit";
+    case STORE_E_EXPIRED: return "the next message has expired";
     case STORE_E__COUNT: break;
     }
     return "unknown store error";

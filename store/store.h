@@ -6,13 +6,21 @@
  * tests/lib/store_contract.c unchanged (run on each by tests/store/test_store_contract.c).
  *
  * Model. A store holds named queues of messages. A message is (id, queue, header block,
- * body, redelivery count); the header block is opaque bytes to the store. Each message is
- * in exactly one state:
+ * body, redelivery count, priority, expiry); the header block is opaque bytes to the store.
+ * Each message is in exactly one state:
  *   pending   enqueued, its commit has not completed: invisible to store_ops.take
- *   ready     committed, waiting in its queue (FIFO by id; requeued ones at the head); a
- *             message requeued with a time (requeue_at, version 5) is not handed out by
- *             take_at before that time, and then goes to the head of its queue
- *   taken     handed out by take, waiting for ack (removed) or requeue (back to ready)
+ *   waiting   committed with a time before which take_at does not hand it out (enqueue_attrs'
+ *             not_before, or requeue_at's), in no order yet
+ *   ready     committed, in its queue's order: the highest priority first (0-9; enqueue's
+ *             messages have 4), within a priority FIFO by id, requeued ones at the head of
+ *             their priority
+ *   taken     handed out by take (or take_expired), waiting for ack (removed) or requeue
+ *             (back to ready or waiting)
+ * A waiting message becomes ready when take_at (or next_due, browse) finds it due: one never
+ * handed out (redeliveries 0) at the place its id gives it in its priority, one that was
+ * requeued at the head of its priority, before messages that were ready. A message can have
+ * an expiry (enqueue_attrs): from that time on, take_at does not hand it out; take_expired
+ * does (version 7).
  * All writes (enqueue, ack, requeue) made between two commits form one batch that the
  * commit makes durable atomically: all of it or none. The broker groups the writes of one
  * loop turn into one batch (group commit); a STOMP transaction is applied within one turn,
@@ -21,9 +29,13 @@
  * never reuses an id after reopening.
  * Redelivery: a message taken and neither acked nor requeued when a persistent store is
  * closed comes back after reopening with redeliveries + 1. After a crash (no close) every
- * message that may have been handed out comes back with redeliveries + 1; the backend
- * records a per-queue bound ahead of the takes, so a few messages near the delivery
- * position that were never handed out may be counted too (never one that was missed).
+ * message that take, take_hashed or take_at may have handed out comes back with
+ * redeliveries + 1; the backend records a bound ahead of the takes for each priority of each
+ * queue (a take jumps ahead in id order only to another priority, whose own bound covers
+ * it), so a few messages of each priority near its delivery position that were never handed
+ * out may be counted too (never one that was missed). A message handed out by take_expired
+ * went to the caller, not to a consumer: the bound does not cover it, and after a crash it
+ * comes back (still expired) with its count as it was.
  * Single-threaded: every call is made on the thread that owns the store (the loop thread);
  * a backend may run commit work on other threads but completes on the owner's loop.
  */
@@ -56,6 +68,8 @@ typedef enum store_err {
     STORE_E_INVALID,   /* bad argument (e.g. empty queue name) */
     STORE_E_AGAIN,     /* take: the head may be handed out only after the next commit
                         * completes (ops version 2; see take) */
+    STORE_E_EXPIRED,   /* take_at: the next message has expired; hand it out with
+                        * take_expired (ops version 7) */
     STORE_E__COUNT
 } store_err;
 
@@ -73,7 +87,26 @@ typedef struct store_msg {
     const char *body;
     size_t body_len;
     uint32_t redeliveries; /* times this message went back to its queue */
+    /* ---- version 7 ---- */
+    uint8_t priority; /* 0-9 (enqueue_attrs); enqueue's messages have 4 */
+    uint64_t expires; /* expired from this time on (enqueue_attrs); 0: never */
 } store_msg;
+
+/* A message's attributes at enqueue_attrs (ops version 7). */
+typedef struct store_attrs {
+    uint8_t priority;    /* 0-9, higher first; enqueue's messages have STORE_PRIORITY_DEFAULT */
+    uint64_t not_before; /* take_at does not hand it out before this time (0: at once) */
+    uint64_t expires;    /* 0: never; else the time from which it is expired */
+} store_attrs;
+
+#define STORE_PRIORITY_DEFAULT 4
+#define STORE_PRIORITY_MAX 9
+
+/* Where a browse of a queue is (ops version 7): the caller's, zeroed before the first call,
+ * opaque. */
+typedef struct store_cursor {
+    uint64_t pos[4];
+} store_cursor;
 
 typedef struct store_options {
     uv_loop_t *loop;   /* the owner's loop: completions run on it */
@@ -111,7 +144,7 @@ static inline uint64_t store_hash_name(const char *p, size_t n)
  * STORE_OK or STORE_E_IO (then the batch is lost: pending messages are dropped). */
 typedef void (*store_commit_cb)(void *arg, store_err status);
 
-#define STORE_OPS_VERSION 6u
+#define STORE_OPS_VERSION 7u
 
 typedef struct store_ops {
     unsigned version; /* STORE_OPS_VERSION the backend was written for */
@@ -177,7 +210,12 @@ typedef struct store_ops {
      * together keep their id order. not_before 0: requeue. */
     store_err (*requeue_at)(store *s, uint64_t id, uint64_t not_before) STORE_WUR;
     /* As take_hashed, handing out only messages due at now. (take and take_hashed hand
-     * out a waiting message whatever its time: for callers that never requeue_at.) */
+     * out a waiting message whatever its time and an expired one as any other: for callers
+     * that use no time.) Version 7: when the first message of the queue's order is expired
+     * at now (expires <= now) it answers STORE_E_EXPIRED and hands out nothing: the message
+     * keeps its place until take_expired hands it out (take_expired at the same now reaches
+     * it: it hands out every expired message, earliest expiry first), then take_at goes on
+     * with the next. */
     store_err (*take_at)(store *s, const char *queue, size_t queue_len, uint64_t hash,
                          uint64_t now, store_msg *out) STORE_WUR;
     /* The earliest not_before of queue's messages not due at now; 0 when there is none
@@ -190,6 +228,44 @@ typedef struct store_ops {
      * caller that kept only the id needs to copy it elsewhere (a dead-letter queue) before
      * acking it. STORE_E_NOTFOUND when id is not a taken message. Not a write. */
     store_err (*get)(store *s, uint64_t id, store_msg *out) STORE_WUR;
+
+    /* ---- version 7: priority, delay, expiry, sizes, browsing ---- */
+    /* As enqueue_hashed, with attributes a (NULL: those of enqueue: priority 4, no time).
+     * Priority above STORE_PRIORITY_MAX: STORE_E_INVALID. With not_before, the message is
+     * waiting once committed and takes its place by id when take_at finds it due (see the
+     * model above); its expiry is kept with it and reported in store_msg.expires. */
+    store_err (*enqueue_attrs)(store *s, const char *queue, size_t queue_len, uint64_t hash,
+                               const char *headers, size_t headers_len, const char *body,
+                               size_t body_len, const store_attrs *a, uint64_t *id) STORE_WUR;
+    /* Hand out (taken, *out borrowed as take's) one message of any queue, ready or waiting,
+     * whose expires is nonzero and <= now: the earliest (expires, id) of all. STORE_E_EMPTY
+     * when there is none. The caller acks it (typically after enqueueing a copy in a
+     * dead-letter queue in the same batch) or requeues it. Not a delivery: see "Redelivery".
+     * A persistent backend finds it through an index of the file: no queue is read into
+     * memory for it. */
+    store_err (*take_expired)(store *s, uint64_t now, store_msg *out) STORE_WUR;
+    /* The earliest expires of the messages take_expired can hand out (committed, not
+     * taken); 0 when none (or when it could not be read: see last_error). One timer at
+     * this time is enough: a commit or requeue can only bring it earlier, so ask again
+     * after those. */
+    uint64_t (*next_expiry)(store *s);
+    /* The queue's messages not yet acked (pending, waiting, ready, taken) in *count, and
+     * the bytes of their header blocks and bodies in *bytes; 0 and 0 for an unknown queue.
+     * Kept as the messages come and go, and as the file has them after a restart or a
+     * crash; after a failed commit it follows memory (acks that did not reach the file are
+     * counted as done) until the next open. */
+    void (*queue_size)(store *s, const char *queue, size_t queue_len, uint64_t hash,
+                       uint64_t *count, uint64_t *bytes);
+    /* Read the queue's ready messages in delivery order without taking them: *cur zeroed
+     * for the first call; each call gives the next one (*out borrowed until the next call on
+     * s, which may also move or free what it points at; redeliveries, priority and expires
+     * as they are now: an expired message is shown, expires tells), STORE_E_EMPTY after the
+     * last. Waiting messages due at now count as ready. A message ready when the browse
+     * began and ready all along is seen exactly once; one that became ready since may or
+     * may not be seen, never twice. Not a write; a persistent backend reads the file one
+     * indexed row at a time, never a whole queue. */
+    store_err (*browse)(store *s, const char *queue, size_t queue_len, uint64_t hash,
+                        store_cursor *cur, uint64_t now, store_msg *out) STORE_WUR;
 } store_ops;
 
 /* The memory backend: fast, nothing survives close. Borrowed, static, never NULL. */

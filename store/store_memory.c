@@ -1,49 +1,45 @@
 /* store_memory.c: the memory backend of store.h.
  *
- * One allocation per message (record header, header block and body inline). Records are
- * found by id, queues by name, through the indexes of index.h. A record is in exactly one
- * place: the store's pending list (enqueued, not committed), its queue's ready list, its
- * queue's heap of waiting records (requeued with a time, by that time, then id), or none
- * (taken). Waiting records due at a take move to the head of the ready list. A queue is
- * freed once it has no record at all. Commit completes
- * synchronously (STORE_DONE): nothing here is durable, so a batch is done when it is made.
- * `bytes` is the sum of the allocations it holds (records and queues), for resident().
+ * One allocation per message (a store__rec of order.h: record header, header block and body
+ * inline). Records are found by id, queues by name, through the indexes of index.h; each
+ * queue orders its records with order.h (priority bands, the heap of waiting records). A
+ * record is in exactly one place: the store's pending list (enqueued, not committed), its
+ * queue's order (ready or waiting), or none (taken); a committed record with an expiry that
+ * is not taken is also in the store's expiry heap. A queue is freed once it has no record at
+ * all. Commit completes synchronously (STORE_DONE): nothing here is durable, so a batch is
+ * done when it is made. Nothing is in a file either, so every band's limit (order.h) is
+ * INT64_MAX. `bytes` is the sum of the allocations it holds (records, queues, heaps), for
+ * resident().
  */
-#include "index.h"
+#include "order.h"
 #include "store.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-enum { REC_PENDING, REC_READY, REC_WAITING, REC_TAKEN };
-
-typedef struct mqueue mqueue;
-
-typedef struct mrec {
-    store__idlink link; /* in the id index; link.id is the message id */
-    store__dlink on;    /* on the pending list or its queue's ready list */
-    mqueue *q;
-    uint32_t redeliveries;
-    int state;
-    size_t hlen, blen;
-    char data[]; /* header block, body, NUL */
-} mrec;
-
-struct mqueue {
-    store__qlink link;  /* in the name index; names name[] */
-    store__dlist ready; /* ready records, in order */
-    store__heap waiting; /* records requeued with a time, not yet moved to ready */
-    size_t depth;      /* records ready or waiting */
+typedef struct mqueue {
+    store__qlink link; /* in the name index; names name[] */
+    store__order o;    /* its ready and waiting records */
     size_t nrecs;      /* records of any state in this queue */
-    char name[]; /* NUL-terminated, link.len bytes before the NUL */
-};
+    size_t nlate;      /* pending records that will wait at commit: room kept in o.waiting */
+    uint64_t bytes;    /* header block and body bytes of its records */
+    char name[];       /* NUL-terminated, link.len bytes before the NUL */
+} mqueue;
 
 struct store {
     store__idhash ids;
     store__qhash queues;
     store__dlist pending; /* enqueued, not committed, in id order */
+    store__heap expiry;   /* committed records with an expiry, not taken */
+    size_t nexpiring;     /* records with an expiry, any state: room kept in expiry */
     uint64_t next_id;
-    size_t bytes; /* records and queues allocated */
+    size_t bytes; /* records, queues and heaps allocated */
+};
+
+/* No band has ready messages outside memory. */
+static const int64_t no_limit[STORE__PRIORITIES] = {
+    INT64_MAX, INT64_MAX, INT64_MAX, INT64_MAX, INT64_MAX,
+    INT64_MAX, INT64_MAX, INT64_MAX, INT64_MAX, INT64_MAX,
 };
 
 static mqueue *find_queue(const store *s, const char *name, size_t len, uint64_t h)
@@ -51,20 +47,57 @@ static mqueue *find_queue(const store *s, const char *name, size_t len, uint64_t
     return store__entry(store__queues_find(&s->queues, name, len, h), mqueue, link);
 }
 
-static mrec *find_rec(const store *s, uint64_t id)
+static store__rec *find_rec(const store *s, uint64_t id)
 {
-    return store__entry(store__ids_find(&s->ids, id), mrec, link);
+    return store__entry(store__ids_find(&s->ids, id), store__rec, link);
+}
+
+static void fill(store_msg *out, const store__rec *r)
+{
+    const mqueue *q = r->q;
+    store__rec_fill(out, r, q->name, q->link.len);
 }
 
 static void drop_queue_if_unused(store *s, mqueue *q)
 {
     if (q->nrecs)
         return;
-    s->bytes -= q->waiting.cap * sizeof *q->waiting.e;
-    store__heap_free(&q->waiting);
+    store__order_free(&q->o, &s->bytes);
     store__queues_remove(&s->queues, &q->link);
     s->bytes -= sizeof *q + q->link.len + 1;
     free(q);
+}
+
+/* The queue named queue, created (empty) if it does not exist. NULL without memory. */
+static mqueue *get_queue(store *s, const char *queue, size_t queue_len, uint64_t h)
+{
+    mqueue *q = find_queue(s, queue, queue_len, h);
+    if (q)
+        return q;
+    if (store__queues_reserve(&s->queues, 1) != STORE_OK)
+        return NULL;
+    q = calloc(1, sizeof *q + queue_len + 1);
+    if (!q)
+        return NULL;
+    memcpy(q->name, queue, queue_len);
+    store__order_init(&q->o);
+    store__queues_insert(&s->queues, &q->link, q->name, queue_len, h);
+    s->bytes += sizeof *q + queue_len + 1;
+    return q;
+}
+
+/* A record leaves the store for good (acked or cancelled). */
+static void forget(store *s, store__rec *r)
+{
+    mqueue *q = r->q;
+    store__ids_remove(&s->ids, &r->link);
+    q->nrecs--;
+    q->bytes -= r->hlen + r->blen;
+    if (r->expires)
+        s->nexpiring--;
+    s->bytes -= STORE__REC_SIZE(r);
+    free(r);
+    drop_queue_if_unused(s, q);
 }
 
 static store_err mem_open(const store_options *opts, store **out)
@@ -74,6 +107,7 @@ static store_err mem_open(const store_options *opts, store **out)
     if (!s)
         return STORE_E_NOMEM;
     s->next_id = 1;
+    store__expiry_init(&s->expiry);
     *out = s;
     return STORE_OK;
 }
@@ -84,51 +118,72 @@ static void mem_close(store *s)
         return;
     for (store__qlink *l = store__queues_first(&s->queues); l;
          l = store__queues_next(&s->queues, l))
-        store__heap_free(&store__container_of(l, mqueue, link)->waiting);
-    store__ids_destroy(&s->ids, offsetof(mrec, link));
+        store__order_free(&store__container_of(l, mqueue, link)->o, NULL);
+    store__ids_destroy(&s->ids, offsetof(store__rec, link));
     store__queues_destroy(&s->queues, offsetof(mqueue, link));
+    store__heap_free(&s->expiry, NULL);
     free(s);
+}
+
+/* Room for one more record of q with attributes a in the heaps it will join at commit. */
+static store_err heap_room(store *s, mqueue *q, const store_attrs *a)
+{
+    if (a->not_before &&
+        store__heap_reserve(&q->o.waiting, q->o.waiting.n + q->nlate + 1, &s->bytes) != STORE_OK)
+        return STORE_E_NOMEM;
+    if (a->expires &&
+        store__heap_reserve(&s->expiry, s->nexpiring + 1, &s->bytes) != STORE_OK)
+        return STORE_E_NOMEM;
+    return STORE_OK;
+}
+
+static store_err mem_enqueue_attrs(store *s, const char *queue, size_t queue_len, uint64_t h,
+                                   const char *headers, size_t headers_len, const char *body,
+                                   size_t body_len, const store_attrs *a, uint64_t *id)
+{
+    static const store_attrs plain = { STORE_PRIORITY_DEFAULT, 0, 0 };
+    if (!a)
+        a = &plain;
+    if (!queue_len || a->priority > STORE_PRIORITY_MAX)
+        return STORE_E_INVALID;
+    if (headers_len > SIZE_MAX / 4 || body_len > SIZE_MAX / 4)
+        return STORE_E_NOMEM;
+    if (store__ids_reserve(&s->ids, 1) != STORE_OK)
+        return STORE_E_NOMEM;
+    mqueue *q = get_queue(s, queue, queue_len, h);
+    if (!q)
+        return STORE_E_NOMEM;
+    store__rec *r = NULL;
+    if (heap_room(s, q, a) == STORE_OK)
+        r = store__rec_new(q, headers, headers_len, body, body_len);
+    if (!r) {
+        drop_queue_if_unused(s, q);
+        return STORE_E_NOMEM;
+    }
+    r->link.id = s->next_id++;
+    r->ord = (int64_t)r->link.id;
+    r->prio = a->priority;
+    r->not_before = a->not_before;
+    r->expires = a->expires;
+    store__ids_insert(&s->ids, &r->link);
+    s->bytes += STORE__REC_SIZE(r);
+    q->nrecs++;
+    q->bytes += headers_len + body_len;
+    if (r->not_before)
+        q->nlate++;
+    if (r->expires)
+        s->nexpiring++;
+    store__list_append(&s->pending, &r->on);
+    *id = r->link.id;
+    return STORE_OK;
 }
 
 static store_err mem_enqueue_hashed(store *s, const char *queue, size_t queue_len, uint64_t h,
                                     const char *headers, size_t headers_len, const char *body,
                                     size_t body_len, uint64_t *id)
 {
-    if (!queue_len)
-        return STORE_E_INVALID;
-    if (headers_len > SIZE_MAX / 4 || body_len > SIZE_MAX / 4)
-        return STORE_E_NOMEM;
-    if (store__ids_reserve(&s->ids, 1) != STORE_OK)
-        return STORE_E_NOMEM;
-    mqueue *q = find_queue(s, queue, queue_len, h);
-    if (!q) {
-        if (store__queues_reserve(&s->queues, 1) != STORE_OK)
-            return STORE_E_NOMEM;
-        q = calloc(1, sizeof *q + queue_len + 1);
-        if (!q)
-            return STORE_E_NOMEM;
-        memcpy(q->name, queue, queue_len);
-        store__queues_insert(&s->queues, &q->link, q->name, queue_len, h);
-        s->bytes += sizeof *q + queue_len + 1;
-    }
-    mrec *r = malloc(sizeof *r + headers_len + body_len + 1);
-    if (!r) {
-        drop_queue_if_unused(s, q);
-        return STORE_E_NOMEM;
-    }
-    r->q = q;
-    r->link.id = s->next_id++;
-    r->redeliveries = 0;
-    r->state = REC_PENDING;
-    r->hlen = headers_len;
-    r->blen = body_len;
-    store__copy_msg(r->data, headers, headers_len, body, body_len);
-    store__ids_insert(&s->ids, &r->link);
-    s->bytes += sizeof *r + headers_len + body_len + 1;
-    q->nrecs++;
-    store__list_append(&s->pending, &r->on);
-    *id = r->link.id;
-    return STORE_OK;
+    return mem_enqueue_attrs(s, queue, queue_len, h, headers, headers_len, body, body_len, NULL,
+                             id);
 }
 
 static store_err mem_enqueue(store *s, const char *queue, size_t queue_len, const char *headers,
@@ -138,68 +193,64 @@ static store_err mem_enqueue(store *s, const char *queue, size_t queue_len, cons
                               headers_len, body, body_len, id);
 }
 
-/* Waiting records due at now go to the head of the ready list, oldest id first. */
-static void promote_due(mqueue *q, uint64_t now)
+/* r (ready or waiting) is handed out. */
+static void take_out(store *s, store__rec *r, store_msg *out)
 {
-    const store__heapent *top;
-    store__dlist due = { NULL, NULL };
-    while ((top = store__heap_top(&q->waiting)) && top->key <= now) {
-        mrec *r = top->p;
-        store__heap_pop(&q->waiting);
-        r->state = REC_READY;
-        /* Popped by (time, id): insert by id among those due together. */
-        store__dlink *at = due.tail;
-        while (at && store__container_of(at, mrec, on)->link.id > r->link.id)
-            at = at->prev;
-        if (!at) {
-            store__list_prepend(&due, &r->on);
-        } else {
-            r->on.prev = at;
-            r->on.next = at->next;
-            if (at->next)
-                at->next->prev = &r->on;
-            else
-                due.tail = &r->on;
-            at->next = &r->on;
-        }
-    }
-    while (due.tail) {
-        store__dlink *l = due.tail;
-        store__list_unlink(&due, l);
-        store__list_prepend(&q->ready, l);
-    }
+    store__order_remove(&((mqueue *)r->q)->o, r);
+    store__expiry_drop(&s->expiry, r);
+    r->state = STORE__TAKEN;
+    fill(out, r);
+}
+
+/* take_at's work; expiry: refuse a first message expired at now. */
+static store_err take(store *s, const char *queue, size_t queue_len, uint64_t h, uint64_t now,
+                      int expiry, store_msg *out)
+{
+    mqueue *q = find_queue(s, queue, queue_len, h);
+    if (!q)
+        return STORE_E_EMPTY;
+    store_err err = store__order_promote(&q->o, now, no_limit, &s->bytes);
+    store__rec *r = store__order_first(&q->o);
+    if (!r)
+        return err != STORE_OK ? err : STORE_E_EMPTY;
+    if (expiry && r->expires && r->expires <= now)
+        return STORE_E_EXPIRED;
+    take_out(s, r, out);
+    return STORE_OK;
 }
 
 static store_err mem_take_at(store *s, const char *queue, size_t queue_len, uint64_t h,
                              uint64_t now, store_msg *out)
 {
-    mqueue *q = find_queue(s, queue, queue_len, h);
-    if (!q)
-        return STORE_E_EMPTY;
-    promote_due(q, now);
-    if (!q->ready.head)
-        return STORE_E_EMPTY;
-    mrec *r = store__container_of(q->ready.head, mrec, on);
-    store__list_unlink(&q->ready, &r->on);
-    q->depth--;
-    r->state = REC_TAKEN;
-    store__fill_msg(out, r->link.id, q->name, q->link.len, r->data, r->hlen, r->blen,
-                    r->redeliveries);
-    return STORE_OK;
+    return take(s, queue, queue_len, h, now, 1, out);
 }
 
 static store_err mem_take_hashed(store *s, const char *queue, size_t queue_len, uint64_t h,
                                  store_msg *out)
 {
-    return mem_take_at(s, queue, queue_len, h, UINT64_MAX, out);
+    return take(s, queue, queue_len, h, UINT64_MAX, 0, out);
+}
+
+static store_err mem_take_expired(store *s, uint64_t now, store_msg *out)
+{
+    const store__heapent *t = store__heap_top(&s->expiry);
+    if (!t || t->key > now)
+        return STORE_E_EMPTY;
+    take_out(s, t->p, out);
+    return STORE_OK;
+}
+
+static uint64_t mem_next_expiry(store *s)
+{
+    const store__heapent *t = store__heap_top(&s->expiry);
+    return t ? t->key : 0;
 }
 
 static uint64_t mem_next_due(store *s, const char *queue, size_t queue_len, uint64_t h,
                              uint64_t now)
 {
     mqueue *q = find_queue(s, queue, queue_len, h);
-    const store__heapent *top = q ? store__heap_top(&q->waiting) : NULL;
-    return top && top->key > now ? top->key : 0;
+    return q ? store__order_next_due(&q->o, now) : 0;
 }
 
 static store_err mem_take(store *s, const char *queue, size_t queue_len, store_msg *out)
@@ -209,48 +260,42 @@ static store_err mem_take(store *s, const char *queue, size_t queue_len, store_m
 
 static store_err mem_ack(store *s, uint64_t id)
 {
-    mrec *r = find_rec(s, id);
-    if (!r || r->state != REC_TAKEN)
+    store__rec *r = find_rec(s, id);
+    if (!r || r->state != STORE__TAKEN)
         return STORE_E_NOTFOUND;
-    store__ids_remove(&s->ids, &r->link);
-    mqueue *q = r->q;
-    q->nrecs--;
-    s->bytes -= sizeof *r + r->hlen + r->blen + 1;
-    free(r);
-    drop_queue_if_unused(s, q);
+    forget(s, r);
     return STORE_OK;
 }
 
 static store_err mem_get(store *s, uint64_t id, store_msg *out)
 {
-    const mrec *r = find_rec(s, id);
-    if (!r || r->state != REC_TAKEN)
+    const store__rec *r = find_rec(s, id);
+    if (!r || r->state != STORE__TAKEN)
         return STORE_E_NOTFOUND;
-    store__fill_msg(out, r->link.id, r->q->name, r->q->link.len, r->data, r->hlen, r->blen,
-                    r->redeliveries);
+    fill(out, r);
     return STORE_OK;
 }
 
 static store_err mem_requeue_at(store *s, uint64_t id, uint64_t not_before)
 {
-    mrec *r = find_rec(s, id);
-    if (!r || r->state != REC_TAKEN)
+    store__rec *r = find_rec(s, id);
+    if (!r || r->state != STORE__TAKEN)
         return STORE_E_NOTFOUND;
     mqueue *q = r->q;
-    if (not_before) {
-        size_t cap = q->waiting.cap;
-        if (store__heap_reserve(&q->waiting) != STORE_OK)
-            return STORE_E_NOMEM;
-        s->bytes += (q->waiting.cap - cap) * sizeof *q->waiting.e;
-        store__heap_push(&q->waiting, not_before, r->link.id, r);
-        r->state = REC_WAITING;
-    } else {
-        store__list_prepend(&q->ready, &r->on);
-        r->state = REC_READY;
-    }
+    if (not_before &&
+        store__heap_reserve(&q->o.waiting, q->o.waiting.n + q->nlate + 1, &s->bytes) !=
+            STORE_OK)
+        return STORE_E_NOMEM;
+    if (store__order_place(&q->o, r, INT64_MAX) != STORE_OK)
+        return STORE_E_INVALID;
     if (r->redeliveries < UINT32_MAX)
         r->redeliveries++;
-    q->depth++;
+    r->not_before = not_before;
+    if (not_before)
+        store__order_wait(&q->o, r);
+    else
+        store__order_prepend(&q->o, r);
+    store__expiry_add(&s->expiry, r);
     return STORE_OK;
 }
 
@@ -261,16 +306,13 @@ static store_err mem_requeue(store *s, uint64_t id)
 
 static store_err mem_cancel(store *s, uint64_t id)
 {
-    mrec *r = find_rec(s, id);
-    if (!r || r->state != REC_PENDING)
+    store__rec *r = find_rec(s, id);
+    if (!r || r->state != STORE__PENDING)
         return STORE_E_NOTFOUND;
     store__list_unlink(&s->pending, &r->on);
-    store__ids_remove(&s->ids, &r->link);
-    mqueue *q = r->q;
-    q->nrecs--;
-    s->bytes -= sizeof *r + r->hlen + r->blen + 1;
-    free(r);
-    drop_queue_if_unused(s, q);
+    if (r->not_before)
+        ((mqueue *)r->q)->nlate--;
+    forget(s, r);
     return STORE_OK;
 }
 
@@ -278,13 +320,19 @@ static store_err mem_commit(store *s, store_commit_cb cb, void *arg)
 {
     (void)cb;
     (void)arg;
-    /* Pending records become ready in enqueue order, so each queue stays FIFO by id. */
+    /* Pending records become ready in enqueue order, so each band stays in id order; those
+     * with a time wait for it. */
     while (s->pending.head) {
-        mrec *r = store__container_of(s->pending.head, mrec, on);
+        store__rec *r = store__container_of(s->pending.head, store__rec, on);
+        mqueue *q = r->q;
         store__list_unlink(&s->pending, &r->on);
-        r->state = REC_READY;
-        store__list_append(&r->q->ready, &r->on);
-        r->q->depth++;
+        if (r->not_before) {
+            q->nlate--;
+            store__order_wait(&q->o, r);
+        } else {
+            store__order_append(&q->o, r);
+        }
+        store__expiry_add(&s->expiry, r);
     }
     return STORE_DONE;
 }
@@ -292,7 +340,38 @@ static store_err mem_commit(store *s, store_commit_cb cb, void *arg)
 static size_t mem_depth(store *s, const char *queue, size_t queue_len)
 {
     mqueue *q = find_queue(s, queue, queue_len, store_hash_name(queue, queue_len));
-    return q ? q->depth : 0;
+    return q ? store__order_count(&q->o) : 0;
+}
+
+static void mem_queue_size(store *s, const char *queue, size_t queue_len, uint64_t h,
+                           uint64_t *count, uint64_t *bytes)
+{
+    const mqueue *q = find_queue(s, queue, queue_len, h);
+    *count = q ? q->nrecs : 0;
+    *bytes = q ? q->bytes : 0;
+}
+
+static store_err mem_browse(store *s, const char *queue, size_t queue_len, uint64_t h,
+                            store_cursor *cur, uint64_t now, store_msg *out)
+{
+    mqueue *q = find_queue(s, queue, queue_len, h);
+    if (!q)
+        return STORE_E_EMPTY;
+    store_err perr = store__order_promote(&q->o, now, no_limit, &s->bytes);
+    (void)perr; /* what could not be promoted shows in a later call */
+    int p;
+    int64_t ord;
+    uint64_t id;
+    store__cursor_read(cur, &p, &ord, &id);
+    for (; p >= 0; p--, ord = INT64_MIN, id = 0) {
+        const store__rec *r = store__order_after(&q->o, q, p, find_rec(s, id), ord, id);
+        if (r) {
+            store__cursor_write(cur, p, r->ord, r->link.id);
+            fill(out, r);
+            return STORE_OK;
+        }
+    }
+    return STORE_E_EMPTY;
 }
 
 static size_t mem_resident(store *s)
@@ -326,6 +405,11 @@ static const store_ops memory_ops = {
     .take_at = mem_take_at,
     .next_due = mem_next_due,
     .get = mem_get,
+    .enqueue_attrs = mem_enqueue_attrs,
+    .take_expired = mem_take_expired,
+    .next_expiry = mem_next_expiry,
+    .queue_size = mem_queue_size,
+    .browse = mem_browse,
 };
 
 const store_ops *store_memory_backend(void)

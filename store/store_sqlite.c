@@ -1,16 +1,19 @@
 /* store_sqlite.c: the SQLite backend of store.h: queues that survive a restart. This file
- * holds its ops table and entry points (open, close, enqueue, take, ack, requeue, commit,
- * depth, resident), the queues' lifetime in memory and the error text last_error reports.
+ * holds its ops table and entry points (open, close, enqueue, ack, cancel, commit, depth,
+ * queue_size, resident), the queues' lifetime in memory, their message counts and the error
+ * text last_error reports.
  *
  * The other jobs have their own files: sqlite_int.h (the shared types, and which thread may
  * touch which connection), sqlite_schema.c (the file: schema, migrations, open, load),
- * sqlite_batch.c (the group commit), sqlite_page.c (the window of ready messages in memory),
- * sqlite_recover.c (redelivery after a crash or a close).
+ * sqlite_batch.c (the group commit), sqlite_page.c (records between memory and the file),
+ * sqlite_take.c (handing out, requeueing), sqlite_expire.c (expiry), sqlite_browse.c
+ * (browsing), sqlite_recover.c (redelivery after a crash or a close).
  *
- * Queue order is (ord, id): a fresh message gets ord = id (above every other); a requeued
- * one keeps its ord if that is already below the head's, else takes head's - 1. So the
- * window is sorted by (ord, id), a restart reads the same order back, and messages taken but
- * not acked come back where they were taken from.
+ * A queue's order is that of order.h: by priority band, then (ord, id): a fresh message gets
+ * ord = id (above every other of its band); a requeued one keeps its ord if that is already
+ * below its band's first, else takes one below. A restart reads the same order back, and
+ * messages taken but not acked come back where they were taken from. A queue's count and
+ * bytes live in its row, changed by each batch that changes them (OP_QROW, at its end).
  */
 #include "sqlite_int.h"
 
@@ -37,27 +40,51 @@ store_err sqlite__db_err(store *s, sqlite3 *db, const char *what)
 static void unlink_queue(store *s, squeue *q)
 {
     store__queues_remove(&s->queues, &q->link);
-    s->bytes -= QUEUE_SIZE(q) + q->waiting.cap * sizeof *q->waiting.e;
-    store__heap_free(&q->waiting);
+    store__ids_remove(&s->qids, &q->byqid);
+    store__order_free(&q->o, &s->bytes);
+    s->bytes -= QUEUE_SIZE(q);
     free(q);
 }
 
-/* A new queue, linked into the index. The caller has made room (store__queues_reserve). */
 squeue *sqlite__queue_add(store *s, const char *name, size_t len, uint64_t h, int64_t qid)
 {
     squeue *q = calloc(1, sizeof *q + len + 1);
     if (!q)
         return NULL;
     memcpy(q->name, name, len);
-    q->qid = qid;
-    q->front_ord = INT64_MIN;
-    /* A new queue may hand out the next LOOKAHEAD ids at once (its row carries that). */
-    q->front_durable = q->front_sent = add_sat((int64_t)s->next_id, LOOKAHEAD);
-    q->crash_front = INT64_MIN;
-    q->tmax = INT64_MIN;
+    store__order_init(&q->o);
+    for (int p = 0; p < STORE__PRIORITIES; p++) {
+        sband *b = &q->band[p];
+        b->front_ord = b->front_durable = b->front_sent = INT64_MIN;
+        b->crash_front = b->tmax = INT64_MIN;
+    }
+    q->byqid.id = (uint64_t)qid;
+    store__ids_insert(&s->qids, &q->byqid);
     store__queues_insert(&s->queues, &q->link, q->name, len, h);
     s->bytes += QUEUE_SIZE(q);
     return q;
+}
+
+/* Is anything of q left in the file only? */
+static int has_spilled(const squeue *q)
+{
+    for (int p = 0; p < STORE__PRIORITIES; p++)
+        if (q->band[p].spilled)
+            return 1;
+    return q->sched_spilled != 0;
+}
+
+/* q leaves the open batch's touched list (its row is deleted instead). */
+static void untouch(store *s, squeue *q)
+{
+    batch *b = s->open;
+    if (q->touch_seq != s->open_seq)
+        return;
+    squeue *last = b->touched[--b->ntouched];
+    b->touched[q->touch_idx] = last;
+    last->touch_idx = q->touch_idx;
+    b->held--;
+    q->touch_seq = 0;
 }
 
 /* A queue with nothing left in memory or in the file is forgotten, here and (with the
@@ -66,22 +93,70 @@ squeue *sqlite__queue_add(store *s, const char *name, size_t len, uint64_t h, in
  * row is gone (their acks were made, only not stored). */
 void sqlite__queue_drop_unused(store *s, squeue *q)
 {
-    if (q->nrecs || q->spilled || q->fpins)
+    if (q->nrecs || q->pins || has_spilled(q))
         return;
-    /* Only a cancel empties a queue whose row the open batch writes: that write names q,
-     * so it goes too. */
-    if (q->row_seq == s->open_seq) {
-        batch *b = s->open;
-        size_t i = b->nops;
-        while (i > 0 && !(b->ops[i - 1].kind == OP_QNEW && b->ops[i - 1].ptr == q))
-            i--;
-        if (i > 0) {
-            memmove(&b->ops[i - 1], &b->ops[i], (b->nops - i) * sizeof *b->ops);
-            b->nops--;
-        }
-    }
-    push_op(s->open, OP_QDEL, q->qid, 0, 0, NULL);
+    untouch(s, q);
+    push_op(s->open, OP_QDEL, QID(q), 0, 0, NULL);
     unlink_queue(s, q);
+}
+
+int sqlite__reserve(store *s, const squeue *q, size_t n)
+{
+    batch *b = s->open;
+    int add = !q || q->touch_seq != s->open_seq;
+    if (reserve_ops(b, n + (size_t)add) != 0)
+        return -1;
+    if (add && b->ntouched == b->touched_cap) {
+        size_t ncap = b->touched_cap ? b->touched_cap * 2 : 16;
+        squeue **nt = realloc(b->touched, ncap * sizeof *nt);
+        if (!nt)
+            return -1;
+        b->touched = nt;
+        b->touched_cap = ncap;
+    }
+    return 0;
+}
+
+void sqlite__touch(store *s, squeue *q, int64_t dn, int64_t db)
+{
+    batch *b = s->open;
+    if (q->touch_seq != s->open_seq) {
+        q->touch_seq = s->open_seq;
+        q->touch_idx = b->ntouched;
+        b->touched[b->ntouched++] = q;
+        b->held++;
+        q->d_count = q->d_bytes = 0;
+    }
+    q->d_count += dn;
+    q->d_bytes += db;
+    q->count += (uint64_t)dn;
+    q->bytes += (uint64_t)db;
+}
+
+void sqlite__rec_free(store *s, store__rec *r)
+{
+    squeue *q = r->q;
+    store__ids_remove(&s->ids, &r->link);
+    q->nrecs--;
+    if (r->expires)
+        s->nexpiring--;
+    s->bytes -= STORE__REC_SIZE(r);
+    free(r);
+}
+
+/* The batch is cut: each queue it touched gets its row written at its end (the slots were
+ * held), pinned until the commit completes. */
+static void cut_rows(batch *b)
+{
+    for (size_t i = 0; i < b->ntouched; i++) {
+        squeue *q = b->touched[i];
+        b->held--;
+        push_op(b, OP_QROW, QID(q), q->d_bytes, 0, q);
+        b->ops[b->nops - 1].not_before = (uint64_t)q->d_count;
+        q->pins++;
+        q->touch_seq = 0;
+    }
+    b->ntouched = 0;
 }
 
 /* ---- store_ops ---- */
@@ -95,43 +170,87 @@ static void sq_close(store *s)
     sqlite__close_file(s);
     for (store__qlink *l = store__queues_first(&s->queues); l;
          l = store__queues_next(&s->queues, l))
-        store__heap_free(&store__container_of(l, squeue, link)->waiting);
-    store__ids_destroy(&s->ids, offsetof(srec, link));
+        store__order_free(&store__container_of(l, squeue, link)->o, NULL);
+    store__ids_destroy(&s->ids, offsetof(store__rec, link));
     store__queues_destroy(&s->queues, offsetof(squeue, link));
-    free(s->bat[0].ops);
-    free(s->bat[1].ops);
+    free(s->qids.b);
+    store__heap_free(&s->expiry, NULL);
+    free(s->browsed);
+    for (int i = 0; i < 2; i++) {
+        free(s->bat[i].ops);
+        free(s->bat[i].touched);
+    }
     free(s);
 }
 
-static store_err sq_enqueue_hashed(store *s, const char *queue, size_t queue_len, uint64_t h,
-                                   const char *headers, size_t headers_len, const char *body,
-                                   size_t body_len, uint64_t *id)
+/* Everything one enqueue into q may need, reserved before anything changes: operations (the
+ * insert, a front), the id index, the touched list, room in the heaps it may join. */
+static store_err enqueue_room(store *s, squeue *q, const store_attrs *a)
 {
-    if (!queue_len)
+    if (sqlite__reserve(s, q, 2) != 0 || store__ids_reserve(&s->ids, 1) != STORE_OK)
+        return STORE_E_NOMEM;
+    if (a->expires &&
+        store__heap_reserve(&s->expiry, s->nexpiring + 1, &s->bytes) != STORE_OK)
+        return STORE_E_NOMEM;
+    if (a->not_before &&
+        store__heap_reserve(&q->o.waiting, q->o.waiting.n + q->nlate + 1, &s->bytes) != STORE_OK)
+        return STORE_E_NOMEM;
+    return STORE_OK;
+}
+
+/* A new record of q, pending in the open batch, with the band's first front when the band
+ * had nothing ahead of it. Room reserved. */
+static void enqueue_rec(store *s, squeue *q, store__rec *r)
+{
+    batch *b = s->open;
+    sband *sb = &q->band[r->prio];
+    r->link.id = s->next_id++;
+    r->ord = (int64_t)r->link.id;
+    /* Nothing of the band before it that a crash could count: it may be handed out as soon
+     * as it is committed, with a front LOOKAHEAD ids ahead (as takes keep it). */
+    if (!sb->npending && !sb->spilled && !q->o.band[r->prio].n && sb->front_sent < r->ord)
+        (void)sqlite__front_push(s, q, r->prio, add_sat(r->ord, LOOKAHEAD));
+    sb->npending++;
+    if (r->not_before)
+        q->nlate++;
+    if (r->expires)
+        s->nexpiring++;
+    store__ids_insert(&s->ids, &r->link);
+    s->bytes += STORE__REC_SIZE(r);
+    q->nrecs++;
+    sqlite__touch(s, q, 1, (int64_t)(r->hlen + r->blen));
+    store__list_append(&b->recs, &r->on);
+    b->max_id = r->link.id;
+    push_op(b, OP_ENQ, (int64_t)r->link.id, r->ord, 0, r);
+}
+
+static store_err sq_enqueue_attrs(store *s, const char *queue, size_t queue_len, uint64_t h,
+                                  const char *headers, size_t headers_len, const char *body,
+                                  size_t body_len, const store_attrs *a, uint64_t *id)
+{
+    static const store_attrs plain = { STORE_PRIORITY_DEFAULT, 0, 0 };
+    if (!a)
+        a = &plain;
+    if (!queue_len || a->priority > STORE_PRIORITY_MAX)
         return STORE_E_INVALID;
     if (headers_len > SIZE_MAX / 4 || body_len > SIZE_MAX / 4)
         return STORE_E_NOMEM;
-    if (s->next_id > (uint64_t)INT64_MAX)
-        return STORE_E_INVALID; /* the file keeps ids as signed 64-bit integers */
+    /* The file keeps ids and times as signed 64-bit integers. */
+    if (s->next_id > (uint64_t)INT64_MAX || a->not_before > (uint64_t)INT64_MAX ||
+        a->expires > (uint64_t)INT64_MAX)
+        return STORE_E_INVALID;
     /* Refused here rather than failing the whole batch at commit (SQLITE_TOOBIG). */
     if (headers_len + body_len > s->max_row)
         return STORE_E_INVALID;
-    batch *b = s->open;
-    if (reserve_ops(b, 2) != 0)
-        return STORE_E_NOMEM;
-    if (store__ids_reserve(&s->ids, 1) != STORE_OK)
-        return STORE_E_NOMEM;
     squeue *q = find_queue(s, queue, queue_len, h);
-    int fresh = 0;
-    if (!q) {
-        if (store__queues_reserve(&s->queues, 1) != STORE_OK)
-            return STORE_E_NOMEM;
-        q = sqlite__queue_add(s, queue, queue_len, h, s->next_qid);
-        if (!q)
-            return STORE_E_NOMEM;
-        fresh = 1;
-    }
-    srec *r = malloc(sizeof *r + headers_len + body_len + 1);
+    int fresh = !q;
+    if (fresh && (store__queues_reserve(&s->queues, 1) != STORE_OK ||
+                  store__ids_reserve(&s->qids, 1) != STORE_OK ||
+                  !(q = sqlite__queue_add(s, queue, queue_len, h, s->next_qid))))
+        return STORE_E_NOMEM;
+    store__rec *r = NULL;
+    if (enqueue_room(s, q, a) == STORE_OK)
+        r = store__rec_new(q, headers, headers_len, body, body_len);
     if (!r) {
         if (fresh)
             unlink_queue(s, q);
@@ -139,28 +258,20 @@ static store_err sq_enqueue_hashed(store *s, const char *queue, size_t queue_len
     }
     if (fresh)
         s->next_qid++;
-    /* Each batch writing to a queue (re)writes its row: the row then never depends on an
-     * earlier batch having succeeded. */
-    if (q->row_seq != s->open_seq) {
-        q->row_seq = s->open_seq;
-        push_op(b, OP_QNEW, q->qid, q->front_sent, 0, q);
-    }
-    r->q = q;
-    r->link.id = s->next_id++;
-    r->ord = (int64_t)r->link.id;
-    r->redeliveries = 0;
-    r->state = REC_PENDING;
-    r->hlen = headers_len;
-    r->blen = body_len;
-    store__copy_msg(r->data, headers, headers_len, body, body_len);
-    store__ids_insert(&s->ids, &r->link);
-    s->bytes += REC_SIZE(r);
-    q->nrecs++;
-    store__list_append(&b->recs, &r->on);
-    b->max_id = r->link.id;
-    push_op(b, OP_ENQ, (int64_t)r->link.id, r->ord, 0, r);
+    r->prio = a->priority;
+    r->not_before = a->not_before;
+    r->expires = a->expires;
+    enqueue_rec(s, q, r);
     *id = r->link.id;
     return STORE_OK;
+}
+
+static store_err sq_enqueue_hashed(store *s, const char *queue, size_t queue_len, uint64_t h,
+                                   const char *headers, size_t headers_len, const char *body,
+                                   size_t body_len, uint64_t *id)
+{
+    return sq_enqueue_attrs(s, queue, queue_len, h, headers, headers_len, body, body_len, NULL,
+                            id);
 }
 
 static store_err sq_enqueue(store *s, const char *queue, size_t queue_len, const char *headers,
@@ -170,113 +281,18 @@ static store_err sq_enqueue(store *s, const char *queue, size_t queue_len, const
                              headers_len, body, body_len, id);
 }
 
-/* Waiting records of q due at now go to the head of the window, oldest id first; one that
- * would not be first in (ord, id) order there gets a place in front, written with the
- * batch so a restart reads the same order back. */
-static store_err promote_due(store *s, squeue *q, uint64_t now)
-{
-    const store__heapent *top;
-    store__dlist due = { NULL, NULL };
-    size_t n = 0;
-    while ((top = store__heap_top(&q->waiting)) && top->key <= now) {
-        srec *r = top->p;
-        store__heap_pop(&q->waiting);
-        store__list_append(&due, &r->on); /* popped by (time, id): in id order per time */
-        n++;
-    }
-    if (!n)
-        return STORE_OK;
-    if (reserve_ops(s->open, n) != 0) {
-        /* They wait on (the heap has room for them): the next take tries again. */
-        for (store__dlink *l = due.head; l; l = l->next) {
-            srec *r = store__container_of(l, srec, on);
-            store__heap_push(&q->waiting, r->not_before, r->link.id, r);
-        }
-        return STORE_E_NOMEM;
-    }
-    q->nwaiting -= n;
-    /* Prepended from the last, so the first popped ends first. */
-    while (due.tail) {
-        srec *r = store__container_of(due.tail, srec, on);
-        store__list_unlink(&due, &r->on);
-        const srec *head = win_head(q);
-        if (head && head->ord <= r->ord && head->ord > INT64_MIN) {
-            r->ord = head->ord - 1;
-            push_op(s->open, OP_REQUEUE, (int64_t)r->link.id, r->ord, r->redeliveries, NULL);
-        }
-        r->state = REC_READY;
-        r->not_before = 0;
-        store__list_prepend(&q->win, &r->on);
-        q->nwin++;
-        q->win_bytes += r->hlen + r->blen;
-    }
-    return STORE_OK;
-}
-
-/* The window has a head to hand out, reading the file as needed: rows waiting for their
- * time do not fill it, so reading goes on past them. */
-static store_err fill_window(store *s, squeue *q, uint64_t now)
-{
-    store_err err = promote_due(s, q, now);
-    while (err == STORE_OK && !q->win.head && q->spilled) {
-        uint64_t before = q->spilled;
-        err = sqlite__page_in(s, q, now);
-        if (q->spilled == before)
-            break;
-    }
-    /* A partial page is still usable; only an empty window is an error. */
-    return q->win.head ? STORE_OK : err;
-}
-
 static store_err sq_take_at(store *s, const char *queue, size_t queue_len, uint64_t h,
                             uint64_t now, store_msg *out)
 {
     squeue *q = find_queue(s, queue, queue_len, h);
-    if (!q)
-        return STORE_E_EMPTY;
-    store_err err = fill_window(s, q, now);
-    if (err != STORE_OK)
-        return err;
-    srec *r = win_head(q);
-    if (!r)
-        return STORE_E_EMPTY;
-    if (r->ord > q->front_durable) {
-        /* Not yet recorded as deliverable: record it, hand it out after that commit. */
-        if (r->ord > q->front_sent && sqlite__front_push(s, q, add_sat(r->ord, LOOKAHEAD)) != 0)
-            return STORE_E_NOMEM;
-        return STORE_E_AGAIN;
-    }
-    store__list_unlink(&q->win, &r->on);
-    q->nwin--;
-    q->win_bytes -= r->hlen + r->blen;
-    r->state = REC_TAKEN;
-    if (r->ord > q->tmax)
-        q->tmax = r->ord;
-    /* Raise the front before takes reach it; without memory for that, a later take waits. */
-    if (add_sat(q->tmax, LOOKAHEAD / 2) > q->front_sent)
-        (void)sqlite__front_push(s, q, add_sat(q->tmax, LOOKAHEAD));
-    store__fill_msg(out, r->link.id, q->name, q->link.len, r->data, r->hlen, r->blen,
-                    r->redeliveries);
-    return STORE_OK;
+    return q ? sqlite__take(s, q, now, 1, out) : STORE_E_EMPTY;
 }
 
 static store_err sq_take_hashed(store *s, const char *queue, size_t queue_len, uint64_t h,
                                 store_msg *out)
 {
-    return sq_take_at(s, queue, queue_len, h, UINT64_MAX, out);
-}
-
-static uint64_t sq_next_due(store *s, const char *queue, size_t queue_len, uint64_t h,
-                            uint64_t now)
-{
     squeue *q = find_queue(s, queue, queue_len, h);
-    if (!q)
-        return 0;
-    /* Rows still only in the file may be waiting too: read until something is due. */
-    if (fill_window(s, q, now) != STORE_OK)
-        return 0;
-    const store__heapent *top = store__heap_top(&q->waiting);
-    return top && top->key > now ? top->key : 0;
+    return q ? sqlite__take(s, q, UINT64_MAX, 0, out) : STORE_E_EMPTY;
 }
 
 static store_err sq_take(store *s, const char *queue, size_t queue_len, store_msg *out)
@@ -284,65 +300,55 @@ static store_err sq_take(store *s, const char *queue, size_t queue_len, store_ms
     return sq_take_hashed(s, queue, queue_len, store_hash_name(queue, queue_len), out);
 }
 
+static uint64_t sq_next_due(store *s, const char *queue, size_t queue_len, uint64_t h,
+                            uint64_t now)
+{
+    squeue *q = find_queue(s, queue, queue_len, h);
+    /* Rows still only in the file may be waiting too: the schedule is read as needed. */
+    if (!q || sqlite__promote(s, q, now) != STORE_OK)
+        return 0;
+    return store__order_next_due(&q->o, now);
+}
+
 static store_err sq_ack(store *s, uint64_t id)
 {
-    srec *r = find_rec(s, id);
-    if (!r || r->state != REC_TAKEN)
+    store__rec *r = find_rec(s, id);
+    if (!r || r->state != STORE__TAKEN)
         return STORE_E_NOTFOUND;
+    squeue *q = r->q;
     /* Two slots: the delete, and maybe the queue's removal. */
-    if (reserve_ops(s->open, 2) != 0)
+    if (sqlite__reserve(s, q, 2) != 0)
+        return STORE_E_NOMEM;
+    store__rec *ghost = NULL;
+    if ((r->flags & REC_OOO) && !(ghost = malloc(sizeof *ghost)))
         return STORE_E_NOMEM;
     push_op(s->open, OP_ACK, (int64_t)r->link.id, 0, 0, NULL);
-    store__ids_remove(&s->ids, &r->link);
-    squeue *q = r->q;
-    q->nrecs--;
-    s->bytes -= REC_SIZE(r);
-    free(r);
+    sqlite__touch(s, q, -1, -(int64_t)(r->hlen + r->blen));
+    if (ghost)
+        sqlite__ghost_replace(s, r, ghost);
+    else
+        sqlite__rec_free(s, r);
     sqlite__queue_drop_unused(s, q);
     return STORE_OK;
 }
 
 static store_err sq_get(store *s, uint64_t id, store_msg *out)
 {
-    const srec *r = find_rec(s, id);
-    if (!r || r->state != REC_TAKEN)
+    const store__rec *r = find_rec(s, id);
+    if (!r || r->state != STORE__TAKEN)
         return STORE_E_NOTFOUND;
-    store__fill_msg(out, r->link.id, r->q->name, r->q->link.len, r->data, r->hlen, r->blen,
-                    r->redeliveries);
+    sqlite__fill(out, r);
     return STORE_OK;
 }
 
 static store_err sq_requeue_at(store *s, uint64_t id, uint64_t not_before)
 {
-    srec *r = find_rec(s, id);
-    if (!r || r->state != REC_TAKEN)
+    store__rec *r = find_rec(s, id);
+    if (!r || r->state != STORE__TAKEN)
         return STORE_E_NOTFOUND;
-    squeue *q = r->q;
-    const srec *head = win_head(q);
-    if (head && head->ord == INT64_MIN)
-        return STORE_E_INVALID; /* no position left in front: unreachable in practice */
-    if (reserve_ops(s->open, 1) != 0)
-        return STORE_E_NOMEM;
-    if (not_before && sqlite__wait_room(s, q) != STORE_OK)
-        return STORE_E_NOMEM;
-    if (r->redeliveries < UINT32_MAX)
-        r->redeliveries++;
-    if (head && head->ord <= r->ord)
-        r->ord = head->ord - 1;
-    push_op(s->open, OP_REQUEUE, (int64_t)r->link.id, r->ord, r->redeliveries, NULL);
-    s->open->ops[s->open->nops - 1].not_before = not_before;
-    r->not_before = not_before;
-    if (not_before) {
-        r->state = REC_WAITING;
-        store__heap_push(&q->waiting, not_before, r->link.id, r);
-        q->nwaiting++;
-        return STORE_OK;
-    }
-    r->state = REC_READY;
-    store__list_prepend(&q->win, &r->on);
-    q->nwin++;
-    q->win_bytes += r->hlen + r->blen;
-    return STORE_OK;
+    if (not_before > (uint64_t)INT64_MAX)
+        return STORE_E_INVALID;
+    return sqlite__requeue(s, r, not_before);
 }
 
 static store_err sq_requeue(store *s, uint64_t id)
@@ -354,24 +360,26 @@ static store_err sq_requeue(store *s, uint64_t id)
  * keep their order, so runs of inserts and deletes stay runs), and so does the record. */
 static store_err sq_cancel(store *s, uint64_t id)
 {
-    srec *r = find_rec(s, id);
+    store__rec *r = find_rec(s, id);
     batch *b = s->open;
-    if (!r || r->state != REC_PENDING)
+    if (!r || r->state != STORE__PENDING)
         return STORE_E_NOTFOUND;
     size_t i = b->nops;
     while (i > 0 && !(b->ops[i - 1].kind == OP_ENQ && b->ops[i - 1].ptr == r))
         i--;
     if (i == 0)
         return STORE_E_NOTFOUND; /* pending, but in the batch being committed */
+    squeue *q = r->q;
     memmove(&b->ops[i - 1], &b->ops[i], (b->nops - i) * sizeof *b->ops);
     b->nops--;
     store__list_unlink(&b->recs, &r->on);
-    b->max_id = b->recs.tail ? store__container_of(b->recs.tail, srec, on)->link.id : 0;
-    store__ids_remove(&s->ids, &r->link);
-    squeue *q = r->q;
-    q->nrecs--;
-    s->bytes -= REC_SIZE(r);
-    free(r);
+    b->max_id = b->recs.tail ? store__container_of(b->recs.tail, store__rec, on)->link.id : 0;
+    /* In the open batch, q is in its touched list already: no room needed. */
+    sqlite__touch(s, q, -1, -(int64_t)(r->hlen + r->blen));
+    q->band[r->prio].npending--;
+    if (r->not_before)
+        q->nlate--;
+    sqlite__rec_free(s, r);
     sqlite__queue_drop_unused(s, q); /* room: the ENQ operation just left */
     return STORE_OK;
 }
@@ -382,8 +390,9 @@ static store_err sq_commit(store *s, store_commit_cb cb, void *arg)
     if (s->fly)
         return STORE_E_BUSY;
     batch *b = s->open;
-    if (!b->nops)
+    if (!b->nops && !b->ntouched)
         return STORE_DONE;
+    cut_rows(b);
     b->cb = cb;
     b->arg = arg;
     b->next_id = s->next_id;
@@ -394,6 +403,8 @@ static store_err sq_commit(store *s, store_commit_cb cb, void *arg)
     s->work.data = s;
     int rc = uv_queue_work(s->loop, &s->work, sqlite__commit_work, sqlite__commit_done);
     if (rc != 0) {
+        /* The batch stays open, its rows' writes already at its end (a later write to one
+         * of those queues adds another: they add up). */
         s->open = b;
         s->open_seq--;
         s->fly = NULL;
@@ -408,7 +419,37 @@ static store_err sq_commit(store *s, store_commit_cb cb, void *arg)
 static size_t sq_depth(store *s, const char *queue, size_t queue_len)
 {
     squeue *q = find_queue(s, queue, queue_len, store_hash_name(queue, queue_len));
-    return q ? q->nwin + q->nwaiting + (size_t)q->spilled : 0;
+    if (!q)
+        return 0;
+    size_t n = store__order_count(&q->o) + (size_t)q->sched_spilled;
+    for (int p = 0; p < STORE__PRIORITIES; p++)
+        n += (size_t)q->band[p].spilled;
+    return n;
+}
+
+static void sq_queue_size(store *s, const char *queue, size_t queue_len, uint64_t h,
+                          uint64_t *count, uint64_t *bytes)
+{
+    squeue *q = find_queue(s, queue, queue_len, h);
+    *count = q ? q->count : 0;
+    *bytes = q ? q->bytes : 0;
+}
+
+static store_err sq_take_expired(store *s, uint64_t now, store_msg *out)
+{
+    return sqlite__take_expired(s, now, out);
+}
+
+static uint64_t sq_next_expiry(store *s)
+{
+    return sqlite__next_expiry(s);
+}
+
+static store_err sq_browse(store *s, const char *queue, size_t queue_len, uint64_t h,
+                           store_cursor *cur, uint64_t now, store_msg *out)
+{
+    squeue *q = find_queue(s, queue, queue_len, h);
+    return q ? sqlite__browse(s, q, cur, now, out) : STORE_E_EMPTY;
 }
 
 store_err store_sqlite_open(const store_options *opts, store **out, char *reason,
@@ -431,6 +472,7 @@ store_err store_sqlite_open(const store_options *opts, store **out, char *reason
     s->lock_fd = -1;
     s->open = &s->bat[0];
     s->open_seq = 1;
+    store__expiry_init(&s->expiry);
     store_err err = sqlite__open_file(s, opts);
     s->opened = err == STORE_OK;
     if (err != STORE_OK) {
@@ -460,8 +502,10 @@ static const char *sq_last_error(store *s)
  * cache_size (SQLite's default: nothing here sets it). */
 static size_t sq_resident(store *s)
 {
-    size_t n = sizeof *s + s->bytes + (s->ids.cap + s->queues.cap) * sizeof(void *) +
-               (s->bat[0].cap + s->bat[1].cap) * sizeof(op);
+    size_t n = sizeof *s + s->bytes +
+               (s->ids.cap + s->queues.cap + s->qids.cap) * sizeof(void *) +
+               (s->bat[0].cap + s->bat[1].cap) * sizeof(op) +
+               (s->bat[0].touched_cap + s->bat[1].touched_cap) * sizeof(squeue *);
     int cur = 0, hi = 0;
     if (s->rdb && sqlite3_db_status(s->rdb, SQLITE_DBSTATUS_CACHE_USED, &cur, &hi, 0) ==
                       SQLITE_OK && cur > 0)
@@ -489,6 +533,11 @@ static const store_ops sqlite_ops = {
     .depth = sq_depth,
     .resident = sq_resident,
     .last_error = sq_last_error,
+    .enqueue_attrs = sq_enqueue_attrs,
+    .take_expired = sq_take_expired,
+    .next_expiry = sq_next_expiry,
+    .queue_size = sq_queue_size,
+    .browse = sq_browse,
 };
 
 const store_ops *store_sqlite_backend(void)

@@ -15,17 +15,20 @@
 extern "C" {
 #endif
 
-/* Ready messages of one queue kept in memory (the window); the rest are read from the file
- * on demand. Bounds the memory a backlog costs per queue: at most this many messages, and
- * this many bytes of header blocks and bodies give or take one message (a window always
- * takes one message, and a page read from the file stops at the message that reaches the
- * bytes; requeued messages go back to the window whatever its size). */
+/* Ready messages of one priority of one queue kept in memory (the window); the rest are
+ * read from the file on demand. Bounds the memory a backlog costs per priority in use: at
+ * most this many messages, and this many bytes of header blocks and bodies give or take one
+ * message (a window always takes one message, and a page read from the file stops at the
+ * message that reaches the bytes; requeued messages go back to the window whatever its
+ * size). A queue's messages waiting for their time are kept the same way, at most this many
+ * in memory (those requeued with a time aside). */
 #define STORE_SQLITE_WINDOW 1024
 #define STORE_SQLITE_WINDOW_BYTES (1u << 20)
 
-/* How far (in message ids) a queue's recorded delivery bound runs ahead of its takes: after
- * a crash, at most this many ids beyond the last message handed out in each queue come back
- * counted as redelivered although they were never handed out. */
+/* How far (in message ids) the recorded delivery bound of a priority of a queue runs ahead
+ * of its takes: after a crash, at most this many ids beyond the last message handed out in
+ * each priority of each queue come back counted as redelivered although they were never
+ * handed out. */
 #define STORE_SQLITE_LOOKAHEAD 8192
 
 /* The SQLite backend. Borrowed, static, never NULL. opts->path names the database file; a

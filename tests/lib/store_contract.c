@@ -1,7 +1,9 @@
 /* store_contract.c: the store contract cases (see store_contract.h): enqueue, FIFO per
  * queue, pending until commit, take, ack, requeue to the head with its count, batches that
  * land whole or not at all, many queues, 1 MiB binary bodies, header blocks with every byte
- * value, ids unique across reopen, taken messages counted as delivered after a reopen.
+ * value, ids unique across reopen, taken messages counted as delivered after a reopen; and
+ * (version 7) priority order, delayed messages, expiry, queue sizes and browsing, each
+ * across a reopen on a persistent backend.
  *
  * Commit completion is awaited by running the loop; a commit that reports STORE_OK must
  * not have called its callback yet (never inside the call that registered it). A take that
@@ -618,6 +620,275 @@ static void test_get(void **state)
     take_body(c, "g", "second", 0);
 }
 
+/* ---- version 7 ---- */
+
+/* Close and open again, on a backend whose data survives that. */
+static void reopen_if_persistent(ctx *c)
+{
+    if (!c->fx->persistent)
+        return;
+    c->fx->ops->close(c->s);
+    open_store(c, 0);
+}
+
+static uint64_t put_attrs(ctx *c, const char *q, const char *body, uint8_t prio,
+                          uint64_t not_before, uint64_t expires)
+{
+    store_attrs a = { prio, not_before, expires };
+    uint64_t id = 0;
+    assert_int_equal(c->fx->ops->enqueue_attrs(c->s, q, strlen(q), store_hash_name(q, strlen(q)),
+                                               "h\0v\0", 4, body, strlen(body), &a, &id),
+                     STORE_OK);
+    return id;
+}
+
+/* take_at's answer must be body, with that count and priority. */
+static store_msg take_at_is(ctx *c, const char *q, uint64_t now, const char *body,
+                            uint32_t redel, uint8_t prio)
+{
+    store_msg m;
+    memset(&m, 0, sizeof m);
+    assert_int_equal(take_at_rc(c, q, now, &m), STORE_OK);
+    assert_int_equal(m.body_len, strlen(body));
+    assert_memory_equal(m.body, body, m.body_len);
+    assert_int_equal(m.redeliveries, redel);
+    assert_int_equal(m.priority, prio);
+    return m;
+}
+
+static void size_is(ctx *c, const char *q, uint64_t count, uint64_t bytes)
+{
+    uint64_t n = 99, b = 99;
+    c->fx->ops->queue_size(c->s, q, strlen(q), store_hash_name(q, strlen(q)), &n, &b);
+    assert_int_equal(n, count);
+    assert_int_equal(b, bytes);
+}
+
+/* Highest priority first, FIFO within one; enqueue's messages have 4; a requeued message
+ * goes to the head of its own priority, not before higher ones; the order survives a
+ * reopen, messages taken at the close coming back at their place. */
+static void test_priority_order(void **state)
+{
+    ctx *c = *state;
+    const store_ops *o = c->fx->ops;
+    assert_true(o->version >= 7);
+    store_attrs bad = { STORE_PRIORITY_MAX + 1, 0, 0 };
+    uint64_t id;
+    assert_int_equal(o->enqueue_attrs(c->s, "p", 1, store_hash_name("p", 1), NULL, 0, "x", 1,
+                                      &bad, &id),
+                     STORE_E_INVALID);
+    put(c, "p", "d1");
+    put_attrs(c, "p", "l1", 1, 0, 0);
+    put_attrs(c, "p", "h1", 9, 0, 0);
+    put_attrs(c, "p", "d2", STORE_PRIORITY_DEFAULT, 0, 0);
+    assert_int_equal(o->enqueue_attrs(c->s, "p", 1, store_hash_name("p", 1), "", 0, "z1", 2,
+                                      NULL, &id),
+                     STORE_OK); /* no attributes: those of enqueue */
+    put_attrs(c, "p", "h2", 9, 0, 0);
+    put_attrs(c, "p", "z0", 0, 0, 0);
+    commit(c);
+    reopen_if_persistent(c);
+    store_msg d1 = take_at_is(c, "p", 1, "h1", 0, 9);
+    assert_int_equal(o->ack(c->s, d1.id), STORE_OK);
+    take_at_is(c, "p", 1, "h2", 0, 9); /* still taken at the close below */
+    d1 = take_at_is(c, "p", 1, "d1", 0, 4);
+    store_msg d2 = take_at_is(c, "p", 1, "d2", 0, 4);
+    put_attrs(c, "p", "h3", 9, 0, 0);
+    commit(c);
+    assert_int_equal(o->requeue(c->s, d2.id), STORE_OK);
+    assert_int_equal(o->requeue(c->s, d1.id), STORE_OK);
+    commit(c);
+    reopen_if_persistent(c);
+    if (c->fx->persistent)
+        take_at_is(c, "p", 1, "h2", 1, 9);
+    take_at_is(c, "p", 1, "h3", 0, 9);
+    take_at_is(c, "p", 1, "d1", 1, 4);
+    take_at_is(c, "p", 1, "d2", 1, 4);
+    take_at_is(c, "p", 1, "z1", 0, 4);
+    take_at_is(c, "p", 1, "l1", 0, 1);
+    take_at_is(c, "p", 1, "z0", 0, 0);
+    store_msg m;
+    assert_int_equal(take_at_rc(c, "p", 1, &m), STORE_E_EMPTY);
+    commit(c);
+}
+
+/* A message enqueued with a time waits for it, then takes its place by id in its priority
+ * (not at the head: it was never handed out); next_due tells when; times survive a reopen. */
+static void test_delayed_enqueue(void **state)
+{
+    ctx *c = *state;
+    put_attrs(c, "d", "late", 4, 1000, 0);
+    put(c, "d", "b");
+    put(c, "d", "c");
+    put_attrs(c, "d", "urgent-late", 8, 500, 0);
+    commit(c);
+    assert_int_equal(next_due(c, "d", 10), 500);
+    size_is(c, "d", 4, 4 * 4 + 4 + 1 + 1 + 11);
+    store_msg m = take_at_is(c, "d", 10, "b", 0, 4);
+    assert_int_equal(c->fx->ops->ack(c->s, m.id), STORE_OK);
+    commit(c);
+    reopen_if_persistent(c);
+    assert_int_equal(next_due(c, "d", 10), 500);
+    take_at_is(c, "d", 600, "urgent-late", 0, 8);
+    assert_int_equal(next_due(c, "d", 600), 1000);
+    take_at_is(c, "d", 1000, "late", 0, 4); /* before c: its id is lower */
+    take_at_is(c, "d", 1000, "c", 0, 4);
+    assert_int_equal(take_at_rc(c, "d", UINT64_MAX, &m), STORE_E_EMPTY);
+    assert_int_equal(next_due(c, "d", 1000), 0);
+    commit(c);
+}
+
+/* Expired messages are not handed out by take_at (STORE_E_EXPIRED while one is first) but
+ * by take_expired, earliest expiry first across queues, waiting ones too; next_expiry says
+ * when; an expiry still to come changes nothing; it all survives a reopen. */
+static void test_expiry(void **state)
+{
+    ctx *c = *state;
+    const store_ops *o = c->fx->ops;
+    assert_int_equal(o->next_expiry(c->s), 0);
+    put_attrs(c, "x", "e1", 4, 0, 100);
+    put_attrs(c, "x", "n1", 4, 0, 0);
+    put_attrs(c, "y", "e2", 4, 0, 50);
+    put_attrs(c, "y", "w1", 4, 500, 60);
+    commit(c);
+    assert_int_equal(o->next_expiry(c->s), 50);
+    store_msg m = take_at_is(c, "x", 10, "e1", 0, 4);
+    assert_int_equal(m.expires, 100);
+    assert_int_equal(o->requeue(c->s, m.id), STORE_OK);
+    assert_int_equal(o->take_expired(c->s, 40, &m), STORE_E_EMPTY);
+    commit(c);
+    reopen_if_persistent(c);
+    assert_int_equal(o->next_expiry(c->s), 50);
+    assert_int_equal(take_at_rc(c, "x", 100, &m), STORE_E_EXPIRED);
+    assert_int_equal(o->take_expired(c->s, 100, &m), STORE_OK);
+    assert_memory_equal(m.body, "e2", 2);
+    assert_memory_equal(m.queue, "y", 1);
+    assert_int_equal(m.expires, 50);
+    assert_int_equal(o->ack(c->s, m.id), STORE_OK);
+    assert_int_equal(o->take_expired(c->s, 100, &m), STORE_OK);
+    assert_memory_equal(m.body, "w1", 2); /* waiting, expired all the same */
+    assert_int_equal(o->ack(c->s, m.id), STORE_OK);
+    assert_int_equal(o->take_expired(c->s, 100, &m), STORE_OK);
+    assert_memory_equal(m.body, "e1", 2);
+    assert_int_equal(m.redeliveries, 1);
+    uint64_t e1 = m.id;
+    assert_int_equal(o->take_expired(c->s, 100, &m), STORE_E_EMPTY);
+    assert_int_equal(o->next_expiry(c->s), 0); /* e1 is taken */
+    /* Requeued, it is back where it was: first, and expired. */
+    assert_int_equal(o->requeue(c->s, e1), STORE_OK);
+    assert_int_equal(o->next_expiry(c->s), 100);
+    assert_int_equal(take_at_rc(c, "x", 100, &m), STORE_E_EXPIRED);
+    assert_int_equal(o->take_expired(c->s, 1000, &m), STORE_OK);
+    assert_int_equal(m.id, e1);
+    assert_int_equal(o->get(c->s, e1, &m), STORE_OK);
+    assert_int_equal(m.expires, 100);
+    assert_int_equal(o->ack(c->s, e1), STORE_OK);
+    take_at_is(c, "x", 100, "n1", 0, 4);
+    assert_int_equal(take_at_rc(c, "x", 100, &m), STORE_E_EMPTY);
+    commit(c);
+    /* take and take_hashed use no time: they hand out an expired message like any other. */
+    put_attrs(c, "x", "old", 4, 0, 5);
+    commit(c);
+    take_body(c, "x", "old", 0);
+    assert_int_equal(o->next_expiry(c->s), 0);
+}
+
+/* A queue's size counts its messages not acked, in every state, and their bytes. */
+static void test_queue_size(void **state)
+{
+    ctx *c = *state;
+    const store_ops *o = c->fx->ops;
+    size_is(c, "s", 0, 0);
+    put(c, "s", "abc"); /* a header block of 4 bytes, a body of 3 */
+    size_is(c, "s", 1, 7);
+    uint64_t later = put_attrs(c, "s", "later", 4, 1000, 0);
+    uint64_t gone = put(c, "s", "gone");
+    assert_int_equal(o->cancel(c->s, gone), STORE_OK);
+    size_is(c, "s", 2, 7 + 9);
+    commit(c);
+    size_is(c, "s", 2, 16);
+    store_msg abc = take(c, "s");
+    size_is(c, "s", 2, 16);
+    put_attrs(c, "s", "big", 9, 0, 77);
+    commit(c);
+    reopen_if_persistent(c);
+    size_is(c, "s", 3, 16 + 7);
+    store_msg m = take(c, "s");
+    assert_memory_equal(m.body, "big", 3);
+    assert_int_equal(o->ack(c->s, m.id), STORE_OK);
+    size_is(c, "s", 2, 16);
+    commit(c);
+    if (c->fx->persistent)
+        reopen_if_persistent(c); /* "abc", taken at the close, is back */
+    else
+        assert_int_equal(o->requeue(c->s, abc.id), STORE_OK);
+    size_is(c, "s", 2, 16);
+    take_body(c, "s", "abc", 1);
+    take_body(c, "s", "later", 0);
+    (void)later;
+    size_is(c, "s", 2, 16);
+    size_is(c, "none", 0, 0);
+}
+
+/* browse from a zeroed cursor to STORE_E_EMPTY: the bodies in order, in out (joined by
+ * spaces), n at most. */
+static void browse_all(ctx *c, const char *q, uint64_t now, store_cursor *cur, char *out,
+                       size_t n)
+{
+    store_msg m;
+    store_err rc;
+    out[0] = '\0';
+    while ((rc = c->fx->ops->browse(c->s, q, strlen(q), store_hash_name(q, strlen(q)), cur, now,
+                                    &m)) == STORE_OK) {
+        size_t len = strlen(out);
+        snprintf(out + len, n - len, "%s%.*s", len ? " " : "", (int)m.body_len, m.body);
+    }
+    assert_int_equal(rc, STORE_E_EMPTY);
+}
+
+/* browse reads the ready messages in delivery order without taking them; a message stays
+ * seen once whatever happens behind the cursor. */
+static void test_browse(void **state)
+{
+    ctx *c = *state;
+    const store_ops *o = c->fx->ops;
+    put(c, "b", "a");
+    put(c, "b", "b");
+    put_attrs(c, "b", "h", 9, 0, 0);
+    put_attrs(c, "b", "z", 0, 0, 0);
+    put_attrs(c, "b", "w", 4, 1000, 0);
+    put_attrs(c, "b", "x", 4, 0, 5); /* expired at 10: shown, expires says so */
+    commit(c);
+    store_cursor cur;
+    char seen[128];
+    memset(&cur, 0, sizeof cur);
+    browse_all(c, "b", 10, &cur, seen, sizeof seen);
+    assert_string_equal(seen, "h a b x z");
+    assert_int_equal(c->fx->ops->depth(c->s, "b", 1), 6);
+    reopen_if_persistent(c);
+    /* Half way, the one given last is taken and requeued, another taken, one added. */
+    memset(&cur, 0, sizeof cur);
+    store_msg m;
+    uint64_t h = store_hash_name("b", 1);
+    assert_int_equal(o->browse(c->s, "b", 1, h, &cur, 10, &m), STORE_OK);
+    assert_memory_equal(m.body, "h", 1);
+    assert_int_equal(o->browse(c->s, "b", 1, h, &cur, 10, &m), STORE_OK);
+    assert_memory_equal(m.body, "a", 1);
+    assert_int_equal(m.priority, 4);
+    store_msg t = take(c, "b");
+    assert_memory_equal(t.body, "h", 1);
+    t = take(c, "b");
+    assert_memory_equal(t.body, "a", 1);
+    assert_int_equal(o->requeue(c->s, t.id), STORE_OK);
+    put_attrs(c, "b", "y", 1, 0, 0);
+    commit(c);
+    browse_all(c, "b", 1000, &cur, seen, sizeof seen);
+    assert_string_equal(seen, "b w x y z"); /* w is due at 1000: ready, by its id */
+    browse_all(c, "none", 10, &cur, seen, sizeof seen);
+    assert_string_equal(seen, "");
+    take_at_is(c, "b", 1000, "a", 1, 4);
+}
+
 int store_contract_run(const store_fixture *fx)
 {
     current = fx;
@@ -637,6 +908,11 @@ int store_contract_run(const store_fixture *fx)
         cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_requeue_at, setup, teardown),
         cmocka_unit_test_setup_teardown(test_get, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_priority_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delayed_enqueue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_size, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_browse, setup, teardown),
         /* Only for backends whose data survives a close: */
         cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_counts_and_ids, setup, teardown),

@@ -1,6 +1,7 @@
 /* test_index.c: the in-memory index of store/index.h: records by id (bucket collisions, growth
  * across doublings, removal while walking), queues by name (lengths, embedded bytes, growth),
- * the record lists, and growth failing at its k-th allocation (unchanged, usable, no leak).
+ * the record lists, the heap (order, entries removed from the middle through the index their
+ * objects track), and growth failing at its k-th allocation (unchanged, usable, no leak).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -562,6 +563,66 @@ static void test_lists(void **state)
     assert_int_equal(list_order(&l, o, 8), 0);
 }
 
+/* ---- the heap ---- */
+
+typedef struct hobj {
+    uint64_t key;
+    size_t pos;
+} hobj;
+
+/* Every object in h says where it is, and every entry is no less than its parent. */
+static void check_heap(const store__heap *h)
+{
+    for (size_t i = 0; i < h->n; i++) {
+        assert_int_equal(((const hobj *)h->e[i].p)->pos, i);
+        if (i > 0) {
+            const store__heapent *up = &h->e[(i - 1) / 2];
+            assert_true(up->key < h->e[i].key ||
+                        (up->key == h->e[i].key && up->tie <= h->e[i].tie));
+        }
+    }
+}
+
+static void test_heap(void **state)
+{
+    (void)state;
+    enum { N = 500 };
+    static hobj o[N];
+    store__heap h = {0};
+    store__heap_track(&h, offsetof(hobj, pos));
+    size_t acct = 0;
+    assert_int_equal(store__heap_reserve(&h, N, &acct), STORE_OK);
+    assert_true(h.cap >= N);
+    assert_int_equal(acct, h.cap * sizeof *h.e);
+    for (size_t i = 0; i < N; i++) {
+        o[i].key = (i * 7919) % 101; /* many equal keys: the tie orders them */
+        store__heap_push(&h, o[i].key, i, &o[i]);
+    }
+    check_heap(&h);
+    /* Every third object leaves from wherever it is. */
+    for (size_t i = 0; i < N; i += 3) {
+        store__heap_remove(&h, o[i].pos);
+        assert_int_equal(o[i].pos, STORE__NOPOS);
+        check_heap(&h);
+    }
+    uint64_t last_key = 0, last_tie = 0;
+    size_t popped = 0;
+    for (const store__heapent *t; (t = store__heap_top(&h)) != NULL; popped++) {
+        assert_true(t->key > last_key || (t->key == last_key && t->tie >= last_tie));
+        assert_int_not_equal(t->tie % 3, 0);
+        last_key = t->key;
+        last_tie = t->tie;
+        hobj *x = t->p;
+        store__heap_pop(&h);
+        assert_int_equal(x->pos, STORE__NOPOS);
+        check_heap(&h);
+    }
+    assert_int_equal(popped, N - (N + 2) / 3);
+    store__heap_free(&h, &acct);
+    assert_int_equal(acct, 0);
+    assert_null(h.e);
+}
+
 /* ---- growth failure ---- */
 
 #ifndef FAILALLOC_SKIP
@@ -759,6 +820,7 @@ int main(void)
         cmocka_unit_test(test_queues_collisions),
         cmocka_unit_test(test_queues_growth_and_walk),
         cmocka_unit_test(test_lists),
+        cmocka_unit_test(test_heap),
         cmocka_unit_test(test_ids_grow_failure),
         cmocka_unit_test(test_queues_grow_failure),
     };

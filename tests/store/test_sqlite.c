@@ -1,8 +1,11 @@
 /* test_sqlite.c: what only the SQLite backend has (the shared contract runs on it from
  * test_store_contract.c): the semantics again through its own entry points on a real file,
  * reopen, crash images, the delivery bound, locking, schema versions, migration from a
- * golden version-1 file, a golden version-2 file (tests/store/golden_v2.db), paging, commits
- * in flight, failed commits. Each test works in its own temporary directory and removes it.
+ * golden version-1 file, golden version-2 files (tests/store/golden_v2.db and
+ * tests/store/golden/) and a version-3 one, paging, commits in flight, failed commits; and for
+ * version 7 priority bands and the schedule beyond a window, expiry and browsing over a
+ * backlog in the file (bounded memory), and a crash with priorities. Each test works in its
+ * own temporary directory and removes it.
  */
 #include <dirent.h>
 #include <setjmp.h>
@@ -488,13 +491,13 @@ static void test_future_version_refused(void **state)
     f->ops->close(f->s);
     f->s = NULL;
 
-    /* An empty file got the current schema: version 3, WAL mode. */
+    /* An empty file got the current schema: version 4, WAL mode. */
     sqlite3 *db;
     sqlite3_stmt *st;
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 3);
+    assert_int_equal(sqlite3_column_int(st, 0), 4);
     assert_int_equal(sqlite3_finalize(st), SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
@@ -510,7 +513,7 @@ static void test_future_version_refused(void **state)
     assert_non_null(strstr(why, "newer"));
 
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 3", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 4", NULL, NULL, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_close(db), SQLITE_OK);
     f->s = open_store(f, 0);
     take_expect(f, "q", "a", 0);
@@ -962,7 +965,7 @@ static void test_migrate_from_v1(void **state)
     sqlite3_stmt *st;
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 3);
+    assert_int_equal(sqlite3_column_int(st, 0), 4);
     assert_int_equal(sqlite3_finalize(st), SQLITE_OK);
     assert_int_equal(sqlite3_close(db), SQLITE_OK);
     f->s = open_store(f, 0);
@@ -1028,6 +1031,471 @@ static void test_open_golden_v2(void **state)
     expect_empty(f, "/queue/b");
 }
 
+/* ---- version 7: priority, delay and expiry against the file ---- */
+
+static uint64_t put_attrs(fx *f, const char *q, const char *body, size_t len, uint8_t prio,
+                          uint64_t not_before, uint64_t expires)
+{
+    store_attrs a = { prio, not_before, expires };
+    uint64_t id = 0;
+    assert_int_equal(f->ops->enqueue_attrs(f->s, q, strlen(q), store_hash_name(q, strlen(q)), "h",
+                                           1, body, len ? len : strlen(body), &a, &id),
+                     STORE_OK);
+    return id;
+}
+
+/* take_at as the broker makes it (after STORE_E_AGAIN: commit, take again). */
+static store_err take_at_rc(fx *f, const char *q, uint64_t now, store_msg *m)
+{
+    uint64_t h = store_hash_name(q, strlen(q));
+    store_err rc = f->ops->take_at(f->s, q, strlen(q), h, now, m);
+    if (rc == STORE_E_AGAIN) {
+        assert_int_equal(commit_wait(f), STORE_OK);
+        rc = f->ops->take_at(f->s, q, strlen(q), h, now, m);
+    }
+    return rc;
+}
+
+/* take_at must give body (compared up to its length) with that count; it is acked. */
+static void take_at_ack(fx *f, const char *q, uint64_t now, const char *body, uint32_t red)
+{
+    store_msg m;
+    assert_int_equal(take_at_rc(f, q, now, &m), STORE_OK);
+    if (m.body_len < strlen(body) || memcmp(m.body, body, strlen(body)) != 0)
+        fail_msg("took %.*s, wanted %s", (int)(m.body_len < 40 ? m.body_len : 40), m.body, body);
+    assert_int_equal(m.redeliveries, red);
+    assert_int_equal(f->ops->ack(f->s, m.id), STORE_OK);
+}
+
+/* Bands of several windows, most of them in the file, and a delayed message in the middle
+ * of one: highest band first, each in id order, the delayed one at its id once due. */
+static void test_priority_paging(void **state)
+{
+    fx *f = *state;
+    f->s = open_store(f, 0);
+    const int W = STORE_SQLITE_WINDOW;
+    char body[32];
+    for (int i = 0; i < 3 * W; i++) {
+        snprintf(body, sizeof body, "n%d", i);
+        put_attrs(f, "q", body, 0, 4, 0, 0);
+        if (i % 3 == 0) {
+            snprintf(body, sizeof body, "h%d", i / 3);
+            put_attrs(f, "q", body, 0, 7, 0, 0);
+        }
+        if (i == 2 * W + 7)
+            put_attrs(f, "q", "late", 0, 4, 100, 0);
+        if (i % 500 == 499)
+            assert_int_equal(commit_wait(f), STORE_OK);
+    }
+    assert_int_equal(commit_wait(f), STORE_OK);
+    assert_int_equal(depth(f, "q"), (size_t)(4 * W + 1));
+    for (int i = 0; i < W / 2; i++) {
+        snprintf(body, sizeof body, "h%d", i);
+        take_at_ack(f, "q", 50, body, 0);
+    }
+    assert_int_equal(commit_wait(f), STORE_OK);
+    reopen(f);
+    for (int i = W / 2; i < W; i++) {
+        snprintf(body, sizeof body, "h%d", i);
+        take_at_ack(f, "q", 50, body, 0);
+    }
+    for (int i = 0; i < W; i++) {
+        snprintf(body, sizeof body, "n%d", i);
+        take_at_ack(f, "q", 50, body, 0);
+    }
+    assert_int_equal(commit_wait(f), STORE_OK);
+    for (int i = W; i < 3 * W; i++) {
+        snprintf(body, sizeof body, "n%d", i);
+        take_at_ack(f, "q", 100, body, 0);
+        if (i == 2 * W + 7)
+            take_at_ack(f, "q", 100, "late", 0);
+    }
+    expect_empty(f, "q");
+    assert_int_equal(commit_wait(f), STORE_OK);
+}
+
+/* Several windows of delayed messages, due in an order unlike their ids: the schedule is
+ * read from the file a window at a time, next_due is always the earliest, each comes when
+ * due, across a restart. */
+static void test_schedule_paging(void **state)
+{
+    fx *f = *state;
+    f->s = open_store(f, 0);
+    enum { N = 6 * STORE_SQLITE_WINDOW, BODY = 2048, BOUND = 8 << 20 };
+    static char body[BODY];
+    memset(body, 'b', sizeof body);
+    size_t base = f->ops->resident(f->s);
+    for (int i = 0; i < N; i++) {
+        int at = (int)(((long)i * 7919) % N); /* a permutation of 0..N-1 */
+        int len = snprintf(body, sizeof body, "d%d ", at);
+        body[len] = 'b';
+        put_attrs(f, "q", body, BODY, 4, 1000 + (uint64_t)at, 0);
+        if (i % 500 == 499)
+            assert_int_equal(commit_wait(f), STORE_OK);
+    }
+    assert_int_equal(commit_wait(f), STORE_OK);
+    /* Committed in any order of time, they are not all kept in memory. */
+    assert_true(f->ops->resident(f->s) < base + BOUND);
+    reopen(f);
+    const char *q = "q";
+    uint64_t h = store_hash_name(q, 1);
+    for (int at = 0; at < N; at++) {
+        if (at == N / 2) {
+            assert_int_equal(commit_wait(f), STORE_OK);
+            reopen(f);
+        }
+        uint64_t now = 1000 + (uint64_t)at;
+        assert_int_equal(f->ops->next_due(f->s, q, 1, h, now - 1), now);
+        char want[16];
+        snprintf(want, sizeof want, "d%d ", at);
+        take_at_ack(f, q, now, want, 0);
+        assert_true(f->ops->resident(f->s) < base + BOUND);
+        store_msg m;
+        assert_int_equal(take_at_rc(f, q, now, &m), STORE_E_EMPTY);
+    }
+    assert_int_equal(f->ops->next_due(f->s, q, 1, h, 0), 0);
+    assert_int_equal(commit_wait(f), STORE_OK);
+}
+
+enum { EXP_N = 8000 };
+
+/* In test_expiry_backlog: does message i expire? */
+static int expiring(int i)
+{
+    return i % 4 == 3 || i >= EXP_N - 200;
+}
+
+/* Take the backlog's next messages at now (200) while its first is not expired: the next
+ * ones that do not expire, in order, from *plain on. */
+static void take_plain(fx *f, int *plain, int most)
+{
+    for (int k = 0; k < most; k++) {
+        store_msg m;
+        store_err rc = take_at_rc(f, "q", 200, &m);
+        if (rc == STORE_E_EXPIRED || rc == STORE_E_EMPTY)
+            return;
+        assert_int_equal(rc, STORE_OK);
+        while (expiring(*plain))
+            (*plain)++;
+        char want[16];
+        snprintf(want, sizeof want, "n%d ", *plain);
+        if (memcmp(m.body, want, strlen(want)) != 0)
+            fail_msg("took %.12s, wanted %s", m.body, want);
+        assert_int_equal(f->ops->ack(f->s, m.id), STORE_OK);
+        (*plain)++;
+    }
+}
+
+/* A backlog far larger than a window, with expiring messages among it and after it: each
+ * expired one is handed out by take_expired, earliest expiry first, reading the file
+ * through its expiry index: the memory held stays far below the backlog's size; taking the
+ * backlog meanwhile stops at an expired first message and passes over the rows handed out,
+ * acked or not; then the rest is FIFO. */
+static void test_expiry_backlog(void **state)
+{
+    fx *f = *state;
+    f->s = open_store(f, 0);
+    enum { N = EXP_N, BODY = 2048, BOUND = 8 << 20 };
+    static char body[BODY];
+    memset(body, 'b', sizeof body);
+    int nexp = 0;
+    for (int i = 0; i < N; i++) {
+        int len = snprintf(body, sizeof body, "n%d ", i);
+        body[len] = 'b';
+        put_attrs(f, "q", body, BODY, 4, 0, expiring(i) ? 100 + (uint64_t)(i % 7) : 0);
+        nexp += expiring(i);
+        if (i % 1000 == 999)
+            assert_int_equal(commit_wait(f), STORE_OK);
+    }
+    assert_int_equal(commit_wait(f), STORE_OK);
+    reopen(f);
+    size_t base = f->ops->resident(f->s);
+    assert_int_equal(f->ops->next_expiry(f->s), 100);
+    store_msg m;
+    assert_int_equal(f->ops->take_expired(f->s, 99, &m), STORE_E_EMPTY);
+    uint64_t last_exp = 0, last_id = 0;
+    int got = 0, plain = 0;
+    while (f->ops->take_expired(f->s, 200, &m) == STORE_OK) {
+        assert_true(m.expires > last_exp || (m.expires == last_exp && m.id > last_id));
+        last_exp = m.expires;
+        last_id = m.id;
+        assert_int_equal(f->ops->ack(f->s, m.id), STORE_OK);
+        got++;
+        if (got % 500 == 0) {
+            /* Before the acks are committed, the backlog moves past some of those rows. */
+            take_plain(f, &plain, 100);
+            assert_int_equal(commit_wait(f), STORE_OK);
+        }
+        assert_true(f->ops->resident(f->s) < base + BOUND);
+    }
+    assert_int_equal(got, nexp);
+    assert_int_equal(f->ops->next_expiry(f->s), 0);
+    assert_int_equal(commit_wait(f), STORE_OK);
+    reopen(f);
+    take_plain(f, &plain, N);
+    while (plain < N && expiring(plain))
+        plain++;
+    assert_int_equal(plain, N); /* every one that does not expire, once */
+    expect_empty(f, "q");
+    assert_int_equal(commit_wait(f), STORE_OK);
+    uint64_t count, bytes;
+    f->ops->queue_size(f->s, "q", 1, store_hash_name("q", 1), &count, &bytes);
+    assert_int_equal(count, 0);
+    assert_int_equal(bytes, 0);
+}
+
+/* browse reads a backlog far larger than a window from the file, in order, without keeping
+ * it in memory; the queue is untouched. */
+static void test_browse_backlog(void **state)
+{
+    fx *f = *state;
+    f->s = open_store(f, 0);
+    enum { N = 4000, BODY = 4096, BOUND = 8 << 20 };
+    static char body[BODY];
+    memset(body, 'b', sizeof body);
+    for (int i = 0; i < N; i++) {
+        int len = snprintf(body, sizeof body, "%c%d ", i % 10 == 0 ? 'h' : 'n', i);
+        body[len] = 'b';
+        put_attrs(f, "q", body, BODY, i % 10 == 0 ? 6 : 4, 0, 0);
+    }
+    assert_int_equal(commit_wait(f), STORE_OK);
+    reopen(f);
+    take_at_ack(f, "q", 1, "h0 ", 0);
+    size_t base = f->ops->resident(f->s);
+    store_cursor cur;
+    memset(&cur, 0, sizeof cur);
+    store_msg m;
+    uint64_t h = store_hash_name("q", 1);
+    int seen = 0;
+    char want[16];
+    while (f->ops->browse(f->s, "q", 1, h, &cur, 1, &m) == STORE_OK) {
+        /* the priority 6 ones (every tenth), then the others, each in id order */
+        int i = seen < N / 10 - 1 ? (seen + 1) * 10 : (seen - (N / 10 - 1)) / 9 * 10 +
+                                                       (seen - (N / 10 - 1)) % 9 + 1;
+        snprintf(want, sizeof want, "%c%d ", i % 10 == 0 ? 'h' : 'n', i);
+        if (m.body_len != BODY || memcmp(m.body, want, strlen(want)) != 0)
+            fail_msg("browse %d: %.12s, wanted %s", seen, m.body, want);
+        seen++;
+        assert_true(f->ops->resident(f->s) < base + BOUND);
+    }
+    assert_int_equal(seen, N - 1);
+    assert_int_equal(depth(f, "q"), (size_t)(N - 1));
+    take_at_ack(f, "q", 1, "h10 ", 0);
+    assert_int_equal(commit_wait(f), STORE_OK);
+}
+
+/* Killed with messages handed out in two priorities, the higher ones jumping ahead in id
+ * order: every one that was handed out comes back counted; of the lower band, only those
+ * within its own bound are counted too (not all older than the higher band's takes). */
+static void test_crash_priorities(void **state)
+{
+    fx *f = *state;
+    f->s = open_store(f, 0);
+    const int L = STORE_SQLITE_LOOKAHEAD;
+    put_n(f, "q", 0, L + 100);
+    char body[32];
+    for (int i = 0; i < 10; i++) {
+        snprintf(body, sizeof body, "x%d", i);
+        put_attrs(f, "q", body, 0, 9, 0, 0);
+    }
+    assert_int_equal(commit_wait(f), STORE_OK);
+    for (int i = 0; i < 10; i++) {
+        snprintf(body, sizeof body, "x%d", i);
+        store_msg m;
+        assert_int_equal(take_at_rc(f, "q", 1, &m), STORE_OK);
+        assert_memory_equal(m.body, body, m.body_len);
+        if (i == 0)
+            assert_int_equal(f->ops->ack(f->s, m.id), STORE_OK);
+    }
+    take_expect(f, "q", "n0", 0);
+    take_expect(f, "q", "n1", 0);
+    put_attrs(f, "q", "x10", 0, 9, 0, 0); /* after the takes: never handed out */
+    assert_int_equal(commit_wait(f), STORE_OK);
+    crash_image(f, "crash.db");
+    open_image(f, "crash.db");
+    for (int i = 1; i < 10; i++) {
+        snprintf(body, sizeof body, "x%d", i);
+        take_at_ack(f, "q", 1, body, 1);
+    }
+    take_at_ack(f, "q", 1, "x10", 1); /* within its band's bound: counted too */
+    for (int i = 0; i < L + 100; i++) {
+        snprintf(body, sizeof body, "n%d", i);
+        take_at_ack(f, "q", 1, body, i <= L ? 1 : 0);
+        if (i % 1000 == 999)
+            assert_int_equal(commit_wait(f), STORE_OK);
+    }
+    expect_empty(f, "q");
+    assert_int_equal(commit_wait(f), STORE_OK);
+}
+
+/* Expiry from the file only, waiting messages too, and a message committed into the file
+ * with an expiry before what was already read: it is found all the same. */
+static void test_expiry_file_order(void **state)
+{
+    fx *f = *state;
+    f->s = open_store(f, 0);
+    const int W = STORE_SQLITE_WINDOW;
+    put_n(f, "q", 0, 2 * W);
+    put_attrs(f, "q", "a", 0, 4, 0, 300);
+    put_attrs(f, "q", "w", 0, 4, 10000, 200); /* waiting, and expired before it is due */
+    assert_int_equal(commit_wait(f), STORE_OK);
+    reopen(f); /* everything in the file only */
+    assert_int_equal(f->ops->next_expiry(f->s), 200);
+    store_msg m;
+    assert_int_equal(f->ops->take_expired(f->s, 250, &m), STORE_OK);
+    assert_memory_equal(m.body, "w", 1);
+    assert_int_equal(f->ops->ack(f->s, m.id), STORE_OK);
+    assert_int_equal(f->ops->take_expired(f->s, 250, &m), STORE_E_EMPTY);
+    assert_int_equal(f->ops->next_expiry(f->s), 300);
+    /* Behind what was read: an expiry of 150, committed into the file only. */
+    put_attrs(f, "q", "b", 0, 4, 0, 150);
+    put_attrs(f, "q", "c", 0, 4, 0, 260);
+    assert_int_equal(commit_wait(f), STORE_OK);
+    assert_int_equal(f->ops->next_expiry(f->s), 150);
+    assert_int_equal(f->ops->take_expired(f->s, 250, &m), STORE_OK);
+    assert_memory_equal(m.body, "b", 1);
+    assert_int_equal(f->ops->ack(f->s, m.id), STORE_OK);
+    assert_int_equal(f->ops->take_expired(f->s, 250, &m), STORE_E_EMPTY);
+    assert_int_equal(f->ops->take_expired(f->s, 300, &m), STORE_OK);
+    assert_memory_equal(m.body, "c", 1);
+    assert_int_equal(f->ops->ack(f->s, m.id), STORE_OK);
+    assert_int_equal(f->ops->take_expired(f->s, 300, &m), STORE_OK);
+    assert_memory_equal(m.body, "a", 1);
+    assert_int_equal(f->ops->ack(f->s, m.id), STORE_OK);
+    assert_int_equal(f->ops->next_expiry(f->s), 0);
+    assert_int_equal(f->ops->next_due(f->s, "q", 1, store_hash_name("q", 1), 0), 0);
+    char body[32];
+    for (int i = 0; i < 2 * W; i++) {
+        snprintf(body, sizeof body, "n%d", i);
+        take_at_ack(f, "q", 300, body, 0);
+    }
+    expect_empty(f, "q");
+    assert_int_equal(commit_wait(f), STORE_OK);
+    reopen(f);
+    expect_empty(f, "q");
+}
+
+/* ---- golden files of older schemas (tests/store/golden, see its README.md) ---- */
+
+/* Copy tests/store/golden/name (from the top of the source tree) to f->path and open it. */
+static void open_golden(fx *f, const char *name)
+{
+    char from[128];
+    snprintf(from, sizeof from, "tests/store/golden/%s", name);
+    FILE *in = fopen(from, "rb");
+    assert_non_null(in);
+    FILE *out = fopen(f->path, "wb");
+    assert_non_null(out);
+    char buf[8192];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        assert_int_equal(fwrite(buf, 1, n, out), n);
+    assert_int_equal(fclose(in), 0);
+    assert_int_equal(fclose(out), 0);
+    f->s = open_store(f, 0);
+}
+
+static void size_is(fx *f, const char *q, uint64_t count, uint64_t bytes)
+{
+    uint64_t n, b;
+    f->ops->queue_size(f->s, q, strlen(q), store_hash_name(q, strlen(q)), &n, &b);
+    assert_int_equal(n, count);
+    assert_int_equal(b, bytes);
+}
+
+/* take gives id with that header block, body and count (priority 4, no expiry); acked. */
+static void take_golden(fx *f, const char *q, uint64_t id, const char *h, size_t hlen,
+                        const char *body, size_t blen, uint32_t red)
+{
+    store_msg m;
+    assert_int_equal(f->ops->take(f->s, q, strlen(q), &m), STORE_OK);
+    assert_int_equal(m.id, id);
+    assert_int_equal(m.headers_len, hlen);
+    assert_memory_equal(m.headers, h, hlen);
+    assert_int_equal(m.body_len, blen);
+    assert_memory_equal(m.body, body, blen);
+    assert_int_equal(m.redeliveries, red);
+    assert_int_equal(m.priority, STORE_PRIORITY_DEFAULT);
+    assert_int_equal(m.expires, 0);
+    assert_int_equal(f->ops->ack(f->s, m.id), STORE_OK);
+}
+
+/* What both golden files hold (make_golden.c), then the next id. */
+static void check_golden(fx *f, uint64_t next_id)
+{
+    assert_int_equal(depth(f, "/queue/orders"), 3);
+    assert_int_equal(depth(f, "/queue/many"), 9);
+    assert_int_equal(depth(f, "/queue/gone"), 0);
+    size_is(f, "/queue/orders", 3, 14);
+    size_is(f, "/queue/bin", 1, 256);
+    take_golden(f, "/queue/orders", 1, "k\0v\0", 4, "o1", 2, 3); /* taken at the close */
+    take_golden(f, "/queue/orders", 2, "", 0, "o2", 2, 1);
+    take_golden(f, "/queue/orders", 3, "x\0y\0", 4, "o3", 2, 0);
+    expect_empty(f, "/queue/orders");
+    char bin[256], body[16];
+    for (int i = 0; i < 256; i++)
+        bin[i] = (char)i;
+    take_golden(f, "/queue/bin", 4, "", 0, bin, sizeof bin, 0);
+    for (int i = 1; i < 10; i++) {
+        snprintf(body, sizeof body, "m%d", i);
+        take_golden(f, "/queue/many", 5 + (uint64_t)i, "", 0, body, 2, 0);
+    }
+    expect_empty(f, "/queue/many");
+    assert_int_equal(put(f, "/queue/gone", "new"), next_id);
+    assert_int_equal(commit_wait(f), STORE_OK);
+    assert_int_equal(f->ops->ack(f->s, take_expect(f, "/queue/gone", "new", 0)), STORE_OK);
+    assert_int_equal(commit_wait(f), STORE_OK);
+}
+
+/* The attributes of version 7 on a migrated file, across a reopen. */
+static void attrs_on_golden(fx *f)
+{
+    put_attrs(f, "/queue/orders", "p4", 0, 4, 0, 0);
+    put_attrs(f, "/queue/orders", "late", 0, 4, 100, 0);
+    put_attrs(f, "/queue/orders", "exp", 0, 4, 0, 50);
+    put_attrs(f, "/queue/orders", "p9", 0, 9, 0, 0);
+    assert_int_equal(commit_wait(f), STORE_OK);
+    reopen(f);
+    size_is(f, "/queue/orders", 4, 2 + 4 + 3 + 2 + 4);
+    assert_int_equal(f->ops->next_expiry(f->s), 50);
+    take_at_ack(f, "/queue/orders", 60, "p9", 0);
+    take_at_ack(f, "/queue/orders", 60, "p4", 0);
+    store_msg m;
+    assert_int_equal(take_at_rc(f, "/queue/orders", 60, &m), STORE_E_EXPIRED);
+    assert_int_equal(f->ops->take_expired(f->s, 60, &m), STORE_OK);
+    assert_memory_equal(m.body, "exp", 3);
+    assert_int_equal(f->ops->ack(f->s, m.id), STORE_OK);
+    assert_int_equal(take_at_rc(f, "/queue/orders", 60, &m), STORE_E_EMPTY);
+    take_at_ack(f, "/queue/orders", 100, "late", 0);
+    assert_int_equal(commit_wait(f), STORE_OK);
+    reopen(f);
+    size_is(f, "/queue/orders", 0, 0);
+    expect_empty(f, "/queue/orders");
+}
+
+static void test_golden_schema2(void **state)
+{
+    fx *f = *state;
+    open_golden(f, "schema2.db");
+    check_golden(f, 17);
+    attrs_on_golden(f);
+}
+
+/* Schema 3 adds a message waiting for its time (requeued once, due at 5000). */
+static void test_golden_schema3(void **state)
+{
+    fx *f = *state;
+    open_golden(f, "schema3.db");
+    uint64_t h = store_hash_name("/queue/wait", 11);
+    assert_int_equal(f->ops->next_due(f->s, "/queue/wait", 11, h, 0), 5000);
+    size_is(f, "/queue/wait", 1, 1);
+    store_msg m;
+    assert_int_equal(take_at_rc(f, "/queue/wait", 4999, &m), STORE_E_EMPTY);
+    take_at_ack(f, "/queue/wait", 5000, "w", 1);
+    check_golden(f, 18);
+    attrs_on_golden(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1053,6 +1521,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_take_waits_for_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_from_v1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_golden_v2, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_golden_schema2, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_golden_schema3, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_priority_paging, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_schedule_paging, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expiry_backlog, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expiry_file_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_browse_backlog, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crash_priorities, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL) ? 1 : 0;
 }

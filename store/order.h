@@ -1,0 +1,135 @@
+/* order.h: the message records both backends keep in memory, and the order a queue hands them
+ * out in: ten priority bands (highest first), each in (ord, id) order, beside a heap of the
+ * queue's records waiting for their time; and the store-wide heap of records by expiry time.
+ *
+ * A record is in one place at a time, named by its state: PENDING (on a backend's list of
+ * its batch), READY (on its band's list), MID (in its band's heap: it joined between others),
+ * WAITING (in its queue's heap, by (not_before, id)), TAKEN (in no order), GHOST (a backend's
+ * marker for a row whose record is gone; no data). Facts that always hold: a band's list is
+ * sorted by (ord, id); a band's first record is the lesser of its list head and its heap top;
+ * bit p of mask is set iff band p holds a record. A fresh message has ord = id; one that goes
+ * to the head of its band takes an ord below the band's first (store__order_place). Heaps
+ * grow only in reserve calls made before a change, so every change here succeeds.
+ */
+#ifndef STORE_ORDER_H
+#define STORE_ORDER_H
+
+#include "index.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define STORE__PRIORITIES (STORE_PRIORITY_MAX + 1)
+
+enum { STORE__PENDING, STORE__READY, STORE__MID, STORE__WAITING, STORE__TAKEN, STORE__GHOST };
+
+typedef struct store__rec {
+    store__idlink link;  /* in the id index; link.id is the message id */
+    store__dlink on;     /* on its band's list or a backend's list of a batch */
+    void *q;             /* its queue (the backend's type) */
+    int64_t ord;         /* place in its band: (ord, id) ascending */
+    uint64_t not_before; /* not handed out by take_at before this (0: at once) */
+    uint64_t expires;    /* expired from this time on (0: never) */
+    size_t hpos;         /* index in the band's or waiting heap (STORE__NOPOS: none) */
+    size_t xpos;         /* index in the store's expiry heap (STORE__NOPOS: none) */
+    uint32_t redeliveries;
+    uint8_t prio;
+    uint8_t state;
+    uint8_t flags;       /* the backend's */
+    size_t hlen, blen;
+    char data[];         /* header block, body, NUL */
+} store__rec;
+
+#define STORE__REC_SIZE(r) (sizeof(store__rec) + (r)->hlen + (r)->blen + 1)
+
+typedef struct store__band {
+    store__dlist list; /* ready, in (ord, id) order */
+    store__heap mid;   /* ready records that joined between others, by (ord, id) */
+    size_t n;          /* records on the list and in the heap */
+} store__band;
+
+typedef struct store__order {
+    store__band band[STORE__PRIORITIES];
+    store__heap waiting; /* by (not_before, id) */
+    unsigned mask;       /* bit p: band p holds a record */
+} store__order;
+
+/* A record of queue q (caller's type) with a copy of the header block and body: PENDING, on
+ * no list, in no heap, redeliveries 0, ord 0. NULL without memory. Release with free(). */
+store__rec *store__rec_new(void *q, const void *headers, size_t hlen, const void *body,
+                           size_t blen);
+
+/* Fill a take's answer from r. The pointers are borrowed from r. */
+static inline void store__rec_fill(store_msg *out, const store__rec *r, const char *queue,
+                                   size_t queue_len)
+{
+    out->id = r->link.id;
+    out->queue = queue;
+    out->queue_len = queue_len;
+    out->headers = r->data;
+    out->headers_len = r->hlen;
+    out->body = r->data + r->hlen;
+    out->body_len = r->blen;
+    out->redeliveries = r->redeliveries;
+    out->priority = r->prio;
+    out->expires = r->expires;
+}
+
+/* ---- a queue's order ---- */
+
+void store__order_init(store__order *o);
+/* Free the heaps (their bytes off *acct); the records are the caller's. */
+void store__order_free(store__order *o, size_t *acct);
+/* Records in the order: ready and waiting. */
+size_t store__order_count(const store__order *o);
+
+/* The band's first record (least (ord, id)), or NULL. */
+store__rec *store__band_first(const store__band *b);
+/* The first record of the highest band that holds one, or NULL. */
+store__rec *store__order_first(const store__order *o);
+
+/* r (on no list, in no heap) joins its band at the tail: READY. Its (ord, id) is above every
+ * record of the band. */
+void store__order_append(store__order *o, store__rec *r);
+/* Give r an ord below its band's first and below limit (the least ord of the band's ready
+ * messages that are not in memory, INT64_MAX when none), or keep its own if that is lower.
+ * STORE_E_INVALID when no lower ord is left (unreachable in practice). */
+store_err store__order_place(const store__order *o, store__rec *r, int64_t limit) STORE_WUR;
+/* r (placed) becomes its band's first: READY, at the head of the list. */
+void store__order_prepend(store__order *o, store__rec *r);
+/* r waits in the queue's heap until not_before: WAITING. Room reserved. */
+void store__order_wait(store__order *o, store__rec *r);
+/* Take r (READY, MID or WAITING) out of the order; its state is the caller's to set. */
+void store__order_remove(store__order *o, store__rec *r);
+/* Records waiting and due at now join their bands: one never handed out (redeliveries 0)
+ * at the place its (ord, id) gives it, one that went back to its queue at the head of its
+ * band (several of those in the order of their times, then ids). limit[p] as for
+ * store__order_place. STORE_E_NOMEM (some stay waiting) when a band's heap cannot grow. */
+store_err store__order_promote(store__order *o, uint64_t now, const int64_t *limit,
+                               size_t *acct) STORE_WUR;
+/* The earliest not_before of the waiting records, if later than now; else 0. */
+uint64_t store__order_next_due(const store__order *o, uint64_t now);
+/* The first record of band p after (ord, id) in its order, or NULL. found: the record whose
+ * id is id, or NULL; while it is still at (ord, id) on that band's list of the order owned
+ * by q, the search goes on from it, else it walks the list from its head (and in every
+ * case looks through the band's heap). */
+store__rec *store__order_after(const store__order *o, const void *q, int p,
+                               const store__rec *found, int64_t ord, uint64_t id);
+
+/* ---- browsing: a store_cursor (zeroed to begin) ---- */
+
+/* The band to go on in, and the (ord, id) after which: the highest band from its start
+ * for a cursor not begun. */
+void store__cursor_read(const store_cursor *c, int *p, int64_t *ord, uint64_t *id);
+/* The message at (ord, id) of band p was given. */
+void store__cursor_write(store_cursor *c, int p, int64_t ord, uint64_t id);
+
+/* ---- a store's records by expiry ---- */
+
+void store__expiry_init(store__heap *x);
+/* r (with an expiry, room reserved) joins; a record without one does not. */
+void store__expiry_add(store__heap *x, store__rec *r);
+/* r leaves, if it is in. */
+void store__expiry_drop(store__heap *x, store__rec *r);
+
+#endif
