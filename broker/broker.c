@@ -219,11 +219,13 @@ broker_err broker_publish(broker *b, const char *dest, const broker_header *head
     if (b->stopping)
         return BROKER_E_STATE;
     char why[256];
-    if (headers__publish_check(dest, headers, nheaders, why, sizeof why))
+    msg_attrs a;
+    if (headers__publish_check(b, dest, headers, nheaders, &a, why, sizeof why))
         return BROKER_E_INVALID;
     bmsg *m = bmsg__from_parts(dest, headers, nheaders, body, body_len);
     if (!m)
         return BROKER_E_NOMEM;
+    m->attrs = a;
     int stored;
     broker_err rc = route__send(b, m, &stored);
     bmsg__unref(m);

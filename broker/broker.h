@@ -94,7 +94,23 @@ typedef struct broker_policy {
     const char *dead_letter;   /* where dead letters go: a queue name, "none" to drop them,
                                   or NULL: /queue/DLQ.X for a queue /queue/X, DLQ.N for any
                                   other queue N (default). Borrowed, must outlive the broker */
+    uint64_t ttl;              /* time to live of a message sent without expires or
+                                  expiration; 0: none (default) */
+    uint64_t max_ttl;          /* cap on any message's time to live; 0: none (default) */
+    int expired;               /* an expired message: BROKER_EXPIRED_DEAD_LETTER (default) or
+                                  BROKER_EXPIRED_DROP */
+    uint64_t max_delay;        /* a SEND asking for a longer delay gets an ERROR (default one
+                                  day, 86400000) */
+    uint64_t max_length;       /* messages a queue holds (stored, not yet acknowledged);
+                                  0: no limit (default) */
+    uint64_t max_bytes;        /* bytes (header blocks and bodies) of those; 0: no limit */
+    int overflow;              /* a SEND to a full queue: BROKER_OVERFLOW_BLOCK (default: the
+                                  producer is not read until there is room), _DROP_HEAD (the
+                                  head is dead-lettered to make room) or _REJECT (ERROR) */
 } broker_policy;
+
+enum { BROKER_EXPIRED_DEAD_LETTER, BROKER_EXPIRED_DROP };
+enum { BROKER_OVERFLOW_BLOCK, BROKER_OVERFLOW_DROP_HEAD, BROKER_OVERFLOW_REJECT };
 
 /* A policy for the destinations whose names match pattern: elements are separated by '.'
  * or '/', '*' matches one element, '>' (last) matches one or more; any other pattern
@@ -297,6 +313,8 @@ typedef struct broker_stats {
     uint64_t auth_failures;     /* CONNECTs refused by an authenticate hook */
     uint64_t dead_lettered;     /* queue messages moved to a dead-letter queue */
     uint64_t dead_dropped;      /* dead letters dropped (the policy's dead_letter: none) */
+    uint64_t expired;           /* messages that expired before delivery (dead-lettered,
+                                   dropped or, on a topic, not delivered) */
 } broker_stats;
 
 void broker_get_stats(const broker *b, broker_stats *out);

@@ -35,6 +35,7 @@ void broker_options_init(broker_options *o)
     o->policy.redelivery_delay = 1000;
     o->policy.redelivery_backoff = 2.0;
     o->policy.redelivery_delay_max = 60000;
+    o->policy.max_delay = 86400000;
     o->log_level = BROKER_LOG_INFO;
     o->store_sync_full = 1;
     o->ws_path = "/ws";

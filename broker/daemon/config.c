@@ -29,6 +29,11 @@ enum kind {
     K_PORTLIST, /* empty, or Flash to-ports: digits, ',', '-', '*' */
     K_FACTOR,   /* a decimal number of at least min */
     K_QUEUE,    /* empty, none, or one queue's name */
+    K_MS,       /* a whole number of ms (uint64_t, below 2^53) */
+    K_COUNT,    /* a whole number (uint64_t, below 2^53) */
+    K_BYTES,    /* a size, k, m, g allowed (uint64_t, below 2^53) */
+    K_EXPIRED,  /* dead-letter or drop */
+    K_OVERFLOW, /* block, drop-head or reject */
 };
 
 typedef struct key {
@@ -161,6 +166,20 @@ static const key policy_keys[CONFIG_POLICY_KEYS] = {
       "redelivery_delay)" },
     [CONFIG_DEAD_LETTER] = { "dead_letter", K_QUEUE, P(dead_letter), 0, "",
       "dead-letter queue, or none to drop (empty: /queue/DLQ.X for /queue/X)" },
+    [CONFIG_TTL] = { "ttl", K_MS, P(p.ttl), 0, "0",
+      "ms a queue message sent without expires or expiration lives (0: for ever)" },
+    [CONFIG_MAX_TTL] = { "max_ttl", K_MS, P(p.max_ttl), 0, "0",
+      "cap on any queue message's time to live, ms (0: none)" },
+    [CONFIG_EXPIRED] = { "expired", K_EXPIRED, P(p.expired), 0, "dead-letter",
+      "an expired queue message: dead-letter or drop" },
+    [CONFIG_MAX_DELAY] = { "max_delay", K_MS, P(p.max_delay), 0, "86400000",
+      "longest delay a SEND may ask for, ms (a longer one is an ERROR)" },
+    [CONFIG_MAX_LENGTH] = { "max_length", K_COUNT, P(p.max_length), 0, "0",
+      "messages a queue holds, delivered or not, until acknowledged (0: no limit)" },
+    [CONFIG_MAX_BYTES] = { "max_bytes", K_BYTES, P(p.max_bytes), 0, "0",
+      "bytes (headers and bodies) of those messages (0: no limit)" },
+    [CONFIG_OVERFLOW] = { "overflow", K_OVERFLOW, P(p.overflow), 0, "block",
+      "a SEND to a full queue: block (its producer waits), drop-head or reject" },
 };
 
 static int is_policy_key(const key *k)
@@ -477,12 +496,48 @@ static int set_queue(const assign *a)
     return set_string(a);
 }
 
+static int set_u64(const assign *a)
+{
+    unsigned long long n;
+    int bytes = a->k->kind == K_BYTES;
+    if (parse_size(a->v, (1ull << 53) - 1, &n) != 0 || (!bytes && strpbrk(a->v, "kKmMgG")))
+        return invalid(a, "%s", a->k->kind == K_MS ? "is not a whole number of ms"
+                                : bytes ? "is not a size (digits, then optionally k, m or g)"
+                                        : "is not a whole number");
+    *(uint64_t *)field(a) = n;
+    return 0;
+}
+
+static int set_overflow(const assign *a)
+{
+    static const char *const names[] = { "block", "drop-head", "reject" };
+    for (int i = 0; i < 3; i++)
+        if (strcmp(a->v, names[i]) == 0) {
+            *(int *)field(a) = i; /* BROKER_OVERFLOW_BLOCK, _DROP_HEAD, _REJECT */
+            return 0;
+        }
+    return invalid(a, "is not block, drop-head or reject");
+}
+
+static int set_expired(const assign *a)
+{
+    if (strcmp(a->v, "dead-letter") == 0)
+        *(int *)field(a) = BROKER_EXPIRED_DEAD_LETTER;
+    else if (strcmp(a->v, "drop") == 0)
+        *(int *)field(a) = BROKER_EXPIRED_DROP;
+    else
+        return invalid(a, "is not dead-letter or drop");
+    return 0;
+}
+
 static int (*const setters[])(const assign *) = {
     [K_SIZE] = set_size, [K_U32] = set_u32, [K_BOOL] = set_bool, [K_STR] = set_string,
     [K_LISTEN] = set_listen, [K_STORE] = set_store, [K_SYNC] = set_sync,
     [K_UMASK] = set_umask, [K_LEVEL] = set_level, [K_ADDR] = set_addr, [K_PORT] = set_port,
     [K_OPTPORT] = set_port, [K_URLPATH] = set_urlpath, [K_LIST] = set_list,
     [K_PORTLIST] = set_portlist, [K_FACTOR] = set_factor, [K_QUEUE] = set_queue,
+    [K_MS] = set_u64, [K_COUNT] = set_u64, [K_BYTES] = set_u64, [K_EXPIRED] = set_expired,
+    [K_OVERFLOW] = set_overflow,
 };
 
 /* Set k in cfg: a policy key goes to its [stompd] policy, the others to cfg itself. */
@@ -495,11 +550,6 @@ static int apply(daemon_config *cfg, const key *k, const char *v, int *listen_gi
 }
 
 /* ---- the configuration --------------------------------------------------------------- */
-
-/* Policy keys of a later version, refused by name rather than as unknown. */
-static const char *const not_yet[] = {
-    "ttl", "max_ttl", "expired", "max_length", "max_bytes", "overflow", "max_delay",
-};
 
 /* "max_deliveries, redelivery_delay, ...": the keys a [queue] section takes. */
 static void policy_key_names(char *buf, size_t cap)
@@ -526,14 +576,6 @@ static const key *find_key(const char *name, char *err, size_t errlen)
         k = search(policy_keys, CONFIG_POLICY_KEYS, name);
     if (k)
         return k;
-    char names[256];
-    policy_key_names(names, sizeof names);
-    for (size_t i = 0; i < sizeof not_yet / sizeof not_yet[0]; i++)
-        if (strcmp(not_yet[i], name) == 0) {
-            snprintf(err, errlen, "key '%s' is not supported yet (message policies take %s)",
-                     name, names);
-            return NULL;
-        }
     snprintf(err, errlen, "unknown key '%s'", name);
     return NULL;
 }

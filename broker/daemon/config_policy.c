@@ -119,6 +119,20 @@ static broker_policy inherit(const config_policy *top, const config_policy *q)
         p.redelivery_delay_max = q->p.redelivery_delay_max;
     if (q->given & CONFIG_GIVEN(CONFIG_DEAD_LETTER))
         p.dead_letter = q->dead_letter;
+    if (q->given & CONFIG_GIVEN(CONFIG_TTL))
+        p.ttl = q->p.ttl;
+    if (q->given & CONFIG_GIVEN(CONFIG_MAX_TTL))
+        p.max_ttl = q->p.max_ttl;
+    if (q->given & CONFIG_GIVEN(CONFIG_EXPIRED))
+        p.expired = q->p.expired;
+    if (q->given & CONFIG_GIVEN(CONFIG_MAX_DELAY))
+        p.max_delay = q->p.max_delay;
+    if (q->given & CONFIG_GIVEN(CONFIG_MAX_LENGTH))
+        p.max_length = q->p.max_length;
+    if (q->given & CONFIG_GIVEN(CONFIG_MAX_BYTES))
+        p.max_bytes = q->p.max_bytes;
+    if (q->given & CONFIG_GIVEN(CONFIG_OVERFLOW))
+        p.overflow = q->p.overflow;
     return p;
 }
 

@@ -96,6 +96,7 @@ void dest__add_sub(broker *b, dest_t *d, sub *s)
     d->tail = s;
     d->nsubs++;
     d->nexclusive += s->exclusive != 0;
+    d->nbrowsers += s->browser != 0;
     b->stats.subscriptions++;
     dest__schedule(b, d);
     /* Messages of a batch not yet committed may be for this queue although it had no
@@ -113,6 +114,7 @@ void dest__unlink_sub(broker *b, sub *s)
         d->cursor = s->dnext;
     d->nsubs--;
     d->nexclusive -= s->exclusive != 0;
+    d->nbrowsers -= s->browser != 0;
     b->stats.subscriptions--;
     s->dead = 1;
     d->has_dead = 1;

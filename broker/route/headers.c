@@ -24,12 +24,6 @@ typedef struct refusal {
 
 /* The refused SEND headers, once: the table and the mask of their name lengths. */
 #define SEND_REFUSED(X)                                    \
-    X("expires", NONZERO, "message expiry")                \
-    X("expiration", ANY, "message expiry")                 \
-    X("priority", ANY, "message priority")                 \
-    X("delay", ANY, "delayed delivery")                    \
-    X("x-delay", ANY, "delayed delivery")                  \
-    X("AMQ_SCHEDULED_DELAY", ANY, "delayed delivery")      \
     X("AMQ_SCHEDULED_PERIOD", ANY, "scheduled delivery")   \
     X("AMQ_SCHEDULED_REPEAT", ANY, "scheduled delivery")   \
     X("AMQ_SCHEDULED_CRON", ANY, "scheduled delivery")
@@ -41,9 +35,26 @@ static const refusal send_refused[] = { SEND_REFUSED(ENTRY) { NULL, 0, 0, NULL }
  * headers (destination, content-length, content-type) cost one shift and test. */
 #define SEND_LENGTHS (0u SEND_REFUSED(LENGTH_BIT))
 
+/* The SEND headers that set a message's attributes (msg_attrs), and their lengths. */
+enum { A_PRIORITY, A_EXPIRES, A_EXPIRATION, A_DELAY };
+#define SEND_ATTRS(X)                                      \
+    X("priority", A_PRIORITY)                              \
+    X("expires", A_EXPIRES)                                \
+    X("expiration", A_EXPIRATION)                          \
+    X("AMQ_SCHEDULED_DELAY", A_DELAY)                      \
+    X("x-delay", A_DELAY)                                  \
+    X("delay", A_DELAY)
+#define ATTR_ENTRY(name, kind) { name, sizeof name - 1, kind },
+#define ATTR_BIT(name, kind) | (1u << (sizeof name - 1))
+static const struct attr_name {
+    const char *name;
+    size_t len;
+    int kind;
+} attr_names[] = { SEND_ATTRS(ATTR_ENTRY) { NULL, 0, 0 } };
+#define ATTR_LENGTHS (0u SEND_ATTRS(ATTR_BIT))
+
 static const refusal subscribe_refused[] = {
     R("selector", ANY, "message selectors"),
-    R("browser", IS_TRUE, "queue browsing"),
     R("activemq.subscriptionName", ANY, "durable topic subscriptions"),
     R("durable-subscription-name", ANY, "durable topic subscriptions"),
     R("subscription-name", ANY, "durable topic subscriptions"),
@@ -152,44 +163,127 @@ static const char *check_dest(const char *dest, size_t dlen, char *buf, size_t c
     return why;
 }
 
-/* One header of a SEND: a refused semantic, or a forwarded header not every version can
- * carry (its MESSAGE may go to a subscriber of any version). */
+/* A header value of decimal digits (at most 18: no overflow) into *out: 0, or -1. */
+static int parse_ms(const char *v, uint64_t *out)
+{
+    uint64_t n = 0;
+    size_t i = 0;
+    for (; v[i]; i++) {
+        if (v[i] < '0' || v[i] > '9' || i == 18)
+            return -1;
+        n = n * 10 + (uint64_t)(v[i] - '0');
+    }
+    *out = n;
+    return i ? 0 : -1;
+}
+
+/* An attribute header into a (the first of each name wins; of the delay headers, the
+ * longest delay). NULL, or the ERROR text in buf. */
+static const char *parse_attr(const struct attr_name *an, const char *value, msg_attrs *a,
+                              char *buf, size_t cap)
+{
+    uint64_t v;
+    int bad = parse_ms(value, &v) != 0;
+    if (an->kind == A_PRIORITY && !bad && v > 9)
+        bad = 1;
+    if (bad) {
+        snprintf(buf, cap, "SEND header %s:%.64s is not %s", an->name, value,
+                 an->kind == A_PRIORITY ? "a priority from 0 to 9" : "a number of ms");
+        return buf;
+    }
+    switch (an->kind) {
+    case A_PRIORITY:
+        if (!(a->given & MSG_PRIORITY))
+            a->priority = (uint8_t)v;
+        a->given |= MSG_PRIORITY;
+        break;
+    case A_EXPIRES:
+    case A_EXPIRATION:
+        if (an->kind == A_EXPIRATION)
+            v = broker__now_ms() + v;
+        if (v && (!a->expires || v < a->expires))
+            a->expires = v; /* the earlier of expires and expiration */
+        break;
+    default:
+        if (v > a->delay)
+            a->delay = v;
+        break;
+    }
+    return NULL;
+}
+
+/* One header of a SEND: a refused semantic, a message attribute, or a forwarded header not
+ * every version can carry (its MESSAGE may go to a subscriber of any version). */
 static const char *check_send_header(const char *name, size_t len, const char *value,
-                                     size_t vlen, char *buf, size_t cap)
+                                     size_t vlen, msg_attrs *a, char *buf, size_t cap)
 {
     if (len < 32 && (SEND_LENGTHS >> len) & 1) {
         const char *why = check(send_refused, "SEND", name, len, value, buf, cap);
         if (why)
             return why;
     }
+    if (len < 32 && (ATTR_LENGTHS >> len) & 1)
+        for (const struct attr_name *an = attr_names; an->name; an++)
+            if (an->len == len && memcmp(an->name, name, len) == 0) {
+                const char *why = parse_attr(an, value, a, buf, cap);
+                if (why)
+                    return why;
+            }
     if (stomp_header_forwarded(name, len) && !fits_everywhere(name, len, value, vlen))
         return uncarriable(buf, cap, "header", name, len);
     return NULL;
 }
 
-const char *headers__send_check(const stomp_frame *f, const char *dest, size_t dlen, char *buf,
-                                size_t cap)
+/* What the attributes may not ask of dest: a delay on a topic, or past its policy's
+ * max_delay. */
+static const char *check_attrs(const broker *b, const char *dest, size_t dlen,
+                               const msg_attrs *a, char *buf, size_t cap)
 {
-    for (size_t i = 0; i < f->nheaders; i++) {
-        const stomp_header *h = &f->headers[i];
-        const char *why = check_send_header(h->name, h->name_len, h->value, h->value_len, buf,
-                                            cap);
-        if (why)
-            return why;
+    if (!a->delay)
+        return NULL;
+    if (dest__is_topic(dest, dlen)) {
+        snprintf(buf, cap, "delayed delivery is for queues, not the topic %.*s",
+                 (int)(dlen > 100 ? 100 : dlen), dest);
+        return buf;
     }
-    return check_dest(dest, dlen, buf, cap);
+    uint64_t max = policy__for(b, dest, dlen)->max_delay;
+    if (a->delay > max) {
+        snprintf(buf, cap, "a delay of %llu ms is over the maximum of %llu ms for %.*s",
+                 (unsigned long long)a->delay, (unsigned long long)max,
+                 (int)(dlen > 100 ? 100 : dlen), dest);
+        return buf;
+    }
+    return NULL;
 }
 
-const char *headers__publish_check(const char *dest, const broker_header *h, size_t n,
-                                   char *buf, size_t cap)
+const char *headers__send_check(const broker *b, const stomp_frame *f, const char *dest,
+                                size_t dlen, msg_attrs *a, char *buf, size_t cap)
 {
-    for (size_t i = 0; i < n; i++) {
-        const char *why = check_send_header(h[i].name, strlen(h[i].name), h[i].value,
-                                            strlen(h[i].value), buf, cap);
+    *a = (msg_attrs)MSG_ATTRS_INIT;
+    for (size_t i = 0; i < f->nheaders; i++) {
+        const stomp_header *h = &f->headers[i];
+        const char *why =
+            check_send_header(h->name, h->name_len, h->value, h->value_len, a, buf, cap);
         if (why)
             return why;
     }
-    return check_dest(dest, strlen(dest), buf, cap);
+    const char *why = check_dest(dest, dlen, buf, cap);
+    return why ? why : check_attrs(b, dest, dlen, a, buf, cap);
+}
+
+const char *headers__publish_check(const broker *b, const char *dest, const broker_header *h,
+                                   size_t n, msg_attrs *a, char *buf, size_t cap)
+{
+    *a = (msg_attrs)MSG_ATTRS_INIT;
+    for (size_t i = 0; i < n; i++) {
+        const char *why = check_send_header(h[i].name, strlen(h[i].name), h[i].value,
+                                            strlen(h[i].value), a, buf, cap);
+        if (why)
+            return why;
+    }
+    size_t dlen = strlen(dest);
+    const char *why = check_dest(dest, dlen, buf, cap);
+    return why ? why : check_attrs(b, dest, dlen, a, buf, cap);
 }
 
 const char *headers__subscribe_refused(const stomp_frame *f, char *buf, size_t cap)

@@ -75,6 +75,7 @@ static bmsg *bmsg_alloc(const char *dest, size_t dest_len, size_t hlen, size_t b
     m->body = m->hdrs + hlen;
     m->body_len = body_len;
     m->body[body_len] = '\0';
+    m->attrs = (msg_attrs)MSG_ATTRS_INIT;
     return m;
 }
 

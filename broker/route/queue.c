@@ -11,13 +11,39 @@
 
 #include <assert.h>
 
+/* The store's attributes for a message to the queue named so: its own, with the queue's
+ * ttl and max_ttl applied. 0 when they are a plain message's (priority 4, at once, never
+ * expires): the plain enqueue does. */
+static int store_attrs_for(const broker *b, const char *dname, size_t dlen, const msg_attrs *a,
+                           store_attrs *sa)
+{
+    const broker_policy *p = policy__for(b, dname, dlen);
+    uint64_t expires = a ? a->expires : 0, delay = a ? a->delay : 0;
+    uint8_t priority = a ? a->priority : 4;
+    if (!expires && !delay && priority == 4 && !p->ttl && !p->max_ttl)
+        return 0;
+    uint64_t now = broker__now_ms();
+    if (!expires && p->ttl)
+        expires = now + p->ttl;
+    if (p->max_ttl && (!expires || expires > now + p->max_ttl))
+        expires = now + p->max_ttl;
+    *sa = (store_attrs){ .priority = priority,
+                         .not_before = delay ? now + delay : 0,
+                         .expires = expires };
+    return 1;
+}
+
 broker_err queue__enqueue(broker *b, const char *dname, size_t dlen, uint64_t hash,
                           const char *hdrs, size_t hlen, const char *body, size_t blen,
-                          uint64_t *idp)
+                          const msg_attrs *a, uint64_t *idp)
 {
     uint64_t id;
-    store_err se =
-        b->st->enqueue_hashed(b->store, dname, dlen, hash, hdrs, hlen, body, blen, &id);
+    store_attrs sa;
+    int with = store_attrs_for(b, dname, dlen, a, &sa);
+    store_err se = with ? b->st->enqueue_attrs(b->store, dname, dlen, hash, hdrs, hlen, body,
+                                               blen, &sa, &id)
+                        : b->st->enqueue_hashed(b->store, dname, dlen, hash, hdrs, hlen, body,
+                                                blen, &id);
     if (se != STORE_OK) {
         broker__log(b, BROKER_LOG_ERROR, BROKER_EV_STORE, 0, "enqueue failed: %s",
                     store_strerror(se));
@@ -28,6 +54,8 @@ broker_err queue__enqueue(broker *b, const char *dname, size_t dlen, uint64_t ha
     if (idp)
         *idp = id;
     commit__dirty(b);
+    if (with && sa.expires)
+        queue__expiry_at(b, sa.expires);
     dest_t *d = dest__find(b, dname, dlen, hash);
     if (d)
         dest__touch(b, d);
@@ -56,15 +84,15 @@ static sub *next_with_room(broker *b, dest_t *d)
     return NULL;
 }
 
-/* Hand the taken message sm to s: 0, or an error (the message is not delivered). */
-static broker_err hand_over(broker *b, dest_t *d, sub *s, const store_msg *sm, size_t bytes)
+broker_err queue__hand_over(broker *b, dest_t *d, sub *s, const store_msg *sm, size_t bytes,
+                            int taken)
 {
     char msgid[32];
     msgid[msg__u64(msgid, sm->id)] = '\0';
     if (!s->ep) {
         broker_message view = { d->name, msgid, sm->body, sm->body_len, sm->redeliveries,
                                 sm->headers, sm->headers_len };
-        return sub__deliver(b, s, NULL, 1, sm->id, bytes, &view);
+        return sub__deliver(b, s, NULL, taken, sm->id, bytes, &view);
     }
     route_state *r = &b->route;
     stomp_err err;
@@ -78,7 +106,7 @@ static broker_err hand_over(broker *b, dest_t *d, sub *s, const store_msg *sm, s
                         (int)s->ep->version);
         return err == STOMP_E_UNENCODABLE ? BROKER_E_PROTOCOL : BROKER_E_NOMEM;
     }
-    broker_err rc = sub__deliver(b, s, enc, 1, sm->id, bytes, NULL);
+    broker_err rc = sub__deliver(b, s, enc, taken, sm->id, bytes, NULL);
     if (enc != r->encbuf)
         sbuf__unref(enc);
     else
@@ -98,6 +126,11 @@ static int dispatch_one(broker *b, dest_t *d, sub *s, uint64_t now)
         commit__dirty(b);
         return 0;
     }
+    if (se == STORE_E_EXPIRED) {
+        /* Its head expired: the expiry run takes it out, then dispatches d again. */
+        queue__expiry_at(b, now);
+        return 0;
+    }
     if (se != STORE_OK) {
         uint64_t due = se == STORE_E_EMPTY
                            ? b->st->next_due(b->store, d->name, d->link.len, d->link.hash, now)
@@ -108,7 +141,7 @@ static int dispatch_one(broker *b, dest_t *d, sub *s, uint64_t now)
     }
     d->cursor = s->dnext ? s->dnext : d->head;
     size_t bytes = b->store_counted ? sm.headers_len + sm.body_len : 0;
-    broker_err rc = hand_over(b, d, s, &sm, bytes);
+    broker_err rc = queue__hand_over(b, d, s, &sm, bytes, 1);
     if (rc != BROKER_OK) {
         (void)queue__return(b, sm.id, RETURN_UNSENT);
         if (s->ep)
@@ -132,6 +165,8 @@ void queue__dispatch(broker *b, dest_t *d)
         return;
     uint64_t now = broker__now_ms();
     d->busy++;
+    if (d->nbrowsers)
+        queue__browse(b, d, now);
     while (d->nsubs) {
         sub *s = next_with_room(b, d);
         if (!s || !dispatch_one(b, d, s, now))

@@ -45,10 +45,11 @@ static char *put_pair(char *o, const char *name, const char *v, size_t vlen)
 /* The dead letter's header block: ours first, then the message's own except earlier
  * dead-letter headers (a message dead-lettered again says only its latest move). The caller
  * frees it. NULL when out of memory. */
-static char *dl_block(const store_msg *m, const char *reason, uint64_t now, size_t *len)
+static char *dl_block(const store_msg *m, const char *reason, uint32_t deliveries,
+                      uint64_t now, size_t *len)
 {
     char count[24], time[24], id[24];
-    size_t count_len = msg__u64(count, (uint64_t)m->redeliveries + 1);
+    size_t count_len = msg__u64(count, deliveries);
     size_t time_len = msg__u64(time, now);
     size_t id_len = msg__u64(id, m->id);
     size_t cap = m->headers_len + m->queue_len + strlen(reason) + count_len + time_len +
@@ -75,22 +76,27 @@ static char *dl_block(const store_msg *m, const char *reason, uint64_t now, size
     return blk;
 }
 
-/* Move taken message m to the dead-letter queue p names (or drop it when p drops them):
- * the copy and the ack go in the open batch together. 0, or -1 (nothing changed). */
-static int dead_letter(broker *b, const store_msg *m, const broker_policy *p,
-                       const char *reason)
+/* Move taken message m, delivered so many times, to the dead-letter queue p names (or
+ * drop it when p drops them or m is in a dead-letter queue already): the copy (with m's
+ * priority, no expiry) and the ack go in the open batch together. 0, or -1 (nothing
+ * changed). */
+int queue__dead_letter(broker *b, const store_msg *m, const broker_policy *p,
+                       const char *reason, uint32_t deliveries)
 {
     size_t cap = m->queue_len + 16 + (p->dead_letter ? strlen(p->dead_letter) : 0);
     char *name = malloc(cap);
     if (!name)
         return -1;
-    size_t nlen = policy__dead_letter(p, m->queue, m->queue_len, name, cap);
+    size_t nlen = policy__is_dead_letter_queue(b, m->queue, m->queue_len)
+                      ? 0
+                      : policy__dead_letter(p, m->queue, m->queue_len, name, cap);
     broker_err rc = BROKER_OK;
     if (nlen) {
         size_t hlen;
-        char *hdrs = dl_block(m, reason, broker__now_ms(), &hlen);
+        char *hdrs = dl_block(m, reason, deliveries, broker__now_ms(), &hlen);
+        msg_attrs a = { 0, 0, (uint8_t)m->priority, 0 };
         rc = hdrs ? queue__enqueue(b, name, nlen, store_hash_name(name, nlen), hdrs, hlen,
-                                   m->body, m->body_len, NULL)
+                                   m->body, m->body_len, &a, NULL)
                   : BROKER_E_NOMEM;
         free(hdrs);
     }
@@ -118,14 +124,16 @@ int queue__return(broker *b, uint64_t id, int why)
     uint32_t attempts = m.redeliveries + 1;
     if (why == RETURN_ORPHAN && b->stopping)
         why = RETURN_UNSENT; /* the broker stops: no fault of the message or its consumer */
-    if (why != RETURN_UNSENT && !policy__is_dead_letter_queue(b, m.queue, m.queue_len)) {
-        const char *reason = why == RETURN_REJECT ? "rejected"
-                             : p->max_deliveries && attempts >= p->max_deliveries
-                                 ? "max-deliveries"
-                                 : NULL;
-        if (reason && dead_letter(b, &m, p, reason) == 0)
-            return 1;
-    }
+    /* A rejected message leaves (from a dead-letter queue: dropped); one out of attempts
+     * too, unless it is in a dead-letter queue already. */
+    const char *reason = NULL;
+    if (why == RETURN_REJECT)
+        reason = "rejected";
+    else if (why != RETURN_UNSENT && p->max_deliveries && attempts >= p->max_deliveries &&
+             !policy__is_dead_letter_queue(b, m.queue, m.queue_len))
+        reason = "max-deliveries";
+    if (reason && queue__dead_letter(b, &m, p, reason, attempts) == 0)
+        return 1;
     uint64_t delay = why == RETURN_UNSENT || why == RETURN_FAILOVER
                          ? 0
                          : policy__redelivery_delay(p, attempts);
@@ -133,6 +141,57 @@ int queue__return(broker *b, uint64_t id, int why)
         commit__dirty(b);
     b->stats.redeliveries++;
     return 0;
+}
+
+/* ---- expiry ------------------------------------------------------------------------- */
+
+/* Expired messages handled per timer run: a large backlog is worked off over several loop
+ * turns, other work in between. */
+#define EXPIRE_BATCH 1024
+#define EXPIRE_RETRY_MS 50
+
+/* Take out up to EXPIRE_BATCH messages expired at now: each is dead-lettered or dropped
+ * per its queue's policy. 1 when there may be more now, 0 when there are none, -1 when one
+ * could not be moved (it is back in its queue, for a later try). */
+static int expire_some(broker *b, uint64_t now)
+{
+    for (int n = 0; n < EXPIRE_BATCH; n++) {
+        store_msg m;
+        if (b->st->take_expired(b->store, now, &m) != STORE_OK)
+            return 0;
+        const broker_policy *p = policy__for(b, m.queue, m.queue_len);
+        size_t bytes = m.headers_len + m.body_len;
+        /* Its queue may have stopped at it: dispatch again (found now: the ack frees m). */
+        dest_t *d = dest__find(b, m.queue, m.queue_len, store_hash_name(m.queue, m.queue_len));
+        if (p->expired == BROKER_EXPIRED_DROP) {
+            if (b->st->ack(b->store, m.id) == STORE_OK)
+                commit__dirty(b);
+        } else if (queue__dead_letter(b, &m, p, "expired", m.redeliveries) != 0) {
+            if (b->st->requeue_at(b->store, m.id, 0) == STORE_OK)
+                commit__dirty(b);
+            return -1;
+        }
+        b->stats.expired++;
+        if (b->store_counted)
+            broker__mem_sub(b, bytes);
+        if (d)
+            dest__schedule(b, d);
+    }
+    return 1;
+}
+
+static void expiry_run(broker *b, uint64_t now)
+{
+    if (b->stopping)
+        return;
+    int more = expire_some(b, now);
+    uint64_t next = more > 0 ? now : more < 0 ? now + 1000 : b->st->next_expiry(b->store);
+    /* Due but not handed out: its batch is still being committed. Look again shortly
+     * rather than spin. */
+    if (!more && next && next <= now)
+        next = now + EXPIRE_RETRY_MS;
+    if (next)
+        queue__expiry_at(b, next);
 }
 
 /* ---- the timer ------------------------------------------------------------------------ */
@@ -162,8 +221,14 @@ static void on_timer(uv_timer_t *t)
     uint64_t now = broker__now_ms();
     const store__heapent *top;
     r->timer_at = 0;
+    int expiry = 0;
     while ((top = store__heap_top(&r->due)) && top->key <= now) {
         dest_t *d = top->p;
+        if (!d) {
+            expiry |= r->expiry_at == top->key;
+            store__heap_pop(&r->due);
+            continue;
+        }
         if (d->due_at == top->key) {
             d->due_at = 0;
             dest__schedule(b, d);
@@ -171,6 +236,10 @@ static void on_timer(uv_timer_t *t)
         store__heap_pop(&r->due);
         d->pins--;
         dest__release(b, d);
+    }
+    if (expiry) {
+        r->expiry_at = 0;
+        expiry_run(b, now);
     }
     arm(b, now);
 }
@@ -180,7 +249,7 @@ void queue__wake_at(broker *b, dest_t *d, uint64_t due, uint64_t now)
     route_state *r = &b->route;
     if (d->due_at && d->due_at <= due)
         return;
-    if (store__heap_reserve(&r->due) != STORE_OK) {
+    if (store__heap_reserve(&r->due, r->due.n + 1, NULL) != STORE_OK) {
         broker__log(b, BROKER_LOG_ERROR, BROKER_EV_STORE, 0,
                     "out of memory: delayed messages of %s wait for the next dispatch",
                     d->name);
@@ -190,6 +259,21 @@ void queue__wake_at(broker *b, dest_t *d, uint64_t due, uint64_t now)
     d->due_at = due;
     d->pins++;
     arm(b, now);
+}
+
+void queue__expiry_at(broker *b, uint64_t at)
+{
+    route_state *r = &b->route;
+    if (r->expiry_at && r->expiry_at <= at)
+        return;
+    if (store__heap_reserve(&r->due, r->due.n + 1, NULL) != STORE_OK) {
+        broker__log(b, BROKER_LOG_ERROR, BROKER_EV_STORE, 0,
+                    "out of memory: expired messages wait for the next expiry check");
+        return;
+    }
+    store__heap_push(&r->due, at, r->due_seq++, NULL);
+    r->expiry_at = at;
+    arm(b, broker__now_ms());
 }
 
 void queue__timer_init(broker *b)
@@ -214,6 +298,6 @@ void queue__timer_close(broker *b)
 void queue__timer_free(broker *b)
 {
     route_state *r = &b->route;
-    store__heap_free(&r->due); /* the dests go with route__free */
+    store__heap_free(&r->due, NULL); /* the dests go with route__free */
     memset(&r->due, 0, sizeof r->due);
 }

@@ -3,30 +3,52 @@
  */
 #include "core.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* A topic message expired before it was sent is not delivered (it is counted). */
+static int expired(broker *b, const msg_attrs *a)
+{
+    if (!a->expires || a->expires > broker__now_ms())
+        return 0;
+    b->stats.expired++;
+    return 1;
+}
+
 broker_err route__send(broker *b, bmsg *m, int *stored)
 {
-    b->stats.messages_in++;
     uint64_t hash = store_hash_name(m->dest, m->dest_len);
     if (dest__is_topic(m->dest, m->dest_len)) {
+        b->stats.messages_in++;
         *stored = 0;
         dest_t *d = dest__find(b, m->dest, m->dest_len, hash);
-        if (d)
+        if (d && !expired(b, &m->attrs))
             topic__fan_out(b, d, m);
         return BROKER_OK;
     }
     *stored = 1;
-    return queue__enqueue(b, m->dest, m->dest_len, hash, m->hdrs, m->hdrs_len, m->body,
-                          m->body_len, NULL);
+    char why[256];
+    return route__send_queue(b, m, NULL, why, sizeof why);
 }
 
-broker_err route__send_queue(broker *b, bmsg *m, uint64_t *id)
+broker_err route__send_queue(broker *b, bmsg *m, uint64_t *id, char *why, size_t cap)
 {
+    uint64_t hash = store_hash_name(m->dest, m->dest_len);
+    switch (queue__room(b, m->dest, m->dest_len, hash, NULL, m->hdrs_len + m->body_len, why,
+                        cap)) {
+    case QUEUE_WAIT:
+        snprintf(why, cap, "queue %.*s is full: a transaction does not wait for room",
+                 (int)(m->dest_len > 100 ? 100 : m->dest_len), m->dest);
+        return BROKER_E_LIMIT;
+    case QUEUE_FULL:
+        return BROKER_E_LIMIT;
+    default:
+        break;
+    }
     b->stats.messages_in++;
-    return queue__enqueue(b, m->dest, m->dest_len, store_hash_name(m->dest, m->dest_len),
-                          m->hdrs, m->hdrs_len, m->body, m->body_len, id);
+    return queue__enqueue(b, m->dest, m->dest_len, hash, m->hdrs, m->hdrs_len, m->body,
+                          m->body_len, &m->attrs, id);
 }
 
 int route__unsend(broker *b, const bmsg *m, uint64_t id)
@@ -40,14 +62,14 @@ int route__unsend(broker *b, const bmsg *m, uint64_t id)
 }
 
 broker_err route__send_frame(broker *b, const stomp_frame *f, const char *dname, size_t dlen,
-                             int *stored)
+                             const msg_attrs *a, int *stored)
 {
     /* The name is hashed once, for the broker's table and the store's. */
     uint64_t hash = store_hash_name(dname, dlen);
     if (dest__is_topic(dname, dlen)) {
         *stored = 0;
         dest_t *d = dest__find(b, dname, dlen, hash);
-        if (!d) {
+        if (!d || expired(b, a)) {
             b->stats.messages_in++;
             return BROKER_OK; /* nobody listening: a topic stores nothing */
         }
@@ -66,7 +88,8 @@ broker_err route__send_frame(broker *b, const stomp_frame *f, const char *dname,
         return BROKER_E_NOMEM;
     *stored = 1;
     b->stats.messages_in++;
-    return queue__enqueue(b, dname, dlen, hash, r->scratch, hlen, f->body, f->body_len, NULL);
+    return queue__enqueue(b, dname, dlen, hash, r->scratch, hlen, f->body, f->body_len, a,
+                          NULL);
 }
 
 void route__tick(broker *b)
@@ -123,5 +146,8 @@ broker_err route__init(broker *b)
         r->nrules = b->o.npolicies;
     }
     queue__timer_init(b);
+    uint64_t next = b->st->next_expiry(b->store); /* messages kept from an earlier run */
+    if (next)
+        queue__expiry_at(b, next);
     return BROKER_OK;
 }

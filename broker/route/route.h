@@ -84,6 +84,7 @@ struct dest {
     sub *cursor;          /* queues: round-robin position (next to try) */
     size_t nsubs;
     size_t nexclusive;    /* queues: exclusive subscribers among them */
+    size_t nbrowsers;     /* queues: browsers among them (they take nothing) */
     int busy;             /* walks over the subscriber list in progress */
     int has_dead;         /* subscribers removed while busy, to sweep */
     int on_dispatch, on_touched;
@@ -107,6 +108,18 @@ void dest__free_all(broker *b);
 
 /* ---- messages outside the store (message.c) ------------------------------------------- */
 
+/* What a SEND asks of its message besides its headers: priority 0-9 (default 4), a delay
+ * before it may be delivered (ms), and when it expires (ms since the Unix epoch; 0: never).
+ * given says which were set by a header. */
+typedef struct msg_attrs {
+    uint64_t expires;
+    uint64_t delay;
+    uint8_t priority;
+    uint8_t given;
+} msg_attrs;
+enum { MSG_PRIORITY = 1 };
+#define MSG_ATTRS_INIT { 0, 0, 4, 0 }
+
 /* A topic message, an in-process publish or a SEND inside a transaction. Header block:
  * "name\0value\0" pairs. enc[v]: the shared part of its MESSAGE for version v, encoded on
  * first use, shared by every subscriber of that version. */
@@ -120,6 +133,7 @@ struct bmsg {
     char *body;
     size_t body_len;
     sbuf *enc[3];
+    msg_attrs attrs; /* queues: priority, delay, expiry (MSG_ATTRS_INIT unless set) */
     char data[];
 };
 
@@ -189,12 +203,17 @@ struct broker_sub {
     void *cb_arg;
     int dead;
     int exclusive; /* queues: gets every message while it is the oldest exclusive one */
+    int browser;   /* queues: gets copies of the ready messages, then browser:end */
+    int browse_done;
+    store_cursor cursor; /* a browser's place in its queue */
 };
 
-/* Subscribe ep to the dest named so: ack mode, prefetch window, exclusive consumer (a
- * queue that has one delivers only to its oldest). NULL: out of memory. */
+/* Subscribe ep to the dest named so: ack mode, prefetch window, flags: SUB_EXCLUSIVE (a
+ * queue that has such consumers delivers only to its oldest), SUB_BROWSER (a queue
+ * browser: copies, nothing taken; auto ack). NULL: out of memory. */
+enum { SUB_EXCLUSIVE = 1, SUB_BROWSER = 2 };
 sub *sub__subscribe(broker *b, endpoint *ep, const char *dname, size_t dlen, const char *id,
-                    size_t id_len, int ack_mode, size_t window, int exclusive);
+                    size_t id_len, int ack_mode, size_t window, int flags);
 /* An in-process subscription (auto ack; cb never runs inside this call). */
 sub *sub__subscribe_inproc(broker *b, const char *dname, broker_message_cb cb, void *arg);
 /* Remove s: its unacked messages go back to their queue; s is freed. */
@@ -248,9 +267,28 @@ enum { RETURN_NACK, RETURN_ORPHAN, RETURN_FAILOVER, RETURN_REJECT, RETURN_UNSENT
  * requeued to be handed out again after the redelivery delay. 1 when it left its queue
  * (the broker no longer counts its bytes), 0 when it went back. */
 int queue__return(broker *b, uint64_t id, int why);
+/* Move taken message m, delivered so many times, to the dead-letter queue p names, in the
+ * open batch with its ack (dropped instead when p drops dead letters or m is in a
+ * dead-letter queue). reason: the dead-letter-reason header. 0, or -1 (nothing changed). */
+int queue__dead_letter(broker *b, const store_msg *m, const broker_policy *p,
+                       const char *reason, uint32_t deliveries);
 /* Dispatch d again at due (ms on broker__now_ms's clock; now is the time now). */
 void queue__wake_at(broker *b, dest_t *d, uint64_t due, uint64_t now);
+/* Look for expired messages at time at (the timer's own entry: no queue). */
+void queue__expiry_at(broker *b, uint64_t at);
 void queue__timer_init(broker *b);
+
+/* ---- queue limits (limit.c) ------------------------------------------------------------ */
+
+enum { QUEUE_ROOM, QUEUE_WAIT, QUEUE_FULL };
+/* Is there room in the queue named so (hash: store_hash_name) for one more message under
+ * its policy's max_length and max_bytes? Its size: f's packed headers and body, or bytes
+ * when f is NULL. QUEUE_ROOM; QUEUE_WAIT (overflow block, or drop-head must wait for a
+ * commit): hold the SEND and try again later; QUEUE_FULL (reject, or no room can be made):
+ * the ERROR text is in buf. drop-head makes room by dead-lettering the queue's head with
+ * reason overflow. Topics always have room. */
+int queue__room(broker *b, const char *dname, size_t dlen, uint64_t hash, const stomp_frame *f,
+                size_t bytes, char *buf, size_t cap);
 void queue__timer_close(broker *b); /* at the end of a stop: the handle closes */
 void queue__timer_free(broker *b);
 
@@ -258,12 +296,13 @@ void queue__timer_free(broker *b);
 
 /* An ERROR text (written to buf) naming the first header that asks for a delivery
  * semantic this broker does not provide, or NULL when there is none. For a SEND (or a
- * publish) also a wildcard destination, and a destination or forwarded header that STOMP
- * 1.0 or 1.1 could not carry to a subscriber. */
-const char *headers__send_check(const stomp_frame *f, const char *dest, size_t dlen, char *buf,
-                                size_t cap);
-const char *headers__publish_check(const char *dest, const broker_header *h, size_t n,
-                                   char *buf, size_t cap);
+ * publish) also a wildcard destination, a destination or forwarded header that STOMP 1.0
+ * or 1.1 could not carry to a subscriber, a malformed priority, expiry or delay, and a
+ * delay a topic or the queue's max_delay does not allow; *a gets the attributes. */
+const char *headers__send_check(const broker *b, const stomp_frame *f, const char *dest,
+                                size_t dlen, msg_attrs *a, char *buf, size_t cap);
+const char *headers__publish_check(const broker *b, const char *dest, const broker_header *h,
+                                   size_t n, msg_attrs *a, char *buf, size_t cap);
 const char *headers__subscribe_refused(const stomp_frame *f, char *buf, size_t cap);
 /* The same for a destination name with a wildcard element ('*' or '>' between '.' or '/'). */
 const char *headers__wildcard(const char *name, size_t len, char *buf, size_t cap);
@@ -273,21 +312,32 @@ const char *headers__wildcard(const char *name, size_t len, char *buf, size_t ca
 /* Route a message: topic fan-out now, queue into the store. m is borrowed. *stored: 1 for a
  * queue (a receipt must wait for the commit). */
 broker_err route__send(broker *b, bmsg *m, int *stored) BROKER_WUR;
-/* Only for a queue (not a topic): into the open batch, *id its store id. */
-broker_err route__send_queue(broker *b, bmsg *m, uint64_t *id) BROKER_WUR;
+/* Only for a queue (not a topic): into the open batch, *id its store id. A full queue
+ * (queue__room: this never waits) is BROKER_E_LIMIT with the reason in why. */
+broker_err route__send_queue(broker *b, bmsg *m, uint64_t *id, char *why,
+                             size_t cap) BROKER_WUR;
 /* Take back a message route__send_queue put in the open batch (a transaction failed
  * part-way): as if never sent. 0, or -1 when the store cannot (then it stays). */
 int route__unsend(broker *b, const bmsg *m, uint64_t id) BROKER_WUR;
 /* The same for a SEND frame, without building a bmsg for queues. */
 broker_err route__send_frame(broker *b, const stomp_frame *f, const char *dname, size_t dlen,
-                             int *stored) BROKER_WUR;
+                             const msg_attrs *a, int *stored) BROKER_WUR;
 void topic__fan_out(broker *b, dest_t *d, bmsg *m);
-/* Enqueue to the queue named so, whose store_hash_name() is hash; *id (may be NULL)
+/* Enqueue to the queue named so, whose store_hash_name() is hash, with attributes a (NULL:
+ * a plain message; the queue's ttl and max_ttl apply either way); *id (may be NULL)
  * receives the store id. */
 broker_err queue__enqueue(broker *b, const char *dname, size_t dlen, uint64_t hash,
                           const char *hdrs, size_t hlen, const char *body, size_t blen,
-                          uint64_t *id) BROKER_WUR;
+                          const msg_attrs *a, uint64_t *id) BROKER_WUR;
 void queue__dispatch(broker *b, dest_t *d);
+/* Hand message sm of d to s (encoded for its version): taken, a message the store handed
+ * out (settled by s's ack mode); else a copy (a browser's: nothing to settle). 0, or an
+ * error (nothing delivered). */
+broker_err queue__hand_over(broker *b, dest_t *d, sub *s, const store_msg *sm, size_t bytes,
+                            int taken) BROKER_WUR;
+/* Queue browsers of d (browse.c): each gets copies of the messages ready when it
+ * subscribed, in delivery order, as its output has room, then a MESSAGE with browser:end. */
+void queue__browse(broker *b, dest_t *d, uint64_t now);
 /* The tick: dispatch every scheduled queue. */
 void route__tick(broker *b);
 int route__busy(const broker *b); /* queues wait for dispatch */
@@ -339,6 +389,8 @@ typedef struct route_state {
     uint64_t due_seq;
     uv_timer_t timer;    /* runs for the earliest entry of due */
     uint64_t timer_at;   /* the time it runs for (0: stopped) */
+    uint64_t expiry_at;  /* the earliest expiry check planned (an entry of due with no
+                            queue; 0: none) */
 } route_state;
 
 #endif

@@ -164,12 +164,14 @@ static sub *sub_new(broker *b, endpoint *ep, const char *id, size_t id_len, int 
 }
 
 sub *sub__subscribe(broker *b, endpoint *ep, const char *dname, size_t dlen, const char *id,
-                    size_t id_len, int ack_mode, size_t window, int exclusive)
+                    size_t id_len, int ack_mode, size_t window, int flags)
 {
-    sub *s = sub_new(b, ep, id, id_len, ack_mode, window, ep->version);
+    int browser = (flags & SUB_BROWSER) != 0;
+    sub *s = sub_new(b, ep, id, id_len, browser ? ACK_AUTO : ack_mode, window, ep->version);
     if (!s)
         return NULL;
-    s->exclusive = exclusive;
+    s->exclusive = (flags & SUB_EXCLUSIVE) != 0;
+    s->browser = browser;
     dest_t *d = dest__get(b, dname, dlen, store_hash_name(dname, dlen));
     if (!d) {
         sub__free(s);
@@ -256,7 +258,7 @@ void sub__free(sub *s)
 
 int sub__has_room(broker *b, sub *s)
 {
-    if (s->dead)
+    if (s->dead || s->browser)
         return 0;
     endpoint *ep = s->ep;
     if (!ep)

@@ -334,7 +334,7 @@ void conn__detach(conn *c)
     tx__free_all(c);
     if (!c->graceful)
         receipt__drop(c);
-    conn__set_paused(c, 0, 0);
+    conn__set_paused(c, 0, 0, 0);
 }
 
 void conn__maybe_close(conn *c)

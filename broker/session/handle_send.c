@@ -1,5 +1,7 @@
 /* handle_send.c: SEND: to a transaction's buffer, a topic's subscribers, or a queue in the
- * store. A queued SEND's RECEIPT waits for the store commit of its batch.
+ * store. A queued SEND's RECEIPT waits for the store commit of its batch. A SEND to a full
+ * queue whose policy blocks is not taken: the session holds it (wait_queue) and tries it
+ * again when the queue may have room.
  */
 #include "core.h"
 
@@ -28,7 +30,8 @@ broker_err handle__send(conn *c, const stomp_frame *f)
         conn__set_error(c, "SEND without a destination");
         return BROKER_E_PROTOCOL;
     }
-    if (headers__send_check(f, dest, dlen, c->errmsg, sizeof c->errmsg))
+    msg_attrs a;
+    if (headers__send_check(c->b, f, dest, dlen, &a, c->errmsg, sizeof c->errmsg))
         return BROKER_E_PROTOCOL;
     broker_err rc;
     int stored = 0;
@@ -38,9 +41,19 @@ broker_err handle__send(conn *c, const stomp_frame *f)
             conn__set_error(c, "unknown transaction");
             return BROKER_E_NOTFOUND;
         }
-        rc = tx__add_send(c, t, f, dest, dlen);
+        rc = tx__add_send(c, t, f, dest, dlen, &a);
     } else {
-        rc = route__send_frame(c->b, f, dest, dlen, &stored);
+        uint64_t hash = store_hash_name(dest, dlen);
+        switch (queue__room(c->b, dest, dlen, hash, f, 0, c->errmsg, sizeof c->errmsg)) {
+        case QUEUE_WAIT:
+            c->wait_queue = 1;
+            return BROKER_OK;
+        case QUEUE_FULL:
+            return BROKER_E_LIMIT;
+        default:
+            break;
+        }
+        rc = route__send_frame(c->b, f, dest, dlen, &a, &stored);
     }
     if (rc != BROKER_OK || !rid)
         return rc;

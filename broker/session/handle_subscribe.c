@@ -3,7 +3,8 @@
  * A subscription id is unique per connection (1.0 clients that give none get the
  * destination as id, so UNSUBSCRIBE by destination finds it). The prefetch window comes
  * from prefetch-count or activemq.prefetchSize, default and ceiling from the options.
- * exclusive:true or activemq.exclusive:true asks for an exclusive consumer of a queue.
+ * exclusive:true or activemq.exclusive:true asks for an exclusive consumer of a queue,
+ * browser:true for a queue browser.
  * Removing a subscription returns its unacked messages to their queue.
  */
 #include "core.h"
@@ -60,28 +61,44 @@ static size_t prefetch(conn *c, const stomp_frame *f)
     return window ? window : 1;
 }
 
-/* exclusive / activemq.exclusive: 1 when either is true, 0, or -1 (an ERROR set: a value
- * other than true or false, or an exclusive consumer of a topic). */
-static int exclusive(conn *c, const stomp_frame *f, const char *dname, size_t dlen)
+/* The SUBSCRIBE headers that ask for a kind of queue subscription: (header, SUB_ flag,
+ * what it makes). */
+static const struct kind {
+    const char *header;
+    int flag;
+    const char *what;
+} kinds[] = {
+    { "exclusive", SUB_EXCLUSIVE, "exclusive consumers" },
+    { "activemq.exclusive", SUB_EXCLUSIVE, "exclusive consumers" },
+    { "browser", SUB_BROWSER, "queue browsers" },
+};
+
+/* The SUB_ flags the headers ask for, or -1 (an ERROR set: a value other than true or
+ * false, such a subscription to a topic, or a browser that is also exclusive). */
+static int sub_flags(conn *c, const stomp_frame *f, const char *dname, size_t dlen)
 {
-    static const char *const names[] = { "exclusive", "activemq.exclusive" };
-    int on = 0;
-    for (size_t i = 0; i < 2; i++) {
-        const char *v = stomp_frame_header(f, names[i], NULL);
+    int flags = 0;
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        const char *v = stomp_frame_header(f, kinds[i].header, NULL);
         if (!v || strcmp(v, "false") == 0)
             continue;
         if (strcmp(v, "true") != 0) {
-            conn__set_error(c, "SUBSCRIBE header %s:%.64s is not true or false", names[i], v);
+            conn__set_error(c, "SUBSCRIBE header %s:%.64s is not true or false",
+                            kinds[i].header, v);
             return -1;
         }
-        on = 1;
+        if (dest__is_topic(dname, dlen)) {
+            conn__set_error(c, "%s are for queues, not the topic %.*s", kinds[i].what,
+                            (int)(dlen > 100 ? 100 : dlen), dname);
+            return -1;
+        }
+        flags |= kinds[i].flag;
     }
-    if (on && dest__is_topic(dname, dlen)) {
-        conn__set_error(c, "exclusive consumers are for queues, not the topic %.*s",
-                        (int)(dlen > 100 ? 100 : dlen), dname);
+    if (flags == (SUB_EXCLUSIVE | SUB_BROWSER)) {
+        conn__set_error(c, "a queue browser cannot be an exclusive consumer");
         return -1;
     }
-    return on;
+    return flags;
 }
 
 broker_err handle__subscribe(conn *c, const stomp_frame *f)
@@ -120,10 +137,10 @@ broker_err handle__subscribe(conn *c, const stomp_frame *f)
     }
     int mode = ack_mode(c, f);
     size_t window = mode < 0 ? 0 : prefetch(c, f);
-    int excl = window ? exclusive(c, f, dname, dlen) : -1;
-    if (excl < 0)
+    int flags = window ? sub_flags(c, f, dname, dlen) : -1;
+    if (flags < 0)
         return BROKER_E_PROTOCOL;
-    if (!sub__subscribe(b, &c->ep, dname, dlen, id, idlen, mode, window, excl))
+    if (!sub__subscribe(b, &c->ep, dname, dlen, id, idlen, mode, window, flags))
         return BROKER_E_NOMEM;
     return receipt__send(c, f, 0);
 }

@@ -68,7 +68,8 @@ static broker_err add_op(conn *c, tx *t, txop *op)
     return BROKER_OK;
 }
 
-broker_err tx__add_send(conn *c, tx *t, const stomp_frame *f, const char *dest, size_t dlen)
+broker_err tx__add_send(conn *c, tx *t, const stomp_frame *f, const char *dest, size_t dlen,
+                        const msg_attrs *a)
 {
     txop *op = calloc(1, sizeof *op);
     if (!op)
@@ -79,6 +80,7 @@ broker_err tx__add_send(conn *c, tx *t, const stomp_frame *f, const char *dest, 
         free(op);
         return BROKER_E_NOMEM;
     }
+    op->m->attrs = *a;
     size_t bytes = op->m->hdrs_len + op->m->body_len + dlen;
     broker_err rc = add_op(c, t, op);
     if (rc == BROKER_OK) {
@@ -142,7 +144,8 @@ static broker_err enqueue_all(conn *c, tx *t)
     for (txop *op = t->head; op; op = op->next) {
         if (op->kind != STOMP_CMD_SEND || dest__is_topic(op->m->dest, op->m->dest_len))
             continue;
-        broker_err rc = route__send_queue(b, op->m, &op->id);
+        char why[256];
+        broker_err rc = route__send_queue(b, op->m, &op->id, why, sizeof why);
         if (rc == BROKER_OK)
             continue;
         int undone = 1;
@@ -152,7 +155,9 @@ static broker_err enqueue_all(conn *c, tx *t)
                 undone = 0;
         conn__set_error(c, "transaction %s failed%s: %s", t->id,
                         undone ? " and nothing of it was applied" : " part-way",
-                        rc == BROKER_E_NOMEM ? "out of memory" : "the store refused a message");
+                        rc == BROKER_E_NOMEM   ? "out of memory"
+                        : rc == BROKER_E_LIMIT ? why
+                                               : "the store refused a message");
         return rc;
     }
     return BROKER_OK;

@@ -100,6 +100,10 @@ static void on_tick(uv_timer_t *t)
         return;
     broker *b = c->b;
     uint64_t now = uv_now(b->loop);
+    /* While the broker itself does not read the connection (memory, a full queue) its
+     * heart-beats cannot be seen: it is not judged by them until reading resumes. */
+    if (c->paused_mem || c->paused_queue)
+        c->last_rx = now;
     hb_clock k = { c->hb_out, c->hb_in, b->o.heartbeat_grace_pct, c->io.last_write,
                    c->last_rx, net__queued(&c->io) != 0 };
     hb_plan p;

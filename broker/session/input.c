@@ -80,12 +80,13 @@ static void account_parser(conn *c)
     c->parser_mem = now;
 }
 
-void conn__set_paused(conn *c, int mem, int out)
+void conn__set_paused(conn *c, int mem, int out, int queue)
 {
     broker *b = c->b;
-    int was = c->paused_mem || c->paused_out, now = mem || out;
+    int was = c->paused_mem || c->paused_out || c->paused_queue, now = mem || out || queue;
     c->paused_mem = mem != 0;
     c->paused_out = out != 0;
+    c->paused_queue = queue != 0;
     if (now && !was) {
         c->pprev = NULL;
         c->pnext = b->sess.paused;
@@ -115,7 +116,7 @@ static void stop_for_pause(conn *c)
 
 static void pause_for_memory(conn *c)
 {
-    conn__set_paused(c, 1, c->paused_out);
+    conn__set_paused(c, 1, c->paused_out, c->paused_queue);
     stop_for_pause(c);
 }
 
@@ -141,7 +142,7 @@ static void pause_if_needed(conn *c, stomp_command cmd)
     int mem = c->paused_mem || (cmd == STOMP_CMD_SEND && broker__over_memory(b));
     int out = c->paused_out || (cmd != STOMP_CMD_ACK && cmd != STOMP_CMD_NACK &&
                                 net__queued(&c->io) > b->o.output_high_water);
-    conn__set_paused(c, mem, out);
+    conn__set_paused(c, mem, out, c->paused_queue);
     if (mem || out)
         stop_for_pause(c);
 }
@@ -172,9 +173,18 @@ static int take_frame(conn *c, const stomp_frame *f)
         return -1;
     }
     c->held_send = 0;
-    c->b->stats.frames_in++;
+    c->wait_queue = 0;
     stomp_command cmd = f->cmd;
     dispatch__frame(c, f);
+    if (c->wait_queue) {
+        /* Its queue is full: held, and this producer is not read until there is room
+         * (each commit's completion looks again: acks are what make room). */
+        c->held_send = 1;
+        conn__set_paused(c, c->paused_mem, c->paused_out, 1);
+        stop_for_pause(c);
+        return -1;
+    }
+    c->b->stats.frames_in++;
     pause_if_needed(c, cmd);
     return 0;
 }
@@ -185,7 +195,7 @@ static void process_input(conn *c)
         take_frame(c, stomp_parser_frame(&c->parser)) != 0)
         return;
     while (c->roff < c->rlen && c->state != CS_CLOSING && !c->paused_mem && !c->paused_out &&
-           !c->auth) {
+           !c->paused_queue && !c->auth) {
         size_t used = 0;
         stomp_event ev =
             stomp_parser_feed(&c->parser, c->rbuf + c->roff, c->rlen - c->roff, &used);
@@ -260,7 +270,8 @@ void conn__resume(conn *c)
     broker *b = c->b;
     int mem = c->paused_mem && broker__over_memory_without(b, c->parser_mem);
     int out = c->paused_out && net__queued(&c->io) > b->o.output_high_water / 2;
-    conn__set_paused(c, mem, out);
+    /* A SEND held for room in its queue is simply tried again (process_input). */
+    conn__set_paused(c, mem, out, 0);
     if (c->paused_mem || c->paused_out || c->state == CS_CLOSING)
         return;
     process_input(c);

@@ -64,7 +64,7 @@ struct conn {
     net_stream io; /* the socket below */
     endpoint ep;   /* what route sees (its version is the session's) */
     conn *prev, *next;  /* the broker's list */
-    conn *pprev, *pnext; /* the list of conns not read (paused_mem or paused_out) */
+    conn *pprev, *pnext; /* the list of conns not read (paused_mem, _out or _queue) */
     conn *next_doomed;  /* the broker's teardown list */
     /* deadline: the CONNECT timeout, a login check's timeout or refusal delay, the linger
      * after an ERROR; hb_timer: heart-beats, both ways (heartbeat.c). */
@@ -74,7 +74,9 @@ struct conn {
     unsigned doomed : 1, detached : 1, closing_handles : 1, abort : 1, graceful : 1,
         paused_mem : 1, paused_out : 1, policy_done : 1, policy_only : 1,
         refusing : 1, /* a refused login waits out its delay (login.c) */
-        held_send : 1; /* a complete SEND waits in the parser for memory (input.c) */
+        held_send : 1, /* a complete SEND waits in the parser for memory or room (input.c) */
+        paused_queue : 1, /* ... for room in a full queue (overflow block) */
+        wait_queue : 1;   /* handle_send: the SEND was not taken, its queue is full */
     stomp_parser parser;
     size_t parser_mem; /* what the parser holds, counted against max_memory */
     /* Input bytes [roff, rlen) of rbuf. During a read rbuf is the broker's shared read
@@ -128,8 +130,9 @@ void conn__on_alloc(conn *c, uv_buf_t *buf);
 void conn__on_read(conn *c, ssize_t nread);
 /* Process input already read (after a pause or a login answer), then read on. */
 void conn__resume(conn *c);
-/* Set why c is not read (memory, its own output); keeps the paused list and count. */
-void conn__set_paused(conn *c, int mem, int out);
+/* Set why c is not read (memory, its own output, a full queue); keeps the paused list and
+ * count. */
+void conn__set_paused(conn *c, int mem, int out, int queue);
 /* Queue a whole frame encoded for the session's version. */
 broker_err conn__send_frame(conn *c, const stomp_frame *f) BROKER_WUR;
 /* The one place turning a failure into ERROR + close: message text, the offending frame
@@ -211,7 +214,7 @@ broker_err handle__disconnect(conn *c, const stomp_frame *f) BROKER_WUR;
 tx *tx__find(conn *c, const char *id);
 /* Buffer a SEND / an ACK or NACK (by delivery tag) in t. LIMIT when t is full. */
 broker_err tx__add_send(conn *c, tx *t, const stomp_frame *f, const char *dest,
-                        size_t dlen) BROKER_WUR;
+                        size_t dlen, const msg_attrs *a) BROKER_WUR;
 broker_err tx__add_ack(conn *c, tx *t, uint64_t tag, int how) BROKER_WUR; /* SETTLE_* */
 void tx__free_all(conn *c);
 

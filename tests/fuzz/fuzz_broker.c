@@ -225,9 +225,11 @@ typedef struct smsg {
     size_t blen;
     uint32_t q, requeues;
     int state;
+    int priority;
 } smsg;
 
-/* A queue of the shadow: its ready messages in the order take must hand them out. */
+/* A queue of the shadow: its ready messages in queue order, requeued ones in front. take
+ * must hand out the first of the highest priority among them. */
 typedef struct squeue_sh {
     char *name;
     size_t len;
@@ -394,7 +396,7 @@ static void w_close(store *s)
 
 static store_err w_enqueue_any(store *s, const char *q, size_t ql, const uint64_t *hash,
                                const char *hdrs, size_t hl, const char *body, size_t bl,
-                               uint64_t *id)
+                               const store_attrs *a, uint64_t *id)
 {
     wstore *w = w_of(s);
     shadow *sh = w->sh;
@@ -402,8 +404,13 @@ static store_err w_enqueue_any(store *s, const char *q, size_t ql, const uint64_
     FB_CHECK(!hash || *hash == store_hash_name(q, ql), "enqueue with a wrong name hash");
     if (sh->enq_fault && ++sh->enq_calls % 5 == 0)
         return STORE_E_NOMEM;
-    store_err e = hash ? sh->inner->enqueue_hashed(w->in, q, ql, *hash, hdrs, hl, body, bl, id)
-                       : sh->inner->enqueue(w->in, q, ql, hdrs, hl, body, bl, id);
+    FB_CHECK(!a || (!a->not_before && !a->expires),
+             "a message with a delay or an expiry: the harness sends none");
+    store_err e = a      ? sh->inner->enqueue_attrs(w->in, q, ql, *hash, hdrs, hl, body, bl, a,
+                                                    id)
+                  : hash ? sh->inner->enqueue_hashed(w->in, q, ql, *hash, hdrs, hl, body, bl,
+                                                     id)
+                         : sh->inner->enqueue(w->in, q, ql, hdrs, hl, body, bl, id);
     if (e != STORE_OK)
         return e;
     FB_CHECK(sh->n == 0 || *id > sh->m[sh->n - 1].id, "message ids do not increase");
@@ -414,7 +421,7 @@ static store_err w_enqueue_any(store *s, const char *q, size_t ql, const uint64_
     }
     squeue_sh *sq = sh_queue(sh, q, ql, true);
     sh->m[sh->n++] = (smsg){ *id, fnv(body, bl), fnv(hdrs, hl), bl, (uint32_t)(sq - sh->qs),
-                             0, M_PENDING };
+                             0, M_PENDING, a ? a->priority : STORE_PRIORITY_DEFAULT };
     sh->count[M_PENDING]++;
     idvec_push(&sh->open, *id);
     return e;
@@ -423,14 +430,36 @@ static store_err w_enqueue_any(store *s, const char *q, size_t ql, const uint64_
 static store_err w_enqueue(store *s, const char *q, size_t ql, const char *hdrs, size_t hl,
                            const char *body, size_t bl, uint64_t *id)
 {
-    return w_enqueue_any(s, q, ql, NULL, hdrs, hl, body, bl, id);
+    return w_enqueue_any(s, q, ql, NULL, hdrs, hl, body, bl, NULL, id);
 }
 
 static store_err w_enqueue_hashed(store *s, const char *q, size_t ql, uint64_t hash,
                                   const char *hdrs, size_t hl, const char *body, size_t bl,
                                   uint64_t *id)
 {
-    return w_enqueue_any(s, q, ql, &hash, hdrs, hl, body, bl, id);
+    return w_enqueue_any(s, q, ql, &hash, hdrs, hl, body, bl, NULL, id);
+}
+
+static store_err w_enqueue_attrs(store *s, const char *q, size_t ql, uint64_t hash,
+                                 const char *hdrs, size_t hl, const char *body, size_t bl,
+                                 const store_attrs *a, uint64_t *id)
+{
+    return w_enqueue_any(s, q, ql, &hash, hdrs, hl, body, bl, a, id);
+}
+
+/* Where in q's ready ids the next take must come from: the first of the highest priority. */
+static size_t sq_best(shadow *sh, const squeue_sh *q)
+{
+    size_t best = q->start;
+    int best_p = -1;
+    for (size_t i = q->start; i < q->start + q->n; i++) {
+        const smsg *m = sh_find(sh, q->ids[i]);
+        if (m && m->priority > best_p) {
+            best = i;
+            best_p = m->priority;
+        }
+    }
+    return best;
 }
 
 /* The harness runs without redelivery delays: every message is due at any time. */
@@ -456,7 +485,8 @@ static store_err w_take_any(store *s, const char *q, size_t ql, const uint64_t *
     if (e != STORE_OK)
         return e;
     FB_CHECK(ready > 0, "take handed out a message of %.*s, which has none ready", (int)ql, q);
-    uint64_t head = sq->ids[sq->start];
+    size_t at = sq_best(sh, sq);
+    uint64_t head = sq->ids[at];
     FB_CHECK(out->id == head, "take handed out %llu, the head of %s is %llu", (ull)out->id,
              sq->name, (ull)head);
     smsg *m = sh_find(sh, head);
@@ -469,6 +499,7 @@ static store_err w_take_any(store *s, const char *q, size_t ql, const uint64_t *
              "message %llu changed in the store", (ull)head);
     FB_CHECK(out->redeliveries == m->requeues, "message %llu: %u redeliveries, requeued %u times",
              (ull)head, out->redeliveries, m->requeues);
+    memmove(&sq->ids[sq->start + 1], &sq->ids[sq->start], (at - sq->start) * sizeof *sq->ids);
     sq->start++;
     sq->n--;
     sh_state(sh, m, M_TAKEN);
@@ -513,6 +544,51 @@ static store_err w_get(store *s, uint64_t id, store_msg *out)
                                fnv(out->body, out->body_len) == m->body_hash &&
                                fnv(out->headers, out->headers_len) == m->hdr_hash),
              "get of message %llu: not the message taken", (ull)id);
+    return e;
+}
+
+/* The harness sends no expiring message: there is never one to take out. */
+static store_err w_take_expired(store *s, uint64_t now, store_msg *out)
+{
+    wstore *w = w_of(s);
+    store_err e = w->sh->inner->take_expired(w->in, now, out);
+    FB_CHECK(e == STORE_E_EMPTY, "take_expired handed out a message: %s", store_strerror(e));
+    return e;
+}
+
+static uint64_t w_next_expiry(store *s)
+{
+    wstore *w = w_of(s);
+    uint64_t at = w->sh->inner->next_expiry(w->in);
+    FB_CHECK(at == 0, "a message expires at %llu", (ull)at);
+    return at;
+}
+
+/* Messages of a queue not yet acked: those the shadow has pending, ready or taken. */
+static void w_queue_size(store *s, const char *q, size_t ql, uint64_t hash, uint64_t *count,
+                         uint64_t *bytes)
+{
+    wstore *w = w_of(s);
+    shadow *sh = w->sh;
+    w->sh->inner->queue_size(w->in, q, ql, hash, count, bytes);
+    const squeue_sh *sq = sh_queue(sh, q, ql, false);
+    uint64_t n = 0;
+    for (size_t i = 0; sq && i < sh->n; i++)
+        n += sh->m[i].q == (uint32_t)(sq - sh->qs) &&
+             (sh->m[i].state == M_PENDING || sh->m[i].state == M_READY ||
+              sh->m[i].state == M_TAKEN);
+    FB_CHECK(*count == n, "queue %.*s holds %llu messages, the shadow %llu", (int)ql, q,
+             (ull)*count, (ull)n);
+}
+
+static store_err w_browse(store *s, const char *q, size_t ql, uint64_t hash, store_cursor *cur,
+                          uint64_t now, store_msg *out)
+{
+    wstore *w = w_of(s);
+    store_err e = w->sh->inner->browse(w->in, q, ql, hash, cur, now, out);
+    const smsg *m = e == STORE_OK ? sh_find(w->sh, out->id) : NULL;
+    FB_CHECK(e != STORE_OK || (m && m->state == M_READY), "browse showed message %llu, "
+             "which is %s", (ull)out->id, m ? mstate[m->state] : "unknown");
     return e;
 }
 
@@ -641,6 +717,11 @@ static const store_ops wrapped_ops = {
     .take_at = w_take_at,
     .next_due = w_next_due,
     .get = w_get,
+    .enqueue_attrs = w_enqueue_attrs,
+    .take_expired = w_take_expired,
+    .next_expiry = w_next_expiry,
+    .queue_size = w_queue_size,
+    .browse = w_browse,
 };
 
 /* Every queue the shadow knows has the depth the store reports. */

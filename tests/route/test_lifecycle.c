@@ -5,7 +5,8 @@
  * dead-letters at once; dead_letter "none" drops; a message in a dead-letter queue stays
  * there; a NACKed message comes back only after the redelivery delay, while the queue's
  * other messages flow. An exclusive consumer gets a queue's every message, and the next
- * takes over in order.
+ * takes over in order. Priorities order a queue; expired messages are never delivered;
+ * delayed ones wait.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -25,6 +26,7 @@ typedef struct fixture {
     int sqlite;
     char path[128];
     broker_policy policy;
+    uint32_t heartbeat_in_ms; /* 0: the default */
 } fixture;
 
 static void remove_db(const fixture *fx)
@@ -76,6 +78,8 @@ static tb *start(const fixture *fx)
     broker_options o;
     broker_options_init(&o);
     o.policy = fx->policy;
+    if (fx->heartbeat_in_ms)
+        o.heartbeat_in_ms = fx->heartbeat_in_ms;
     if (fx->sqlite) {
         o.store = store_sqlite_backend();
         o.store_path = fx->path;
@@ -417,6 +421,339 @@ static void test_exclusive_consumer_takes_over_in_order(void **state)
     assert_int_equal(tb_stop(t), 0);
 }
 
+/* Priorities 0-9: higher first, FIFO within one, also after a restart (SQLite). */
+static void test_priority_order(void **state)
+{
+    fixture *fx = *state;
+    tb *t = start(fx);
+    static const char *const sent[][2] = {
+        { "p1", "priority:1\n" }, { "p9a", "priority:9\n" }, { "p4", "" },
+        { "p9b", "priority:9\n" }, { "p0", "priority:0\n" }, { "p4b", "priority:4\n" },
+    };
+    for (size_t i = 0; i < 6; i++)
+        send_receipted(t, "/queue/prio", sent[i][1], sent[i][0]);
+    if (fx->sqlite) {
+        assert_int_equal(tb_stop(t), 0);
+        t = start(fx);
+    }
+    static const char *const want[] = { "p9a", "p9b", "p4", "p4b", "p1", "p0" };
+    tc *c = consumer(t, "/queue/prio");
+    tframe f;
+    char ack[32];
+    for (size_t i = 0; i < 6; i++) {
+        next_message(c, &f, want[i], ack, sizeof ack);
+        tf_free(&f);
+        TC_SENDF(c, "ACK\nid:%s\n\n", ack);
+    }
+    quiet(c, 200);
+    tc_close(c);
+    assert_int_equal(tb_stop(t), 0);
+}
+
+/* The dead letter of an expired message, read from /queue/DLQ.<name>. */
+static void expect_expired(tb *t, const char *queue, const char *body)
+{
+    char dlq[64];
+    snprintf(dlq, sizeof dlq, "/queue/DLQ.%s", queue + 7);
+    tc *d = consumer(t, dlq);
+    tframe f;
+    char ack[32];
+    next_message(d, &f, body, ack, sizeof ack);
+    assert_string_equal(tf_header(&f, "dead-letter-reason"), "expired");
+    assert_string_equal(tf_header(&f, "original-destination"), queue);
+    assert_string_equal(tf_header(&f, "delivery-count"), "0");
+    tf_free(&f);
+    TC_SENDF(d, "ACK\nid:%s\n\n", ack);
+    tc_close(d);
+}
+
+/* An expired message is never delivered: expires in the past, expiration (relative), the
+ * queue's ttl and the cap max_ttl all end in the dead-letter queue (reason expired); a
+ * message that has not expired is delivered; expired = drop only counts them. */
+static void test_expired_never_delivered(void **state)
+{
+    fixture *fx = *state;
+    fx->policy.max_ttl = 0;
+    tb *t = start(fx);
+    send_receipted(t, "/queue/exp", "expires:1000\n", "long ago");
+    send_receipted(t, "/queue/exp", "expiration:1\n", "soon");
+    char far[64];
+    snprintf(far, sizeof far, "expires:%lld\n", ((long long)time(NULL) + 3600) * 1000);
+    send_receipted(t, "/queue/exp", far, "later");
+    usleep(20000);
+    tc *c = consumer(t, "/queue/exp");
+    tframe f;
+    char ack[32];
+    next_message(c, &f, "later", ack, sizeof ack);
+    assert_non_null(tf_header(&f, "expires"));
+    tf_free(&f);
+    TC_SENDF(c, "ACK\nid:%s\n\n", ack);
+    quiet(c, 200);
+    tc_close(c);
+    tc *d = consumer(t, "/queue/DLQ.exp");
+    next_message(d, &f, "long ago", ack, sizeof ack);
+    assert_string_equal(tf_header(&f, "dead-letter-reason"), "expired");
+    tf_free(&f);
+    next_message(d, &f, "soon", ack, sizeof ack);
+    assert_string_equal(tf_header(&f, "delivery-count"), "0");
+    tf_free(&f);
+    tc_close(d);
+    broker_stats st;
+    tb_stats(t, &st);
+    assert_int_equal(st.expired, 2);
+    assert_int_equal(tb_stop(t), 0);
+}
+
+/* A queue's ttl gives plain messages an expiry; max_ttl caps a longer one. Both are seen
+ * only after they passed (lower bounds). */
+static void test_ttl_and_max_ttl(void **state)
+{
+    fixture *fx = *state;
+    fx->policy.ttl = 150;
+    tb *t = start(fx);
+    long long sent = tl_now_ms();
+    send_receipted(t, "/queue/ttl", "", "plain");
+    expect_expired(t, "/queue/ttl", "plain");
+    assert_true(tl_now_ms() - sent >= 150);
+    assert_int_equal(tb_stop(t), 0);
+    fx->policy.ttl = 0;
+    fx->policy.max_ttl = 150;
+    t = start(fx);
+    char far[64];
+    snprintf(far, sizeof far, "expires:%lld\n", ((long long)time(NULL) + 3600) * 1000);
+    sent = tl_now_ms();
+    send_receipted(t, "/queue/cap", far, "capped");
+    expect_expired(t, "/queue/cap", "capped");
+    assert_true(tl_now_ms() - sent >= 150);
+    assert_int_equal(tb_stop(t), 0);
+}
+
+/* expired = drop: expired messages are counted, not dead-lettered. */
+static void test_expired_dropped(void **state)
+{
+    fixture *fx = *state;
+    fx->policy.expired = BROKER_EXPIRED_DROP;
+    tb *t = start(fx);
+    send_receipted(t, "/queue/xd", "expires:1000\n", "gone");
+    send_receipted(t, "/queue/xd", "", "kept");
+    tc *c = consumer(t, "/queue/xd");
+    tframe f;
+    char ack[32];
+    next_message(c, &f, "kept", ack, sizeof ack);
+    tf_free(&f);
+    tc_close(c);
+    c = consumer(t, "/queue/DLQ.xd");
+    quiet(c, 300);
+    tc_close(c);
+    broker_stats st;
+    tb_stats(t, &st);
+    assert_int_equal(st.expired, 1);
+    assert_int_equal(st.dead_lettered, 0);
+    assert_int_equal(tb_stop(t), 0);
+}
+
+/* AMQ_SCHEDULED_DELAY, x-delay and delay hold a message back; the queue's other messages
+ * go first; with SQLite the delay outlasts a restart. */
+static void test_delayed_delivery(void **state)
+{
+    fixture *fx = *state;
+    tb *t = start(fx);
+    long long sent = tl_now_ms();
+    send_receipted(t, "/queue/dl", "AMQ_SCHEDULED_DELAY:600\n", "amq");
+    send_receipted(t, "/queue/dl", "x-delay:300\n", "x");
+    send_receipted(t, "/queue/dl", "", "now");
+    if (fx->sqlite) {
+        assert_int_equal(tb_stop(t), 0);
+        t = start(fx);
+    }
+    tc *c = consumer(t, "/queue/dl");
+    tframe f;
+    char ack[32];
+    next_message(c, &f, "now", ack, sizeof ack);
+    tf_free(&f);
+    next_message(c, &f, "x", ack, sizeof ack);
+    assert_true(tl_now_ms() - sent >= 300);
+    tf_free(&f);
+    next_message(c, &f, "amq", ack, sizeof ack);
+    assert_true(tl_now_ms() - sent >= 600);
+    assert_null(tf_header(&f, "redelivered"));
+    tf_free(&f);
+    tc_close(c);
+    assert_int_equal(tb_stop(t), 0);
+}
+
+/* A SEND on a fresh connection that must be refused: the ERROR's text. */
+static void send_refused(tb *t, const char *dest, const char *body, const char *want)
+{
+    tc *c = tc_open(tb_port(t), "accept-version:1.2\n");
+    assert_non_null(c);
+    TC_SENDF(c, "SEND\ndestination:%s\nreceipt:r\n\n%s", dest, body);
+    tframe f;
+    assert_true(tc_is(c, "ERROR", &f));
+    assert_string_equal(f.body, want);
+    tf_free(&f);
+    tc_close(c);
+}
+
+/* overflow = reject: a SEND past max_length or max_bytes is an ERROR; an ACK makes room;
+ * the count outlasts a restart (SQLite). */
+static void test_queue_limit_reject(void **state)
+{
+    fixture *fx = *state;
+    fx->policy.max_length = 2;
+    fx->policy.overflow = BROKER_OVERFLOW_REJECT;
+    tb *t = start(fx);
+    send_receipted(t, "/queue/lim", "", "a");
+    send_receipted(t, "/queue/lim", "", "b");
+    if (fx->sqlite) {
+        assert_int_equal(tb_stop(t), 0);
+        t = start(fx);
+    }
+    send_refused(t, "/queue/lim", "c", "queue /queue/lim is full (max_length 2)");
+    tc *c = consumer(t, "/queue/lim");
+    tframe f;
+    char ack[32];
+    next_message(c, &f, "a", ack, sizeof ack);
+    tf_free(&f);
+    send_refused(t, "/queue/lim", "c", "queue /queue/lim is full (max_length 2)");
+    TC_SENDF(c, "ACK\nid:%s\nreceipt:k\n\n", ack);
+    assert_int_equal(tc_expect(c, "RECEIPT", &f), 0); /* "b" may come first */
+    tf_free(&f);
+    send_receipted(t, "/queue/lim", "", "c");
+    tc_close(c);
+    assert_int_equal(tb_stop(t), 0);
+    fx->policy.max_length = 0;
+    fx->policy.max_bytes = 40;
+    t = start(fx);
+    send_refused(t, "/queue/big", "0123456789012345678901234567890123456789x",
+                 "queue /queue/big is full (max_bytes 40): the message alone is larger");
+    assert_int_equal(tb_stop(t), 0);
+}
+
+/* overflow = drop-head: the head goes to the dead-letter queue (reason overflow). */
+static void test_queue_limit_drop_head(void **state)
+{
+    fixture *fx = *state;
+    fx->policy.max_length = 2;
+    fx->policy.overflow = BROKER_OVERFLOW_DROP_HEAD;
+    tb *t = start(fx);
+    send_receipted(t, "/queue/dh", "", "a");
+    send_receipted(t, "/queue/dh", "", "b");
+    send_receipted(t, "/queue/dh", "", "c");
+    tc *c = consumer(t, "/queue/dh");
+    tframe f;
+    char ack[32];
+    next_message(c, &f, "b", ack, sizeof ack);
+    tf_free(&f);
+    next_message(c, &f, "c", ack, sizeof ack);
+    tf_free(&f);
+    /* Both delivered and unacked: nothing can be dropped for a third. */
+    send_refused(t, "/queue/dh", "d",
+                 "queue /queue/dh is full (max_length 2): no message of it can be dropped "
+                 "(every one is delivered and not acknowledged)");
+    tc_close(c);
+    c = consumer(t, "/queue/DLQ.dh");
+    next_message(c, &f, "a", ack, sizeof ack);
+    assert_string_equal(tf_header(&f, "dead-letter-reason"), "overflow");
+    tf_free(&f);
+    tc_close(c);
+    assert_int_equal(tb_stop(t), 0);
+}
+
+/* overflow = block: the producer's SEND is held (no RECEIPT) while another queue's flows;
+ * its heart-beats sent meanwhile are not held against it; an ACK lets the SEND in. Inside a
+ * transaction a full queue fails the COMMIT. */
+static void test_queue_limit_block(void **state)
+{
+    fixture *fx = *state;
+    fx->policy.max_length = 1;
+    fx->heartbeat_in_ms = 300;
+    tb *t = start(fx);
+    send_receipted(t, "/queue/bl", "", "one");
+    tc *p = tc_open(tb_port(t), "accept-version:1.2\nheart-beat:300,0\n");
+    assert_non_null(p);
+    TC_SENDF(p, "SEND\ndestination:/queue/bl\nreceipt:two\n\ntwo");
+    send_receipted(t, "/queue/other", "", "flows");
+    tframe f;
+    for (int i = 0; i < 6; i++) { /* 1.2 s held: four times the heart-beat grace */
+        assert_int_equal(tc_send_raw(p, "\n", 1), 0);
+        assert_int_equal(tc_read(p, &f, 200), -1);
+    }
+    tc *c = consumer(t, "/queue/bl");
+    char ack[32];
+    next_message(c, &f, "one", ack, sizeof ack);
+    tf_free(&f);
+    TC_SENDF(c, "ACK\nid:%s\n\n", ack);
+    assert_true(tc_is(p, "RECEIPT", &f));
+    assert_string_equal(tf_header(&f, "receipt-id"), "two");
+    tf_free(&f);
+    next_message(c, &f, "two", ack, sizeof ack);
+    tf_free(&f);
+    TC_SENDF(p, "BEGIN\ntransaction:t\n\n");
+    TC_SENDF(p, "SEND\ndestination:/queue/bl\ntransaction:t\n\nx");
+    TC_SENDF(p, "SEND\ndestination:/queue/other\ntransaction:t\n\ny");
+    TC_SENDF(p, "COMMIT\ntransaction:t\n\n");
+    assert_true(tc_is(p, "ERROR", &f));
+    assert_string_equal(f.body, "transaction t failed and nothing of it was applied: queue "
+                                "/queue/bl is full: a transaction does not wait for room");
+    tf_free(&f);
+    tc_close(p);
+    tc_close(c);
+    assert_int_equal(tb_stop(t), 0);
+}
+
+/* browser:true shows the ready messages in delivery order, then browser:end, and takes
+ * nothing: a consumer gets them all afterwards. A delivered, unacked message is not shown. */
+static void test_queue_browser(void **state)
+{
+    fixture *fx = *state;
+    tb *t = start(fx);
+    send_receipted(t, "/queue/br", "", "a");
+    send_receipted(t, "/queue/br", "priority:9\nx-k:v\n", "b");
+    send_receipted(t, "/queue/br", "", "c");
+    send_receipted(t, "/queue/br", "", "d");
+    tc *held = subscriber(t, "/queue/br", "");
+    tframe f;
+    char ack[32];
+    next_message(held, &f, "b", ack, sizeof ack); /* prefetch 100: it holds all four */
+    tf_free(&f);
+    tc_close(held); /* back in the queue, at its head */
+    if (fx->sqlite) {
+        assert_int_equal(tb_stop(t), 0);
+        t = start(fx);
+    }
+    tc *br = tc_open(tb_port(t), "accept-version:1.2\n");
+    assert_non_null(br);
+    TC_SENDF(br, "SUBSCRIBE\nid:b\ndestination:/queue/br\nbrowser:true\nack:client\n\n");
+    static const char *const want[] = { "b", "a", "c", "d" };
+    for (int i = 0; i < 4; i++) {
+        next_message(br, &f, want[i], ack, sizeof ack);
+        assert_null(tf_header(&f, "ack")); /* nothing to acknowledge */
+        assert_null(tf_header(&f, "browser"));
+        if (i == 0)
+            assert_string_equal(tf_header(&f, "x-k"), "v");
+        tf_free(&f);
+    }
+    assert_true(tc_is(br, "MESSAGE", &f));
+    assert_string_equal(tf_header(&f, "browser"), "end");
+    assert_string_equal(tf_header(&f, "subscription"), "b");
+    assert_int_equal(f.body_len, 0);
+    tf_free(&f);
+    quiet(br, 200);
+    TC_SENDF(br, "SUBSCRIBE\nid:t\ndestination:/topic/br\nbrowser:true\n\n");
+    assert_true(tc_is(br, "ERROR", &f));
+    assert_string_equal(f.body, "queue browsers are for queues, not the topic /topic/br");
+    tf_free(&f);
+    tc_close(br);
+    tc *c = consumer(t, "/queue/br");
+    for (int i = 0; i < 4; i++) {
+        next_message(c, &f, want[i], ack, sizeof ack);
+        tf_free(&f);
+    }
+    tc_close(c);
+    assert_int_equal(tb_stop(t), 0);
+}
+
 #define BOTH(fn)                                                                               \
     cmocka_unit_test_setup_teardown(fn, setup_memory, teardown),                               \
         cmocka_unit_test_setup_teardown(fn, setup_sqlite, teardown)
@@ -431,6 +768,15 @@ int main(void)
         BOTH(test_redelivery_waits_for_its_delay),
         BOTH(test_delay_survives_restart),
         BOTH(test_exclusive_consumer_takes_over_in_order),
+        BOTH(test_priority_order),
+        BOTH(test_expired_never_delivered),
+        BOTH(test_ttl_and_max_ttl),
+        BOTH(test_expired_dropped),
+        BOTH(test_delayed_delivery),
+        BOTH(test_queue_limit_reject),
+        BOTH(test_queue_limit_drop_head),
+        BOTH(test_queue_limit_block),
+        BOTH(test_queue_browser),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -48,16 +48,23 @@ static void test_send_headers(void **state)
 {
     (void)state;
     tb *t = tb_start(NULL);
-    refused(t, "SEND\ndestination:/queue/r\npriority:9\n\nx",
-            "SEND header priority is not supported" NOT_PROVIDED "message priority");
-    refused(t, "SEND\ndestination:/queue/r\nexpires:1700000000000\n\nx",
-            "SEND header expires:1700000000000 is not supported" NOT_PROVIDED "message expiry");
-    refused(t, "SEND\ndestination:/queue/r\nexpiration:5000\n\nx",
-            "SEND header expiration is not supported" NOT_PROVIDED "message expiry");
-    refused(t, "SEND\ndestination:/queue/r\nAMQ_SCHEDULED_DELAY:1000\n\nx",
-            "SEND header AMQ_SCHEDULED_DELAY is not supported" NOT_PROVIDED "delayed delivery");
+    refused(t, "SEND\ndestination:/queue/r\npriority:10\n\nx",
+            "SEND header priority:10 is not a priority from 0 to 9");
+    refused(t, "SEND\ndestination:/queue/r\npriority:high\n\nx",
+            "SEND header priority:high is not a priority from 0 to 9");
+    refused(t, "SEND\ndestination:/queue/r\nexpires:soon\n\nx",
+            "SEND header expires:soon is not a number of ms");
+    refused(t, "SEND\ndestination:/queue/r\nexpiration:-5\n\nx",
+            "SEND header expiration:-5 is not a number of ms");
+    refused(t, "SEND\ndestination:/queue/r\nAMQ_SCHEDULED_DELAY:1e3\n\nx",
+            "SEND header AMQ_SCHEDULED_DELAY:1e3 is not a number of ms");
     refused(t, "SEND\ndestination:/topic/r\nx-delay:10\n\nx",
-            "SEND header x-delay is not supported" NOT_PROVIDED "delayed delivery");
+            "delayed delivery is for queues, not the topic /topic/r");
+    refused(t, "SEND\ndestination:/queue/r\ndelay:86400001\n\nx",
+            "a delay of 86400001 ms is over the maximum of 86400000 ms for /queue/r");
+    refused(t, "SEND\ndestination:/queue/r\nAMQ_SCHEDULED_PERIOD:1000\n\nx",
+            "SEND header AMQ_SCHEDULED_PERIOD is not supported" NOT_PROVIDED
+            "scheduled delivery");
     /* Nothing of the refused SENDs reached the queue. */
     tc *c = tc_open(tb_port(t), "accept-version:1.2\n");
     TC_SENDF(c, "SUBSCRIBE\nid:s\ndestination:/queue/r\nreceipt:sub\n\n");
@@ -77,8 +84,10 @@ static void test_subscribe_headers(void **state)
     tb *t = tb_start(NULL);
     refused(t, "SUBSCRIBE\nid:1\ndestination:/queue/s\nselector:type = 'a'\n\n",
             "SUBSCRIBE header selector is not supported" NOT_PROVIDED "message selectors");
-    refused(t, "SUBSCRIBE\nid:1\ndestination:/queue/s\nbrowser:true\n\n",
-            "SUBSCRIBE header browser:true is not supported" NOT_PROVIDED "queue browsing");
+    refused(t, "SUBSCRIBE\nid:1\ndestination:/queue/s\nbrowser:maybe\n\n",
+            "SUBSCRIBE header browser:maybe is not true or false");
+    refused(t, "SUBSCRIBE\nid:1\ndestination:/queue/s\nbrowser:true\nexclusive:true\n\n",
+            "a queue browser cannot be an exclusive consumer");
     refused(t, "SUBSCRIBE\nid:1\ndestination:/topic/s\nactivemq.subscriptionName:d\n\n",
             "SUBSCRIBE header activemq.subscriptionName is not supported" NOT_PROVIDED
             "durable topic subscriptions");
@@ -157,8 +166,10 @@ static void on_message(void *arg, const broker_message *m)
 static void api_refusals(broker *b, void *arg)
 {
     (void)arg;
-    broker_header prio = { "priority", "5" };
+    broker_header prio = { "priority", "15" };
     assert_int_equal(broker_publish(b, "/queue/p", &prio, 1, "x", 1), BROKER_E_INVALID);
+    broker_header cron = { "AMQ_SCHEDULED_CRON", "* * * * *" };
+    assert_int_equal(broker_publish(b, "/queue/p", &cron, 1, "x", 1), BROKER_E_INVALID);
     assert_int_equal(broker_publish(b, "/topic/p.*", NULL, 0, "x", 1), BROKER_E_INVALID);
     broker_sub *s = NULL;
     assert_int_equal(broker_subscribe(b, "/topic/p.>", on_message, NULL, &s), BROKER_E_INVALID);
