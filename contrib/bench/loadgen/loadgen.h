@@ -57,6 +57,8 @@ struct opts {
     const char *login, *passcode;
     bool persistent_flag; /* persistent:true on SEND */
     bool nack_all;        /* NACK every message; count them in the dead-letter queues */
+    bool fill, drain;     /* only the producers (a backlog), or only the consumers */
+    bool priorities;      /* priority:<sequence mod 10> on SEND */
 };
 
 struct worker;

@@ -44,6 +44,10 @@ static void usage(FILE *f)
 "                       to each queue's dead-letter queue (/queue/DLQ.<name>), where every\n"
 "                       message must arrive exactly once (the broker's delivery limit and\n"
 "                       delay decide how often it comes back first)\n"
+"  --fill               queue, persistent: only the producers: leave a backlog (--dest)\n"
+"  --drain              queue, persistent: only the consumers: take a backlog left by --fill\n"
+"                       with the same -p, -n, -s and --dest; the rate is the drain rate\n"
+"  --priorities         priority:<sequence mod 10> on every SEND\n"
 "  --rate R             latency: messages per second, one frame at a time (default 1000)\n"
 "  --pid PID            the broker's pid: its VmRSS is read before connecting and once\n"
 "                       every connection is ready (reported by conns; default none)\n"
@@ -158,6 +162,9 @@ static const struct optdef optdefs[] = {
     {"window", 0, ARG_LONG, FIELD(window), 0, 1L << 30},
     {"persistent", 0, ARG_TRUE, FIELD(persistent_flag), 0, 0},
     {"nack-all", 0, ARG_TRUE, FIELD(nack_all), 0, 0},
+    {"fill", 0, ARG_TRUE, FIELD(fill), 0, 0},
+    {"drain", 0, ARG_TRUE, FIELD(drain), 0, 0},
+    {"priorities", 0, ARG_TRUE, FIELD(priorities), 0, 0},
     {"rate", 0, ARG_LONG, FIELD(rate), 1, 1000000},
     {"pid", 0, ARG_LONG, FIELD(pid), 1, INT_MAX},
     {"concurrency", 0, ARG_INT, FIELD(concurrency), 1, 100000},
@@ -260,8 +267,10 @@ static void finish_options(struct opts *o)
         o->messages = (uint64_t)def_messages[o->sc];
     if (o->sc == SC_PERSISTENT)
         o->persistent_flag = true;
-    if (o->nack_all && o->sc != SC_QUEUE && o->sc != SC_PERSISTENT)
-        die("--nack-all: a queue or persistent scenario only");
+    if ((o->nack_all || o->fill || o->drain) && o->sc != SC_QUEUE && o->sc != SC_PERSISTENT)
+        die("--nack-all, --fill, --drain: a queue or persistent scenario only");
+    if (o->fill && o->drain)
+        die("--fill and --drain: one or the other");
     if (o->nack_all && o->dest && strncmp(o->dest, "/queue/", 7) != 0)
         die("--nack-all: the destination must start with /queue/");
     if (o->sc != SC_QUEUE && o->sc != SC_PERSISTENT) {

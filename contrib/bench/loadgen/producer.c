@@ -24,9 +24,13 @@ static void append_send(struct conn *c, int64_t ts)
     uint64_t i = c->seq;
     bool receipt = (R.receipt_every > 0 && (i + 1) % (uint64_t)R.receipt_every == 0) ||
                    i + 1 == R.o.messages;
-    char *p = conn__reserve(c, c->prefix_len + 40 + R.o.size);
+    char *p = conn__reserve(c, c->prefix_len + 42 + R.o.size);
     memcpy(p, c->prefix, c->prefix_len);
     p += c->prefix_len;
+    if (R.o.priorities) { /* the prefix ends with "priority:" */
+        *p++ = (char)('0' + i % 10);
+        *p++ = '\n';
+    }
     if (receipt) {
         memcpy(p, "receipt:r", 9);
         p = put_dec(p + 9, i);

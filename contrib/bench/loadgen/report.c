@@ -98,6 +98,10 @@ static void kv_shape(struct report *r, const struct opts *o)
     kv(r, "ack", true, "%s", o->client_ack ? "client-individual" : "auto");
     if (o->nack_all)
         kv(r, "nacks", false, "%llu", (unsigned long long)atomic_load(&R.nacks));
+    if (o->fill || o->drain)
+        kv(r, "part", true, "%s", o->fill ? "fill" : "drain");
+    if (o->priorities)
+        kv(r, "priorities", true, "0-9");
     if (o->sc == SC_QUEUE || o->sc == SC_PERSISTENT) {
         kv(r, "queues", false, "%d", R.ndests);
         kv(r, "receipt_every", false, "%ld", R.receipt_every);

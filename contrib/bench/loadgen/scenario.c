@@ -39,7 +39,7 @@ static int count_consumers(struct opts *o)
         consumers = o->consumers;
     if (o->sc == SC_LATENCY)
         o->consumers = 1;
-    return consumers;
+    return o->fill ? 0 : consumers;
 }
 
 /* One bit per (group, producer, sequence) to find duplicates and losses: each topic
@@ -53,7 +53,7 @@ static void alloc_tracking(const struct opts *o, int consumers, bool topic)
     if (words > (1ull << 31))
         die("too much to track: groups x producers x messages is over 2^37");
     R.bits = xcalloc((size_t)words, sizeof *R.bits);
-    R.expected = o->messages * (uint64_t)o->producers * (uint64_t)R.groups;
+    R.expected = o->fill ? 0 : o->messages * (uint64_t)o->producers * (uint64_t)R.groups;
 }
 
 static void make_dests(const struct opts *o, bool topic)
@@ -176,8 +176,8 @@ static void init_producer(struct conn *c, int consumers)
     char *p = c->prefix;
     p += sprintf(p, "SEND\ndestination:");
     p += stomp_escape(d, strlen(d), STOMP_V12, STOMP_CMD_SEND, p);
-    p += sprintf(p, "\ncontent-length:%s\n%s", len,
-                 R.o.persistent_flag ? "persistent:true\n" : "");
+    p += sprintf(p, "\ncontent-length:%s\n%s%s", len,
+                 R.o.persistent_flag ? "persistent:true\n" : "", R.o.priorities ? "priority:" : "");
     c->prefix_len = (size_t)(p - c->prefix);
     if (R.pmode == PM_TIMED && w->tfd < 0)
         add_timer(w);
@@ -213,7 +213,9 @@ void scenario__setup(void)
     alloc_tracking(o, consumers, topic);
     make_dests(o, topic);
     alloc_bodies_and_timings(o);
-    R.nconns = consumers + o->producers;
+    R.nconns = consumers + (o->drain ? 0 : o->producers);
+    if (o->drain) /* the backlog is there: the producers are done before the start */
+        atomic_store(&R.producers_done, o->producers);
     R.needed = R.nconns;
     atomic_store(&R.open_total, R.nconns);
     R.conns = xcalloc((size_t)R.nconns, sizeof *R.conns);
