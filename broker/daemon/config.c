@@ -508,26 +508,19 @@ static int set_u64(const assign *a)
     return 0;
 }
 
-static int set_overflow(const assign *a)
+/* One of a few words, stored as its index: BROKER_EXPIRED_*, BROKER_OVERFLOW_*. */
+static int set_choice(const assign *a)
 {
-    static const char *const names[] = { "block", "drop-head", "reject" };
-    for (int i = 0; i < 3; i++)
+    static const char *const expired[] = { "dead-letter", "drop", NULL };
+    static const char *const overflow[] = { "block", "drop-head", "reject", NULL };
+    int exp = a->k->kind == K_EXPIRED;
+    const char *const *names = exp ? expired : overflow;
+    for (int i = 0; names[i]; i++)
         if (strcmp(a->v, names[i]) == 0) {
-            *(int *)field(a) = i; /* BROKER_OVERFLOW_BLOCK, _DROP_HEAD, _REJECT */
+            *(int *)field(a) = i;
             return 0;
         }
-    return invalid(a, "is not block, drop-head or reject");
-}
-
-static int set_expired(const assign *a)
-{
-    if (strcmp(a->v, "dead-letter") == 0)
-        *(int *)field(a) = BROKER_EXPIRED_DEAD_LETTER;
-    else if (strcmp(a->v, "drop") == 0)
-        *(int *)field(a) = BROKER_EXPIRED_DROP;
-    else
-        return invalid(a, "is not dead-letter or drop");
-    return 0;
+    return invalid(a, "is not %s", exp ? "dead-letter or drop" : "block, drop-head or reject");
 }
 
 static int (*const setters[])(const assign *) = {
@@ -536,8 +529,8 @@ static int (*const setters[])(const assign *) = {
     [K_UMASK] = set_umask, [K_LEVEL] = set_level, [K_ADDR] = set_addr, [K_PORT] = set_port,
     [K_OPTPORT] = set_port, [K_URLPATH] = set_urlpath, [K_LIST] = set_list,
     [K_PORTLIST] = set_portlist, [K_FACTOR] = set_factor, [K_QUEUE] = set_queue,
-    [K_MS] = set_u64, [K_COUNT] = set_u64, [K_BYTES] = set_u64, [K_EXPIRED] = set_expired,
-    [K_OVERFLOW] = set_overflow,
+    [K_MS] = set_u64, [K_COUNT] = set_u64, [K_BYTES] = set_u64, [K_EXPIRED] = set_choice,
+    [K_OVERFLOW] = set_choice,
 };
 
 /* Set k in cfg: a policy key goes to its [stompd] policy, the others to cfg itself. */
