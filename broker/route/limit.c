@@ -43,12 +43,15 @@ static int full(char *buf, size_t cap, const char *dname, size_t dlen, int over_
     return QUEUE_FULL;
 }
 
-int queue__room(broker *b, const char *dname, size_t dlen, uint64_t hash, const stomp_frame *f,
-                size_t bytes, char *buf, size_t cap)
+int queue__room(broker *b, const char *dname, size_t dlen, const stomp_frame *f, size_t bytes,
+                char *buf, size_t cap)
 {
+    if (!b->route.limits) /* no policy limits a queue: the common case costs one test */
+        return QUEUE_ROOM;
     const broker_policy *p = policy__for(b, dname, dlen);
     if ((!p->max_length && !p->max_bytes) || dest__is_topic(dname, dlen))
         return QUEUE_ROOM;
+    uint64_t hash = store_hash_name(dname, dlen);
     if (f && p->max_bytes)
         bytes = stomp_pack_headers(f, NULL) + f->body_len;
     if (p->max_bytes && bytes > p->max_bytes)

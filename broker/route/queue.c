@@ -17,9 +17,11 @@
 static int store_attrs_for(const broker *b, const char *dname, size_t dlen, const msg_attrs *a,
                            store_attrs *sa)
 {
-    const broker_policy *p = policy__for(b, dname, dlen);
     uint64_t expires = a ? a->expires : 0, delay = a ? a->delay : 0;
     uint8_t priority = a ? a->priority : 4;
+    if (!expires && !delay && priority == 4 && !b->route.ttls)
+        return 0; /* the common case: no policy lookup */
+    const broker_policy *p = policy__for(b, dname, dlen);
     if (!expires && !delay && priority == 4 && !p->ttl && !p->max_ttl)
         return 0;
     uint64_t now = broker__now_ms();

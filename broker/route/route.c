@@ -35,8 +35,7 @@ broker_err route__send(broker *b, bmsg *m, int *stored)
 broker_err route__send_queue(broker *b, bmsg *m, uint64_t *id, char *why, size_t cap)
 {
     uint64_t hash = store_hash_name(m->dest, m->dest_len);
-    switch (queue__room(b, m->dest, m->dest_len, hash, NULL, m->hdrs_len + m->body_len, why,
-                        cap)) {
+    switch (queue__room(b, m->dest, m->dest_len, NULL, m->hdrs_len + m->body_len, why, cap)) {
     case QUEUE_WAIT:
         snprintf(why, cap, "queue %.*s is full: a transaction does not wait for room",
                  (int)(m->dest_len > 100 ? 100 : m->dest_len), m->dest);
@@ -127,6 +126,13 @@ void route__free(broker *b)
     r->encbuf = NULL;
 }
 
+/* What some policy asks for: the common path skips the policy lookup when none does. */
+static void note_policy(route_state *r, const broker_policy *p)
+{
+    r->limits |= p->max_length || p->max_bytes;
+    r->ttls |= p->ttl || p->max_ttl;
+}
+
 broker_err route__init(broker *b)
 {
     route_state *r = &b->route;
@@ -145,6 +151,9 @@ broker_err route__init(broker *b)
         memcpy(r->rules, b->o.policies, b->o.npolicies * sizeof *r->rules);
         r->nrules = b->o.npolicies;
     }
+    note_policy(r, &b->o.policy);
+    for (size_t i = 0; i < r->nrules; i++)
+        note_policy(r, &r->rules[i].policy);
     queue__timer_init(b);
     uint64_t next = b->st->next_expiry(b->store); /* messages kept from an earlier run */
     if (next)

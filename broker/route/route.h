@@ -281,14 +281,14 @@ void queue__timer_init(broker *b);
 /* ---- queue limits (limit.c) ------------------------------------------------------------ */
 
 enum { QUEUE_ROOM, QUEUE_WAIT, QUEUE_FULL };
-/* Is there room in the queue named so (hash: store_hash_name) for one more message under
+/* Is there room in the queue named so for one more message under
  * its policy's max_length and max_bytes? Its size: f's packed headers and body, or bytes
  * when f is NULL. QUEUE_ROOM; QUEUE_WAIT (overflow block, or drop-head must wait for a
  * commit): hold the SEND and try again later; QUEUE_FULL (reject, or no room can be made):
  * the ERROR text is in buf. drop-head makes room by dead-lettering the queue's head with
  * reason overflow. Topics always have room. */
-int queue__room(broker *b, const char *dname, size_t dlen, uint64_t hash, const stomp_frame *f,
-                size_t bytes, char *buf, size_t cap);
+int queue__room(broker *b, const char *dname, size_t dlen, const stomp_frame *f, size_t bytes,
+                char *buf, size_t cap);
 void queue__timer_close(broker *b); /* at the end of a stop: the handle closes */
 void queue__timer_free(broker *b);
 
@@ -385,6 +385,8 @@ typedef struct route_state {
     size_t head_cap;
     broker_policy_rule *rules; /* per-destination policies (a copy of the options') */
     size_t nrules;
+    unsigned limits : 1; /* some policy sets max_length or max_bytes */
+    unsigned ttls : 1;   /* some policy sets ttl or max_ttl */
     store__heap due;     /* (time, queue): queues to dispatch again when messages are due */
     uint64_t due_seq;
     uv_timer_t timer;    /* runs for the earliest entry of due */

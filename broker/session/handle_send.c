@@ -43,8 +43,7 @@ broker_err handle__send(conn *c, const stomp_frame *f)
         }
         rc = tx__add_send(c, t, f, dest, dlen, &a);
     } else {
-        uint64_t hash = store_hash_name(dest, dlen);
-        switch (queue__room(c->b, dest, dlen, hash, f, 0, c->errmsg, sizeof c->errmsg)) {
+        switch (queue__room(c->b, dest, dlen, f, 0, c->errmsg, sizeof c->errmsg)) {
         case QUEUE_WAIT:
             c->wait_queue = 1;
             return BROKER_OK;
