@@ -217,18 +217,14 @@ static const char *parse_attr(const struct attr_name *an, const char *value, msg
 static const char *check_send_header(const char *name, size_t len, const char *value,
                                      size_t vlen, msg_attrs *a, char *buf, size_t cap)
 {
-    if (len < 32 && (SEND_LENGTHS >> len) & 1) {
+    if (len < 32 && ((SEND_LENGTHS | ATTR_LENGTHS) >> len) & 1) {
         const char *why = check(send_refused, "SEND", name, len, value, buf, cap);
+        for (const struct attr_name *an = attr_names; an->name && !why; an++)
+            if (an->len == len && memcmp(an->name, name, len) == 0)
+                why = parse_attr(an, value, a, buf, cap);
         if (why)
             return why;
     }
-    if (len < 32 && (ATTR_LENGTHS >> len) & 1)
-        for (const struct attr_name *an = attr_names; an->name; an++)
-            if (an->len == len && memcmp(an->name, name, len) == 0) {
-                const char *why = parse_attr(an, value, a, buf, cap);
-                if (why)
-                    return why;
-            }
     if (stomp_header_forwarded(name, len) && !fits_everywhere(name, len, value, vlen))
         return uncarriable(buf, cap, "header", name, len);
     return NULL;
