@@ -261,11 +261,13 @@ typedef struct broker_header {
 } broker_header;
 
 /* Send a message to dest as a SEND frame would, without a socket. Headers and body are
- * copied. A queue message is delivered once the store committed it (later, on the loop);
- * a topic message is handed to in-process topic subscribers during this call.
- * BROKER_E_INVALID for a header asking for a delivery semantic the broker does not provide
- * (priority, expiry, delay: the README's list) or a wildcard destination, as a SEND gets an
- * ERROR for them. */
+ * copied; priority, expires, expiration and the delay headers act as on a SEND. A queue
+ * message is delivered once the store committed it (later, on the loop); a topic message
+ * is handed to in-process topic subscribers during this call. BROKER_E_INVALID for a
+ * header a SEND would get an ERROR for (a repeating schedule, a malformed priority, expiry
+ * or delay, one over max_delay: the README's list) or a wildcard destination;
+ * BROKER_E_LIMIT for a full queue whose overflow policy is block or reject (a call cannot
+ * wait). */
 broker_err broker_publish(broker *b, const char *dest, const broker_header *headers,
                           size_t nheaders, const void *body, size_t body_len) BROKER_WUR;
 
