@@ -181,6 +181,9 @@ typedef struct broker_options {
     const broker_policy_rule *policies; /* per-destination policies (the array is copied at
                                   create; its strings are borrowed) */
     size_t npolicies;
+    uint64_t (*clock)(void *ctx); /* the time for message times (delays, expiry), ms since
+                                  the Unix epoch; NULL: the system clock. For tests */
+    void *clock_ctx;
     const store_ops *store;    /* NULL: the memory backend */
     const char *store_path;    /* passed to the store */
     int store_sync_full;       /* persistent stores: 1 = survive power loss (default),

@@ -62,9 +62,9 @@ int broker__over_memory(const broker *b);
 /* The same, leaving out mine (bytes the asker itself holds): what others hold decides
  * whether it may go on, so a frame bigger than the limit can still complete. */
 int broker__over_memory_without(const broker *b, size_t mine);
-/* The time for message times (redelivery delays): ms since the Unix epoch, the clock a
- * persistent store keeps across restarts. */
-uint64_t broker__now_ms(void);
+/* The time for message times (delays, expiry): ms since the Unix epoch, the clock a
+ * persistent store keeps across restarts (broker_options.clock when set). */
+uint64_t broker__now_ms(const broker *b);
 /* One of the broker's handles (core or listener) closed: the last one during a stop
  * completes it. */
 void broker__handle_closed(broker *b);

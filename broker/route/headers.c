@@ -179,8 +179,8 @@ static int parse_ms(const char *v, uint64_t *out)
 
 /* An attribute header into a (the first of each name wins; of the delay headers, the
  * longest delay). NULL, or the ERROR text in buf. */
-static const char *parse_attr(const struct attr_name *an, const char *value, msg_attrs *a,
-                              char *buf, size_t cap)
+static const char *parse_attr(const broker *b, const struct attr_name *an, const char *value,
+                              msg_attrs *a, char *buf, size_t cap)
 {
     uint64_t v;
     int bad = parse_ms(value, &v) != 0;
@@ -200,7 +200,7 @@ static const char *parse_attr(const struct attr_name *an, const char *value, msg
     case A_EXPIRES:
     case A_EXPIRATION:
         if (an->kind == A_EXPIRATION)
-            v = broker__now_ms() + v;
+            v = broker__now_ms(b) + v;
         if (v && (!a->expires || v < a->expires))
             a->expires = v; /* the earlier of expires and expiration */
         break;
@@ -214,14 +214,15 @@ static const char *parse_attr(const struct attr_name *an, const char *value, msg
 
 /* One header of a SEND: a refused semantic, a message attribute, or a forwarded header not
  * every version can carry (its MESSAGE may go to a subscriber of any version). */
-static const char *check_send_header(const char *name, size_t len, const char *value,
-                                     size_t vlen, msg_attrs *a, char *buf, size_t cap)
+static const char *check_send_header(const broker *b, const char *name, size_t len,
+                                     const char *value, size_t vlen, msg_attrs *a, char *buf,
+                                     size_t cap)
 {
     if (len < 32 && ((SEND_LENGTHS | ATTR_LENGTHS) >> len) & 1) {
         const char *why = check(send_refused, "SEND", name, len, value, buf, cap);
         for (const struct attr_name *an = attr_names; an->name && !why; an++)
             if (an->len == len && memcmp(an->name, name, len) == 0)
-                why = parse_attr(an, value, a, buf, cap);
+                why = parse_attr(b, an, value, a, buf, cap);
         if (why)
             return why;
     }
@@ -259,7 +260,7 @@ const char *headers__send_check(const broker *b, const stomp_frame *f, const cha
     for (size_t i = 0; i < f->nheaders; i++) {
         const stomp_header *h = &f->headers[i];
         const char *why =
-            check_send_header(h->name, h->name_len, h->value, h->value_len, a, buf, cap);
+            check_send_header(b, h->name, h->name_len, h->value, h->value_len, a, buf, cap);
         if (why)
             return why;
     }
@@ -272,7 +273,7 @@ const char *headers__publish_check(const broker *b, const char *dest, const brok
 {
     *a = (msg_attrs)MSG_ATTRS_INIT;
     for (size_t i = 0; i < n; i++) {
-        const char *why = check_send_header(h[i].name, strlen(h[i].name), h[i].value,
+        const char *why = check_send_header(b, h[i].name, strlen(h[i].name), h[i].value,
                                             strlen(h[i].value), a, buf, cap);
         if (why)
             return why;

@@ -24,7 +24,7 @@ static int store_attrs_for(const broker *b, const char *dname, size_t dlen, cons
     const broker_policy *p = policy__for(b, dname, dlen);
     if (!expires && !delay && priority == 4 && !p->ttl && !p->max_ttl)
         return 0;
-    uint64_t now = broker__now_ms();
+    uint64_t now = broker__now_ms(b);
     if (!expires && p->ttl)
         expires = now + p->ttl;
     if (p->max_ttl && (!expires || expires > now + p->max_ttl))
@@ -145,7 +145,7 @@ static int dispatch_one(broker *b, dest_t *d, sub *s, uint64_t now)
     size_t bytes = b->store_counted ? sm.headers_len + sm.body_len : 0;
     broker_err rc = queue__hand_over(b, d, s, &sm, bytes, 1);
     if (rc != BROKER_OK) {
-        (void)queue__return(b, sm.id, RETURN_UNSENT);
+        (void)queue__return(b, sm.id, RETURN_UNSENT, 0);
         if (s->ep)
             s->ep->ops->fail(s->ep, rc,
                              rc == BROKER_E_NOMEM
@@ -165,7 +165,7 @@ void queue__dispatch(broker *b, dest_t *d)
 {
     if (d->is_topic || b->stopping)
         return;
-    uint64_t now = broker__now_ms();
+    uint64_t now = broker__now_ms(b);
     d->busy++;
     if (d->nbrowsers)
         queue__browse(b, d, now);

@@ -93,7 +93,7 @@ int queue__dead_letter(broker *b, const store_msg *m, const broker_policy *p,
     broker_err rc = BROKER_OK;
     if (nlen) {
         size_t hlen;
-        char *hdrs = dl_block(m, reason, deliveries, broker__now_ms(), &hlen);
+        char *hdrs = dl_block(m, reason, deliveries, broker__now_ms(b), &hlen);
         msg_attrs a = { 0, 0, (uint8_t)m->priority, 0 };
         rc = hdrs ? queue__enqueue(b, name, nlen, store_hash_name(name, nlen), hdrs, hlen,
                                    m->body, m->body_len, &a, NULL)
@@ -115,7 +115,7 @@ int queue__dead_letter(broker *b, const store_msg *m, const broker_policy *p,
     return rc == BROKER_OK ? 0 : -1;
 }
 
-int queue__return(broker *b, uint64_t id, int why)
+int queue__return(broker *b, uint64_t id, int why, uint64_t now)
 {
     store_msg m;
     if (b->st->get(b->store, id, &m) != STORE_OK)
@@ -137,7 +137,7 @@ int queue__return(broker *b, uint64_t id, int why)
     uint64_t delay = why == RETURN_UNSENT || why == RETURN_FAILOVER
                          ? 0
                          : policy__redelivery_delay(p, attempts);
-    if (b->st->requeue_at(b->store, id, delay ? broker__now_ms() + delay : 0) == STORE_OK)
+    if (b->st->requeue_at(b->store, id, delay ? now + delay : 0) == STORE_OK)
         commit__dirty(b);
     b->stats.redeliveries++;
     return 0;
@@ -218,7 +218,7 @@ static void on_timer(uv_timer_t *t)
 {
     broker *b = t->data;
     route_state *r = &b->route;
-    uint64_t now = broker__now_ms();
+    uint64_t now = broker__now_ms(b);
     const store__heapent *top;
     r->timer_at = 0;
     int expiry = 0;
@@ -273,7 +273,7 @@ void queue__expiry_at(broker *b, uint64_t at)
     }
     store__heap_push(&r->due, at, r->due_seq++, NULL);
     r->expiry_at = at;
-    arm(b, broker__now_ms());
+    arm(b, broker__now_ms(b));
 }
 
 void queue__timer_init(broker *b)

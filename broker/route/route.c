@@ -10,7 +10,7 @@
 /* A topic message expired before it was sent is not delivered (it is counted). */
 static int expired(broker *b, const msg_attrs *a)
 {
-    if (!a->expires || a->expires > broker__now_ms())
+    if (!a->expires || a->expires > broker__now_ms(b))
         return 0;
     b->stats.expired++;
     return 1;

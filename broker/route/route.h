@@ -264,9 +264,11 @@ broker_err policy__check(const broker_policy *p);
  * once, not counted). */
 enum { RETURN_NACK, RETURN_ORPHAN, RETURN_FAILOVER, RETURN_REJECT, RETURN_UNSENT };
 /* Taken message id comes back: per its queue's policy it is dead-lettered (or dropped), or
- * requeued to be handed out again after the redelivery delay. 1 when it left its queue
- * (the broker no longer counts its bytes), 0 when it went back. */
-int queue__return(broker *b, uint64_t id, int why);
+ * requeued to be handed out again after the redelivery delay, counted from now
+ * (broker__now_ms; messages returned together pass the same time, so those with the same
+ * delay come back in their order). 1 when it left its queue (the broker no longer counts
+ * its bytes), 0 when it went back. */
+int queue__return(broker *b, uint64_t id, int why, uint64_t now);
 /* Move taken message m, delivered so many times, to the dead-letter queue p names, in the
  * open batch with its ack (dropped instead when p drops dead letters or m is in a
  * dead-letter queue). reason: the dead-letter-reason header. 0, or -1 (nothing changed). */

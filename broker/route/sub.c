@@ -94,7 +94,7 @@ void route__endpoint_done(broker *b, endpoint *e)
     while (e->sent_tail) {
         delivery *d = e->sent_tail;
         e->sent_tail = d->prev;
-        (void)queue__return(b, d->msg_num, RETURN_UNSENT);
+        (void)queue__return(b, d->msg_num, RETURN_UNSENT, 0);
         dest_t *q = d->q;
         delivery_free(b, d);
         dest__schedule(b, q);
@@ -368,7 +368,7 @@ static void unlink_delivery(sub *s, delivery *d)
 }
 
 /* Settle d: ack it, or return it to its queue (why: RETURN_*). */
-static void settle_one(broker *b, delivery *d, int ack, int why)
+static void settle_one(broker *b, delivery *d, int ack, int why, uint64_t now)
 {
     sub *s = d->s;
     unlink_delivery(s, d);
@@ -376,7 +376,7 @@ static void settle_one(broker *b, delivery *d, int ack, int why)
         int gone = 1;
         store_err se = STORE_OK;
         if (!ack)
-            gone = queue__return(b, d->msg_num, why);
+            gone = queue__return(b, d->msg_num, why, now);
         else if ((se = b->st->ack(b->store, d->msg_num)) == STORE_OK)
             commit__dirty(b);
         if (se != STORE_OK)
@@ -393,16 +393,17 @@ void sub__settle(broker *b, delivery *d, int how, int after_commit)
 {
     sub *s = d->s;
     int ack = how == SETTLE_ACK, why = how == SETTLE_REJECT ? RETURN_REJECT : RETURN_NACK;
+    uint64_t now = ack ? 0 : broker__now_ms(b); /* one time for all: their order is kept */
     if (s->ack_mode == ACK_CLIENT) {
         /* Cumulative: everything delivered up to d. Walk backwards so requeued messages
          * keep their order at the head of the queue. */
         while (d) {
             delivery *p = d->prev;
-            settle_one(b, d, ack, why);
+            settle_one(b, d, ack, why, now);
             d = p;
         }
     } else {
-        settle_one(b, d, ack, why);
+        settle_one(b, d, ack, why, now);
     }
     if (s->d->is_topic)
         return;
@@ -418,8 +419,9 @@ void sub__settle(broker *b, delivery *d, int how, int after_commit)
  * exclusive consumer's come back at once: the next one takes over in order. */
 static void return_unacked(broker *b, sub *s)
 {
+    uint64_t now = broker__now_ms(b); /* one time for all: their order is kept */
     while (s->utail)
-        settle_one(b, s->utail, 0, s->exclusive ? RETURN_FAILOVER : RETURN_ORPHAN);
+        settle_one(b, s->utail, 0, s->exclusive ? RETURN_FAILOVER : RETURN_ORPHAN, now);
 }
 
 delivery *sub__find_tag(const endpoint *ep, uint64_t tag)

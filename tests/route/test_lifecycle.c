@@ -27,7 +27,16 @@ typedef struct fixture {
     char path[128];
     broker_policy policy;
     uint32_t heartbeat_in_ms; /* 0: the default */
+    int ticking;              /* the broker's clock moves 1 ms every time it is read */
 } fixture;
+
+/* The wall clock plus one more ms at every read: time passes between any two reads. */
+static uint64_t ticking_clock(void *ctx)
+{
+    static uint64_t reads;
+    (void)ctx;
+    return (uint64_t)time(NULL) * 1000 + ++reads;
+}
 
 static void remove_db(const fixture *fx)
 {
@@ -80,6 +89,8 @@ static tb *start(const fixture *fx)
     o.policy = fx->policy;
     if (fx->heartbeat_in_ms)
         o.heartbeat_in_ms = fx->heartbeat_in_ms;
+    if (fx->ticking)
+        o.clock = ticking_clock;
     if (fx->sqlite) {
         o.store = store_sqlite_backend();
         o.store_path = fx->path;
@@ -754,6 +765,35 @@ static void test_queue_browser(void **state)
     assert_int_equal(tb_stop(t), 0);
 }
 
+/* Unacked messages returned together come back in their order after the delay, even when
+ * the clock moves while they are returned (they were requeued newest first, each with its
+ * own time, and came back reversed). */
+static void test_returned_together_keep_order(void **state)
+{
+    fixture *fx = *state;
+    fx->policy.redelivery_delay = 50;
+    fx->ticking = 1;
+    tb *t = start(fx);
+    static const char *const bodies[] = { "m0", "m1", "m2", "m3" };
+    for (int i = 0; i < 4; i++)
+        send_receipted(t, "/queue/order", "", bodies[i]);
+    tc *c = subscriber(t, "/queue/order", "");
+    tframe f;
+    char ack[32];
+    for (int i = 0; i < 4; i++) {
+        next_message(c, &f, bodies[i], ack, sizeof ack);
+        tf_free(&f);
+    }
+    tc_close(c);
+    c = subscriber(t, "/queue/order", "");
+    for (int i = 0; i < 4; i++) {
+        next_message(c, &f, bodies[i], ack, sizeof ack);
+        tf_free(&f);
+    }
+    tc_close(c);
+    assert_int_equal(tb_stop(t), 0);
+}
+
 #define BOTH(fn)                                                                               \
     cmocka_unit_test_setup_teardown(fn, setup_memory, teardown),                               \
         cmocka_unit_test_setup_teardown(fn, setup_sqlite, teardown)
@@ -777,6 +817,7 @@ int main(void)
         BOTH(test_queue_limit_drop_head),
         BOTH(test_queue_limit_block),
         BOTH(test_queue_browser),
+        BOTH(test_returned_together_keep_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
