@@ -6,7 +6,6 @@
  */
 #include "order.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 /* An ord as a heap key: the sign bit flipped keeps the order of signed values. */
@@ -19,27 +18,6 @@ static uint64_t ord_key(int64_t ord)
 static int before(const store__rec *a, int64_t ord, uint64_t id)
 {
     return a->ord < ord || (a->ord == ord && a->link.id < id);
-}
-
-store__rec *store__rec_new(void *q, const void *headers, size_t hlen, const void *body,
-                           size_t blen)
-{
-    store__rec *r = malloc(sizeof *r + hlen + blen + 1);
-    if (!r)
-        return NULL;
-    memset(r, 0, sizeof *r);
-    r->q = q;
-    r->hpos = r->xpos = STORE__NOPOS;
-    r->prio = STORE_PRIORITY_DEFAULT;
-    r->state = STORE__PENDING;
-    r->hlen = hlen;
-    r->blen = blen;
-    if (hlen)
-        memcpy(r->data, headers, hlen);
-    if (blen)
-        memcpy(r->data + hlen, body, blen);
-    r->data[hlen + blen] = '\0';
-    return r;
 }
 
 /* ---- a queue's order ---- */
@@ -67,43 +45,6 @@ size_t store__order_count(const store__order *o)
     return n;
 }
 
-store__rec *store__band_first(const store__band *b)
-{
-    store__rec *l = store__entry(b->list.head, store__rec, on);
-    const store__heapent *t = store__heap_top(&b->mid);
-    if (!t)
-        return l;
-    store__rec *m = t->p;
-    return l && before(l, m->ord, m->link.id) ? l : m;
-}
-
-store__rec *store__order_first(const store__order *o)
-{
-    if (!o->mask)
-        return NULL;
-    int p = 31 - __builtin_clz(o->mask);
-    return store__band_first(&o->band[p]);
-}
-
-static void band_in(store__order *o, const store__rec *r)
-{
-    if (o->band[r->prio].n++ == 0)
-        o->mask |= 1u << r->prio;
-}
-
-static void band_out(store__order *o, const store__rec *r)
-{
-    if (--o->band[r->prio].n == 0)
-        o->mask &= ~(1u << r->prio);
-}
-
-void store__order_append(store__order *o, store__rec *r)
-{
-    store__list_append(&o->band[r->prio].list, &r->on);
-    r->state = STORE__READY;
-    band_in(o, r);
-}
-
 store_err store__order_place(const store__order *o, store__rec *r, int64_t limit)
 {
     const store__rec *first = store__band_first(&o->band[r->prio]);
@@ -120,7 +61,7 @@ void store__order_prepend(store__order *o, store__rec *r)
 {
     store__list_prepend(&o->band[r->prio].list, &r->on);
     r->state = STORE__READY;
-    band_in(o, r);
+    store__band_in(o, r);
 }
 
 void store__order_wait(store__order *o, store__rec *r)
@@ -129,24 +70,14 @@ void store__order_wait(store__order *o, store__rec *r)
     r->state = STORE__WAITING;
 }
 
-void store__order_remove(store__order *o, store__rec *r)
+void store__order_unheap(store__order *o, store__rec *r)
 {
-    store__band *b = &o->band[r->prio];
-    switch (r->state) {
-    case STORE__READY:
-        store__list_unlink(&b->list, &r->on);
-        band_out(o, r);
-        break;
-    case STORE__MID:
-        store__heap_remove(&b->mid, r->hpos);
-        band_out(o, r);
-        break;
-    case STORE__WAITING:
+    if (r->state == STORE__WAITING) {
         store__heap_remove(&o->waiting, r->hpos);
-        break;
-    default:
-        break;
+        return;
     }
+    store__heap_remove(&o->band[r->prio].mid, r->hpos);
+    store__band_out(o, r);
 }
 
 /* Can r join its band at the tail of the list: above the list's tail and below every ready
@@ -168,7 +99,7 @@ static void join(store__order *o, store__rec *r, int64_t limit)
     }
     store__heap_push(&b->mid, ord_key(r->ord), r->link.id, r);
     r->state = STORE__MID;
-    band_in(o, r);
+    store__band_in(o, r);
 }
 
 store_err store__order_promote(store__order *o, uint64_t now, const int64_t *limit,
@@ -259,14 +190,3 @@ void store__expiry_init(store__heap *x)
     store__heap_track(x, offsetof(store__rec, xpos));
 }
 
-void store__expiry_add(store__heap *x, store__rec *r)
-{
-    if (r->expires)
-        store__heap_push(x, r->expires, r->link.id, r);
-}
-
-void store__expiry_drop(store__heap *x, store__rec *r)
-{
-    if (r->xpos != STORE__NOPOS)
-        store__heap_remove(x, r->xpos);
-}

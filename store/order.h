@@ -9,7 +9,8 @@
  * sorted by (ord, id); a band's first record is the lesser of its list head and its heap top;
  * bit p of mask is set iff band p holds a record. A fresh message has ord = id; one that goes
  * to the head of its band takes an ord below the band's first (store__order_place). Heaps
- * grow only in reserve calls made before a change, so every change here succeeds.
+ * grow only in reserve calls made before a change, so every change here succeeds. What is on
+ * the path of every message is inline here; the rest is in order.c.
  */
 #ifndef STORE_ORDER_H
 #define STORE_ORDER_H
@@ -18,6 +19,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define STORE__PRIORITIES (STORE_PRIORITY_MAX + 1)
 
@@ -55,9 +58,24 @@ typedef struct store__order {
 } store__order;
 
 /* A record of queue q (caller's type) with a copy of the header block and body: PENDING, on
- * no list, in no heap, redeliveries 0, ord 0. NULL without memory. Release with free(). */
-store__rec *store__rec_new(void *q, const void *headers, size_t hlen, const void *body,
-                           size_t blen);
+ * no list, in no heap, redeliveries 0, ord 0, priority 4. NULL without memory. Release with
+ * free(). */
+static inline store__rec *store__rec_new(void *q, const void *headers, size_t hlen,
+                                         const void *body, size_t blen)
+{
+    store__rec *r = malloc(sizeof *r + hlen + blen + 1);
+    if (!r)
+        return NULL;
+    *r = (store__rec){ .q = q, .hpos = STORE__NOPOS, .xpos = STORE__NOPOS,
+                       .prio = STORE_PRIORITY_DEFAULT, .state = STORE__PENDING, .hlen = hlen,
+                       .blen = blen };
+    if (hlen)
+        memcpy(r->data, headers, hlen);
+    if (blen)
+        memcpy(r->data + hlen, body, blen);
+    r->data[hlen + blen] = '\0';
+    return r;
+}
 
 /* Fill a take's answer from r. The pointers are borrowed from r. */
 static inline void store__rec_fill(store_msg *out, const store__rec *r, const char *queue,
@@ -84,13 +102,43 @@ void store__order_free(store__order *o, size_t *acct);
 size_t store__order_count(const store__order *o);
 
 /* The band's first record (least (ord, id)), or NULL. */
-store__rec *store__band_first(const store__band *b);
+static inline store__rec *store__band_first(const store__band *b)
+{
+    store__rec *l = store__entry(b->list.head, store__rec, on);
+    const store__heapent *t = store__heap_top(&b->mid);
+    if (!t)
+        return l;
+    store__rec *m = t->p;
+    return l && (l->ord < m->ord || (l->ord == m->ord && l->link.id < m->link.id)) ? l : m;
+}
+
 /* The first record of the highest band that holds one, or NULL. */
-store__rec *store__order_first(const store__order *o);
+static inline store__rec *store__order_first(const store__order *o)
+{
+    return o->mask ? store__band_first(&o->band[31 - __builtin_clz(o->mask)]) : NULL;
+}
+
+/* r's band counts one record more, or less (its bit in mask follows). */
+static inline void store__band_in(store__order *o, const store__rec *r)
+{
+    if (o->band[r->prio].n++ == 0)
+        o->mask |= 1u << r->prio;
+}
+
+static inline void store__band_out(store__order *o, const store__rec *r)
+{
+    if (--o->band[r->prio].n == 0)
+        o->mask &= ~(1u << r->prio);
+}
 
 /* r (on no list, in no heap) joins its band at the tail: READY. Its (ord, id) is above every
  * record of the band. */
-void store__order_append(store__order *o, store__rec *r);
+static inline void store__order_append(store__order *o, store__rec *r)
+{
+    store__list_append(&o->band[r->prio].list, &r->on);
+    r->state = STORE__READY;
+    store__band_in(o, r);
+}
 /* Give r an ord below its band's first and below limit (the least ord of the band's ready
  * messages that are not in memory, INT64_MAX when none), or keep its own if that is lower.
  * STORE_E_INVALID when no lower ord is left (unreachable in practice). */
@@ -99,8 +147,19 @@ store_err store__order_place(const store__order *o, store__rec *r, int64_t limit
 void store__order_prepend(store__order *o, store__rec *r);
 /* r waits in the queue's heap until not_before: WAITING. Room reserved. */
 void store__order_wait(store__order *o, store__rec *r);
+/* Take r (MID or WAITING) out of the order (store__order_remove's less common half). */
+void store__order_unheap(store__order *o, store__rec *r);
+
 /* Take r (READY, MID or WAITING) out of the order; its state is the caller's to set. */
-void store__order_remove(store__order *o, store__rec *r);
+static inline void store__order_remove(store__order *o, store__rec *r)
+{
+    if (r->state != STORE__READY) {
+        store__order_unheap(o, r);
+        return;
+    }
+    store__list_unlink(&o->band[r->prio].list, &r->on);
+    store__band_out(o, r);
+}
 /* Records waiting and due at now join their bands: one never handed out (redeliveries 0)
  * at the place its (ord, id) gives it, one that went back to its queue at the head of its
  * band (several of those in the order of their times, then ids). limit[p] as for
@@ -127,9 +186,19 @@ void store__cursor_write(store_cursor *c, int p, int64_t ord, uint64_t id);
 /* ---- a store's records by expiry ---- */
 
 void store__expiry_init(store__heap *x);
+
 /* r (with an expiry, room reserved) joins; a record without one does not. */
-void store__expiry_add(store__heap *x, store__rec *r);
+static inline void store__expiry_add(store__heap *x, store__rec *r)
+{
+    if (r->expires)
+        store__heap_push(x, r->expires, r->link.id, r);
+}
+
 /* r leaves, if it is in. */
-void store__expiry_drop(store__heap *x, store__rec *r);
+static inline void store__expiry_drop(store__heap *x, store__rec *r)
+{
+    if (r->xpos != STORE__NOPOS)
+        store__heap_remove(x, r->xpos);
+}
 
 #endif

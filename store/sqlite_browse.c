@@ -24,16 +24,13 @@ static int file_after(store *s, squeue *q, int p, int64_t ord, uint64_t id)
     }
     sqlite3_stmt *st = s->r[R_PAGE];
     int rc;
-    if ((rc = sqlite3_bind_int64(st, 1, QID(q))) != SQLITE_OK ||
-        (rc = sqlite3_bind_int(st, 2, p)) != SQLITE_OK ||
-        (rc = sqlite3_bind_int64(st, 3, ord)) != SQLITE_OK ||
-        (rc = sqlite3_bind_int64(st, 4, (sqlite3_int64)id)) != SQLITE_OK ||
-        (rc = sqlite3_bind_int64(st, 5, (sqlite3_int64)s->committed_max)) != SQLITE_OK ||
-        (rc = sqlite3_bind_int64(st, 6, -1)) != SQLITE_OK)
+    if (sqlite__bind_page(s, q, p, ord, id, -1) != SQLITE_OK)
         return -1;
-    /* Rows in memory out of order, or ghosts, are given (or not) from memory. */
+    /* Rows in memory out of order, or ghosts, are given (or not) from memory; rows with a
+     * time are waiting (in the schedule), not ready. */
     while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        if (!find_rec(s, (uint64_t)sqlite3_column_int64(st, C_ID)))
+        if (!sqlite3_column_int64(st, C_NB) &&
+            !find_rec(s, (uint64_t)sqlite3_column_int64(st, C_ID)))
             return 1;
     (void)sqlite3_reset(st);
     return rc == SQLITE_DONE ? 0 : -1;

@@ -1,7 +1,7 @@
 /* sqlite_expire.c: the SQLite backend's expiry: take_expired and next_expiry, over records
- * in memory (the store's expiry heap) and rows in the file only (the partial index
- * msg_expires on expires > 0), and the ghosts that keep a page read from reading back a row
- * whose record was acked out of order.
+ * in memory (the store's expiry heap) and rows in the file only (through the expiry table,
+ * which holds only the messages with an expiry, by (expires, id)), and the ghosts that keep
+ * a page read from reading back a row whose record was acked out of order.
  *
  * The file side is read in (expires, id) order from a cursor: every row with an expiry up to
  * the cursor is in memory or gone, so nothing before it is read twice. A row is in the file
@@ -53,11 +53,9 @@ static int file_only(const store *s, sqlite3_stmt *st)
     uint64_t nb = (uint64_t)sqlite3_column_int64(st, C_NB);
     if (nb)
         return q->sched_spilled && key_after(nb, id, q->sched_nb, q->sched_id);
-    sqlite3_int64 p = sqlite3_column_int64(st, C_PRIO);
-    if (p < 0 || p > STORE_PRIORITY_MAX)
-        return 0;
-    const sband *b = &q->band[p];
-    return b->spilled && ord_after(sqlite3_column_int64(st, C_ORD), id, b->front_ord, b->front_id);
+    int64_t ord = sqlite3_column_int64(st, C_ORD);
+    const sband *b = &q->band[band_of(ord)];
+    return b->spilled && ord_after(ord, id, b->front_ord, b->front_id);
 }
 
 /* Step R_EXPIRY (rows expiring at or before bound) from the cursor, moving the cursor over
@@ -118,6 +116,7 @@ static store_err take_row(store *s, store_msg *out)
         q->sched_spilled--;
     else
         q->band[r->prio].spilled--;
+    spill_note(q, r->prio);
     s->xcur_exp = r->expires;
     s->xcur_id = r->link.id;
     s->xnext_known = 0;

@@ -24,6 +24,39 @@
 
 /* How far (in message ids) a band's recorded front runs ahead of its takes. */
 #define LOOKAHEAD STORE_SQLITE_LOOKAHEAD
+
+/* A band's ords: priority p's lie within BAND_SPAN / 2 of (4 - p) * BAND_SPAN (a fresh
+ * message's is that plus its id, ids staying below BAND_SPAN / 2), so the file's one index
+ * (queue, ord) holds a queue's bands one after the other, the highest priority first, and
+ * priority 4's ords are what they were before priorities (a message's id, lower when
+ * requeued). */
+#define BAND_SPAN ((int64_t)1 << 56)
+
+static inline int64_t band_base(int p)
+{
+    return (int64_t)(STORE_PRIORITY_DEFAULT - p) * BAND_SPAN;
+}
+
+/* The least ord of band p, and the least above it. */
+static inline int64_t band_lo(int p)
+{
+    return band_base(p) - BAND_SPAN / 2;
+}
+
+static inline int64_t band_hi(int p)
+{
+    return band_base(p) + BAND_SPAN / 2;
+}
+
+/* The band an ord lies in (a priority, 0-9; an ord beyond them all counts as the nearest). */
+static inline int band_of(int64_t ord)
+{
+    if (ord < band_lo(STORE_PRIORITY_MAX))
+        return STORE_PRIORITY_MAX;
+    if (ord >= band_hi(0))
+        return 0;
+    return STORE_PRIORITY_MAX - (int)((ord - band_lo(STORE_PRIORITY_MAX)) / BAND_SPAN);
+}
 #define WINDOW STORE_SQLITE_WINDOW
 #define WINDOW_BYTES STORE_SQLITE_WINDOW_BYTES
 
@@ -61,44 +94,47 @@ struct squeue {
     store__idlink byqid; /* in the queue id index; byqid.id is the queue's row id */
     store__order o;      /* its ready and waiting records in memory */
     sband band[STORE__PRIORITIES];
+    unsigned spill_mask;    /* bit p: band p has rows in the file only (spilled) */
     uint64_t sched_spilled; /* rows with a not_before in the file only, after sched_* */
     uint64_t sched_nb;      /* the schedule's frontier: (not_before, id) of the last such */
     uint64_t sched_id;      /* row brought into memory */
     size_t nlate;           /* pending records that will wait at commit (room in o.waiting) */
     size_t nrecs;           /* records in memory in any state (ghosts are no one's) */
     uint64_t count, bytes;  /* messages not acked, their header block and body bytes */
-    int64_t d_count, d_bytes; /* what the open batch changes of count and bytes */
-    uint64_t touch_seq;     /* the open batch's number while it is in its touched list */
-    size_t touch_idx;       /* its index there */
-    size_t pins;            /* OP_FRONT and OP_QROW operations naming it (open or in flight) */
+    uint64_t row_seq;       /* the last batch that writes the queue's row */
+    size_t pins;            /* OP_FRONT operations naming it (open or in flight) */
+    int fronts;             /* it has (or had) fronts of priorities other than 4 */
     char name[];            /* NUL-terminated, link.len bytes before the NUL */
 };
 
 #define QID(q) ((int64_t)(q)->byqid.id)
 #define QUEUE_SIZE(q) (sizeof *(q) + (q)->link.len + 1)
 
-enum { OP_ENQ, OP_ACK, OP_REQUEUE, OP_QDEL, OP_FRONT, OP_QROW };
+enum { OP_ENQ, OP_ACK, OP_REQUEUE, OP_QNEW, OP_QDEL, OP_FRONT };
+
+/* op.flags of ACK and REQUEUE: the message's row has, before the operation, an entry in the
+ * schedule (a not_before) or in expiry. An ACK also carries its queue's id (not_before) and
+ * the message's size (ord): a clean close counts the bytes of what the open batch drops. */
+enum { OPF_SCHED = 1, OPF_EXPIRY = 2 };
 
 /* One write to replay in the commit transaction. The pointers stay valid while the batch is
- * open or in flight: a pending record cannot be taken or acked, and a queue that an OP_FRONT
- * or OP_QROW names is pinned (pins); an OP_ENQ's queue has its pending record. */
+ * open or in flight: a pending record cannot be taken or acked, a queue with a pending
+ * record cannot be dropped, nor one that an OP_FRONT names (pins). */
 typedef struct op {
-    int kind;
+    uint8_t kind;
+    uint8_t flags;
     uint32_t redeliveries; /* REQUEUE; FRONT: the priority */
-    uint64_t not_before;   /* REQUEUE; QROW: the change of count (two's complement) */
-    int64_t key; /* message id (ENQ, ACK, REQUEUE), queue id (QDEL, FRONT, QROW) */
-    int64_t ord; /* ord (REQUEUE), front (FRONT), change of bytes (QROW) */
-    const void *ptr; /* store__rec (ENQ), squeue (FRONT: loop thread only; QROW) */
+    uint64_t not_before;   /* REQUEUE */
+    int64_t key; /* message id (ENQ, ACK, REQUEUE), queue id (QNEW, QDEL, FRONT) */
+    int64_t ord; /* ord (REQUEUE), front (FRONT; QNEW: priority 4's), size (ACK) */
+    const void *ptr; /* store__rec (ENQ), squeue (QNEW; FRONT: read on the loop thread only) */
 } op;
 
 typedef struct batch {
     op *ops;
     size_t nops, cap;
-    size_t held;       /* slots kept for the OP_QROW of each queue in touched */
     store__dlist recs; /* its enqueued records, in id order */
     uint64_t max_id;   /* largest id enqueued in it, 0 when none */
-    squeue **touched;  /* queues whose count the batch changes (open batch only) */
-    size_t ntouched, touched_cap;
     /* Counters as they were when the batch was cut, stored with it. */
     uint64_t next_id;
     int64_t next_qid;
@@ -117,21 +153,31 @@ enum {
     W_INS_MSG,
     W_DEL_MSG,
     W_REQUEUE,
-    W_QROW,
+    W_INS_QUEUE,
     W_DEL_QUEUE,
     W_DEL_FRONTS,
     W_META,
     W_FRONT,
+    W_FRONT4,
     W_BUMP,
     W_DEL_RANGE,
     W_INS_MSGS,
+    W_SCHED_SET,
+    W_SCHED_DEL,
+    W_EXPIRY_SET,
+    W_EXPIRY_DEL,
     W__COUNT
 };
 
-/* The reader's statements (sqlite_page.c); each reads the columns of ROW_COLUMNS. */
+/* The reader's statements (sqlite_page.c); each reads the columns of ROW_COLUMNS from msg
+ * as m and expiry as e. */
 enum { R_PAGE, R_SCHED, R_EXPIRY, R__COUNT };
-enum { C_ID, C_ORD, C_RED, C_HEADERS, C_BODY, C_EXPIRES, C_PRIO, C_NB, C_QUEUE };
-#define ROW_COLUMNS "id, ord, redeliveries, headers, body, expires, prio, not_before, queue"
+enum { C_ID, C_ORD, C_RED, C_HEADERS, C_BODY, C_EXPIRES, C_NB, C_QUEUE };
+#define ROW_COLUMNS \
+    "m.id, m.ord, m.redeliveries, m.headers, m.body, coalesce(e.expires, 0), m.not_before," \
+    " m.queue"
+/* A message's size: what a queue's bytes count. */
+#define ROW_SIZE(r) ((r)->hlen + (r)->blen)
 
 struct store {
     uv_loop_t *loop;
@@ -167,6 +213,7 @@ struct store {
     size_t max_row; /* header block + body bytes one row can hold */
     size_t bytes;   /* records, ghosts, queues and heaps allocated (resident) */
     int unclean;    /* the file was not closed cleanly: crash fronts apply */
+    int bytes_stale; /* a commit failed: the queues' bytes in memory are not the file's */
     int opened;     /* open completed: close may mark the file closed */
     char err[512];
 };
@@ -220,6 +267,15 @@ static inline int64_t band_limit(const squeue *q, int p)
     return q->band[p].spilled ? q->band[p].front_ord : INT64_MAX;
 }
 
+/* Band p's spilled count changed: its bit in spill_mask follows. */
+static inline void spill_note(squeue *q, int p)
+{
+    if (q->band[p].spilled)
+        q->spill_mask |= 1u << p;
+    else
+        q->spill_mask &= ~(1u << p);
+}
+
 /* r enters or leaves its queue's order: its band's bytes in memory follow. */
 static inline void mem_in(squeue *q, const store__rec *r)
 {
@@ -233,11 +289,9 @@ static inline void mem_out(squeue *q, const store__rec *r)
 
 /* ---- the open batch ---- */
 
-/* Room for n more operations besides the held ones, so a write either records all its
- * operations or none. */
+/* Room for n more operations, so a write either records all its operations or none. */
 static inline int reserve_ops(batch *b, size_t n)
 {
-    n += b->held;
     if (b->cap - b->nops >= n)
         return 0;
     size_t ncap = b->cap ? b->cap : 64;
@@ -255,9 +309,10 @@ static inline int reserve_ops(batch *b, size_t n)
 static inline void push_op(batch *b, int kind, int64_t key, int64_t ord, uint32_t redeliveries,
                            const void *ptr)
 {
-    assert(b->nops + b->held < b->cap);
+    assert(b->nops < b->cap);
     op *o = &b->ops[b->nops++];
-    o->kind = kind;
+    o->kind = (uint8_t)kind;
+    o->flags = 0;
     o->key = key;
     o->ord = ord;
     o->redeliveries = redeliveries;
@@ -265,7 +320,7 @@ static inline void push_op(batch *b, int kind, int64_t key, int64_t ord, uint32_
     o->ptr = ptr;
 }
 
-/* ---- store_sqlite.c: errors, queues, counts ---- */
+/* ---- store_sqlite.c: errors, queues ---- */
 
 /* Set the text last_error reports. */
 void sqlite__set_err(store *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -275,12 +330,6 @@ store_err sqlite__db_err(store *s, sqlite3 *db, const char *what);
 squeue *sqlite__queue_add(store *s, const char *name, size_t len, uint64_t h, int64_t qid);
 /* Forget q if nothing of it is left in memory or the file; the caller reserved one op. */
 void sqlite__queue_drop_unused(store *s, squeue *q);
-/* Room for n operations and (when q, which may be NULL, is not in it yet) one more queue in
- * the open batch's touched list: -1 without memory. */
-int sqlite__reserve(store *s, const squeue *q, size_t n);
-/* q's count and bytes change by dn and db, in memory and (at the commit) in its row. Room
- * reserved by sqlite__reserve. */
-void sqlite__touch(store *s, squeue *q, int64_t dn, int64_t db);
 /* A record in memory is freed (its message stays in the file, or is gone). */
 void sqlite__rec_free(store *s, store__rec *r);
 
@@ -306,6 +355,9 @@ int sqlite__write_meta(store *s, const char *key, int64_t v);
 
 /* Prepare the reader's statements (s->r). */
 store_err sqlite__page_prepare(store *s) STORE_WUR;
+/* Bind the reader's R_PAGE for band p of q from (ord, id) on, at most limit rows (-1: no
+ * limit): SQLITE_OK or the failure. */
+int sqlite__bind_page(store *s, const squeue *q, int p, int64_t ord, uint64_t id, int64_t limit);
 /* Read up to a window of band p's rows in the file only into its list. */
 store_err sqlite__page_in(store *s, squeue *q, int p) STORE_WUR;
 /* Read up to a window of q's rows with a not_before in the file only into its waiting heap. */
@@ -360,8 +412,8 @@ store_err sqlite__browse(store *s, squeue *q, store_cursor *cur, uint64_t now,
 
 /* Put front (if higher than any sent) for band p of q in the open batch. -1: no memory. */
 int sqlite__front_push(store *s, squeue *q, int p, int64_t front);
-/* After b's commit: its fronts are durable, or (failed) as if never sent; its pins go. */
-void sqlite__pins_done(store *s, const batch *b, int failed);
+/* After b's commit: its fronts are durable, or (failed) as if never sent. */
+void sqlite__fronts_done(store *s, const batch *b, int failed);
 /* The last transaction of a clean close; best effort, nothing to report. */
 void sqlite__close_cleanly(store *s);
 

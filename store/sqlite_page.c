@@ -3,11 +3,12 @@
  * file only and are read back a page at a time on the reader connection (loop thread).
  *
  * Two indexes of the file are read in order, each behind a frontier (the last row brought
- * into memory): a band's ready rows by (ord, id) (msg_order: rows without a not_before),
- * and a queue's waiting rows by (not_before, id) (msg_sched). Facts that always hold: every
- * row at or before a frontier is in memory or acked; after it, `spilled` (band) and
- * `sched_spilled` (queue) count the rows in the file only, and rows in memory read out of
- * order (REC_OOO) or ghosts of acked ones (sqlite_expire.c), which a page read passes over.
+ * into memory): a band's rows by (ord, id) (msg's index; rows with a not_before among them are
+ * the schedule's, passed over), and a queue's waiting rows by (not_before, id) (the sched
+ * table, sqlite_schema.c). Facts that always hold: every row at or before a frontier is in
+ * memory or acked; after it, `spilled` (band) and `sched_spilled` (queue) count the rows in
+ * the file only, and rows in memory read out of order (REC_OOO) or ghosts of acked ones
+ * (sqlite_expire.c), which a page read passes over.
  * A band's rows come to it in order (a fresh one's ord is above all), but waiting rows come
  * in any order of time: one that lands before the schedule's frontier while the schedule's
  * window is full stays in the file only, the frontier moving back to just before it; so
@@ -21,13 +22,17 @@
 #include "sqlite_int.h"
 
 static const char *const reader_sql[R__COUNT] = {
-    [R_PAGE] = "SELECT " ROW_COLUMNS " FROM msg WHERE queue = ?1 AND prio = ?2 AND"
-               " not_before = 0 AND (ord, id) > (?3, ?4) AND id <= ?5 ORDER BY ord, id"
-               " LIMIT ?6",
-    [R_SCHED] = "SELECT " ROW_COLUMNS " FROM msg WHERE queue = ?1 AND not_before > 0 AND"
-                " (not_before, id) > (?2, ?3) AND id <= ?4 ORDER BY not_before, id LIMIT ?5",
-    [R_EXPIRY] = "SELECT " ROW_COLUMNS " FROM msg WHERE expires > 0 AND (expires, id) >"
-                 " (?1, ?2) AND expires <= ?3 AND id <= ?4 ORDER BY expires, id",
+    /* A band: its ords lie in [?2, ?7). */
+    [R_PAGE] = "SELECT " ROW_COLUMNS " FROM msg AS m LEFT JOIN expiry AS e ON e.id = m.id"
+               " WHERE m.queue = ?1 AND (m.ord, m.id) > (?3, ?4) AND m.ord >= ?2"
+               " AND m.ord < ?7 AND m.id <= ?5 ORDER BY m.ord, m.id LIMIT ?6",
+    [R_SCHED] = "SELECT " ROW_COLUMNS " FROM sched AS s JOIN msg AS m ON m.id = s.id"
+                " LEFT JOIN expiry AS e ON e.id = m.id"
+                " WHERE s.queue = ?1 AND (s.not_before, s.id) > (?2, ?3) AND s.id <= ?4"
+                " ORDER BY s.not_before, s.id LIMIT ?5",
+    [R_EXPIRY] = "SELECT " ROW_COLUMNS " FROM expiry AS e JOIN msg AS m ON m.id = e.id"
+                 " WHERE (e.expires, e.id) > (?1, ?2) AND e.expires <= ?3 AND e.id <= ?4"
+                 " ORDER BY e.expires, e.id",
 };
 
 store_err sqlite__page_prepare(store *s)
@@ -59,8 +64,7 @@ store__rec *sqlite__row_rec(squeue *q, sqlite3_stmt *st)
     r->link.id = (uint64_t)sqlite3_column_int64(st, C_ID);
     r->ord = sqlite3_column_int64(st, C_ORD);
     r->redeliveries = clamp32(sqlite3_column_int64(st, C_RED));
-    sqlite3_int64 prio = sqlite3_column_int64(st, C_PRIO);
-    r->prio = prio < 0 ? 0 : prio > STORE_PRIORITY_MAX ? STORE_PRIORITY_MAX : (uint8_t)prio;
+    r->prio = (uint8_t)band_of(r->ord);
     r->not_before = (uint64_t)sqlite3_column_int64(st, C_NB);
     r->expires = (uint64_t)sqlite3_column_int64(st, C_EXPIRES);
     /* Possibly handed out before a crash: counted as a delivery (sqlite_recover.c). */
@@ -114,7 +118,9 @@ static store_err read_page(store *s, squeue *q, sqlite3_stmt *st, int waiting,
         uint64_t id = (uint64_t)sqlite3_column_int64(st, C_ID);
         uint64_t k = (uint64_t)sqlite3_column_int64(st, waiting ? C_NB : C_ORD);
         store__rec *r = NULL;
-        if (!sqlite__page_skip(s, id)) {
+        /* A band's row with a time belongs to the schedule: passed over here. */
+        int scheduled = !waiting && sqlite3_column_int64(st, C_NB) != 0;
+        if (!scheduled && !sqlite__page_skip(s, id)) {
             if ((waiting && store__heap_reserve(&q->o.waiting, q->o.waiting.n + q->nlate + 1,
                                                 &s->bytes) != STORE_OK) ||
                 !(r = sqlite__load_row(s, q, st))) {
@@ -140,6 +146,22 @@ static store_err read_page(store *s, squeue *q, sqlite3_stmt *st, int waiting,
     return err;
 }
 
+/* Bind R_PAGE for band p of q from (ord, id) on, at most limit rows (-1: no limit). */
+int sqlite__bind_page(store *s, const squeue *q, int p, int64_t ord, uint64_t id, int64_t limit)
+{
+    sqlite3_stmt *st = s->r[R_PAGE];
+    int rc;
+    if ((rc = sqlite3_bind_int64(st, 1, QID(q))) != SQLITE_OK ||
+        (rc = sqlite3_bind_int64(st, 2, band_lo(p))) != SQLITE_OK ||
+        (rc = sqlite3_bind_int64(st, 3, ord)) != SQLITE_OK ||
+        (rc = sqlite3_bind_int64(st, 4, (sqlite3_int64)id)) != SQLITE_OK ||
+        (rc = sqlite3_bind_int64(st, 5, (sqlite3_int64)s->committed_max)) != SQLITE_OK ||
+        (rc = sqlite3_bind_int64(st, 6, limit)) != SQLITE_OK ||
+        (rc = sqlite3_bind_int64(st, 7, band_hi(p))) != SQLITE_OK)
+        return rc;
+    return SQLITE_OK;
+}
+
 store_err sqlite__page_in(store *s, squeue *q, int p)
 {
     sband *b = &q->band[p];
@@ -147,13 +169,7 @@ store_err sqlite__page_in(store *s, squeue *q, int p)
     size_t want = b->spilled < WINDOW ? (size_t)b->spilled : WINDOW;
     if (store__ids_reserve(&s->ids, want) != STORE_OK)
         return STORE_E_NOMEM;
-    int rc;
-    if ((rc = sqlite3_bind_int64(st, 1, QID(q))) != SQLITE_OK ||
-        (rc = sqlite3_bind_int(st, 2, p)) != SQLITE_OK ||
-        (rc = sqlite3_bind_int64(st, 3, b->front_ord)) != SQLITE_OK ||
-        (rc = sqlite3_bind_int64(st, 4, (sqlite3_int64)b->front_id)) != SQLITE_OK ||
-        (rc = sqlite3_bind_int64(st, 5, (sqlite3_int64)s->committed_max)) != SQLITE_OK ||
-        (rc = sqlite3_bind_int64(st, 6, (sqlite3_int64)want)) != SQLITE_OK)
+    if (sqlite__bind_page(s, q, p, b->front_ord, b->front_id, (int64_t)want) != SQLITE_OK)
         return sqlite__db_err(s, s->rdb, "read");
     uint64_t ord = (uint64_t)b->front_ord;
     size_t read;
@@ -163,6 +179,7 @@ store_err sqlite__page_in(store *s, squeue *q, int p)
     /* The file has fewer than counted: only if something else changed it. Believe the file. */
     if (err == STORE_OK && !full && read < want)
         b->spilled = 0;
+    spill_note(q, p);
     return err;
 }
 
@@ -231,10 +248,12 @@ void sqlite__make_ready(store *s, store__rec *r)
     if (r->not_before)
         q->nlate--;
     if (!keeps(q, r)) {
-        if (r->not_before)
+        if (r->not_before) {
             sched_spill(q, r);
-        else
+        } else {
             b->spilled++;
+            spill_note(q, r->prio);
+        }
         sqlite__expiry_spilled(s, r);
         sqlite__rec_free(s, r);
         return;

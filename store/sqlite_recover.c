@@ -3,15 +3,16 @@
  * recoverable without a write per take, and the last transaction of a clean close that
  * counts what was handed out.
  *
- * Taking is not a write per message; instead the table front(queue, prio, value) keeps for
- * each band a bound: every message of that band that take, take_hashed or take_at ever
- * handed out has ord <= front in the file. A take hands out a message only when its ord is
+ * Taking is not a write per message; instead the file keeps for each band a bound (priority
+ * 4's in its queue's row, as before priorities; the others in the table front(queue, prio,
+ * value)): every message of that band that take, take_hashed or take_at ever handed out has
+ * ord <= front in the file. A take hands out a message only when its ord is
  * within the band's durable front; otherwise it puts a raised front (ord + LOOKAHEAD) in the
  * open batch and answers STORE_E_AGAIN. Takes raise the front ahead of time (when they come
- * within LOOKAHEAD / 2 of it), so in a steady flow no take waits; and a message enqueued
- * into a band with nothing ahead of it (nothing pending, ready in memory or in the file
- * only) puts a front LOOKAHEAD ids past itself in its own batch, so it is deliverable as soon
- * as it is committed.
+ * within LOOKAHEAD / 2 of it), so in a steady flow no take waits; a new queue's row starts
+ * priority 4's front LOOKAHEAD ids ahead, and a message enqueued into a band with nothing
+ * ahead of it (nothing pending, ready in memory or in the file only) puts a front LOOKAHEAD
+ * ids past itself in its own batch, so it is deliverable as soon as it is committed.
  *
  * Why per band: within a band takes follow (ord, id), a fresh message's ord is its id, and a
  * requeued one goes below its band's first, so one bound per band is reached only by the
@@ -30,6 +31,8 @@
  */
 #include "sqlite_int.h"
 
+#include <stdio.h>
+
 /* ---- fronts (loop thread) ---- */
 
 int sqlite__front_push(store *s, squeue *q, int p, int64_t front)
@@ -41,6 +44,7 @@ int sqlite__front_push(store *s, squeue *q, int p, int64_t front)
         return -1;
     push_op(s->open, OP_FRONT, QID(q), front, (uint32_t)p, q);
     q->pins++;
+    q->fronts |= p != STORE_PRIORITY_DEFAULT;
     b->front_sent = front;
     b->front_open = front;
     b->fop_seq = s->open_seq;
@@ -66,15 +70,14 @@ static void front_done(store *s, squeue *q, const op *o, int failed)
 }
 
 /* A queue kept only by its pins may go once they are gone. */
-void sqlite__pins_done(store *s, const batch *b, int failed)
+void sqlite__fronts_done(store *s, const batch *b, int failed)
 {
     for (size_t i = 0; i < b->nops; i++) {
         const op *o = &b->ops[i];
-        if (o->kind != OP_FRONT && o->kind != OP_QROW)
+        if (o->kind != OP_FRONT)
             continue;
         squeue *q = (squeue *)o->ptr;
-        if (o->kind == OP_FRONT)
-            front_done(s, q, o, failed);
+        front_done(s, q, o, failed);
         q->pins--;
         if (!q->pins && reserve_ops(s->open, 1) == 0)
             sqlite__queue_drop_unused(s, q);
@@ -83,17 +86,29 @@ void sqlite__pins_done(store *s, const batch *b, int failed)
 
 /* ---- close (loop thread; no commit in flight, so the writer is ours) ---- */
 
-/* Write r's position and a redelivery count red to its row. */
+/* Run st with one or two int64 parameters. */
+static int run2(sqlite3_stmt *st, int64_t a, int n, int64_t b)
+{
+    int rc = sqlite3_bind_int64(st, 1, a);
+    if (rc == SQLITE_OK && n > 1)
+        rc = sqlite3_bind_int64(st, 2, b);
+    return rc == SQLITE_OK ? step_done(st) : rc;
+}
+
+/* Write r's position, time and a redelivery count red to its row (and the schedule). */
 static int write_rec_count(store *s, const store__rec *r, uint32_t red)
 {
+    const int64_t id = (int64_t)r->link.id;
     const int64_t nb = r->state == STORE__WAITING ? (int64_t)r->not_before : 0;
     sqlite3_stmt *st = s->w[W_REQUEUE];
     int rc;
-    if ((rc = sqlite3_bind_int64(st, 1, (sqlite3_int64)r->link.id)) == SQLITE_OK &&
+    if ((rc = sqlite3_bind_int64(st, 1, id)) == SQLITE_OK &&
         (rc = sqlite3_bind_int64(st, 2, r->ord)) == SQLITE_OK &&
         (rc = sqlite3_bind_int64(st, 3, red)) == SQLITE_OK &&
         (rc = sqlite3_bind_int64(st, 4, nb)) == SQLITE_OK)
         rc = step_done(st);
+    if (rc == SQLITE_OK)
+        rc = nb ? run2(s->w[W_SCHED_SET], id, 2, nb) : run2(s->w[W_SCHED_DEL], id, 1, 0);
     return rc;
 }
 
@@ -103,7 +118,7 @@ static int bump_file_rows(sqlite3_stmt *st, const squeue *q, int p, int64_t f1, 
 {
     int rc;
     if ((rc = sqlite3_bind_int64(st, 1, QID(q))) == SQLITE_OK &&
-        (rc = sqlite3_bind_int(st, 2, p)) == SQLITE_OK &&
+        (rc = sqlite3_bind_int64(st, 2, band_lo(p))) == SQLITE_OK &&
         (rc = sqlite3_bind_int64(st, 3, q->band[p].crash_front)) == SQLITE_OK &&
         (rc = sqlite3_bind_int64(st, 4, f1)) == SQLITE_OK &&
         (rc = sqlite3_bind_int64(st, 5, (sqlite3_int64)f2)) == SQLITE_OK)
@@ -137,14 +152,14 @@ static int keep_crash_counts(store *s)
     sqlite3_stmt *st[2] = { NULL, NULL };
     int rc = sqlite3_prepare_v2(s->wdb,
                                 "UPDATE msg SET redeliveries = redeliveries + 1 WHERE queue = ?1"
-                                " AND prio = ?2 AND not_before = 0 AND ord <= ?3"
-                                " AND (ord, id) > (?4, ?5)",
+                                " AND ord >= ?2 AND ord <= ?3 AND (ord, id) > (?4, ?5)"
+                                " AND not_before = 0",
                                 -1, &st[0], NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2(s->wdb,
-                                "UPDATE msg SET redeliveries = redeliveries + 1 WHERE queue = ?1"
-                                " AND prio = ?2 AND not_before > 0 AND ord <= ?3"
-                                " AND (not_before, id) > (?4, ?5)",
+                                "UPDATE msg SET redeliveries = redeliveries + 1 WHERE ord >= ?2"
+                                " AND ord <= ?3 AND id IN (SELECT id FROM sched WHERE"
+                                " queue = ?1 AND (not_before, id) > (?4, ?5))",
                                 -1, &st[1], NULL);
     for (const store__qlink *l = store__queues_first(&s->queues); rc == SQLITE_OK && l;
          l = store__queues_next(&s->queues, l))
@@ -161,13 +176,6 @@ static int keep_crash_counts(store *s)
     return rc;
 }
 
-static int run_bump(store *s, int64_t id)
-{
-    sqlite3_stmt *st = s->w[W_BUMP];
-    int rc = sqlite3_bind_int64(st, 1, id);
-    return rc == SQLITE_OK ? step_done(st) : rc;
-}
-
 /* What the open batch did that a clean close keeps: a message whose ack is lost with it was
  * handed out (counted), a requeued one keeps its place and count. */
 static int keep_open_batch(store *s)
@@ -177,13 +185,44 @@ static int keep_open_batch(store *s)
     for (size_t i = 0; rc == SQLITE_OK && i < b->nops; i++) {
         const op *o = &b->ops[i];
         if (o->kind == OP_ACK) {
-            rc = run_bump(s, o->key);
+            rc = run2(s->w[W_BUMP], o->key, 1, 0);
         } else if (o->kind == OP_REQUEUE) {
             const store__rec *r = find_rec(s, (uint64_t)o->key);
             if (r && (r->state == STORE__READY || r->state == STORE__MID ||
                       r->state == STORE__WAITING))
                 rc = write_rec_count(s, r, r->redeliveries);
         }
+    }
+    return rc;
+}
+
+/* Each queue's bytes as the file has them once the open batch is dropped, under
+ * "bytes/<queue id>" in meta, for the next open: none when they may be wrong (a commit
+ * failed, or the batch acks the last messages of a queue already forgotten); that open
+ * then counts them from the rows. */
+static int keep_bytes(store *s)
+{
+    const batch *b = s->open;
+    int rc = sqlite3_exec(s->wdb, "DELETE FROM meta WHERE key GLOB 'bytes/*'", NULL, NULL, NULL);
+    int sure = !s->bytes_stale;
+    for (size_t i = 0; sure && i < b->nops; i++) {
+        const op *o = &b->ops[i];
+        if (o->kind == OP_ENQ) {
+            const store__rec *r = o->ptr;
+            ((squeue *)r->q)->bytes -= ROW_SIZE(r);
+        } else if (o->kind == OP_ACK) {
+            squeue *q = find_qid(s, (int64_t)o->not_before);
+            if (q)
+                q->bytes += (uint64_t)o->ord;
+            sure = q != NULL;
+        }
+    }
+    char key[32];
+    for (const store__qlink *l = store__queues_first(&s->queues); sure && rc == SQLITE_OK && l;
+         l = store__queues_next(&s->queues, l)) {
+        const squeue *q = store__container_of(l, const squeue, link);
+        snprintf(key, sizeof key, "bytes/%lld", (long long)QID(q));
+        rc = sqlite__write_meta(s, key, (int64_t)q->bytes);
     }
     return rc;
 }
@@ -201,6 +240,8 @@ void sqlite__close_cleanly(store *s)
     int rc = s->unclean ? keep_crash_counts(s) : SQLITE_OK;
     if (rc == SQLITE_OK)
         rc = keep_open_batch(s);
+    if (rc == SQLITE_OK)
+        rc = keep_bytes(s);
     for (const store__idlink *l = store__ids_first(&s->ids); rc == SQLITE_OK && l;
          l = store__ids_next(&s->ids, l)) {
         const store__rec *r = store__container_of(l, const store__rec, link);

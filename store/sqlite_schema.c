@@ -1,19 +1,22 @@
 /* sqlite_schema.c: the SQLite backend's database file: its schema and migrations, and the
  * way a store gets to it (lock, connections, pragmas, loading) and lets go of it.
  *
- * Tables (schema 4): msg(id, queue, ord, redeliveries, headers, body, not_before, prio,
- * expires) with three partial indexes: msg_order (queue, prio, ord) over rows without a
- * not_before (a band's ready order), msg_sched (queue, not_before) over rows with one (a
- * queue's schedule) and msg_expires (expires) over rows with an expiry; queue(id, name, front,
- * nmsg, nbytes) (front unused since schema 4; nmsg and nbytes: the messages of the queue and
- * their header and body bytes); front(queue, prio, value): each band's delivery bound
- * (sqlite_recover.c); meta(key, value) with next_id, next_qid and open. user_version holds
- * the schema version and application_id marks the file as ours; an older schema is migrated
- * forward inside the open transaction, a newer or foreign file is refused and left exactly
- * as it was. Open reads no message body: queues are loaded with their counts only (from the
- * partial indexes), and their messages are read into memory on demand (sqlite_page.c). An
- * flock on "<path>-lock" keeps other processes out (SQLite's exclusive locking mode would
- * lock out our own reader too).
+ * Tables (schema 4): msg(id, queue, ord, redeliveries, headers, body, not_before) indexed by
+ * (queue, ord), where ord holds the priority too (sqlite_int.h, BAND_SPAN): a queue's bands in
+ * delivery order; sched(id, queue, not_before, prio) indexed by (queue, not_before): the
+ * messages with a not_before, a queue's schedule; expiry(id, expires) indexed by (expires):
+ * the messages with an expiry. A message without a time or an expiry has its row in msg only,
+ * as before schema 4, whatever its priority. queue(id, name, front): front is priority 4's
+ * delivery bound; front(queue, prio, value): the other bands' (sqlite_recover.c);
+ * meta(key, value) with next_id, next_qid, open and each queue's bytes ("bytes/<id>", as a
+ * clean close left them: after a crash open counts them from the rows instead).
+ * user_version holds the schema version and
+ * application_id marks the file as ours; an older schema is migrated forward inside the open
+ * transaction, a newer or foreign file is refused and left exactly as it was. Open reads no
+ * message body: queues are loaded with their counts (from the indexes) and bytes only, and
+ * their messages are read into memory on demand (sqlite_page.c). An flock on
+ * "<path>-lock" keeps other processes out (SQLite's exclusive locking mode would lock out
+ * our own reader too).
  */
 #include "sqlite_int.h"
 
@@ -48,23 +51,19 @@ static const char *const migrations[] = {
     "ALTER TABLE queue ADD COLUMN front INTEGER NOT NULL DEFAULT 0;",
     /* 2 -> 3: the time before which a requeued message is not handed out (requeue_at). */
     "ALTER TABLE msg ADD COLUMN not_before INTEGER NOT NULL DEFAULT 0;",
-    /* 3 -> 4: priority, expiry, a queue's count and bytes, a delivery bound per band (the
-     * queue's becomes priority 4's: every older message has priority 4), and the indexes
-     * that keep a band's order, the schedule and expiry apart. */
-    "ALTER TABLE msg ADD COLUMN prio INTEGER NOT NULL DEFAULT 4;"
-    "ALTER TABLE msg ADD COLUMN expires INTEGER NOT NULL DEFAULT 0;"
-    "ALTER TABLE queue ADD COLUMN nmsg INTEGER NOT NULL DEFAULT 0;"
-    "ALTER TABLE queue ADD COLUMN nbytes INTEGER NOT NULL DEFAULT 0;"
+    /* 3 -> 4: priority (in ord: see BAND_SPAN; every older message has priority 4, whose
+     * ords are unchanged), a delivery bound per band (the queue's own stays priority 4's), the
+     * schedule and expiry in tables of their own, and each queue's bytes. */
+    "CREATE TABLE sched(id INTEGER PRIMARY KEY, queue INTEGER NOT NULL,"
+    " not_before INTEGER NOT NULL, prio INTEGER NOT NULL);"
+    "CREATE INDEX sched_queue ON sched(queue, not_before);"
+    "INSERT INTO sched SELECT id, queue, not_before, 4 FROM msg WHERE not_before > 0;"
+    "CREATE TABLE expiry(id INTEGER PRIMARY KEY, expires INTEGER NOT NULL);"
+    "CREATE INDEX expiry_time ON expiry(expires);"
     "CREATE TABLE front(queue INTEGER NOT NULL, prio INTEGER NOT NULL, value INTEGER NOT NULL,"
     " PRIMARY KEY(queue, prio)) WITHOUT ROWID;"
-    "INSERT INTO front SELECT id, 4, front FROM queue;"
-    "UPDATE queue SET nmsg = (SELECT count(*) FROM msg WHERE msg.queue = queue.id),"
-    " nbytes = (SELECT coalesce(sum(length(headers) + length(body)), 0) FROM msg"
-    " WHERE msg.queue = queue.id);"
-    "DROP INDEX msg_queue_ord;"
-    "CREATE INDEX msg_order ON msg(queue, prio, ord) WHERE not_before = 0;"
-    "CREATE INDEX msg_sched ON msg(queue, not_before) WHERE not_before > 0;"
-    "CREATE INDEX msg_expires ON msg(expires) WHERE expires > 0;",
+    "INSERT OR REPLACE INTO meta(key, value) SELECT 'bytes/' || queue,"
+    " sum(length(headers) + length(body)) FROM msg GROUP BY queue;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -243,12 +242,20 @@ static store_err prep(store *s, const char *sql, sqlite3_stmt **st)
     return STORE_OK;
 }
 
-/* Every queue row joins the index with its stored count and bytes; its messages are
- * counted next. */
+/* Band p's delivery bound is front, and after a crash the bound of what may have been
+ * handed out (see sqlite_recover.c). */
+static void set_front(store *s, squeue *q, int p, int64_t front)
+{
+    sband *b = &q->band[p];
+    b->front_durable = b->front_sent = front;
+    b->crash_front = s->unclean ? front : INT64_MIN;
+}
+
+/* Every queue row joins the index with priority 4's front; its messages are counted next. */
 static store_err read_queue_rows(store *s)
 {
     sqlite3_stmt *st = NULL;
-    store_err err = prep(s, "SELECT id, name, nmsg, nbytes FROM queue", &st);
+    store_err err = prep(s, "SELECT id, name, front FROM queue", &st);
     int rc = SQLITE_DONE;
     while (err == STORE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *name = sqlite3_column_blob(st, 1);
@@ -262,10 +269,8 @@ static store_err read_queue_rows(store *s)
             q = sqlite__queue_add(s, name, len, h, sqlite3_column_int64(st, 0));
         if (!q)
             err = nomem(s);
-        else {
-            q->count = (uint64_t)sqlite3_column_int64(st, 2);
-            q->bytes = (uint64_t)sqlite3_column_int64(st, 3);
-        }
+        else
+            set_front(s, q, STORE_PRIORITY_DEFAULT, sqlite3_column_int64(st, 2));
     }
     if (err == STORE_OK && rc != SQLITE_DONE)
         err = sqlite__db_err(s, s->wdb, "load");
@@ -273,9 +278,10 @@ static store_err read_queue_rows(store *s)
     return err;
 }
 
-/* The message counts of one partial index (rows: queue, prio, count, min(ord)): a band's
- * ready rows (sched 0) or a queue's waiting ones (sched 1), all in the file only. Queues
- * without a row are noted as orphans. */
+/* Message counts (rows: queue, prio, count, min(ord)), all in the file only: of a band
+ * (sched 0: its messages, waiting ones among them), or of the schedule (sched 1: the waiting
+ * ones, which are the schedule's, not the band's). Queues without a row are noted as
+ * orphans. */
 static store_err read_counts(store *s, const char *sql, int sched, loader *ld)
 {
     sqlite3_stmt *st = NULL;
@@ -285,16 +291,24 @@ static store_err read_counts(store *s, const char *sql, int sched, loader *ld)
         sqlite3_int64 qid = sqlite3_column_int64(st, 0), p = sqlite3_column_int64(st, 1);
         uint64_t n = (uint64_t)sqlite3_column_int64(st, 2);
         squeue *q = find_qid(s, qid);
-        if (!q || p < 0 || p > STORE_PRIORITY_MAX) {
+        if (!q) {
             if (add_orphan(ld, qid) != 0)
                 err = nomem(s);
-        } else if (sched) {
-            q->sched_spilled = n;
+            continue;
+        }
+        if (p < 0 || p > STORE_PRIORITY_MAX)
+            continue; /* not a priority this store writes: never read */
+        if (sched) {
+            q->sched_spilled += n;
+            q->band[p].spilled -= n < q->band[p].spilled ? n : q->band[p].spilled;
+            spill_note(q, (int)p);
         } else {
+            q->count += n;
             q->band[p].spilled = n;
             /* Every row of the band lies after the frontier; the least ord bounds them. */
             q->band[p].front_ord = sqlite3_column_int64(st, 3);
             q->band[p].front_id = 0;
+            spill_note(q, (int)p);
         }
     }
     if (err == STORE_OK && rc != SQLITE_DONE)
@@ -303,7 +317,7 @@ static store_err read_counts(store *s, const char *sql, int sched, loader *ld)
     return err;
 }
 
-/* Each band's delivery bound, and after a crash the bound of what may have been handed out. */
+/* The delivery bounds of the other priorities. */
 static store_err read_fronts(store *s)
 {
     sqlite3_stmt *st = NULL;
@@ -312,11 +326,10 @@ static store_err read_fronts(store *s)
     while (err == STORE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         squeue *q = find_qid(s, sqlite3_column_int64(st, 0));
         sqlite3_int64 p = sqlite3_column_int64(st, 1);
-        if (!q || p < 0 || p > STORE_PRIORITY_MAX)
-            continue; /* removed below with its queue */
-        sband *b = &q->band[p];
-        b->front_durable = b->front_sent = sqlite3_column_int64(st, 2);
-        b->crash_front = s->unclean ? b->front_durable : INT64_MIN; /* see sqlite_recover.c */
+        if (!q || p < 0 || p > STORE_PRIORITY_MAX || p == STORE_PRIORITY_DEFAULT)
+            continue; /* removed below with its queue, or not written */
+        set_front(s, q, (int)p, sqlite3_column_int64(st, 2));
+        q->fronts = 1;
     }
     if (err == STORE_OK && rc != SQLITE_DONE)
         err = sqlite__db_err(s, s->wdb, "load");
@@ -336,92 +349,95 @@ static store_err run_each(store *s, const char *sql, const sqlite3_int64 *v, siz
     return err;
 }
 
-static uint64_t in_file(const squeue *q)
+/* Each queue's bytes: as the last clean close left them in meta ("bytes/<queue id>"), or
+ * (after a crash, or when one is missing) counted from the rows, one pass over the table. */
+static store_err read_bytes(store *s)
 {
-    uint64_t n = q->sched_spilled;
-    for (int p = 0; p < STORE__PRIORITIES; p++)
-        n += q->band[p].spilled;
-    return n;
-}
-
-/* q's count is n (its rows say so) and its bytes what its rows hold (st sums them), in
- * memory and in its row. */
-static store_err recount(store *s, sqlite3_stmt *st, squeue *q, uint64_t n)
-{
-    int rc = sqlite3_bind_int64(st, 1, QID(q));
-    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        q->count = n;
-        q->bytes = (uint64_t)sqlite3_column_int64(st, 0);
-        rc = SQLITE_OK;
-    }
-    (void)sqlite3_reset(st);
-    char sql[160];
-    snprintf(sql, sizeof sql, "UPDATE queue SET nmsg = %llu, nbytes = %llu WHERE id = %lld",
-             (unsigned long long)q->count, (unsigned long long)q->bytes, (long long)QID(q));
-    if (rc != SQLITE_OK || exec(s, sql, "load") != SQLITE_OK)
-        return sqlite__db_err(s, s->wdb, "load");
-    return STORE_OK;
-}
-
-/* Queues without a message go (row, fronts and all); a queue whose stored count is not
- * what its rows say has count and bytes counted again from its rows. ld collects the ids of
- * the queues that go (as orphans: nothing of theirs is left). */
-static store_err settle_queues(store *s, loader *ld)
-{
+    int counted = 0;
     sqlite3_stmt *st = NULL;
-    store_err err = prep(s,
-                         "SELECT (SELECT coalesce(sum(length(headers) + length(body)), 0)"
-                         " FROM msg WHERE queue = ?1 AND not_before = 0)"
-                         " + (SELECT coalesce(sum(length(headers) + length(body)), 0)"
-                         " FROM msg WHERE queue = ?1 AND not_before > 0)", &st);
-    store__qlink *l = store__queues_first(&s->queues), *next;
-    for (; err == STORE_OK && l; l = next) {
-        next = store__queues_next(&s->queues, l);
-        squeue *q = store__container_of(l, squeue, link);
-        uint64_t n = in_file(q);
-        if (!n) {
-            if (add_orphan(ld, QID(q)) != 0)
-                return nomem(s);
-            store__queues_remove(&s->queues, &q->link);
-            store__ids_remove(&s->qids, &q->byqid);
-            store__order_free(&q->o, &s->bytes);
-            s->bytes -= QUEUE_SIZE(q);
-            free(q);
-        } else if (n != q->count) {
-            err = recount(s, st, q, n);
+    store_err err = prep(s, "SELECT CAST(substr(key, 7) AS INTEGER), value FROM meta"
+                            " WHERE key GLOB 'bytes/*'", &st);
+    int rc = SQLITE_DONE;
+    while (err == STORE_OK && !s->unclean && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        squeue *q = find_qid(s, sqlite3_column_int64(st, 0));
+        if (q && !q->bytes) {
+            q->bytes = (uint64_t)sqlite3_column_int64(st, 1);
+            counted++;
         }
     }
+    (void)sqlite3_finalize(st);
+    if (err == STORE_OK && rc != SQLITE_DONE && rc != SQLITE_ROW)
+        err = sqlite__db_err(s, s->wdb, "load");
+    if (err != STORE_OK || (!s->unclean && counted == (int)s->queues.n))
+        return err;
+    err = prep(s, "SELECT queue, sum(length(headers) + length(body)) FROM msg NOT INDEXED"
+                  " GROUP BY queue", &st);
+    while (err == STORE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        squeue *q = find_qid(s, sqlite3_column_int64(st, 0));
+        if (q)
+            q->bytes = (uint64_t)sqlite3_column_int64(st, 1);
+    }
+    if (err == STORE_OK && rc != SQLITE_DONE)
+        err = sqlite__db_err(s, s->wdb, "load");
     (void)sqlite3_finalize(st);
     return err;
 }
 
-/* Queues with their message counts. Two passes over the partial indexes: no message body is
- * read. Drops queue rows without messages and messages without a queue row. */
+/* Queues without a message go (row, fronts and all): ld collects their ids (as orphans:
+ * nothing of theirs is left). */
+static store_err settle_queues(store *s, loader *ld)
+{
+    store__qlink *l = store__queues_first(&s->queues), *next;
+    for (; l; l = next) {
+        next = store__queues_next(&s->queues, l);
+        squeue *q = store__container_of(l, squeue, link);
+        if (q->count)
+            continue;
+        if (add_orphan(ld, QID(q)) != 0)
+            return nomem(s);
+        store__queues_remove(&s->queues, &q->link);
+        store__ids_remove(&s->qids, &q->byqid);
+        store__order_free(&q->o, &s->bytes);
+        s->bytes -= QUEUE_SIZE(q);
+        free(q);
+    }
+    return STORE_OK;
+}
+
+/* Queues with their message counts and bytes: one pass over msg's index and one over the
+ * schedule, no message body read (but after a crash, one over the rows for the bytes). Drops
+ * queue rows without messages and messages without a queue row. */
 static store_err load_queues(store *s)
 {
     loader ld = {0};
     store_err err = read_queue_rows(s);
     if (err == STORE_OK)
-        err = read_counts(s, "SELECT queue, prio, count(*), min(ord) FROM msg"
-                             " WHERE not_before = 0 GROUP BY queue, prio", 0, &ld);
+        err = read_counts(s, "SELECT queue, 4 - ((ord + 36028797018963968) >> 56) AS p,"
+                             " count(*), min(ord) FROM msg GROUP BY queue, p", 0, &ld);
     if (err == STORE_OK)
-        err = read_counts(s, "SELECT queue, 0, count(*), 0 FROM msg"
-                             " WHERE not_before > 0 GROUP BY queue", 1, &ld);
+        err = read_counts(s, "SELECT queue, prio, count(*), 0 FROM sched GROUP BY queue, prio",
+                          1, &ld);
     if (err == STORE_OK)
         err = read_fronts(s);
     if (err == STORE_OK)
         err = settle_queues(s, &ld);
     if (err == STORE_OK)
-        err = run_each(s, "DELETE FROM msg WHERE queue = ?1 AND not_before = 0", ld.orphans,
-                       ld.norphans);
+        err = read_bytes(s);
     if (err == STORE_OK)
-        err = run_each(s, "DELETE FROM msg WHERE queue = ?1 AND not_before > 0", ld.orphans,
-                       ld.norphans);
+        err = run_each(s, "DELETE FROM msg WHERE queue = ?1", ld.orphans, ld.norphans);
+    if (err == STORE_OK)
+        err = run_each(s, "DELETE FROM sched WHERE queue = ?1", ld.orphans, ld.norphans);
+    if (err == STORE_OK && ld.norphans &&
+        exec(s, "DELETE FROM expiry WHERE id NOT IN (SELECT id FROM msg)", "clean up") !=
+            SQLITE_OK)
+        err = STORE_E_IO;
     if (err == STORE_OK)
         err = run_each(s, "DELETE FROM queue WHERE id = ?1", ld.orphans, ld.norphans);
     if (err == STORE_OK &&
-        exec(s, "DELETE FROM front WHERE queue NOT IN (SELECT id FROM queue)", "clean up") !=
-            SQLITE_OK)
+        exec(s, "DELETE FROM front WHERE queue NOT IN (SELECT id FROM queue);"
+                "DELETE FROM meta WHERE key GLOB 'bytes/*' AND"
+                " CAST(substr(key, 7) AS INTEGER) NOT IN (SELECT id FROM queue)",
+             "clean up") != SQLITE_OK)
         err = STORE_E_IO;
     free(ld.orphans);
     return err;

@@ -66,16 +66,16 @@ store_err sqlite__band_first(store *s, squeue *q, int p, store__rec **out)
     return STORE_OK;
 }
 
-/* The first record of q's order, highest band first. */
+/* The first record of q's order, highest band with messages in memory or the file first. */
 static store_err first_ready(store *s, squeue *q, store__rec **out)
 {
     *out = NULL;
-    for (int p = STORE__PRIORITIES - 1; p >= 0; p--) {
-        if (!q->o.band[p].n && !q->band[p].spilled)
-            continue;
+    for (unsigned m = q->o.mask | q->spill_mask; m;) {
+        int p = 31 - __builtin_clz(m);
         store_err err = sqlite__band_first(s, q, p, out);
         if (err != STORE_OK || *out)
             return err;
+        m &= ~(1u << p) & (q->o.mask | q->spill_mask);
     }
     return STORE_OK;
 }
@@ -120,12 +120,19 @@ store_err sqlite__requeue(store *s, store__rec *r, uint64_t not_before)
     if (not_before &&
         store__heap_reserve(&q->o.waiting, q->o.waiting.n + q->nlate + 1, &s->bytes) != STORE_OK)
         return STORE_E_NOMEM;
-    if (store__order_place(&q->o, r, band_limit(q, r->prio)) != STORE_OK)
+    /* Below its band's first, within its band (unreachable in practice). */
+    int64_t was = r->ord;
+    if (store__order_place(&q->o, r, band_limit(q, r->prio)) != STORE_OK ||
+        r->ord < band_lo(r->prio)) {
+        r->ord = was;
         return STORE_E_INVALID;
+    }
     if (r->redeliveries < UINT32_MAX)
         r->redeliveries++;
     push_op(s->open, OP_REQUEUE, (int64_t)r->link.id, r->ord, r->redeliveries, NULL);
-    s->open->ops[s->open->nops - 1].not_before = not_before;
+    op *o = &s->open->ops[s->open->nops - 1];
+    o->not_before = not_before;
+    o->flags = r->not_before ? OPF_SCHED : 0; /* its row's time until now */
     r->not_before = not_before;
     if (not_before) {
         store__order_wait(&q->o, r);

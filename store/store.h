@@ -252,8 +252,9 @@ typedef struct store_ops {
     /* The queue's messages not yet acked (pending, waiting, ready, taken) in *count, and
      * the bytes of their header blocks and bodies in *bytes; 0 and 0 for an unknown queue.
      * Kept as the messages come and go, and as the file has them after a restart or a
-     * crash; after a failed commit it follows memory (acks that did not reach the file are
-     * counted as done) until the next open. */
+     * crash (a persistent backend may add them up from its file at the open after a crash);
+     * after a failed commit it follows memory (acks that did not reach the file are counted
+     * as done) until the next open. */
     void (*queue_size)(store *s, const char *queue, size_t queue_len, uint64_t hash,
                        uint64_t *count, uint64_t *bytes);
     /* Read the queue's ready messages in delivery order without taking them: *cur zeroed

@@ -209,7 +209,8 @@ static store_err take(store *s, const char *queue, size_t queue_len, uint64_t h,
     mqueue *q = find_queue(s, queue, queue_len, h);
     if (!q)
         return STORE_E_EMPTY;
-    store_err err = store__order_promote(&q->o, now, no_limit, &s->bytes);
+    store_err err = q->o.waiting.n ? store__order_promote(&q->o, now, no_limit, &s->bytes)
+                                   : STORE_OK;
     store__rec *r = store__order_first(&q->o);
     if (!r)
         return err != STORE_OK ? err : STORE_E_EMPTY;

@@ -13,7 +13,9 @@
  * ord = id (above every other of its band); a requeued one keeps its ord if that is already
  * below its band's first, else takes one below. A restart reads the same order back, and
  * messages taken but not acked come back where they were taken from. A queue's count and
- * bytes live in its row, changed by each batch that changes them (OP_QROW, at its end).
+ * bytes are kept in memory as its messages come and go, never written per batch: open counts
+ * the messages from the index, and takes the bytes a clean close wrote (after a crash, or a
+ * run with a failed commit, it adds them up from the rows; see sqlite_schema.c).
  */
 #include "sqlite_int.h"
 
@@ -58,33 +60,14 @@ squeue *sqlite__queue_add(store *s, const char *name, size_t len, uint64_t h, in
         b->front_ord = b->front_durable = b->front_sent = INT64_MIN;
         b->crash_front = b->tmax = INT64_MIN;
     }
+    /* Priority 4 may hand out the next LOOKAHEAD ids at once (the row carries that). */
+    sband *b4 = &q->band[STORE_PRIORITY_DEFAULT];
+    b4->front_durable = b4->front_sent = add_sat((int64_t)s->next_id, LOOKAHEAD);
     q->byqid.id = (uint64_t)qid;
     store__ids_insert(&s->qids, &q->byqid);
     store__queues_insert(&s->queues, &q->link, q->name, len, h);
     s->bytes += QUEUE_SIZE(q);
     return q;
-}
-
-/* Is anything of q left in the file only? */
-static int has_spilled(const squeue *q)
-{
-    for (int p = 0; p < STORE__PRIORITIES; p++)
-        if (q->band[p].spilled)
-            return 1;
-    return q->sched_spilled != 0;
-}
-
-/* q leaves the open batch's touched list (its row is deleted instead). */
-static void untouch(store *s, squeue *q)
-{
-    batch *b = s->open;
-    if (q->touch_seq != s->open_seq)
-        return;
-    squeue *last = b->touched[--b->ntouched];
-    b->touched[q->touch_idx] = last;
-    last->touch_idx = q->touch_idx;
-    b->held--;
-    q->touch_seq = 0;
 }
 
 /* A queue with nothing left in memory or in the file is forgotten, here and (with the
@@ -93,44 +76,23 @@ static void untouch(store *s, squeue *q)
  * row is gone (their acks were made, only not stored). */
 void sqlite__queue_drop_unused(store *s, squeue *q)
 {
-    if (q->nrecs || q->pins || has_spilled(q))
+    if (q->nrecs || q->pins || q->spill_mask || q->sched_spilled)
         return;
-    untouch(s, q);
+    /* Only a cancel empties a queue whose row the open batch writes: that write names q,
+     * so it goes too. */
+    if (q->row_seq == s->open_seq) {
+        batch *b = s->open;
+        size_t i = b->nops;
+        while (i > 0 && !(b->ops[i - 1].kind == OP_QNEW && b->ops[i - 1].ptr == q))
+            i--;
+        if (i > 0) {
+            memmove(&b->ops[i - 1], &b->ops[i], (b->nops - i) * sizeof *b->ops);
+            b->nops--;
+        }
+    }
     push_op(s->open, OP_QDEL, QID(q), 0, 0, NULL);
+    s->open->ops[s->open->nops - 1].flags = (uint8_t)q->fronts;
     unlink_queue(s, q);
-}
-
-int sqlite__reserve(store *s, const squeue *q, size_t n)
-{
-    batch *b = s->open;
-    int add = !q || q->touch_seq != s->open_seq;
-    if (reserve_ops(b, n + (size_t)add) != 0)
-        return -1;
-    if (add && b->ntouched == b->touched_cap) {
-        size_t ncap = b->touched_cap ? b->touched_cap * 2 : 16;
-        squeue **nt = realloc(b->touched, ncap * sizeof *nt);
-        if (!nt)
-            return -1;
-        b->touched = nt;
-        b->touched_cap = ncap;
-    }
-    return 0;
-}
-
-void sqlite__touch(store *s, squeue *q, int64_t dn, int64_t db)
-{
-    batch *b = s->open;
-    if (q->touch_seq != s->open_seq) {
-        q->touch_seq = s->open_seq;
-        q->touch_idx = b->ntouched;
-        b->touched[b->ntouched++] = q;
-        b->held++;
-        q->d_count = q->d_bytes = 0;
-    }
-    q->d_count += dn;
-    q->d_bytes += db;
-    q->count += (uint64_t)dn;
-    q->bytes += (uint64_t)db;
 }
 
 void sqlite__rec_free(store *s, store__rec *r)
@@ -142,21 +104,6 @@ void sqlite__rec_free(store *s, store__rec *r)
         s->nexpiring--;
     s->bytes -= STORE__REC_SIZE(r);
     free(r);
-}
-
-/* The batch is cut: each queue it touched gets its row written at its end (the slots were
- * held), pinned until the commit completes. */
-static void cut_rows(batch *b)
-{
-    for (size_t i = 0; i < b->ntouched; i++) {
-        squeue *q = b->touched[i];
-        b->held--;
-        push_op(b, OP_QROW, QID(q), q->d_bytes, 0, q);
-        b->ops[b->nops - 1].not_before = (uint64_t)q->d_count;
-        q->pins++;
-        q->touch_seq = 0;
-    }
-    b->ntouched = 0;
 }
 
 /* ---- store_ops ---- */
@@ -176,18 +123,16 @@ static void sq_close(store *s)
     free(s->qids.b);
     store__heap_free(&s->expiry, NULL);
     free(s->browsed);
-    for (int i = 0; i < 2; i++) {
-        free(s->bat[i].ops);
-        free(s->bat[i].touched);
-    }
+    free(s->bat[0].ops);
+    free(s->bat[1].ops);
     free(s);
 }
 
 /* Everything one enqueue into q may need, reserved before anything changes: operations (the
- * insert, a front), the id index, the touched list, room in the heaps it may join. */
+ * queue's row, the insert, a front), the id index, room in the heaps it may join. */
 static store_err enqueue_room(store *s, squeue *q, const store_attrs *a)
 {
-    if (sqlite__reserve(s, q, 2) != 0 || store__ids_reserve(&s->ids, 1) != STORE_OK)
+    if (reserve_ops(s->open, 3) != 0 || store__ids_reserve(&s->ids, 1) != STORE_OK)
         return STORE_E_NOMEM;
     if (a->expires &&
         store__heap_reserve(&s->expiry, s->nexpiring + 1, &s->bytes) != STORE_OK)
@@ -204,8 +149,14 @@ static void enqueue_rec(store *s, squeue *q, store__rec *r)
 {
     batch *b = s->open;
     sband *sb = &q->band[r->prio];
+    /* Each batch writing to a queue (re)writes its row: the row then never depends on an
+     * earlier batch having succeeded. */
+    if (q->row_seq != s->open_seq) {
+        q->row_seq = s->open_seq;
+        push_op(b, OP_QNEW, QID(q), q->band[STORE_PRIORITY_DEFAULT].front_sent, 0, q);
+    }
     r->link.id = s->next_id++;
-    r->ord = (int64_t)r->link.id;
+    r->ord = band_base(r->prio) + (int64_t)r->link.id;
     /* Nothing of the band before it that a crash could count: it may be handed out as soon
      * as it is committed, with a front LOOKAHEAD ids ahead (as takes keep it). */
     if (!sb->npending && !sb->spilled && !q->o.band[r->prio].n && sb->front_sent < r->ord)
@@ -218,7 +169,8 @@ static void enqueue_rec(store *s, squeue *q, store__rec *r)
     store__ids_insert(&s->ids, &r->link);
     s->bytes += STORE__REC_SIZE(r);
     q->nrecs++;
-    sqlite__touch(s, q, 1, (int64_t)(r->hlen + r->blen));
+    q->count++;
+    q->bytes += ROW_SIZE(r);
     store__list_append(&b->recs, &r->on);
     b->max_id = r->link.id;
     push_op(b, OP_ENQ, (int64_t)r->link.id, r->ord, 0, r);
@@ -235,8 +187,8 @@ static store_err sq_enqueue_attrs(store *s, const char *queue, size_t queue_len,
         return STORE_E_INVALID;
     if (headers_len > SIZE_MAX / 4 || body_len > SIZE_MAX / 4)
         return STORE_E_NOMEM;
-    /* The file keeps ids and times as signed 64-bit integers. */
-    if (s->next_id > (uint64_t)INT64_MAX || a->not_before > (uint64_t)INT64_MAX ||
+    /* The file keeps times as signed 64-bit integers, and ids within half a band's ords. */
+    if (s->next_id >= (uint64_t)(BAND_SPAN / 2) || a->not_before > (uint64_t)INT64_MAX ||
         a->expires > (uint64_t)INT64_MAX)
         return STORE_E_INVALID;
     /* Refused here rather than failing the whole batch at commit (SQLITE_TOOBIG). */
@@ -317,13 +269,17 @@ static store_err sq_ack(store *s, uint64_t id)
         return STORE_E_NOTFOUND;
     squeue *q = r->q;
     /* Two slots: the delete, and maybe the queue's removal. */
-    if (sqlite__reserve(s, q, 2) != 0)
+    if (reserve_ops(s->open, 2) != 0)
         return STORE_E_NOMEM;
     store__rec *ghost = NULL;
     if ((r->flags & REC_OOO) && !(ghost = malloc(sizeof *ghost)))
         return STORE_E_NOMEM;
-    push_op(s->open, OP_ACK, (int64_t)r->link.id, 0, 0, NULL);
-    sqlite__touch(s, q, -1, -(int64_t)(r->hlen + r->blen));
+    push_op(s->open, OP_ACK, (int64_t)r->link.id, (int64_t)ROW_SIZE(r), 0, NULL);
+    op *o = &s->open->ops[s->open->nops - 1];
+    o->flags = (uint8_t)((r->not_before ? OPF_SCHED : 0) | (r->expires ? OPF_EXPIRY : 0));
+    o->not_before = (uint64_t)QID(q);
+    q->count--;
+    q->bytes -= ROW_SIZE(r);
     if (ghost)
         sqlite__ghost_replace(s, r, ghost);
     else
@@ -374,8 +330,8 @@ static store_err sq_cancel(store *s, uint64_t id)
     b->nops--;
     store__list_unlink(&b->recs, &r->on);
     b->max_id = b->recs.tail ? store__container_of(b->recs.tail, store__rec, on)->link.id : 0;
-    /* In the open batch, q is in its touched list already: no room needed. */
-    sqlite__touch(s, q, -1, -(int64_t)(r->hlen + r->blen));
+    q->count--;
+    q->bytes -= ROW_SIZE(r);
     q->band[r->prio].npending--;
     if (r->not_before)
         q->nlate--;
@@ -390,9 +346,8 @@ static store_err sq_commit(store *s, store_commit_cb cb, void *arg)
     if (s->fly)
         return STORE_E_BUSY;
     batch *b = s->open;
-    if (!b->nops && !b->ntouched)
+    if (!b->nops)
         return STORE_DONE;
-    cut_rows(b);
     b->cb = cb;
     b->arg = arg;
     b->next_id = s->next_id;
@@ -403,8 +358,6 @@ static store_err sq_commit(store *s, store_commit_cb cb, void *arg)
     s->work.data = s;
     int rc = uv_queue_work(s->loop, &s->work, sqlite__commit_work, sqlite__commit_done);
     if (rc != 0) {
-        /* The batch stays open, its rows' writes already at its end (a later write to one
-         * of those queues adds another: they add up). */
         s->open = b;
         s->open_seq--;
         s->fly = NULL;
@@ -504,8 +457,7 @@ static size_t sq_resident(store *s)
 {
     size_t n = sizeof *s + s->bytes +
                (s->ids.cap + s->queues.cap + s->qids.cap) * sizeof(void *) +
-               (s->bat[0].cap + s->bat[1].cap) * sizeof(op) +
-               (s->bat[0].touched_cap + s->bat[1].touched_cap) * sizeof(squeue *);
+               (s->bat[0].cap + s->bat[1].cap) * sizeof(op);
     int cur = 0, hi = 0;
     if (s->rdb && sqlite3_db_status(s->rdb, SQLITE_DBSTATUS_CACHE_USED, &cur, &hi, 0) ==
                       SQLITE_OK && cur > 0)

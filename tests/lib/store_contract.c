@@ -347,6 +347,12 @@ static void test_batch_all_or_nothing(void **state)
     put(c, "t2", "tx2");
     c->fx->ops->close(c->s);
     open_store(c, 0);
+    uint64_t n, bytes;
+    c->fx->ops->queue_size(c->s, "t", 1, store_hash_name("t", 1), &n, &bytes);
+    assert_int_equal(n, 1); /* the lost batch's ack and sends are not counted */
+    assert_int_equal(bytes, 4 + 4);
+    c->fx->ops->queue_size(c->s, "t2", 2, store_hash_name("t2", 2), &n, &bytes);
+    assert_int_equal(n, 0);
     m = take(c, "t");
     assert_int_equal(m.body_len, 4);
     assert_memory_equal(m.body, "base", 4);

@@ -152,6 +152,15 @@ static size_t depth(fx *f, const char *q)
     return f->ops->depth(f->s, q, strlen(q));
 }
 
+/* q holds count messages of bytes bytes (header blocks and bodies). */
+static void size_is(fx *f, const char *q, uint64_t count, uint64_t bytes)
+{
+    uint64_t n, b;
+    f->ops->queue_size(f->s, q, strlen(q), store_hash_name(q, strlen(q)), &n, &b);
+    assert_int_equal(n, count);
+    assert_int_equal(b, bytes);
+}
+
 /* ---- contract semantics ---- */
 
 static void test_enqueue_take_ack(void **state)
@@ -695,6 +704,8 @@ static void test_failed_commit(void **state)
     put(f, "fresh", "after");
     assert_int_equal(commit_wait(f), STORE_OK);
     reopen(f);
+    size_is(f, "q", 1, 1 + 4); /* counted from the rows: the run had a failed commit */
+    size_is(f, "fresh", 2, 1 + 10 + 1 + 5);
     take_expect(f, "q", "kept", 1);
     take_expect(f, "fresh", "next batch", 0);
     take_expect(f, "fresh", "after", 0);
@@ -1031,6 +1042,7 @@ static void test_open_golden_v2(void **state)
     expect_empty(f, "/queue/b");
 }
 
+
 /* ---- version 7: priority, delay and expiry against the file ---- */
 
 static uint64_t put_attrs(fx *f, const char *q, const char *body, size_t len, uint8_t prio,
@@ -1311,8 +1323,11 @@ static void test_crash_priorities(void **state)
     take_expect(f, "q", "n1", 0);
     put_attrs(f, "q", "x10", 0, 9, 0, 0); /* after the takes: never handed out */
     assert_int_equal(commit_wait(f), STORE_OK);
+    uint64_t count, bytes;
+    f->ops->queue_size(f->s, "q", 1, store_hash_name("q", 1), &count, &bytes);
     crash_image(f, "crash.db");
     open_image(f, "crash.db");
+    size_is(f, "q", count, bytes); /* counted from the file after the crash */
     for (int i = 1; i < 10; i++) {
         snprintf(body, sizeof body, "x%d", i);
         take_at_ack(f, "q", 1, body, 1);
@@ -1395,13 +1410,6 @@ static void open_golden(fx *f, const char *name)
     f->s = open_store(f, 0);
 }
 
-static void size_is(fx *f, const char *q, uint64_t count, uint64_t bytes)
-{
-    uint64_t n, b;
-    f->ops->queue_size(f->s, q, strlen(q), store_hash_name(q, strlen(q)), &n, &b);
-    assert_int_equal(n, count);
-    assert_int_equal(b, bytes);
-}
 
 /* take gives id with that header block, body and count (priority 4, no expiry); acked. */
 static void take_golden(fx *f, const char *q, uint64_t id, const char *h, size_t hlen,
