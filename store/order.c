@@ -183,6 +183,20 @@ void store__cursor_write(store_cursor *c, int p, int64_t ord, uint64_t id)
     c->pos[2] = id;
 }
 
+/* ---- records kept for reuse ---- */
+
+void store__pool_drain(store__pool *pool)
+{
+    for (size_t c = 0; c < STORE__POOL_CLASSES; c++) {
+        while (pool->spare[c]) {
+            store__rec *r = pool->spare[c];
+            pool->spare[c] = (store__rec *)r->q;
+            free(r);
+        }
+    }
+    pool->bytes = 0;
+}
+
 /* ---- a store's records by expiry ---- */
 
 void store__expiry_init(store__heap *x)

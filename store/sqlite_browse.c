@@ -39,7 +39,7 @@ static int file_after(store *s, squeue *q, int p, int64_t ord, uint64_t id)
 /* The row R_PAGE stands on, copied into s->browsed. */
 static store_err lend_row(store *s, squeue *q, store_msg *out)
 {
-    store__rec *r = sqlite__row_rec(q, s->r[R_PAGE]);
+    store__rec *r = sqlite__row_rec(s, q, s->r[R_PAGE]);
     (void)sqlite3_reset(s->r[R_PAGE]);
     if (!r)
         return STORE_E_NOMEM;

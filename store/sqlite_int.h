@@ -212,6 +212,7 @@ struct store {
     int64_t next_qid;
     size_t max_row; /* header block + body bytes one row can hold */
     size_t bytes;   /* records, ghosts, queues and heaps allocated (resident) */
+    store__pool pool; /* records given back, for reuse */
     int unclean;    /* the file was not closed cleanly: crash fronts apply */
     int bytes_stale; /* a commit failed: the queues' bytes in memory are not the file's */
     int opened;     /* open completed: close may mark the file closed */
@@ -364,7 +365,7 @@ store_err sqlite__page_in(store *s, squeue *q, int p) STORE_WUR;
 store_err sqlite__sched_page_in(store *s, squeue *q) STORE_WUR;
 /* The row st stands on (ROW_COLUMNS) as a record of q, counted after a crash (PENDING, in
  * no index). NULL without memory. Release with free(). */
-store__rec *sqlite__row_rec(squeue *q, sqlite3_stmt *st);
+store__rec *sqlite__row_rec(store *s, squeue *q, sqlite3_stmt *st);
 /* The same, in memory: in the id index (the caller reserved room there), on no list. */
 store__rec *sqlite__load_row(store *s, squeue *q, sqlite3_stmt *st);
 /* A record whose commit completed joins its queue's order, or (freed) stays in the file. */

@@ -49,7 +49,7 @@ static uint32_t clamp32(sqlite3_int64 v)
     return v < 0 ? 0 : v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
 }
 
-store__rec *sqlite__row_rec(squeue *q, sqlite3_stmt *st)
+store__rec *sqlite__row_rec(store *s, squeue *q, sqlite3_stmt *st)
 {
     const void *h = sqlite3_column_blob(st, C_HEADERS);
     size_t hlen = (size_t)sqlite3_column_bytes(st, C_HEADERS);
@@ -58,7 +58,7 @@ store__rec *sqlite__row_rec(squeue *q, sqlite3_stmt *st)
     /* SQLite returns NULL for a non-empty blob only when it ran out of memory. */
     if ((!h && hlen) || (!body && blen))
         return NULL;
-    store__rec *r = store__rec_new(q, h, hlen, body, blen);
+    store__rec *r = store__rec_new(&s->pool, q, h, hlen, body, blen);
     if (!r)
         return NULL;
     r->link.id = (uint64_t)sqlite3_column_int64(st, C_ID);
@@ -80,7 +80,7 @@ store__rec *sqlite__load_row(store *s, squeue *q, sqlite3_stmt *st)
     if (sqlite3_column_int64(st, C_EXPIRES) &&
         store__heap_reserve(&s->expiry, s->nexpiring + 1, &s->bytes) != STORE_OK)
         return NULL;
-    store__rec *r = sqlite__row_rec(q, st);
+    store__rec *r = sqlite__row_rec(s, q, st);
     if (!r)
         return NULL;
     store__ids_insert(&s->ids, &r->link);

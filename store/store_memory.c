@@ -34,6 +34,7 @@ struct store {
     size_t nexpiring;     /* records with an expiry, any state: room kept in expiry */
     uint64_t next_id;
     size_t bytes; /* records, queues and heaps allocated */
+    store__pool pool; /* records given back, for reuse */
 };
 
 /* No band has ready messages outside memory. */
@@ -96,7 +97,7 @@ static void forget(store *s, store__rec *r)
     if (r->expires)
         s->nexpiring--;
     s->bytes -= STORE__REC_SIZE(r);
-    free(r);
+    store__rec_free(&s->pool, r);
     drop_queue_if_unused(s, q);
 }
 
@@ -122,6 +123,7 @@ static void mem_close(store *s)
     store__ids_destroy(&s->ids, offsetof(store__rec, link));
     store__queues_destroy(&s->queues, offsetof(mqueue, link));
     store__heap_free(&s->expiry, NULL);
+    store__pool_drain(&s->pool);
     free(s);
 }
 
@@ -155,7 +157,7 @@ static store_err mem_enqueue_attrs(store *s, const char *queue, size_t queue_len
         return STORE_E_NOMEM;
     store__rec *r = NULL;
     if (heap_room(s, q, a) == STORE_OK)
-        r = store__rec_new(q, headers, headers_len, body, body_len);
+        r = store__rec_new(&s->pool, q, headers, headers_len, body, body_len);
     if (!r) {
         drop_queue_if_unused(s, q);
         return STORE_E_NOMEM;
@@ -377,7 +379,9 @@ static store_err mem_browse(store *s, const char *queue, size_t queue_len, uint6
 
 static size_t mem_resident(store *s)
 {
-    return s->bytes + (s->ids.cap + s->queues.cap) * sizeof(void *) + sizeof *s;
+    /* The pool is not counted (order.h). */
+    return s->bytes + (s->ids.cap + s->queues.cap) * sizeof(void *) + sizeof *s -
+           sizeof s->pool;
 }
 
 static const char *mem_last_error(store *s)

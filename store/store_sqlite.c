@@ -103,7 +103,7 @@ void sqlite__rec_free(store *s, store__rec *r)
     if (r->expires)
         s->nexpiring--;
     s->bytes -= STORE__REC_SIZE(r);
-    free(r);
+    store__rec_free(&s->pool, r);
 }
 
 /* ---- store_ops ---- */
@@ -125,6 +125,7 @@ static void sq_close(store *s)
     free(s->browsed);
     free(s->bat[0].ops);
     free(s->bat[1].ops);
+    store__pool_drain(&s->pool);
     free(s);
 }
 
@@ -202,7 +203,7 @@ static store_err sq_enqueue_attrs(store *s, const char *queue, size_t queue_len,
         return STORE_E_NOMEM;
     store__rec *r = NULL;
     if (enqueue_room(s, q, a) == STORE_OK)
-        r = store__rec_new(q, headers, headers_len, body, body_len);
+        r = store__rec_new(&s->pool, q, headers, headers_len, body, body_len);
     if (!r) {
         if (fresh)
             unlink_queue(s, q);
@@ -455,7 +456,7 @@ static const char *sq_last_error(store *s)
  * cache_size (SQLite's default: nothing here sets it). */
 static size_t sq_resident(store *s)
 {
-    size_t n = sizeof *s + s->bytes +
+    size_t n = sizeof *s - sizeof s->pool + s->bytes + /* pool: order.h */
                (s->ids.cap + s->queues.cap + s->qids.cap) * sizeof(void *) +
                (s->bat[0].cap + s->bat[1].cap) * sizeof(op);
     int cur = 0, hi = 0;
