@@ -101,7 +101,7 @@ test:
 
 # Build and run the tests without looking at packages (deps already there).
 check: build $(TEST_BIN)
-	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BIN)
+	@BUILD=$(BUILD) bash tests/run.sh $(TEST_BIN)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
