@@ -10,7 +10,8 @@
  * doubling to STORE_POSTGRES_RECONNECT_MAX_MS, and the new connection's setup (one pipeline:
  * the advisory lock, the session, the statements, stompd_state.batch) tells whether the
  * batch in flight was committed before the loss (its number reached stompd_state.batch) or
- * must be sent again. The handles hold the loop only while a batch is in flight.
+ * must be sent again. The store holds a handle only while a batch is in flight (a loss
+ * while idle is found by the next commit), so an idle store keeps no loop running.
  */
 #include "pg_int.h"
 
@@ -104,17 +105,9 @@ static void free_handle(uv_handle_t *h)
     free(h);
 }
 
-/* The handles keep the loop running only while a batch is in flight. */
-static void hold(store *s)
-{
-    if (s->poll)
-        s->fly ? uv_ref((uv_handle_t *)s->poll) : uv_unref((uv_handle_t *)s->poll);
-    if (s->timer)
-        s->fly ? uv_ref((uv_handle_t *)s->timer) : uv_unref((uv_handle_t *)s->timer);
-}
-
 static void on_poll(uv_poll_t *h, int status, int events);
 static void lost(store *s, const char *why);
+static void reconnect(store *s);
 
 /* Watch the connection's socket for events (a new handle when the socket changed). */
 static int watch(store *s, int events)
@@ -135,18 +128,29 @@ static int watch(store *s, int events)
         s->poll->data = s;
         s->poll_fd = fd;
     }
-    int rc = uv_poll_start(s->poll, events, on_poll);
-    hold(s);
-    return rc;
+    return uv_poll_start(s->poll, events, on_poll);
 }
 
-/* Drop the connection and its handle (the timer stays). */
-static void drop_conn(store *s)
+static void close_poll(store *s)
 {
     if (s->poll) {
         uv_close((uv_handle_t *)s->poll, free_handle);
         s->poll = NULL;
     }
+}
+
+static void close_timer(store *s)
+{
+    if (s->timer) {
+        uv_close((uv_handle_t *)s->timer, free_handle);
+        s->timer = NULL;
+    }
+}
+
+/* Drop the connection and its handle (the timer stays). */
+static void drop_conn(store *s)
+{
+    close_poll(s);
     if (s->conn)
         PQfinish(s->conn);
     s->conn = NULL;
@@ -158,14 +162,21 @@ static void drop_conn(store *s)
 
 void pg__detach(store *s)
 {
-    if (s->poll) {
-        uv_close((uv_handle_t *)s->poll, free_handle);
-        s->poll = NULL;
-    }
-    if (s->timer) {
-        uv_close((uv_handle_t *)s->timer, free_handle);
-        s->timer = NULL;
-    }
+    close_poll(s);
+    close_timer(s);
+}
+
+/* With nothing in flight the store holds no handle (the broker may end its loop and close
+ * the store after it): an idle connection is not watched, and a loss is found by the next
+ * commit. */
+static void idle_check(store *s)
+{
+    if (s->fly || s->sync_out)
+        return;
+    if (s->state == PG_READY || s->state == PG_DOWN)
+        close_poll(s);
+    if (s->state != PG_CONNECTING && s->state != PG_SETUP)
+        close_timer(s);
 }
 
 /* Send what libpq holds: watch for writability while some is left. */
@@ -243,9 +254,8 @@ static int send_op(store *s, const pop *o)
 void pg__send_fly(store *s)
 {
     pbatch *b = s->fly;
-    hold(s);
     if (b && s->state == PG_DOWN && !(s->timer && uv_is_active((uv_handle_t *)s->timer)))
-        lost(s, s->err[0] ? NULL : "not connected"); /* a reconnect was not under way */
+        reconnect(s); /* lost while idle */
     if (!b || s->state != PG_READY || s->sync_out)
         return; /* it goes once the connection is ready */
     int rc = 0;
@@ -317,6 +327,7 @@ static void setup_done(store *s, int *gone)
     s->state = PG_READY;
     s->backoff_ms = 0;
     s->err[0] = '\0';
+    close_timer(s);
     if (s->fly && s->fly->seq <= s->db_batch) {
         pg__fly_done(s, 1);
         if (*gone)
@@ -375,6 +386,8 @@ static void read_results(store *s, int *gone)
         if (*gone)
             return;
     }
+    if (s->conn)
+        idle_check(s);
 }
 
 /* PQconnectPoll's next step, on the socket's readiness. */
@@ -404,6 +417,8 @@ static void on_poll(uv_poll_t *h, int status, int events)
         connect_step(s);
         return;
     }
+    if (!s->conn)
+        return;
     if (status < 0) {
         lost(s, uv_strerror(status));
         return;
@@ -448,30 +463,35 @@ static void on_timer(uv_timer_t *t)
         lost(s, "cannot watch the connection");
 }
 
-/* The connection is gone (why: libpq's text): drop it, connect again after a pause. The
- * batch in flight, if any, stays in flight. */
-static void lost(store *s, const char *why)
+/* Connect again after the pause (none the first time after a success). */
+static void reconnect(store *s)
 {
-    char text[256];
-    snprintf(text, sizeof text, "%s", why && *why ? why : "connection lost");
-    size_t n = strlen(text);
-    while (n && (text[n - 1] == '\n' || text[n - 1] == ' '))
-        text[--n] = '\0';
-    pg__set_err(s, "database connection lost (%s): reconnecting", text);
-    drop_conn(s);
-    if (s->closing)
-        return;
-    s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : 50;
-    if (s->backoff_ms > STORE_POSTGRES_RECONNECT_MAX_MS)
-        s->backoff_ms = STORE_POSTGRES_RECONNECT_MAX_MS;
     if (!s->timer) {
         if (!(s->timer = malloc(sizeof *s->timer)))
-            return; /* no memory: the next commit finds the store down (see pg__send_fly) */
+            return; /* no memory: the next commit tries again (pg__send_fly) */
         (void)uv_timer_init(s->loop, s->timer);
         s->timer->data = s;
     }
     (void)uv_timer_start(s->timer, on_timer, s->backoff_ms, 0);
-    hold(s);
+    s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : 50;
+    if (s->backoff_ms > STORE_POSTGRES_RECONNECT_MAX_MS)
+        s->backoff_ms = STORE_POSTGRES_RECONNECT_MAX_MS;
+}
+
+/* The connection is gone (why: libpq's text): drop it; with a batch in flight, connect
+ * again after a pause (the batch stays in flight), else at the next commit. */
+static void lost(store *s, const char *why)
+{
+    char text[256];
+    snprintf(text, sizeof text, "%s", why && *why ? why : "connection lost");
+    pg__set_err(s, "database connection lost (%s): reconnecting", text);
+    drop_conn(s);
+    if (s->closing)
+        return;
+    if (s->fly)
+        reconnect(s);
+    else
+        close_timer(s);
 }
 
 store_err pg__attach(store *s)
@@ -481,9 +501,5 @@ store_err pg__attach(store *s)
         return STORE_E_IO;
     }
     s->state = PG_READY;
-    if (watch(s, UV_READABLE) != 0) {
-        pg__set_err(s, "cannot watch the database connection");
-        return STORE_E_IO;
-    }
     return STORE_OK;
 }

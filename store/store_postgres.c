@@ -27,6 +27,14 @@ void pg__set_err(store *s, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(s->err, sizeof s->err, fmt, ap);
     va_end(ap);
+    /* libpq's messages end in a newline and may hold more: one line. */
+    size_t n = 0;
+    for (char *p = s->err; *p; p++)
+        if (*p == '\n' || *p == '\t' || *p == '\r')
+            *p = ' ';
+    n = strlen(s->err);
+    while (n && s->err[n - 1] == ' ')
+        s->err[--n] = '\0';
 }
 
 static void fill(store_msg *out, const store__rec *r)

@@ -253,21 +253,32 @@ int pgtest_createdb(const pgtest *p, const char *name, char *out, size_t n)
     return 0;
 }
 
-int pgtest_terminate(const pgtest *p, const char *db, const char *app)
+/* The one integer sql (parameters $1 = db, $2 = app) answers, or -1 (printed). */
+static int count(const pgtest *p, const char *db, const char *app, const char *sql)
 {
     PGconn *c = connect_db(p, NULL);
     if (!c)
         return -1;
     const char *v[2] = { db, app };
-    PGresult *r = PQexecParams(c,
-                               "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))"
-                               " FROM pg_stat_activity WHERE datname = $1"
-                               " AND application_name = $2",
-                               2, NULL, v, NULL, NULL, 0);
+    PGresult *r = PQexecParams(c, sql, 2, NULL, v, NULL, NULL, 0);
     int n = PQresultStatus(r) == PGRES_TUPLES_OK ? atoi(PQgetvalue(r, 0, 0)) : -1;
     if (n < 0)
-        fprintf(stderr, "pgtest: terminate: %s\n", PQresultErrorMessage(r));
+        fprintf(stderr, "pgtest: %s: %s\n", sql, PQresultErrorMessage(r));
     PQclear(r);
     PQfinish(c);
     return n;
+}
+
+int pgtest_terminate(const pgtest *p, const char *db, const char *app)
+{
+    return count(p, db, app,
+                 "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))"
+                 " FROM pg_stat_activity WHERE datname = $1 AND application_name = $2");
+}
+
+int pgtest_backends(const pgtest *p, const char *db, const char *app)
+{
+    return count(p, db, app,
+                 "SELECT count(*) FROM pg_stat_activity WHERE datname = $1"
+                 " AND application_name = $2");
 }
