@@ -18,8 +18,12 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Parameter types (pg_type oids). */
+/* Parameter types (pg_type oids), and those of their arrays. */
 enum { T_BYTEA = 17, T_INT8 = 20, T_INT2 = 21, T_INT4 = 23 };
+enum { T_BYTEA_A = 1001, T_INT2_A = 1005, T_INT4_A = 1007, T_INT8_A = 1016 };
+
+/* The most operations one statement carries (a run of enqueues or acks). */
+#define RUN_MAX 4096
 
 static const struct {
     const char *name, *sql;
@@ -44,6 +48,15 @@ static const struct {
     [P_STATE] = { "stompd_state",
                   "UPDATE stompd_state SET batch = $1, next_id = greatest(next_id, $2)",
                   2, { T_INT8, T_INT8 } },
+    /* A run of enqueues, or of acks, as one statement over binary arrays. */
+    [P_INS_MANY] = { "stompd_ins_many",
+                     "INSERT INTO stompd_msg(id, queue, prio, ord, redeliveries, not_before,"
+                     " expires, headers, body) SELECT * FROM"
+                     " unnest($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                     9, { T_INT8_A, T_BYTEA_A, T_INT2_A, T_INT8_A, T_INT4_A, T_INT8_A,
+                          T_INT8_A, T_BYTEA_A, T_BYTEA_A } },
+    [P_DEL_MANY] = { "stompd_del_many", "DELETE FROM stompd_msg WHERE id = ANY($1)", 1,
+                     { T_INT8_A } },
 };
 
 void pg__put64(char *p, uint64_t v)
@@ -251,6 +264,145 @@ static int send_op(store *s, const pop *o)
     }
 }
 
+/* ---- runs as binary arrays (one dimension, no NULLs) ---- */
+
+typedef struct arr {
+    char *p;
+    size_t len, cap;
+    uint32_t n;
+} arr;
+
+static int arr_room(arr *a, size_t more)
+{
+    if (a->cap - a->len >= more)
+        return 0;
+    size_t ncap = a->cap ? a->cap : 256;
+    while (ncap - a->len < more)
+        ncap *= 2;
+    char *np = realloc(a->p, ncap);
+    if (!np)
+        return -1;
+    a->p = np;
+    a->cap = ncap;
+    return 0;
+}
+
+/* The array's header, for elements of type oid (its count is set by arr_done). */
+static int arr_begin(arr *a, uint32_t oid)
+{
+    if (arr_room(a, 20) != 0)
+        return -1;
+    pg__put32(a->p, 1);      /* dimensions */
+    pg__put32(a->p + 4, 0);  /* no NULLs */
+    pg__put32(a->p + 8, oid);
+    pg__put32(a->p + 16, 1); /* lower bound */
+    a->len = 20;
+    a->n = 0;
+    return 0;
+}
+
+static int arr_add(arr *a, const void *v, size_t n)
+{
+    if (arr_room(a, 4 + n) != 0)
+        return -1;
+    pg__put32(a->p + a->len, (uint32_t)n);
+    if (n)
+        memcpy(a->p + a->len + 4, v, n);
+    a->len += 4 + n;
+    a->n++;
+    return 0;
+}
+
+static int arr_int(arr *a, uint64_t v, size_t width)
+{
+    char b[8];
+    if (width == 8)
+        pg__put64(b, v);
+    else if (width == 4)
+        pg__put32(b, (uint32_t)v);
+    else
+        pg__put16(b, (uint16_t)v);
+    return arr_add(a, b, width);
+}
+
+static void arr_done(arr *a)
+{
+    pg__put32(a->p + 12, a->n);
+}
+
+/* The enqueues o[0..n) as one statement. */
+static int send_enq_run(store *s, const pop *o, size_t n)
+{
+    static const uint32_t oid[9] = { T_INT8, T_BYTEA, T_INT2, T_INT8, T_INT4,
+                                     T_INT8, T_INT8, T_BYTEA, T_BYTEA };
+    arr a[9] = { { 0 } };
+    int rc = 0;
+    for (int c = 0; rc == 0 && c < 9; c++)
+        rc = arr_begin(&a[c], oid[c]);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const store__rec *r = o[i].ptr;
+        const pqueue *q = r->q;
+        if (arr_int(&a[0], r->link.id, 8) || arr_add(&a[1], q->name, q->link.len) ||
+            arr_int(&a[2], r->prio, 2) || arr_int(&a[3], (uint64_t)r->ord, 8) ||
+            arr_int(&a[4], r->redeliveries, 4) || arr_int(&a[5], r->not_before, 8) ||
+            arr_int(&a[6], r->expires, 8) || arr_add(&a[7], r->data, r->hlen) ||
+            arr_add(&a[8], r->data + r->hlen, r->blen))
+            rc = -1;
+    }
+    const char *v[9];
+    int len[9];
+    for (int c = 0; c < 9; c++) {
+        if (rc == 0 && a[c].len > INT32_MAX)
+            rc = -1; /* too large for one statement: the batch fails */
+        if (rc == 0)
+            arr_done(&a[c]);
+        v[c] = a[c].p;
+        len[c] = (int)a[c].len;
+    }
+    if (rc == 0)
+        rc = send_stmt(s, P_INS_MANY, v, len);
+    for (int c = 0; c < 9; c++)
+        free(a[c].p);
+    return rc;
+}
+
+/* The acks o[0..n) as one statement. */
+static int send_ack_run(store *s, const pop *o, size_t n)
+{
+    arr a = { 0 };
+    int rc = arr_begin(&a, T_INT8);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = arr_int(&a, (uint64_t)o[i].key, 8);
+    if (rc == 0) {
+        arr_done(&a);
+        const char *v[1] = { a.p };
+        const int len[1] = { (int)a.len };
+        rc = send_stmt(s, P_DEL_MANY, v, len);
+    }
+    free(a.p);
+    return rc;
+}
+
+/* The operations from b->ops[i] on: one statement, for a run of enqueues or acks or one
+ * other operation. *used: how many it took. */
+static int send_next(store *s, const pbatch *b, size_t i, size_t *used)
+{
+    const pop *o = &b->ops[i];
+    size_t n = 1;
+    while (i + n < b->nops && n < RUN_MAX && b->ops[i + n].kind == o->kind)
+        n++;
+    if (o->kind == OP_ENQ && n > 1) {
+        *used = n;
+        return send_enq_run(s, o, n);
+    }
+    if (o->kind == OP_ACK && n > 1) {
+        *used = n;
+        return send_ack_run(s, o, n);
+    }
+    *used = 1;
+    return send_op(s, o);
+}
+
 void pg__send_fly(store *s)
 {
     pbatch *b = s->fly;
@@ -259,8 +411,8 @@ void pg__send_fly(store *s)
     if (!b || s->state != PG_READY || s->sync_out)
         return; /* it goes once the connection is ready */
     int rc = 0;
-    for (size_t i = 0; rc == 0 && i < b->nops; i++)
-        rc = send_op(s, &b->ops[i]);
+    for (size_t i = 0, used = 0; rc == 0 && i < b->nops; i += used)
+        rc = send_next(s, b, i, &used);
     char seq[8], next[8];
     pg__put64(seq, b->seq);
     pg__put64(next, b->next_id);

@@ -73,7 +73,7 @@ typedef struct pbatch {
 enum { PG_DOWN, PG_CONNECTING, PG_SETUP, PG_READY };
 
 /* The prepared statements (their SQL is in pg_conn.c). */
-enum { P_INS, P_DEL, P_REQ, P_FRONT, P_STATE, P__COUNT };
+enum { P_INS, P_DEL, P_REQ, P_FRONT, P_STATE, P_INS_MANY, P_DEL_MANY, P__COUNT };
 
 struct store {
     uv_loop_t *loop;
