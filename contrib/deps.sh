@@ -17,6 +17,7 @@ for what in "${@:-build}"; do
         command -v pkg-config >/dev/null 2>&1 || want pkg-config
         have_pc libuv || want libuv1-dev
         have_pc sqlite3 || want libsqlite3-dev
+        have_pc libpq || want libpq-dev
         have_pc nettle || want nettle-dev
         have_deb libwslay-dev || want libwslay-dev
         have_deb libhttp-parser-dev || want libhttp-parser-dev
@@ -27,6 +28,8 @@ for what in "${@:-build}"; do
         ;;
     test)
         have_pc cmocka || want libcmocka-dev
+        # The PostgreSQL store's tests start a private server from Debian's binaries.
+        ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || want postgresql
         have_deb python3-stomp || want python3-stomp
         have_deb ruby-stomp || want ruby-stomp
         # The browser test (tests/web/test_chat) drives Debian's Chromium headless.

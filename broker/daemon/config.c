@@ -51,9 +51,9 @@ typedef struct key {
 static const key keys[] = {
     { "listen", K_LISTEN, 0, 0, "127.0.0.1:61613",
       "address to listen on, HOST:PORT or [IPV6]:PORT; repeat the key for several" },
-    { "store", K_STORE, 0, 0, "memory", "queue storage: memory or sqlite:PATH" },
+    { "store", K_STORE, 0, 0, "memory", "queue storage: memory, sqlite:PATH or postgres:CONNINFO" },
     { "sync", K_SYNC, 0, 0, "full",
-      "sqlite store: full (survives power loss) or normal (survives a killed process)" },
+      "persistent stores: full (survives power loss) or normal (survives a killed process)" },
     { "daemon", K_BOOL, F(daemonize), 0, "no",
       "detach from the terminal and run in the background" },
     { "rundir", K_STR, F(rundir), 0, "/", "working directory of the daemon" },
@@ -379,8 +379,8 @@ static int set_listen(const assign *a)
 static int set_store(const assign *a)
 {
     const char *v = a->v;
-    if (strcmp(v, "memory") != 0 && !(strncmp(v, "sqlite:", 7) == 0 && v[7]))
-        return invalid(a, "is not memory or sqlite:PATH");
+    if (strcmp(v, "memory") && !(!strncmp(v, "sqlite:", 7) && v[7]) && strncmp(v, "postgres:", 9))
+        return invalid(a, "is not memory, sqlite:PATH or postgres:CONNINFO");
     if (config__set_str(&a->cfg->store, v) != 0)
         return fail(a, "out of memory");
     return 0;

@@ -10,6 +10,7 @@
  */
 #include "broker.h"
 #include "daemon.h"
+#include "store_postgres.h"
 #include "store_sqlite.h"
 
 #include <errno.h>
@@ -405,6 +406,9 @@ static void start_broker(int bound[CONFIG_MAX_LISTEN])
     if (strncmp(cfg.store, "sqlite:", 7) == 0) {
         o.store = store_sqlite_backend();
         o.store_path = cfg.store + 7;
+    } else if (strncmp(cfg.store, "postgres:", 9) == 0) {
+        o.store = store_postgres_backend();
+        o.store_path = cfg.store + 9;
     }
     if (the_auth) {
         login_pool__init(&logins, the_loop, the_log, &the_auth);

@@ -1,0 +1,314 @@
+/* test_postgres.c: what the PostgreSQL backend adds to the store contract, on a private
+ * server (tests/lib/pgtest.h) started once for the program and stopped at its end: the
+ * connection to the database cut (pg_terminate_backend) while a commit is in flight, while
+ * idle, and under a broker with receipted SENDs: every commit completes once the store has
+ * reconnected, and every message is there exactly once; a statement the database refuses
+ * fails its batch (STORE_E_IO, last_error) and the store goes on; open refuses a schema newer
+ * than the build, a database another store holds, and a server it cannot reach, saying why.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "pgtest.h"
+#include "store_postgres.h"
+#include "testlib.h"
+
+static pgtest pg;
+
+typedef struct ctx {
+    uv_loop_t loop;
+    store *s;
+    char db[32];
+    char conninfo[256];
+} ctx;
+
+static const store_ops *ops(void)
+{
+    return store_postgres_backend();
+}
+
+static store_err open_store(ctx *c, store **out, char *why, size_t n)
+{
+    store_options o;
+    memset(&o, 0, sizeof o);
+    o.loop = &c->loop;
+    o.path = c->conninfo;
+    o.sync_full = 1;
+    o.reason = why;
+    o.reason_size = n;
+    return ops()->open(&o, out);
+}
+
+static int setup(void **state)
+{
+    static unsigned ndb;
+    ctx *c = calloc(1, sizeof *c);
+    if (!c || uv_loop_init(&c->loop) != 0)
+        return -1;
+    snprintf(c->db, sizeof c->db, "pgt_%u", ++ndb);
+    if (pgtest_createdb(&pg, c->db, c->conninfo, sizeof c->conninfo) != 0)
+        return -1;
+    char why[256];
+    if (open_store(c, &c->s, why, sizeof why) != STORE_OK) {
+        fprintf(stderr, "open: %s\n", why);
+        return -1;
+    }
+    *state = c;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    ctx *c = *state;
+    if (c->s)
+        ops()->close(c->s);
+    uv_run(&c->loop, UV_RUN_DEFAULT);
+    int rc = uv_loop_close(&c->loop);
+    free(c);
+    return rc == 0 ? 0 : -1;
+}
+
+typedef struct done {
+    int called;
+    store_err status;
+} done;
+
+static void on_commit(void *arg, store_err status)
+{
+    done *d = arg;
+    d->called++;
+    d->status = status;
+}
+
+/* A connection of the test's that holds stompd_state locked: a batch cannot commit. */
+static PGconn *lock_state(ctx *c)
+{
+    PGconn *l = PQconnectdb(c->conninfo);
+    assert_int_equal(PQstatus(l), CONNECTION_OK);
+    PGresult *r = PQexec(l, "BEGIN; LOCK TABLE stompd_state IN ACCESS EXCLUSIVE MODE");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    return l;
+}
+
+static void unlock_state(PGconn *l)
+{
+    PGresult *r = PQexec(l, "COMMIT");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    PQfinish(l);
+}
+
+/* Commit and wait; cut: the store's connection is cut while the commit is in flight and
+ * cannot have committed (stompd_state is locked until after the cut), so the store must
+ * reconnect and send the batch again. The commit's outcome. */
+static store_err commit_cut(ctx *c, int cut)
+{
+    done d = { 0, STORE_OK };
+    PGconn *l = cut ? lock_state(c) : NULL;
+    store_err rc = ops()->commit(c->s, on_commit, &d);
+    if (rc == STORE_DONE)
+        return STORE_OK;
+    assert_int_equal(rc, STORE_OK);
+    if (cut) {
+        assert_int_equal(pgtest_terminate(&pg, c->db, "stompd"), 1);
+        unlock_state(l);
+    }
+    while (!d.called)
+        uv_run(&c->loop, UV_RUN_ONCE);
+    assert_int_equal(d.called, 1);
+    return d.status;
+}
+
+static void put(ctx *c, const char *q, int k)
+{
+    char body[32];
+    uint64_t id;
+    snprintf(body, sizeof body, "%d", k);
+    assert_int_equal(ops()->enqueue(c->s, q, strlen(q), NULL, 0, body, strlen(body), &id),
+                     STORE_OK);
+}
+
+static store_err take_rc(ctx *c, const char *q, store_msg *m)
+{
+    store_err rc = ops()->take(c->s, q, strlen(q), m);
+    if (rc == STORE_E_AGAIN) {
+        assert_int_equal(commit_cut(c, 0), STORE_OK);
+        rc = ops()->take(c->s, q, strlen(q), m);
+    }
+    return rc;
+}
+
+/* Take every message of q: each body a number below n, seen[] counts them. */
+static int drain(ctx *c, const char *q, unsigned char *seen, int n)
+{
+    store_msg m;
+    int got = 0;
+    while (take_rc(c, q, &m) == STORE_OK) {
+        int k = atoi(m.body);
+        assert_true(k >= 0 && k < n);
+        seen[k]++;
+        got++;
+    }
+    return got;
+}
+
+/* Batches of sends and acks, the connection cut during commits (the first or the second
+ * of a round) and while idle (the next commit finds it gone): all commits complete, and
+ * after a reopen the queue holds exactly the messages sent and not acked, each once. */
+static void test_cut_mid_flow(void **state)
+{
+    ctx *c = *state;
+    enum { ROUNDS = 12, PER = 200, N = ROUNDS * PER };
+    int k = 0;
+    for (int r = 0; r < ROUNDS; r++) {
+        for (int i = 0; i < PER; i++)
+            put(c, "cut", k++);
+        assert_int_equal(commit_cut(c, r % 4 == 0), STORE_OK);
+        assert_int_equal(pgtest_backends(&pg, c->db, "stompd"), 1);
+        /* Ack as many as were sent in half a round (the queue's head). */
+        for (int i = 0; i < PER / 2; i++) {
+            store_msg m;
+            assert_int_equal(take_rc(c, "cut", &m), STORE_OK);
+            assert_int_equal(ops()->ack(c->s, m.id), STORE_OK);
+        }
+        assert_int_equal(commit_cut(c, r % 4 == 1), STORE_OK);
+        if (r % 4 == 2) {
+            assert_int_equal(pgtest_terminate(&pg, c->db, "stompd"), 1);
+            assert_int_equal(pgtest_backends(&pg, c->db, "stompd"), 0);
+        }
+    }
+    put(c, "other", 0); /* the last loss is in the past once a commit went through */
+    assert_int_equal(commit_cut(c, 0), STORE_OK);
+    assert_string_equal(ops()->last_error(c->s), "");
+    ops()->close(c->s);
+    c->s = NULL;
+    assert_int_equal(open_store(c, &c->s, NULL, 0), STORE_OK);
+    unsigned char *seen = calloc(N, 1);
+    assert_int_equal(drain(c, "cut", seen, N), N / 2);
+    /* Acked: the first half in FIFO order; still there: the rest, each once. */
+    for (int i = 0; i < N; i++)
+        assert_int_equal(seen[i], i >= N / 2);
+    free(seen);
+}
+
+/* A batch the database refuses fails with STORE_E_IO and a reason; its message is gone,
+ * and the next batch commits. */
+static void test_refused_batch(void **state)
+{
+    ctx *c = *state;
+    assert_int_equal(pgtest_exec(&pg, c->db, "ALTER TABLE stompd_msg ADD CONSTRAINT small"
+                                             " CHECK (length(body) < 4)"),
+                     0);
+    put(c, "r", 12345);
+    assert_int_equal(commit_cut(c, 0), STORE_E_IO);
+    assert_non_null(strstr(ops()->last_error(c->s), "commit failed"));
+    assert_non_null(strstr(ops()->last_error(c->s), "small"));
+    assert_int_equal(ops()->depth(c->s, "r", 1), 0);
+    put(c, "r", 7);
+    assert_int_equal(commit_cut(c, 0), STORE_OK);
+    assert_int_equal(ops()->depth(c->s, "r", 1), 1);
+}
+
+/* Open says why it cannot: a second store on the database, a newer schema, no server. */
+static void test_open_refusals(void **state)
+{
+    ctx *c = *state;
+    store *other = NULL;
+    char why[256];
+    assert_int_equal(open_store(c, &other, why, sizeof why), STORE_E_IO);
+    assert_non_null(strstr(why, "in use by another stompd store"));
+    ops()->close(c->s);
+    c->s = NULL;
+    assert_int_equal(pgtest_exec(&pg, c->db, "UPDATE stompd_schema SET version = 99"), 0);
+    assert_int_equal(open_store(c, &other, why, sizeof why), STORE_E_IO);
+    assert_non_null(strstr(why, "schema version 99 is newer"));
+    snprintf(c->conninfo, sizeof c->conninfo, "host=%s/none dbname=x", pg.dir);
+    assert_int_equal(open_store(c, &other, why, sizeof why), STORE_E_IO);
+    assert_non_null(strstr(why, "cannot connect"));
+}
+
+/* ---- through a broker ---- */
+
+/* SENDs with receipts in windows, the store's connection cut twice while receipts are
+ * held, then a consumer: every receipted message arrives exactly once, before the marker
+ * sent last. */
+static void test_broker_cut(void **state)
+{
+    ctx *c = *state;
+    enum { N = 3000, WINDOW = 100 };
+    ops()->close(c->s);
+    c->s = NULL;
+    broker_options o;
+    broker_options_init(&o);
+    o.store = store_postgres_backend();
+    o.store_path = c->conninfo;
+    tb *t = tb_start(&o);
+    assert_non_null(t);
+    tc *p = tc_open(tb_port(t), "");
+    assert_non_null(p);
+    tframe f;
+    for (int w = 0; w < N / WINDOW; w++) {
+        for (int i = 0; i < WINDOW; i++)
+            TC_SENDF(p, "SEND\ndestination:/queue/cut\nreceipt:%d\n\n%d", w * WINDOW + i,
+                     w * WINDOW + i);
+        if (w == 7 || w == 19)
+            assert_true(pgtest_terminate(&pg, c->db, "stompd") >= 0);
+        for (int i = 0; i < WINDOW; i++) {
+            assert_int_equal(tc_expect(p, "RECEIPT", &f), 0);
+            tf_free(&f);
+        }
+    }
+    TC_SENDF(p, "SEND\ndestination:/queue/cut\nreceipt:end\n\nend");
+    assert_int_equal(tc_expect(p, "RECEIPT", &f), 0);
+    tf_free(&f);
+    tc *s = tc_open(tb_port(t), "");
+    assert_non_null(s);
+    TC_SENDF(s, "SUBSCRIBE\nid:1\ndestination:/queue/cut\nack:auto\n\n");
+    unsigned char seen[N] = { 0 };
+    int got = 0, dups = 0;
+    for (;;) {
+        assert_int_equal(tc_expect(s, "MESSAGE", &f), 0);
+        int end = strcmp(f.body, "end") == 0;
+        int k = atoi(f.body);
+        if (!end && k >= 0 && k < N && seen[k]++)
+            dups++;
+        else if (!end)
+            got++;
+        tf_free(&f);
+        if (end)
+            break;
+        if (got == N / 2)
+            assert_true(pgtest_terminate(&pg, c->db, "stompd") >= 0);
+    }
+    assert_int_equal(got, N);
+    assert_int_equal(dups, 0);
+    tc_close(p);
+    tc_close(s);
+    assert_int_equal(tb_stop(t), 0);
+}
+
+int main(void)
+{
+    if (pgtest_start(&pg) != 0) {
+        fprintf(stderr, "test_postgres: cannot start a private PostgreSQL: %s\n", pg.err);
+        return 1;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_cut_mid_flow, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_broker_cut, setup, teardown),
+    };
+    int failed = cmocka_run_group_tests_name("postgres store", tests, NULL, NULL);
+    pgtest_stop(&pg);
+    return failed ? 1 : 0;
+}
