@@ -104,6 +104,7 @@ struct store {
     uint64_t next_id;
     uint64_t batch_seq; /* the last batch number given */
     size_t bytes;       /* records, queues and heaps allocated */
+    store__pool pool;   /* records given back, for reuse (order.h) */
     char err[512];
     char fail[256];     /* the first statement failure of the batch in flight */
 };

@@ -185,7 +185,7 @@ store__rec *pg__row_rec(store *s, const PGresult *res, int row)
     pqueue *q = pg__get_queue(s, name, nlen, store_hash_name(name, nlen));
     if (!q)
         return NULL;
-    store__rec *r = store__rec_new(q, PQgetvalue(res, row, C_HEADERS),
+    store__rec *r = store__rec_new(&s->pool, q, PQgetvalue(res, row, C_HEADERS),
                                    (size_t)PQgetlength(res, row, C_HEADERS),
                                    PQgetvalue(res, row, C_BODY),
                                    (size_t)PQgetlength(res, row, C_BODY));

@@ -82,7 +82,7 @@ static void forget(store *s, store__rec *r)
     if (r->expires)
         s->nexpiring--;
     s->bytes -= STORE__REC_SIZE(r);
-    free(r);
+    store__rec_free(&s->pool, r);
     pg__queue_drop_unused(s, q);
 }
 
@@ -150,6 +150,7 @@ static void pg_close(store *s)
     free(s->bat[0].ops);
     free(s->bat[1].ops);
     free(s->conninfo);
+    store__pool_drain(&s->pool);
     free(s);
 }
 
@@ -206,7 +207,7 @@ static store_err pg_enqueue_attrs(store *s, const char *queue, size_t queue_len,
         return STORE_E_NOMEM;
     store__rec *r = NULL;
     if (enqueue_room(s, q, a) == STORE_OK)
-        r = store__rec_new(q, headers, headers_len, body, body_len);
+        r = store__rec_new(&s->pool, q, headers, headers_len, body, body_len);
     if (!r) {
         pg__queue_drop_unused(s, q);
         return STORE_E_NOMEM;
@@ -501,7 +502,7 @@ static store_err pg_browse(store *s, const char *queue, size_t queue_len, uint64
 
 static size_t pg_resident(store *s)
 {
-    return sizeof *s + s->bytes + (s->ids.cap + s->queues.cap) * sizeof(void *) +
+    return sizeof *s - sizeof s->pool /* order.h */ + s->bytes + (s->ids.cap + s->queues.cap) * sizeof(void *) +
            (s->bat[0].cap + s->bat[1].cap) * sizeof(pop);
 }
 
