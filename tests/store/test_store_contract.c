@@ -70,7 +70,7 @@ int main(void)
     };
     int failed = 0;
     for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++)
-        failed += store_contract_run(&backends[i]);
+        failed += store_contract_run(&backends[i]) + store_contract_run_match(&backends[i]);
     remove_dir(sqlite_dir);
     return failed ? 1 : 0;
 }
