@@ -85,10 +85,7 @@ static int is_part(char c)
     return is_start(c) || (c >= '0' && c <= '9');
 }
 
-static int is_digit(char c)
-{
-    return c >= '0' && c <= '9';
-}
+static int is_digit(char c) { return c >= '0' && c <= '9'; }
 
 /* An integer literal of base digits from p into *v: 0, or -1 when it overflows. */
 static int int_value(const char *p, size_t n, int base, int64_t *v)
@@ -115,15 +112,8 @@ static size_t span(const char *s, size_t at, size_t len, int (*ok)(char))
     return at;
 }
 
-static int is_hex(char c)
-{
-    return is_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
-}
-
-static int is_octal(char c)
-{
-    return c >= '0' && c <= '7';
-}
+static int is_hex(char c) { return is_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f'); }
+static int is_octal(char c) { return c >= '0' && c <= '7'; }
 
 /* A number at p->at: T_LONG (ival), T_DOUBLE (dval) or T_BAD. */
 static int lex_number(parser *p)
