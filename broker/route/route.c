@@ -92,8 +92,10 @@ broker_err route__send_frame(broker *b, const stomp_frame *f, const char *dname,
         bmsg *m = bmsg__from_frame(f, dname, dlen);
         if (!m)
             return BROKER_E_NOMEM;
-        m->attrs = *a;
-        m->origin = from;
+        if (d->nfiltered) { /* what filters read */
+            m->attrs = *a;
+            m->origin = from;
+        }
         b->stats.messages_in++;
         topic__fan_out(b, d, m);
         bmsg__unref(m);

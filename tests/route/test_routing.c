@@ -234,7 +234,7 @@ static void test_queue_selector(void **state)
     tc *p = client(t);
     static const char *const colors[] = { "red", "blue", "green", "red", "blue", "red" };
     for (int i = 0; i < 6; i++) {
-        char extra[32], body[8];
+        char extra[32], body[32];
         snprintf(extra, sizeof extra, "color:%s\n", colors[i]);
         snprintf(body, sizeof body, "%s%d", colors[i], i);
         sendr(p, "/queue/sel", extra, body);
@@ -303,13 +303,13 @@ static void test_queue_wildcard(void **state)
     for (int i = 0; i < 4; i++) {
         assert_true(tc_is(c, "MESSAGE", &f));
         const char *dest = tf_header(&f, "destination");
-        char want[16];
+        char want[32];
         snprintf(want, sizeof want, "/queue/w.%c", f.body[0]);
         assert_string_equal(dest, want);
         if (i == 0)
             snprintf(first, sizeof first, "%c", f.body[0]);
         /* Alternating queues, each in its order. */
-        char expect_body[4];
+        char expect_body[32];
         char qc = (i % 2 == 0) ? first[0] : (first[0] == 'a' ? 'b' : 'a');
         snprintf(expect_body, sizeof expect_body, "%c%d", qc, i / 2 + 1);
         assert_string_equal(f.body, expect_body);
