@@ -212,7 +212,10 @@ static void test_topic_wildcards(void **state)
     expect(hash, "e", "3", "/topic/other", NULL);
     expect(sel, "b", "4", "/topic/px.ibm.eu", NULL);
     /* Unsubscribed, a pattern gets nothing more; the others still do. */
-    TC_SENDF(rest, "UNSUBSCRIBE\nid:2\n\n");
+    TC_SENDF(rest, "UNSUBSCRIBE\nid:2\nreceipt:u\n\n");
+    tframe f;
+    assert_true(tc_is(rest, "RECEIPT", &f));
+    tf_free(&f);
     sendr(p, "/topic/px.sun", "", "f");
     expect(one, "f", "1", "/topic/px.sun", NULL);
     expect(hash, "f", "3", "/topic/px.sun", NULL);
@@ -257,13 +260,20 @@ static void test_queue_selector(void **state)
     tf_free(&f);
     sendr(p, "/queue/sel", "color:blue\n", "blue6");
     expect(blue, "blue6", "b", "/queue/sel", NULL);
+    /* Unsubscribed (red first), their unacked messages are back once the RECEIPT is. */
+    TC_SENDF(red, "UNSUBSCRIBE\nid:r\nreceipt:u\n\n");
+    assert_true(tc_is(red, "RECEIPT", &f));
+    tf_free(&f);
+    TC_SENDF(blue, "UNSUBSCRIBE\nid:b\nreceipt:u\n\n");
+    assert_true(tc_is(blue, "RECEIPT", &f));
+    tf_free(&f);
     nothing_more(red);
     nothing_more(blue);
     tc_close(red);
     tc_close(blue);
-    /* What no selector took is there for a plain consumer; the unacked ones of the closed
-     * consumers came back to the head, each consumer's in the order it got them (red0 the
-     * last, redelivered), the last closed first. */
+    /* What no selector took is there for a plain consumer; the unacked ones of the
+     * unsubscribed consumers came back to the head, each consumer's in the order it got
+     * them (red0 the last, redelivered), the last unsubscribed first. */
     tc *plain = client(t);
     subscribe(plain, "p", "/queue/sel", "");
     static const char *const left[] = { "blue1", "blue4", "blue6", "red3", "red5", "red0",
