@@ -5,7 +5,8 @@
 #   make test       build and run every test, print the summary
 #   make SANITIZE=1 test   the same under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make fuzz       libFuzzer on the frame parser for FUZZ_SECONDS (default 60), then on the
-#                   whole broker for FUZZ_BROKER_SECONDS (default: FUZZ_SECONDS)
+#                   whole broker for FUZZ_BROKER_SECONDS (default: FUZZ_SECONDS), then on
+#                   the selector compiler for FUZZ_SELECTOR_SECONDS (default: FUZZ_SECONDS)
 #   make bench      benchmarks (never part of the tests)
 #   make bench-compare  the same scenarios against RabbitMQ's STOMP plugin, as ratios
 #   make web        the browser chat page in $(BUILD)/web (stompd --web-root $(BUILD)/web)
@@ -171,6 +172,8 @@ $(BUILD)/web/stomp.umd.min.js: $(STOMPJS_UMD)
 # the library built again with the fuzzer's coverage (fuzzer-no-link) in $(FUZZ_BUILD)/obj.
 FUZZ_BUILD := build/fuzz
 FUZZ_BROKER_SECONDS ?= $(FUZZ_SECONDS)
+FUZZ_SELECTOR_SECONDS ?= $(FUZZ_SECONDS)
+SELECTOR_SRC := broker/route/selector.c broker/route/selector_eval.c
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_FLAGS := -std=c11 -g -O1 -D_GNU_SOURCE -Iframes -fsanitize=fuzzer $(FUZZ_SAN)
 FUZZ_LIB_FLAGS := -std=c11 -g -O1 -fsanitize=fuzzer-no-link $(FUZZ_SAN)
@@ -190,8 +193,18 @@ fuzz:
 		$(FUZZ_BROKER_RUN) -dict=tests/fuzz/stomp.dict \
 		-artifact_prefix=$(FUZZ_BUILD)/crashes/broker- \
 		$(FUZZ_BUILD)/broker_new tests/fuzz/broker_corpus
+	@mkdir -p $(FUZZ_BUILD)/selector_new
+	$(FUZZ_BUILD)/fuzz_selector -max_total_time=$(FUZZ_SELECTOR_SECONDS) $(FUZZ_RUN) \
+		-artifact_prefix=$(FUZZ_BUILD)/crashes/selector- \
+		$(FUZZ_BUILD)/selector_new tests/fuzz/selector_corpus
 
-fuzz-build: $(FUZZ_BUILD)/fuzz_parser $(FUZZ_BUILD)/fuzz_broker
+fuzz-build: $(FUZZ_BUILD)/fuzz_parser $(FUZZ_BUILD)/fuzz_broker $(FUZZ_BUILD)/fuzz_selector
+
+# The selector compiler is standalone (libc only): the target links its two files.
+$(FUZZ_BUILD)/fuzz_selector: tests/fuzz/fuzz_selector.c $(SELECTOR_SRC) \
+	$(wildcard broker/route/selector*.h)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_FLAGS) -Ibroker -Wall -Wextra -o $@ tests/fuzz/fuzz_selector.c $(SELECTOR_SRC)
 
 $(FUZZ_BUILD)/fuzz_parser: tests/fuzz/fuzz_parser.c tests/fuzz/fuzz_settings.h $(FRAMES_SRC) \
 	$(wildcard frames/*.h)

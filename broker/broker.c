@@ -62,8 +62,9 @@ static void fix_options(broker_options *o)
         o->default_prefetch = 1;
 }
 
-/* The store ops this broker calls: time (5) and get (6). */
-#define STORE_OPS_NEEDED 6u
+/* The store ops this broker calls: time (5), get (6), the lifecycle (7), take_match and
+ * queues (8: selectors and wildcards on queues). */
+#define STORE_OPS_NEEDED 8u
 
 static broker_err open_store(broker *b)
 {
@@ -244,8 +245,8 @@ broker_err broker_subscribe(broker *b, const char *dest, broker_message_cb cb, v
         return BROKER_E_INVALID;
     if (b->stopping)
         return BROKER_E_STATE;
-    char why[256];
-    if (headers__wildcard(dest, strlen(dest), why, sizeof why))
+    size_t len = strlen(dest);
+    if (wild__is_pattern(dest, len) && wild__check(dest, len))
         return BROKER_E_INVALID;
     sub *s = sub__subscribe_inproc(b, dest, cb, arg);
     if (!s)

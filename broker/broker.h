@@ -294,7 +294,8 @@ typedef struct broker_sub broker_sub;
 /* Subscribe in-process to dest (auto acknowledge). cb runs on the loop, never inside this
  * call. Inside cb the embedder may publish, subscribe and unsubscribe, but not stop or free
  * the broker. *out: release with broker_unsubscribe() (or it goes with broker_stop).
- * BROKER_E_INVALID for a wildcard destination ('*' or '>' as a name element). */
+ * dest may be a wildcard pattern (the README's Wildcards): cb gets the messages of every
+ * destination it matches; BROKER_E_INVALID for a malformed one ('>' or '#' not last). */
 broker_err broker_subscribe(broker *b, const char *dest, broker_message_cb cb, void *arg,
                             broker_sub **out) BROKER_WUR;
 void broker_unsubscribe(broker_sub *s);

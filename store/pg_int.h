@@ -34,6 +34,8 @@ typedef struct pqueue {
     size_t nlate;      /* pending records that will wait at commit: room kept in o.waiting */
     size_t npending[STORE__PRIORITIES]; /* pending records of each band */
     size_t pins;       /* FRONT operations naming it, in the open or the flying batch */
+    uint64_t requeues; /* records ever requeued, and ever put to wait: with o.waiting.n, */
+    uint64_t waits;    /* the generation take_match's scans follow (scan_gen) */
     uint64_t bytes;    /* header block and body bytes of its records */
     /* The delivery bound of each band (see store_postgres.c): as committed, and the largest
      * put in a batch; the largest ord taken. */

@@ -104,6 +104,7 @@ struct squeue {
     uint64_t row_seq;       /* the last batch that writes the queue's row */
     size_t pins;            /* OP_FRONT operations naming it (open or in flight) */
     int fronts;             /* it has (or had) fronts of priorities other than 4 */
+    uint64_t reorders;      /* requeues and promotions: take_match's scan generation */
     char name[];            /* NUL-terminated, link.len bytes before the NUL */
 };
 
@@ -408,6 +409,14 @@ void sqlite__ghosts_done(store *s, const batch *b, int failed);
 
 store_err sqlite__browse(store *s, squeue *q, store_cursor *cur, uint64_t now,
                          store_msg *out) STORE_WUR;
+
+/* ---- sqlite_match.c ---- */
+
+store_err sqlite__take_match(store *s, squeue *q, uint64_t now, store_scan *scan,
+                             store_match_fn match, void *arg, store_msg *out) STORE_WUR;
+void sqlite__queues(store *s, void (*fn)(void *arg, const char *name, size_t len,
+                                         uint64_t hash),
+                    void *arg);
 
 /* ---- sqlite_recover.c: redelivery after a crash or a close ---- */
 

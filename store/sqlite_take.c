@@ -42,7 +42,9 @@ store_err sqlite__promote(store *s, squeue *q, uint64_t now)
     int64_t limit[STORE__PRIORITIES];
     for (int p = 0; p < STORE__PRIORITIES; p++)
         limit[p] = band_limit(q, p);
+    size_t waiting = q->o.waiting.n;
     store_err perr = store__order_promote(&q->o, now, limit, &s->bytes);
+    q->reorders += waiting - q->o.waiting.n; /* joined their bands: scans start over */
     return err != STORE_OK ? err : perr;
 }
 
@@ -134,6 +136,7 @@ store_err sqlite__requeue(store *s, store__rec *r, uint64_t not_before)
     o->not_before = not_before;
     o->flags = r->not_before ? OPF_SCHED : 0; /* its row's time until now */
     r->not_before = not_before;
+    q->reorders++;
     if (not_before) {
         store__order_wait(&q->o, r);
         sqlite__sched_note(q, r);

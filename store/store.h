@@ -144,7 +144,22 @@ static inline uint64_t store_hash_name(const char *p, size_t n)
  * STORE_OK or STORE_E_IO (then the batch is lost: pending messages are dropped). */
 typedef void (*store_commit_cb)(void *arg, store_err status);
 
-#define STORE_OPS_VERSION 7u
+/* A consumer's scan of one queue for take_match (ops version 8): the caller's, zeroed
+ * before the first call (and to start over), opaque. One per (consumer, queue). */
+typedef struct store_scan {
+    uint64_t gen;                           /* the queue's order changes it has seen */
+    uint64_t begun;                         /* bit p: it has a place in band p */
+    int64_t ord[STORE_PRIORITY_MAX + 1];    /* per band: everything up to (ord, id) was */
+    uint64_t id[STORE_PRIORITY_MAX + 1];    /* passed (rejected, or taken) */
+    uint64_t hint[STORE_PRIORITY_MAX + 1];  /* a message at or before that place, to go on
+                                               from */
+} store_scan;
+
+/* Does the consumer want message m (ops version 8)? m is borrowed for the call; the
+ * function must not call the store. */
+typedef int (*store_match_fn)(void *arg, const store_msg *m);
+
+#define STORE_OPS_VERSION 8u
 
 typedef struct store_ops {
     unsigned version; /* STORE_OPS_VERSION the backend was written for */
@@ -267,6 +282,30 @@ typedef struct store_ops {
      * indexed row at a time, never a whole queue. */
     store_err (*browse)(store *s, const char *queue, size_t queue_len, uint64_t hash,
                         store_cursor *cur, uint64_t now, store_msg *out) STORE_WUR;
+
+    /* ---- version 8: selectors and wildcards ---- */
+    /* As take_at, but hand out the first ready message in the queue's order that match
+     * accepts, leaving the ones before it where they are: what a consumer with a selector
+     * takes. The scan remembers how far the consumer looked, band by band: a call goes on
+     * after the last message it passed (match is not asked again about one it rejected),
+     * so draining a queue with a selector reads each message once per consumer, not the
+     * whole queue per take. New messages join their band's tail, after every place; when
+     * the order changes before a place (a requeue, a waiting message becoming due) the scan
+     * starts over from the head, once. STORE_E_EXPIRED when the first message match accepts
+     * is expired at now (nothing taken; the scan stays before it, so after take_expired the
+     * next call goes on from there); STORE_E_AGAIN as take (a persistent backend records
+     * the bound up to the message first: after a crash, messages the scan passed below that
+     * bound come back with redeliveries + 1). STORE_E_EMPTY when no ready message matches.
+     * A persistent backend reads the file's rows of a band into memory as the scan passes
+     * them, a window at a time. */
+    store_err (*take_match)(store *s, const char *queue, size_t queue_len, uint64_t hash,
+                            uint64_t now, store_scan *scan, store_match_fn match, void *arg,
+                            store_msg *out) STORE_WUR;
+    /* Call fn once for each queue that holds a message (pending, waiting, ready or taken),
+     * with its name (borrowed for the call, NUL-terminated) and store_hash_name(); fn must
+     * not call the store. What a wildcard consumer's queues are found with. */
+    void (*queues)(store *s, void (*fn)(void *arg, const char *name, size_t len, uint64_t hash),
+                   void *arg);
 } store_ops;
 
 /* The memory backend: fast, nothing survives close. Borrowed, static, never NULL. */

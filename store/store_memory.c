@@ -12,6 +12,7 @@
  * resident().
  */
 #include "order.h"
+#include "scan.h"
 #include "store.h"
 
 #include <stdlib.h>
@@ -22,6 +23,8 @@ typedef struct mqueue {
     store__order o;    /* its ready and waiting records */
     size_t nrecs;      /* records of any state in this queue */
     size_t nlate;      /* pending records that will wait at commit: room kept in o.waiting */
+    uint64_t requeues; /* records ever requeued, and ever put to wait: with o.waiting.n, */
+    uint64_t waits;    /* the generation take_match's scans follow (scan_gen) */
     uint64_t bytes;    /* header block and body bytes of its records */
     char name[];       /* NUL-terminated, link.len bytes before the NUL */
 } mqueue;
@@ -294,6 +297,8 @@ static store_err mem_requeue_at(store *s, uint64_t id, uint64_t not_before)
     if (r->redeliveries < UINT32_MAX)
         r->redeliveries++;
     r->not_before = not_before;
+    q->requeues++;
+    q->waits += not_before != 0;
     if (not_before)
         store__order_wait(&q->o, r);
     else
@@ -331,6 +336,7 @@ static store_err mem_commit(store *s, store_commit_cb cb, void *arg)
         store__list_unlink(&s->pending, &r->on);
         if (r->not_before) {
             q->nlate--;
+            q->waits++;
             store__order_wait(&q->o, r);
         } else {
             store__order_append(&q->o, r);
@@ -377,6 +383,53 @@ static store_err mem_browse(store *s, const char *queue, size_t queue_len, uint6
     return STORE_E_EMPTY;
 }
 
+/* ---- version 8: take_match, queues ---- */
+
+/* Changes whenever a record may have joined q's order before a scan's place: a requeue
+ * (to the head of its band, or to wait), or a waiting record leaving the heap (due: it
+ * joins its band where its place is; or expired). */
+static uint64_t scan_gen(const mqueue *q)
+{
+    return q->requeues + q->waits - q->o.waiting.n;
+}
+
+static store__rec *scan_find(void *arg, uint64_t id)
+{
+    return find_rec(arg, id);
+}
+
+static store_err mem_take_match(store *s, const char *queue, size_t queue_len, uint64_t h,
+                                uint64_t now, store_scan *scan, store_match_fn match,
+                                void *arg, store_msg *out)
+{
+    mqueue *q = find_queue(s, queue, queue_len, h);
+    if (!q)
+        return STORE_E_EMPTY;
+    store_err perr = q->o.waiting.n ? store__order_promote(&q->o, now, no_limit, &s->bytes)
+                                    : STORE_OK;
+    store__scan_env env = { &q->o, q, q->o.mask, scan_gen(q), scan_find, NULL, fill, s };
+    store__rec *r;
+    store_err err = store__scan(&env, scan, match, arg, &r);
+    if (err != STORE_OK)
+        return err;
+    if (!r)
+        return perr != STORE_OK ? perr : STORE_E_EMPTY;
+    if (r->expires && r->expires <= now)
+        return STORE_E_EXPIRED;
+    store__scan_took(scan, r);
+    take_out(s, r, out);
+    return STORE_OK;
+}
+
+static void mem_queues(store *s, void (*fn)(void *arg, const char *name, size_t len,
+                                            uint64_t hash),
+                       void *arg)
+{
+    for (store__qlink *l = store__queues_first(&s->queues); l;
+         l = store__queues_next(&s->queues, l))
+        fn(arg, l->name, l->len, l->hash);
+}
+
 static size_t mem_resident(store *s)
 {
     /* The pool is not counted (order.h). */
@@ -415,6 +468,8 @@ static const store_ops memory_ops = {
     .next_expiry = mem_next_expiry,
     .queue_size = mem_queue_size,
     .browse = mem_browse,
+    .take_match = mem_take_match,
+    .queues = mem_queues,
 };
 
 const store_ops *store_memory_backend(void)

@@ -11,6 +11,7 @@
  * below its band's bound as delivered once more, then the bounds start afresh.
  */
 #include "pg_int.h"
+#include "scan.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -90,9 +91,10 @@ static void forget(store *s, store__rec *r)
 static void make_ready(store *s, store__rec *r)
 {
     pqueue *q = r->q;
-    if (r->not_before)
+    if (r->not_before) {
+        q->waits++;
         store__order_wait(&q->o, r);
-    else
+    } else
         store__order_append(&q->o, r);
     store__expiry_add(&s->expiry, r);
 }
@@ -246,6 +248,9 @@ static void take_out(store *s, store__rec *r, store_msg *out)
     fill(out, r);
 }
 
+static store_err hand_out(store *s, pqueue *q, store__rec *r, store_scan *scan,
+                          store_msg *out);
+
 /* take_at's work; expiry: refuse a first message expired at now. */
 static store_err take(store *s, const char *queue, size_t queue_len, uint64_t h, uint64_t now,
                       int expiry, store_msg *out)
@@ -260,6 +265,14 @@ static store_err take(store *s, const char *queue, size_t queue_len, uint64_t h,
         return err != STORE_OK ? err : STORE_E_EMPTY;
     if (expiry && r->expires && r->expires <= now)
         return STORE_E_EXPIRED;
+    return hand_out(s, q, r, NULL, out);
+}
+
+/* r (ready, of q) is handed out within its band's recorded bound; a bound beyond it is put
+ * in the open batch first (STORE_E_AGAIN). scan: take_match's, moved past r. */
+static store_err hand_out(store *s, pqueue *q, store__rec *r, store_scan *scan,
+                          store_msg *out)
+{
     int p = r->prio;
     if (r->ord > q->front_durable[p]) {
         /* Not yet recorded as deliverable: record it, hand it out after that commit. */
@@ -267,6 +280,8 @@ static store_err take(store *s, const char *queue, size_t queue_len, uint64_t h,
             return STORE_E_NOMEM;
         return STORE_E_AGAIN;
     }
+    if (scan)
+        store__scan_took(scan, r);
     take_out(s, r, out);
     if (r->ord > q->tmax[p])
         q->tmax[p] = r->ord;
@@ -355,6 +370,8 @@ static store_err pg_requeue_at(store *s, uint64_t id, uint64_t not_before)
     if (r->redeliveries < UINT32_MAX)
         r->redeliveries++;
     r->not_before = not_before;
+    q->requeues++;
+    q->waits += not_before != 0;
     pop *o = pg_push_op(s->open, OP_REQUEUE, (int64_t)id, NULL);
     o->ord = r->ord;
     o->redeliveries = r->redeliveries;
@@ -548,6 +565,50 @@ static store_err pg_open(const store_options *opts, store **out)
     return STORE_OK;
 }
 
+/* ---- version 8: take_match, queues ---- */
+
+/* Changes whenever a record may have joined q's order before a scan's place: a requeue
+ * (to the head of its band, or to wait), or a waiting record leaving the heap. */
+static uint64_t scan_gen(const pqueue *q)
+{
+    return q->requeues + q->waits - q->o.waiting.n;
+}
+
+static store__rec *scan_find(void *arg, uint64_t id)
+{
+    return find_rec(arg, id);
+}
+
+static store_err pg_take_match(store *s, const char *queue, size_t queue_len, uint64_t h,
+                               uint64_t now, store_scan *scan, store_match_fn match,
+                               void *arg, store_msg *out)
+{
+    pqueue *q = find_queue(s, queue, queue_len, h);
+    if (!q)
+        return STORE_E_EMPTY;
+    store_err perr = q->o.waiting.n ? store__order_promote(&q->o, now, no_limit, &s->bytes)
+                                    : STORE_OK;
+    store__scan_env env = { &q->o, q, q->o.mask, scan_gen(q), scan_find, NULL, fill, s };
+    store__rec *r;
+    store_err err = store__scan(&env, scan, match, arg, &r);
+    if (err != STORE_OK)
+        return err;
+    if (!r)
+        return perr != STORE_OK ? perr : STORE_E_EMPTY;
+    if (r->expires && r->expires <= now)
+        return STORE_E_EXPIRED;
+    return hand_out(s, q, r, scan, out);
+}
+
+static void pg_queues(store *s, void (*fn)(void *arg, const char *name, size_t len,
+                                           uint64_t hash),
+                      void *arg)
+{
+    for (store__qlink *l = store__queues_first(&s->queues); l;
+         l = store__queues_next(&s->queues, l))
+        fn(arg, l->name, l->len, l->hash);
+}
+
 static const store_ops postgres_ops = {
     .version = STORE_OPS_VERSION,
     .name = "postgres",
@@ -573,6 +634,8 @@ static const store_ops postgres_ops = {
     .next_expiry = pg_next_expiry,
     .queue_size = pg_queue_size,
     .browse = pg_browse,
+    .take_match = pg_take_match,
+    .queues = pg_queues,
 };
 
 const store_ops *store_postgres_backend(void)

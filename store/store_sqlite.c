@@ -466,6 +466,14 @@ static size_t sq_resident(store *s)
     return n;
 }
 
+static store_err sq_take_match(store *s, const char *queue, size_t queue_len, uint64_t h,
+                               uint64_t now, store_scan *scan, store_match_fn match, void *arg,
+                               store_msg *out)
+{
+    squeue *q = find_queue(s, queue, queue_len, h);
+    return q ? sqlite__take_match(s, q, now, scan, match, arg, out) : STORE_E_EMPTY;
+}
+
 static const store_ops sqlite_ops = {
     .version = STORE_OPS_VERSION,
     .name = "sqlite",
@@ -491,6 +499,8 @@ static const store_ops sqlite_ops = {
     .next_expiry = sq_next_expiry,
     .queue_size = sq_queue_size,
     .browse = sq_browse,
+    .take_match = sq_take_match,
+    .queues = sqlite__queues,
 };
 
 const store_ops *store_sqlite_backend(void)

@@ -1,7 +1,7 @@
 /* headers.c: what a SEND, SUBSCRIBE or NACK may not ask for, refused with an ERROR that
  * names it: delivery semantics this broker does not provide (accepting one and delivering
- * anyway would silently change its meaning: a selector getting every message, a browser
- * consuming the queue, an offline durable subscriber losing everything), wildcard names, and
+ * anyway would silently change its meaning: an offline durable subscriber losing
+ * everything), a SEND to a wildcard name (it names many destinations), and
  * SEND headers that some STOMP version could not carry to its subscribers (frames/ says
  * which). Every other header is carried unchanged. The README lists them all. The checks
  * are one pass over a SEND's headers: they are on the path of every message.
@@ -54,13 +54,11 @@ static const struct attr_name {
 #define ATTR_LENGTHS (0u SEND_ATTRS(ATTR_BIT))
 
 static const refusal subscribe_refused[] = {
-    R("selector", ANY, "message selectors"),
     R("activemq.subscriptionName", ANY, "durable topic subscriptions"),
     R("durable-subscription-name", ANY, "durable topic subscriptions"),
     R("subscription-name", ANY, "durable topic subscriptions"),
     R("durable", IS_TRUE, "durable topic subscriptions"),
     R("persistent", IS_TRUE, "durable topic subscriptions"),
-    R("activemq.noLocal", IS_TRUE, "no-local subscriptions"),
     R("activemq.retroactive", IS_TRUE, "retroactive subscriptions"),
     R("activemq.priority", ANY, "consumer priority"),
     R("x-priority", ANY, "consumer priority"),
@@ -134,7 +132,7 @@ static const char *uncarriable(char *buf, size_t cap, const char *what, const ch
 
 /* Bytes a destination is checked for: wildcards, and what STOMP 1.0 cannot carry. */
 static const unsigned char dest_special[256] = {
-    ['*'] = 1, ['>'] = 1, ['\n'] = 1, ['\r'] = 1, [0] = 1,
+    ['*'] = 1, ['>'] = 1, ['#'] = 1, ['\n'] = 1, ['\r'] = 1, [0] = 1,
 };
 
 /* Does dest hold none of them? One table look-up per byte and no branch: this is on the
@@ -290,19 +288,9 @@ const char *headers__subscribe_refused(const stomp_frame *f, char *buf, size_t c
 
 const char *headers__wildcard(const char *name, size_t len, char *buf, size_t cap)
 {
-    if (!memchr(name, '*', len) && !memchr(name, '>', len))
-        return NULL; /* the usual name: two fast scans */
-    size_t start = 0;
-    for (size_t i = 0; i <= len; i++) {
-        if (i < len && name[i] != '.' && name[i] != '/')
-            continue;
-        if (i - start == 1 && (name[start] == '*' || name[start] == '>')) {
-            snprintf(buf, cap, "destination %.*s holds the wildcard %c: this broker does not "
-                     "provide wildcard destinations", (int)(len > 200 ? 200 : len), name,
-                     name[start]);
-            return buf;
-        }
-        start = i + 1;
-    }
-    return NULL;
+    if (!wild__is_pattern(name, len))
+        return NULL;
+    snprintf(buf, cap, "destination %.*s holds a wildcard: a message is sent to one "
+             "destination, wildcards are for SUBSCRIBE", (int)(len > 200 ? 200 : len), name);
+    return buf;
 }

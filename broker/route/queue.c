@@ -59,6 +59,8 @@ broker_err queue__enqueue(broker *b, const char *dname, size_t dlen, uint64_t ha
     if (with && sa.expires)
         queue__expiry_at(b, sa.expires);
     dest_t *d = dest__find(b, dname, dlen, hash);
+    if (!d && b->route.wild_queues.n)
+        d = dest__for_wild(b, dname, dlen, hash); /* a wildcard consumer takes from it */
     if (d)
         dest__touch(b, d);
     return BROKER_OK;
@@ -94,7 +96,7 @@ broker_err queue__hand_over(broker *b, dest_t *d, sub *s, const store_msg *sm, s
     if (!s->ep) {
         broker_message view = { d->name, msgid, sm->body, sm->body_len, sm->redeliveries,
                                 sm->headers, sm->headers_len };
-        return sub__deliver(b, s, NULL, taken, sm->id, bytes, &view);
+        return sub__deliver(b, s, d, NULL, taken, sm->id, bytes, &view);
     }
     route_state *r = &b->route;
     stomp_err err;
@@ -108,7 +110,7 @@ broker_err queue__hand_over(broker *b, dest_t *d, sub *s, const store_msg *sm, s
                         (int)s->ep->version);
         return err == STOMP_E_UNENCODABLE ? BROKER_E_PROTOCOL : BROKER_E_NOMEM;
     }
-    broker_err rc = sub__deliver(b, s, enc, taken, sm->id, bytes, NULL);
+    broker_err rc = sub__deliver(b, s, d, enc, taken, sm->id, bytes, NULL);
     if (enc != r->encbuf)
         sbuf__unref(enc);
     else
@@ -169,6 +171,15 @@ void queue__dispatch(broker *b, dest_t *d)
     d->busy++;
     if (d->nbrowsers)
         queue__browse(b, d, now);
+    if (d->nfiltered || d->is_wild) {
+        if (d->is_wild)
+            queue__dispatch_wild(b, d, now);
+        else
+            queue__dispatch_select(b, d, now);
+        d->busy--;
+        dest__sweep(d);
+        return;
+    }
     while (d->nsubs) {
         sub *s = next_with_room(b, d);
         if (!s || !dispatch_one(b, d, s, now))

@@ -23,7 +23,11 @@ broker_err route__send(broker *b, bmsg *m, int *stored)
         b->stats.messages_in++;
         *stored = 0;
         dest_t *d = dest__find(b, m->dest, m->dest_len, hash);
-        if (d && !expired(b, &m->attrs))
+        if (expired(b, &m->attrs))
+            return BROKER_OK;
+        if (b->route.wild_topics.n)
+            return topic__publish_wild(b, d, m->dest, m->dest_len, NULL, m, &m->attrs, NULL);
+        if (d)
             topic__fan_out(b, d, m);
         return BROKER_OK;
     }
@@ -60,14 +64,27 @@ int route__unsend(broker *b, const bmsg *m, uint64_t id)
     return 0;
 }
 
+/* A topic SEND while wildcard topic subscriptions exist: the message is built only if
+ * someone gets it. */
+static broker_err topic_wild(broker *b, dest_t *d, const stomp_frame *f, const char *dname,
+                             size_t dlen, const msg_attrs *a, const endpoint *from)
+{
+    b->stats.messages_in++;
+    if (expired(b, a))
+        return BROKER_OK;
+    return topic__publish_wild(b, d, dname, dlen, f, NULL, a, from);
+}
+
 broker_err route__send_frame(broker *b, const stomp_frame *f, const char *dname, size_t dlen,
-                             const msg_attrs *a, int *stored)
+                             const msg_attrs *a, const endpoint *from, int *stored)
 {
     /* The name is hashed once, for the broker's table and the store's. */
     uint64_t hash = store_hash_name(dname, dlen);
     if (dest__is_topic(dname, dlen)) {
         *stored = 0;
         dest_t *d = dest__find(b, dname, dlen, hash);
+        if (b->route.wild_topics.n)
+            return topic_wild(b, d, f, dname, dlen, a, from);
         if (!d || expired(b, a)) {
             b->stats.messages_in++;
             return BROKER_OK; /* nobody listening: a topic stores nothing */
@@ -75,6 +92,10 @@ broker_err route__send_frame(broker *b, const stomp_frame *f, const char *dname,
         bmsg *m = bmsg__from_frame(f, dname, dlen);
         if (!m)
             return BROKER_E_NOMEM;
+        if (d->nfiltered) { /* what filters read */
+            m->attrs = *a;
+            m->origin = from;
+        }
         b->stats.messages_in++;
         topic__fan_out(b, d, m);
         bmsg__unref(m);

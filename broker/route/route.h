@@ -18,6 +18,8 @@
 #include "net/outq.h"
 #include "stomp.h"
 #include "store.h"
+#include "route/selector.h"
+#include "route/wild.h"
 
 typedef struct dest dest_t;
 typedef struct broker_sub sub;
@@ -90,6 +92,15 @@ struct dest {
     int on_dispatch, on_touched;
     size_t pins;          /* references from commits in flight and the due timer */
     uint64_t due_at;      /* queues: dispatch again at this time (0: not planned) */
+    int is_wild;          /* its name is a wildcard pattern (wild.h): its subscribers get
+                             the messages of every destination the pattern matches */
+    size_t nfiltered;     /* subscribers with a selector or noLocal */
+    wild_node *wnode;     /* a pattern: its node in the broker's trie */
+    /* A queue: the wildcard queue dests whose pattern matches it (it stays while there is
+     * one). A wildcard queue dest: the queues its pattern matches, taken from in turn from
+     * lcursor. Both sides hold each link. */
+    dest_t **links;
+    size_t nlinks, links_cap, lcursor;
     char name[];          /* NUL-terminated, link.len bytes */
 };
 
@@ -105,6 +116,10 @@ void dest__add_sub(broker *b, dest_t *d, sub *s);
 void dest__unlink_sub(broker *b, sub *s); /* off the dest (swept now or after the walk) */
 void dest__sweep(dest_t *d);
 void dest__free_all(broker *b);
+/* A SEND to the queue named so, which has no dest: its dest if some wildcard queue
+ * subscription's pattern matches it (created and linked), else NULL (also without memory:
+ * the message waits in the store for a later look). */
+dest_t *dest__for_wild(broker *b, const char *name, size_t len, uint64_t hash);
 
 /* ---- messages outside the store (message.c) ------------------------------------------- */
 
@@ -134,6 +149,7 @@ struct bmsg {
     size_t body_len;
     sbuf *enc[3];
     msg_attrs attrs; /* queues: priority, delay, expiry (MSG_ATTRS_INIT unless set) */
+    const endpoint *origin; /* the connection that sent it (noLocal), NULL: in-process */
     char data[];
 };
 
@@ -179,8 +195,9 @@ struct delivery {
     sub *s;
     uint64_t msg_num;      /* store id (queue) or topic sequence */
     uint64_t end;          /* auto mode: the stream offset just past its MESSAGE */
-    dest_t *q;             /* auto mode: its queue, pinned while on the sent list (the
-                              message goes back there if never written) */
+    dest_t *q;             /* queues: the queue it came from (its subscription's dest, or
+                              a queue a wildcard matched); auto mode: pinned while on the
+                              sent list (the message goes back there if never written) */
     int is_queue;
     size_t bytes;          /* counted against broker memory (queue messages) */
 };
@@ -206,14 +223,22 @@ struct broker_sub {
     int browser;   /* queues: gets copies of the ready messages, then browser:end */
     int browse_done;
     store_cursor cursor; /* a browser's place in its queue */
+    sel *selector;       /* the selector it was subscribed with (owned), or NULL */
+    int no_local;        /* topics: not the messages its own connection sent */
+    int dry;             /* during one dispatch: nothing ready matches its selector */
+    store_scan *scan;    /* queues with a selector: its place (owned; allocated at first) */
+    const dest_t *scan_q; /* the queue scan is for (a wildcard's move between queues) */
 };
 
 /* Subscribe ep to the dest named so: ack mode, prefetch window, flags: SUB_EXCLUSIVE (a
  * queue that has such consumers delivers only to its oldest), SUB_BROWSER (a queue
  * browser: copies, nothing taken; auto ack). NULL: out of memory. */
-enum { SUB_EXCLUSIVE = 1, SUB_BROWSER = 2 };
+enum { SUB_EXCLUSIVE = 1, SUB_BROWSER = 2, SUB_NO_LOCAL = 4 };
+/* selector (may be NULL): the subscription owns it once this succeeds (else the caller
+ * still does). SUB_NO_LOCAL: a topic subscriber that does not get its connection's own
+ * messages. */
 sub *sub__subscribe(broker *b, endpoint *ep, const char *dname, size_t dlen, const char *id,
-                    size_t id_len, int ack_mode, size_t window, int flags);
+                    size_t id_len, int ack_mode, size_t window, int flags, sel *selector);
 /* An in-process subscription (auto ack; cb never runs inside this call). */
 sub *sub__subscribe_inproc(broker *b, const char *dname, broker_message_cb cb, void *arg);
 /* Remove s: its unacked messages go back to their queue; s is freed. */
@@ -226,8 +251,9 @@ int sub__has_room(broker *b, sub *s);
 /* Hand one message to s. Queues: msg_num is the taken store message's id. shared is the
  * encoded part for s's version (borrowed; referenced if queued); inproc for in-process
  * subscribers. */
-broker_err sub__deliver(broker *b, sub *s, sbuf *shared, int is_queue, uint64_t msg_num,
-                        size_t bytes, const broker_message *inproc) BROKER_WUR;
+broker_err sub__deliver(broker *b, sub *s, dest_t *q, sbuf *shared, int is_queue,
+                        uint64_t msg_num, size_t bytes,
+                        const broker_message *inproc) BROKER_WUR;
 /* Settle delivery d (how: SETTLE_*), cumulatively in client mode. The queue is
  * dispatched again at the tick, or with after_commit once the store committed the settling
  * (a receipt for it goes out first, before any MESSAGE it lets in). */
@@ -236,6 +262,18 @@ delivery *sub__find_tag(const endpoint *ep, uint64_t tag);
 delivery *sub__find_msgid(const endpoint *ep, const char *msgid, const char *subid);
 void sub__free(sub *s);
 void sub__free_cache(broker *b); /* the recycled deliveries, at broker_free */
+
+/* ---- what a subscription lets through (filter.c) -------------------------------------- */
+
+/* Does s want topic message m (msgid its message-id): not its own connection's under
+ * noLocal, and its selector TRUE for it? */
+int filter__topic(const sub *s, const bmsg *m, const char *msgid);
+/* take_match's match for a queue subscriber: arg is a filter_queue. */
+typedef struct filter_queue {
+    const sub *s;
+    const char *queue; /* the queue's name, NUL-terminated */
+} filter_queue;
+int filter__store(void *arg, const store_msg *m);
 
 /* ---- policies (policy.c) ------------------------------------------------------------- */
 
@@ -306,7 +344,8 @@ const char *headers__send_check(const broker *b, const stomp_frame *f, const cha
 const char *headers__publish_check(const broker *b, const char *dest, const broker_header *h,
                                    size_t n, msg_attrs *a, char *buf, size_t cap);
 const char *headers__subscribe_refused(const stomp_frame *f, char *buf, size_t cap);
-/* The same for a destination name with a wildcard element ('*' or '>' between '.' or '/'). */
+/* The ERROR text for a SEND (or publish, or policy name) to a destination with a wildcard
+ * element (wild.h: '*', '>' or '#' between '.' or '/'), or NULL. */
 const char *headers__wildcard(const char *name, size_t len, char *buf, size_t cap);
 
 /* ---- sending and dispatch (route.c, topic.c, queue.c) --------------------------------- */
@@ -323,8 +362,16 @@ broker_err route__send_queue(broker *b, bmsg *m, uint64_t *id, char *why,
 int route__unsend(broker *b, const bmsg *m, uint64_t id) BROKER_WUR;
 /* The same for a SEND frame, without building a bmsg for queues. */
 broker_err route__send_frame(broker *b, const stomp_frame *f, const char *dname, size_t dlen,
-                             const msg_attrs *a, int *stored) BROKER_WUR;
+                             const msg_attrs *a, const endpoint *from,
+                             int *stored) BROKER_WUR;
 void topic__fan_out(broker *b, dest_t *d, bmsg *m);
+/* A topic SEND while wildcard topic subscriptions exist: d (the topic's dest, may be NULL)
+ * and every wildcard dest matching the name get it, under one message-id. m (borrowed) or,
+ * when NULL, a message built from f (attributes a, sent by from) only when someone gets
+ * it. */
+broker_err topic__publish_wild(broker *b, dest_t *d, const char *dname, size_t dlen,
+                               const stomp_frame *f, bmsg *m, const msg_attrs *a,
+                               const endpoint *from) BROKER_WUR;
 /* Enqueue to the queue named so, whose store_hash_name() is hash, with attributes a (NULL:
  * a plain message; the queue's ttl and max_ttl apply either way); *id (may be NULL)
  * receives the store id. */
@@ -332,6 +379,14 @@ broker_err queue__enqueue(broker *b, const char *dname, size_t dlen, uint64_t ha
                           const char *hdrs, size_t hlen, const char *body, size_t blen,
                           const msg_attrs *a, uint64_t *id) BROKER_WUR;
 void queue__dispatch(broker *b, dest_t *d);
+/* Dispatch a queue some of whose subscribers have a selector (select.c): each subscriber
+ * with room takes the first ready message its selector accepts. */
+void queue__dispatch_select(broker *b, dest_t *d, uint64_t now);
+/* Dispatch a wildcard queue dest (select.c): its subscribers take, in turn, from the
+ * queues its pattern matches that have a message for them, one queue after the other. */
+void queue__dispatch_wild(broker *b, dest_t *d, uint64_t now);
+/* Link queue q and wildcard queue dest w (both hold the link): 0, or -1 without memory. */
+int dest__link(dest_t *q, dest_t *w);
 /* Hand message sm of d to s (encoded for its version): taken, a message the store handed
  * out (settled by s's ack mode); else a copy (a browser's: nothing to settle). 0, or an
  * error (nothing delivered). */
@@ -395,6 +450,8 @@ typedef struct route_state {
     uint64_t timer_at;   /* the time it runs for (0: stopped) */
     uint64_t expiry_at;  /* the earliest expiry check planned (an entry of due with no
                             queue; 0: none) */
+    wild_trie wild_topics; /* wildcard topic dests by pattern */
+    wild_trie wild_queues; /* wildcard queue dests by pattern */
 } route_state;
 
 #endif

@@ -164,7 +164,7 @@ static sub *sub_new(broker *b, endpoint *ep, const char *id, size_t id_len, int 
 }
 
 sub *sub__subscribe(broker *b, endpoint *ep, const char *dname, size_t dlen, const char *id,
-                    size_t id_len, int ack_mode, size_t window, int flags)
+                    size_t id_len, int ack_mode, size_t window, int flags, sel *selector)
 {
     int browser = (flags & SUB_BROWSER) != 0;
     sub *s = sub_new(b, ep, id, id_len, browser ? ACK_AUTO : ack_mode, window, ep->version);
@@ -172,11 +172,13 @@ sub *sub__subscribe(broker *b, endpoint *ep, const char *dname, size_t dlen, con
         return NULL;
     s->exclusive = (flags & SUB_EXCLUSIVE) != 0;
     s->browser = browser;
+    s->no_local = (flags & SUB_NO_LOCAL) != 0;
     dest_t *d = dest__get(b, dname, dlen, store_hash_name(dname, dlen));
     if (!d) {
         sub__free(s);
         return NULL;
     }
+    s->selector = selector; /* the subscription's from here on */
     s->eprev = NULL;
     s->enext = ep->subs;
     if (ep->subs)
@@ -249,6 +251,8 @@ void sub__free(sub *s)
         s->uhead = d->next;
         free(d);
     }
+    sel__free(s->selector);
+    free(s->scan);
     free(s->id);
     free(s->head);
     free(s);
@@ -291,10 +295,12 @@ static const char *ack_head(broker *b, sub *s, uint64_t tag, size_t *len)
     return r->head;
 }
 
-/* Remember d, queued to s's endpoint, until it is settled. */
-static void track(sub *s, delivery *d, uint64_t msg_num, int is_queue, size_t bytes)
+/* Remember d (of queue q for a queue message), queued to s's endpoint, until it is
+ * settled. */
+static void track(sub *s, delivery *d, dest_t *q, uint64_t msg_num, int is_queue, size_t bytes)
 {
     d->s = s;
+    d->q = q;
     d->msg_num = msg_num;
     d->is_queue = is_queue;
     d->bytes = bytes;
@@ -309,8 +315,8 @@ static void track(sub *s, delivery *d, uint64_t msg_num, int is_queue, size_t by
     store__ids_insert(&s->ep->tags, &d->link); /* room reserved by sub__deliver */
 }
 
-broker_err sub__deliver(broker *b, sub *s, sbuf *shared, int is_queue, uint64_t msg_num,
-                        size_t bytes, const broker_message *inproc)
+broker_err sub__deliver(broker *b, sub *s, dest_t *q, sbuf *shared, int is_queue,
+                        uint64_t msg_num, size_t bytes, const broker_message *inproc)
 {
     if (!s->ep) {
         b->stats.messages_out++;
@@ -344,9 +350,9 @@ broker_err sub__deliver(broker *b, sub *s, sbuf *shared, int is_queue, uint64_t 
     b->stats.frames_out++;
     b->stats.messages_out++;
     if (d && s->ack_mode == ACK_AUTO)
-        sent(ep, d, s->d, msg_num, bytes, end);
+        sent(ep, d, q ? q : s->d, msg_num, bytes, end);
     else if (d)
-        track(s, d, msg_num, is_queue, bytes);
+        track(s, d, q ? q : s->d, msg_num, is_queue, bytes);
     return BROKER_OK;
 }
 
@@ -385,6 +391,9 @@ static void settle_one(broker *b, delivery *d, int ack, int why, uint64_t now)
                         store_strerror(se));
         if (gone)
             broker__mem_sub(b, d->bytes);
+        /* A queue a wildcard matched: its own consumers may take what came back. */
+        if (!ack && d->q != s->d)
+            dest__schedule(b, d->q);
     }
     delivery_free(b, d);
 }

@@ -52,7 +52,7 @@ broker_err handle__send(conn *c, const stomp_frame *f)
         default:
             break;
         }
-        rc = route__send_frame(c->b, f, dest, dlen, &a, &stored);
+        rc = route__send_frame(c->b, f, dest, dlen, &a, &c->ep, &stored);
     }
     if (rc != BROKER_OK || !rid)
         return rc;

@@ -4,7 +4,11 @@
  * destination as id, so UNSUBSCRIBE by destination finds it). The prefetch window comes
  * from prefetch-count or activemq.prefetchSize, default and ceiling from the options.
  * exclusive:true or activemq.exclusive:true asks for an exclusive consumer of a queue,
- * browser:true for a queue browser.
+ * browser:true for a queue browser, selector for a message selector (compiled here: a
+ * malformed one is an ERROR naming its position), activemq.noLocal:true or no-local:true
+ * for a topic subscriber that does not get its own connection's messages. A destination
+ * may be a wildcard pattern (route/wild.h), but not for an exclusive consumer or a
+ * browser, which name one queue.
  * Removing a subscription returns its unacked messages to their queue.
  */
 #include "core.h"
@@ -73,11 +77,37 @@ static const struct kind {
     { "browser", SUB_BROWSER, "queue browsers" },
 };
 
+/* noLocal: SUB_NO_LOCAL, 0, or -1 (an ERROR set: not true or false, or on a queue). */
+static int no_local(conn *c, const stomp_frame *f, const char *dname, size_t dlen)
+{
+    static const char *const names[] = { "activemq.noLocal", "no-local" };
+    int flag = 0;
+    for (size_t i = 0; i < 2; i++) {
+        const char *v = stomp_frame_header(f, names[i], NULL);
+        if (!v || strcmp(v, "false") == 0)
+            continue;
+        if (strcmp(v, "true") != 0) {
+            conn__set_error(c, "SUBSCRIBE header %s:%.64s is not true or false", names[i], v);
+            return -1;
+        }
+        if (!dest__is_topic(dname, dlen)) {
+            conn__set_error(c, "%s:true is for topics: a queue message goes to one consumer "
+                            "whoever sent it", names[i]);
+            return -1;
+        }
+        flag = SUB_NO_LOCAL;
+    }
+    return flag;
+}
+
 /* The SUB_ flags the headers ask for, or -1 (an ERROR set: a value other than true or
- * false, such a subscription to a topic, or a browser that is also exclusive). */
+ * false, such a subscription to a topic or a wildcard, or a browser that is also
+ * exclusive). */
 static int sub_flags(conn *c, const stomp_frame *f, const char *dname, size_t dlen)
 {
-    int flags = 0;
+    int flags = no_local(c, f, dname, dlen);
+    if (flags < 0)
+        return -1;
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
         const char *v = stomp_frame_header(f, kinds[i].header, NULL);
         if (!v || strcmp(v, "false") == 0)
@@ -92,13 +122,50 @@ static int sub_flags(conn *c, const stomp_frame *f, const char *dname, size_t dl
                             (int)(dlen > 100 ? 100 : dlen), dname);
             return -1;
         }
+        if (wild__is_pattern(dname, dlen)) {
+            conn__set_error(c, "%s name one queue, not the wildcard %.*s", kinds[i].what,
+                            (int)(dlen > 100 ? 100 : dlen), dname);
+            return -1;
+        }
         flags |= kinds[i].flag;
     }
-    if (flags == (SUB_EXCLUSIVE | SUB_BROWSER)) {
+    if ((flags & (SUB_EXCLUSIVE | SUB_BROWSER)) == (SUB_EXCLUSIVE | SUB_BROWSER)) {
         conn__set_error(c, "a queue browser cannot be an exclusive consumer");
         return -1;
     }
     return flags;
+}
+
+/* The selector header compiled: 0 with *out (NULL when there is none, or it is blank, as
+ * JMS says), or -1 (an ERROR set that names the position). */
+static int selector(conn *c, const stomp_frame *f, sel **out)
+{
+    size_t len;
+    const char *text = stomp_frame_header(f, "selector", &len);
+    *out = NULL;
+    if (!text || strspn(text, " \t\r\n\f") == len)
+        return 0;
+    size_t pos;
+    char why[160];
+    *out = sel__compile(text, len, &pos, why, sizeof why);
+    if (*out)
+        return 0;
+    if (!pos)
+        conn__set_error(c, "out of memory");
+    else
+        conn__set_error(c, "malformed selector at position %zu: %s", pos, why);
+    return -1;
+}
+
+/* A wildcard destination must be well formed: 0, or -1 (an ERROR set). */
+static int pattern_ok(conn *c, const char *dname, size_t dlen)
+{
+    const char *why = wild__is_pattern(dname, dlen) ? wild__check(dname, dlen) : NULL;
+    if (!why)
+        return 0;
+    conn__set_error(c, "SUBSCRIBE destination %.*s: %s", (int)(dlen > 100 ? 100 : dlen), dname,
+                    why);
+    return -1;
 }
 
 broker_err handle__subscribe(conn *c, const stomp_frame *f)
@@ -111,7 +178,7 @@ broker_err handle__subscribe(conn *c, const stomp_frame *f)
         return BROKER_E_PROTOCOL;
     }
     if (headers__subscribe_refused(f, c->errmsg, sizeof c->errmsg) ||
-        headers__wildcard(dname, dlen, c->errmsg, sizeof c->errmsg))
+        pattern_ok(c, dname, dlen) != 0)
         return BROKER_E_PROTOCOL;
     const char *id = stomp_frame_header(f, "id", &idlen);
     if (!id) {
@@ -138,10 +205,13 @@ broker_err handle__subscribe(conn *c, const stomp_frame *f)
     int mode = ack_mode(c, f);
     size_t window = mode < 0 ? 0 : prefetch(c, f);
     int flags = window ? sub_flags(c, f, dname, dlen) : -1;
-    if (flags < 0)
+    sel *sl = NULL;
+    if (flags < 0 || selector(c, f, &sl) != 0)
         return BROKER_E_PROTOCOL;
-    if (!sub__subscribe(b, &c->ep, dname, dlen, id, idlen, mode, window, flags))
+    if (!sub__subscribe(b, &c->ep, dname, dlen, id, idlen, mode, window, flags, sl)) {
+        sel__free(sl);
         return BROKER_E_NOMEM;
+    }
     return receipt__send(c, f, 0);
 }
 

@@ -81,6 +81,7 @@ broker_err tx__add_send(conn *c, tx *t, const stomp_frame *f, const char *dest, 
         return BROKER_E_NOMEM;
     }
     op->m->attrs = *a;
+    op->m->origin = &c->ep; /* noLocal: the committing connection sent it */
     size_t bytes = op->m->hdrs_len + op->m->body_len + dlen;
     broker_err rc = add_op(c, t, op);
     if (rc == BROKER_OK) {

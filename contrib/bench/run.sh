@@ -448,6 +448,8 @@ n_queue=$((4000000 / scale))   # queue 1P/1C 100 B
 n_queue4=$((400000 / scale))   # per producer, queue 4P/4C 1 KiB
 n_persist=$((400000 / scale))  # persistent 1P/1C 1 KiB
 n_topic=$((80000 / scale))     # topic 1 -> 50: 4,000,000 deliveries
+n_topicsel=$((8000 / scale))   # topic 1 -> 1,000 selectors, half taking: 4,000,000 deliveries
+topic_wild=10000               # wildcard patterns held by the 50 subscribers (one matches each)
 n_latency=$((10000 / scale))   # latency at 1,000 msg/s: 10 s
 n_dlq=$((100000 / scale))      # dead-lettering: each NACKed 10 times (max_deliveries)
 n_backlog=$((1000000 / scale)) # a backlog drained: plain, and priorities 0-9
@@ -497,6 +499,9 @@ bench_broker() {
             fi
         fi
         lg_run topic $i mem --scenario topic -k $topic_subs -n $n_topic -s 100
+        lg_run topic-sel $i mem --scenario topic -k 1000 --selectors -n $n_topicsel -s 100
+        lg_run topic-wild $i mem --scenario topic -k $topic_subs --wildcards $topic_wild \
+            -n $n_topic -s 100
         lg_run latency $i mem --scenario latency --rate 1000 -n $n_latency -s 100
         lg_run conns $i $conns_server $conns_args
         startup_run startup $i
@@ -526,6 +531,9 @@ bench_broker() {
     row "persistent 1P/1C 1 KiB receipts, SQLite full" persist-full rate msg/s 0 ">=" 100000
     row "persistent 1P/1C 1 KiB receipts, SQLite normal" persist-normal rate msg/s 0 - 0
     row "topic 1 -> $topic_subs subscribers, 100 B" topic rate deliv/s 0 ">=" 2000000
+    row "topic 1 -> 1,000 selectors (half take), 100 B" topic-sel rate deliv/s 0 - 0
+    row "topic 1 -> $topic_subs by wildcard, $(fmt $topic_wild 0) patterns" topic-wild rate deliv/s 0 - 0
+    ratio_row "  wildcards / plain topic, same run" topic-wild topic rate ">=" 80
     row "latency at 1,000 msg/s, 100 B: p50" latency p50_us us 1 "<=" 60
     row "latency at 1,000 msg/s, 100 B: p99" latency p99_us us 1 "<=" 200
     row "latency at 1,000 msg/s, 100 B: p99.9" latency p999_us us 1 - 0
@@ -542,7 +550,8 @@ bench_broker() {
 bench_notes() {
     echo "notes:"
     echo "- messages per run: queue 1P/1C $(fmt $n_queue 0); 4P/4C $(fmt $n_queue4 0) per producer;" \
-        "persistent $(fmt $n_persist 0); topic $(fmt $n_topic 0) x $topic_subs; latency $(fmt $n_latency 0)."
+        "persistent $(fmt $n_persist 0); topic $(fmt $n_topic 0) x $topic_subs; selectors" \
+        "$(fmt $n_topicsel 0) x 500; latency $(fmt $n_latency 0)."
     if [ -z "$maxconn_opt" ]; then
         echo "- connections: $(fmt "$m" 0), not 10,000: stompd has no connection-limit option" \
             "(its default limit is below 10,000)."

@@ -592,6 +592,42 @@ static store_err w_browse(store *s, const char *q, size_t ql, uint64_t hash, sto
     return e;
 }
 
+/* A selector's take: a ready message of the queue, from anywhere in its order. */
+static store_err w_take_match(store *s, const char *q, size_t ql, uint64_t hash, uint64_t now,
+                              store_scan *scan, store_match_fn match, void *arg,
+                              store_msg *out)
+{
+    wstore *w = w_of(s);
+    shadow *sh = w->sh;
+    FB_CHECK(hash == store_hash_name(q, ql), "take_match with a wrong name hash");
+    store_err e = sh->inner->take_match(w->in, q, ql, hash, now, scan, match, arg, out);
+    squeue_sh *sq = sh_queue(sh, q, ql, false);
+    if (e != STORE_OK)
+        return e;
+    size_t at = sq ? sq->start : 0, end = sq ? sq->start + sq->n : 0;
+    while (at < end && sq->ids[at] != out->id)
+        at++;
+    FB_CHECK(at < end, "take_match handed out %llu, not a ready message of %.*s",
+             (ull)out->id, (int)ql, q);
+    smsg *m = sh_find(sh, out->id);
+    FB_CHECK(m && m->state == M_READY, "take_match of message %llu, which is %s",
+             (ull)out->id, m ? mstate[m->state] : "unknown");
+    FB_CHECK(out->body_len == m->blen && fnv(out->body, out->body_len) == m->body_hash,
+             "message %llu changed in the store", (ull)out->id);
+    memmove(&sq->ids[sq->start + 1], &sq->ids[sq->start], (at - sq->start) * sizeof *sq->ids);
+    sq->start++;
+    sq->n--;
+    sh_state(sh, m, M_TAKEN);
+    return e;
+}
+
+static void w_queues(store *s, void (*fn)(void *arg, const char *name, size_t len, uint64_t hash),
+                     void *arg)
+{
+    wstore *w = w_of(s);
+    w->sh->inner->queues(w->in, fn, arg);
+}
+
 static store_err w_cancel(store *s, uint64_t id)
 {
     wstore *w = w_of(s);
@@ -722,6 +758,8 @@ static const store_ops wrapped_ops = {
     .next_expiry = w_next_expiry,
     .queue_size = w_queue_size,
     .browse = w_browse,
+    .take_match = w_take_match,
+    .queues = w_queues,
 };
 
 /* Every queue the shadow knows has the depth the store reports. */

@@ -19,5 +19,7 @@ typedef struct store_fixture {
 
 /* Run every case as one cmocka group; returns the number of failures. */
 int store_contract_run(const store_fixture *fx);
+/* The version 8 cases (take_match, queues; store_contract_match.c), as another group. */
+int store_contract_run_match(const store_fixture *fx);
 
 #endif

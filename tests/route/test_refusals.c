@@ -1,6 +1,8 @@
 /* test_refusals.c: a header or destination name that asks for a delivery semantic the
  * broker does not provide gets an ERROR that names it, and nothing happens: no message is
- * stored or delivered, no subscription made. The same names with values that ask for
+ * stored or delivered, no subscription made. A malformed selector or wildcard pattern
+ * gets an ERROR that says where; a SEND to a wildcard name is refused (it names many
+ * destinations). The same names with values that ask for
  * nothing special (browser:false, durable:false, expires:0, persistent on SEND) are fine.
  * The embedding API refuses the same with BROKER_E_INVALID.
  */
@@ -82,8 +84,16 @@ static void test_subscribe_headers(void **state)
 {
     (void)state;
     tb *t = tb_start(NULL);
-    refused(t, "SUBSCRIBE\nid:1\ndestination:/queue/s\nselector:type = 'a'\n\n",
-            "SUBSCRIBE header selector is not supported" NOT_PROVIDED "message selectors");
+    refused(t, "SUBSCRIBE\nid:1\ndestination:/queue/s\nselector:type = 'a' AND\n\n",
+            "malformed selector at position 15: expected a value, an identifier or '(', "
+            "found the end of the selector");
+    refused(t, "SUBSCRIBE\nid:1\ndestination:/queue/s\nselector:a = 'x\n\n",
+            "malformed selector at position 5: malformed string (no closing quote)");
+    refused(t, "SUBSCRIBE\nid:1\ndestination:/queue/s\nactivemq.noLocal:true\n\n",
+            "activemq.noLocal:true is for topics: a queue message goes to one consumer "
+            "whoever sent it");
+    refused(t, "SUBSCRIBE\nid:1\ndestination:/topic/s\nno-local:yes\n\n",
+            "SUBSCRIBE header no-local:yes is not true or false");
     refused(t, "SUBSCRIBE\nid:1\ndestination:/queue/s\nbrowser:maybe\n\n",
             "SUBSCRIBE header browser:maybe is not true or false");
     refused(t, "SUBSCRIBE\nid:1\ndestination:/queue/s\nbrowser:true\nexclusive:true\n\n",
@@ -108,6 +118,10 @@ static void test_subscribe_headers(void **state)
             "SUBSCRIBE header x-message-ttl is not supported" NOT_PROVIDED "message expiry");
     accepted(t, "SUBSCRIBE\nid:1\ndestination:/queue/s\nbrowser:false\ndurable:false\n"
                 "exclusive:false\nreceipt:ok\n\n");
+    accepted(t, "SUBSCRIBE\nid:1\ndestination:/queue/s\nselector:type = 'a'\nreceipt:ok\n\n");
+    accepted(t, "SUBSCRIBE\nid:1\ndestination:/queue/s\nselector: \nreceipt:ok\n\n");
+    accepted(t, "SUBSCRIBE\nid:1\ndestination:/topic/s\nactivemq.noLocal:true\nno-local:false\n"
+                "receipt:ok\n\n");
     assert_int_equal(tb_stop(t), 0);
 }
 
@@ -115,16 +129,21 @@ static void test_wildcard_names(void **state)
 {
     (void)state;
     tb *t = tb_start(NULL);
-    refused(t, "SUBSCRIBE\nid:1\ndestination:/topic/a.*\n\n",
-            "destination /topic/a.* holds the wildcard *" NOT_PROVIDED
-            "wildcard destinations");
-    refused(t, "SUBSCRIBE\nid:1\ndestination:/topic/a.>\n\n",
-            "destination /topic/a.> holds the wildcard >" NOT_PROVIDED
-            "wildcard destinations");
-    refused(t, "SUBSCRIBE\nid:1\ndestination:/queue/*\n\n",
-            "destination /queue/* holds the wildcard *" NOT_PROVIDED "wildcard destinations");
-    refused(t, "SEND\ndestination:/topic/*.b\n\nx",
-            "destination /topic/*.b holds the wildcard *" NOT_PROVIDED "wildcard destinations");
+#define TO_ONE " holds a wildcard: a message is sent to one destination, wildcards are for " \
+               "SUBSCRIBE"
+    refused(t, "SEND\ndestination:/topic/*.b\n\nx", "destination /topic/*.b" TO_ONE);
+    refused(t, "SEND\ndestination:/queue/a.>\n\nx", "destination /queue/a.>" TO_ONE);
+    refused(t, "SEND\ndestination:/queue/a/#\n\nx", "destination /queue/a/#" TO_ONE);
+    refused(t, "SUBSCRIBE\nid:1\ndestination:/topic/a.>.b\n\n",
+            "SUBSCRIBE destination /topic/a.>.b: the wildcard > (or #) must be the last "
+            "element");
+    refused(t, "SUBSCRIBE\nid:1\ndestination:/queue/a.*\nexclusive:true\n\n",
+            "exclusive consumers name one queue, not the wildcard /queue/a.*");
+    refused(t, "SUBSCRIBE\nid:1\ndestination:/queue/>\nbrowser:true\n\n",
+            "queue browsers name one queue, not the wildcard /queue/>");
+    accepted(t, "SUBSCRIBE\nid:1\ndestination:/topic/a.*\nreceipt:ok\n\n");
+    accepted(t, "SUBSCRIBE\nid:1\ndestination:/queue/a.>\nreceipt:ok\n\n");
+    accepted(t, "SUBSCRIBE\nid:1\ndestination:/topic/#\nreceipt:ok\n\n");
     /* A star inside a name element is just a character. */
     accepted(t, "SUBSCRIBE\nid:1\ndestination:/queue/a*b.c>d\nreceipt:ok\n\n");
     accepted(t, "SEND\ndestination:/queue/a*\nreceipt:ok\n\nx");
@@ -172,8 +191,11 @@ static void api_refusals(broker *b, void *arg)
     assert_int_equal(broker_publish(b, "/queue/p", &cron, 1, "x", 1), BROKER_E_INVALID);
     assert_int_equal(broker_publish(b, "/topic/p.*", NULL, 0, "x", 1), BROKER_E_INVALID);
     broker_sub *s = NULL;
-    assert_int_equal(broker_subscribe(b, "/topic/p.>", on_message, NULL, &s), BROKER_E_INVALID);
+    assert_int_equal(broker_subscribe(b, "/topic/p.>.q", on_message, NULL, &s),
+                     BROKER_E_INVALID);
     assert_int_equal(broker_subscribe(b, "/topic/p.q", on_message, NULL, &s), BROKER_OK);
+    broker_unsubscribe(s);
+    assert_int_equal(broker_subscribe(b, "/topic/p.>", on_message, NULL, &s), BROKER_OK);
     broker_unsubscribe(s);
     broker_header nl = { "x-note", "a\nb" };
     assert_int_equal(broker_publish(b, "/queue/p", &nl, 1, "x", 1), BROKER_E_INVALID);

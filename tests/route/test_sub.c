@@ -91,7 +91,7 @@ static void test_auto_ack_partly_written(void **state)
     route__endpoint_init(&f.ep, &fake_ops);
     f.ep.open = 1;
     f.ep.version = STOMP_V12;
-    assert_non_null(sub__subscribe(b, &f.ep, "/queue/w", 8, "s", 1, ACK_AUTO, 100, 0));
+    assert_non_null(sub__subscribe(b, &f.ep, "/queue/w", 8, "s", 1, ACK_AUTO, 100, 0, NULL));
     for (int i = 0; i < 3; i++)
         assert_int_equal(broker_publish(b, "/queue/w", NULL, 0, "m", 1), BROKER_OK);
     turns(&loop, 4); /* committed, then dispatched to the endpoint at the tick */
@@ -121,12 +121,12 @@ static void test_returned_message_dispatched(void **state)
     route__endpoint_init(&g.ep, &fake_ops);
     f.ep.open = g.ep.open = 1;
     f.ep.version = g.ep.version = STOMP_V12;
-    assert_non_null(sub__subscribe(b, &f.ep, "/queue/w", 8, "s", 1, ACK_AUTO, 100, 0));
+    assert_non_null(sub__subscribe(b, &f.ep, "/queue/w", 8, "s", 1, ACK_AUTO, 100, 0, NULL));
     for (int i = 0; i < 2; i++)
         assert_int_equal(broker_publish(b, "/queue/w", NULL, 0, "m", 1), BROKER_OK);
     turns(&loop, 4);
     assert_int_equal(f.pushed, 2);
-    assert_non_null(sub__subscribe(b, &g.ep, "/queue/w", 8, "s", 1, ACK_AUTO, 100, 0));
+    assert_non_null(sub__subscribe(b, &g.ep, "/queue/w", 8, "s", 1, ACK_AUTO, 100, 0, NULL));
     turns(&loop, 4);
     assert_int_equal(g.pushed, 0); /* nothing ready: both are f's */
     route__endpoint_written(b, &f.ep, f.ends[0]);

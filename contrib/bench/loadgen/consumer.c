@@ -58,6 +58,12 @@ void consumer__on_message(struct conn *c, const stomp_frame *f, struct rx_batch 
         }
         return;
     }
+    if (R.o.selectors && c->group % 2) { /* its selector takes none of them */
+        if (atomic_fetch_add(&R.bad, 1) == 0)
+            fprintf(stderr, "loadgen: subscriber %d got a message its selector refuses\n",
+                    c->group);
+        return;
+    }
     size_t word = ((size_t)c->group * (size_t)R.o.producers + pid) * R.words + seq / 64;
     uint64_t mask = (uint64_t)1 << (seq % 64);
     uint64_t old = atomic_fetch_or(&R.bits[word], mask);

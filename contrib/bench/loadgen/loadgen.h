@@ -59,6 +59,11 @@ struct opts {
     bool nack_all;        /* NACK every message; count them in the dead-letter queues */
     bool fill, drain;     /* only the producers (a backlog), or only the consumers */
     bool priorities;      /* priority:<sequence mod 10> on SEND */
+    bool selectors;       /* topic: even subscribers select grp = 'a' (every SEND's), odd
+                             ones grp = 'b' (none) */
+    int wildcards;        /* topic: subscribers take the messages through the pattern
+                             <dest>.*, and hold this many patterns in all (the rest match
+                             nothing); SENDs go to <dest>.x */
 };
 
 struct worker;

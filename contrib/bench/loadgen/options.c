@@ -48,6 +48,12 @@ static void usage(FILE *f)
 "  --drain              queue, persistent: only the consumers: take a backlog left by --fill\n"
 "                       with the same -p, -n, -s and --dest; the rate is the drain rate\n"
 "  --priorities         priority:<sequence mod 10> on every SEND\n"
+"  --selectors          topic: subscriber i subscribes with the selector grp = 'a' (i even)\n"
+"                       or grp = 'b' (i odd); every SEND carries grp:a, so half of the\n"
+"                       subscribers get every message and the others none\n"
+"  --wildcards N        topic: the subscribers subscribe to the pattern <dest>.* and SENDs go\n"
+"                       to <dest>.x; they also hold N patterns in all, the others matching\n"
+"                       nothing (at most 250 per subscriber)\n"
 "  --rate R             latency: messages per second, one frame at a time (default 1000)\n"
 "  --pid PID            the broker's pid: its VmRSS is read before connecting and once\n"
 "                       every connection is ready (reported by conns; default none)\n"
@@ -165,6 +171,8 @@ static const struct optdef optdefs[] = {
     {"fill", 0, ARG_TRUE, FIELD(fill), 0, 0},
     {"drain", 0, ARG_TRUE, FIELD(drain), 0, 0},
     {"priorities", 0, ARG_TRUE, FIELD(priorities), 0, 0},
+    {"selectors", 0, ARG_TRUE, FIELD(selectors), 0, 0},
+    {"wildcards", 0, ARG_INT, FIELD(wildcards), 1, 250 * MAX_SUBS},
     {"rate", 0, ARG_LONG, FIELD(rate), 1, 1000000},
     {"pid", 0, ARG_LONG, FIELD(pid), 1, INT_MAX},
     {"concurrency", 0, ARG_INT, FIELD(concurrency), 1, 100000},
@@ -267,6 +275,10 @@ static void finish_options(struct opts *o)
         o->messages = (uint64_t)def_messages[o->sc];
     if (o->sc == SC_PERSISTENT)
         o->persistent_flag = true;
+    if ((o->selectors || o->wildcards) && o->sc != SC_TOPIC)
+        die("--selectors and --wildcards are for --scenario topic");
+    if (o->wildcards && (o->wildcards < o->subscribers || o->wildcards > 250 * o->subscribers))
+        die("--wildcards: between 1 and 250 patterns per subscriber (-k)");
     if ((o->nack_all || o->fill || o->drain) && o->sc != SC_QUEUE && o->sc != SC_PERSISTENT)
         die("--nack-all, --fill, --drain: a queue or persistent scenario only");
     if (o->fill && o->drain)

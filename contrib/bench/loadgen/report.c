@@ -102,6 +102,10 @@ static void kv_shape(struct report *r, const struct opts *o)
         kv(r, "part", true, "%s", o->fill ? "fill" : "drain");
     if (o->priorities)
         kv(r, "priorities", true, "0-9");
+    if (o->selectors)
+        kv(r, "selectors", true, "half");
+    if (o->wildcards)
+        kv(r, "wildcards", false, "%d", o->wildcards);
     if (o->sc == SC_QUEUE || o->sc == SC_PERSISTENT) {
         kv(r, "queues", false, "%d", R.ndests);
         kv(r, "receipt_every", false, "%ld", R.receipt_every);

@@ -53,7 +53,9 @@ static void alloc_tracking(const struct opts *o, int consumers, bool topic)
     if (words > (1ull << 31))
         die("too much to track: groups x producers x messages is over 2^37");
     R.bits = xcalloc((size_t)words, sizeof *R.bits);
-    R.expected = o->fill ? 0 : o->messages * (uint64_t)o->producers * (uint64_t)R.groups;
+    /* With --selectors only the even subscribers' selectors take the messages. */
+    uint64_t takers = o->selectors ? (uint64_t)(R.groups + 1) / 2 : (uint64_t)R.groups;
+    R.expected = o->fill ? 0 : o->messages * (uint64_t)o->producers * takers;
 }
 
 static void make_dests(const struct opts *o, bool topic)
@@ -171,13 +173,14 @@ static void init_producer(struct conn *c, int consumers)
     const char *d = R.dests[R.ndests == 1 ? 0 : c->pid];
     char len[32];
     snprintf(len, sizeof len, "%zu", R.o.size);
-    size_t cap = 64 + stomp_escaped_len(d, strlen(d), STOMP_V12, STOMP_CMD_SEND);
+    size_t cap = 128 + stomp_escaped_len(d, strlen(d), STOMP_V12, STOMP_CMD_SEND);
     c->prefix = xcalloc(cap, 1);
     char *p = c->prefix;
     p += sprintf(p, "SEND\ndestination:");
     p += stomp_escape(d, strlen(d), STOMP_V12, STOMP_CMD_SEND, p);
-    p += sprintf(p, "\ncontent-length:%s\n%s%s", len,
-                 R.o.persistent_flag ? "persistent:true\n" : "", R.o.priorities ? "priority:" : "");
+    p += sprintf(p, "%s\ncontent-length:%s\n%s%s%s", R.o.wildcards ? ".x" : "", len,
+                 R.o.persistent_flag ? "persistent:true\n" : "", R.o.selectors ? "grp:a\n" : "",
+                 R.o.priorities ? "priority:" : "");
     c->prefix_len = (size_t)(p - c->prefix);
     if (R.pmode == PM_TIMED && w->tfd < 0)
         add_timer(w);

@@ -43,9 +43,28 @@ static void subscribe(struct conn *c, int n, const char *dest, const char *ack)
     conn__header(c, "id", id, (size_t)len, STOMP_CMD_SUBSCRIBE);
     conn__header(c, "destination", dest, strlen(dest), STOMP_CMD_SUBSCRIBE);
     conn__header(c, "ack", ack, strlen(ack), STOMP_CMD_SUBSCRIBE);
+    if (R.o.selectors) {
+        const char *sel = c->group % 2 ? "grp = 'b'" : "grp = 'a'";
+        conn__header(c, "selector", sel, strlen(sel), STOMP_CMD_SUBSCRIBE);
+    }
     conn__header(c, "receipt", id, (size_t)len, STOMP_CMD_SUBSCRIBE);
     conn__append(c, "\n", 2);
     c->subs_pending++;
+}
+
+/* --wildcards: subscriber g takes the messages through <dest>.* and holds its share of the
+ * other patterns, <dest>-<g>-<j>.*, which match nothing sent. */
+static void wildcard_subscribes(struct conn *c, const char *ack)
+{
+    int k = R.o.subscribers, g = c->group;
+    int share = R.o.wildcards / k + (g < R.o.wildcards % k);
+    char dest[300];
+    snprintf(dest, sizeof dest, "%s.*", R.dests[0]);
+    subscribe(c, 0, dest, ack);
+    for (int j = 1; j < share; j++) {
+        snprintf(dest, sizeof dest, "%s-%d-%d.*", R.dests[0], g, j);
+        subscribe(c, j, dest, ack);
+    }
 }
 
 /* Subscription s<i> for each queue; with --nack-all (client-individual, to NACK) also
@@ -54,7 +73,9 @@ static void send_subscribes(struct conn *c)
 {
     static const char *const ackname[] = {"auto", "client-individual"};
     c->subs_pending = 0;
-    for (int i = 0; i < R.ndests; i++)
+    if (R.o.wildcards)
+        wildcard_subscribes(c, ackname[R.o.client_ack]);
+    for (int i = 0; !R.o.wildcards && i < R.ndests; i++)
         subscribe(c, i, R.dests[i], R.o.nack_all ? ackname[1] : ackname[R.o.client_ack]);
     for (int i = 0; R.o.nack_all && i < R.ndests; i++)
         subscribe(c, R.ndests + i, R.dlqs[i], ackname[R.o.client_ack]);
