@@ -43,7 +43,10 @@ broker_err handle__send(conn *c, const stomp_frame *f)
         }
         rc = tx__add_send(c, t, f, dest, dlen, &a);
     } else {
-        switch (queue__room(c->b, dest, dlen, f, 0, c->errmsg, sizeof c->errmsg)) {
+        /* Without a queue limit in any policy (the common case) there is always room. */
+        switch (!c->b->route.limits ? QUEUE_ROOM
+                                    : queue__room(c->b, dest, dlen, f, 0, c->errmsg,
+                                                  sizeof c->errmsg)) {
         case QUEUE_WAIT:
             c->wait_queue = 1;
             return BROKER_OK;
