@@ -91,7 +91,7 @@ static void no_notice(void *arg, const char *message)
     (void)message;
 }
 
-void pg__quiet(PGconn *c)
+void pg__quiet(store *s, PGconn *c)
 {
     (void)PQsetNoticeProcessor(c, no_notice, NULL);
 }
@@ -608,7 +608,7 @@ static void on_timer(uv_timer_t *t)
         lost(s, s->conn ? PQerrorMessage(s->conn) : "out of memory");
         return;
     }
-    pg__quiet(s->conn);
+    pg__quiet(s, s->conn);
     s->state = PG_CONNECTING;
     /* libpq asks for writability first (the connect in progress). */
     if (watch(s, UV_WRITABLE) != 0)

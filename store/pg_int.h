@@ -17,11 +17,11 @@
 #define STORE_PG_INT_H
 
 #include "order.h"
+#include "pg_lib.h"
 #include "store.h"
 #include "store_postgres.h"
 
 #include <assert.h>
-#include <libpq-fe.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -78,6 +78,7 @@ enum { PG_DOWN, PG_CONNECTING, PG_SETUP, PG_READY };
 enum { P_INS, P_DEL, P_REQ, P_FRONT, P_STATE, P_INS_MANY, P_DEL_MANY, P__COUNT };
 
 struct store {
+    pg__lib lib; /* libpq's functions: PQname(...) below is s->lib.PQname(...) */
     uv_loop_t *loop;
     char *conninfo;
     int sync_full;
@@ -110,6 +111,35 @@ struct store {
     char err[512];
     char fail[256];     /* the first statement failure of the batch in flight */
 };
+
+/* libpq through the store's loaded library (pg_lib.h): s is the store in scope. */
+#define PQclear(...) (s->lib.PQclear(__VA_ARGS__))
+#define PQconnectPoll(...) (s->lib.PQconnectPoll(__VA_ARGS__))
+#define PQconnectStartParams(...) (s->lib.PQconnectStartParams(__VA_ARGS__))
+#define PQconnectdbParams(...) (s->lib.PQconnectdbParams(__VA_ARGS__))
+#define PQconsumeInput(...) (s->lib.PQconsumeInput(__VA_ARGS__))
+#define PQenterPipelineMode(...) (s->lib.PQenterPipelineMode(__VA_ARGS__))
+#define PQerrorMessage(...) (s->lib.PQerrorMessage(__VA_ARGS__))
+#define PQexec(...) (s->lib.PQexec(__VA_ARGS__))
+#define PQfinish(...) (s->lib.PQfinish(__VA_ARGS__))
+#define PQflush(...) (s->lib.PQflush(__VA_ARGS__))
+#define PQgetResult(...) (s->lib.PQgetResult(__VA_ARGS__))
+#define PQgetlength(...) (s->lib.PQgetlength(__VA_ARGS__))
+#define PQgetvalue(...) (s->lib.PQgetvalue(__VA_ARGS__))
+#define PQisBusy(...) (s->lib.PQisBusy(__VA_ARGS__))
+#define PQntuples(...) (s->lib.PQntuples(__VA_ARGS__))
+#define PQpipelineSync(...) (s->lib.PQpipelineSync(__VA_ARGS__))
+#define PQprepare(...) (s->lib.PQprepare(__VA_ARGS__))
+#define PQresultErrorMessage(...) (s->lib.PQresultErrorMessage(__VA_ARGS__))
+#define PQresultStatus(...) (s->lib.PQresultStatus(__VA_ARGS__))
+#define PQsendPrepare(...) (s->lib.PQsendPrepare(__VA_ARGS__))
+#define PQsendQueryParams(...) (s->lib.PQsendQueryParams(__VA_ARGS__))
+#define PQsendQueryPrepared(...) (s->lib.PQsendQueryPrepared(__VA_ARGS__))
+#define PQsetNoticeProcessor(...) (s->lib.PQsetNoticeProcessor(__VA_ARGS__))
+#define PQsetSingleRowMode(...) (s->lib.PQsetSingleRowMode(__VA_ARGS__))
+#define PQsetnonblocking(...) (s->lib.PQsetnonblocking(__VA_ARGS__))
+#define PQsocket(...) (s->lib.PQsocket(__VA_ARGS__))
+#define PQstatus(...) (s->lib.PQstatus(__VA_ARGS__))
 
 /* The advisory lock that keeps a second store off the same database. */
 #define PG_LOCK_KEY 0x53544d51
@@ -189,7 +219,7 @@ void pg__detach(store *s);
 void pg__fly_done(store *s, int ok);
 /* libpq's notices (it prints them on stderr by default) are dropped: the library never
  * writes to stderr. */
-void pg__quiet(PGconn *c);
+void pg__quiet(store *s, PGconn *c);
 /* Big-endian encoders for binary parameters. */
 void pg__put64(char *p, uint64_t v);
 void pg__put32(char *p, uint32_t v);

@@ -67,7 +67,7 @@ static store_err connect_db(store *s)
         pg__set_err(s, "cannot connect: %s", PQerrorMessage(s->conn));
         return STORE_E_IO;
     }
-    pg__quiet(s->conn);
+    pg__quiet(s, s->conn);
     char sql[64];
     snprintf(sql, sizeof sql, "SELECT pg_try_advisory_lock(%d)", PG_LOCK_KEY);
     PGresult *r = run(s, sql, PGRES_TUPLES_OK, "lock");
@@ -160,7 +160,7 @@ static store_err recover(store *s)
 }
 
 /* A binary int column of row as an unsigned value (its width from the result). */
-static uint64_t col_int(const PGresult *res, int row, int col)
+static uint64_t col_int(const store *s, const PGresult *res, int row, int col)
 {
     const char *p = PQgetvalue(res, row, col);
     int n = PQgetlength(res, row, col);
@@ -179,7 +179,7 @@ store__rec *pg__row_rec(store *s, const PGresult *res, int row)
 {
     const char *name = PQgetvalue(res, row, C_QUEUE);
     size_t nlen = (size_t)PQgetlength(res, row, C_QUEUE);
-    uint64_t prio = col_int(res, row, C_PRIO);
+    uint64_t prio = col_int(s, res, row, C_PRIO);
     if (!nlen || prio > STORE_PRIORITY_MAX)
         return NULL;
     pqueue *q = pg__get_queue(s, name, nlen, store_hash_name(name, nlen));
@@ -193,13 +193,13 @@ store__rec *pg__row_rec(store *s, const PGresult *res, int row)
         pg__queue_drop_unused(s, q);
         return NULL;
     }
-    uint64_t red = col_int(res, row, C_RED);
-    r->link.id = col_int(res, row, C_ID);
+    uint64_t red = col_int(s, res, row, C_RED);
+    r->link.id = col_int(s, res, row, C_ID);
     r->prio = (uint8_t)prio;
-    r->ord = (int64_t)col_int(res, row, C_ORD);
+    r->ord = (int64_t)col_int(s, res, row, C_ORD);
     r->redeliveries = red > UINT32_MAX ? UINT32_MAX : (uint32_t)red;
-    r->not_before = col_int(res, row, C_NB);
-    r->expires = col_int(res, row, C_EXP);
+    r->not_before = col_int(s, res, row, C_NB);
+    r->expires = col_int(s, res, row, C_EXP);
     return r;
 }
 

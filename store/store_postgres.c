@@ -153,6 +153,7 @@ static void pg_close(store *s)
     free(s->bat[1].ops);
     free(s->conninfo);
     store__pool_drain(&s->pool);
+    pg__lib_close(&s->lib);
     free(s);
 }
 
@@ -551,7 +552,8 @@ static store_err pg_open(const store_options *opts, store **out)
     s->open = &s->bat[0];
     s->next_id = 1;
     store__expiry_init(&s->expiry);
-    store_err err = pg__open_db(s);
+    store_err err = pg__lib_open(&s->lib, s->err, sizeof s->err) == 0 ? pg__open_db(s)
+                                                                      : STORE_E_IO;
     if (err == STORE_OK)
         err = pg__attach(s);
     if (err != STORE_OK) {

@@ -4,7 +4,8 @@
  * idle, and under a broker with receipted SENDs: every commit completes once the store has
  * reconnected, and every message is there exactly once; a statement the database refuses
  * fails its batch (STORE_E_IO, last_error) and the store goes on; open refuses a schema newer
- * than the build, a database another store holds, and a server it cannot reach, saying why.
+ * than the build, a database another store holds, and a server it cannot reach, saying why;
+ * stompd, which does not link libpq, loads it only for a PostgreSQL store and works with it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,8 +13,11 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <stdio.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
 
@@ -296,6 +300,88 @@ static void test_broker_cut(void **state)
     assert_int_equal(tb_stop(t), 0);
 }
 
+/* Start stompd with the store spec store: its pid in *pid and its port (0: it did not
+ * start). Its stdout says where it listens. */
+static int spawn_stompd(const char *store_spec, pid_t *pid)
+{
+    const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
+    char bin[256];
+    snprintf(bin, sizeof bin, "%s/stompd", build);
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    *pid = fork();
+    assert_true(*pid >= 0);
+    if (*pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        execl(bin, bin, "--host", "127.0.0.1", "--port", "0", "--no-ws", "--store", store_spec,
+              (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    FILE *out = fdopen(fds[0], "r");
+    char line[512];
+    int port = 0;
+    while (!port && fgets(line, sizeof line, out)) {
+        const char *at = strstr(line, "listening on 127.0.0.1:");
+        if (at)
+            port = atoi(at + strlen("listening on 127.0.0.1:"));
+    }
+    fclose(out);
+    return port;
+}
+
+/* Does process pid have a libpq mapped? */
+static int maps_libpq(pid_t pid)
+{
+    char path[64], line[512];
+    snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, "/libpq.so") != NULL;
+    fclose(f);
+    return found;
+}
+
+static void stop_stompd(pid_t pid)
+{
+    int status;
+    kill(pid, SIGTERM);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+static void test_stompd_loads_libpq(void **state)
+{
+    ctx *c = *state;
+    ops()->close(c->s);
+    c->s = NULL;
+    pid_t mem;
+    assert_true(spawn_stompd("memory", &mem) > 0);
+    assert_false(maps_libpq(mem)); /* not for another store */
+    stop_stompd(mem);
+    char spec[300];
+    snprintf(spec, sizeof spec, "postgres:%s", c->conninfo);
+    pid_t pid;
+    int port = spawn_stompd(spec, &pid);
+    assert_true(port > 0);
+    assert_true(maps_libpq(pid));
+    tc *p = tc_open(port, "");
+    assert_non_null(p);
+    tframe f;
+    TC_SENDF(p, "SEND\ndestination:/queue/d\nreceipt:r\n\nkept");
+    assert_int_equal(tc_expect(p, "RECEIPT", &f), 0);
+    tf_free(&f);
+    TC_SENDF(p, "SUBSCRIBE\nid:1\ndestination:/queue/d\n\n");
+    assert_int_equal(tc_expect(p, "MESSAGE", &f), 0);
+    assert_string_equal(f.body, "kept");
+    tf_free(&f);
+    tc_close(p);
+    stop_stompd(pid);
+}
+
 int main(void)
 {
     if (pgtest_start(&pg) != 0) {
@@ -307,6 +393,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refused_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broker_cut, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stompd_loads_libpq, setup, teardown),
     };
     int failed = cmocka_run_group_tests_name("postgres store", tests, NULL, NULL);
     pgtest_stop(&pg);
