@@ -144,7 +144,7 @@ static inline uint64_t store_hash_name(const char *p, size_t n)
  * STORE_OK or STORE_E_IO (then the batch is lost: pending messages are dropped). */
 typedef void (*store_commit_cb)(void *arg, store_err status);
 
-#define STORE_OPS_VERSION 7u
+#define STORE_OPS_VERSION 8u
 
 typedef struct store_ops {
     unsigned version; /* STORE_OPS_VERSION the backend was written for */
@@ -267,6 +267,16 @@ typedef struct store_ops {
      * indexed row at a time, never a whole queue. */
     store_err (*browse)(store *s, const char *queue, size_t queue_len, uint64_t hash,
                         store_cursor *cur, uint64_t now, store_msg *out) STORE_WUR;
+
+    /* ---- version 8: listing queues ---- */
+    /* Call cb(arg, name, len) for each queue the store holds (a queue exists while it holds
+     * a message in any state, pending ones included) whose name begins with the plen bytes
+     * of prefix (plen 0: every queue), in no particular order. name is borrowed for the
+     * call only; cb must not call the store. Not a write. What a broker uses it for: queues
+     * that may not outlive the process that made them (temporary queues), found after a
+     * crash and emptied. */
+    void (*each_queue)(store *s, const char *prefix, size_t plen,
+                       void (*cb)(void *arg, const char *name, size_t len), void *arg);
 } store_ops;
 
 /* The memory backend: fast, nothing survives close. Borrowed, static, never NULL. */

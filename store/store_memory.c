@@ -390,6 +390,17 @@ static const char *mem_last_error(store *s)
     return "";
 }
 
+static void mem_each_queue(store *s, const char *prefix, size_t plen,
+                          void (*cb)(void *arg, const char *name, size_t len), void *arg)
+{
+    for (store__qlink *l = store__queues_first(&s->queues); l;
+         l = store__queues_next(&s->queues, l)) {
+        const mqueue *q = store__container_of(l, mqueue, link);
+        if (l->len >= plen && memcmp(q->name, prefix, plen) == 0)
+            cb(arg, q->name, l->len);
+    }
+}
+
 static const store_ops memory_ops = {
     .version = STORE_OPS_VERSION,
     .name = "memory",
@@ -415,6 +426,7 @@ static const store_ops memory_ops = {
     .next_expiry = mem_next_expiry,
     .queue_size = mem_queue_size,
     .browse = mem_browse,
+    .each_queue = mem_each_queue,
 };
 
 const store_ops *store_memory_backend(void)

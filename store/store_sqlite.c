@@ -466,6 +466,17 @@ static size_t sq_resident(store *s)
     return n;
 }
 
+static void sq_each_queue(store *s, const char *prefix, size_t plen,
+                          void (*cb)(void *arg, const char *name, size_t len), void *arg)
+{
+    for (store__qlink *l = store__queues_first(&s->queues); l;
+         l = store__queues_next(&s->queues, l)) {
+        const squeue *q = store__container_of(l, squeue, link);
+        if (l->len >= plen && memcmp(q->name, prefix, plen) == 0)
+            cb(arg, q->name, l->len);
+    }
+}
+
 static const store_ops sqlite_ops = {
     .version = STORE_OPS_VERSION,
     .name = "sqlite",
@@ -491,6 +502,7 @@ static const store_ops sqlite_ops = {
     .next_expiry = sq_next_expiry,
     .queue_size = sq_queue_size,
     .browse = sq_browse,
+    .each_queue = sq_each_queue,
 };
 
 const store_ops *store_sqlite_backend(void)
