@@ -3,8 +3,9 @@
  *
  * The shared part of the MESSAGE is encoded once per protocol version and referenced by
  * every subscriber of that version; only the per-subscription head differs. A subscriber
- * that cannot keep up (output over max_output_bytes, or too many unacked messages in a
- * client ack mode) gets an ERROR rather than unbounded memory.
+ * in a client ack mode whose prefetch window is full has its messages wait (window.c); one
+ * that cannot keep up (output, and what waits, over max_output_bytes) gets an ERROR
+ * rather than unbounded memory.
  */
 #include "core.h"
 
@@ -16,21 +17,15 @@ static void deliver_inproc(broker *b, sub *s, bmsg *m, const char *msgid)
     (void)rc;
 }
 
-static void deliver_remote(broker *b, sub *s, bmsg *m, const char *msgid)
+/* The MESSAGE of m to s now, encoded for its version on first use. */
+static inline void send_to(broker *b, sub *s, bmsg *m)
 {
     endpoint *ep = s->ep;
-    if (!ep->open)
-        return;
-    if (ep->ops->queued(ep) >= b->o.max_output_bytes) {
-        ep->ops->fail(ep, BROKER_E_LIMIT, "slow consumer: output queue over its limit");
-        return;
-    }
-    if (s->ack_mode != ACK_AUTO && s->nunacked >= b->o.max_unacked) {
-        ep->ops->fail(ep, BROKER_E_LIMIT, "too many unacknowledged messages");
-        return;
-    }
     stomp_version v = ep->version;
     if (!m->enc[v]) {
+        char msgid[32];
+        msgid[0] = 't';
+        msgid[1 + msg__u64(msgid + 1, m->seq)] = '\0';
         stomp_err err;
         m->enc[v] = msg__encode(v, m->dest, m->dest_len, msgid, 0, m->hdrs, m->hdrs_len,
                                 m->body, m->body_len, NULL, NULL, &err);
@@ -42,6 +37,27 @@ static void deliver_remote(broker *b, sub *s, bmsg *m, const char *msgid)
     }
     if (sub__deliver(b, s, m->enc[v], 0, m->seq, 0, NULL) != BROKER_OK)
         ep->ops->fail(ep, BROKER_E_NOMEM, "out of memory");
+    else if (s->ack_mode != ACK_AUTO)
+        window__sent(s, m);
+}
+
+void topic__send_to(broker *b, sub *s, bmsg *m)
+{
+    send_to(b, s, m);
+}
+
+static void deliver_remote(broker *b, sub *s, bmsg *m)
+{
+    endpoint *ep = s->ep;
+    if (!ep->open)
+        return;
+    if (ep->ops->queued(ep) >= b->o.max_output_bytes) {
+        ep->ops->fail(ep, BROKER_E_LIMIT, "slow consumer: output queue over its limit");
+        return;
+    }
+    if (s->ack_mode != ACK_AUTO && window__hold(b, s, m))
+        return;
+    send_to(b, s, m);
 }
 
 void topic__fan_out(broker *b, dest_t *d, bmsg *m)
@@ -55,7 +71,7 @@ void topic__fan_out(broker *b, dest_t *d, bmsg *m)
         if (s->dead)
             continue;
         if (s->ep)
-            deliver_remote(b, s, m, msgid);
+            deliver_remote(b, s, m);
         else
             deliver_inproc(b, s, m, msgid);
     }

@@ -697,6 +697,13 @@ static const char *w_last_error(store *s)
     return w->sh->inner->last_error(w->in);
 }
 
+static void w_each_queue(store *s, const char *prefix, size_t plen,
+                         void (*cb)(void *arg, const char *name, size_t len), void *arg)
+{
+    wstore *w = w_of(s);
+    w->sh->inner->each_queue(w->in, prefix, plen, cb, arg);
+}
+
 static const store_ops wrapped_ops = {
     .version = STORE_OPS_VERSION,
     .name = "shadowed",
@@ -722,6 +729,7 @@ static const store_ops wrapped_ops = {
     .next_expiry = w_next_expiry,
     .queue_size = w_queue_size,
     .browse = w_browse,
+    .each_queue = w_each_queue,
 };
 
 /* Every queue the shadow knows has the depth the store reports. */
