@@ -123,6 +123,7 @@ broker_err broker_create(uv_loop_t *loop, const broker_options *opts, broker **o
     b->idle.data = b;
     b->check.data = b;
     uv_check_start(&b->check, on_check);
+    tempq__start(b);
     /* The tick must not keep an otherwise idle loop alive (e.g. before any listen). */
     uv_unref((uv_handle_t *)&b->check);
     b->handles_open = 3; /* idle, check, the route's timer */

@@ -321,6 +321,8 @@ typedef struct broker_stats {
     uint64_t dead_dropped;      /* dead letters dropped (the policy's dead_letter: none) */
     uint64_t expired;           /* messages that expired before delivery (dead-lettered,
                                    dropped or, on a topic, not delivered) */
+    uint64_t temp_dropped;      /* messages to a temporary queue whose connection had
+                                   closed (sent after, or left in it), dropped */
 } broker_stats;
 
 void broker_get_stats(const broker *b, broker_stats *out);

@@ -228,14 +228,16 @@ static void on_stats(uv_timer_t *t)
     logf_(BROKER_LOG_DEBUG, "stats",
           "connections=%llu total=%llu refused=%llu subscriptions=%llu messages_in=%llu "
           "messages_out=%llu redeliveries=%llu memory=%llu errors=%llu limit_breaches=%llu "
-          "auth_failures=%llu commits=%llu dead_lettered=%llu dead_dropped=%llu",
+          "auth_failures=%llu commits=%llu dead_lettered=%llu dead_dropped=%llu "
+          "temp_dropped=%llu",
           (unsigned long long)st.connections, (unsigned long long)st.connections_total,
           (unsigned long long)st.connections_refused, (unsigned long long)st.subscriptions,
           (unsigned long long)st.messages_in, (unsigned long long)st.messages_out,
           (unsigned long long)st.redeliveries, (unsigned long long)st.memory,
           (unsigned long long)st.errors_sent, (unsigned long long)st.limit_breaches,
           (unsigned long long)st.auth_failures, (unsigned long long)st.commits,
-          (unsigned long long)st.dead_lettered, (unsigned long long)st.dead_dropped);
+          (unsigned long long)st.dead_lettered, (unsigned long long)st.dead_dropped,
+          (unsigned long long)st.temp_dropped);
 }
 
 /* ---- WebSocket and Flash policy listeners -------------------------------------------- */

@@ -167,6 +167,10 @@ void queue__dispatch(broker *b, dest_t *d)
 {
     if (d->is_topic || b->stopping)
         return;
+    if (d->purge) {
+        tempq__purge(b, d);
+        return;
+    }
     uint64_t now = broker__now_ms(b);
     d->busy++;
     if (d->nbrowsers)

@@ -50,12 +50,19 @@ broker_err route__send_queue(broker *b, bmsg *m, uint64_t *id, char *why, size_t
         break;
     }
     b->stats.messages_in++;
+    if (tempq__is_reply(m->dest, m->dest_len) && tempq__drop(b, m->dest, m->dest_len, hash)) {
+        if (id)
+            *id = 0; /* nothing stored: nothing to take back */
+        return BROKER_OK;
+    }
     return queue__enqueue(b, m->dest, m->dest_len, hash, m->hdrs, m->hdrs_len, m->body,
                           m->body_len, &m->attrs, id);
 }
 
 int route__unsend(broker *b, const bmsg *m, uint64_t id)
 {
+    if (!id)
+        return 0; /* dropped (tempq__drop): never stored */
     if (b->st->cancel(b->store, id) != STORE_OK)
         return -1;
     b->stats.messages_in--;
@@ -103,6 +110,11 @@ broker_err route__send_frame(broker *b, const stomp_frame *f, const char *dname,
     }
     /* Queue SENDs go straight to the store: no message object in between. */
     route_state *r = &b->route;
+    if (tempq__is_reply(dname, dlen) && tempq__drop(b, dname, dlen, hash)) {
+        *stored = 0;
+        b->stats.messages_in++;
+        return BROKER_OK;
+    }
     size_t hlen;
     if (msg__header_block(f, &r->scratch, &r->scratch_cap, &hlen) != 0)
         return BROKER_E_NOMEM;
@@ -138,6 +150,7 @@ void route__free(broker *b)
     free(r->encbuf);
     free(r->head);
     queue__timer_free(b);
+    tempq__free(b);
     free(r->rules);
     r->rules = NULL;
     r->nrules = 0;

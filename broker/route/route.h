@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "broker.h"
 #include "index.h"
@@ -26,6 +27,8 @@ typedef struct broker_sub sub;
 typedef struct delivery delivery;
 typedef struct endpoint endpoint;
 typedef struct bmsg bmsg;
+typedef struct tempq tempq;
+typedef struct topic_held topic_held;
 
 /* ---- endpoints: where deliveries go (implemented by session) ---------------------------- */
 
@@ -59,6 +62,7 @@ struct endpoint {
     uint64_t next_tag;
     delivery *sent_head, *sent_tail; /* auto-ack queue deliveries not yet written, by end */
     endpoint *wprev, *wnext; /* on the commit's waiting list */
+    tempq *temps;          /* its temporary queues (tempq.c) */
     unsigned waiting : 1;
     unsigned blocked : 1;  /* a queue found its output full: dispatch again once it drains */
 };
@@ -101,6 +105,7 @@ struct dest {
      * lcursor. Both sides hold each link. */
     dest_t **links;
     size_t nlinks, links_cap, lcursor;
+    int purge;            /* a temporary queue whose owner left: emptied, not dispatched */
     char name[];          /* NUL-terminated, link.len bytes */
 };
 
@@ -200,6 +205,7 @@ struct delivery {
                               sent list (the message goes back there if never written) */
     int is_queue;
     size_t bytes;          /* counted against broker memory (queue messages) */
+    size_t wsize;          /* topics, client modes: its size in the byte window */
 };
 
 struct broker_sub {
@@ -228,6 +234,9 @@ struct broker_sub {
     int dry;             /* during one dispatch: nothing ready matches its selector */
     store_scan *scan;    /* queues with a selector: its place (owned; allocated at first) */
     const dest_t *scan_q; /* the queue scan is for (a wildcard's move between queues) */
+    topic_held *hhead, *htail; /* topics, client modes: messages waiting for room (window.c) */
+    size_t held_bytes;
+    size_t wbytes, wbytes_max; /* unacked bytes, and the byte window (0: none) */
 };
 
 /* Subscribe ep to the dest named so: ack mode, prefetch window, flags: SUB_EXCLUSIVE (a
@@ -348,6 +357,62 @@ const char *headers__subscribe_refused(const stomp_frame *f, char *buf, size_t c
  * element (wild.h: '*', '>' or '#' between '.' or '/'), or NULL. */
 const char *headers__wildcard(const char *name, size_t len, char *buf, size_t cap);
 
+/* ---- topic prefetch windows (window.c) ------------------------------------------------- */
+
+/* A topic message for s (client or client-individual mode): 0 when it may go now; 1 when
+ * it waits (s's window is full, or others wait before it), or s's endpoint was failed
+ * (slow consumer, out of memory). */
+int window__hold(broker *b, sub *s, bmsg *m);
+/* m was just delivered to s: its size joins the byte window. */
+void window__sent(sub *s, const bmsg *m);
+/* Room was made (an ACK or NACK): what waits goes out while it fits. */
+void window__drain(broker *b, sub *s);
+void window__free(sub *s); /* what waits is dropped */
+/* Send topic message m to s now (topic.c): an endpoint that cannot take it is failed. */
+void topic__send_to(broker *b, sub *s, bmsg *m);
+
+/* ---- temporary queues (tempq.c) -------------------------------------------------------- */
+
+#define TEMPQ_LOCAL "/temp-queue/"
+#define TEMPQ_LOCAL_LEN 12
+#define TEMPQ_REPLY "/reply-queue/"
+#define TEMPQ_REPLY_LEN 13
+/* Does the name begin /temp-queue/ (a connection's own name) or /reply-queue/ (the
+ * broker-unique name of a temporary queue), with something after it? */
+static inline int tempq__is_temp(const char *name, size_t len)
+{
+    return len > TEMPQ_LOCAL_LEN && name[1] == 't' &&
+           memcmp(name, TEMPQ_LOCAL, TEMPQ_LOCAL_LEN) == 0;
+}
+static inline int tempq__is_reply(const char *name, size_t len)
+{
+    return len > TEMPQ_REPLY_LEN && name[1] == 'r' &&
+           memcmp(name, TEMPQ_REPLY, TEMPQ_REPLY_LEN) == 0;
+}
+/* A SEND of ep: a /temp-queue/ destination (*dest) becomes its reply name; a /temp-queue/
+ * reply-to (reply_to, may be NULL) has its value pointed at the reply name (borrowed, valid
+ * while ep is open: the caller puts the old value back after the SEND), and ep is
+ * subscribed to it (auto ack, the temp-queue name as id, window) unless it already is.
+ * BROKER_E_NOMEM, else BROKER_OK. */
+broker_err tempq__send(broker *b, endpoint *ep, stomp_header *reply_to, const char **dest,
+                       size_t *dlen, size_t window) BROKER_WUR;
+/* A SUBSCRIBE of ep with this id: a /temp-queue/ name becomes its reply name (replacing
+ * the subscription a SEND made for it); a /reply-queue/ name that is not ep's is refused
+ * (the ERROR text in buf). */
+broker_err tempq__subscribe(broker *b, endpoint *ep, const char **dname, size_t *dlen,
+                            const char *id, char *buf, size_t cap) BROKER_WUR;
+/* A message to the reply name given: 1 when no live temporary queue has it (the message
+ * is dropped and counted), else 0. */
+int tempq__drop(broker *b, const char *name, size_t len, uint64_t hash);
+/* ep goes away: its temporary queues are no longer live and are emptied. */
+void tempq__endpoint_close(broker *b, endpoint *ep);
+/* A dispatch of a dest marked purge: take and ack what it holds. */
+void tempq__purge(broker *b, dest_t *d);
+/* When the broker starts, on its loop: draw the names' nonce, and empty the temporary
+ * queues an earlier run left in the store. */
+void tempq__start(broker *b);
+void tempq__free(broker *b);
+
 /* ---- sending and dispatch (route.c, topic.c, queue.c) --------------------------------- */
 
 /* Route a message: topic fan-out now, queue into the store. m is borrowed. *stored: 1 for a
@@ -452,6 +517,8 @@ typedef struct route_state {
                             queue; 0: none) */
     wild_trie wild_topics; /* wildcard topic dests by pattern */
     wild_trie wild_queues; /* wildcard queue dests by pattern */
+    store__qhash temps;  /* live temporary queues by reply name (tempq.c) */
+    uint64_t temp_nonce, temp_seq;
 } route_state;
 
 #endif

@@ -62,6 +62,7 @@ void route__endpoint_close(broker *b, endpoint *e)
     e->open = 0;
     while (e->subs)
         sub__unsubscribe(b, e->subs);
+    tempq__endpoint_close(b, e);
     commit__unwait(b, e);
     free(e->tags.b);
     memset(&e->tags, 0, sizeof e->tags);
@@ -82,6 +83,8 @@ void route__endpoint_written(broker *b, endpoint *e, uint64_t written)
         broker__mem_sub(b, d->bytes);
         dest_t *q = d->q;
         delivery_free(b, d);
+        if (q->purge)
+            dest__schedule(b, q); /* its last message may have gone */
         q->pins--;
         dest__release(b, q);
     }
@@ -246,6 +249,7 @@ sub *sub__find_dest(const endpoint *ep, const char *dname, size_t dlen)
 
 void sub__free(sub *s)
 {
+    window__free(s);
     while (s->uhead) {
         delivery *d = s->uhead;
         s->uhead = d->next;
@@ -304,6 +308,7 @@ static void track(sub *s, delivery *d, dest_t *q, uint64_t msg_num, int is_queue
     d->msg_num = msg_num;
     d->is_queue = is_queue;
     d->bytes = bytes;
+    d->wsize = 0;
     d->next = NULL;
     d->prev = s->utail;
     if (s->utail)
@@ -369,6 +374,7 @@ static void unlink_delivery(sub *s, delivery *d)
     else
         s->utail = d->prev;
     s->nunacked--;
+    s->wbytes -= d->wsize;
     if (s->ep)
         store__ids_remove(&s->ep->tags, &d->link);
 }
@@ -414,8 +420,10 @@ void sub__settle(broker *b, delivery *d, int how, int after_commit)
     } else {
         settle_one(b, d, ack, why, now);
     }
-    if (s->d->is_topic)
+    if (s->d->is_topic) {
+        window__drain(b, s);
         return;
+    }
     if (after_commit && !commit__idle(b)) {
         dest__touch(b, s->d);
         commit__again(b);

@@ -6,8 +6,9 @@
  *
  * The shared part of the MESSAGE is encoded once per protocol version and referenced by
  * every subscriber of that version; only the per-subscription head differs. A subscriber
- * that cannot keep up (output over max_output_bytes, or too many unacked messages in a
- * client ack mode) gets an ERROR rather than unbounded memory.
+ * in a client ack mode whose prefetch window is full has its messages wait (window.c); one
+ * that cannot keep up (output, and what waits, over max_output_bytes) gets an ERROR
+ * rather than unbounded memory.
  */
 #include "core.h"
 
@@ -25,19 +26,10 @@ HOT void deliver_inproc(broker *b, sub *s, bmsg *m, const char *msgid)
     (void)rc;
 }
 
-HOT void deliver_remote(broker *b, sub *s, bmsg *m, const char *msgid)
+/* The MESSAGE of m (numbered msgid) to s now, encoded for its version on first use. */
+HOT void send_to(broker *b, sub *s, bmsg *m, const char *msgid)
 {
     endpoint *ep = s->ep;
-    if (!ep->open)
-        return;
-    if (ep->ops->queued(ep) >= b->o.max_output_bytes) {
-        ep->ops->fail(ep, BROKER_E_LIMIT, "slow consumer: output queue over its limit");
-        return;
-    }
-    if (s->ack_mode != ACK_AUTO && s->nunacked >= b->o.max_unacked) {
-        ep->ops->fail(ep, BROKER_E_LIMIT, "too many unacknowledged messages");
-        return;
-    }
     stomp_version v = ep->version;
     if (!m->enc[v]) {
         stomp_err err;
@@ -51,6 +43,30 @@ HOT void deliver_remote(broker *b, sub *s, bmsg *m, const char *msgid)
     }
     if (sub__deliver(b, s, NULL, m->enc[v], 0, m->seq, 0, NULL) != BROKER_OK)
         ep->ops->fail(ep, BROKER_E_NOMEM, "out of memory");
+    else if (s->ack_mode != ACK_AUTO)
+        window__sent(s, m);
+}
+
+void topic__send_to(broker *b, sub *s, bmsg *m)
+{
+    char msgid[32];
+    msgid[0] = 't';
+    msgid[1 + msg__u64(msgid + 1, m->seq)] = '\0';
+    send_to(b, s, m, msgid);
+}
+
+HOT void deliver_remote(broker *b, sub *s, bmsg *m, const char *msgid)
+{
+    endpoint *ep = s->ep;
+    if (!ep->open)
+        return;
+    if (ep->ops->queued(ep) >= b->o.max_output_bytes) {
+        ep->ops->fail(ep, BROKER_E_LIMIT, "slow consumer: output queue over its limit");
+        return;
+    }
+    if (s->ack_mode != ACK_AUTO && window__hold(b, s, m))
+        return;
+    send_to(b, s, m, msgid);
 }
 
 /* d's subscribers that let m through (the caller holds d busy). */

@@ -1,19 +1,24 @@
 /* handle_send.c: SEND: to a transaction's buffer, a topic's subscribers, or a queue in the
  * store. A queued SEND's RECEIPT waits for the store commit of its batch. A SEND to a full
  * queue whose policy blocks is not taken: the session holds it (wait_queue) and tries it
- * again when the queue may have room.
+ * again when the queue may have room. A /temp-queue/ destination or reply-to names the
+ * connection's temporary queue (route/tempq.c): its broker-unique name goes on instead.
  */
 #include "core.h"
 
 #include <string.h>
 
+static broker_err send_to(conn *c, const stomp_frame *f, const char *dest, size_t dlen,
+                       const char *txid, const char *rid, size_t rlen);
+
 broker_err handle__send(conn *c, const stomp_frame *f)
 {
-    /* The three headers SEND needs, in one pass (the first of a repeated name wins). */
+    /* The headers SEND needs, in one pass (the first of a repeated name wins). */
     const char *dest = NULL, *txid = NULL, *rid = NULL;
     size_t dlen = 0, rlen = 0;
+    stomp_header *reply_to = NULL;
     for (size_t i = 0; i < f->nheaders; i++) {
-        const stomp_header *h = &f->headers[i];
+        stomp_header *h = &f->headers[i];
         if (h->name_len == 11) {
             if (!dest && memcmp(h->name, "destination", 11) == 0) {
                 dest = h->value;
@@ -24,12 +29,38 @@ broker_err handle__send(conn *c, const stomp_frame *f)
         } else if (h->name_len == 7 && !rid && memcmp(h->name, "receipt", 7) == 0) {
             rid = h->value;
             rlen = h->value_len;
+        } else if (h->name_len == 8 && !reply_to && memcmp(h->name, "reply-to", 8) == 0) {
+            reply_to = h;
         }
     }
     if (!dest || !dlen) {
         conn__set_error(c, "SEND without a destination");
         return BROKER_E_PROTOCOL;
     }
+    /* A temporary queue: its broker-unique name travels instead, for this SEND only. */
+    const char *saved = NULL;
+    size_t saved_len = 0;
+    if (reply_to || tempq__is_temp(dest, dlen)) {
+        if (reply_to) {
+            saved = reply_to->value;
+            saved_len = reply_to->value_len;
+        }
+        broker_err rc = tempq__send(c->b, &c->ep, reply_to, &dest, &dlen,
+                                    c->b->o.default_prefetch);
+        if (rc != BROKER_OK)
+            return rc;
+    }
+    broker_err rc = send_to(c, f, dest, dlen, txid, rid, rlen);
+    if (saved) {
+        reply_to->value = saved;
+        reply_to->value_len = saved_len;
+    }
+    return rc;
+}
+
+static broker_err send_to(conn *c, const stomp_frame *f, const char *dest, size_t dlen,
+                       const char *txid, const char *rid, size_t rlen)
+{
     msg_attrs a;
     if (headers__send_check(c->b, f, dest, dlen, &a, c->errmsg, sizeof c->errmsg))
         return BROKER_E_PROTOCOL;

@@ -8,7 +8,9 @@
  * malformed one is an ERROR naming its position), activemq.noLocal:true or no-local:true
  * for a topic subscriber that does not get its own connection's messages. A destination
  * may be a wildcard pattern (route/wild.h), but not for an exclusive consumer or a
- * browser, which name one queue.
+ * browser, which name one queue. On a topic in a client ack mode the window holds
+ * messages back until acks make room (route/window.c), by count and, with Artemis's
+ * consumer-window-size, by bytes.
  * Removing a subscription returns its unacked messages to their queue.
  */
 #include "core.h"
@@ -168,9 +170,34 @@ static int pattern_ok(conn *c, const char *dname, size_t dlen)
     return -1;
 }
 
+/* Artemis's consumer-window-size: a topic subscription's byte window into *out (-1: none;
+ * 0: one message at a time, as a window of one byte gives). 0, or -1 (an ERROR set: not a number, or a queue). */
+static int byte_window(conn *c, const stomp_frame *f, const char *dname, size_t dlen,
+                       size_t *out)
+{
+    const char *v = stomp_frame_header(f, "consumer-window-size", NULL);
+    if (!v || strcmp(v, "-1") == 0)
+        return 0;
+    if (parse_count(v, out) != 0) {
+        conn__set_error(c, "SUBSCRIBE header consumer-window-size:%.32s is not a number of "
+                           "bytes or -1", v);
+        return -1;
+    }
+    if (!dest__is_topic(dname, dlen)) {
+        conn__set_error(c, "SUBSCRIBE header consumer-window-size is not supported for the "
+                           "queue %.*s: byte windows are for topic subscriptions",
+                        (int)(dlen > 100 ? 100 : dlen), dname);
+        return -1;
+    }
+    if (*out == 0)
+        *out = 1;
+    return 0;
+}
+
 broker_err handle__subscribe(conn *c, const stomp_frame *f)
 {
     broker *b = c->b;
+    broker_err rc;
     size_t dlen, idlen;
     const char *dname = stomp_frame_header(f, "destination", &dlen);
     if (!dname || !dlen) {
@@ -202,16 +229,26 @@ broker_err handle__subscribe(conn *c, const stomp_frame *f)
         conn__set_error(c, "too many subscriptions on this connection");
         return BROKER_E_LIMIT;
     }
+    if ((dname[1] == 't' || dname[1] == 'r') &&
+        (rc = tempq__subscribe(b, &c->ep, &dname, &dlen, id, c->errmsg, sizeof c->errmsg)))
+        return rc;
     int mode = ack_mode(c, f);
     size_t window = mode < 0 ? 0 : prefetch(c, f);
     int flags = window ? sub_flags(c, f, dname, dlen) : -1;
     sel *sl = NULL;
     if (flags < 0 || selector(c, f, &sl) != 0)
         return BROKER_E_PROTOCOL;
-    if (!sub__subscribe(b, &c->ep, dname, dlen, id, idlen, mode, window, flags, sl)) {
+    size_t wbytes = 0;
+    if (byte_window(c, f, dname, dlen, &wbytes) != 0) {
+        sel__free(sl);
+        return BROKER_E_PROTOCOL;
+    }
+    sub *s = sub__subscribe(b, &c->ep, dname, dlen, id, idlen, mode, window, flags, sl);
+    if (!s) {
         sel__free(sl);
         return BROKER_E_NOMEM;
     }
+    s->wbytes_max = wbytes;
     return receipt__send(c, f, 0);
 }
 
@@ -230,6 +267,8 @@ broker_err handle__unsubscribe(conn *c, const stomp_frame *f)
             return BROKER_E_PROTOCOL;
         }
         s = sub__find_dest(&c->ep, dname, dlen);
+        if (!s)
+            s = sub__find(&c->ep, dname); /* 1.0: the id is the destination as given */
     }
     if (!s) {
         conn__set_error(c, "no such subscription");

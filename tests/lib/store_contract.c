@@ -3,7 +3,7 @@
  * land whole or not at all, many queues, 1 MiB binary bodies, header blocks with every byte
  * value, ids unique across reopen, taken messages counted as delivered after a reopen; and
  * (version 7) priority order, delayed messages, expiry, queue sizes and browsing, each
- * across a reopen on a persistent backend.
+ * across a reopen on a persistent backend; (version 8) listing queues by name prefix.
  *
  * Commit completion is awaited by running the loop; a commit that reports STORE_OK must
  * not have called its callback yet (never inside the call that registered it). A take that
@@ -895,6 +895,71 @@ static void test_browse(void **state)
     take_at_is(c, "b", 1000, "a", 1, 4);
 }
 
+/* ---- version 8 ---- */
+
+typedef struct listing {
+    const char *prefix;
+    char names[8][16];
+    int n;
+} listing;
+
+static void list_one(void *arg, const char *name, size_t len, uint64_t hash)
+{
+    listing *l = arg;
+    assert_int_equal(hash, store_hash_name(name, len));
+    if (len < strlen(l->prefix) || memcmp(name, l->prefix, strlen(l->prefix)) != 0)
+        return;
+    assert_true(l->n < 8 && len < 16);
+    memcpy(l->names[l->n], name, len);
+    l->names[l->n++][len] = '\0';
+}
+
+/* The names listed with prefix, sorted, space-separated, into out. */
+static void list_queues(ctx *c, const char *prefix, char *out, size_t cap)
+{
+    listing l = { .prefix = prefix, .n = 0 };
+    c->fx->ops->queues(c->s, list_one, &l);
+    qsort(l.names, (size_t)l.n, sizeof l.names[0], (int (*)(const void *, const void *))strcmp);
+    out[0] = '\0';
+    for (int i = 0; i < l.n; i++)
+        snprintf(out + strlen(out), cap - strlen(out), "%s%s", i ? " " : "", l.names[i]);
+}
+
+/* Queues are listed by prefix while they hold a message in any state; an emptied queue is
+ * gone from the list (and stays gone across a reopen), one left holding messages stays. */
+static void test_queues_listed(void **state)
+{
+    ctx *c = *state;
+    const store_ops *o = c->fx->ops;
+    char seen[128];
+    assert_true(o->version >= 8);
+    list_queues(c, "", seen, sizeof seen);
+    assert_string_equal(seen, "");
+    put(c, "tmp/a", "1");
+    put(c, "tmp/b", "2");
+    put(c, "other", "3");
+    list_queues(c, "tmp/", seen, sizeof seen); /* pending ones count */
+    assert_string_equal(seen, "tmp/a tmp/b");
+    commit(c);
+    list_queues(c, "", seen, sizeof seen);
+    assert_string_equal(seen, "other tmp/a tmp/b");
+    store_msg m = take(c, "tmp/a");
+    list_queues(c, "tmp/a", seen, sizeof seen); /* taken */
+    assert_string_equal(seen, "tmp/a");
+    assert_int_equal(o->ack(c->s, m.id), STORE_OK);
+    commit(c);
+    list_queues(c, "tmp/", seen, sizeof seen);
+    assert_string_equal(seen, "tmp/b");
+    list_queues(c, "tmp/bb", seen, sizeof seen);
+    assert_string_equal(seen, "");
+    if (!c->fx->persistent)
+        return;
+    o->close(c->s);
+    open_store(c, 0);
+    list_queues(c, "", seen, sizeof seen);
+    assert_string_equal(seen, "other tmp/b");
+}
+
 int store_contract_run(const store_fixture *fx)
 {
     current = fx;
@@ -919,6 +984,7 @@ int store_contract_run(const store_fixture *fx)
         cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_size, setup, teardown),
         cmocka_unit_test_setup_teardown(test_browse, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queues_listed, setup, teardown),
         /* Only for backends whose data survives a close: */
         cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_counts_and_ids, setup, teardown),
