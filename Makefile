@@ -36,7 +36,7 @@ BUILD ?= build
 OPT := -O2 -g
 endif
 
-PKGS := libuv sqlite3 nettle
+PKGS := libuv sqlite3 nettle openssl
 # WebSocket framing and the HTTP upgrade request: Debian ships no .pc files for these.
 WS_LIBS := -lwslay -lhttp_parser
 # Recursive (=) so pkg-config runs when a recipe needs it, after `deps` has installed it.
