@@ -37,7 +37,7 @@ BUILD ?= build
 OPT := -O2 -g
 endif
 
-PKGS := libuv sqlite3 nettle
+PKGS := libuv sqlite3 nettle openssl
 # libpq: its header only; the PostgreSQL store loads the library when it opens (store/pg_lib.h),
 # so that its twenty dependencies do not slow every start. Tests that talk to their private
 # server themselves link it.

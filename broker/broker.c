@@ -107,13 +107,21 @@ broker_err broker_create(uv_loop_t *loop, const broker_options *opts, broker **o
     }
     fix_options(&b->o);
     b->loop = loop;
+    /* TLS first: a bad certificate touches no store. */
+    broker_err rc = b->o.tls_cert ? net__tls_init(b) : BROKER_OK;
+    if (rc != BROKER_OK) {
+        free(b);
+        return rc;
+    }
     if (open_store(b) != BROKER_OK) {
+        net__tls_free(b);
         free(b);
         return BROKER_E_STORE;
     }
-    broker_err rc = route__init(b);
+    rc = route__init(b);
     if (rc != BROKER_OK) {
         b->st->close(b->store);
+        net__tls_free(b);
         free(b);
         return rc;
     }
@@ -131,29 +139,66 @@ broker_err broker_create(uv_loop_t *loop, const broker_options *opts, broker **o
     return BROKER_OK;
 }
 
-static broker_err listen_kind(broker *b, const char *host, int port, int kind,
+static broker_err listen_kind(broker *b, const char *host, int port, int kind, int verify,
                               int *bound_port)
 {
     if (!b || !host || port < 0 || port > 65535)
         return BROKER_E_INVALID;
     if (b->stopping)
         return BROKER_E_STATE;
-    return net__listen(b, host, port, kind, bound_port);
+    if (kind == LISTEN_TLS || kind == LISTEN_WSS) {
+        if (verify < BROKER_TLS_VERIFY_DEFAULT || verify > BROKER_TLS_VERIFY_REQUIRED)
+            return BROKER_E_INVALID;
+        if (!b->net.tls_ctx)
+            return BROKER_E_TLS;
+        if (verify == BROKER_TLS_VERIFY_DEFAULT)
+            verify = b->o.tls_verify_client;
+        if (verify != BROKER_TLS_VERIFY_NONE && !b->o.tls_ca)
+            return BROKER_E_TLS;
+    }
+    return net__listen(b, host, port, kind, verify, bound_port);
 }
 
 broker_err broker_listen(broker *b, const char *host, int port, int *bound_port)
 {
-    return listen_kind(b, host, port, LISTEN_STOMP, bound_port);
+    return listen_kind(b, host, port, LISTEN_STOMP, 0, bound_port);
 }
 
 broker_err broker_listen_ws(broker *b, const char *host, int port, int *bound_port)
 {
-    return listen_kind(b, host, port, LISTEN_WS, bound_port);
+    return listen_kind(b, host, port, LISTEN_WS, 0, bound_port);
 }
 
 broker_err broker_listen_policy(broker *b, const char *host, int port, int *bound_port)
 {
-    return listen_kind(b, host, port, LISTEN_POLICY, bound_port);
+    return listen_kind(b, host, port, LISTEN_POLICY, 0, bound_port);
+}
+
+broker_err broker_listen_tls(broker *b, const char *host, int port, int verify,
+                             int *bound_port)
+{
+    return listen_kind(b, host, port, LISTEN_TLS, verify, bound_port);
+}
+
+broker_err broker_listen_wss(broker *b, const char *host, int port, int verify,
+                             int *bound_port)
+{
+    return listen_kind(b, host, port, LISTEN_WSS, verify, bound_port);
+}
+
+broker_err broker_tls_reload(broker *b)
+{
+    return b ? net__tls_reload(b) : BROKER_E_INVALID;
+}
+
+broker_err broker_tls_check(const broker_options *o, char *why, size_t cap)
+{
+    struct ssl_ctx_st *ctx;
+    if (!o || !why || !cap)
+        return BROKER_E_INVALID;
+    broker_err rc = net__tls_build(o, &ctx, why, cap);
+    net__tls_free_ctx(ctx);
+    return rc;
 }
 
 /* Once every conn and login record is gone and the store has committed the last batch,
@@ -204,6 +249,7 @@ void broker_free(broker *b)
     route__free(b);
     b->st->close(b->store);
     session__free(b);
+    net__tls_free(b);
     net__free(b);
     free(b);
 }

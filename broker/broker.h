@@ -37,6 +37,7 @@ typedef enum broker_err {
     BROKER_E_PROTOCOL,   /* a peer broke the protocol */
     BROKER_E_LIMIT,      /* a peer went over a configured limit */
     BROKER_E_NOTFOUND,   /* unknown id (subscription, ack, transaction) */
+    BROKER_E_TLS,        /* TLS is not configured, or its files or settings are unusable */
     BROKER_E__COUNT
 } broker_err;
 
@@ -62,6 +63,7 @@ typedef enum broker_event {
     BROKER_EV_WEBSOCKET,    /* a WebSocket handshake, refusal or close */
     BROKER_EV_POLICY,       /* a Flash socket policy request */
     BROKER_EV_STORE,        /* the store failed */
+    BROKER_EV_TLS,          /* a TLS handshake failed, or certificates were (re)loaded */
     BROKER_EV__COUNT
 } broker_event;
 
@@ -207,7 +209,31 @@ typedef struct broker_options {
     int (*authenticate)(void *ctx, const char *login, const char *passcode);
     void *auth_ctx;            /* ctx of either hook */
     uint32_t auth_fail_delay_ms; /* delay before refusing a bad login (default 1000) */
+    /* TLS listeners (broker_listen_tls, broker_listen_wss). TLS 1.2 and 1.3 only, no
+     * compression, no renegotiation. A handshake must end within connect_timeout_ms (it is
+     * part of the wait for CONNECT). File names are borrowed, must outlive the broker
+     * (broker_tls_reload reads them again). */
+    const char *tls_cert;      /* PEM file: the server certificate, then its chain; NULL:
+                                  no TLS (default) */
+    const char *tls_key;       /* PEM file of its private key; NULL: in tls_cert */
+    const char *tls_ca;        /* PEM file of the CAs client certificates must chain to */
+    int tls_verify_client;     /* BROKER_TLS_VERIFY_NONE (default: no certificate asked),
+                                  _OPTIONAL (asked; one sent must verify) or _REQUIRED;
+                                  the last two need tls_ca */
+    int tls_login;             /* BROKER_TLS_LOGIN_NONE (default), _CN or _SAN: a verified
+                                  client certificate is the login (its subject CN, or its
+                                  first email, DNS or URI subjectAltName), no passcode
+                                  asked; a CONNECT naming another login is refused */
+    int tls_min_version;       /* 12 (TLS 1.2, default) or 13 */
+    const char *tls_ciphers;   /* TLS 1.2 cipher list, OpenSSL syntax (NULL: ECDHE with
+                                  AES-GCM or ChaCha20-Poly1305 only) */
+    const char *tls_ciphersuites; /* TLS 1.3 suites (NULL: OpenSSL's default) */
 } broker_options;
+
+enum { BROKER_TLS_VERIFY_NONE, BROKER_TLS_VERIFY_OPTIONAL, BROKER_TLS_VERIFY_REQUIRED };
+enum { BROKER_TLS_LOGIN_NONE, BROKER_TLS_LOGIN_CN, BROKER_TLS_LOGIN_SAN };
+/* broker_listen_tls/_wss: the listener asks client certificates as tls_verify_client. */
+#define BROKER_TLS_VERIFY_DEFAULT (-1)
 
 /* Fill o with the defaults documented above. */
 void broker_options_init(broker_options *o);
@@ -230,6 +256,23 @@ broker_err broker_listen_ws(broker *b, const char *host, int port, int *bound_po
  * broker_listen. Answered whether or not flash_policy is set. */
 broker_err broker_listen_policy(broker *b, const char *host, int port,
                                 int *bound_port) BROKER_WUR;
+
+/* Listen for STOMP over TLS (conventionally port 61614), or for STOMP over WebSocket over
+ * TLS (wss), on host and port (0 picks a free one). verify: BROKER_TLS_VERIFY_* for this
+ * listener, or BROKER_TLS_VERIFY_DEFAULT. BROKER_E_TLS when tls_cert is not set. */
+broker_err broker_listen_tls(broker *b, const char *host, int port, int verify,
+                             int *bound_port) BROKER_WUR;
+broker_err broker_listen_wss(broker *b, const char *host, int port, int verify,
+                             int *bound_port) BROKER_WUR;
+
+/* Read the TLS certificate, key and CA files again (the names given at create): new
+ * connections get them, established ones keep theirs. On failure the old ones stay and
+ * the reason is logged: BROKER_E_TLS. */
+broker_err broker_tls_reload(broker *b) BROKER_WUR;
+
+/* Check o's TLS settings and files without a broker: BROKER_OK, or BROKER_E_TLS with a
+ * line naming the key and file in why (cap bytes). */
+broker_err broker_tls_check(const broker_options *o, char *why, size_t cap) BROKER_WUR;
 
 /* Answer an authenticate_async request: accept != 0 lets the session in (CONNECTED, then
  * the frames that waited behind the CONNECT), 0 refuses it. Exactly once per request, on

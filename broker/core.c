@@ -43,6 +43,7 @@ void broker_options_init(broker_options *o)
     o->flash_policy = 1;
     o->policy_domains = "*";
     o->auth_fail_delay_ms = 1000;
+    o->tls_min_version = 12;
 }
 
 const char *broker_strerror(broker_err err)
@@ -58,6 +59,7 @@ const char *broker_strerror(broker_err err)
     case BROKER_E_PROTOCOL: return "protocol error";
     case BROKER_E_LIMIT: return "over a configured limit";
     case BROKER_E_NOTFOUND: return "unknown id";
+    case BROKER_E_TLS: return "TLS is not configured or its files are unusable";
     case BROKER_E__COUNT: break;
     }
     return "unknown error";
@@ -75,6 +77,7 @@ const char *broker_event_name(broker_event ev)
         [BROKER_EV_WEBSOCKET] = "websocket",
         [BROKER_EV_POLICY] = "policy",
         [BROKER_EV_STORE] = "store",
+        [BROKER_EV_TLS] = "tls",
     };
     return (unsigned)ev < BROKER_EV__COUNT ? names[ev] : "unknown";
 }

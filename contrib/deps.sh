@@ -19,6 +19,7 @@ for what in "${@:-build}"; do
         have_pc sqlite3 || want libsqlite3-dev
         have_pc libpq || want libpq-dev
         have_pc nettle || want nettle-dev
+        have_pc openssl || want libssl-dev
         have_deb libwslay-dev || want libwslay-dev
         have_deb libhttp-parser-dev || want libhttp-parser-dev
         # stompd only: config file parser, passcode hashing, crypt(3)
@@ -31,6 +32,8 @@ for what in "${@:-build}"; do
         # The PostgreSQL store's tests start a private server from Debian's binaries.
         ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || want postgresql
         have_deb python3-stomp || want python3-stomp
+        # The TLS tests make their certificates with the openssl command.
+        command -v openssl >/dev/null 2>&1 || want openssl
         have_deb ruby-stomp || want ruby-stomp
         # The browser test (tests/web/test_chat) drives Debian's Chromium headless.
         [ -x /usr/bin/chromium ] || want chromium

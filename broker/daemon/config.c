@@ -233,12 +233,8 @@ static int parse_bool(const char *v, int *out)
     static const char *const yes[] = { "yes", "true", "on", "1" };
     static const char *const no[] = { "no", "false", "off", "0" };
     for (size_t i = 0; i < 4; i++) {
-        if (strcasecmp(v, yes[i]) == 0) {
-            *out = 1;
-            return 0;
-        }
-        if (strcasecmp(v, no[i]) == 0) {
-            *out = 0;
+        if (strcasecmp(v, yes[i]) == 0 || strcasecmp(v, no[i]) == 0) {
+            *out = strcasecmp(v, yes[i]) == 0;
             return 0;
         }
     }
@@ -277,8 +273,7 @@ int config__parse_port(const char *s, int *port)
     return 0;
 }
 
-/* "HOST:PORT", "[IPV6]:PORT", or a bare HOST or IPv6 address (port 61613). -1 when bad. */
-static int parse_listen(const char *s, config_listen *l)
+int config__parse_listen(const char *s, config_listen *l, int default_port)
 {
     const char *host = s, *port = NULL;
     size_t hlen;
@@ -306,7 +301,7 @@ static int parse_listen(const char *s, config_listen *l)
         return -1;
     memcpy(l->host, host, hlen);
     l->host[hlen] = '\0';
-    l->port = 61613;
+    l->port = default_port;
     return port ? config__parse_port(port, &l->port) : 0;
 }
 
@@ -364,7 +359,7 @@ static int set_listen(const assign *a)
 {
     daemon_config *cfg = a->cfg;
     config_listen l;
-    if (parse_listen(a->v, &l) != 0)
+    if (config__parse_listen(a->v, &l, 61613) != 0)
         return invalid(a, "is not HOST:PORT or [IPV6]:PORT");
     if (a->listen_given && !*a->listen_given) {
         cfg->nlisten = 0;
@@ -586,6 +581,7 @@ int config__init(daemon_config *cfg, char *err, size_t errlen)
         if (apply(cfg, &policy_keys[i], policy_keys[i].def, NULL, err, errlen) != 0)
             return -1;
     cfg->ws_port_given = 0; /* the default port was not asked for */
+    config__tls_init(cfg);
     return 0;
 }
 
@@ -607,12 +603,16 @@ void config__free(daemon_config *cfg)
     free(cfg->policy_ports);
     free(cfg->policy.dead_letter);
     config__free_policies(cfg);
+    config__tls_free(cfg);
     memset(cfg, 0, sizeof *cfg);
 }
 
 int config__set_from_file(daemon_config *cfg, const char *name, const char *value,
                           int *listen_given, char *err, size_t errlen)
 {
+    int tls = config__tls_set(cfg, name, value, 0, err, errlen);
+    if (tls != 1)
+        return tls;
     const key *k = find_key(name, err, errlen);
     if (!k)
         return -1;
@@ -642,8 +642,8 @@ int config__set_policy(config_policy *p, const char *name, const char *value, ch
 int config__set(daemon_config *cfg, const char *name, const char *value, char *err,
                 size_t errlen)
 {
-    int given = 0;
-    return config__set_from_file(cfg, name, value, &given, err, errlen);
+    int given = 0, tls = config__tls_set(cfg, name, value, 1, err, errlen);
+    return tls != 1 ? tls : config__set_from_file(cfg, name, value, &given, err, errlen);
 }
 
 static void print_table(FILE *f, const key *table, size_t n)
@@ -666,10 +666,10 @@ void config__print_keys(FILE *f)
                "section wins: the exact name, then more literal elements, then '*' over '>',\n"
                "then the first in the file. They apply to queue messages that are NACKed, or\n"
                "left unacknowledged by a consumer that went away.\n");
+    config__tls_print(f);
 }
 
-/* Prefix a relative path with the current directory: 0, or -1 when out of memory. */
-static int absolute(char **path, size_t skip)
+int config__absolute(char **path, size_t skip)
 {
     if (!*path || (*path)[skip] == '/')
         return 0;
@@ -691,9 +691,9 @@ static int absolute(char **path, size_t skip)
 int config__absolute_paths(daemon_config *cfg)
 {
     int is_sqlite = cfg->store && strncmp(cfg->store, "sqlite:", 7) == 0;
-    if (absolute(&cfg->pidfile, 0) != 0 || absolute(&cfg->logfile, 0) != 0 ||
-        absolute(&cfg->auth_file, 0) != 0 || absolute(&cfg->web_root, 0) != 0 ||
-        (is_sqlite && absolute(&cfg->store, 7) != 0))
+    if (config__absolute(&cfg->pidfile, 0) != 0 || config__absolute(&cfg->logfile, 0) != 0 ||
+        config__absolute(&cfg->auth_file, 0) != 0 || config__absolute(&cfg->web_root, 0) ||
+        (is_sqlite && config__absolute(&cfg->store, 7) != 0))
         return -1;
-    return 0;
+    return config__tls_absolute(cfg);
 }

@@ -80,6 +80,17 @@ typedef struct config_queue {
     config_policy policy;
 } config_queue;
 
+/* The TLS keys (config_tls.c). A listener's verify is BROKER_TLS_VERIFY_* or
+ * BROKER_TLS_VERIFY_DEFAULT (tls_verify_client). */
+typedef struct config_tls {
+    config_listen listen[CONFIG_MAX_LISTEN], wss[CONFIG_MAX_LISTEN];
+    int listen_verify[CONFIG_MAX_LISTEN], wss_verify[CONFIG_MAX_LISTEN];
+    size_t nlisten, nwss;
+    char *cert, *key, *ca, *ciphers, *ciphersuites;
+    int verify_client, login, min_version; /* BROKER_TLS_VERIFY_*, _LOGIN_*, 12 or 13 */
+    int cli_listen, cli_wss; /* the command line has replaced the file's addresses */
+} config_tls;
+
 /* Everything stompd can be told. Strings are owned by the config (config__free). */
 typedef struct daemon_config {
     config_listen listen[CONFIG_MAX_LISTEN];
@@ -113,6 +124,7 @@ typedef struct daemon_config {
     config_queue *queues;       /* the [queue "PATTERN"] sections, in file order */
     size_t nqueues;
     broker_policy_rule *rules;  /* one per section, once built */
+    config_tls tls;             /* TLS listeners, certificates and settings */
 } daemon_config;
 
 /* The defaults (documented in --help and contrib/stompd.conf). -1 with err when out of
@@ -148,6 +160,27 @@ int config__set_from_file(daemon_config *cfg, const char *key, const char *value
 int config__set_str(char **slot, const char *v) DAEMON_WUR;
 /* A decimal port, 0-65535. -1 when bad. */
 int config__parse_port(const char *s, int *port) DAEMON_WUR;
+/* "HOST:PORT", "[IPV6]:PORT", or a bare HOST or IPv6 address (default_port). -1 when bad. */
+int config__parse_listen(const char *s, config_listen *l, int default_port) DAEMON_WUR;
+/* Prefix a relative path (after skip bytes) with the current directory. -1: no memory. */
+int config__absolute(char **path, size_t skip) DAEMON_WUR;
+
+/* ---- config_tls.c -------------------------------------------------------------------- */
+
+void config__tls_init(daemon_config *cfg); /* the defaults (no TLS) */
+void config__tls_free(daemon_config *cfg);
+/* Set a TLS key: 1 when name is not one (nothing done), 0 when set, -1 with a message
+ * naming the key. from_cli: the first tls_listen (wss_listen) of the command line replaces
+ * the file's, later ones add to it. */
+int config__tls_set(daemon_config *cfg, const char *name, const char *value, int from_cli,
+                    char *err, size_t errlen) DAEMON_WUR;
+int config__tls_absolute(daemon_config *cfg) DAEMON_WUR; /* the file names; -1: no memory */
+void config__tls_print(FILE *f); /* the keys, for --help */
+/* Point o's TLS fields at cfg's (borrowed from cfg). */
+void config__tls_options(const daemon_config *cfg, broker_options *o);
+/* Listeners without tls_cert, unreadable or mismatched files, bad settings: -1 with a
+ * message naming the key and file. */
+int config__tls_check(const daemon_config *cfg, char *err, size_t errlen) DAEMON_WUR;
 
 /* ---- config_policy.c ----------------------------------------------------------------- */
 

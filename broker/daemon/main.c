@@ -1,7 +1,7 @@
 /* main.c: stompd, the daemon: a thin shell over libbroker. Builds the configuration from
  * the command line and the config file (options.c), takes the pidfile, opens the log,
  * detaches, opens the store, listens, drops privileges, then runs the loop until
- * SIGTERM/SIGINT; SIGHUP reopens the log and reloads the auth file.
+ * SIGTERM/SIGINT; SIGHUP reopens the log and reloads the auth file and the TLS certificate.
  *
  * Startup order matters: everything that can fail because of the configuration is checked
  * before detaching, and the pid file is written and the parent released only once every
@@ -34,6 +34,7 @@ static uv_signal_t sig_int, sig_term, sig_hup;
 static uv_timer_t stats_timer, stop_timer;
 static int signals_on, stats_on, stop_timer_on, stopping;
 static int ws_bound, policy_bound; /* the ports they got; ws_bound -1: none after all */
+static int tls_bound[CONFIG_MAX_LISTEN], wss_bound[CONFIG_MAX_LISTEN];
 
 /* Config warnings are printed at once and logged again once the log is open. */
 #define MAX_WARNINGS 16
@@ -195,6 +196,9 @@ static void reload(void)
             logf_(BROKER_LOG_INFO, "reload", "auth file reloaded: %zu logins", auth__count(t));
         }
     }
+    /* The library logs the outcome: a bad new certificate keeps the old one. */
+    if (cfg.tls.cert && broker_tls_reload(the_broker) != BROKER_OK)
+        return;
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -274,8 +278,31 @@ static void listen_web(void)
     }
 }
 
+/* The TLS listeners: any failure is fatal (they are asked for explicitly). */
+static void listen_tls(void)
+{
+    const config_tls *t = &cfg.tls;
+    for (size_t i = 0; i < t->nlisten + t->nwss; i++) {
+        int wss = i >= t->nlisten;
+        size_t j = wss ? i - t->nlisten : i;
+        const config_listen *l = wss ? &t->wss[j] : &t->listen[j];
+        int verify = wss ? t->wss_verify[j] : t->listen_verify[j];
+        broker_err rc = wss ? broker_listen_wss(the_broker, l->host, l->port, verify,
+                                                &wss_bound[j])
+                            : broker_listen_tls(the_broker, l->host, l->port, verify,
+                                                &tls_bound[j]);
+        if (rc != BROKER_OK)
+            die(STOMPD_EXIT_LISTEN, "cannot listen on %s:%d (%s): %s", l->host, l->port,
+                wss ? "wss" : "TLS", broker_strerror(rc));
+    }
+}
+
 static void print_web(void)
 {
+    for (size_t i = 0; i < cfg.tls.nlisten; i++)
+        printf("stompd: tls listening on %s:%d\n", cfg.tls.listen[i].host, tls_bound[i]);
+    for (size_t i = 0; i < cfg.tls.nwss; i++)
+        printf("stompd: wss listening on %s:%d\n", cfg.tls.wss[i].host, wss_bound[i]);
     if (cfg.websocket && ws_bound >= 0)
         printf("stompd: websocket listening on %s:%d\n", cfg.ws_host, ws_bound);
     if (cfg.policy_port >= 0)
@@ -354,6 +381,8 @@ static void check_config(uid_t *uid, gid_t *gid)
         die(STOMPD_EXIT_CONFIG, "%s", err);
     if (daemonize__lookup_ids(cfg.user, cfg.group, uid, gid, err, sizeof err) != 0)
         die(STOMPD_EXIT_CONFIG, "%s", err);
+    if (config__tls_check(&cfg, err, sizeof err) != 0)
+        die(STOMPD_EXIT_CONFIG, "%s", err);
 }
 
 /* The pid file first (refuse to start twice), then the log, then leave the terminal. */
@@ -405,6 +434,7 @@ static void start_broker(int bound[CONFIG_MAX_LISTEN])
     o.web_root = cfg.web_root;
     o.policy_domains = cfg.policy_domains;
     o.policy_ports = cfg.policy_ports;
+    config__tls_options(&cfg, &o);
     if (strncmp(cfg.store, "sqlite:", 7) == 0) {
         o.store = store_sqlite_backend();
         o.store_path = cfg.store + 7;
@@ -418,6 +448,8 @@ static void start_broker(int bound[CONFIG_MAX_LISTEN])
         o.auth_ctx = &logins;
     }
     broker_err rc = broker_create(the_loop, &o, &the_broker);
+    if (rc == BROKER_E_TLS) /* the files changed since they were checked: the log says how */
+        die(STOMPD_EXIT_CONFIG, "%s", broker_strerror(rc));
     if (rc != BROKER_OK)
         die(rc == BROKER_E_STORE ? STOMPD_EXIT_STORE : STOMPD_EXIT_FAILURE, "store %s: %s",
             cfg.store, broker_strerror(rc));
@@ -428,6 +460,7 @@ static void start_broker(int bound[CONFIG_MAX_LISTEN])
                 cfg.listen[i].port, broker_strerror(rc));
     }
     listen_web();
+    listen_tls();
 }
 
 /* After binding (ports below 1024) and opening every file, become user/group. */
@@ -472,8 +505,9 @@ static void announce_ready(const int bound[CONFIG_MAX_LISTEN])
         print_web();
         fflush(stdout);
     }
-    logf_(BROKER_LOG_INFO, "ready", "%zu listener%s, store %s%s", cfg.nlisten,
-          cfg.nlisten == 1 ? "" : "s", cfg.store, the_auth ? ", authentication on" : "");
+    size_t n = cfg.nlisten + cfg.tls.nlisten + cfg.tls.nwss;
+    logf_(BROKER_LOG_INFO, "ready", "%zu listener%s, store %s%s", n, n == 1 ? "" : "s",
+          cfg.store, the_auth ? ", authentication on" : "");
     if (report_fd >= 0) {
         daemonize__report(report_fd, 0, NULL);
         report_fd = -1;

@@ -19,7 +19,7 @@ enum {
     OPT_SYSLOG, OPT_AUTH, OPT_MAXCONN, OPT_MAXMEM, OPT_MAXBODY, OPT_CONNTIMEOUT, OPT_SET,
     OPT_CHECK, OPT_HASH, OPT_WS_HOST, OPT_WS_PORT, OPT_NO_WS, OPT_WS_PATH, OPT_WS_ORIGINS,
     OPT_WS_MAXMSG, OPT_WEB_ROOT, OPT_POLICY_PORT, OPT_NO_POLICY, OPT_POLICY_DOMAINS,
-    OPT_POLICY_PORTS,
+    OPT_POLICY_PORTS, OPT_WSS_LISTEN, OPT_TLS_CA,
 };
 
 typedef struct opt_def {
@@ -67,6 +67,11 @@ static const opt_def opts[] = {
     { "no-policy", no_argument, OPT_NO_POLICY, "flash_policy", "no" },
     { "policy-domains", required_argument, OPT_POLICY_DOMAINS, "policy_domains", NULL },
     { "policy-ports", required_argument, OPT_POLICY_PORTS, "policy_ports", NULL },
+    { "tls-listen", required_argument, 'T', "tls_listen", NULL },
+    { "wss-listen", required_argument, OPT_WSS_LISTEN, "wss_listen", NULL },
+    { "tls-cert", required_argument, 'C', "tls_cert", NULL },
+    { "tls-key", required_argument, 'K', "tls_key", NULL },
+    { "tls-ca", required_argument, OPT_TLS_CA, "tls_ca", NULL },
     { "version", no_argument, 'V', NULL, NULL },
     { "help", no_argument, 'h', NULL, NULL },
 };
@@ -116,10 +121,16 @@ void options__usage(FILE *f)
         "      --no-policy        do not answer Flash policy requests on STOMP ports\n"
         "      --policy-domains LIST  allow-access-from domains, comma-separated (*)\n"
         "      --policy-ports PORTS   to-ports of the policy (the STOMP ports)\n"
+        "  -T, --tls-listen ADDR  STOMP over TLS on HOST:PORT (61614), repeatable (none)\n"
+        "      --wss-listen ADDR  WebSocket over TLS (wss) on HOST:PORT, repeatable (none)\n"
+        "  -C, --tls-cert FILE    PEM certificate chain of the TLS listeners\n"
+        "  -K, --tls-key FILE     PEM private key (in --tls-cert's file)\n"
+        "      --tls-ca FILE      PEM CAs that client certificates must chain to (none)\n"
         "  -V, --version          print the version\n"
         "  -h, --help             this text\n"
         "\nSignals: TERM/INT stop cleanly (pidfile removed, exit 0); HUP reopens the log\n"
-        "file and reloads the auth file (the config file is read at start only).\n"
+        "file and reloads the auth file and the TLS certificate and key (the config file is\n"
+        "read at start only).\n"
         "Exit codes: 0 ok, 1 runtime failure, 2 bad option or config, 3 cannot listen,\n"
         "4 store failed, 5 pid file locked or unusable, 6 log, privileges or detaching.\n");
     config__print_keys(f);
@@ -176,7 +187,7 @@ int options__parse(options *o, int argc, char **argv, char *err, size_t errlen)
     o->action = OPTIONS_START;
     err[0] = '\0';
     int ch;
-    while ((ch = getopt_long(argc, argv, "c:b:p:dl:u:g:hV", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "c:b:p:dl:u:g:hVT:C:K:", longopts, NULL)) != -1) {
         const opt_def *d = keyed(ch);
         if (!d && ch != OPT_SET) {
             int go_on = special(o, ch);

@@ -1,5 +1,5 @@
-/* listen.c: listeners (IPv4 and IPv6) for STOMP over TCP, STOMP over WebSocket and Flash
- * policy requests. Each accepted socket goes to the owner's accept callback (net__init),
+/* listen.c: listeners (IPv4 and IPv6) for STOMP over TCP, STOMP over WebSocket (either of
+ * them over TLS too) and Flash policy requests. Each accepted socket goes to the owner's accept callback (net__init),
  * which takes it (net__stream_accept) or drops it (net__drop). Listener memory is freed in
  * its close callback; each open listener counts as a broker handle until then.
  */
@@ -65,7 +65,18 @@ static int bound_port_of(uv_tcp_t *tcp)
                                            : ((struct sockaddr_in *)&got)->sin_port);
 }
 
-broker_err net__listen(broker *b, const char *host, int port, int kind, int *bound_port)
+const net_transport *net__transport(int kind)
+{
+    switch (kind) {
+    case LISTEN_WS: return net__ws();
+    case LISTEN_TLS: return net__tls();
+    case LISTEN_WSS: return net__wss();
+    default: return net__tcp();
+    }
+}
+
+broker_err net__listen(broker *b, const char *host, int port, int kind, int verify,
+                       int *bound_port)
 {
     struct sockaddr_storage ss;
     if (parse_address(host, port, &ss) != 0)
@@ -75,6 +86,7 @@ broker_err net__listen(broker *b, const char *host, int port, int kind, int *bou
         return BROKER_E_NOMEM;
     l->b = b;
     l->kind = kind;
+    l->verify = verify;
     uv_tcp_init(b->loop, &l->tcp);
     l->tcp.data = l;
     b->handles_open++;
@@ -92,7 +104,8 @@ broker_err net__listen(broker *b, const char *host, int port, int kind, int *bou
     b->net.listeners = l;
     if (bound_port)
         *bound_port = l->port;
-    static const char *const what[] = { "", " (WebSocket)", " (Flash policy)" };
+    static const char *const what[] = { "", " (WebSocket)", " (Flash policy)", " (TLS)",
+                                        " (WebSocket over TLS)" };
     broker__log(b, BROKER_LOG_INFO, BROKER_EV_LISTEN, 0, "listening on %s:%d%s", host, l->port,
                 what[kind]);
     return BROKER_OK;

@@ -1,5 +1,6 @@
 /* net.h: the net layer: listeners, the byte-stream transports under a connection (TCP,
- * WebSocket), each stream's output queue and writes, and the Flash policy answer.
+ * WebSocket, either over TLS), each stream's output queue and writes, and the Flash policy
+ * answer.
  *
  * Net knows bytes and sockets, not STOMP. Its owner (a session) owns each net_stream,
  * embedded in its connection, and hears from net only through net_stream_cbs; accepted
@@ -17,6 +18,8 @@
 #include "net/outq.h"
 
 typedef struct net_stream net_stream;
+typedef struct net_tls net_tls;  /* a stream's TLS session (tls.c) */
+struct ssl_ctx_st;               /* OpenSSL's SSL_CTX */
 
 /* What a stream tells its owner; each runs on the loop, never inside a net__ call the
  * owner made on that stream unless said so. */
@@ -39,6 +42,7 @@ typedef struct net_stream_cbs {
 typedef struct net_transport {
     const char *name;
     int track_frames; /* sends frame by frame: the output queue records frame ends */
+    int tls;          /* the socket carries TLS: tls.c sits between it and the transport */
     void (*init)(net_stream *s); /* handles initialised, owned by s */
     int (*accept)(net_stream *s, uv_stream_t *server);
     int (*read_start)(net_stream *s);
@@ -58,6 +62,7 @@ struct net_stream {
     const net_transport *tp;
     const net_stream_cbs *cb;
     void *tp_state; /* the transport's own state (WebSocket); NULL for TCP */
+    net_tls *tls;   /* TLS between the socket and the transport; NULL: plain */
     uv_tcp_t tcp;   /* the socket (a WebSocket transport layers on it) */
     /* The write in flight, or the shutdown of a graceful close (which starts only once no
      * write is in flight): one at a time, so they share the memory. */
@@ -74,14 +79,15 @@ struct net_stream {
 };
 
 /* Kinds of listeners. */
-enum { LISTEN_STOMP, LISTEN_WS, LISTEN_POLICY };
+enum { LISTEN_STOMP, LISTEN_WS, LISTEN_POLICY, LISTEN_TLS, LISTEN_WSS };
 
 typedef struct listener {
     struct listener *next;
     broker *b;
     uv_tcp_t tcp;
     int port;
-    int kind; /* LISTEN_* */
+    int kind;   /* LISTEN_* */
+    int verify; /* TLS kinds: BROKER_TLS_VERIFY_* for client certificates */
 } listener;
 
 /* A socket was accepted on a listener of this kind: the owner takes it from server (with
@@ -96,6 +102,9 @@ typedef struct net_state {
     uv_buf_t *iov;          /* the iovec of the write being started (any stream) */
     size_t iov_cap;
     char discard[4096];     /* what closing streams still read, dropped */
+    struct ssl_ctx_st *tls_ctx; /* certificate, key and settings of new TLS streams */
+    char *tls_in;           /* ciphertext read from any TLS socket, before it is decrypted */
+    char *tls_stage;        /* small plaintext writes gathered into one record */
 } net_state;
 
 void net__init(broker *b, net_accept_fn on_accept);
@@ -103,8 +112,9 @@ void net__free(broker *b); /* after the stop completed */
 
 /* ---- listeners (listen.c) ---- */
 
-/* Listen on host:port (0: a free one; *bound_port gets it, may be NULL). */
-broker_err net__listen(broker *b, const char *host, int port, int kind,
+/* Listen on host:port (0: a free one; *bound_port gets it, may be NULL); verify: the TLS
+ * kinds' client certificate mode. */
+broker_err net__listen(broker *b, const char *host, int port, int kind, int verify,
                        int *bound_port) BROKER_WUR;
 void net__close_listeners(broker *b);
 /* Take a pending connection off server's backlog and close it (the owner has no memory
@@ -149,9 +159,87 @@ void net__on_closed(net_stream *s);
 /* ---- transports (tcp.c, ws.c) ---- */
 
 const net_transport *net__tcp(void);
+const net_transport *net__tls(void); /* STOMP over TLS: net__tcp() over tls.c */
 /* STOMP over WebSocket: HTTP upgrade, then one STOMP frame per message out, messages as
  * one byte stream in. */
 const net_transport *net__ws(void);
+const net_transport *net__wss(void); /* the same over TLS */
+/* The transport of a listener of this kind. */
+const net_transport *net__transport(int kind);
+
+/* ---- TLS (tls.c) ---- */
+
+/* Build the TLS settings of the broker's options (tls_cert set): 0, or BROKER_E_TLS with
+ * a message naming the key and file in why (also logged by net__tls_init). */
+broker_err net__tls_build(const broker_options *o, struct ssl_ctx_st **out, char *why,
+                          size_t cap) BROKER_WUR;
+void net__tls_free_ctx(struct ssl_ctx_st *ctx); /* NULL is fine */
+broker_err net__tls_init(broker *b) BROKER_WUR; /* at create, when o.tls_cert is set */
+/* Build again from the same files; on failure the old settings stay (logged why). */
+broker_err net__tls_reload(broker *b) BROKER_WUR;
+void net__tls_free(broker *b);
+/* After the socket was accepted from server (a TLS listener): the stream's TLS session,
+ * its handshake under way. 0 or UV_ENOMEM. */
+int net__tls_attach(net_stream *s, uv_stream_t *server) BROKER_WUR;
+/* The login a verified client certificate carries (how: BROKER_TLS_LOGIN_CN or _SAN) in
+ * buf: 1, or 0 when there is none (no TLS, no certificate, no such name). */
+int net__tls_login(const net_stream *s, int how, char *buf, size_t cap);
+
+/* The socket as a transport uses it, with libuv's signatures and contracts (a callback is
+ * never called inside the call that registered it; a close cancels what is pending):
+ * straight to libuv for a plain stream, through the TLS session otherwise. */
+int net__tls_read_start(net_stream *s, uv_alloc_cb alloc, uv_read_cb read);
+void net__tls_read_stop(net_stream *s);
+int net__tls_write(net_stream *s, uv_write_t *req, const uv_buf_t *bufs, unsigned n,
+                   uv_write_cb cb);
+int net__tls_shutdown(net_stream *s, uv_shutdown_t *req, uv_shutdown_cb cb);
+void net__tls_close(net_stream *s, uv_close_cb cb);
+
+static inline int net__sock_read_start(net_stream *s, uv_alloc_cb alloc, uv_read_cb read)
+{
+    return s->tls ? net__tls_read_start(s, alloc, read)
+                  : uv_read_start((uv_stream_t *)&s->tcp, alloc, read);
+}
+
+static inline void net__sock_read_stop(net_stream *s)
+{
+    if (s->tls)
+        net__tls_read_stop(s);
+    else
+        uv_read_stop((uv_stream_t *)&s->tcp);
+}
+
+static inline int net__sock_write(net_stream *s, uv_write_t *req, const uv_buf_t *bufs,
+                                  unsigned n, uv_write_cb cb)
+{
+    return s->tls ? net__tls_write(s, req, bufs, n, cb)
+                  : uv_write(req, (uv_stream_t *)&s->tcp, bufs, n, cb);
+}
+
+static inline int net__sock_shutdown(net_stream *s, uv_shutdown_t *req, uv_shutdown_cb cb)
+{
+    return s->tls ? net__tls_shutdown(s, req, cb)
+                  : uv_shutdown(req, (uv_stream_t *)&s->tcp, cb);
+}
+
+static inline void net__sock_close(net_stream *s, uv_close_cb cb)
+{
+    if (s->tls)
+        net__tls_close(s, cb);
+    else
+        uv_close((uv_handle_t *)&s->tcp, cb);
+}
+
+/* ---- UTF-8 (utf8.c) ---- */
+
+/* Where a UTF-8 check stands: bytes still needed and the range of the next one. Start at
+ * { 0, 0x80, 0xBF }. */
+typedef struct net_utf8 {
+    uint8_t need, lo, hi;
+} net_utf8;
+/* Feed n bytes: 0 as soon as they cannot be UTF-8. Complete when s->need is 0 too. */
+int net__utf8_feed(net_utf8 *s, const uint8_t *p, size_t n);
+int net__utf8_valid(const uint8_t *p, size_t n); /* p is whole, valid UTF-8 */
 
 /* ---- the Flash socket policy (policy.c) ---- */
 
@@ -163,7 +251,8 @@ enum {
 };
 
 /* While a stream's first bytes may still be a <policy-file-request/>: what they are.
- * policy_only: a policy port (nothing but the request is welcome there). */
+ * policy_only: a policy port (nothing but the request is welcome there). A TLS handshake
+ * arriving on a plain STOMP port is logged and closed (POLICY_CLOSE). */
 int net__policy(net_stream *s, const char *data, size_t len, int policy_only);
 
 #endif

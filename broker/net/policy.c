@@ -1,10 +1,13 @@
-/* policy.c: the Flash socket policy file (net layer: bytes before any STOMP).
+/* policy.c: the first bytes of a plain STOMP port's connection, before any STOMP: the
+ * Flash socket policy file, and a TLS handshake sent to the wrong port.
  *
  * Flash Player sends "<policy-file-request/>" and a NUL to port 843, then to the port it
  * wants, before it lets an ActionScript client connect. On a STOMP port (flash_policy set)
  * and on a policy port, a connection whose first bytes are exactly that request gets the
  * cross-domain-policy document, NUL-terminated, and is closed. Anything else on a STOMP
- * port is STOMP; on a policy port it is closed without a word.
+ * port is STOMP; on a policy port it is closed without a word. A TLS record (a handshake
+ * record's first byte, 22, can start no STOMP frame) is logged and closed: the client gets
+ * no STOMP ERROR it could not read anyway.
  */
 #include "core.h"
 
@@ -127,6 +130,12 @@ static char *policy_document(broker *b, size_t *len)
 int net__policy(net_stream *s, const char *data, size_t len, int policy_only)
 {
     broker *b = s->b;
+    if (!policy_only && s->tp == net__tcp() && len && data[0] == 22) {
+        broker__log(b, BROKER_LOG_WARN, BROKER_EV_TLS, s->id,
+                    "TLS handshake on a plain STOMP port: closed (the client should connect "
+                    "without TLS, or to a TLS port)");
+        return POLICY_CLOSE;
+    }
     if (!policy_only && (!b->o.flash_policy || s->tp != net__tcp()))
         return POLICY_NOT;
     size_t n = len < sizeof request ? len : sizeof request;

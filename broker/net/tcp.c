@@ -1,7 +1,7 @@
-/* tcp.c: the plain TCP transport: the socket is the stream.
+/* tcp.c: the STOMP byte stream over a socket: plain TCP (the socket is the stream), or
+ * TLS (tls.c between the socket and this file, through the same net__sock_* calls).
  *
- * The only file that reads and writes a TCP connection's socket directly; every
- * completion goes to stream.c (writes, close) or to the owner (reads).
+ * Every completion goes to stream.c (writes, close) or to the owner (reads).
  */
 #include "core.h"
 
@@ -38,31 +38,32 @@ static void tcp_init(net_stream *s)
 static int tcp_accept(net_stream *s, uv_stream_t *server)
 {
     int rc = uv_accept(server, (uv_stream_t *)&s->tcp);
-    if (rc == 0)
-        uv_tcp_nodelay(&s->tcp, 1); /* writes are gathered already */
-    return rc;
+    if (rc != 0)
+        return rc;
+    uv_tcp_nodelay(&s->tcp, 1); /* writes are gathered already */
+    return s->tp->tls ? net__tls_attach(s, server) : 0;
 }
 
 static int tcp_read_start(net_stream *s)
 {
-    return uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read);
+    return net__sock_read_start(s, on_alloc, on_read);
 }
 
 static void tcp_read_stop(net_stream *s)
 {
-    uv_read_stop((uv_stream_t *)&s->tcp);
+    net__sock_read_stop(s);
 }
 
 static int tcp_write(net_stream *s, const uv_buf_t *bufs, unsigned nbufs)
 {
     s->req.wreq.data = s;
-    return uv_write(&s->req.wreq, (uv_stream_t *)&s->tcp, bufs, nbufs, on_write);
+    return net__sock_write(s, &s->req.wreq, bufs, nbufs, on_write);
 }
 
 static void close_now(net_stream *s)
 {
     if (!uv_is_closing((uv_handle_t *)&s->tcp))
-        uv_close((uv_handle_t *)&s->tcp, on_close);
+        net__sock_close(s, on_close);
 }
 
 static void on_drain_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -86,7 +87,7 @@ static void on_shutdown(uv_shutdown_t *req, int status)
     if (uv_is_closing((uv_handle_t *)&s->tcp))
         return;
     if (status < 0 ||
-        uv_read_start((uv_stream_t *)&s->tcp, on_drain_alloc, on_drain_read) != 0)
+        net__sock_read_start(s, on_drain_alloc, on_drain_read) != 0)
         close_now(s);
 }
 
@@ -100,7 +101,7 @@ static void tcp_close(net_stream *s, int abort)
         return;
     }
     s->req.sreq.data = s;
-    if (uv_shutdown(&s->req.sreq, (uv_stream_t *)&s->tcp, on_shutdown) != 0)
+    if (net__sock_shutdown(s, &s->req.sreq, on_shutdown) != 0)
         close_now(s);
 }
 
@@ -114,7 +115,23 @@ static const net_transport tcp_ops = {
     .close = tcp_close,
 };
 
+static const net_transport tls_ops = {
+    .name = "tls",
+    .tls = 1,
+    .init = tcp_init,
+    .accept = tcp_accept,
+    .read_start = tcp_read_start,
+    .read_stop = tcp_read_stop,
+    .write = tcp_write,
+    .close = tcp_close,
+};
+
 const net_transport *net__tcp(void)
 {
     return &tcp_ops;
+}
+
+const net_transport *net__tls(void)
+{
+    return &tls_ops;
 }

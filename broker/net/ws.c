@@ -34,10 +34,6 @@
 
 enum { WS_HTTP, WS_OPEN, WS_END };
 
-typedef struct utf8_state {
-    uint8_t need, lo, hi;
-} utf8_state;
-
 typedef struct ws {
     net_stream *s;
     int phase;
@@ -60,7 +56,7 @@ typedef struct ws {
     uint8_t iop, ifin;
     int itext;
     uint64_t ilen;
-    utf8_state iutf;
+    net_utf8 iutf;
 } ws;
 
 static void ws_process(ws *w);
@@ -72,50 +68,6 @@ static void broke(ws *w)
 }
 static void ws_pump(ws *w);
 static void ws_maybe_finish(ws *w);
-
-/* ---- UTF-8 (RFC 3629), incremental: a sequence may span chunks ---------------------- */
-
-static int utf8_feed(utf8_state *s, const uint8_t *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        uint8_t b = p[i];
-        if (s->need) {
-            if (b < s->lo || b > s->hi)
-                return 0;
-            s->lo = 0x80;
-            s->hi = 0xBF;
-            s->need--;
-            continue;
-        }
-        if (b < 0x80)
-            continue;
-        s->lo = 0x80;
-        s->hi = 0xBF;
-        if (b >= 0xC2 && b <= 0xDF)
-            s->need = 1;
-        else if (b == 0xE0)
-            s->need = 2, s->lo = 0xA0;
-        else if ((b >= 0xE1 && b <= 0xEC) || b == 0xEE || b == 0xEF)
-            s->need = 2;
-        else if (b == 0xED)
-            s->need = 2, s->hi = 0x9F;
-        else if (b == 0xF0)
-            s->need = 3, s->lo = 0x90;
-        else if (b >= 0xF1 && b <= 0xF3)
-            s->need = 3;
-        else if (b == 0xF4)
-            s->need = 3, s->hi = 0x8F;
-        else
-            return 0;
-    }
-    return 1;
-}
-
-static int utf8_valid(const uint8_t *p, size_t n)
-{
-    utf8_state s = { 0, 0x80, 0xBF };
-    return utf8_feed(&s, p, n) && s.need == 0;
-}
 
 /* ---- buffers ------------------------------------------------------------------------ */
 
@@ -165,10 +117,10 @@ static void update_reading(ws *w)
                ((w->phase == WS_HTTP && !w->closing) ||
                 (w->phase == WS_OPEN && (w->want_read || w->closing)));
     if (want && !w->sock_reading) {
-        if (uv_read_start((uv_stream_t *)&w->s->tcp, on_sock_alloc, on_sock_read) == 0)
+        if (net__sock_read_start(w->s, on_sock_alloc, on_sock_read) == 0)
             w->sock_reading = 1;
     } else if (!want && w->sock_reading) {
-        uv_read_stop((uv_stream_t *)&w->s->tcp);
+        net__sock_read_stop(w->s);
         w->sock_reading = 0;
     }
 }
@@ -181,12 +133,12 @@ static void on_sock_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     if (nread == UV_ENOBUFS) {
         /* raw is full of bytes the owner cannot take yet: resumed by ws_process. */
-        uv_read_stop(s);
+        net__sock_read_stop(s->data);
         w->sock_reading = 0;
         return;
     }
     if (nread < 0) {
-        uv_read_stop(s);
+        net__sock_read_stop(s->data);
         w->sock_reading = 0;
         w->eof = 1;
         w->sock_err = (int)nread;
@@ -203,7 +155,7 @@ static void start_write(ws *w)
 {
     uv_buf_t b = uv_buf_init(w->wbuf, (unsigned)w->wlen);
     w->wreq.data = w;
-    if (uv_write(&w->wreq, (uv_stream_t *)&w->s->tcp, &b, 1, on_write) != 0) {
+    if (net__sock_write(w->s, &w->wreq, &b, 1, on_write) != 0) {
         w->dead = 1;
         w->wlen = 0;
         if (!w->closing)
@@ -324,7 +276,7 @@ static void on_frame_start(wslay_event_context_ptr ctx,
     if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME) {
         w->itext = arg->opcode == WSLAY_TEXT_FRAME;
         w->ilen = 0;
-        w->iutf = (utf8_state){ 0, 0x80, 0xBF };
+        w->iutf = (net_utf8){ 0, 0x80, 0xBF };
     }
     if (arg->opcode < 8 && w->ilen + arg->payload_length > w->s->b->o.ws_max_message)
         ws_fail(w, WSLAY_CODE_MESSAGE_TOO_BIG, "message too big");
@@ -338,7 +290,7 @@ static void on_frame_chunk(wslay_event_context_ptr ctx,
     if (w->iop >= 8 || w->failed)
         return; /* control frames are wslay's */
     w->ilen += arg->data_length;
-    if (w->itext && !utf8_feed(&w->iutf, arg->data, arg->data_length)) {
+    if (w->itext && !net__utf8_feed(&w->iutf, arg->data, arg->data_length)) {
         ws_fail(w, WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA, "text message is not UTF-8");
         return;
     }
@@ -485,7 +437,7 @@ static void ws_pump(ws *w)
 static int queue_msg(ws *w, const char *p, size_t n)
 {
     struct wslay_event_msg m = {
-        .opcode = utf8_valid((const uint8_t *)p, n) ? WSLAY_TEXT_FRAME : WSLAY_BINARY_FRAME,
+        .opcode = net__utf8_valid((const uint8_t *)p, n) ? WSLAY_TEXT_FRAME : WSLAY_BINARY_FRAME,
         .msg = (const uint8_t *)p,
         .msg_length = n,
     };
@@ -557,6 +509,8 @@ static int ws_accept(net_stream *s, uv_stream_t *server)
     if (rc != 0)
         return rc;
     uv_tcp_nodelay(&s->tcp, 1);
+    if (s->tp->tls && (rc = net__tls_attach(s, server)) != 0)
+        return rc;
     ws *w = calloc(1, sizeof *w);
     if (!w)
         return UV_ENOMEM;
@@ -637,11 +591,11 @@ static void ws_maybe_finish(ws *w)
         return;
     w->finishing = 1;
     if (w->sock_reading) {
-        uv_read_stop((uv_stream_t *)&w->s->tcp);
+        net__sock_read_stop(w->s);
         w->sock_reading = 0;
     }
     uv_timer_stop(&w->timer);
-    uv_close((uv_handle_t *)&w->s->tcp, on_sock_closed);
+    net__sock_close(w->s, on_sock_closed);
     uv_close((uv_handle_t *)&w->timer, on_timer_closed);
 }
 
@@ -650,7 +604,7 @@ static void ws_close(net_stream *s, int abort)
     ws *w = s->tp_state;
     if (!w) {
         if (!uv_is_closing((uv_handle_t *)&s->tcp))
-            uv_close((uv_handle_t *)&s->tcp, on_sock_closed);
+            net__sock_close(s, on_sock_closed);
         return;
     }
     if (w->closing) {
@@ -687,7 +641,24 @@ static const net_transport ws_ops = {
     .close = ws_close,
 };
 
+static const net_transport wss_ops = {
+    .name = "wss",
+    .track_frames = 1,
+    .tls = 1,
+    .init = ws_init,
+    .accept = ws_accept,
+    .read_start = ws_read_start,
+    .read_stop = ws_read_stop,
+    .write = ws_write,
+    .close = ws_close,
+};
+
 const net_transport *net__ws(void)
 {
     return &ws_ops;
+}
+
+const net_transport *net__wss(void)
+{
+    return &wss_ops;
 }

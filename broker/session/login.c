@@ -8,6 +8,7 @@
  * goes away first clears the record's pointer to it (login__abandon, at its teardown), so
  * a late answer finds the record orphaned and only frees it; broker_stop waits for every
  * outstanding record. A refused login is answered only after auth_fail_delay_ms.
+ * With tls_login set, a verified client certificate is the login and no hook is asked.
  */
 #include "core.h"
 
@@ -79,12 +80,12 @@ static void on_refusal_delay(uv_timer_t *t)
 /* A bad login waits auth_fail_delay_ms on the deadline timer (slowing password guessing
  * without blocking the loop). Meanwhile the conn is CLOSING: nothing more is read or
  * dispatched, and a broker stop closes it at once. */
-static void refuse(conn *c, const char *login)
+static void refuse(conn *c, const char *login, const char *why)
 {
     broker *b = c->b;
     b->stats.auth_failures++;
-    broker__log(b, BROKER_LOG_WARN, BROKER_EV_AUTH_REFUSED, c->id, "login '%s' refused",
-                login ? login : "");
+    broker__log(b, BROKER_LOG_WARN, BROKER_EV_AUTH_REFUSED, c->id, "login '%s' refused%s",
+                login ? login : "", why);
     c->state = CS_CLOSING;
     c->refusing = 1;
     conn__stop_reading(c);
@@ -92,10 +93,10 @@ static void refuse(conn *c, const char *login)
     conn__deadline(c, on_refusal_delay, b->o.auth_fail_delay_ms);
 }
 
-static void log_accepted(conn *c, const char *login)
+static void log_accepted(conn *c, const char *login, const char *how)
 {
-    broker__log(c->b, BROKER_LOG_INFO, BROKER_EV_AUTH_OK, c->id, "login '%s' accepted",
-                login ? login : "");
+    broker__log(c->b, BROKER_LOG_INFO, BROKER_EV_AUTH_OK, c->id, "login '%s' accepted%s",
+                login ? login : "", how);
 }
 
 broker_err login__begin(conn *c, stomp_version v, uint32_t sx, uint32_t sy)
@@ -138,9 +139,9 @@ static broker_err apply(broker_auth *r)
     r->c = NULL;
     broker_err rc = BROKER_OK;
     if (r->answer != 1) {
-        refuse(c, r->login);
+        refuse(c, r->login, "");
     } else {
-        log_accepted(c, r->login);
+        log_accepted(c, r->login, "");
         rc = login__begin(c, r->v, r->sx, r->sy);
     }
     auth_free(r);
@@ -190,17 +191,28 @@ broker_err login__check(conn *c, const stomp_frame *f, stomp_version v, uint32_t
                         uint32_t sy)
 {
     broker *b = c->b;
+    char cert[256];
+    const char *login = stomp_frame_header(f, "login", NULL);
+    if (b->o.tls_login != BROKER_TLS_LOGIN_NONE &&
+        net__tls_login(&c->io, b->o.tls_login, cert, sizeof cert)) {
+        /* The certificate was verified in the handshake: it is the login. */
+        if (login && strcmp(login, cert) != 0) {
+            refuse(c, login, ": the client certificate is another login's");
+            return BROKER_OK;
+        }
+        log_accepted(c, cert, " (client certificate)");
+        return login__begin(c, v, sx, sy);
+    }
     if (!b->o.authenticate && !b->o.authenticate_async)
         return login__begin(c, v, sx, sy);
-    const char *login = stomp_frame_header(f, "login", NULL);
     const char *passcode = stomp_frame_header(f, "passcode", NULL);
     if (b->o.authenticate_async)
         return check_async(c, login, passcode, v, sx, sy);
     if (b->o.authenticate(b->o.auth_ctx, login, passcode) != 0) {
-        refuse(c, login);
+        refuse(c, login, "");
         return BROKER_OK;
     }
-    log_accepted(c, login);
+    log_accepted(c, login, "");
     return login__begin(c, v, sx, sy);
 }
 

@@ -12,7 +12,7 @@
 void session__accept(broker *b, uv_stream_t *server, int kind)
 {
     int over = b->stats.connections >= b->o.max_connections;
-    conn *c = conn__new(b, kind == LISTEN_WS ? net__ws() : net__tcp());
+    conn *c = conn__new(b, net__transport(kind));
     if (!c) {
         net__drop(b, server);
         return;
@@ -24,7 +24,7 @@ void session__accept(broker *b, uv_stream_t *server, int kind)
     c->policy_only = kind == LISTEN_POLICY;
     if (over) {
         b->stats.connections_refused++;
-        if (kind != LISTEN_STOMP) {
+        if (kind != LISTEN_STOMP && kind != LISTEN_TLS) {
             /* No STOMP session to tell it in: just close. */
             conn__close(c);
             return;
