@@ -33,7 +33,10 @@ broker_err handle__send(conn *c, const stomp_frame *f)
     msg_attrs a;
     if (headers__send_check(c->b, f, dest, dlen, &a, c->errmsg, sizeof c->errmsg))
         return BROKER_E_PROTOCOL;
-    broker_err rc;
+    /* Checked when sent, in a transaction too (not at COMMIT). */
+    broker_err rc = permit__send(c, dest, dlen);
+    if (rc != BROKER_OK)
+        return rc;
     int stored = 0;
     if (txid) {
         tx *t = tx__find(c, txid);
