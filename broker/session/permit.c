@@ -6,7 +6,8 @@
  *
  * A SEND's decision is cached per connection: a few slots keyed by the destination's name,
  * each valid for the ACL generation it was made under (broker_set_acl starts a new one),
- * so a producer pays the rules once per destination, then a slot compare per message.
+ * so a producer pays the rules once per destination, then a compare per message with the
+ * slot it used last (inline in handle_send.c), or else with its name's slot here.
  * Only granted SENDs are cached: a refusal ends the session. A SUBSCRIBE is decided when it
  * comes (once per subscription); the subscription then lasts, whatever a reload changes.
  */
@@ -17,12 +18,6 @@
 #include <string.h>
 
 #define PERMIT_SLOTS 16 /* a power of two */
-
-struct permit_slot {
-    char *name; /* NULL: empty */
-    size_t len;
-    uint32_t gen;
-};
 
 /* Cheap on purpose: the slot is confirmed by comparing the name. */
 static size_t slot_of(const char *name, size_t len)
@@ -48,6 +43,7 @@ void permit__free(conn *c)
             free(c->permits[i].name);
     free(c->permits);
     c->permits = NULL;
+    c->permit_last = NULL;
     free(c->login);
     c->login = NULL;
 }
@@ -109,6 +105,7 @@ static void remember(conn *c, const char *dest, size_t dlen)
     memcpy(name, dest, dlen);
     free(s->name);
     *s = (struct permit_slot){ name, dlen, c->b->route.acl_gen };
+    c->permit_last = s;
 }
 
 broker_err permit__send(conn *c, const char *dest, size_t dlen)
@@ -119,8 +116,10 @@ broker_err permit__send(conn *c, const char *dest, size_t dlen)
     if (c->permits) {
         const struct permit_slot *s = &c->permits[slot_of(dest, dlen)];
         if (s->gen == b->route.acl_gen && s->len == dlen && s->name &&
-            memcmp(s->name, dest, dlen) == 0)
+            memcmp(s->name, dest, dlen) == 0) {
+            c->permit_last = s;
             return BROKER_OK;
+        }
     }
     broker_err rc = decide(c, dest, dlen, BROKER_PERM_WRITE, 1);
     if (rc == BROKER_OK)

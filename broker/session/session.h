@@ -30,6 +30,13 @@
 
 typedef struct conn conn;
 
+/* A destination a SEND was granted on under ACL generation gen (permit.c). */
+struct permit_slot {
+    char *name; /* NULL: empty */
+    size_t len;
+    uint32_t gen;
+};
+
 /* CONNECTING: only CONNECT/STOMP accepted, tight limits, the CONNECT timer running.
  * OPEN: the session is negotiated. CLOSING: reading stopped; output and held receipts
  * drain, then the handles close. */
@@ -96,6 +103,7 @@ struct conn {
     broker_auth *auth; /* a login check waiting for its answer: read and parse nothing */
     char *login;       /* the login the authenticate hook accepted (NULL: none) */
     struct permit_slot *permits; /* cached SEND decisions under an ACL (permit.c) */
+    const struct permit_slot *permit_last; /* the last one used (compared first) */
 };
 
 /* The session layer's part of the broker. */
