@@ -247,11 +247,17 @@ void broker_free(broker *b)
         return;
     }
     route__free(b);
+    acl__install(b, NULL);
     b->st->close(b->store);
     session__free(b);
     net__tls_free(b);
     net__free(b);
     free(b);
+}
+
+void broker_set_acl(broker *b, broker_acl *acl)
+{
+    acl__install(b, acl);
 }
 
 uv_loop_t *broker_loop(const broker *b)

@@ -38,6 +38,7 @@ typedef enum broker_err {
     BROKER_E_LIMIT,      /* a peer went over a configured limit */
     BROKER_E_NOTFOUND,   /* unknown id (subscription, ack, transaction) */
     BROKER_E_TLS,        /* TLS is not configured, or its files or settings are unusable */
+    BROKER_E_DENIED,     /* the ACL does not grant what was asked (broker_set_acl) */
     BROKER_E__COUNT
 } broker_err;
 
@@ -64,6 +65,7 @@ typedef enum broker_event {
     BROKER_EV_POLICY,       /* a Flash socket policy request */
     BROKER_EV_STORE,        /* the store failed */
     BROKER_EV_TLS,          /* a TLS handshake failed, or certificates were (re)loaded */
+    BROKER_EV_ACL_REFUSED,  /* a SEND or SUBSCRIBE the ACL does not grant */
     BROKER_EV__COUNT
 } broker_event;
 
@@ -342,6 +344,44 @@ typedef struct broker_sub broker_sub;
 broker_err broker_subscribe(broker *b, const char *dest, broker_message_cb cb, void *arg,
                             broker_sub **out) BROKER_WUR;
 void broker_unsubscribe(broker_sub *s);
+
+/* ---- Permissions (the README's Permissions) ----
+ * An ACL grants permissions to logins, groups of logins ("@group") or everyone ("*") on
+ * destination patterns in the wildcard syntax (a plain name is a pattern matching itself).
+ * Only grants: with an ACL installed, what it does not grant is refused. Without one
+ * (the default), every session may do everything. */
+typedef enum broker_perm {
+    BROKER_PERM_READ = 1,   /* SUBSCRIBE, browse */
+    BROKER_PERM_WRITE = 2,  /* SEND */
+    BROKER_PERM_CREATE = 4, /* the first use of a destination that does not exist yet */
+    BROKER_PERM_ADMIN = 8   /* management, purge, delete (broker_acl_perms for their checks) */
+} broker_perm;
+
+typedef struct broker_acl broker_acl;
+
+/* An empty ACL (grants nothing). *out: caller owns, release with broker_acl_free() unless
+ * handed to broker_set_acl(). */
+broker_err broker_acl_create(broker_acl **out) BROKER_WUR;
+void broker_acl_free(broker_acl *a);
+/* login is a member of group (no '@'). Strings copied. BROKER_E_INVALID for an empty name. */
+broker_err broker_acl_add_member(broker_acl *a, const char *group, const char *login) BROKER_WUR;
+/* Grant perms (BROKER_PERM_* bits) to who (a login, "@group" or "*") on pattern. Strings
+ * copied. BROKER_E_INVALID for an empty who, group or pattern, no perms, or a malformed
+ * pattern ('>' or '#' not last). A group never given members has none. */
+broker_err broker_acl_grant(broker_acl *a, const char *who, unsigned perms,
+                            const char *pattern) BROKER_WUR;
+/* The BROKER_PERM_* bits login (NULL: a session without a login: only "*" rules) has on
+ * dest: the rules whose pattern matches it. dest may be a pattern itself: a rule counts
+ * when its pattern matches every name dest matches. */
+unsigned broker_acl_perms(const broker_acl *a, const char *login, const char *dest);
+/* "read", "write", "create", "admin" for one bit; NULL otherwise. */
+const char *broker_perm_name(broker_perm p);
+/* Install acl (takes ownership; NULL removes the ACL: everything allowed), replacing the
+ * previous one, which is freed. Applies to every SEND and SUBSCRIBE after the call, on
+ * open connections too (their cached decisions are dropped); subscriptions made before
+ * stay. A session's login is the one its authenticate hook accepted; without a hook
+ * sessions have none. */
+void broker_set_acl(broker *b, broker_acl *acl);
 
 typedef struct broker_stats {
     uint64_t connections;       /* open now */

@@ -60,6 +60,7 @@ const char *broker_strerror(broker_err err)
     case BROKER_E_LIMIT: return "over a configured limit";
     case BROKER_E_NOTFOUND: return "unknown id";
     case BROKER_E_TLS: return "TLS is not configured or its files are unusable";
+    case BROKER_E_DENIED: return "permission denied";
     case BROKER_E__COUNT: break;
     }
     return "unknown error";
@@ -78,6 +79,7 @@ const char *broker_event_name(broker_event ev)
         [BROKER_EV_POLICY] = "policy",
         [BROKER_EV_STORE] = "store",
         [BROKER_EV_TLS] = "tls",
+        [BROKER_EV_ACL_REFUSED] = "acl-refused",
     };
     return (unsigned)ev < BROKER_EV__COUNT ? names[ev] : "unknown";
 }

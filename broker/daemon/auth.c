@@ -7,6 +7,8 @@
  * An unknown login costs the same hash computation as a wrong passcode, so timing does
  * not tell which logins exist.
  *
+ * The [groups] and [acl] sections (permissions) are acl_file.c's.
+ *
  * Checks run on pool threads (login_pool.c) while the loop thread may load a new table: a
  * table is immutable once loaded except for the decoy hash (made once, under a mutex) and
  * its reference count (loop thread only).
@@ -32,6 +34,7 @@ struct auth_table {
     uv_mutex_t mu; /* guards dummy */
     char *dummy;   /* hash compared against for unknown logins, made on first need */
     unsigned refs;
+    broker_acl *acl; /* [acl] (NULL: none, or handed over) */
 };
 
 typedef struct auth_loader {
@@ -42,6 +45,8 @@ typedef struct auth_loader {
     int failed;
     char *err;
     size_t errlen;
+    acl_loader acl;  /* [groups] and [acl] */
+    int acl_section; /* the file has an [acl] section */
 } auth_loader;
 
 int auth__init(void)
@@ -94,8 +99,17 @@ static int on_entry(void *user, const char *section, const char *name, const cha
 {
     auth_loader *ld = user;
     auth_table *t = ld->t;
+    char why[200];
+    if (strcmp(section, "groups") == 0 || strcmp(section, "acl") == 0) {
+        if ((section[0] == 'g' ? acl_file__group(&ld->acl, name, value, why, sizeof why)
+                               : acl_file__grants(&ld->acl, name, value, ld->line, why,
+                                                  sizeof why)) == 0)
+            return 1;
+        load_fail(ld, why, NULL);
+        return 0;
+    }
     if (section[0] && strcmp(section, "auth") != 0) {
-        load_fail(ld, "unknown section (only [auth] is allowed)", NULL);
+        load_fail(ld, "unknown section (only [auth], [groups] and [acl] are allowed)", NULL);
         return 0;
     }
     if (!is_sodium_hash(value) && !is_crypt_hash(value)) {
@@ -147,6 +161,8 @@ static char *read_line(char *str, int num, void *stream)
         return NULL;
     str[n] = '\0';
     ld->line++;
+    if (acl_file__is_acl_header(str))
+        ld->acl_section = 1;
     if (too_long)
         load_fail(ld, "line too long", NULL);
     return str;
@@ -182,6 +198,17 @@ int auth__load(auth_table **out, const char *path, char *err, size_t errlen)
         snprintf(err, errlen, "%s:%u: no logins: nobody could connect", path, ld.line);
         ld.failed = 1;
     }
+    char why[200];
+    unsigned line = 0;
+    if (!ld.failed && acl_file__finish(&ld.acl, ld.acl_section, &line, why, sizeof why)) {
+        snprintf(err, errlen, "%s:%u: %s", path, line, why);
+        ld.failed = 1;
+    }
+    if (!ld.failed) {
+        t->acl = ld.acl.acl;
+        ld.acl.acl = NULL;
+    }
+    acl_file__free(&ld.acl);
     if (ld.failed) {
         auth__free(t);
         return -1;
@@ -207,7 +234,15 @@ void auth__free(auth_table *t)
     }
     free(t->e);
     free(t->dummy);
+    broker_acl_free(t->acl);
     free(t);
+}
+
+broker_acl *auth__take_acl(auth_table *t)
+{
+    broker_acl *a = t->acl;
+    t->acl = NULL;
+    return a;
 }
 
 size_t auth__count(const auth_table *t)

@@ -323,10 +323,40 @@ size_t auth__count(const auth_table *t);
  * unknown login computes a decoy hash, kept in t. Slow on purpose (tens of ms); safe to
  * run on several threads at once on one table. */
 int auth__check(auth_table *t, const char *login, const char *passcode);
+/* The ACL of the file's [groups] and [acl] sections, handed over (the caller owns it,
+ * for broker_set_acl); NULL without an [acl] section, or when taken already. */
+broker_acl *auth__take_acl(auth_table *t);
 /* Hash a passcode for the auth file (libsodium Argon2id). -1 on failure. Caller frees. */
 char *auth__hash_passcode(const char *passcode);
 /* libsodium needs one initialisation per process. */
 int auth__init(void) DAEMON_WUR;
+
+/* ---- acl_file.c: the auth file's [groups] and [acl] sections ---------------------------- */
+
+typedef struct acl_ref {
+    char *group;
+    unsigned line; /* where [acl] named it (0: given in [groups]) */
+    int defined;
+} acl_ref;
+
+typedef struct acl_loader {
+    broker_acl *acl; /* what the lines so far grant (NULL: no line yet) */
+    acl_ref *refs;   /* groups given and named, to check at the end */
+    size_t nrefs, refcap;
+} acl_loader;
+
+/* Is the line the header of the [acl] section? (an empty one counts too) */
+int acl_file__is_acl_header(const char *line);
+/* One line of each section: 0, or -1 with why set (without FILE:LINE). */
+int acl_file__group(acl_loader *al, const char *group, const char *members, char *why,
+                    size_t len) DAEMON_WUR;
+int acl_file__grants(acl_loader *al, const char *who, const char *grants, unsigned line,
+                     char *why, size_t len) DAEMON_WUR;
+/* The whole file read: every @group named must be given. Without an [acl] section the ACL
+ * is dropped (al->acl NULL: everything allowed). -1 with *line and why set. */
+int acl_file__finish(acl_loader *al, int acl_section, unsigned *line, char *why,
+                     size_t len) DAEMON_WUR;
+void acl_file__free(acl_loader *al);
 
 /* ---- login_pool.c -------------------------------------------------------------------- */
 

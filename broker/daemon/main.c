@@ -193,7 +193,10 @@ static void reload(void)
         } else {
             auth__free(the_auth);
             the_auth = t;
-            logf_(BROKER_LOG_INFO, "reload", "auth file reloaded: %zu logins", auth__count(t));
+            broker_acl *acl = auth__take_acl(t);
+            logf_(BROKER_LOG_INFO, "reload", "auth file reloaded: %zu logins, %s", auth__count(t),
+                  acl ? "permissions from [acl]" : "no [acl]: every login may do everything");
+            broker_set_acl(the_broker, acl);
         }
     }
     /* The library logs the outcome: a bad new certificate keeps the old one. */
@@ -453,6 +456,8 @@ static void start_broker(int bound[CONFIG_MAX_LISTEN])
     if (rc != BROKER_OK)
         die(rc == BROKER_E_STORE ? STOMPD_EXIT_STORE : STOMPD_EXIT_FAILURE, "store %s: %s",
             cfg.store, broker_strerror(rc));
+    if (the_auth)
+        broker_set_acl(the_broker, auth__take_acl(the_auth));
     for (size_t i = 0; i < cfg.nlisten; i++) {
         rc = broker_listen(the_broker, cfg.listen[i].host, cfg.listen[i].port, &bound[i]);
         if (rc != BROKER_OK)

@@ -519,6 +519,17 @@ typedef struct route_state {
     wild_trie wild_queues; /* wildcard queue dests by pattern */
     store__qhash temps;  /* live temporary queues by reply name (tempq.c) */
     uint64_t temp_nonce, temp_seq;
+    broker_acl *acl;       /* NULL: no ACL, everything allowed (acl.c) */
+    uint32_t acl_gen;      /* changes with every broker_set_acl: cached decisions expire */
 } route_state;
+
+/* ---- permissions (acl.c) ---- */
+
+/* The BROKER_PERM_* bits login (NULL: none) has on dest (a name or a pattern). */
+unsigned acl__perms(const broker_acl *a, const char *login, const char *dest, size_t len);
+/* Does the destination exist (subscribers, or a queue holding messages)? */
+int acl__exists(broker *b, const char *name, size_t len);
+/* Replace the broker's ACL (takes ownership; NULL: none), expiring cached decisions. */
+void acl__install(broker *b, broker_acl *acl);
 
 #endif

@@ -235,6 +235,28 @@ int wild__matches(const char *pattern, size_t plen, const char *name, size_t nle
     }
 }
 
+int wild__covers(const char *pattern, size_t plen, const char *p, size_t len)
+{
+    size_t pa = 0, na = 0;
+    for (int first = 1;; first = 0) {
+        int pend = !first && pa == plen, nend = !first && na == len;
+        if (pend || nend)
+            return pend && nend;
+        size_t pe = token_end(pattern, plen, pa, first), ne = token_end(p, len, na, first);
+        char w = token_wild(pattern, pa, pe, first), pw = token_wild(p, na, ne, first);
+        if (!first && pattern[pa] != p[na])
+            return 0; /* another separator */
+        if (w == '>')
+            return 1;
+        if (pw == '>')
+            return 0; /* p goes on with any tail, the pattern does not */
+        if (!w && (pw || pe - pa != ne - na || memcmp(pattern + pa, p + na, pe - pa) != 0))
+            return 0;
+        pa = pe;
+        na = ne;
+    }
+}
+
 static void free_node(wild_node *n)
 {
     for (store__qlink *l = store__queues_first(&n->kids), *next; l; l = next) {

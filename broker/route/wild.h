@@ -35,6 +35,9 @@ void wild__match(const wild_trie *t, const char *name, size_t len,
                  void (*fn)(void *arg, dest_t *d), void *arg);
 /* Does the pattern (well formed) match name? */
 int wild__matches(const char *pattern, size_t plen, const char *name, size_t nlen);
+/* Does the pattern (well formed) match every name that p (a name or a well-formed pattern)
+ * matches? For a plain p the same as wild__matches. */
+int wild__covers(const char *pattern, size_t plen, const char *p, size_t len);
 void wild__free(wild_trie *t);
 
 #endif

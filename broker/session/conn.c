@@ -64,6 +64,7 @@ static void on_handle_closed(conn *c)
     if (c->next)
         c->next->prev = c->prev;
     b->stats.connections--;
+    permit__free(c);
     free(c);
     broker__kick(b); /* a stop may be waiting for the last conn */
 }
@@ -289,10 +290,11 @@ void conn__fail(conn *c, broker_err code, const stomp_frame *f, const char *msg)
     b->stats.errors_sent++;
     if (code == BROKER_E_LIMIT)
         b->stats.limit_breaches++;
-    /* A stop tells every client: not worth a line each. */
-    broker_log_level lvl = code == BROKER_E_NOMEM  ? BROKER_LOG_ERROR
-                           : code == BROKER_E_STATE ? BROKER_LOG_DEBUG
-                                                    : BROKER_LOG_WARN;
+    /* A stop tells every client: not worth a line each; a refusal by the ACL had its
+     * own (acl-refused, with login and peer). */
+    broker_log_level lvl = code == BROKER_E_NOMEM                              ? BROKER_LOG_ERROR
+                           : code == BROKER_E_STATE || code == BROKER_E_DENIED ? BROKER_LOG_DEBUG
+                                                                                : BROKER_LOG_WARN;
     broker__log(b, lvl, BROKER_EV_CONN_ERROR, c->id, "%s", msg);
     /* Receipts waiting for a commit will not be sent: the ERROR ends the session. */
     receipt__drop(c);

@@ -207,6 +207,9 @@ broker_err handle__subscribe(conn *c, const stomp_frame *f)
     if (headers__subscribe_refused(f, c->errmsg, sizeof c->errmsg) ||
         pattern_ok(c, dname, dlen) != 0)
         return BROKER_E_PROTOCOL;
+    rc = permit__subscribe(c, dname, dlen);
+    if (rc != BROKER_OK)
+        return rc;
     const char *id = stomp_frame_header(f, "id", &idlen);
     if (!id) {
         if (c->ep.version != STOMP_V10) {

@@ -142,7 +142,9 @@ static broker_err apply(broker_auth *r)
         refuse(c, r->login, "");
     } else {
         log_accepted(c, r->login, "");
-        rc = login__begin(c, r->v, r->sx, r->sy);
+        rc = permit__set_login(c, r->login);
+        if (rc == BROKER_OK)
+            rc = login__begin(c, r->v, r->sx, r->sy);
     }
     auth_free(r);
     return rc;
@@ -201,7 +203,8 @@ broker_err login__check(conn *c, const stomp_frame *f, stomp_version v, uint32_t
             return BROKER_OK;
         }
         log_accepted(c, cert, " (client certificate)");
-        return login__begin(c, v, sx, sy);
+        broker_err rc = permit__set_login(c, cert);
+        return rc != BROKER_OK ? rc : login__begin(c, v, sx, sy);
     }
     if (!b->o.authenticate && !b->o.authenticate_async)
         return login__begin(c, v, sx, sy);
@@ -213,7 +216,8 @@ broker_err login__check(conn *c, const stomp_frame *f, stomp_version v, uint32_t
         return BROKER_OK;
     }
     log_accepted(c, login, "");
-    return login__begin(c, v, sx, sy);
+    broker_err rc = permit__set_login(c, login);
+    return rc != BROKER_OK ? rc : login__begin(c, v, sx, sy);
 }
 
 void broker_auth_done(broker_auth *req, int accept)

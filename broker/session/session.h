@@ -30,6 +30,13 @@
 
 typedef struct conn conn;
 
+/* A destination a SEND was granted on under ACL generation gen (permit.c). */
+struct permit_slot {
+    char *name; /* NULL: empty */
+    size_t len;
+    uint32_t gen;
+};
+
 /* CONNECTING: only CONNECT/STOMP accepted, tight limits, the CONNECT timer running.
  * OPEN: the session is negotiated. CLOSING: reading stopped; output and held receipts
  * drain, then the handles close. */
@@ -94,6 +101,9 @@ struct conn {
     char errmsg[200];
     const char *err_hdr_name, *err_hdr_value; /* one extra ERROR header (static strings) */
     broker_auth *auth; /* a login check waiting for its answer: read and parse nothing */
+    char *login;       /* the login the authenticate hook accepted (NULL: none) */
+    struct permit_slot *permits; /* cached SEND decisions under an ACL (permit.c) */
+    const struct permit_slot *permit_last; /* the last one used (compared first) */
 };
 
 /* The session layer's part of the broker. */
@@ -198,6 +208,16 @@ broker_err login__begin(conn *c, stomp_version v, uint32_t sx, uint32_t sy) BROK
 void login__run(broker *b);
 void login__abandon(conn *c);
 int login__pending(const broker *b);
+
+/* ---- permissions (permit.c) ---- */
+
+/* The session's login for the ACL (copied; NULL: none). */
+broker_err permit__set_login(conn *c, const char *login) BROKER_WUR;
+/* May the session SEND to / SUBSCRIBE to dest? BROKER_OK, or BROKER_E_DENIED with the
+ * ERROR text set and the refusal logged. */
+broker_err permit__send(conn *c, const char *dest, size_t dlen) BROKER_WUR;
+broker_err permit__subscribe(conn *c, const char *dest, size_t dlen) BROKER_WUR;
+void permit__free(conn *c); /* at teardown */
 
 /* ---- frames (dispatch.c, handle_*.c; transactions in handle_tx.c) ---- */
 
