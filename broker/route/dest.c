@@ -1,7 +1,8 @@
 /* dest.c: destinations: the table by name and each one's subscriber list.
  *
- * A dest exists while something uses it (subscribers, a pending dispatch, a commit in
- * flight that enqueued to it); queue contents live in the store, not here. Subscriber
+ * A topic dest exists while something uses it (subscribers, a pending dispatch); a queue
+ * dest from its first SEND or SUBSCRIBE until an administrator deletes it (and nothing
+ * uses it), so its counters last; queue contents live in the store, not here. Subscriber
  * lists may be walked while user callbacks run: removal during a walk (busy > 0) only
  * marks the subscription dead and the walk's end sweeps it.
  */
@@ -61,6 +62,8 @@ void dest__release(broker *b, dest_t *d)
 {
     if (d->nsubs || d->busy || d->has_dead || d->on_dispatch || d->on_touched || d->pins)
         return;
+    if (!d->is_topic && !d->unlisted)
+        return; /* a queue keeps its counters for the management views (stats.c) */
     store__queues_remove(&b->route.dests, &d->link);
     free(d);
 }
@@ -133,6 +136,7 @@ void dest__free_all(broker *b)
             sn = s->dnext;
             sub__free(s);
         }
+        queue__drain_free(d);
         free(d);
     }
     free(b->route.dests.b);

@@ -110,6 +110,10 @@ int queue__dead_letter(broker *b, const store_msg *m, const broker_policy *p,
             b->stats.dead_lettered++;
         else
             b->stats.dead_dropped++;
+        dest_t *from = dest__find(b, m->queue, m->queue_len,
+                                  store_hash_name(m->queue, m->queue_len));
+        if (from)
+            from->n_dead++;
     }
     free(name);
     return rc == BROKER_OK ? 0 : -1;

@@ -23,6 +23,8 @@ broker_err route__send(broker *b, bmsg *m, int *stored)
         b->stats.messages_in++;
         *stored = 0;
         dest_t *d = dest__find(b, m->dest, m->dest_len, hash);
+        if (d)
+            d->n_in++;
         if (d && !expired(b, &m->attrs))
             topic__fan_out(b, d, m);
         return BROKER_OK;
@@ -76,6 +78,7 @@ broker_err route__send_frame(broker *b, const stomp_frame *f, const char *dname,
         if (!m)
             return BROKER_E_NOMEM;
         b->stats.messages_in++;
+        d->n_in++;
         topic__fan_out(b, d, m);
         bmsg__unref(m);
         return BROKER_OK;

@@ -54,6 +54,7 @@ void topic__fan_out(broker *b, dest_t *d, bmsg *m)
     for (sub *s = d->head; s; s = s->dnext) {
         if (s->dead)
             continue;
+        d->n_out++;
         if (s->ep)
             deliver_remote(b, s, m, msgid);
         else
