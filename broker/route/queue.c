@@ -58,8 +58,11 @@ broker_err queue__enqueue(broker *b, const char *dname, size_t dlen, uint64_t ha
     commit__dirty(b);
     if (with && sa.expires)
         queue__expiry_at(b, sa.expires);
-    /* The queue's dest is made at its first message and kept (its counters). */
-    dest_t *d = dest__get(b, dname, dlen, hash);
+    /* The queue's dest is made at its first message and kept (its counters): after that
+     * the look-up finds it, as it always did for a queue with subscribers. */
+    dest_t *d = dest__find(b, dname, dlen, hash);
+    if (!d)
+        d = dest__get(b, dname, dlen, hash);
     if (d) {
         d->n_in++;
         dest__touch(b, d);
