@@ -16,8 +16,9 @@
 # broker/daemon/*.c + libbroker.a -> stompd; tests/<area>/test_*.c -> one cmocka binary
 # each, linked with tests/lib/*.c (tests/daemon/ ones with the daemon's modules too, all
 # but main.c); contrib/bench/*.c -> one program each, and all of
-# contrib/bench/loadgen/*.c -> loadgen. New files and new library folders need no change
-# here.
+# contrib/bench/loadgen/*.c -> loadgen;
+# broker/admin/console/* -> a generated C file of the library (contrib/embed_files.sh).
+# New files and new library folders need no change here.
 
 PREFIX ?= /usr/local
 DESTDIR ?=
@@ -36,7 +37,7 @@ BUILD ?= build
 OPT := -O2 -g
 endif
 
-PKGS := libuv sqlite3 nettle
+PKGS := libuv sqlite3 nettle jansson
 # WebSocket framing and the HTTP upgrade request: Debian ships no .pc files for these.
 WS_LIBS := -lwslay -lhttp_parser
 # Recursive (=) so pkg-config runs when a recipe needs it, after `deps` has installed it.
@@ -56,6 +57,8 @@ FRAMES_SRC := $(wildcard frames/*.c)
 # The library is all of broker/ (two folder levels down) but the daemon.
 BROKER_SRC := $(filter-out broker/daemon/%,$(wildcard broker/*.c broker/*/*.c broker/*/*/*.c))
 LIB_SRC := $(FRAMES_SRC) $(wildcard store/*.c) $(BROKER_SRC)
+# The web console's files, compiled into the library (contrib/embed_files.sh).
+CONSOLE_FILES := $(sort $(wildcard broker/admin/console/*))
 TEST_SRC := $(wildcard tests/*/test_*.c)
 TESTLIB_SRC := $(wildcard tests/lib/*.c)
 BENCH_SRC := $(wildcard contrib/bench/*.c)
@@ -63,7 +66,7 @@ LOADGEN_SRC := $(wildcard contrib/bench/loadgen/*.c)
 EMBED_SRC := $(wildcard contrib/embed/*.c)
 
 FRAMES_OBJ := $(FRAMES_SRC:%.c=$(BUILD)/%.o)
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/console_files.o
 TESTLIB_OBJ := $(TESTLIB_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:%.c=$(BUILD)/%)
 LOADGEN_OBJ := $(LOADGEN_SRC:%.c=$(BUILD)/%.o)
@@ -110,6 +113,13 @@ $(BUILD)/%.o: %.c
 $(BUILD)/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Itests/lib $(CFLAGS_ALL) $(PKG_CFLAGS) $(CMOCKA_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/gen/console_files.c: $(CONSOLE_FILES) contrib/embed_files.sh
+	@mkdir -p $(dir $@)
+	sh contrib/embed_files.sh $@ $(CONSOLE_FILES)
+
+$(BUILD)/gen/%.o: $(BUILD)/gen/%.c
+	$(CC) $(CPPFLAGS) $(CFLAGS_ALL) -c $< -o $@
 
 $(BUILD)/libframes.a: $(FRAMES_OBJ)
 	@rm -f $@
@@ -174,7 +184,7 @@ FUZZ_BROKER_SECONDS ?= $(FUZZ_SECONDS)
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_FLAGS := -std=c11 -g -O1 -D_GNU_SOURCE -Iframes -fsanitize=fuzzer $(FUZZ_SAN)
 FUZZ_LIB_FLAGS := -std=c11 -g -O1 -fsanitize=fuzzer-no-link $(FUZZ_SAN)
-FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/obj/%.o)
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/obj/%.o) $(FUZZ_BUILD)/obj/gen/console_files.o
 FUZZ_RUN := -timeout=10 -rss_limit_mb=1024 -print_final_stats=1
 # A SQLite input of the broker target runs some twenty times longer than one on the memory
 # store: inputs are given time in inverse proportion to how long they run.
@@ -201,6 +211,10 @@ $(FUZZ_BUILD)/fuzz_parser: tests/fuzz/fuzz_parser.c tests/fuzz/fuzz_settings.h $
 $(FUZZ_BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	clang $(CPPFLAGS) $(FUZZ_LIB_FLAGS) $(PKG_CFLAGS) -MMD -MP -c $< -o $@
+
+$(FUZZ_BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(dir $@)
+	clang $(CPPFLAGS) $(FUZZ_LIB_FLAGS) -c $< -o $@
 
 $(FUZZ_BUILD)/fuzz_broker: tests/fuzz/fuzz_broker.c $(FUZZ_LIB_OBJ)
 	clang $(CPPFLAGS) $(FUZZ_FLAGS) $(PKG_CFLAGS) -Wall -Wextra -o $@ tests/fuzz/fuzz_broker.c \

@@ -62,6 +62,7 @@ typedef enum broker_event {
     BROKER_EV_WEBSOCKET,    /* a WebSocket handshake, refusal or close */
     BROKER_EV_POLICY,       /* a Flash socket policy request */
     BROKER_EV_STORE,        /* the store failed */
+    BROKER_EV_ADMIN,        /* the management API: a login, an action, a refusal */
     BROKER_EV__COUNT
 } broker_event;
 
@@ -207,6 +208,13 @@ typedef struct broker_options {
     int (*authenticate)(void *ctx, const char *login, const char *passcode);
     void *auth_ctx;            /* ctx of either hook */
     uint32_t auth_fail_delay_ms; /* delay before refusing a bad login (default 1000) */
+    /* The management HTTP API (broker_listen_admin): every request logs in with HTTP Basic
+     * through the authenticate hooks above, as a CONNECT would. */
+    int admin_open;            /* with neither hook set: 1 lets peers on loopback addresses
+                                  in without a login; 0 (default) refuses every request
+                                  (403) */
+    size_t metrics_max_destinations; /* /metrics shows at most this many destinations' series
+                                  (default 1000); the rest are counted as dropped */
 } broker_options;
 
 /* Fill o with the defaults documented above. */
@@ -230,6 +238,19 @@ broker_err broker_listen_ws(broker *b, const char *host, int port, int *bound_po
  * broker_listen. Answered whether or not flash_policy is set. */
 broker_err broker_listen_policy(broker *b, const char *host, int port,
                                 int *bound_port) BROKER_WUR;
+
+/* Listen for the management HTTP API on host and port (0 picks a free one), as
+ * broker_listen: JSON views of the broker (/api/overview, /api/destinations,
+ * /api/connections), actions (purge, delete, browse, move dead letters back, close a
+ * connection), Prometheus metrics (/metrics) and the web console (/). See the README's
+ * Management section for every path. */
+broker_err broker_listen_admin(broker *b, const char *host, int port,
+                               int *bound_port) BROKER_WUR;
+
+/* Forget the management API's remembered logins (an accepted HTTP Basic login is taken
+ * without a new check for 60 s): call it when the users change, so the next request of
+ * each is checked again. */
+void broker_admin_forget_logins(broker *b);
 
 /* Answer an authenticate_async request: accept != 0 lets the session in (CONNECTED, then
  * the frames that waited behind the CONNECT), 0 refuses it. Exactly once per request, on

@@ -43,6 +43,7 @@ void broker_options_init(broker_options *o)
     o->flash_policy = 1;
     o->policy_domains = "*";
     o->auth_fail_delay_ms = 1000;
+    o->metrics_max_destinations = 1000;
 }
 
 const char *broker_strerror(broker_err err)
@@ -75,6 +76,7 @@ const char *broker_event_name(broker_event ev)
         [BROKER_EV_WEBSOCKET] = "websocket",
         [BROKER_EV_POLICY] = "policy",
         [BROKER_EV_STORE] = "store",
+        [BROKER_EV_ADMIN] = "admin",
     };
     return (unsigned)ev < BROKER_EV__COUNT ? names[ev] : "unknown";
 }

@@ -228,23 +228,6 @@ static void *field(const assign *a)
     return (char *)a->base + a->k->off;
 }
 
-static int parse_bool(const char *v, int *out)
-{
-    static const char *const yes[] = { "yes", "true", "on", "1" };
-    static const char *const no[] = { "no", "false", "off", "0" };
-    for (size_t i = 0; i < 4; i++) {
-        if (strcasecmp(v, yes[i]) == 0) {
-            *out = 1;
-            return 0;
-        }
-        if (strcasecmp(v, no[i]) == 0) {
-            *out = 0;
-            return 0;
-        }
-    }
-    return -1;
-}
-
 /* Decimal with an optional binary suffix (k, m, g). */
 static int parse_size(const char *v, unsigned long long max, unsigned long long *out)
 {
@@ -278,7 +261,7 @@ int config__parse_port(const char *s, int *port)
 }
 
 /* "HOST:PORT", "[IPV6]:PORT", or a bare HOST or IPv6 address (port 61613). -1 when bad. */
-static int parse_listen(const char *s, config_listen *l)
+int config__parse_listen(const char *s, config_listen *l)
 {
     const char *host = s, *port = NULL;
     size_t hlen;
@@ -347,7 +330,7 @@ static int set_u32(const assign *a)
 static int set_bool(const assign *a)
 {
     int b;
-    if (parse_bool(a->v, &b) != 0)
+    if (config__parse_bool(a->v, &b) != 0)
         return invalid(a, "is not yes or no");
     *(int *)field(a) = b;
     return 0;
@@ -364,7 +347,7 @@ static int set_listen(const assign *a)
 {
     daemon_config *cfg = a->cfg;
     config_listen l;
-    if (parse_listen(a->v, &l) != 0)
+    if (config__parse_listen(a->v, &l) != 0)
         return invalid(a, "is not HOST:PORT or [IPV6]:PORT");
     if (a->listen_given && !*a->listen_given) {
         cfg->nlisten = 0;
@@ -613,6 +596,8 @@ void config__free(daemon_config *cfg)
 int config__set_from_file(daemon_config *cfg, const char *name, const char *value,
                           int *listen_given, char *err, size_t errlen)
 {
+    if (config__admin_key(name)) /* the management keys: config_admin.c */
+        return config__admin_set(cfg, name, value, err, errlen);
     const key *k = find_key(name, err, errlen);
     if (!k)
         return -1;
@@ -657,6 +642,7 @@ void config__print_keys(FILE *f)
 {
     fprintf(f, "\nConfig file keys ([stompd] section; sizes take k, m, g suffixes):\n");
     print_table(f, keys, NKEYS);
+    config__admin_print(f);
     fprintf(f, "\nMessage policy keys: in [stompd] for every queue, and in\n"
                "[queue \"PATTERN\"] sections for the queues whose names match PATTERN (a key\n"
                "such a section does not set comes from [stompd]):\n");

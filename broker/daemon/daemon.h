@@ -113,6 +113,9 @@ typedef struct daemon_config {
     config_queue *queues;       /* the [queue "PATTERN"] sections, in file order */
     size_t nqueues;
     broker_policy_rule *rules;  /* one per section, once built */
+    /* The management API (config_admin.c); opts.admin_open and
+     * opts.metrics_max_destinations hold the other two keys. */
+    config_listen admin_listen; /* host empty: no management listener (default) */
 } daemon_config;
 
 /* The defaults (documented in --help and contrib/stompd.conf). -1 with err when out of
@@ -148,6 +151,20 @@ int config__set_from_file(daemon_config *cfg, const char *key, const char *value
 int config__set_str(char **slot, const char *v) DAEMON_WUR;
 /* A decimal port, 0-65535. -1 when bad. */
 int config__parse_port(const char *s, int *port) DAEMON_WUR;
+/* "HOST:PORT", "[IPV6]:PORT", or a bare HOST or IPv6 address (port 61613). -1 when bad. */
+int config__parse_listen(const char *s, config_listen *l) DAEMON_WUR;
+
+/* ---- config_admin.c ------------------------------------------------------------------ */
+
+/* yes/true/on/1 or no/false/off/0 (any case): 0, or -1 when it is neither. */
+int config__parse_bool(const char *v, int *out) DAEMON_WUR;
+/* Is name one of the management keys (admin_listen, admin_open, metrics_max_destinations)? */
+int config__admin_key(const char *name);
+/* Set one of them: -1 with "KEY: 'VALUE' why" in err. */
+int config__admin_set(daemon_config *cfg, const char *name, const char *value, char *err,
+                      size_t errlen) DAEMON_WUR;
+/* Their lines of the --help key list. */
+void config__admin_print(FILE *f);
 
 /* ---- config_policy.c ----------------------------------------------------------------- */
 

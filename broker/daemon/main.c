@@ -33,6 +33,7 @@ static uv_signal_t sig_int, sig_term, sig_hup;
 static uv_timer_t stats_timer, stop_timer;
 static int signals_on, stats_on, stop_timer_on, stopping;
 static int ws_bound, policy_bound; /* the ports they got; ws_bound -1: none after all */
+static int admin_bound;               /* the management listener's port */
 
 /* Config warnings are printed at once and logged again once the log is open. */
 #define MAX_WARNINGS 16
@@ -191,6 +192,7 @@ static void reload(void)
         } else {
             auth__free(the_auth);
             the_auth = t;
+            broker_admin_forget_logins(the_broker); /* HTTP logins are checked anew */
             logf_(BROKER_LOG_INFO, "reload", "auth file reloaded: %zu logins", auth__count(t));
         }
     }
@@ -271,8 +273,22 @@ static void listen_web(void)
     }
 }
 
+/* The management API, when admin_listen names an address: it must be had. */
+static void listen_admin(void)
+{
+    if (!cfg.admin_listen.host[0])
+        return;
+    broker_err rc = broker_listen_admin(the_broker, cfg.admin_listen.host,
+                                        cfg.admin_listen.port, &admin_bound);
+    if (rc != BROKER_OK)
+        die(STOMPD_EXIT_LISTEN, "cannot listen on %s:%d (management): %s",
+            cfg.admin_listen.host, cfg.admin_listen.port, broker_strerror(rc));
+}
+
 static void print_web(void)
 {
+    if (cfg.admin_listen.host[0])
+        printf("stompd: admin listening on %s:%d\n", cfg.admin_listen.host, admin_bound);
     if (cfg.websocket && ws_bound >= 0)
         printf("stompd: websocket listening on %s:%d\n", cfg.ws_host, ws_bound);
     if (cfg.policy_port >= 0)
@@ -422,6 +438,7 @@ static void start_broker(int bound[CONFIG_MAX_LISTEN])
                 cfg.listen[i].port, broker_strerror(rc));
     }
     listen_web();
+    listen_admin();
 }
 
 /* After binding (ports below 1024) and opening every file, become user/group. */
