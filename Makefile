@@ -16,7 +16,7 @@
 # broker/daemon/*.c + libbroker.a -> stompd; tests/<area>/test_*.c -> one cmocka binary
 # each, linked with tests/lib/*.c (tests/daemon/ ones with the daemon's modules too, all
 # but main.c); contrib/bench/*.c -> one program each, and all of
-# contrib/bench/loadgen/*.c -> loadgen;
+# contrib/bench/loadgen/*.c -> loadgen; ctl/*.c -> stompctl (the management API's client);
 # broker/admin/console/* -> a generated C file of the library (contrib/embed_files.sh).
 # New files and new library folders need no change here.
 
@@ -64,6 +64,10 @@ TESTLIB_SRC := $(wildcard tests/lib/*.c)
 BENCH_SRC := $(wildcard contrib/bench/*.c)
 LOADGEN_SRC := $(wildcard contrib/bench/loadgen/*.c)
 EMBED_SRC := $(wildcard contrib/embed/*.c)
+# stompctl, the management API's command-line client: all of ctl/*.c.
+CTL_SRC := $(wildcard ctl/*.c)
+CTL_OBJ := $(CTL_SRC:%.c=$(BUILD)/%.o)
+STOMPCTL := $(if $(CTL_SRC),$(BUILD)/stompctl)
 
 FRAMES_OBJ := $(FRAMES_SRC:%.c=$(BUILD)/%.o)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/console_files.o
@@ -91,7 +95,7 @@ all: deps
 deps:
 	@sh contrib/deps.sh build
 
-build: $(BUILD)/libframes.a $(BUILD)/libbroker.a $(BUILD)/libbroker.so $(STOMPD) \
+build: $(BUILD)/libframes.a $(BUILD)/libbroker.a $(BUILD)/libbroker.so $(STOMPD) $(STOMPCTL) \
 	$(BENCH_BIN) $(EMBED_BIN) $(BUILD)/libbroker.pc $(BUILD)/libframes.pc
 
 run: deps
@@ -135,6 +139,9 @@ $(BUILD)/libbroker.so: $(LIB_OBJ) contrib/libbroker.map
 
 $(BUILD)/stompd: $(DAEMON_OBJ) $(BUILD)/libbroker.a
 	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDFLAGS) $(DAEMON_LIBS) $(LDLIBS_ALL)
+
+$(BUILD)/stompctl: $(CTL_OBJ)
+	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDFLAGS) $(shell pkg-config --libs jansson 2>/dev/null)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TESTLIB_OBJ) $(BUILD)/libbroker.a
 	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDFLAGS) $(CMOCKA_LIBS) $(LDLIBS_ALL)
@@ -238,6 +245,7 @@ install: build
 	ln -sf libbroker.so.$(SOVERSION) $(DESTDIR)$(PREFIX)/lib/libbroker.so
 	install -m 644 $(BUILD)/libbroker.pc $(BUILD)/libframes.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
 	$(if $(STOMPD),install -m 755 $(STOMPD) $(DESTDIR)$(PREFIX)/bin/)
+	$(if $(STOMPCTL),install -m 755 $(STOMPCTL) $(DESTDIR)$(PREFIX)/bin/)
 
 clean:
 	rm -rf build
