@@ -17,8 +17,9 @@
 # broker/daemon/*.c + libbroker.a -> stompd; tests/<area>/test_*.c -> one cmocka binary
 # each, linked with tests/lib/*.c (tests/daemon/ ones with the daemon's modules too, all
 # but main.c); contrib/bench/*.c -> one program each, and all of
-# contrib/bench/loadgen/*.c -> loadgen. New files and new library folders need no change
-# here.
+# contrib/bench/loadgen/*.c -> loadgen; ctl/*.c -> stompctl (the management API's client);
+# broker/admin/console/* -> a generated C file of the library (contrib/embed_files.sh).
+# New files and new library folders need no change here.
 
 PREFIX ?= /usr/local
 DESTDIR ?=
@@ -37,7 +38,7 @@ BUILD ?= build
 OPT := -O2 -g
 endif
 
-PKGS := libuv sqlite3 nettle openssl
+PKGS := libuv sqlite3 nettle openssl jansson
 # libpq: its header only; the PostgreSQL store loads the library when it opens (store/pg_lib.h),
 # so that its twenty dependencies do not slow every start. Tests that talk to their private
 # server themselves link it.
@@ -62,14 +63,20 @@ FRAMES_SRC := $(wildcard frames/*.c)
 # The library is all of broker/ (two folder levels down) but the daemon.
 BROKER_SRC := $(filter-out broker/daemon/%,$(wildcard broker/*.c broker/*/*.c broker/*/*/*.c))
 LIB_SRC := $(FRAMES_SRC) $(wildcard store/*.c) $(BROKER_SRC)
+# The web console's files, compiled into the library (contrib/embed_files.sh).
+CONSOLE_FILES := $(sort $(wildcard broker/admin/console/*))
 TEST_SRC := $(wildcard tests/*/test_*.c)
 TESTLIB_SRC := $(wildcard tests/lib/*.c)
 BENCH_SRC := $(wildcard contrib/bench/*.c)
 LOADGEN_SRC := $(wildcard contrib/bench/loadgen/*.c)
 EMBED_SRC := $(wildcard contrib/embed/*.c)
+# stompctl, the management API's command-line client: all of ctl/*.c.
+CTL_SRC := $(wildcard ctl/*.c)
+CTL_OBJ := $(CTL_SRC:%.c=$(BUILD)/%.o)
+STOMPCTL := $(if $(CTL_SRC),$(BUILD)/stompctl)
 
 FRAMES_OBJ := $(FRAMES_SRC:%.c=$(BUILD)/%.o)
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/console_files.o
 TESTLIB_OBJ := $(TESTLIB_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:%.c=$(BUILD)/%)
 LOADGEN_OBJ := $(LOADGEN_SRC:%.c=$(BUILD)/%.o)
@@ -94,7 +101,7 @@ all: deps
 deps:
 	@sh contrib/deps.sh build
 
-build: $(BUILD)/libframes.a $(BUILD)/libbroker.a $(BUILD)/libbroker.so $(STOMPD) \
+build: $(BUILD)/libframes.a $(BUILD)/libbroker.a $(BUILD)/libbroker.so $(STOMPD) $(STOMPCTL) \
 	$(BENCH_BIN) $(EMBED_BIN) $(BUILD)/libbroker.pc $(BUILD)/libframes.pc
 
 run: deps
@@ -117,6 +124,13 @@ $(BUILD)/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Itests/lib $(CFLAGS_ALL) $(PKG_CFLAGS) $(CMOCKA_CFLAGS) -MMD -MP -c $< -o $@
 
+$(BUILD)/gen/console_files.c: $(CONSOLE_FILES) contrib/embed_files.sh
+	@mkdir -p $(dir $@)
+	sh contrib/embed_files.sh $@ $(CONSOLE_FILES)
+
+$(BUILD)/gen/%.o: $(BUILD)/gen/%.c
+	$(CC) $(CPPFLAGS) $(CFLAGS_ALL) -c $< -o $@
+
 $(BUILD)/libframes.a: $(FRAMES_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
@@ -131,6 +145,9 @@ $(BUILD)/libbroker.so: $(LIB_OBJ) contrib/libbroker.map
 
 $(BUILD)/stompd: $(DAEMON_OBJ) $(BUILD)/libbroker.a
 	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDFLAGS) $(DAEMON_LIBS) $(LDLIBS_ALL)
+
+$(BUILD)/stompctl: $(CTL_OBJ)
+	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDFLAGS) $(shell pkg-config --libs jansson 2>/dev/null)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TESTLIB_OBJ) $(BUILD)/libbroker.a
 	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDFLAGS) $(CMOCKA_LIBS) $(PQ_LIBS) $(LDLIBS_ALL)
@@ -182,7 +199,7 @@ SELECTOR_SRC := broker/route/selector.c broker/route/selector_eval.c
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_FLAGS := -std=c11 -g -O1 -D_GNU_SOURCE -Iframes -fsanitize=fuzzer $(FUZZ_SAN)
 FUZZ_LIB_FLAGS := -std=c11 -g -O1 -fsanitize=fuzzer-no-link $(FUZZ_SAN)
-FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/obj/%.o)
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/obj/%.o) $(FUZZ_BUILD)/obj/gen/console_files.o
 FUZZ_RUN := -timeout=10 -rss_limit_mb=1024 -print_final_stats=1
 # A SQLite input of the broker target runs some twenty times longer than one on the memory
 # store: inputs are given time in inverse proportion to how long they run.
@@ -220,6 +237,10 @@ $(FUZZ_BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	clang $(CPPFLAGS) $(FUZZ_LIB_FLAGS) $(PKG_CFLAGS) -MMD -MP -c $< -o $@
 
+$(FUZZ_BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(dir $@)
+	clang $(CPPFLAGS) $(FUZZ_LIB_FLAGS) -c $< -o $@
+
 $(FUZZ_BUILD)/fuzz_broker: tests/fuzz/fuzz_broker.c $(FUZZ_LIB_OBJ)
 	clang $(CPPFLAGS) $(FUZZ_FLAGS) $(PKG_CFLAGS) -Wall -Wextra -o $@ tests/fuzz/fuzz_broker.c \
 		$(FUZZ_LIB_OBJ) $(LDFLAGS) $(LDLIBS_ALL)
@@ -242,6 +263,7 @@ install: build
 	ln -sf libbroker.so.$(SOVERSION) $(DESTDIR)$(PREFIX)/lib/libbroker.so
 	install -m 644 $(BUILD)/libbroker.pc $(BUILD)/libframes.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
 	$(if $(STOMPD),install -m 755 $(STOMPD) $(DESTDIR)$(PREFIX)/bin/)
+	$(if $(STOMPCTL),install -m 755 $(STOMPCTL) $(DESTDIR)$(PREFIX)/bin/)
 
 clean:
 	rm -rf build

@@ -126,6 +126,7 @@ broker_err broker_create(uv_loop_t *loop, const broker_options *opts, broker **o
         return rc;
     }
     net__init(b, session__accept);
+    admin__init(b);
     uv_idle_init(loop, &b->idle);
     uv_check_init(loop, &b->check);
     b->idle.data = b;
@@ -201,6 +202,15 @@ broker_err broker_tls_check(const broker_options *o, char *why, size_t cap)
     return rc;
 }
 
+broker_err broker_listen_admin(broker *b, const char *host, int port, int *bound_port)
+{
+    if (!b || !host || port < 0 || port > 65535)
+        return BROKER_E_INVALID;
+    if (b->stopping)
+        return BROKER_E_STATE;
+    return admin__listen(b, host, port, bound_port);
+}
+
 /* Once every conn and login record is gone and the store has committed the last batch,
  * the core handles close; the last handle to close completes the stop. */
 static void finish_stop(broker *b)
@@ -230,6 +240,7 @@ broker_err broker_stop(broker *b, broker_stop_cb cb, void *arg)
     b->stop_cb = cb;
     b->stop_arg = arg;
     net__close_listeners(b);
+    admin__stop(b);
     session__close_all(b);
     /* The tick finishes the job; make sure it runs even if nothing else is active. */
     uv_ref((uv_handle_t *)&b->check);

@@ -66,6 +66,7 @@ typedef enum broker_event {
     BROKER_EV_STORE,        /* the store failed */
     BROKER_EV_TLS,          /* a TLS handshake failed, or certificates were (re)loaded */
     BROKER_EV_ACL_REFUSED,  /* a SEND or SUBSCRIBE the ACL does not grant */
+    BROKER_EV_ADMIN,        /* the management API: a login, an action, a refusal */
     BROKER_EV__COUNT
 } broker_event;
 
@@ -230,6 +231,13 @@ typedef struct broker_options {
     const char *tls_ciphers;   /* TLS 1.2 cipher list, OpenSSL syntax (NULL: ECDHE with
                                   AES-GCM or ChaCha20-Poly1305 only) */
     const char *tls_ciphersuites; /* TLS 1.3 suites (NULL: OpenSSL's default) */
+    /* The management HTTP API (broker_listen_admin): every request logs in with HTTP Basic
+     * through the authenticate hooks above, as a CONNECT would. */
+    int admin_open;            /* with neither hook set: 1 lets peers on loopback addresses
+                                  in without a login; 0 (default) refuses every request
+                                  (403) */
+    size_t metrics_max_destinations; /* /metrics shows at most this many destinations' series
+                                  (default 1000); the rest are counted as dropped */
 } broker_options;
 
 enum { BROKER_TLS_VERIFY_NONE, BROKER_TLS_VERIFY_OPTIONAL, BROKER_TLS_VERIFY_REQUIRED };
@@ -275,6 +283,18 @@ broker_err broker_tls_reload(broker *b) BROKER_WUR;
 /* Check o's TLS settings and files without a broker: BROKER_OK, or BROKER_E_TLS with a
  * line naming the key and file in why (cap bytes). */
 broker_err broker_tls_check(const broker_options *o, char *why, size_t cap) BROKER_WUR;
+/* Listen for the management HTTP API on host and port (0 picks a free one), as
+ * broker_listen: JSON views of the broker (/api/overview, /api/destinations,
+ * /api/connections), actions (purge, delete, browse, move dead letters back, close a
+ * connection), Prometheus metrics (/metrics) and the web console (/). See the README's
+ * Management section for every path. */
+broker_err broker_listen_admin(broker *b, const char *host, int port,
+                               int *bound_port) BROKER_WUR;
+
+/* Forget the management API's remembered logins (an accepted HTTP Basic login is taken
+ * without a new check for 60 s): call it when the users change, so the next request of
+ * each is checked again. */
+void broker_admin_forget_logins(broker *b);
 
 /* Answer an authenticate_async request: accept != 0 lets the session in (CONNECTED, then
  * the frames that waited behind the CONNECT), 0 refuses it. Exactly once per request, on

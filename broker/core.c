@@ -44,6 +44,7 @@ void broker_options_init(broker_options *o)
     o->policy_domains = "*";
     o->auth_fail_delay_ms = 1000;
     o->tls_min_version = 12;
+    o->metrics_max_destinations = 1000;
 }
 
 const char *broker_strerror(broker_err err)
@@ -80,6 +81,7 @@ const char *broker_event_name(broker_event ev)
         [BROKER_EV_STORE] = "store",
         [BROKER_EV_TLS] = "tls",
         [BROKER_EV_ACL_REFUSED] = "acl-refused",
+        [BROKER_EV_ADMIN] = "admin",
     };
     return (unsigned)ev < BROKER_EV__COUNT ? names[ev] : "unknown";
 }

@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "admin/admin.h"
 #include "broker.h"
 #include "net/net.h"
 #include "route/route.h"
@@ -47,6 +48,7 @@ struct broker {
     net_state net;
     route_state route;
     session_state sess;
+    admin_state admin;
 };
 
 /* One log record (see broker_log_fn); conn_id 0 when it concerns no connection. */

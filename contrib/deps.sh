@@ -20,6 +20,8 @@ for what in "${@:-build}"; do
         have_pc libpq || want libpq-dev
         have_pc nettle || want nettle-dev
         have_pc openssl || want libssl-dev
+        # the management API's JSON
+        have_pc jansson || want libjansson-dev
         have_deb libwslay-dev || want libwslay-dev
         have_deb libhttp-parser-dev || want libhttp-parser-dev
         # stompd only: config file parser, passcode hashing, crypt(3)
@@ -37,6 +39,8 @@ for what in "${@:-build}"; do
         have_deb ruby-stomp || want ruby-stomp
         # The browser test (tests/web/test_chat) drives Debian's Chromium headless.
         [ -x /usr/bin/chromium ] || want chromium
+        # /metrics is checked with promtool (tests/admin/).
+        command -v promtool >/dev/null 2>&1 || want prometheus
         # JavaScript clients: node and npm, then the npm packages pinned in
         # tests/clients/package-lock.json. npm ci needs npm at once, so those two are
         # installed here rather than with the list at the end.

@@ -228,19 +228,6 @@ static void *field(const assign *a)
     return (char *)a->base + a->k->off;
 }
 
-static int parse_bool(const char *v, int *out)
-{
-    static const char *const yes[] = { "yes", "true", "on", "1" };
-    static const char *const no[] = { "no", "false", "off", "0" };
-    for (size_t i = 0; i < 4; i++) {
-        if (strcasecmp(v, yes[i]) == 0 || strcasecmp(v, no[i]) == 0) {
-            *out = strcasecmp(v, yes[i]) == 0;
-            return 0;
-        }
-    }
-    return -1;
-}
-
 /* Decimal with an optional binary suffix (k, m, g). */
 static int parse_size(const char *v, unsigned long long max, unsigned long long *out)
 {
@@ -342,7 +329,7 @@ static int set_u32(const assign *a)
 static int set_bool(const assign *a)
 {
     int b;
-    if (parse_bool(a->v, &b) != 0)
+    if (config__parse_bool(a->v, &b) != 0)
         return invalid(a, "is not yes or no");
     *(int *)field(a) = b;
     return 0;
@@ -613,6 +600,8 @@ int config__set_from_file(daemon_config *cfg, const char *name, const char *valu
     int tls = config__tls_set(cfg, name, value, 0, err, errlen);
     if (tls != 1)
         return tls;
+    if (config__admin_key(name)) /* the management keys: config_admin.c */
+        return config__admin_set(cfg, name, value, err, errlen);
     const key *k = find_key(name, err, errlen);
     if (!k)
         return -1;
@@ -657,6 +646,7 @@ void config__print_keys(FILE *f)
 {
     fprintf(f, "\nConfig file keys ([stompd] section; sizes take k, m, g suffixes):\n");
     print_table(f, keys, NKEYS);
+    config__admin_print(f);
     fprintf(f, "\nMessage policy keys: in [stompd] for every queue, and in\n"
                "[queue \"PATTERN\"] sections for the queues whose names match PATTERN (a key\n"
                "such a section does not set comes from [stompd]):\n");

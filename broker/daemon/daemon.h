@@ -125,6 +125,9 @@ typedef struct daemon_config {
     size_t nqueues;
     broker_policy_rule *rules;  /* one per section, once built */
     config_tls tls;             /* TLS listeners, certificates and settings */
+    /* The management API (config_admin.c); opts.admin_open and
+     * opts.metrics_max_destinations hold the other two keys. */
+    config_listen admin_listen; /* host empty: no management listener (default) */
 } daemon_config;
 
 /* The defaults (documented in --help and contrib/stompd.conf). -1 with err when out of
@@ -181,6 +184,18 @@ void config__tls_options(const daemon_config *cfg, broker_options *o);
 /* Listeners without tls_cert, unreadable or mismatched files, bad settings: -1 with a
  * message naming the key and file. */
 int config__tls_check(const daemon_config *cfg, char *err, size_t errlen) DAEMON_WUR;
+
+/* ---- config_admin.c ------------------------------------------------------------------ */
+
+/* yes/true/on/1 or no/false/off/0 (any case): 0, or -1 when it is neither. */
+int config__parse_bool(const char *v, int *out) DAEMON_WUR;
+/* Is name one of the management keys (admin_listen, admin_open, metrics_max_destinations)? */
+int config__admin_key(const char *name);
+/* Set one of them: -1 with "KEY: 'VALUE' why" in err. */
+int config__admin_set(daemon_config *cfg, const char *name, const char *value, char *err,
+                      size_t errlen) DAEMON_WUR;
+/* Their lines of the --help key list. */
+void config__admin_print(FILE *f);
 
 /* ---- config_policy.c ----------------------------------------------------------------- */
 

@@ -35,6 +35,7 @@ static uv_timer_t stats_timer, stop_timer;
 static int signals_on, stats_on, stop_timer_on, stopping;
 static int ws_bound, policy_bound; /* the ports they got; ws_bound -1: none after all */
 static int tls_bound[CONFIG_MAX_LISTEN], wss_bound[CONFIG_MAX_LISTEN];
+static int admin_bound;               /* the management listener's port */
 
 /* Config warnings are printed at once and logged again once the log is open. */
 #define MAX_WARNINGS 16
@@ -197,6 +198,7 @@ static void reload(void)
             logf_(BROKER_LOG_INFO, "reload", "auth file reloaded: %zu logins, %s", auth__count(t),
                   acl ? "permissions from [acl]" : "no [acl]: every login may do everything");
             broker_set_acl(the_broker, acl);
+            broker_admin_forget_logins(the_broker); /* HTTP logins are checked anew */
         }
     }
     /* The library logs the outcome: a bad new certificate keeps the old one. */
@@ -300,12 +302,26 @@ static void listen_tls(void)
     }
 }
 
+/* The management API, when admin_listen names an address: it must be had. */
+static void listen_admin(void)
+{
+    if (!cfg.admin_listen.host[0])
+        return;
+    broker_err rc = broker_listen_admin(the_broker, cfg.admin_listen.host,
+                                        cfg.admin_listen.port, &admin_bound);
+    if (rc != BROKER_OK)
+        die(STOMPD_EXIT_LISTEN, "cannot listen on %s:%d (management): %s",
+            cfg.admin_listen.host, cfg.admin_listen.port, broker_strerror(rc));
+}
+
 static void print_web(void)
 {
     for (size_t i = 0; i < cfg.tls.nlisten; i++)
         printf("stompd: tls listening on %s:%d\n", cfg.tls.listen[i].host, tls_bound[i]);
     for (size_t i = 0; i < cfg.tls.nwss; i++)
         printf("stompd: wss listening on %s:%d\n", cfg.tls.wss[i].host, wss_bound[i]);
+    if (cfg.admin_listen.host[0])
+        printf("stompd: admin listening on %s:%d\n", cfg.admin_listen.host, admin_bound);
     if (cfg.websocket && ws_bound >= 0)
         printf("stompd: websocket listening on %s:%d\n", cfg.ws_host, ws_bound);
     if (cfg.policy_port >= 0)
@@ -466,6 +482,7 @@ static void start_broker(int bound[CONFIG_MAX_LISTEN])
     }
     listen_web();
     listen_tls();
+    listen_admin();
 }
 
 /* After binding (ports below 1024) and opening every file, become user/group. */

@@ -167,6 +167,14 @@ unsigned acl__perms(const broker_acl *a, const char *login, const char *dest, si
     return perms;
 }
 
+int acl__grants_any(const broker_acl *a, const char *login, unsigned perm)
+{
+    for (size_t i = 0; i < a->nrules; i++)
+        if ((a->rules[i].perms & perm) && applies(a, &a->rules[i], login))
+            return 1;
+    return 0;
+}
+
 unsigned broker_acl_perms(const broker_acl *a, const char *login, const char *dest)
 {
     if (!a || !dest)

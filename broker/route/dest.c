@@ -1,13 +1,15 @@
 /* dest.c: destinations: the table by name and each one's subscriber list, and wildcard
  * dests (named by a pattern, wild.h) with their links to the queues they match.
  *
- * A dest exists while something uses it (subscribers, a pending dispatch, a commit in
- * flight that enqueued to it, a link to a wildcard queue dest); queue contents live in the
- * store, not here. Subscriber lists may be walked while user callbacks run: removal during
- * a walk (busy > 0) only marks the subscription dead and the walk's end sweeps it. A
- * wildcard dest is in the broker's trie for its kind while it exists; a wildcard queue dest
- * is linked to every queue its pattern matches that has a dest or messages in the store
- * (queues that appear later are linked as they get a dest).
+ * A topic dest exists while something uses it (subscribers, a pending dispatch); so does a
+ * wildcard dest and a temporary queue's reply queue; any other queue dest from its first
+ * SEND or SUBSCRIBE until an administrator deletes it (and nothing uses it), so its
+ * counters last. Queue contents live in the store, not here. Subscriber lists may be walked
+ * while user callbacks run: removal during a walk (busy > 0) only marks the subscription
+ * dead and the walk's end sweeps it. A wildcard dest is in the broker's trie for its kind
+ * while it exists; a wildcard queue dest is linked to every queue its pattern matches that
+ * has a dest or messages in the store (queues that appear later are linked as they get a
+ * dest).
  */
 #include "core.h"
 
@@ -77,6 +79,7 @@ static void unlink_all(broker *b, dest_t *d)
 
 static void free_dest(dest_t *d)
 {
+    queue__drain_free(d);
     free(d->links);
     free(d);
 }
@@ -206,6 +209,8 @@ void dest__release(broker *b, dest_t *d)
     if (d->nsubs || d->busy || d->has_dead || d->on_dispatch || d->on_touched || d->pins ||
         (d->nlinks && !d->is_wild))
         return;
+    if (!d->is_topic && !d->is_wild && !d->unlisted && !tempq__is_reply(d->name, d->link.len))
+        return; /* a queue keeps its counters for the management views (stats.c) */
     store__queues_remove(&b->route.dests, &d->link);
     if (d->is_wild) {
         d->pins++; /* not freed again while its queues are released */

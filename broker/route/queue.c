@@ -58,11 +58,15 @@ broker_err queue__enqueue(broker *b, const char *dname, size_t dlen, uint64_t ha
     commit__dirty(b);
     if (with && sa.expires)
         queue__expiry_at(b, sa.expires);
+    /* The queue's dest is made at its first message and kept (its counters): after that
+     * the look-up finds it, as it always did for a queue with subscribers. */
     dest_t *d = dest__find(b, dname, dlen, hash);
-    if (!d && b->route.wild_queues.n)
-        d = dest__for_wild(b, dname, dlen, hash); /* a wildcard consumer takes from it */
-    if (d)
+    if (!d)
+        d = dest__get(b, dname, dlen, hash);
+    if (d) {
+        d->n_in++;
         dest__touch(b, d);
+    }
     return BROKER_OK;
 }
 
@@ -153,18 +157,23 @@ static int dispatch_one(broker *b, dest_t *d, sub *s, uint64_t now)
                              rc == BROKER_E_NOMEM
                                  ? "out of memory"
                                  : "a queued message cannot be carried in this STOMP version");
-    } else if (!s->ep) {
-        /* In-process: the callback had it. A connection's auto-ack delivery is acknowledged
-         * once its bytes are written (route__endpoint_written). */
-        if (b->st->ack(b->store, sm.id) == STORE_OK)
-            commit__dirty(b);
-        broker__mem_sub(b, bytes);
+    } else {
+        d->n_out++;
+        if (!s->ep) {
+            /* In-process: the callback had it. A connection's auto-ack delivery is
+             * acknowledged once its bytes are written (route__endpoint_written). */
+            if (b->st->ack(b->store, sm.id) == STORE_OK)
+                commit__dirty(b);
+            broker__mem_sub(b, bytes);
+        }
     }
     return 1;
 }
 
 void queue__dispatch(broker *b, dest_t *d)
 {
+    if (d->drain)
+        queue__drain_step(b, d);
     if (d->is_topic || b->stopping)
         return;
     if (d->purge) {

@@ -104,6 +104,11 @@ int queue__dead_letter(broker *b, const store_msg *m, const broker_policy *p,
         broker__log(b, BROKER_LOG_DEBUG, BROKER_EV_STORE, 0, "message %llu of %.*s %s%.*s (%s)",
                     (unsigned long long)m->id, (int)m->queue_len, m->queue,
                     nlen ? "dead-lettered to " : "dropped", (int)nlen, name, reason);
+        /* Before the ack: m is the store's and may go with it. */
+        dest_t *from = dest__find(b, m->queue, m->queue_len,
+                                  store_hash_name(m->queue, m->queue_len));
+        if (from)
+            from->n_dead++;
         if (b->st->ack(b->store, m->id) == STORE_OK) /* it is taken: cannot fail */
             commit__dirty(b);
         if (nlen)

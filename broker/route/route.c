@@ -23,6 +23,8 @@ broker_err route__send(broker *b, bmsg *m, int *stored)
         b->stats.messages_in++;
         *stored = 0;
         dest_t *d = dest__find(b, m->dest, m->dest_len, hash);
+        if (d)
+            d->n_in++;
         if (expired(b, &m->attrs))
             return BROKER_OK;
         if (b->route.wild_topics.n)
@@ -104,6 +106,7 @@ broker_err route__send_frame(broker *b, const stomp_frame *f, const char *dname,
             m->origin = from;
         }
         b->stats.messages_in++;
+        d->n_in++;
         topic__fan_out(b, d, m);
         bmsg__unref(m);
         return BROKER_OK;

@@ -106,6 +106,13 @@ struct dest {
     dest_t **links;
     size_t nlinks, links_cap, lcursor;
     int purge;            /* a temporary queue whose owner left: emptied, not dispatched */
+    /* Counters for the management views (stats.c), kept in place on the data path. */
+    uint64_t n_in, n_out; /* messages sent to it / handed to subscribers */
+    uint64_t n_dead;      /* queues: messages dead-lettered out of it */
+    uint64_t last_in, last_out; /* the counters at the last rate tick */
+    double rate_in, rate_out;   /* messages per second over the last rate tick */
+    struct drain *drain;  /* queues: an administrator's purge or move under way */
+    int unlisted;         /* deleted by an administrator: freed as soon as nothing uses it */
     char name[];          /* NUL-terminated, link.len bytes */
 };
 
@@ -485,6 +492,57 @@ void commit__unwait(broker *b, endpoint *ep);
 int commit__idle(const broker *b); /* nothing written, nothing in flight */
 int commit__pending(const broker *b); /* written, not yet committing */
 
+/* ---- the management views and actions (stats.c, drain.c) ------------------------------ */
+
+/* What the management API shows of a destination. Queues: messages and bytes are what the
+ * store holds and has not had acknowledged (ready, waiting, delivered); depth the ready
+ * ones; unacked what subscribers in a client ack mode hold. Topics: only consumers and
+ * the counters. name is borrowed from the dest. */
+typedef struct route_dest_view {
+    const char *name;
+    size_t name_len;
+    int is_topic, is_dead_letter;
+    uint64_t depth, messages, bytes, unacked;
+    uint64_t consumers, browsers, exclusive;
+    uint64_t in, out, dead; /* since the dest was created: sent, handed out, dead-lettered */
+    double rate_in, rate_out; /* per second, over the last rate tick */
+} route_dest_view;
+
+/* The destinations in the broker's table (queues from their first SEND or SUBSCRIBE,
+ * topics while they have subscribers), in no particular order; NULL after the last. */
+dest_t *route__dest_first(broker *b);
+dest_t *route__dest_next(broker *b, dest_t *d);
+size_t route__dest_count(const broker *b);
+dest_t *route__dest_named(broker *b, const char *name, size_t len);
+void route__dest_view(broker *b, dest_t *d, route_dest_view *v);
+/* Recompute every dest's rates from its counters: secs since the last call. */
+void route__rates(broker *b, double secs);
+/* Forget a destination and its counters (its messages must be gone first). BROKER_E_STATE
+ * while it has subscribers. */
+broker_err route__dest_delete(broker *b, dest_t *d) BROKER_WUR;
+
+/* The first max ready messages of the queue named so, in delivery order, each handed to fn
+ * (borrowed for the call); nothing is taken. Returns how many. */
+typedef void (*route_browse_fn)(void *arg, const store_msg *m);
+size_t route__browse(broker *b, const char *name, size_t len, size_t max, route_browse_fn fn,
+                     void *arg);
+
+/* A drain takes every message of a queue that is not delivered: DRAIN_PURGE acknowledges
+ * (removes) them; DRAIN_MOVE sends each dead letter back to its original-destination (the
+ * dead-letter headers removed, its priority kept) and leaves those without one where they
+ * were. It runs at the tick, across commits when the store asks (never inside the call
+ * that starts it); fn gets how many were removed or moved, and how many were left. */
+enum { DRAIN_PURGE, DRAIN_MOVE };
+typedef void (*route_drain_fn)(void *arg, broker_err rc, uint64_t done, uint64_t kept);
+typedef struct drain drain;
+/* BROKER_E_STATE when that queue has a drain under way, BROKER_E_INVALID for a topic. */
+broker_err route__drain(broker *b, const char *name, size_t len, int kind, route_drain_fn fn,
+                        void *arg, drain **out) BROKER_WUR;
+void route__drain_forget(drain *j); /* the asker went away: fn is not called */
+/* Part of queue__dispatch: the dest's drain goes on (or ends). */
+void queue__drain_step(broker *b, dest_t *d);
+void queue__drain_free(dest_t *d); /* at broker_free */
+
 /* The route layer's part of the broker. */
 typedef struct route_state {
     store__qhash dests;  /* destinations by name */
@@ -527,6 +585,8 @@ typedef struct route_state {
 
 /* The BROKER_PERM_* bits login (NULL: none) has on dest (a name or a pattern). */
 unsigned acl__perms(const broker_acl *a, const char *login, const char *dest, size_t len);
+/* Does some rule of a give login perm (on any pattern)? */
+int acl__grants_any(const broker_acl *a, const char *login, unsigned perm);
 /* Does the destination exist (subscribers, or a queue holding messages)? */
 int acl__exists(broker *b, const char *name, size_t len);
 /* Replace the broker's ACL (takes ownership; NULL: none), expiring cached decisions. */

@@ -99,6 +99,7 @@ HOT void fan_out(broker *b, dest_t *d, bmsg *m, const char *msgid)
     for (sub *s = d->head; s; s = s->dnext) {
         if (s->dead)
             continue;
+        d->n_out++;
         if (s->ep)
             deliver_remote(b, s, m, msgid);
         else

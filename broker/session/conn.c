@@ -156,6 +156,7 @@ conn *conn__new(broker *b, const net_transport *tp)
     stomp_parser_set_version(&c->parser, STOMP_V10,
                              b->o.allow_non_utf8_10 ? 0 : STOMP_PARSE_UTF8);
     c->state = CS_CONNECTING;
+    c->since = broker__now_ms(b);
     c->next = b->sess.conns;
     if (b->sess.conns)
         b->sess.conns->prev = c;

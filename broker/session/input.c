@@ -257,6 +257,7 @@ void conn__on_read(conn *c, ssize_t nread)
     c->roff = 0;
     c->rlen = have + (size_t)nread;
     c->b->stats.bytes_in += (uint64_t)nread;
+    c->bytes_in += (uint64_t)nread;
     c->last_rx = uv_now(c->b->loop);
     if (!policy_intercepted(c))
         process_input(c);

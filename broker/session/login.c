@@ -23,6 +23,8 @@
 struct broker_auth {
     broker *b;
     conn *c;
+    void (*done)(void *arg, int accepted); /* login__ask's asker (NULL: a conn's, or gone) */
+    void *done_arg;
     broker_auth *next_ready;
     int answer;  /* -1 none yet, 0 refused, 1 accepted */
     int in_call; /* inside authenticate_async: login__check applies the answer */
@@ -33,14 +35,14 @@ struct broker_auth {
     char data[];
 };
 
-static broker_auth *auth_new(conn *c, const char *login, const char *passcode)
+static broker_auth *auth_new(broker *b, conn *c, const char *login, const char *passcode)
 {
     size_t ll = login ? strlen(login) + 1 : 0, pl = passcode ? strlen(passcode) + 1 : 0;
     broker_auth *r = malloc(sizeof *r + ll + pl);
     if (!r)
         return NULL;
     memset(r, 0, sizeof *r);
-    r->b = c->b;
+    r->b = b;
     r->c = c;
     r->answer = -1;
     r->size = sizeof *r + ll + pl;
@@ -166,7 +168,7 @@ static broker_err check_async(conn *c, const char *login, const char *passcode,
 {
     broker *b = c->b;
     /* The frame is the parser's and goes with the next byte: the record keeps copies. */
-    broker_auth *r = auth_new(c, login, passcode);
+    broker_auth *r = auth_new(b, c, login, passcode);
     if (!r)
         return BROKER_E_NOMEM;
     r->v = v;
@@ -228,7 +230,7 @@ void broker_auth_done(broker_auth *req, int accept)
     req->answer = accept != 0;
     if (req->in_call)
         return;
-    if (!req->c) {
+    if (!req->c && !req->done) {
         auth_free(req);
         return;
     }
@@ -240,7 +242,34 @@ void broker_auth_done(broker_auth *req, int accept)
 
 int broker_auth_abandoned(const broker_auth *req)
 {
-    return !req || !req->c;
+    return !req || (!req->c && !req->done);
+}
+
+broker_err login__ask(broker *b, const char *login, const char *passcode,
+                      void (*done)(void *arg, int accepted), void *arg, broker_auth **out)
+{
+    broker_auth *r = auth_new(b, NULL, login, passcode);
+    if (!r)
+        return BROKER_E_NOMEM;
+    r->done = done;
+    r->done_arg = arg;
+    b->sess.auth_outstanding++;
+    *out = r;
+    r->in_call = 1;
+    b->o.authenticate_async(b->o.auth_ctx, r, r->login, r->passcode);
+    r->in_call = 0;
+    if (r->answer >= 0) { /* answered inside the call: the asker hears at the tick */
+        r->next_ready = b->sess.auth_ready;
+        b->sess.auth_ready = r;
+        broker__kick(b);
+    }
+    return BROKER_OK;
+}
+
+void login__forget(broker_auth *r)
+{
+    if (r)
+        r->done = NULL;
 }
 
 void login__abandon(conn *c)
@@ -264,6 +293,14 @@ void login__run(broker *b)
         broker_auth *r = b->sess.auth_ready;
         b->sess.auth_ready = r->next_ready;
         conn *c = r->c;
+        if (r->done) {
+            void (*done)(void *, int) = r->done;
+            void *arg = r->done_arg;
+            int accepted = r->answer == 1;
+            auth_free(r);
+            done(arg, accepted);
+            continue;
+        }
         if (!c) {
             auth_free(r);
             continue;

@@ -101,9 +101,13 @@ struct conn {
     char errmsg[200];
     const char *err_hdr_name, *err_hdr_value; /* one extra ERROR header (static strings) */
     broker_auth *auth; /* a login check waiting for its answer: read and parse nothing */
-    char *login;       /* the login the authenticate hook accepted (NULL: none) */
+    char *login;       /* the login the authenticate hook accepted (NULL: none); the ACL's
+                          and the management views' */
     struct permit_slot *permits; /* cached SEND decisions under an ACL (permit.c) */
     const struct permit_slot *permit_last; /* the last one used (compared first) */
+    /* For the management views (view.c). */
+    uint64_t since;    /* accepted at, ms since the Unix epoch */
+    uint64_t bytes_in; /* read from the socket */
 };
 
 /* The session layer's part of the broker. */
@@ -129,6 +133,29 @@ int session__busy(const broker *b); /* the tick has session work left */
 void session__close_all(broker *b);
 int session__idle(const broker *b); /* no conn and no login record left */
 void session__free(broker *b);
+
+/* ---- the management views (view.c) ---- */
+
+/* What the management API shows of a connection: strings borrowed from the conn (peer is
+ * a copy), valid until the next loop turn. version is NULL before CONNECT succeeded. */
+typedef struct session_conn_view {
+    uint64_t id;
+    char peer[80];
+    const char *login, *transport, *state, *version;
+    uint64_t since; /* ms since the Unix epoch */
+    uint64_t bytes_in, bytes_out;
+    size_t subscriptions;
+} session_conn_view;
+
+/* The open conns (not those being torn down), newest first; NULL after the last. */
+conn *session__conn_first(broker *b);
+conn *session__conn_next(conn *c);
+conn *session__conn_find(broker *b, uint64_t id);
+void session__conn_view(const conn *c, session_conn_view *v);
+/* Its subscriptions, newest first (route's list: sub.enext). */
+const sub *session__conn_subs(const conn *c);
+/* Close c with an ERROR whose message is why (an administrator's action). */
+void session__conn_kill(conn *c, const char *why);
 
 /* ---- connections (conn.c, input.c) ---- */
 
@@ -206,6 +233,13 @@ broker_err login__check(conn *c, const stomp_frame *f, stomp_version v, uint32_t
 broker_err login__begin(conn *c, stomp_version v, uint32_t sx, uint32_t sy) BROKER_WUR;
 /* Answers that came in (at the tick); a conn going away forgets its record. */
 void login__run(broker *b);
+/* A check not tied to a conn (the management API's HTTP Basic logins), through
+ * authenticate_async: done(arg, accepted) runs at the tick, never inside this call, unless
+ * login__forget(*out) came first. */
+broker_err login__ask(broker *b, const char *login, const char *passcode,
+                      void (*done)(void *arg, int accepted), void *arg,
+                      broker_auth **out) BROKER_WUR;
+void login__forget(broker_auth *r);
 void login__abandon(conn *c);
 int login__pending(const broker *b);
 

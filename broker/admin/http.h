@@ -1,0 +1,108 @@
+/* http.h: what the admin layer's files share: one HTTP connection (http.c) and the
+ * functions that answer its request: the API (api.c, actions.c), the metrics (metrics.c)
+ * and the console's files (console.c).
+ *
+ * A connection carries one request: it is read and parsed (http-parser), logged in, then
+ * answered (JSON, text or a file) and closed once the answer is written. Bodies of requests
+ * are not used (actions take their arguments in the query string) and are bounded.
+ */
+#ifndef BROKER_ADMIN_HTTP_H
+#define BROKER_ADMIN_HTTP_H
+
+#include <jansson.h>
+
+#include "core.h"
+
+#define ADMIN_MAX_HEAD 8192   /* request line and headers (431 above) */
+#define ADMIN_MAX_BODY 65536  /* request body (413 above) */
+
+enum { HC_READING, HC_AUTH, HC_WORKING, HC_WRITING, HC_CLOSING };
+
+struct http_conn {
+    http_conn *prev, *next;
+    broker *b;
+    uv_tcp_t tcp;
+    uv_timer_t timer;  /* the request's deadline, then a refused login's delay */
+    uv_write_t wreq;
+    uv_shutdown_t sreq;
+    int handles;       /* open handles: freed when the last closes */
+    int state;         /* HC_* */
+    int loopback_peer;
+    http_parser hp;
+    char url[2048];
+    size_t url_len;
+    char field[32];
+    size_t field_len;
+    char auth[1024];   /* the Authorization header */
+    size_t auth_len;
+    int in_auth;       /* the header being read is Authorization */
+    int last_value;    /* the last callback was a header value */
+    int too_big;       /* 431 (head), 413 (body), 414 (url) */
+    size_t head_bytes, body_bytes;
+    int complete;
+    char *resp;
+    size_t resp_len;
+    broker_auth *pending; /* a login check under way */
+    struct drain *job;    /* a purge or move under way */
+    char action[32];      /* the drain's action and target, for its log line */
+    char target[256];
+    uint8_t digest[32];   /* of the login and passcode being checked */
+    char login[128];
+    char peer[80];
+    char inbuf[4096];
+};
+
+/* ---- connections (http.c) ---- */
+
+/* A listener's connection callback: a new HTTP connection. */
+void admin__accept(uv_stream_t *server, int status);
+/* Close it now (a stop). */
+void admin__close(http_conn *hc);
+
+/* ---- answering (http.c) ---- */
+
+/* Queue the answer (body copied) and close once written. extra: more header lines, each
+ * ending in \r\n, or NULL. */
+void admin__respond(http_conn *hc, int status, const char *ctype, const char *body, size_t len,
+                    const char *extra);
+/* A JSON answer; takes ownership of j (NULL: out of memory, 500). */
+void admin__json(http_conn *hc, int status, json_t *j);
+/* {"error": message} with that status. */
+void admin__error(http_conn *hc, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* 405 with an Allow header line (e.g. "Allow: GET\r\n"). */
+void admin__not_allowed(http_conn *hc, const char *allow);
+/* One log line for an action: login, peer, what, on what, and the outcome. */
+void admin__log_action(http_conn *hc, const char *action, const char *target,
+                       const char *outcome);
+/* The request's method (HTTP_GET, ...), path (without the query) and a decoded query
+ * parameter (1 when present; value NUL-terminated in out, cut at cap). */
+int admin__method(const http_conn *hc);
+/* With an ACL, the management API is for logins granted admin: on some destination for
+ * the views, on dest itself for an action on it (dest NULL: the views). 1 when allowed;
+ * 0 when refused, answered 403 and logged. */
+int admin__permitted(http_conn *hc, const char *dest);
+void admin__path(const http_conn *hc, char *out, size_t cap);
+int admin__query(const http_conn *hc, const char *name, char *out, size_t cap);
+
+/* ---- the request, once logged in ---- */
+
+void admin__handle(http_conn *hc);      /* api.c: every path */
+int admin__action(http_conn *hc, const char *path); /* actions.c: 1 when path is one */
+void admin__metrics(http_conn *hc);     /* metrics.c */
+/* console.c: the console file at path (1), or 0 when there is none. */
+int admin__console(http_conn *hc, const char *path);
+/* The connection goes away: drop what it waits for (a drain, a login check). */
+void admin__forget(http_conn *hc);
+
+/* ---- JSON helpers (api.c) ---- */
+
+/* A JSON string of n bytes that may not be UTF-8 (bad bytes become U+FFFD). */
+json_t *admin__jstr(const char *p, size_t n);
+/* One destination as /api/destinations shows it (NULL: out of memory). */
+json_t *admin__dest_json(broker *b, dest_t *d);
+/* Every listed dest, sorted by name: caller frees. NULL with *n 0 when there is none, or
+ * when out of memory (*oom set). */
+dest_t **admin__sorted_dests(broker *b, size_t *n, int *oom);
+
+#endif

@@ -1,0 +1,204 @@
+/* metrics.c: GET /metrics in the Prometheus text exposition format (version 0.0.4):
+ * broker-wide counters and gauges, then per-destination series labelled
+ * {destination="...",type="queue|topic"}.
+ *
+ * Cardinality is capped: at most metrics_max_destinations destinations get series (the
+ * first by name); the rest are counted in stompd_metrics_destinations_dropped_total (summed
+ * over scrapes) and stompd_metrics_destinations_dropped (this scrape). Each family is
+ * written whole (HELP, TYPE, every series) as the format requires.
+ */
+#include "admin/http.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct out {
+    char *p;
+    size_t len, cap;
+    int oom;
+} out;
+
+static void put(out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(out *o, const char *fmt, ...)
+{
+    for (int tries = 0; tries < 2 && !o->oom; tries++) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(o->p ? o->p + o->len : NULL, o->p ? o->cap - o->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            o->oom = 1;
+            return;
+        }
+        if (o->p && (size_t)n < o->cap - o->len) {
+            o->len += (size_t)n;
+            return;
+        }
+        size_t cap = o->cap ? o->cap : 4096;
+        while (cap - o->len <= (size_t)n)
+            cap *= 2;
+        char *p = realloc(o->p, cap);
+        if (!p) {
+            o->oom = 1;
+            return;
+        }
+        o->p = p;
+        o->cap = cap;
+    }
+}
+
+static void family(out *o, const char *name, const char *type, const char *help)
+{
+    put(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void one(out *o, const char *name, const char *type, const char *help, uint64_t v)
+{
+    family(o, name, type, help);
+    put(o, "%s %llu\n", name, (unsigned long long)v);
+}
+
+static void broker_wide(out *o, broker *b, size_t ndests, size_t dropped)
+{
+    broker_stats s;
+    broker_get_stats(b, &s);
+    family(o, "stompd_info", "gauge", "The broker's version and store backend.");
+    put(o, "stompd_info{version=\"%s\",store=\"%s\"} 1\n", STOMPD_VERSION, b->st->name);
+    one(o, "stompd_uptime_seconds", "gauge", "Seconds since the broker started.",
+        (broker__now_ms(b) - b->admin.started) / 1000);
+    one(o, "stompd_connections", "gauge", "Open STOMP connections.", s.connections);
+    one(o, "stompd_connections_accepted_total", "counter", "STOMP connections accepted.",
+        s.connections_total);
+    one(o, "stompd_connections_refused_total", "counter",
+        "Connections refused over max_connections.", s.connections_refused);
+    one(o, "stompd_subscriptions", "gauge", "Subscriptions now.", s.subscriptions);
+    one(o, "stompd_frames_received_total", "counter", "STOMP frames received.", s.frames_in);
+    one(o, "stompd_frames_sent_total", "counter", "STOMP frames sent.", s.frames_out);
+    one(o, "stompd_bytes_received_total", "counter", "Bytes read from clients.", s.bytes_in);
+    one(o, "stompd_bytes_sent_total", "counter", "Bytes written to clients.", s.bytes_out);
+    one(o, "stompd_messages_received_total", "counter", "Messages sent to the broker.",
+        s.messages_in);
+    one(o, "stompd_messages_delivered_total", "counter", "Messages delivered to subscribers.",
+        s.messages_out);
+    one(o, "stompd_redeliveries_total", "counter", "Messages returned to their queue.",
+        s.redeliveries);
+    one(o, "stompd_dead_lettered_total", "counter", "Messages moved to a dead-letter queue.",
+        s.dead_lettered);
+    one(o, "stompd_dead_dropped_total", "counter", "Dead letters dropped.", s.dead_dropped);
+    one(o, "stompd_expired_total", "counter", "Messages that expired before delivery.",
+        s.expired);
+    one(o, "stompd_errors_sent_total", "counter", "ERROR frames sent.", s.errors_sent);
+    one(o, "stompd_limit_breaches_total", "counter", "Connections closed over a limit.",
+        s.limit_breaches);
+    one(o, "stompd_auth_failures_total", "counter", "Logins refused (STOMP and HTTP).",
+        s.auth_failures);
+    one(o, "stompd_store_commits_total", "counter", "Store commits completed.", s.commits);
+    one(o, "stompd_reads_paused_total", "counter",
+        "Times a connection stopped being read (memory or output).", s.reads_paused);
+    one(o, "stompd_memory_bytes", "gauge", "Bytes counted against max_memory.", s.memory);
+    one(o, "stompd_memory_limit_bytes", "gauge", "max_memory.", b->o.max_memory);
+    one(o, "stompd_destinations", "gauge", "Destinations the broker knows.", ndests);
+    one(o, "stompd_metrics_destinations_dropped", "gauge",
+        "Destinations left out of this scrape (metrics_max_destinations).", dropped);
+    one(o, "stompd_metrics_destinations_dropped_total", "counter",
+        "Destinations left out of scrapes, summed over scrapes.", b->admin.dropped_series);
+}
+
+/* destination="NAME",type="queue": the name escaped as the format wants. */
+static void labels(out *o, const dest_t *d)
+{
+    json_t *clean = admin__jstr(d->name, d->link.len);
+    const char *n = clean ? json_string_value(clean) : "";
+    put(o, "{destination=\"");
+    for (; *n; n++) {
+        if (*n == '\\' || *n == '"')
+            put(o, "\\%c", *n);
+        else if (*n == '\n')
+            put(o, "\\n");
+        else
+            put(o, "%c", *n);
+    }
+    put(o, "\",type=\"%s\"}", d->is_topic ? "topic" : "queue");
+    json_decref(clean);
+}
+
+enum { F_MESSAGES, F_READY, F_BYTES, F_UNACKED, F_CONSUMERS, F_IN, F_OUT, F_DEAD, F__N };
+
+static const struct {
+    const char *name, *type, *help;
+    int queues_only;
+} dest_families[F__N] = {
+    [F_MESSAGES] = { "stompd_destination_messages", "gauge",
+                     "Messages stored and not acknowledged (queues).", 1 },
+    [F_READY] = { "stompd_destination_ready_messages", "gauge",
+                  "Messages ready for delivery (queues).", 1 },
+    [F_BYTES] = { "stompd_destination_bytes", "gauge",
+                  "Bytes of headers and bodies stored (queues).", 1 },
+    [F_UNACKED] = { "stompd_destination_unacked_messages", "gauge",
+                    "Messages delivered and not acknowledged.", 0 },
+    [F_CONSUMERS] = { "stompd_destination_consumers", "gauge", "Subscribers.", 0 },
+    [F_IN] = { "stompd_destination_messages_in_total", "counter",
+               "Messages sent to the destination.", 0 },
+    [F_OUT] = { "stompd_destination_messages_out_total", "counter",
+                "Messages handed to its subscribers.", 0 },
+    [F_DEAD] = { "stompd_destination_dead_lettered_total", "counter",
+                 "Messages dead-lettered out of the queue.", 1 },
+};
+
+static uint64_t value(const route_dest_view *v, int f)
+{
+    switch (f) {
+    case F_MESSAGES: return v->messages;
+    case F_READY: return v->depth;
+    case F_BYTES: return v->bytes;
+    case F_UNACKED: return v->unacked;
+    case F_CONSUMERS: return v->consumers;
+    case F_IN: return v->in;
+    case F_OUT: return v->out;
+    default: return v->dead;
+    }
+}
+
+static void per_destination(out *o, broker *b, dest_t **all, size_t n)
+{
+    route_dest_view *views = n ? calloc(n, sizeof *views) : NULL;
+    if (n && !views) {
+        o->oom = 1;
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        route__dest_view(b, all[i], &views[i]);
+    for (int f = 0; f < F__N; f++) {
+        family(o, dest_families[f].name, dest_families[f].type, dest_families[f].help);
+        for (size_t i = 0; i < n; i++) {
+            if (dest_families[f].queues_only && all[i]->is_topic)
+                continue;
+            put(o, "%s", dest_families[f].name);
+            labels(o, all[i]);
+            put(o, " %llu\n", (unsigned long long)value(&views[i], f));
+        }
+    }
+    free(views);
+}
+
+void admin__metrics(http_conn *hc)
+{
+    broker *b = hc->b;
+    size_t n;
+    int oom;
+    dest_t **all = admin__sorted_dests(b, &n, &oom);
+    size_t shown = n < b->o.metrics_max_destinations ? n : b->o.metrics_max_destinations;
+    b->admin.dropped_series += n - shown;
+    out o = { 0 };
+    o.oom = oom;
+    broker_wide(&o, b, n, n - shown);
+    per_destination(&o, b, all, shown);
+    free(all);
+    if (o.oom)
+        admin__error(hc, 503, "out of memory");
+    else
+        admin__respond(hc, 200, "text/plain; version=0.0.4; charset=utf-8", o.p, o.len, NULL);
+    free(o.p);
+}
