@@ -1865,8 +1865,9 @@ static void fb_check_accounting(fb *h)
 
 /* ---- the end of an input ---- */
 
-/* Once nothing moves any more: no queue holds ready messages that a subscriber has room
- * for, and no connection stays paused (or unread) without cause. */
+/* Once nothing moves any more: no queue holds ready messages that a subscriber without a
+ * selector has room for (one with a selector may rightly leave the messages it rejects),
+ * and no connection stays paused (or unread) without cause. */
 static void fb_check_settled(fb *h)
 {
     broker *b = h->b;
@@ -1879,7 +1880,7 @@ static void fb_check_settled(fb *h)
         if (!depth)
             continue;
         for (sub *s = d->head; s; s = s->dnext) {
-            if (s->dead)
+            if (s->dead || s->selector)
                 continue;
             endpoint *ep = s->ep;
             if (ep && (!ep->open || ep->ops->queued(ep) >= b->o.output_high_water ||
