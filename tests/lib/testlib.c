@@ -5,6 +5,8 @@
  */
 #include "testlib.h"
 
+#include "store_sqlite.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <netinet/in.h>
@@ -498,4 +500,33 @@ void tf_free(tframe *f)
 {
     free(f->raw);
     f->raw = NULL;
+}
+
+/* ---- the same tests on the memory and the SQLite store ---- */
+
+void tb_store_init(tb_store *s, int sqlite, const char *tag)
+{
+    const char *dir = getenv("TMPDIR");
+    s->sqlite = sqlite;
+    snprintf(s->path, sizeof s->path, "%s/stompd-%s-%d.db", dir && *dir ? dir : "/tmp", tag,
+             (int)getpid());
+    tb_store_remove(s);
+}
+
+void tb_store_remove(const tb_store *s)
+{
+    static const char *const suffix[] = { "", "-wal", "-shm", "-lock", "-journal" };
+    char p[160];
+    for (size_t i = 0; i < sizeof suffix / sizeof suffix[0]; i++) {
+        snprintf(p, sizeof p, "%s%s", s->path, suffix[i]);
+        unlink(p);
+    }
+}
+
+void tb_store_use(const tb_store *s, broker_options *o)
+{
+    if (s->sqlite) {
+        o->store = store_sqlite_backend();
+        o->store_path = s->path;
+    }
 }

@@ -26,6 +26,21 @@ int tb_stop(tb *t);
 /* Count of log lines at WARN or worse so far (read after tb_stop or via tb_call). */
 int tb_warnings(const tb *t);
 
+/* ---- the same tests on the memory and the SQLite store ---- */
+
+/* The store a test runs on: memory, or a SQLite file of its own. */
+typedef struct tb_store {
+    int sqlite;
+    char path[128]; /* $TMPDIR/stompd-TAG-PID.db */
+} tb_store;
+
+/* Pick the file for tag (and this process) and remove what an earlier run left of it. */
+void tb_store_init(tb_store *s, int sqlite, const char *tag);
+/* Remove the file and its companions (-wal, -shm, -lock, -journal). */
+void tb_store_remove(const tb_store *s);
+/* Point o at the store (nothing for memory). */
+void tb_store_use(const tb_store *s, broker_options *o);
+
 /* A log record as the broker gave it (the first TB_LOG_KEEP are kept). */
 #define TB_LOG_KEEP 64
 typedef struct tb_record {

@@ -23,8 +23,7 @@
 #include "testlib.h"
 
 typedef struct fixture {
-    int sqlite;
-    char path[128];
+    tb_store st; /* memory, or a SQLite file */
     broker_policy policy;
     uint32_t heartbeat_in_ms; /* 0: the default */
     int ticking;              /* the broker's clock moves 1 ms every time it is read */
@@ -48,24 +47,10 @@ static long long wall_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void remove_db(const fixture *fx)
-{
-    static const char *const suffix[] = { "", "-wal", "-shm", "-lock", "-journal" };
-    char p[160];
-    for (size_t i = 0; i < sizeof suffix / sizeof suffix[0]; i++) {
-        snprintf(p, sizeof p, "%s%s", fx->path, suffix[i]);
-        unlink(p);
-    }
-}
-
 static int setup(void **state, int sqlite)
 {
     fixture *fx = calloc(1, sizeof *fx);
-    fx->sqlite = sqlite;
-    const char *dir = getenv("TMPDIR");
-    snprintf(fx->path, sizeof fx->path, "%s/stompd-lifecycle-%d.db", dir && *dir ? dir : "/tmp",
-             (int)getpid());
-    remove_db(fx);
+    tb_store_init(&fx->st, sqlite, "lifecycle");
     broker_options o;
     broker_options_init(&o);
     fx->policy = o.policy;
@@ -87,7 +72,7 @@ static int setup_sqlite(void **state)
 static int teardown(void **state)
 {
     fixture *fx = *state;
-    remove_db(fx);
+    tb_store_remove(&fx->st);
     free(fx);
     return 0;
 }
@@ -101,10 +86,7 @@ static tb *start(const fixture *fx)
         o.heartbeat_in_ms = fx->heartbeat_in_ms;
     if (fx->ticking)
         o.clock = ticking_clock;
-    if (fx->sqlite) {
-        o.store = store_sqlite_backend();
-        o.store_path = fx->path;
-    }
+    tb_store_use(&fx->st, &o);
     tb *t = tb_start(&o);
     assert_non_null(t);
     return t;
@@ -194,7 +176,7 @@ static void test_poison_message_ends_in_dlq(void **state)
     tb_stats(t, &st);
     assert_int_equal(st.dead_lettered, 1);
     assert_int_equal(st.redeliveries, 2);
-    if (fx->sqlite) {
+    if (fx->st.sqlite) {
         assert_int_equal(tb_stop(t), 0);
         t = start(fx);
     }
@@ -355,7 +337,7 @@ static void test_redelivery_waits_for_its_delay(void **state)
 static void test_delay_survives_restart(void **state)
 {
     fixture *fx = *state;
-    if (!fx->sqlite)
+    if (!fx->st.sqlite)
         skip();
     fx->policy.redelivery_delay = 1500;
     tb *t = start(fx);
@@ -453,7 +435,7 @@ static void test_priority_order(void **state)
     };
     for (size_t i = 0; i < 6; i++)
         send_receipted(t, "/queue/prio", sent[i][1], sent[i][0]);
-    if (fx->sqlite) {
+    if (fx->st.sqlite) {
         assert_int_equal(tb_stop(t), 0);
         t = start(fx);
     }
@@ -583,7 +565,7 @@ static void test_delayed_delivery(void **state)
     send_receipted(t, "/queue/dl", "AMQ_SCHEDULED_DELAY:600\n", "amq");
     send_receipted(t, "/queue/dl", "x-delay:300\n", "x");
     send_receipted(t, "/queue/dl", "", "now");
-    if (fx->sqlite) {
+    if (fx->st.sqlite) {
         assert_int_equal(tb_stop(t), 0);
         t = start(fx);
     }
@@ -626,7 +608,7 @@ static void test_queue_limit_reject(void **state)
     tb *t = start(fx);
     send_receipted(t, "/queue/lim", "", "a");
     send_receipted(t, "/queue/lim", "", "b");
-    if (fx->sqlite) {
+    if (fx->st.sqlite) {
         assert_int_equal(tb_stop(t), 0);
         t = start(fx);
     }
@@ -739,7 +721,7 @@ static void test_queue_browser(void **state)
     next_message(held, &f, "b", ack, sizeof ack); /* prefetch 100: it holds all four */
     tf_free(&f);
     tc_close(held); /* back in the queue, at its head */
-    if (fx->sqlite) {
+    if (fx->st.sqlite) {
         assert_int_equal(tb_stop(t), 0);
         t = start(fx);
     }

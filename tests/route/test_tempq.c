@@ -19,29 +19,12 @@
 #include "store_sqlite.h"
 #include "testlib.h"
 
-typedef struct fixture {
-    int sqlite;
-    char path[128];
-} fixture;
-
-static void remove_db(const fixture *fx)
-{
-    static const char *const suffix[] = { "", "-wal", "-shm", "-lock", "-journal" };
-    char p[160];
-    for (size_t i = 0; i < sizeof suffix / sizeof suffix[0]; i++) {
-        snprintf(p, sizeof p, "%s%s", fx->path, suffix[i]);
-        unlink(p);
-    }
-}
+typedef tb_store fixture;
 
 static int setup(void **state, int sqlite)
 {
     fixture *fx = calloc(1, sizeof *fx);
-    fx->sqlite = sqlite;
-    const char *dir = getenv("TMPDIR");
-    snprintf(fx->path, sizeof fx->path, "%s/stompd-tempq-%d.db", dir && *dir ? dir : "/tmp",
-             (int)getpid());
-    remove_db(fx);
+    tb_store_init(fx, sqlite, "tempq");
     *state = fx;
     return 0;
 }
@@ -59,7 +42,7 @@ static int setup_sqlite(void **state)
 static int teardown(void **state)
 {
     fixture *fx = *state;
-    remove_db(fx);
+    tb_store_remove(fx);
     free(fx);
     return 0;
 }
@@ -69,10 +52,7 @@ static tb *start(const fixture *fx)
     broker_options o;
     broker_options_init(&o);
     o.policy.redelivery_delay = 0;
-    if (fx->sqlite) {
-        o.store = store_sqlite_backend();
-        o.store_path = fx->path;
-    }
+    tb_store_use(fx, &o);
     tb *t = tb_start(&o);
     assert_non_null(t);
     return t;
