@@ -95,6 +95,10 @@ broker_err net__tls_build(const broker_options *o, SSL_CTX **out, char *why, siz
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
                                  SSL_OP_CIPHER_SERVER_PREFERENCE);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    /* No TLS 1.3 session tickets after the handshake: nothing resumes sessions here, and a
+     * client that reads on one thread while it writes CONNECT on another (stomp.py) can
+     * fail with an internal error when a ticket arrives during that first write. */
+    SSL_CTX_set_num_tickets(ctx, 0);
     SSL_CTX_set_max_cert_list(ctx, TLS_MAX_CERT_LIST);
     static const unsigned char sid[] = "stompd";
     SSL_CTX_set_session_id_context(ctx, sid, sizeof sid - 1);
