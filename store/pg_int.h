@@ -27,7 +27,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#define LOOKAHEAD STORE_POSTGRES_LOOKAHEAD
+/* In ords: a node's ids (and so its fresh ords) are 1 << PG_NODE_BITS apart. */
+#define LOOKAHEAD ((int64_t)STORE_POSTGRES_LOOKAHEAD << PG_NODE_BITS)
 
 typedef struct pqueue {
     store__qlink link; /* in the name index; names name[] */
@@ -45,6 +46,7 @@ typedef struct pqueue {
     /* Sharing with other nodes (pg_share.c): a claim of it is in a batch; the last claim
      * found nothing free (no claim until a wake-up); rows were freed while it claimed. */
     uint8_t claiming, dry, freed;
+    uint8_t dry_pin;   /* dry holds one of pins */
     char name[]; /* NUL-terminated, link.len bytes before the NUL */
 } pqueue;
 

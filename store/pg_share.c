@@ -40,6 +40,28 @@ static void wake_commit(store *s)
         s->wake(s->wake_arg, NULL, 0, 0);
 }
 
+/* q's claim found nothing: no claim until a wake-up. The mark pins q, so that a queue
+ * with no message left keeps it. */
+static void set_dry(pqueue *q)
+{
+    q->dry = 1;
+    if (!q->dry_pin) {
+        q->dry_pin = 1;
+        q->pins++;
+    }
+}
+
+/* q may have free rows: take again (an empty q unpinned stays until its next use). */
+static void clear_dry(store *s, pqueue *q)
+{
+    q->dry = 0;
+    if (q->dry_pin) {
+        q->dry_pin = 0;
+        q->pins--;
+    }
+    wake_queue(s, q);
+}
+
 store_err pg__claim(store *s, const char *name, size_t len, uint64_t h, uint64_t now)
 {
     pqueue *q = find_queue(s, name, len, h);
@@ -83,6 +105,10 @@ static store_err join_claimed(store *s, const PGresult *res, int row)
         return err;
     }
     r->not_before = nb;
+    if (q->dry_pin) {
+        q->dry_pin = 0;
+        q->pins--;
+    }
     q->dry = 0;
     return STORE_OK;
 }
@@ -115,8 +141,7 @@ static void settle_lease(store *s)
         if (q->claiming) {
             q->freed = 1;
         } else if (q->dry || (was_alone && !s->alone)) {
-            q->dry = 0;
-            wake_queue(s, q);
+            clear_dry(s, q);
         }
     }
 }
@@ -163,7 +188,7 @@ void pg__share_settle(store *s, pbatch *b, int ok)
         q->claiming = 0;
         /* Nothing came and nothing was freed meanwhile: no claim until a wake-up. */
         if (!store__order_count(&q->o) && !q->freed)
-            q->dry = 1;
+            set_dry(q);
         q->freed = 0;
         q->pins--;
         o->kind = OP_ACK;
@@ -213,8 +238,7 @@ static void freed(store *s, pqueue *q)
     if (q->claiming) {
         q->freed = 1;
     } else if (q->dry) {
-        q->dry = 0;
-        wake_queue(s, q);
+        clear_dry(s, q);
     }
 }
 
@@ -269,10 +293,8 @@ static void on_tick(uv_timer_t *t)
     for (store__qlink *l = store__queues_first(&s->queues); l;
          l = store__queues_next(&s->queues, l)) {
         pqueue *q = store__container_of(l, pqueue, link);
-        if (q->dry) {
-            q->dry = 0;
-            wake_queue(s, q);
-        }
+        if (q->dry)
+            clear_dry(s, q);
     }
 }
 
