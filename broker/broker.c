@@ -66,11 +66,28 @@ static void fix_options(broker_options *o)
  * queues (8: selectors and wildcards on queues). */
 #define STORE_OPS_NEEDED 8u
 
+/* The store's word that a queue may have messages from elsewhere (dispatch it), or that
+ * it put writes of its own in the open batch (commit). */
+static void store_wake(void *arg, const char *queue, size_t len, uint64_t hash)
+{
+    broker *b = arg;
+    if (b->stopping)
+        return;
+    if (!queue) {
+        commit__again(b);
+        return;
+    }
+    dest_t *d = dest__find(b, queue, len, hash);
+    if (d)
+        dest__schedule(b, d);
+}
+
 static broker_err open_store(broker *b)
 {
     b->st = b->o.store ? b->o.store : store_memory_backend();
     char why[256] = "";
-    store_options so = { b->loop, b->o.store_path, b->o.store_sync_full, why, sizeof why };
+    store_options so = { b->loop, b->o.store_path, b->o.store_sync_full, why, sizeof why,
+                         b->o.store_lease_ms, store_wake, b };
     if (b->st->version < STORE_OPS_NEEDED) {
         broker__log(b, BROKER_LOG_ERROR, BROKER_EV_STORE, 0,
                     "store %s: ops version %u, this broker needs %u or later", b->st->name,
@@ -222,6 +239,8 @@ static void finish_stop(broker *b)
     if (!commit__idle(b))
         return;
     b->core_closing = 1;
+    if (b->st->version >= 8 && b->st->quiesce)
+        b->st->quiesce(b->store);
     if (b->idle_on)
         uv_idle_stop(&b->idle);
     b->idle_on = 0;

@@ -193,6 +193,9 @@ typedef struct broker_options {
     const char *store_path;    /* passed to the store */
     int store_sync_full;       /* persistent stores: 1 = survive power loss (default),
                                   0 = survive a killed process */
+    uint32_t store_lease_ms;   /* stores shared by several brokers (postgres): how long a
+                                  broker's claimed messages outlive it, ms; 0: the store's
+                                  default */
     /* Authentication, asked on every CONNECT/STOMP with its login and passcode headers
      * (NULL when absent). Set at most one of the two hooks (both: BROKER_E_INVALID at
      * create); neither = no authentication. A refused session waits auth_fail_delay_ms

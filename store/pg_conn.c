@@ -8,82 +8,15 @@
  * A lost connection (a read or write fails, or the server goes before the Sync's result)
  * is not a failed commit: the connection is dropped, a timer connects again after 50 ms,
  * doubling to STORE_POSTGRES_RECONNECT_MAX_MS, and the new connection's setup (one pipeline:
- * the advisory lock, the session, the statements, stompd_state.batch) tells whether the
- * batch in flight was committed before the loss (its number reached stompd_state.batch) or
- * must be sent again. The store holds a handle only while a batch is in flight (a loss
- * while idle is found by the next commit), so an idle store keeps no loop running.
+ * the session, the statements, LISTEN, the node's stompd_node.batch) tells whether the
+ * batch in flight was committed before the loss (its number reached the node's batch) or
+ * must be sent again. Idle, the connection is watched unreferenced, for the other nodes'
+ * notifications (pg_share.c), so an idle store keeps no loop running.
  */
 #include "pg_int.h"
 
 #include <stdio.h>
 #include <string.h>
-
-/* Parameter types (pg_type oids), and those of their arrays. */
-enum { T_BYTEA = 17, T_INT8 = 20, T_INT2 = 21, T_INT4 = 23 };
-enum { T_BYTEA_A = 1001, T_INT2_A = 1005, T_INT4_A = 1007, T_INT8_A = 1016 };
-
-/* The most operations one statement carries (a run of enqueues or acks). */
-#define RUN_MAX 4096
-
-static const struct {
-    const char *name, *sql;
-    int n;
-    Oid types[9];
-} stmts[P__COUNT] = {
-    [P_INS] = { "stompd_ins",
-                "INSERT INTO stompd_msg(id, queue, prio, ord, redeliveries, not_before,"
-                " expires, headers, body) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                9, { T_INT8, T_BYTEA, T_INT2, T_INT8, T_INT4, T_INT8, T_INT8, T_BYTEA,
-                     T_BYTEA } },
-    [P_DEL] = { "stompd_del", "DELETE FROM stompd_msg WHERE id = $1", 1, { T_INT8 } },
-    [P_REQ] = { "stompd_req",
-                "UPDATE stompd_msg SET ord = $2, redeliveries = $3, not_before = $4"
-                " WHERE id = $1",
-                4, { T_INT8, T_INT8, T_INT4, T_INT8 } },
-    [P_FRONT] = { "stompd_front",
-                  "INSERT INTO stompd_front(queue, prio, value) VALUES($1, $2, $3)"
-                  " ON CONFLICT (queue, prio) DO UPDATE"
-                  " SET value = greatest(stompd_front.value, excluded.value)",
-                  3, { T_BYTEA, T_INT2, T_INT8 } },
-    [P_STATE] = { "stompd_state",
-                  "UPDATE stompd_state SET batch = $1, next_id = greatest(next_id, $2)",
-                  2, { T_INT8, T_INT8 } },
-    /* A run of enqueues, or of acks, as one statement over binary arrays. */
-    [P_INS_MANY] = { "stompd_ins_many",
-                     "INSERT INTO stompd_msg(id, queue, prio, ord, redeliveries, not_before,"
-                     " expires, headers, body) SELECT * FROM"
-                     " unnest($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                     9, { T_INT8_A, T_BYTEA_A, T_INT2_A, T_INT8_A, T_INT4_A, T_INT8_A,
-                          T_INT8_A, T_BYTEA_A, T_BYTEA_A } },
-    [P_DEL_MANY] = { "stompd_del_many", "DELETE FROM stompd_msg WHERE id = ANY($1)", 1,
-                     { T_INT8_A } },
-};
-
-void pg__put64(char *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (char)(v & 0xff);
-}
-
-void pg__put32(char *p, uint32_t v)
-{
-    for (int i = 3; i >= 0; i--, v >>= 8)
-        p[i] = (char)(v & 0xff);
-}
-
-void pg__put16(char *p, uint16_t v)
-{
-    p[0] = (char)(v >> 8);
-    p[1] = (char)(v & 0xff);
-}
-
-uint64_t pg__get64(const char *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | (unsigned char)p[i];
-    return v;
-}
 
 static void no_notice(void *arg, const char *message)
 {
@@ -99,8 +32,8 @@ void pg__quiet(store *s, PGconn *c)
 int pg__prepare(store *s)
 {
     for (int i = 0; i < P__COUNT; i++) {
-        PGresult *r = PQprepare(s->conn, stmts[i].name, stmts[i].sql, stmts[i].n,
-                                stmts[i].types);
+        PGresult *r = PQprepare(s->conn, pg__stmts[i].name, pg__stmts[i].sql, pg__stmts[i].n,
+                                pg__stmts[i].types);
         int ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
         if (!ok)
             pg__set_err(s, "prepare: %s", PQerrorMessage(s->conn));
@@ -141,7 +74,13 @@ static int watch(store *s, int events)
         s->poll->data = s;
         s->poll_fd = fd;
     }
-    return uv_poll_start(s->poll, events, on_poll);
+    int rc = uv_poll_start(s->poll, events, on_poll);
+    /* Idle, the connection is watched only for notifications: that keeps no loop running. */
+    if (s->fly || s->sync_out || s->state != PG_READY)
+        uv_ref((uv_handle_t *)s->poll);
+    else
+        uv_unref((uv_handle_t *)s->poll);
+    return rc;
 }
 
 static void close_poll(store *s)
@@ -171,6 +110,22 @@ static void drop_conn(store *s)
     s->sync_out = s->flushing = 0;
     s->nres = 0;
     s->bad = 0;
+    for (size_t i = 0; i < s->nclaimed; i++)
+        PQclear(s->claimed[i]);
+    s->nclaimed = 0;
+    /* A claim in flight may have committed: what it took is freed by the next batch. */
+    for (size_t i = 0; s->fly && i < s->fly->nops; i++)
+        if (s->fly->ops[i].kind == OP_CLAIM)
+            s->orphans = 1;
+}
+
+static void idle_check(store *s);
+
+void pg__quiesce(store *s)
+{
+    s->quiet = 1;
+    pg__share_stop(s);
+    idle_check(s);
 }
 
 void pg__detach(store *s)
@@ -179,14 +134,16 @@ void pg__detach(store *s)
     close_timer(s);
 }
 
-/* With nothing in flight the store holds no handle (the broker may end its loop and close
- * the store after it): an idle connection is not watched, and a loss is found by the next
- * commit. */
+/* With nothing in flight the store holds no referenced handle (the broker may end its loop
+ * and close the store after it): an idle connection is watched, unreferenced, for the
+ * other nodes' notifications (and a loss found so); a lost one is found by the next commit. */
 static void idle_check(store *s)
 {
     if (s->fly || s->sync_out)
         return;
-    if (s->state == PG_READY || s->state == PG_DOWN)
+    if (s->state == PG_READY && (s->quiet || watch(s, UV_READABLE) != 0))
+        close_poll(s);
+    if (s->state == PG_DOWN)
         close_poll(s);
     if (s->state != PG_CONNECTING && s->state != PG_SETUP)
         close_timer(s);
@@ -205,204 +162,6 @@ static void flush(store *s)
         lost(s, "cannot watch the connection");
 }
 
-/* ---- sending ---- */
-
-/* One prepared statement with binary parameters. 0, or -1 (the connection failed). */
-static int send_stmt(store *s, int st, const char *const *v, const int *len)
-{
-    static const int fmt[9] = { 1, 1, 1, 1, 1, 1, 1, 1, 1 };
-    return PQsendQueryPrepared(s->conn, stmts[st].name, stmts[st].n, v, len, fmt, 1) ? 0 : -1;
-}
-
-static int send_enq(store *s, const store__rec *r)
-{
-    const pqueue *q = r->q;
-    char id[8], prio[2], ord[8], red[4], nb[8], exp[8];
-    pg__put64(id, r->link.id);
-    pg__put16(prio, r->prio);
-    pg__put64(ord, (uint64_t)r->ord);
-    pg__put32(red, r->redeliveries);
-    pg__put64(nb, r->not_before);
-    pg__put64(exp, r->expires);
-    const char *v[9] = { id, q->name, prio, ord, red, nb, exp, r->data, r->data + r->hlen };
-    const int len[9] = { 8, (int)q->link.len, 2, 8, 4, 8, 8, (int)r->hlen, (int)r->blen };
-    return send_stmt(s, P_INS, v, len);
-}
-
-static int send_op(store *s, const pop *o)
-{
-    char a[8], b[8], c[8];
-    switch (o->kind) {
-    case OP_ENQ:
-        return send_enq(s, o->ptr);
-    case OP_ACK: {
-        pg__put64(a, (uint64_t)o->key);
-        const char *v[1] = { a };
-        const int len[1] = { 8 };
-        return send_stmt(s, P_DEL, v, len);
-    }
-    case OP_REQUEUE: {
-        pg__put64(a, (uint64_t)o->key);
-        pg__put64(b, (uint64_t)o->ord);
-        pg__put32(c, o->redeliveries);
-        char nb[8];
-        pg__put64(nb, o->not_before);
-        const char *v[4] = { a, b, c, nb };
-        const int len[4] = { 8, 8, 4, 8 };
-        return send_stmt(s, P_REQ, v, len);
-    }
-    case OP_FRONT: {
-        const pqueue *q = o->ptr;
-        pg__put16(a, o->prio);
-        pg__put64(b, (uint64_t)o->ord);
-        const char *v[3] = { q->name, a, b };
-        const int len[3] = { (int)q->link.len, 2, 8 };
-        return send_stmt(s, P_FRONT, v, len);
-    }
-    default:
-        return -1;
-    }
-}
-
-/* ---- runs as binary arrays (one dimension, no NULLs) ---- */
-
-typedef struct arr {
-    char *p;
-    size_t len, cap;
-    uint32_t n;
-} arr;
-
-static int arr_room(arr *a, size_t more)
-{
-    if (a->cap - a->len >= more)
-        return 0;
-    size_t ncap = a->cap ? a->cap : 256;
-    while (ncap - a->len < more)
-        ncap *= 2;
-    char *np = realloc(a->p, ncap);
-    if (!np)
-        return -1;
-    a->p = np;
-    a->cap = ncap;
-    return 0;
-}
-
-/* The array's header, for elements of type oid (its count is set by arr_done). */
-static int arr_begin(arr *a, uint32_t oid)
-{
-    if (arr_room(a, 20) != 0)
-        return -1;
-    pg__put32(a->p, 1);      /* dimensions */
-    pg__put32(a->p + 4, 0);  /* no NULLs */
-    pg__put32(a->p + 8, oid);
-    pg__put32(a->p + 16, 1); /* lower bound */
-    a->len = 20;
-    a->n = 0;
-    return 0;
-}
-
-static int arr_add(arr *a, const void *v, size_t n)
-{
-    if (arr_room(a, 4 + n) != 0)
-        return -1;
-    pg__put32(a->p + a->len, (uint32_t)n);
-    if (n)
-        memcpy(a->p + a->len + 4, v, n);
-    a->len += 4 + n;
-    a->n++;
-    return 0;
-}
-
-static int arr_int(arr *a, uint64_t v, size_t width)
-{
-    char b[8];
-    if (width == 8)
-        pg__put64(b, v);
-    else if (width == 4)
-        pg__put32(b, (uint32_t)v);
-    else
-        pg__put16(b, (uint16_t)v);
-    return arr_add(a, b, width);
-}
-
-static void arr_done(arr *a)
-{
-    pg__put32(a->p + 12, a->n);
-}
-
-/* The enqueues o[0..n) as one statement. */
-static int send_enq_run(store *s, const pop *o, size_t n)
-{
-    static const uint32_t oid[9] = { T_INT8, T_BYTEA, T_INT2, T_INT8, T_INT4,
-                                     T_INT8, T_INT8, T_BYTEA, T_BYTEA };
-    arr a[9] = { { 0 } };
-    int rc = 0;
-    for (int c = 0; rc == 0 && c < 9; c++)
-        rc = arr_begin(&a[c], oid[c]);
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        const store__rec *r = o[i].ptr;
-        const pqueue *q = r->q;
-        if (arr_int(&a[0], r->link.id, 8) || arr_add(&a[1], q->name, q->link.len) ||
-            arr_int(&a[2], r->prio, 2) || arr_int(&a[3], (uint64_t)r->ord, 8) ||
-            arr_int(&a[4], r->redeliveries, 4) || arr_int(&a[5], r->not_before, 8) ||
-            arr_int(&a[6], r->expires, 8) || arr_add(&a[7], r->data, r->hlen) ||
-            arr_add(&a[8], r->data + r->hlen, r->blen))
-            rc = -1;
-    }
-    const char *v[9];
-    int len[9];
-    for (int c = 0; c < 9; c++) {
-        if (rc == 0 && a[c].len > INT32_MAX)
-            rc = -1; /* too large for one statement: the batch fails */
-        if (rc == 0)
-            arr_done(&a[c]);
-        v[c] = a[c].p;
-        len[c] = (int)a[c].len;
-    }
-    if (rc == 0)
-        rc = send_stmt(s, P_INS_MANY, v, len);
-    for (int c = 0; c < 9; c++)
-        free(a[c].p);
-    return rc;
-}
-
-/* The acks o[0..n) as one statement. */
-static int send_ack_run(store *s, const pop *o, size_t n)
-{
-    arr a = { 0 };
-    int rc = arr_begin(&a, T_INT8);
-    for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = arr_int(&a, (uint64_t)o[i].key, 8);
-    if (rc == 0) {
-        arr_done(&a);
-        const char *v[1] = { a.p };
-        const int len[1] = { (int)a.len };
-        rc = send_stmt(s, P_DEL_MANY, v, len);
-    }
-    free(a.p);
-    return rc;
-}
-
-/* The operations from b->ops[i] on: one statement, for a run of enqueues or acks or one
- * other operation. *used: how many it took. */
-static int send_next(store *s, const pbatch *b, size_t i, size_t *used)
-{
-    const pop *o = &b->ops[i];
-    size_t n = 1;
-    while (i + n < b->nops && n < RUN_MAX && b->ops[i + n].kind == o->kind)
-        n++;
-    if (o->kind == OP_ENQ && n > 1) {
-        *used = n;
-        return send_enq_run(s, o, n);
-    }
-    if (o->kind == OP_ACK && n > 1) {
-        *used = n;
-        return send_ack_run(s, o, n);
-    }
-    *used = 1;
-    return send_op(s, o);
-}
-
 void pg__send_fly(store *s)
 {
     pbatch *b = s->fly;
@@ -410,18 +169,21 @@ void pg__send_fly(store *s)
         reconnect(s); /* lost while idle */
     if (!b || s->state != PG_READY || s->sync_out)
         return; /* it goes once the connection is ready */
-    int rc = 0;
+    /* A claim lost with its connection may have committed: give back what it took. */
+    int rc = s->orphans ? pg__send_orphans(s) : 0;
     for (size_t i = 0, used = 0; rc == 0 && i < b->nops; i += used)
-        rc = send_next(s, b, i, &used);
-    char seq[8], next[8];
+        rc = pg__send_next(s, b, i, &used);
+    char seq[8], next[8], own[4];
     pg__put64(seq, b->seq);
     pg__put64(next, b->next_id);
-    const char *v[2] = { seq, next };
-    const int len[2] = { 8, 8 };
+    pg__put32(own, (uint32_t)s->node);
+    const char *v[3] = { seq, next, own };
+    const int len[3] = { 8, 8, 4 };
     if (rc == 0)
-        rc = send_stmt(s, P_STATE, v, len);
+        rc = pg__send_stmt(s, P_STATE, v, len);
     if (rc == 0 && !PQpipelineSync(s->conn))
         rc = -1;
+    b->orphans = s->orphans;
     if (rc != 0) {
         lost(s, PQerrorMessage(s->conn));
         return;
@@ -433,25 +195,22 @@ void pg__send_fly(store *s)
     flush(s);
 }
 
-/* The setup pipeline of a fresh connection: the lock, the session, the statements, the
- * number of the last committed batch. */
+/* The setup pipeline of a fresh connection: the session, the statements, the wake-ups,
+ * the number of this node's last committed batch. */
 static void send_setup(store *s)
 {
-    char key[8];
-    pg__put64(key, PG_LOCK_KEY);
-    const char *v[1] = { key };
-    const int len[1] = { 8 }, fmt[1] = { 1 };
-    const Oid t[1] = { T_INT8 };
-    int ok = PQsendQueryParams(s->conn, "SELECT pg_try_advisory_lock($1)", 1, t, v, len, fmt,
-                               0) &&
-             PQsendQueryParams(s->conn,
+    char sql[96];
+    snprintf(sql, sizeof sql, "SELECT batch FROM stompd_node WHERE id = %d", (int)s->node);
+    int ok = PQsendQueryParams(s->conn,
                                s->sync_full ? "SET synchronous_commit TO DEFAULT"
                                             : "SET synchronous_commit TO off",
                                0, NULL, NULL, NULL, NULL, 0);
     for (int i = 0; ok && i < P__COUNT; i++)
-        ok = PQsendPrepare(s->conn, stmts[i].name, stmts[i].sql, stmts[i].n, stmts[i].types);
-    ok = ok && PQsendQueryParams(s->conn, "SELECT batch FROM stompd_state", 0, NULL, NULL, NULL,
-                                 NULL, 0) &&
+        ok = PQsendPrepare(s->conn, pg__stmts[i].name, pg__stmts[i].sql, pg__stmts[i].n,
+                           pg__stmts[i].types);
+    ok = ok && PQsendQueryParams(s->conn, "LISTEN stompd_free", 0, NULL, NULL, NULL, NULL, 0) &&
+         PQsendQueryParams(s->conn, "LISTEN stompd_want", 0, NULL, NULL, NULL, NULL, 0) &&
+         PQsendQueryParams(s->conn, sql, 0, NULL, NULL, NULL, NULL, 0) &&
          PQpipelineSync(s->conn);
     if (!ok) {
         lost(s, PQerrorMessage(s->conn));
@@ -461,7 +220,8 @@ static void send_setup(store *s)
     s->sync_out = 1;
     s->nres = 0;
     s->bad = 0;
-    s->lock_ok = 0;
+    s->db_batch = 0; /* no row: the node was taken for dead, nothing of it is known */
+    s->be_pid = PQbackendPID(s->conn);
     flush(s);
 }
 
@@ -471,15 +231,15 @@ static void send_setup(store *s)
  * was committed before the loss) or sent. */
 static void setup_done(store *s, int *gone)
 {
-    if (s->bad || !s->lock_ok) {
-        lost(s, s->bad ? s->fail
-                       : "the database is in use by another stompd store (advisory lock held)");
+    if (s->bad) {
+        lost(s, s->fail);
         return;
     }
     s->state = PG_READY;
     s->backoff_ms = 0;
     s->err[0] = '\0';
     close_timer(s);
+    pg__share_reconnected(s);
     if (s->fly && s->fly->seq <= s->db_batch) {
         pg__fly_done(s, 1);
         if (*gone)
@@ -497,12 +257,30 @@ static void take_result(store *s, PGresult *r)
             snprintf(s->fail, sizeof s->fail, "%s", PQresultErrorMessage(r));
         s->bad = 1;
     } else if (s->state == PG_SETUP && st == PGRES_TUPLES_OK && PQntuples(r) == 1) {
-        const char *v = PQgetvalue(r, 0, 0);
-        if (s->nres == 0)
-            s->lock_ok = v[0] == 't';
-        else
-            s->db_batch = strtoull(v, NULL, 10);
+        s->db_batch = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+    } else if (st == PGRES_TUPLES_OK && PQnfields(r) == 9 && PQntuples(r) > 0) {
+        /* A claim's rows: they join the store if the batch commits. */
+        if (s->nclaimed == s->claimed_cap) {
+            size_t ncap = s->claimed_cap ? 2 * s->claimed_cap : 8;
+            PGresult **n = realloc(s->claimed, ncap * sizeof *n);
+            if (!n) {
+                s->orphans = 1; /* the rows stay the node's: the next batch frees them */
+                s->nres++;
+                PQclear(r);
+                return;
+            }
+            s->claimed = n;
+            s->claimed_cap = ncap;
+        }
+        s->claimed[s->nclaimed++] = r;
+        s->nres++;
+        return; /* kept */
+    } else if (st == PGRES_TUPLES_OK && PQnfields(r) == 2 && PQntuples(r) == 1) {
+        /* The lease: other live nodes, queues with rows freed. */
+        s->lease_others = pg__get64(PQgetvalue(r, 0, 0));
+        s->lease_freed = pg__get64(PQgetvalue(r, 0, 1));
     }
+    PQclear(r);
     s->nres++;
 }
 
@@ -522,7 +300,6 @@ static void read_results(store *s, int *gone)
         ExecStatusType st = PQresultStatus(r);
         if (st != PGRES_PIPELINE_SYNC) {
             take_result(s, r);
-            PQclear(r);
             continue;
         }
         PQclear(r);
@@ -591,6 +368,11 @@ static void on_poll(uv_poll_t *h, int status, int events)
         if (gone)
             return;
         s->gone = NULL;
+        PGnotify *n;
+        while (s->conn && (n = PQnotifies(s->conn)) != NULL) {
+            pg__notified(s, n->relname, n->extra, n->be_pid);
+            PQfreemem(n);
+        }
         if (s->conn && PQstatus(s->conn) == CONNECTION_BAD)
             lost(s, PQerrorMessage(s->conn));
     }

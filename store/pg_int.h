@@ -1,7 +1,9 @@
-/* pg_int.h: the PostgreSQL backend's shared types (store_postgres.c, pg_conn.c, pg_schema.c).
+/* pg_int.h: the PostgreSQL backend's shared types (store_postgres.c, pg_conn.c, pg_stmt.c,
+ * pg_share.c, pg_schema.c).
  *
- * Every message of every queue is in memory (records of order.h, read back at open), and the
- * database is its durable copy: each commit sends the open batch's writes as one pipeline on
+ * Every message this node owns is in memory (records of order.h: its own enqueues, what it
+ * claimed, and at open every row no node owned; pg_share.c), and the database is its
+ * durable copy: each commit sends the open batch's writes as one pipeline on
  * a non-blocking connection watched by the loop (uv_poll on PQsocket), ending in one Sync,
  * so the batch is one implicit transaction. Two batches take turns: while one is in flight
  * (s->fly), writes fill the other (s->open).
@@ -10,7 +12,7 @@
  * stompd_state.batch (committed before the loss) or not (sent again). Only a statement the
  * database refuses on a live connection fails a batch (STORE_E_IO).
  * Facts that always hold: a record is PENDING on exactly one batch's recs list, or in its
- * queue's order, or TAKEN; a queue is freed only when it has no record and no FRONT operation
+ * queue's order, or TAKEN, or GHOST (named by a RELEASE operation of one batch); a queue is freed only when it has no record and no FRONT operation
  * of a batch names it (pins).
  */
 #ifndef STORE_PG_INT_H
@@ -25,7 +27,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#define LOOKAHEAD STORE_POSTGRES_LOOKAHEAD
+/* In ords: a node's ids (and so its fresh ords) are 1 << PG_NODE_BITS apart. */
+#define LOOKAHEAD ((int64_t)STORE_POSTGRES_LOOKAHEAD << PG_NODE_BITS)
 
 typedef struct pqueue {
     store__qlink link; /* in the name index; names name[] */
@@ -42,14 +45,20 @@ typedef struct pqueue {
     int64_t front_durable[STORE__PRIORITIES];
     int64_t front_sent[STORE__PRIORITIES];
     int64_t tmax[STORE__PRIORITIES];
+    /* Sharing with other nodes (pg_share.c): a claim of it is in a batch; the last claim
+     * found nothing free (no claim until a wake-up); rows were freed while it claimed. */
+    uint8_t claiming, dry, freed;
+    uint8_t dry_pin;   /* dry holds one of pins */
     char name[]; /* NUL-terminated, link.len bytes before the NUL */
 } pqueue;
 
-enum { OP_ENQ, OP_ACK, OP_REQUEUE, OP_FRONT };
+enum { OP_ENQ, OP_ACK, OP_REQUEUE, OP_FRONT, OP_CLAIM, OP_RELEASE, OP_LEASE };
 
 /* One write of a batch. ENQ: ptr is the pending record. ACK: key is the id. REQUEUE: key,
  * ord, redeliveries, not_before as the row now has them. FRONT: ptr is the queue (pinned),
- * prio, ord the bound. */
+ * prio, ord the bound. CLAIM: ptr is the queue (pinned), key how many rows at most,
+ * not_before the time they must be due by. RELEASE: ptr is the record (GHOST: out of its
+ * order, given back to the other nodes by this batch). LEASE: the node's lease renewed. */
 typedef struct pop {
     uint8_t kind;
     uint8_t prio;
@@ -66,16 +75,18 @@ typedef struct pbatch {
     store__dlist recs; /* its enqueued records, in id order */
     uint64_t seq;      /* its number, stored with it in stompd_state.batch */
     uint64_t next_id;  /* the id counter when it was cut, stored with it */
+    int orphans;       /* it frees the node's rows no record holds (pg__send_orphans) */
     store_commit_cb cb;
     void *arg;
 } pbatch;
 
-/* The connection: down (a timer will connect), connecting (PQconnectPoll), setting up (lock,
- * session, statements, the committed batch number: one pipeline), ready. */
+/* The connection: down (a timer will connect), connecting (PQconnectPoll), setting up
+ * (session, statements, LISTEN, the committed batch number: one pipeline), ready. */
 enum { PG_DOWN, PG_CONNECTING, PG_SETUP, PG_READY };
 
 /* The prepared statements (their SQL is in pg_conn.c). */
-enum { P_INS, P_DEL, P_REQ, P_FRONT, P_STATE, P_INS_MANY, P_DEL_MANY, P__COUNT };
+enum { P_INS, P_DEL, P_REQ, P_FRONT, P_STATE, P_INS_MANY, P_DEL_MANY, P_CLAIM, P_WANT,
+       P_RELEASE, P_LEASE, P_ORPHANS, P__COUNT };
 
 struct store {
     pg__lib lib; /* libpq's functions: PQname(...) below is s->lib.PQname(...) */
@@ -92,8 +103,7 @@ struct store {
     int sent;      /* the flying batch went out on this connection */
     size_t nres;   /* results read since the last Sync */
     int bad;       /* a statement failed since the last Sync */
-    int lock_ok;   /* setup: the advisory lock is ours */
-    uint64_t db_batch; /* setup: stompd_state.batch as the database has it */
+    uint64_t db_batch; /* setup: this node's batch number as the database has it */
     unsigned backoff_ms;
     int closing;
     int *gone; /* set while a commit callback runs from the poll callback: close sets it */
@@ -110,9 +120,30 @@ struct store {
     store__pool pool;   /* records given back, for reuse (order.h) */
     char err[512];
     char fail[256];     /* the first statement failure of the batch in flight */
+
+    /* Nodes (pg_share.c). */
+    int64_t node;       /* this node's number in stompd_node (1..PG_NODES_MAX) */
+    uint64_t lease_ms;
+    int alone;          /* the last renewal saw no other live node */
+    int maybe_free;     /* rows were freed: queues not in memory may have some */
+    int lease_queued;   /* a LEASE operation is in the open batch */
+    int quiet;          /* quiesced: no timer, no watching while idle */
+    int orphans;        /* a claim of a batch lost with its connection may have committed */
+    uint64_t lease_others, lease_freed; /* the last lease's answer */
+    uint64_t polled_at; /* when dry queues were last woken (loop time) */
+    int be_pid;         /* the server process of the connection (its own notifications) */
+    void (*wake)(void *arg, const char *queue, size_t len, uint64_t hash);
+    void *wake_arg;
+    uv_timer_t *tick;   /* renews the lease, wakes dry queues; unreferenced */
+    PGresult **claimed; /* the rows the flying batch's claims returned */
+    size_t nclaimed, claimed_cap;
 };
 
 /* libpq through the store's loaded library (pg_lib.h): s is the store in scope. */
+#define PQbackendPID(...) (s->lib.PQbackendPID(__VA_ARGS__))
+#define PQfreemem(...) (s->lib.PQfreemem(__VA_ARGS__))
+#define PQnfields(...) (s->lib.PQnfields(__VA_ARGS__))
+#define PQnotifies(...) (s->lib.PQnotifies(__VA_ARGS__))
 #define PQclear(...) (s->lib.PQclear(__VA_ARGS__))
 #define PQconnectPoll(...) (s->lib.PQconnectPoll(__VA_ARGS__))
 #define PQconnectStartParams(...) (s->lib.PQconnectStartParams(__VA_ARGS__))
@@ -141,8 +172,30 @@ struct store {
 #define PQsocket(...) (s->lib.PQsocket(__VA_ARGS__))
 #define PQstatus(...) (s->lib.PQstatus(__VA_ARGS__))
 
-/* The advisory lock that keeps a second store off the same database. */
-#define PG_LOCK_KEY 0x53544d51
+/* Node numbers live in the low bits of message ids, so ids are unique across nodes. */
+#define PG_NODE_BITS 16
+#define PG_NODES_MAX ((1 << PG_NODE_BITS) - 1)
+/* The database's clock in ms: leases are compared on one clock, whatever the nodes' say. */
+#define PG_NOW_MS "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
+/* SQL: CTEs dead (nodes whose lease ran out, deleted; "AND id <> $1" may follow), st (their
+ * id counters kept) and r (their rows freed, each counted as delivered once more when its
+ * band's bound covers it, as after a crash; r lists their queues). */
+#define PG_REAP_SQL(cond)                                                                   \
+    "WITH dead AS (DELETE FROM stompd_node WHERE lease_until < " PG_NOW_MS cond            \
+    " RETURNING id, next_id),"                                                             \
+    " st AS (UPDATE stompd_state SET next_id = greatest(next_id,"                          \
+    " (SELECT max(next_id) FROM dead)) WHERE EXISTS (SELECT 1 FROM dead)),"                \
+    " r AS (UPDATE stompd_msg AS m SET owner = 0, redeliveries ="                          \
+    " m.redeliveries + (SELECT count(*) FROM stompd_front AS f"                            \
+    " WHERE f.queue = m.queue AND f.prio = m.prio AND m.ord <= f.value"                    \
+    " AND m.redeliveries < 2147483647)::integer"                                           \
+    " WHERE m.owner IN (SELECT id FROM dead) RETURNING m.queue)"
+
+/* A claim takes at most this many rows of a queue. */
+#define PG_CLAIM_MAX 256
+/* A queue whose claim found nothing is claimed again at most this often (ms) while other
+ * nodes are alive, and at once when a node frees rows of it. */
+#define PG_POLL_MS 1000
 
 /* ---- the indexes ---- */
 
@@ -198,12 +251,53 @@ store_err pg__add_loaded(store *s, store__rec *r) STORE_WUR;
 
 /* ---- pg_schema.c: open and close (blocking: before the loop runs, and at its end) ---- */
 
-/* Connect, lock, create or migrate the schema, read every message in. s->err says why not. */
+/* Connect, create or migrate the schema, register as a node (freeing dead nodes' rows),
+ * claim every free row and read this node's in. s->err says why not. */
 store_err pg__open_db(store *s) STORE_WUR;
-/* The last transaction of a clean close (best effort), then let go of the connection. */
+/* The last transaction of a clean close (best effort: every row given back, the node
+ * gone), then let go of the connection. */
 void pg__close_db(store *s);
 /* The row layout the load reads, for pg_conn.c and pg_schema.c. */
 store__rec *pg__row_rec(store *s, const PGresult *res, int row);
+
+/* The record r (READY or WAITING, of no batch) leaves its queue's order and the expiry
+ * heap: it is given back (OP_RELEASE, GHOST) and forgotten once its batch commits. */
+void pg__ghost(store *s, store__rec *r);
+/* r leaves the store for good (acked, cancelled, released, or its batch failed). */
+void pg__forget(store *s, store__rec *r);
+
+/* ---- pg_share.c: several nodes on one database ---- */
+
+/* take found nothing ready in q (created if needed): put a claim in the open batch when
+ * one is due. STORE_E_AGAIN when a claim is in a batch (take again after the commit),
+ * STORE_E_EMPTY when none is due, STORE_E_NOMEM. */
+store_err pg__claim(store *s, const char *name, size_t len, uint64_t h,
+                    uint64_t now) STORE_WUR;
+/* The flying batch is settled: its claims' rows join the store (ok), its releases are
+ * forgotten (ok) or back in their queues; dry queues are marked. */
+void pg__share_settle(store *s, pbatch *b, int ok);
+/* A notification arrived (channel, payload: the hex of a queue's name, or empty). */
+void pg__notified(store *s, const char *channel, const char *payload, int pid);
+/* Start the lease timer (after open). STORE_E_NOMEM. */
+store_err pg__share_start(store *s) STORE_WUR;
+void pg__share_stop(store *s);
+/* The connection was set up again: every dry queue is worth a claim. */
+void pg__share_reconnected(store *s);
+
+/* ---- pg_stmt.c: statements ---- */
+
+typedef struct pg_stmt {
+    const char *name, *sql;
+    int n;
+    Oid types[10];
+} pg_stmt;
+extern const pg_stmt pg__stmts[P__COUNT];
+/* One prepared statement with binary parameters and results. 0, or -1. */
+int pg__send_stmt(store *s, int st, const char *const *v, const int *len);
+/* The operations from b->ops[i] on as one statement; *used: how many it took. 0 or -1. */
+int pg__send_next(store *s, const pbatch *b, size_t i, size_t *used);
+/* The statement that gives back this node's rows no record in memory holds. 0 or -1. */
+int pg__send_orphans(store *s);
 
 /* ---- pg_conn.c: the connection on the loop ---- */
 
@@ -213,6 +307,8 @@ int pg__prepare(store *s);
 store_err pg__attach(store *s) STORE_WUR;
 /* Send s->fly now if the connection is ready (else it goes once it is). */
 void pg__send_fly(store *s);
+/* Quiesced: the connection is no longer watched while idle. */
+void pg__quiesce(store *s);
 /* Stop watching: close the handles (freed in their close callbacks). */
 void pg__detach(store *s);
 /* The flying batch is settled: committed (ok) or failed; runs its callback last. */

@@ -14,6 +14,7 @@
 
 /* The libpq functions the backend calls. */
 #define PG__FUNCS(X)                                                                         \
+    X(PQbackendPID) X(PQfreemem) X(PQnfields) X(PQnotifies)                               \
     X(PQclear) X(PQconnectPoll) X(PQconnectStartParams) X(PQconnectdbParams)                 \
     X(PQconsumeInput) X(PQenterPipelineMode) X(PQerrorMessage) X(PQexec) X(PQfinish)          \
     X(PQflush) X(PQgetResult) X(PQgetlength) X(PQgetvalue) X(PQisBusy) X(PQntuples)         \

@@ -9,8 +9,12 @@
  * stompd_state: one row (next_id, batch: the number of the last committed batch, open: a
  * store has it open, so a crash left it open if a later open still finds it so);
  * stompd_schema(version): the schema version. An older schema is migrated forward in the
- * open's transaction; a newer one is refused and left as it is. A session advisory lock
- * (PG_LOCK_KEY) keeps a second store off the database while one has it.
+ * open's transaction; a newer one is refused and left as it is.
+ * Schema 2 (several nodes, pg_share.c): stompd_msg.owner, the node holding the row (0:
+ * free), with an index of the free rows in claim order; stompd_node(id, lease_until, batch,
+ * next_id): the nodes, each with its lease, its last committed batch and its id counter
+ * (stompd_state.batch and .open are no longer used). Opens take a transaction-scoped
+ * advisory lock, so two nodes starting together migrate and register one after the other.
  */
 #include "pg_int.h"
 
@@ -31,6 +35,17 @@ static const char *const migrations[] = {
     "CREATE TABLE stompd_state(one boolean PRIMARY KEY DEFAULT true CHECK (one),"
     " next_id bigint NOT NULL, batch bigint NOT NULL, open boolean NOT NULL);"
     "INSERT INTO stompd_state(next_id, batch, open) VALUES(1, 0, false);",
+    /* 1 -> 2: a store left open by a crash is recovered as schema 1 did it. */
+    "UPDATE stompd_msg AS m SET redeliveries = m.redeliveries + 1 FROM stompd_front AS f,"
+    " stompd_state AS s WHERE s.open AND f.queue = m.queue AND f.prio = m.prio"
+    " AND m.ord <= f.value AND m.redeliveries < 2147483647;"
+    "DELETE FROM stompd_front;"
+    "UPDATE stompd_state SET open = false;"
+    "ALTER TABLE stompd_msg ADD COLUMN owner integer NOT NULL DEFAULT 0;"
+    "CREATE INDEX stompd_msg_free ON stompd_msg(queue, prio DESC, ord, id) WHERE owner = 0;"
+    "CREATE INDEX stompd_msg_owner ON stompd_msg(owner) WHERE owner <> 0;"
+    "CREATE TABLE stompd_node(id integer PRIMARY KEY, lease_until bigint NOT NULL,"
+    " batch bigint NOT NULL DEFAULT 0, next_id bigint NOT NULL DEFAULT 0);",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -53,7 +68,7 @@ static int exec_ok(store *s, const char *sql, const char *what)
     return r ? 0 : -1;
 }
 
-/* Connect (blocking) and take the advisory lock. */
+/* Connect (blocking). */
 static store_err connect_db(store *s)
 {
     const char *const keys[] = { "dbname", "fallback_application_name", NULL };
@@ -68,18 +83,6 @@ static store_err connect_db(store *s)
         return STORE_E_IO;
     }
     pg__quiet(s, s->conn);
-    char sql[64];
-    snprintf(sql, sizeof sql, "SELECT pg_try_advisory_lock(%d)", PG_LOCK_KEY);
-    PGresult *r = run(s, sql, PGRES_TUPLES_OK, "lock");
-    if (!r)
-        return STORE_E_IO;
-    int ok = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
-    PQclear(r);
-    if (!ok) {
-        pg__set_err(s, "the database is in use by another stompd store (advisory lock %d held)",
-                    PG_LOCK_KEY);
-        return STORE_E_IO;
-    }
     if (!s->sync_full && exec_ok(s, "SET synchronous_commit TO off", "session") != 0)
         return STORE_E_IO;
     return STORE_OK;
@@ -122,41 +125,50 @@ static store_err migrate(store *s)
     return STORE_OK;
 }
 
-/* Inside the open's transaction: the counters, and after a crash every message at or below
- * its band's bound counted as delivered once more; the bounds then start afresh. */
+/* One number from sql (text), or -1 with s->err set. */
+static int64_t query_int(store *s, const char *sql, const char *what)
+{
+    PGresult *r = run(s, sql, PGRES_TUPLES_OK, what);
+    if (!r)
+        return -1;
+    int64_t v = PQntuples(r) == 1 ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : -1;
+    PQclear(r);
+    if (v < 0)
+        pg__set_err(s, "%s: no answer", what);
+    return v;
+}
+
+/* Inside the open's transaction: dead nodes' rows freed, this node registered, its id
+ * counter above every id given so far, every free row claimed. */
 static store_err recover(store *s)
 {
-    PGresult *r = run(s, "SELECT next_id, batch, open FROM stompd_state", PGRES_TUPLES_OK,
-                      "state");
-    if (!r)
+    char sql[512];
+    if (query_int(s, PG_REAP_SQL("") " SELECT count(*) FROM r", "free dead nodes") < 0)
         return STORE_E_IO;
-    if (PQntuples(r) != 1) {
-        PQclear(r);
-        pg__set_err(s, "stompd_state must hold one row");
+    int64_t node = query_int(s, "SELECT coalesce(min(g), 0) FROM generate_series(1, 65535) AS g"
+                                " WHERE NOT EXISTS (SELECT 1 FROM stompd_node WHERE id = g)",
+                             "register");
+    if (node == 0)
+        pg__set_err(s, "register: %d nodes are registered already", PG_NODES_MAX);
+    if (node <= 0)
         return STORE_E_IO;
-    }
-    s->next_id = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
-    s->batch_seq = strtoull(PQgetvalue(r, 0, 1), NULL, 10);
-    int crashed = PQgetvalue(r, 0, 2)[0] == 't';
-    PQclear(r);
-    if (crashed &&
-        exec_ok(s, "UPDATE stompd_msg AS m SET redeliveries = m.redeliveries + 1"
-                   " FROM stompd_front AS f WHERE f.queue = m.queue AND f.prio = m.prio"
-                   " AND m.ord <= f.value AND m.redeliveries < 2147483647", "recover") != 0)
+    s->node = node;
+    int64_t others = query_int(s, "SELECT count(*) FROM stompd_node", "register");
+    snprintf(sql, sizeof sql, "INSERT INTO stompd_node(id, lease_until) VALUES(%d, %s + %llu)",
+             (int)node, PG_NOW_MS, (unsigned long long)s->lease_ms);
+    if (others < 0 || exec_ok(s, sql, "register") != 0)
         return STORE_E_IO;
-    if (exec_ok(s, "DELETE FROM stompd_front", "recover") != 0 ||
-        exec_ok(s, "UPDATE stompd_state SET open = true", "recover") != 0)
+    s->alone = others == 0;
+    int64_t high = query_int(s, "SELECT greatest((SELECT next_id FROM stompd_state),"
+                                " (SELECT coalesce(max(next_id), 0) FROM stompd_node),"
+                                " (SELECT coalesce(max(id), 0) + 1 FROM stompd_msg))",
+                             "state");
+    if (high < 0)
         return STORE_E_IO;
-    r = run(s, "SELECT coalesce(max(id), 0) FROM stompd_msg", PGRES_TUPLES_OK, "state");
-    if (!r)
-        return STORE_E_IO;
-    uint64_t max = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    if (s->next_id <= max)
-        s->next_id = max + 1;
-    if (s->next_id == 0)
-        s->next_id = 1;
-    return STORE_OK;
+    s->next_id = ((((uint64_t)high >> PG_NODE_BITS) + 1) << PG_NODE_BITS) | (uint64_t)node;
+    s->batch_seq = 0;
+    snprintf(sql, sizeof sql, "UPDATE stompd_msg SET owner = %d WHERE owner = 0", (int)node);
+    return exec_ok(s, sql, "claim") == 0 ? STORE_OK : STORE_E_IO;
 }
 
 /* A binary int column of row as an unsigned value (its width from the result). */
@@ -206,10 +218,15 @@ store__rec *pg__row_rec(store *s, const PGresult *res, int row)
 /* Every message, in each band's order, one row at a time (single-row mode). */
 static store_err load(store *s)
 {
+    char own[4];
+    pg__put32(own, (uint32_t)s->node);
+    const char *v[1] = { own };
+    const int len[1] = { 4 }, fmt[1] = { 1 };
     if (!PQsendQueryParams(s->conn,
                            "SELECT id, queue, prio, ord, redeliveries, not_before, expires,"
-                           " headers, body FROM stompd_msg ORDER BY prio, ord, id",
-                           0, NULL, NULL, NULL, NULL, 1) ||
+                           " headers, body FROM stompd_msg WHERE owner = $1::integer"
+                           " ORDER BY prio, ord, id",
+                           1, NULL, v, len, fmt, 1) ||
         !PQsetSingleRowMode(s->conn)) {
         pg__set_err(s, "load: %s", PQerrorMessage(s->conn));
         return STORE_E_IO;
@@ -245,7 +262,12 @@ store_err pg__open_db(store *s)
         return err;
     if (exec_ok(s, "BEGIN", "begin") != 0)
         return STORE_E_IO;
-    err = migrate(s);
+    /* Opens one at a time: migrations and node numbers never race. */
+    err = query_int(s, "SELECT count(pg_advisory_xact_lock(1398033745))", "lock") < 0
+              ? STORE_E_IO
+              : STORE_OK;
+    if (err == STORE_OK)
+        err = migrate(s);
     if (err == STORE_OK)
         err = recover(s);
     if (err == STORE_OK && exec_ok(s, "COMMIT", "commit") != 0)
@@ -258,6 +280,10 @@ store_err pg__open_db(store *s)
     err = load(s);
     if (err == STORE_OK && pg__prepare(s) != 0)
         err = STORE_E_IO;
+    if (err == STORE_OK && (exec_ok(s, "LISTEN stompd_free", "listen") != 0 ||
+                            exec_ok(s, "LISTEN stompd_want", "listen") != 0))
+        err = STORE_E_IO;
+    s->be_pid = PQbackendPID(s->conn);
     return err;
 }
 
@@ -288,7 +314,8 @@ static int queue_rewrite(store *s, const store__rec *r, uint32_t count, uint64_t
 
 /* The statements of the clean close: what the open batch did that is kept (a message whose
  * ack is lost with it was handed out: counted; a requeued one keeps its place and count),
- * every taken message counted as delivered, the id counter, the bounds gone, closed. */
+ * every taken message counted as delivered, every row given back to the other nodes, the
+ * node gone (the bounds with it when it was the last), the id counter kept. */
 static int queue_close(store *s)
 {
     int rc = 0;
@@ -313,15 +340,26 @@ static int queue_close(store *s)
             rc = queue_rewrite(s, r, r->redeliveries < UINT32_MAX ? r->redeliveries + 1
                                                                   : UINT32_MAX, 0);
     }
-    char next[8];
+    char next[8], own[4];
     pg__put64(next, s->next_id);
-    const char *v[1] = { next };
-    const int len[1] = { 8 };
+    pg__put32(own, (uint32_t)s->node);
+    const char *v[2] = { next, own };
+    const int len[2] = { 8, 4 };
     if (rc == 0)
-        rc = queue_stmt(s, "DELETE FROM stompd_front", 0, NULL, NULL);
+        rc = queue_stmt(s, "UPDATE stompd_msg SET owner = 0 WHERE owner = $1::integer", 1,
+                        v + 1, len + 1);
     if (rc == 0)
-        rc = queue_stmt(s, "UPDATE stompd_state SET next_id = greatest(next_id, $1::bigint),"
-                           " open = false", 1, v, len);
+        rc = queue_stmt(s, "DELETE FROM stompd_node WHERE id = $1::integer", 1, v + 1,
+                        len + 1);
+    /* The bounds matter only to a node that may have died: with none left, they go. */
+    if (rc == 0)
+        rc = queue_stmt(s, "DELETE FROM stompd_front WHERE NOT EXISTS"
+                           " (SELECT 1 FROM stompd_node)", 0, NULL, NULL);
+    if (rc == 0)
+        rc = queue_stmt(s, "UPDATE stompd_state SET next_id = greatest(next_id, $1::bigint)",
+                        1, v, len);
+    if (rc == 0)
+        rc = queue_stmt(s, "SELECT pg_notify('stompd_free', '')", 0, NULL, NULL);
     return rc == 0 && PQpipelineSync(s->conn) ? 0 : -1;
 }
 

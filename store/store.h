@@ -116,6 +116,15 @@ typedef struct store_options {
      * NUL-terminated reason here (truncated to reason_size). NULL/0: no reason wanted. */
     char *reason;
     size_t reason_size;
+    /* Optional, for a backend several processes share (postgres): zero when unused.
+     * lease_ms: how long this process's claims outlive it (0: the backend's default).
+     * wake: called on the owner's loop, never inside a store call: with a queue, that
+     * queue may have messages take would now hand out (another process gave some up):
+     * take again; with queue NULL, the backend put writes of its own in the open batch:
+     * commit (it makes progress only through commits). */
+    unsigned lease_ms;
+    void (*wake)(void *arg, const char *queue, size_t queue_len, uint64_t hash);
+    void *wake_arg;
 } store_options;
 
 typedef struct store store; /* one open store: backend-specific */
@@ -159,7 +168,7 @@ typedef struct store_scan {
  * function must not call the store. */
 typedef int (*store_match_fn)(void *arg, const store_msg *m);
 
-#define STORE_OPS_VERSION 8u
+#define STORE_OPS_VERSION 9u
 
 typedef struct store_ops {
     unsigned version; /* STORE_OPS_VERSION the backend was written for */
@@ -306,6 +315,13 @@ typedef struct store_ops {
      * not call the store. What a wildcard consumer's queues are found with. */
     void (*queues)(store *s, void (*fn)(void *arg, const char *name, size_t len, uint64_t hash),
                    void *arg);
+
+    /* ---- version 9 ---- */
+    /* Optional (NULL: nothing to do). The owner is stopping and will close the store after
+     * its last commit: stop what the backend does on the loop by itself (timers, watching
+     * for other processes), so that its handles are closed before the owner's loop ends.
+     * Commits still work. */
+    void (*quiesce)(store *s);
 } store_ops;
 
 /* The memory backend: fast, nothing survives close. Borrowed, static, never NULL. */

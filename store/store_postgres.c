@@ -66,6 +66,7 @@ pqueue *pg__get_queue(store *s, const char *name, size_t len, uint64_t h)
         return NULL;
     memcpy(q->name, name, len);
     store__order_init(&q->o);
+    q->dry = s->alone && !s->maybe_free; /* nothing to claim: no node frees rows */
     for (int p = 0; p < STORE__PRIORITIES; p++)
         q->front_durable[p] = q->front_sent[p] = q->tmax[p] = INT64_MIN;
     store__queues_insert(&s->queues, &q->link, q->name, len, h);
@@ -73,8 +74,7 @@ pqueue *pg__get_queue(store *s, const char *name, size_t len, uint64_t h)
     return q;
 }
 
-/* A record leaves the store for good (acked, cancelled, or its batch failed). */
-static void forget(store *s, store__rec *r)
+void pg__forget(store *s, store__rec *r)
 {
     pqueue *q = r->q;
     store__ids_remove(&s->ids, &r->link);
@@ -142,7 +142,11 @@ static void pg_close(store *s)
     s->closing = 1;
     if (s->gone)
         *s->gone = 1;
+    pg__share_stop(s);
     pg__close_db(s);
+    for (size_t i = 0; i < s->nclaimed; i++)
+        PQclear(s->claimed[i]);
+    free(s->claimed);
     for (store__qlink *l = store__queues_first(&s->queues); l;
          l = store__queues_next(&s->queues, l))
         store__order_free(&store__container_of(l, pqueue, link)->o, NULL);
@@ -215,7 +219,8 @@ static store_err pg_enqueue_attrs(store *s, const char *queue, size_t queue_len,
         pg__queue_drop_unused(s, q);
         return STORE_E_NOMEM;
     }
-    r->link.id = s->next_id++;
+    r->link.id = s->next_id;
+    s->next_id += 1u << PG_NODE_BITS; /* the low bits are the node's number */
     r->ord = (int64_t)r->link.id;
     r->prio = a->priority;
     r->not_before = a->not_before;
@@ -240,6 +245,13 @@ static store_err pg_enqueue(store *s, const char *queue, size_t queue_len, const
                              headers_len, body, body_len, id);
 }
 
+void pg__ghost(store *s, store__rec *r)
+{
+    store__order_remove(&((pqueue *)r->q)->o, r);
+    store__expiry_drop(&s->expiry, r);
+    r->state = STORE__GHOST;
+}
+
 /* r (ready or waiting) is handed out. */
 static void take_out(store *s, store__rec *r, store_msg *out)
 {
@@ -258,10 +270,12 @@ static store_err take(store *s, const char *queue, size_t queue_len, uint64_t h,
 {
     pqueue *q = find_queue(s, queue, queue_len, h);
     if (!q)
-        return STORE_E_EMPTY;
+        return pg__claim(s, queue, queue_len, h, now);
     store_err err = q->o.waiting.n ? store__order_promote(&q->o, now, no_limit, &s->bytes)
                                    : STORE_OK;
     store__rec *r = store__order_first(&q->o);
+    if (!r && err == STORE_OK && !q->o.waiting.n)
+        return pg__claim(s, queue, queue_len, h, now); /* nothing here: another node's? */
     if (!r)
         return err != STORE_OK ? err : STORE_E_EMPTY;
     if (expiry && r->expires && r->expires <= now)
@@ -340,7 +354,7 @@ static store_err pg_ack(store *s, uint64_t id)
     if (pg_reserve_ops(s->open, 1) != 0)
         return STORE_E_NOMEM;
     pg_push_op(s->open, OP_ACK, (int64_t)id, NULL);
-    forget(s, r);
+    pg__forget(s, r);
     return STORE_OK;
 }
 
@@ -409,7 +423,7 @@ static store_err pg_cancel(store *s, uint64_t id)
     q->npending[r->prio]--;
     if (r->not_before)
         q->nlate--;
-    forget(s, r);
+    pg__forget(s, r);
     return STORE_OK;
 }
 
@@ -467,8 +481,9 @@ void pg__fly_done(store *s, int ok)
         if (ok)
             make_ready(s, r);
         else
-            forget(s, r);
+            pg__forget(s, r);
     }
+    pg__share_settle(s, b, ok);
     settle_ops(s, b, ok);
     store_commit_cb cb = b->cb;
     void *arg = b->arg;
@@ -549,6 +564,9 @@ static store_err pg_open(const store_options *opts, store **out)
     }
     s->loop = opts->loop;
     s->sync_full = opts->sync_full;
+    s->lease_ms = opts->lease_ms ? opts->lease_ms : STORE_POSTGRES_LEASE_MS;
+    s->wake = opts->wake;
+    s->wake_arg = opts->wake_arg;
     s->open = &s->bat[0];
     s->next_id = 1;
     store__expiry_init(&s->expiry);
@@ -556,6 +574,8 @@ static store_err pg_open(const store_options *opts, store **out)
                                                                       : STORE_E_IO;
     if (err == STORE_OK)
         err = pg__attach(s);
+    if (err == STORE_OK && (err = pg__share_start(s)) != STORE_OK)
+        pg__set_err(s, "out of memory");
     if (err != STORE_OK) {
         if (rsize)
             snprintf(reason, rsize, "%s", s->err[0] ? s->err : store_strerror(err));
@@ -587,7 +607,7 @@ static store_err pg_take_match(store *s, const char *queue, size_t queue_len, ui
 {
     pqueue *q = find_queue(s, queue, queue_len, h);
     if (!q)
-        return STORE_E_EMPTY;
+        return pg__claim(s, queue, queue_len, h, now); /* another node's, maybe */
     store_err perr = q->o.waiting.n ? store__order_promote(&q->o, now, no_limit, &s->bytes)
                                     : STORE_OK;
     store__scan_env env = { &q->o, q, q->o.mask, scan_gen(q), scan_find, NULL, fill, s };
@@ -595,6 +615,8 @@ static store_err pg_take_match(store *s, const char *queue, size_t queue_len, ui
     store_err err = store__scan(&env, scan, match, arg, &r);
     if (err != STORE_OK)
         return err;
+    if (!r && perr == STORE_OK && !q->o.waiting.n)
+        return pg__claim(s, queue, queue_len, h, now); /* none here matches: claim more */
     if (!r)
         return perr != STORE_OK ? perr : STORE_E_EMPTY;
     if (r->expires && r->expires <= now)
@@ -638,6 +660,7 @@ static const store_ops postgres_ops = {
     .browse = pg_browse,
     .take_match = pg_take_match,
     .queues = pg_queues,
+    .quiesce = pg__quiesce,
 };
 
 const store_ops *store_postgres_backend(void)

@@ -7,7 +7,8 @@
  * finished its work); everything between runs on the loop without waiting: each commit is
  * one pipelined transaction, and a lost connection is re-established in the background while
  * the commit waits. Open reports its reason through store_options.reason, failures later
- * through last_error. One store per database at a time (an advisory lock).
+ * through last_error. Several stores (stompd nodes) may share a database: each registers
+ * as a node with a lease and they share queues (pg_share.c).
  */
 #ifndef STORE_POSTGRES_H
 #define STORE_POSTGRES_H
@@ -25,6 +26,11 @@ extern "C" {
 
 /* The longest pause between two attempts to reconnect, ms (it starts at 50 and doubles). */
 #define STORE_POSTGRES_RECONNECT_MAX_MS 2000
+
+/* A node's lease when store_options.lease_ms is 0, ms: a node that stops renewing it (killed,
+ * cut off from the database) gives back the messages it held this long after its last
+ * renewal (plus up to a quarter of it, the other nodes' renewal period). */
+#define STORE_POSTGRES_LEASE_MS 10000
 
 /* The PostgreSQL backend. Borrowed, static, never NULL. */
 const store_ops *store_postgres_backend(void);

@@ -54,6 +54,7 @@ static const key keys[] = {
     { "store", K_STORE, 0, 0, "memory", "queue storage: memory, sqlite:PATH or postgres:CONNINFO" },
     { "sync", K_SYNC, 0, 0, "full",
       "persistent stores: full (survives power loss) or normal (survives a killed process)" },
+    { "pg_lease", K_U32, F(opts.store_lease_ms), 100, "10000", "postgres: a node's lease (ms)" },
     { "daemon", K_BOOL, F(daemonize), 0, "no",
       "detach from the terminal and run in the background" },
     { "rundir", K_STR, F(rundir), 0, "/", "working directory of the daemon" },
