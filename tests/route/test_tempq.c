@@ -297,7 +297,7 @@ static void leave_reply_queue(const fixture *fx)
 {
     uv_loop_t loop;
     assert_int_equal(uv_loop_init(&loop), 0);
-    store_options so = { &loop, fx->path, 0, NULL, 0 };
+    store_options so = { &loop, fx->path, 0, NULL, 0, 0, NULL, NULL };
     const store_ops *ops = store_sqlite_backend();
     store *s;
     assert_int_equal(ops->open(&so, &s), STORE_OK);
@@ -326,7 +326,7 @@ static int reply_queues_in_file(const fixture *fx)
 {
     uv_loop_t loop;
     assert_int_equal(uv_loop_init(&loop), 0);
-    store_options so = { &loop, fx->path, 0, NULL, 0 };
+    store_options so = { &loop, fx->path, 0, NULL, 0, 0, NULL, NULL };
     const store_ops *ops = store_sqlite_backend();
     store *s;
     assert_int_equal(ops->open(&so, &s), STORE_OK);
