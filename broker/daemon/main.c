@@ -179,6 +179,12 @@ static void on_stop_timeout(uv_timer_t *t)
     force_exit("the stop took longer than stop_timeout");
 }
 
+/* Certificates log in (tls_login): an auth file may then hold no passcodes at all. */
+static int cert_logins(void)
+{
+    return cfg.tls.login != BROKER_TLS_LOGIN_NONE;
+}
+
 static void reload(void)
 {
     char err[DAEMON_ERRLEN];
@@ -188,7 +194,7 @@ static void reload(void)
         logf_(BROKER_LOG_INFO, "reopen", "log file reopened");
     if (cfg.auth_file) {
         auth_table *t;
-        if (auth__load(&t, cfg.auth_file, err, sizeof err) != 0) {
+        if (auth__load(&t, cfg.auth_file, cert_logins(), err, sizeof err) != 0) {
             logf_(BROKER_LOG_ERROR, "reload", "auth file not reloaded, keeping the old "
                                              "logins: %s", err);
         } else {
@@ -396,7 +402,7 @@ static void check_config(uid_t *uid, gid_t *gid)
     char err[DAEMON_ERRLEN];
     if (auth__init() != 0)
         die(STOMPD_EXIT_FAILURE, "libsodium cannot be initialised");
-    if (cfg.auth_file && auth__load(&the_auth, cfg.auth_file, err, sizeof err) != 0)
+    if (cfg.auth_file && auth__load(&the_auth, cfg.auth_file, cert_logins(), err, sizeof err) != 0)
         die(STOMPD_EXIT_CONFIG, "%s", err);
     if (daemonize__lookup_ids(cfg.user, cfg.group, uid, gid, err, sizeof err) != 0)
         die(STOMPD_EXIT_CONFIG, "%s", err);
