@@ -1,8 +1,6 @@
 /* tls.c: TLS between a stream's socket and its transport (the STOMP byte stream of tcp.c,
- * or WebSocket for wss), with OpenSSL on a BIO of our own driven by libuv reads and writes;
- * the settings they start from are tls_ctx.c's. The BIO takes ciphertext from rq and
- * appends what OpenSSL writes to wq, each byte copied once on its way (OpenSSL's memory
- * BIOs zero, copy, and move what is left, on every call).
+ * or WebSocket for wss), with OpenSSL on a BIO of our own (rq in, wq out: each byte copied
+ * once, where memory BIOs zero, copy and move it) driven by libuv; settings from tls_ctx.c.
  *
  * The transport sees the socket through net__sock_* (net.h) with libuv's signatures and
  * contracts, so over TLS it reads, writes, shuts down and closes exactly as over TCP, and
@@ -13,9 +11,9 @@
  *   so a transport that stops reading stops the socket too.
  * - Plaintext reaches the transport only while it reads, and only after the handshake;
  *   what was written before the handshake ended waits in pend.
- * - One socket write is in flight (wreq, out) while wq gathers what OpenSSL writes; the
- *   two buffers swap when the next socket write starts. The transport's one write completes with
- *   the socket write that carried the last of its bytes (carries).
+ * - One socket write is in flight (wreq, out) while wq gathers what OpenSSL writes (they
+ *   swap at the next socket write); the transport's one write completes with the socket
+ *   write that carried the last of its bytes (carries). An idle session holds no buffers.
  * - Nothing calls the transport back inside its own call: work found in one (bytes already
  *   decrypted at a read_start) waits for the timer's next turn. The timer bounds the
  *   handshake (connect_timeout_ms) until it ends, then does those deferred turns.
@@ -125,14 +123,13 @@ int net__tls_login(const net_stream *s, int how, char *buf, size_t cap)
 
 /* ---- the BIO: OpenSSL's ciphertext in rq and wq ---------------------------------------- */
 
-/* Room for n more bytes at *buf + len; 0, or -1 when out of memory. */
+/* Room for n more bytes at *buf + len (exactly that much for an empty buffer); 0, or -1
+ * when out of memory. */
 static int room(char **buf, size_t *cap, size_t len, size_t n)
 {
     if (len + n <= *cap)
         return 0;
-    size_t c = *cap ? *cap : 4096;
-    while (c < len + n)
-        c *= 2;
+    size_t c = *cap * 2 > len + n ? *cap * 2 : len + n;
     char *p = realloc(*buf, c);
     if (!p)
         return -1;
@@ -182,10 +179,7 @@ static int bio_read(BIO *bio, char *p, int n)
         BIO_set_retry_read(bio);
         return -1;
     }
-    if (n <= 0)
-        return 0;
-    if ((size_t)n > have)
-        n = (int)have;
+    n = n <= 0 ? 0 : (size_t)n > have ? (int)have : n;
     memcpy(p, t->rq + t->rq_off, (size_t)n);
     t->rq_off += (size_t)n;
     if (t->rq_off == t->rq_len)
@@ -195,9 +189,8 @@ static int bio_read(BIO *bio, char *p, int n)
 
 static long bio_ctrl(BIO *bio, int cmd, long num, void *ptr)
 {
-    (void)num;
-    (void)ptr;
     net_tls *t = BIO_get_data(bio);
+    (void)num, (void)ptr;
     switch (cmd) {
     case BIO_CTRL_PENDING: return (long)(t->rq_len - t->rq_off);
     case BIO_CTRL_WPENDING: return (long)t->wq_len;
@@ -299,6 +292,16 @@ static void on_sock_write(uv_write_t *req, int status)
         t->up_wcb(r, status < 0 ? status : t->dead ? UV_EPIPE : 0);
     }
     pump(t);
+    if (!t->writing) { /* idle: the buffers go (a busy stream makes one per socket write) */
+        free(t->out);
+        t->out = NULL;
+        t->out_cap = 0;
+        if (!t->wq_len) {
+            free(t->wq);
+            t->wq = NULL;
+            t->wq_cap = 0;
+        }
+    }
 }
 
 static void on_sock_shutdown(uv_shutdown_t *req, int status)
@@ -349,6 +352,12 @@ static int append(net_tls *t, const char *p, size_t n)
 static int seal_bufs(net_tls *t, const uv_buf_t *bufs, unsigned nbufs)
 {
     broker *b = t->s->b;
+    /* wq sized once for all the records (22 bytes more each in TLS 1.3; 64 covers 1.2) */
+    size_t total = 0;
+    for (unsigned i = 0; i < nbufs; i++)
+        total += bufs[i].len;
+    if (room(&t->wq, &t->wq_cap, t->wq_len, total + (total / TLS_CHUNK + 1) * 64) != 0)
+        return -1;
     if (!b->net.tls_stage && !(b->net.tls_stage = malloc(TLS_CHUNK)))
         return -1;
     char *stage = b->net.tls_stage;
@@ -587,6 +596,11 @@ static void tls_process(net_tls *t)
         return;
     pump(t);
     update_reading(t);
+    if (t->rq_len == 0) { /* every record taken */
+        free(t->rq);
+        t->rq = NULL;
+        t->rq_cap = 0;
+    }
 }
 
 static void on_timer(uv_timer_t *timer)
