@@ -37,6 +37,7 @@
 #define TLS_CHUNK 16384               /* plaintext of one record */
 #define TLS_IN 17408                  /* a record and its overhead */
 #define TLS_RBIO_MAX (4 * TLS_IN)     /* ciphertext read ahead of the transport */
+#define TLS_READ 65536                /* one socket read, as many records as it holds */
 
 struct net_tls {
     net_stream *s;
@@ -221,8 +222,8 @@ static void on_sock_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     (void)suggested;
     broker *b = ((net_stream *)h->data)->b;
     if (!b->net.tls_in)
-        b->net.tls_in = malloc(TLS_IN);
-    *buf = uv_buf_init(b->net.tls_in, b->net.tls_in ? TLS_IN : 0);
+        b->net.tls_in = malloc(TLS_READ);
+    *buf = uv_buf_init(b->net.tls_in, b->net.tls_in ? TLS_READ : 0);
 }
 
 static void on_sock_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
