@@ -454,6 +454,7 @@ n_latency=$((10000 / scale))   # latency at 1,000 msg/s: 10 s
 n_dlq=$((100000 / scale))      # dead-lettering: each NACKed 10 times (max_deliveries)
 n_backlog=$((1000000 / scale)) # a backlog drained: plain, and priorities 0-9
 topic_subs=50
+n_rpc=$((20000 / scale))       # request/reply: per requester, 10 requesters, one awaited each
 
 # conns_count: 10,000 when stompd has a connection-limit option, else 1,000 (its default
 # limit is below 10,000).
@@ -503,6 +504,7 @@ bench_broker() {
         lg_run topic-wild $i mem --scenario topic -k $topic_subs --wildcards $topic_wild \
             -n $n_topic -s 100
         lg_run latency $i mem --scenario latency --rate 1000 -n $n_latency -s 100
+        lg_run rpc $i mem --scenario rpc -p 10 -c 1 -n $n_rpc -s 100 --dest /queue/requests
         lg_run conns $i $conns_server $conns_args
         startup_run startup $i
         i=$((i + 1))
@@ -537,6 +539,7 @@ bench_broker() {
     row "latency at 1,000 msg/s, 100 B: p50" latency p50_us us 1 "<=" 60
     row "latency at 1,000 msg/s, 100 B: p99" latency p99_us us 1 "<=" 200
     row "latency at 1,000 msg/s, 100 B: p99.9" latency p999_us us 1 - 0
+    row "request/reply via /temp-queue/: 10 req, 1 resp" rpc rate trips/s 0 - 0
     row "$(fmt "$m" 0) connections subscribed: resident/conn" conns rss_per_conn_bytes B 0 "<=" 4096
     row "$(fmt "$m" 0) connections: connect rate" conns connect_rate conn/s 0 ">=" 10000
     row "$(fmt "$m" 0) connections: one message to all" conns fanout_us_avg us 0 - 0
