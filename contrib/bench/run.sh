@@ -1,7 +1,7 @@
 #!/bin/sh
 # run.sh: what `make bench` runs: the codec micro-benchmark, then the broker table (a fresh stompd
 # on loopback per run, each scenario 3 times: median, spread, target, met). compare.sh sources it.
-# Usage: sh contrib/bench/run.sh BUILDDIR [NAME...]   (NAME: frames, broker; default both)
+# Usage: sh contrib/bench/run.sh BUILDDIR [NAME...]   (NAME: frames, broker, tls; default all)
 set -eu
 
 build=${1:?usage: run.sh BUILDDIR [NAME...]}
@@ -579,12 +579,118 @@ bench_notes() {
     fi
 }
 
+# ---------------------------------------------------------------------------------------
+# TLS: the same queue run over plain TCP and over TLS on one stompd (both listeners), and the
+# connection set-up rate with and without TLS handshakes. The CA and the server certificate
+# are made here with the openssl command, in the work folder, and removed with it.
+
+n_tls_q=$((1000000 / scale)) # queue 1P/1C 1 KiB, plain and TLS
+tls_conns=1000
+
+# tls_certs DIR: a throwaway CA (ca.pem) and a certificate for localhost and 127.0.0.1 signed
+# by it (server.pem, server.key).
+tls_certs() {
+    d=$1
+    mkdir -p "$d"
+    ec="-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
+    (
+        cd "$d" &&
+            openssl req -x509 $ec -days 2 -keyout ca.key -out ca.pem -subj "/CN=stompd bench CA" &&
+            openssl req $ec -keyout server.key -out server.csr -subj /CN=localhost &&
+            printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >server.ext &&
+            openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+                -extfile server.ext -out server.pem
+    ) >"$d/openssl.log" 2>&1
+}
+
+# tls_run TAG I plain|tls LOADGEN_ARGS...: a fresh stompd with a plain and a TLS listener,
+# one loadgen run against one of them (with --pid: the broker's).
+tls_run() {
+    ttag=$1 ti=$2 side=$3
+    shift 3
+    [ -e "$work/$ttag.failed" ] && return 0
+    tlog=$work/$ttag.$ti.server
+    if ! start_server stompd "$tlog" --tls-listen 127.0.0.1:0 --tls-cert "$tls_dir/server.pem" \
+        --tls-key "$tls_dir/server.key"; then
+        echo "FAILED: stompd did not start ($(tail -n 1 "$tlog.err"))" >"$work/$ttag.$ti"
+        touch "$work/$ttag.failed"
+        misbehaviour "$ttag run $ti: stompd did not start: $(tail -n 1 "$tlog.err")"
+        [ -z "$spid" ] || stop_server
+        return 0
+    fi
+    tport="" n=0
+    while [ -z "$tport" ] && [ $n -lt 500 ]; do
+        tport=$(sed -n 's/.*tls listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$tlog.out" |
+            head -n 1)
+        [ -n "$tport" ] || sleep 0.01
+        n=$((n + 1))
+    done
+    tpid=$spid ext_pid=$spid
+    if [ -z "$tport" ]; then
+        echo "FAILED: no TLS listener" >"$work/$ttag.$ti"
+        touch "$work/$ttag.failed"
+        misbehaviour "$ttag run $ti: stompd printed no TLS port"
+    elif [ "$side" = tls ]; then
+        lg_run "$ttag" "$ti" "port:$tport" --tls-ca "$tls_dir/ca.pem" "$@"
+    else
+        lg_run "$ttag" "$ti" "port:$sport" "$@"
+    fi
+    spid=$tpid ext_pid=""
+    stop_server
+    [ -z "$problem" ] || misbehaviour "$ttag run $ti: stompd $problem"
+}
+
+bench_tls() {
+    [ -x "$build/stompd" ] || { echo "no $build/stompd"; return 1; }
+    [ -x "$build/bench/loadgen" ] || { echo "no $build/bench/loadgen"; return 1; }
+    command -v openssl >/dev/null || { echo "no openssl command"; return 1; }
+    if [ -n "$work" ] && [ -d "$work" ]; then # an earlier table's
+        if [ "$keep_work" = 1 ]; then echo "logs of the failed runs kept in $work"; else rm -rf "$work"; fi
+        keep_work=0
+    fi
+    setup_work
+    detect_options
+    raise_fd_limit
+    tls_dir=$work/certs
+    tls_certs "$tls_dir" || { echo "openssl failed: $(tail -n 3 "$tls_dir/openssl.log")"; return 1; }
+    echo "stompd: $("$build/stompd" --version 2>&1 | head -n 1); $runs runs per figure, fresh server per run (plain and TLS listeners)"
+    echo
+    i=1
+    while [ $i -le $runs ]; do
+        echo "tls run $i of $runs ..." >&2
+        tls_run tls-q-plain $i plain --scenario queue -p 1 -c 1 -n $n_tls_q -s 1024
+        tls_run tls-q $i tls --scenario queue -p 1 -c 1 -n $n_tls_q -s 1024
+        tls_run tls-conns-plain $i plain --scenario conns -m $tls_conns --pid
+        tls_run tls-conns $i tls --scenario conns -m $tls_conns --pid
+        i=$((i + 1))
+    done
+    table_header
+    row "queue 1P/1C 1 KiB auto ack: plain TCP" tls-q-plain rate msg/s 0 - 0
+    row "queue 1P/1C 1 KiB auto ack: TLS" tls-q rate msg/s 0 - 0
+    ratio_row "  TLS / plain, same run" tls-q tls-q-plain rate ">=" 50
+    row "$(fmt $tls_conns 0) connections: connect rate, plain" tls-conns-plain connect_rate conn/s 0 - 0
+    row "$(fmt $tls_conns 0) connections: TLS handshakes/s" tls-conns connect_rate conn/s 0 - 0
+    row "  resident/conn, plain" tls-conns-plain rss_per_conn_bytes B 0 - 0
+    row "  resident/conn, TLS" tls-conns rss_per_conn_bytes B 0 - 0
+    echo
+    echo "notes:"
+    echo "- TLS: $(kv tls "$work/tls-q.1" 2>/dev/null || echo '?') negotiated (stompd's defaults," \
+        "loadgen's OpenSSL client defaults); server certificate P-256 ECDSA, made at run time."
+    echo "- loadgen runs on the same cores and pays for its side of TLS too: the ratio is of the" \
+        "whole loopback system, not of stompd alone."
+    echo "- handshakes/s: TCP connect + TLS handshake + CONNECT + SUBSCRIBE (receipt) per connection," \
+        "$(fmt $tls_conns 0) connections, 256 being opened at a time; no session resumption."
+    [ ! -s "$work/other-failures" ] || sed 's/^/- failed: /' "$work/other-failures"
+    [ ! -s "$work/misbehaviour" ] || sed 's/^/- stompd misbehaviour: /' "$work/misbehaviour"
+    [ ! -s "$work/misbehaviour" ] && ! ls "$work"/*.failed >/dev/null 2>&1
+}
+
 [ "${BENCH_LIBRARY:-0}" = 1 ] && return 0
 
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-[ $# -gt 0 ] || set -- frames broker # the default list, in running order
+[ $# -gt 0 ] || set -- frames broker tls # the default list, in running order
 failed=""
 for name in "$@"; do
     echo "== $name"

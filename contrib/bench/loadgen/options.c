@@ -66,6 +66,10 @@ static void usage(FILE *f)
 "                       -<n>); topics need the /topic/ prefix (default /queue/lg-<pid>,\n"
 "                       or /topic/lg-<pid> for topic and conns, <pid> being loadgen's)\n"
 "  --login S, --passcode S   credentials for CONNECT (default none)\n"
+"  --tls                STOMP over TLS (1.2 or 1.3): the server's certificate must chain to\n"
+"                       the system's CAs and name --host\n"
+"  --tls-ca FILE        PEM file of the CAs the server's certificate must chain to instead\n"
+"                       (implies --tls)\n"
 "  --timeout SECS       bound on the whole run (default 60); on expiry report and fail\n"
 "  --idle SECS          end early when producers are done and nothing arrives for this\n"
 "                       long; the rest counts as lost (default 5)\n"
@@ -188,6 +192,8 @@ static const struct optdef optdefs[] = {
     {"dest", 0, ARG_STR, FIELD(dest), 0, 0},
     {"login", 0, ARG_STR, FIELD(login), 0, 0},
     {"passcode", 0, ARG_STR, FIELD(passcode), 0, 0},
+    {"tls", 0, ARG_TRUE, FIELD(tls), 0, 0},
+    {"tls-ca", 0, ARG_STR, FIELD(tls_ca), 0, 0},
     {"timeout", 0, ARG_SECS, FIELD(timeout), 0, 0},
     {"idle", 0, ARG_SECS, FIELD(idle), 0, 0},
     {"linger", 0, ARG_SECS, FIELD(linger), 0, 0},
@@ -289,6 +295,8 @@ static void finish_options(struct opts *o)
         die("--wildcards: between 1 and 250 patterns per subscriber (-k)");
     if ((o->nack_all || o->fill || o->drain) && o->sc != SC_QUEUE && o->sc != SC_PERSISTENT)
         die("--nack-all, --fill, --drain: a queue or persistent scenario only");
+    if (o->tls_ca)
+        o->tls = true;
     if (o->fill && o->drain)
         die("--fill and --drain: one or the other");
     if (o->nack_all && o->dest && strncmp(o->dest, "/queue/", 7) != 0)

@@ -111,6 +111,7 @@ static void kv_shape(struct report *r, const struct opts *o)
         kv(r, "receipt_every", false, "%ld", R.receipt_every);
         kv(r, "window", false, "%ld", R.window);
     }
+    kv(r, "tls", true, "%s", !o->tls ? "off" : R.tls_proto[0] ? R.tls_proto : "none");
     kv(r, "threads", false, "%d", R.nworkers);
     kv(r, "msgs", false, "%" PRIu64, o->messages * (uint64_t)o->producers);
     kv(r, "deliveries", false, "%" PRIu64, atomic_load(&R.received));
