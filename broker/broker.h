@@ -128,6 +128,20 @@ typedef struct broker_policy_rule {
     broker_policy policy;
 } broker_policy_rule;
 
+/* What the embedder's reload (broker_options.admin_reload) reports for POST /api/reload.
+ * Lists are of key names, comma-separated ("" for none). */
+typedef struct broker_reload_result {
+    char changed[2048]; /* keys whose new values apply now */
+    char restart[1024]; /* keys changed that apply only after a restart (old value kept) */
+    char error[512];    /* non-empty: nothing was applied, and why (e.g. "FILE:LINE: ...") */
+} broker_reload_result;
+
+/* One key of the running configuration, for GET /api/config (broker_options.admin_config):
+ * section is "stompd" or a destination-policy section's name. Never a passcode, hash or
+ * key material. All borrowed for the call. */
+typedef void (*broker_config_emit)(void *emit_ctx, const char *section, const char *key,
+                                   const char *value);
+
 typedef struct broker_options {
     const char *server_name;   /* CONNECTED server header (default "stompd/<version>");
                                   borrowed, must outlive the broker */
@@ -241,6 +255,12 @@ typedef struct broker_options {
                                   (403) */
     size_t metrics_max_destinations; /* /metrics shows at most this many destinations' series
                                   (default 1000); the rest are counted as dropped */
+    /* POST /api/reload and GET /api/config are answered by the embedder, on the loop
+     * thread (NULL: 501). admin_reload fills r (zeroed before the call), typically after
+     * broker_reconfigure(); admin_config calls emit once per key. */
+    void (*admin_reload)(void *ctx, broker_reload_result *r);
+    void (*admin_config)(void *ctx, broker_config_emit emit, void *emit_ctx);
+    void *admin_ctx;
 } broker_options;
 
 enum { BROKER_TLS_VERIFY_NONE, BROKER_TLS_VERIFY_OPTIONAL, BROKER_TLS_VERIFY_REQUIRED };
@@ -282,6 +302,23 @@ broker_err broker_listen_wss(broker *b, const char *host, int port, int verify,
  * connections get them, established ones keep theirs. On failure the old ones stay and
  * the reason is logged: BROKER_E_TLS. */
 broker_err broker_tls_reload(broker *b) BROKER_WUR;
+
+/* Apply o to a running broker (loop thread), atomically: either every field below takes
+ * effect or, with an error and why filled, none does. Taken: limits, connect_limits,
+ * max_connections, max_subscriptions, max_unacked, default_prefetch, max_tx_frames,
+ * max_transactions, output_high_water, max_output_bytes, max_memory, the timeouts
+ * (connect, heart-beats, error_linger, stop), lenient_escapes, allow_non_utf8_10,
+ * server_name, ws_origins, ws_max_message, web_root, flash_policy, policy_domains,
+ * policy_ports, log_level, policy and policies, auth_fail_delay_ms, admin_open,
+ * metrics_max_destinations, and the TLS files and settings when the broker has TLS (the
+ * certificate is read again; BROKER_E_TLS when it does not load). Every other field is
+ * fixed at create and ignored here. Strings are borrowed as at create; the old ones are
+ * no longer used once this returns. Open sessions keep what they negotiated at CONNECT
+ * (frame limits, heart-beats, a TLS session's settings); the counts (subscriptions,
+ * transactions, unacked, output bytes, memory) and policies apply to everything from the
+ * next frame or message on; max_connections to the next accept. */
+broker_err broker_reconfigure(broker *b, const broker_options *o, char *why,
+                              size_t cap) BROKER_WUR;
 
 /* Check o's TLS settings and files without a broker: BROKER_OK, or BROKER_E_TLS with a
  * line naming the key and file in why (cap bytes). */

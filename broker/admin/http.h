@@ -90,6 +90,8 @@ int admin__query(const http_conn *hc, const char *name, char *out, size_t cap);
 void admin__handle(http_conn *hc);      /* api.c: every path */
 int admin__action(http_conn *hc, const char *path); /* actions.c: 1 when path is one */
 void admin__metrics(http_conn *hc);     /* metrics.c */
+/* config_api.c: /api/reload and /api/config (1 when path is one of them). */
+int admin__config_api(http_conn *hc, const char *path);
 /* console.c: the console file at path (1), or 0 when there is none. */
 int admin__console(http_conn *hc, const char *path);
 /* The connection goes away: drop what it waits for (a drain, a login check). */

@@ -219,6 +219,24 @@ int config__build_policies(daemon_config *cfg, const char *file, char *err,
 /* Free the sections and the rules (part of config__free). */
 void config__free_policies(daemon_config *cfg);
 
+/* ---- config_show.c ------------------------------------------------------------------- */
+
+/* Every key of cfg with its value as the file would write it, in --help's order, then the
+ * [queue "PATTERN"] sections' keys (section named so); a repeated key (listen) once per
+ * value. Never a passcode (a postgres: store's password is ***), hash or key material. */
+void config__show(const daemon_config *cfg, broker_config_emit emit, void *ctx);
+
+/* ---- reload.c ------------------------------------------------------------------------ */
+
+/* Compare the running configuration with a new one: the names of the keys that differ
+ * go to r->changed, or to r->restart when only a restart applies them ("queue
+ * \"P\".key" for a section's). -1: out of memory. */
+int reload__compare(const daemon_config *old, const daemon_config *next,
+                    broker_reload_result *r) DAEMON_WUR;
+/* Give next the running values of the keys that need a restart (and old next's, to be
+ * freed with it). */
+void reload__keep_running(daemon_config *next, daemon_config *old);
+
 /* ---- config_file.c ------------------------------------------------------------------- */
 
 /* Read an INI file into cfg (over what is there). On error returns -1 with
@@ -281,6 +299,8 @@ int logsink__reopen(logsink *ls, char *err, size_t errlen) DAEMON_WUR;
 int logsink__take_stderr(logsink *ls) DAEMON_WUR;
 int logsink__fd(const logsink *ls); /* the file's descriptor, -1 for stderr */
 void logsink__close(logsink *ls);
+/* Lines above level are skipped from now on (a reload). */
+void logsink__set_level(logsink *ls, broker_log_level level);
 /* One line; conn_id 0 = not about a connection. Control characters are escaped. */
 void logsink__write(logsink *ls, broker_log_level level, unsigned long long conn_id,
                     const char *event, const char *fmt, ...) DAEMON_PRINTF(5, 6);

@@ -1,7 +1,8 @@
 /* main.c: stompd, the daemon: a thin shell over libbroker. Builds the configuration from
  * the command line and the config file (options.c), takes the pidfile, opens the log,
  * detaches, opens the store, listens, drops privileges, then runs the loop until
- * SIGTERM/SIGINT; SIGHUP reopens the log and reloads the auth file and the TLS certificate.
+ * SIGTERM/SIGINT; SIGHUP reopens the log and reloads the whole configuration (as does POST
+ * /api/reload): what can change live is applied, what needs a restart is reported.
  *
  * Startup order matters: everything that can fail because of the configuration is checked
  * before detaching, and the pid file is written and the parent released only once every
@@ -23,6 +24,8 @@
 #include <unistd.h>
 
 static daemon_config cfg;
+static options the_options; /* the command line, read again over the file at a reload */
+static char *config_path;    /* the config file's absolute name */
 static logsink *the_log;
 static pidfile *the_pidfile;
 static auth_table *the_auth;
@@ -179,6 +182,75 @@ static void on_stop_timeout(uv_timer_t *t)
     force_exit("the stop took longer than stop_timeout");
 }
 
+static void on_reload_warning(void *ctx, const char *msg)
+{
+    (void)ctx;
+    logf_(BROKER_LOG_WARN, "config-warning", "%s", msg);
+}
+
+static void fill_options(const daemon_config *c, broker_options *o);
+
+/* Read the configuration again as at startup and check it whole (auth file, TLS files,
+ * the broker's own checks); only then apply it. *r says what changed, what waits for a
+ * restart, or why nothing did. */
+static void reload_config(broker_reload_result *r)
+{
+    char err[DAEMON_ERRLEN] = "";
+    daemon_config next;
+    auth_table *t = NULL;
+    int ok = options__configure(&the_options, &next, on_reload_warning, NULL, err,
+                                sizeof err) == STOMPD_EXIT_OK;
+    if (ok && reload__compare(&cfg, &next, r) != 0) {
+        snprintf(err, sizeof err, "out of memory");
+        ok = 0;
+    }
+    if (ok)
+        reload__keep_running(&next, &cfg);
+    ok = ok && (!next.auth_file || auth__load(&t, next.auth_file, err, sizeof err) == 0);
+    ok = ok && config__tls_check(&next, err, sizeof err) == 0;
+    if (ok) {
+        broker_options o;
+        fill_options(&next, &o);
+        ok = broker_reconfigure(the_broker, &o, err, sizeof err) == BROKER_OK;
+    }
+    if (!ok) {
+        r->changed[0] = r->restart[0] = '\0';
+        snprintf(r->error, sizeof r->error, "%s", err);
+        logf_(BROKER_LOG_ERROR, "reload", "configuration not reloaded, keeping the old one: %s",
+              err);
+        auth__free(t);
+        config__free(&next);
+        return;
+    }
+    logsink__set_level(the_log, next.log_level);
+    if (t) {
+        auth__free(the_auth);
+        the_auth = t;
+        broker_acl *acl = auth__take_acl(t);
+        logf_(BROKER_LOG_INFO, "reload", "auth file reloaded: %zu logins, %s", auth__count(t),
+              acl ? "permissions from [acl]" : "no [acl]: every login may do everything");
+        broker_set_acl(the_broker, acl);
+        broker_admin_forget_logins(the_broker); /* HTTP logins are checked anew */
+    }
+    config__free(&cfg);
+    cfg = next;
+    logf_(BROKER_LOG_INFO, "reload", "configuration reloaded%s%s: changed: %s; needs a "
+          "restart: %s", config_path ? " from " : "", config_path ? config_path : "",
+          r->changed[0] ? r->changed : "nothing", r->restart[0] ? r->restart : "nothing");
+}
+
+static void on_admin_reload(void *ctx, broker_reload_result *r)
+{
+    (void)ctx;
+    reload_config(r);
+}
+
+static void on_admin_config(void *ctx, broker_config_emit emit, void *emit_ctx)
+{
+    (void)ctx;
+    config__show(&cfg, emit, emit_ctx);
+}
+
 static void reload(void)
 {
     char err[DAEMON_ERRLEN];
@@ -186,24 +258,9 @@ static void reload(void)
         logf_(BROKER_LOG_ERROR, "reopen", "%s (still writing to the old file)", err);
     else
         logf_(BROKER_LOG_INFO, "reopen", "log file reopened");
-    if (cfg.auth_file) {
-        auth_table *t;
-        if (auth__load(&t, cfg.auth_file, err, sizeof err) != 0) {
-            logf_(BROKER_LOG_ERROR, "reload", "auth file not reloaded, keeping the old "
-                                             "logins: %s", err);
-        } else {
-            auth__free(the_auth);
-            the_auth = t;
-            broker_acl *acl = auth__take_acl(t);
-            logf_(BROKER_LOG_INFO, "reload", "auth file reloaded: %zu logins, %s", auth__count(t),
-                  acl ? "permissions from [acl]" : "no [acl]: every login may do everything");
-            broker_set_acl(the_broker, acl);
-            broker_admin_forget_logins(the_broker); /* HTTP logins are checked anew */
-        }
-    }
-    /* The library logs the outcome: a bad new certificate keeps the old one. */
-    if (cfg.tls.cert && broker_tls_reload(the_broker) != BROKER_OK)
-        return;
+    broker_reload_result r;
+    memset(&r, 0, sizeof r);
+    reload_config(&r);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -360,6 +417,14 @@ static void configure(int argc, char **argv, int *check_only)
     case OPTIONS_START:
         break;
     }
+    /* A reload reads the file again after the daemon changed directory. */
+    if (o.config_file && (!(config_path = strdup(o.config_file)) ||
+                          config__absolute(&config_path, 0) != 0)) {
+        fprintf(stderr, "stompd: out of memory\n");
+        exit(STOMPD_EXIT_FAILURE);
+    }
+    o.config_file = config_path;
+    the_options = o;
     rc = options__configure(&o, &cfg, on_config_warning, NULL, err, sizeof err);
     if (rc != STOMPD_EXIT_OK) {
         fprintf(stderr, "stompd: %s\n", err);
@@ -437,30 +502,39 @@ static void start_process(void)
     signal(SIGPIPE, SIG_IGN);
 }
 
+/* The broker's options from a configuration (its strings borrowed from c). */
+static void fill_options(const daemon_config *c, broker_options *o)
+{
+    *o = c->opts;
+    o->server_name = c->server_name;
+    o->log = logsink__broker_cb;
+    o->log_ctx = the_log;
+    o->log_level = c->log_level;
+    o->store_sync_full = c->sync_full;
+    o->ws_path = c->ws_path;
+    o->ws_origins = c->ws_origins;
+    o->web_root = c->web_root;
+    o->policy_domains = c->policy_domains;
+    o->policy_ports = c->policy_ports;
+    config__tls_options(c, o);
+    if (strncmp(c->store, "sqlite:", 7) == 0) {
+        o->store = store_sqlite_backend();
+        o->store_path = c->store + 7;
+    } else if (strncmp(c->store, "postgres:", 9) == 0) {
+        o->store = store_postgres_backend();
+        o->store_path = c->store + 9;
+    }
+    o->admin_reload = on_admin_reload;
+    o->admin_config = on_admin_config;
+}
+
 /* The broker on the default loop, with its store open and every address listening;
  * bound[i] is the port cfg.listen[i] got. */
 static void start_broker(int bound[CONFIG_MAX_LISTEN])
 {
     the_loop = uv_default_loop();
-    broker_options o = cfg.opts;
-    o.server_name = cfg.server_name;
-    o.log = logsink__broker_cb;
-    o.log_ctx = the_log;
-    o.log_level = cfg.log_level;
-    o.store_sync_full = cfg.sync_full;
-    o.ws_path = cfg.ws_path;
-    o.ws_origins = cfg.ws_origins;
-    o.web_root = cfg.web_root;
-    o.policy_domains = cfg.policy_domains;
-    o.policy_ports = cfg.policy_ports;
-    config__tls_options(&cfg, &o);
-    if (strncmp(cfg.store, "sqlite:", 7) == 0) {
-        o.store = store_sqlite_backend();
-        o.store_path = cfg.store + 7;
-    } else if (strncmp(cfg.store, "postgres:", 9) == 0) {
-        o.store = store_postgres_backend();
-        o.store_path = cfg.store + 9;
-    }
+    broker_options o;
+    fill_options(&cfg, &o);
     if (the_auth) {
         login_pool__init(&logins, the_loop, the_log, &the_auth);
         o.authenticate_async = login_pool__check;
@@ -574,5 +648,6 @@ int main(int argc, char **argv)
     logsink__close(the_log);
     auth__free(the_auth);
     config__free(&cfg);
+    free(config_path);
     return loop_rc == 0 ? STOMPD_EXIT_OK : STOMPD_EXIT_FAILURE;
 }
