@@ -187,6 +187,24 @@ broker_err broker_listen_ws(broker *b, const char *host, int port, int *bound_po
     return listen_kind(b, host, port, LISTEN_WS, 0, bound_port);
 }
 
+broker_err broker_listen_unix(broker *b, const char *path, int mode)
+{
+    if (!b || !path || mode < 0 || mode > 07777)
+        return BROKER_E_INVALID;
+    if (b->stopping)
+        return BROKER_E_STATE;
+    return net__listen_unix(b, path, mode);
+}
+
+broker_err broker_listen_fd(broker *b, int fd, int *bound_port)
+{
+    if (!b || fd < 0)
+        return BROKER_E_INVALID;
+    if (b->stopping)
+        return BROKER_E_STATE;
+    return net__listen_fd(b, fd, bound_port);
+}
+
 broker_err broker_listen_policy(broker *b, const char *host, int port, int *bound_port)
 {
     return listen_kind(b, host, port, LISTEN_POLICY, 0, bound_port);

@@ -285,6 +285,18 @@ broker_err broker_listen(broker *b, const char *host, int port, int *bound_port)
  * broker_listen. The endpoint is broker_options.ws_path; other paths serve web_root. */
 broker_err broker_listen_ws(broker *b, const char *host, int port, int *bound_port) BROKER_WUR;
 
+/* STOMP on a unix-domain socket at path, its file given permissions mode (e.g. 0660; who
+ * may connect is who may write it). A socket file left behind by a process that is gone is
+ * replaced; one a live process listens on, or a file that is not a socket, is
+ * BROKER_E_LISTEN. The file is removed when the listener closes (broker_stop). */
+broker_err broker_listen_unix(broker *b, const char *path, int mode) BROKER_WUR;
+
+/* STOMP on fd, a socket already bound and listening (TCP or unix; systemd socket
+ * activation hands them over). The broker owns fd once this returned BROKER_OK, and never
+ * removes a unix socket's file. BROKER_E_INVALID: fd is not a listening socket.
+ * *bound_port (may be NULL): its TCP port, 0 for a unix socket. */
+broker_err broker_listen_fd(broker *b, int fd, int *bound_port) BROKER_WUR;
+
 /* Listen for Flash socket policy requests only (Flash asks port 843 first), as
  * broker_listen. Answered whether or not flash_policy is set. */
 broker_err broker_listen_policy(broker *b, const char *host, int port,

@@ -26,7 +26,7 @@
 
 static const key keys[] = {
     { "listen", K_LISTEN, 0, 0, "127.0.0.1:61613",
-      "address to listen on, HOST:PORT or [IPV6]:PORT; repeat the key for several" },
+      "address to listen on, HOST:PORT, [IPV6]:PORT or unix:/PATH; repeatable" },
     { "store", K_STORE, 0, 0, "memory", "queue storage: memory, sqlite:PATH or postgres:CONNINFO" },
     { "sync", K_SYNC, 0, 0, "full",
       "persistent stores: full (survives power loss) or normal (survives a killed process)" },
@@ -329,9 +329,12 @@ static int set_listen(const assign *a)
 {
     daemon_config *cfg = a->cfg;
     config_listen l;
+    if (strncmp(a->v, "unix:", 5) == 0) /* config_unix.c */
+        return config__unix_listen(cfg, a->v + 5, a->listen_given, a->err, a->errlen);
     if (config__parse_listen(a->v, &l, 61613) != 0)
-        return invalid(a, "is not HOST:PORT or [IPV6]:PORT");
+        return invalid(a, "is not HOST:PORT, [IPV6]:PORT or unix:/PATH");
     if (a->listen_given && !*a->listen_given) {
+        config__unix_free_listen(cfg);
         cfg->nlisten = 0;
         *a->listen_given = 1;
     }
@@ -554,6 +557,7 @@ int config__init(daemon_config *cfg, char *err, size_t errlen)
             return -1;
     cfg->ws_port_given = 0; /* the default port was not asked for */
     config__tls_init(cfg);
+    config__unix_init(cfg);
     return 0;
 }
 
@@ -576,6 +580,7 @@ void config__free(daemon_config *cfg)
     free(cfg->policy.dead_letter);
     config__free_policies(cfg);
     config__tls_free(cfg);
+    config__unix_free(cfg);
     memset(cfg, 0, sizeof *cfg);
 }
 
@@ -587,6 +592,8 @@ int config__set_from_file(daemon_config *cfg, const char *name, const char *valu
         return tls;
     if (config__admin_key(name)) /* the management keys: config_admin.c */
         return config__admin_set(cfg, name, value, err, errlen);
+    if (config__unix_key(name)) /* unix socket files: config_unix.c */
+        return config__unix_set(cfg, name, value, err, errlen);
     const key *k = find_key(name, err, errlen);
     if (!k)
         return -1;
@@ -632,6 +639,7 @@ void config__print_keys(FILE *f)
     fprintf(f, "\nConfig file keys ([stompd] section; sizes take k, m, g suffixes):\n");
     print_table(f, keys, NKEYS);
     config__admin_print(f);
+    config__unix_print(f);
     fprintf(f, "\nMessage policy keys: in [stompd] for every queue, and in\n"
                "[queue \"PATTERN\"] sections for the queues whose names match PATTERN (a key\n"
                "such a section does not set comes from [stompd]):\n");

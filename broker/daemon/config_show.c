@@ -68,6 +68,10 @@ static void show_key(const out *o, const char *section, const config_key *k,
             fmt_listen(&cfg->listen[i], v, sizeof v);
             put(o, section, k->name, v);
         }
+        for (size_t i = 0; i < cfg->nunix; i++) {
+            snprintf(v, sizeof v, "unix:%s", cfg->unix_listen[i]);
+            put(o, section, k->name, v);
+        }
         return;
     case K_STORE: redact_store(cfg->store, v, sizeof v); break;
     case K_SYNC: snprintf(v, sizeof v, "%s", cfg->sync_full ? "full" : "normal"); break;
@@ -127,6 +131,9 @@ static void show_admin(const out *o, const daemon_config *cfg)
     put(o, "stompd", "admin_open", cfg->opts.admin_open ? "yes" : "no");
     snprintf(v, sizeof v, "%zu", cfg->opts.metrics_max_destinations);
     put(o, "stompd", "metrics_max_destinations", v);
+    snprintf(v, sizeof v, "%04o", (unsigned)cfg->unix_mode);
+    put(o, "stompd", "unix_mode", v);
+    put(o, "stompd", "unix_owner", cfg->unix_owner);
 }
 
 void config__show(const daemon_config *cfg, broker_config_emit emit, void *ctx)

@@ -128,6 +128,11 @@ typedef struct daemon_config {
     /* The management API (config_admin.c); opts.admin_open and
      * opts.metrics_max_destinations hold the other two keys. */
     config_listen admin_listen; /* host empty: no management listener (default) */
+    /* Unix-domain socket listeners (config_unix.c): listen = unix:/PATH. */
+    char *unix_listen[CONFIG_MAX_LISTEN];
+    size_t nunix;
+    mode_t unix_mode;
+    char *unix_owner; /* USER[:GROUP]; NULL: user/group */
 } daemon_config;
 
 /* The defaults (documented in --help and contrib/stompd.conf). -1 with err when out of
@@ -196,6 +201,36 @@ int config__admin_set(daemon_config *cfg, const char *name, const char *value, c
                       size_t errlen) DAEMON_WUR;
 /* Their lines of the --help key list. */
 void config__admin_print(FILE *f);
+
+/* ---- config_unix.c ------------------------------------------------------------------ */
+
+void config__unix_init(daemon_config *cfg); /* the defaults: none, 0660, no owner */
+void config__unix_free(daemon_config *cfg);
+void config__unix_free_listen(daemon_config *cfg); /* the unix: addresses only */
+/* listen = unix:PATH (path is after "unix:"); listen_given as config__set_from_file's:
+ * the first listen replaces every address, TCP and unix. -1 with a message. */
+int config__unix_listen(daemon_config *cfg, const char *path, int *listen_given, char *err,
+                        size_t errlen) DAEMON_WUR;
+int config__unix_key(const char *name); /* unix_mode or unix_owner? */
+int config__unix_set(daemon_config *cfg, const char *name, const char *value, char *err,
+                     size_t errlen) DAEMON_WUR;
+/* Who the socket files go to: unix_owner, else user and group (-1 each: unchanged). */
+int config__unix_owner(const daemon_config *cfg, uid_t *uid, gid_t *gid, char *err,
+                       size_t errlen) DAEMON_WUR;
+void config__unix_print(FILE *f);
+
+/* ---- sockets.c ---------------------------------------------------------------------- */
+
+/* Sockets handed over by a service manager for this process (LISTEN_PID is ours): how
+ * many, from descriptor 3 on (0: none). The variables are removed either way. */
+int sockets__activated(void);
+/* Listen for STOMP on descriptors 3..3+n-1; ports[i] gets each one's TCP port (0 for
+ * unix). -1 with a message. */
+int sockets__listen_activated(broker *b, int n, int *ports, char *err,
+                              size_t errlen) DAEMON_WUR;
+/* Every listen = unix:/PATH, with unix_mode and unix_owner. -1 with a message. */
+int sockets__listen_unix(broker *b, const daemon_config *cfg, char *err,
+                         size_t errlen) DAEMON_WUR;
 
 /* ---- config_policy.c ----------------------------------------------------------------- */
 

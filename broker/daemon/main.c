@@ -39,6 +39,8 @@ static int signals_on, stats_on, stop_timer_on, stopping;
 static int ws_bound, policy_bound; /* the ports they got; ws_bound -1: none after all */
 static int tls_bound[CONFIG_MAX_LISTEN], wss_bound[CONFIG_MAX_LISTEN];
 static int admin_bound;               /* the management listener's port */
+static int n_activated;               /* sockets handed over by the service manager */
+static int activated_ports[CONFIG_MAX_LISTEN];
 
 /* Config warnings are printed at once and logged again once the log is open. */
 #define MAX_WARNINGS 16
@@ -548,12 +550,22 @@ static void start_broker(int bound[CONFIG_MAX_LISTEN])
             cfg.store, broker_strerror(rc));
     if (the_auth)
         broker_set_acl(the_broker, auth__take_acl(the_auth));
-    for (size_t i = 0; i < cfg.nlisten; i++) {
+    char err[DAEMON_ERRLEN];
+    if (n_activated) { /* the service manager's sockets replace the listen addresses */
+        if (sockets__listen_activated(the_broker, n_activated, activated_ports, err,
+                                      sizeof err) != 0)
+            die(STOMPD_EXIT_LISTEN, "%s", err);
+        logf_(BROKER_LOG_INFO, "listen", "%d socket%s from the service manager: the listen "
+              "addresses are not bound", n_activated, n_activated == 1 ? "" : "s");
+    }
+    for (size_t i = 0; !n_activated && i < cfg.nlisten; i++) {
         rc = broker_listen(the_broker, cfg.listen[i].host, cfg.listen[i].port, &bound[i]);
         if (rc != BROKER_OK)
             die(STOMPD_EXIT_LISTEN, "cannot listen on %s:%d: %s", cfg.listen[i].host,
                 cfg.listen[i].port, broker_strerror(rc));
     }
+    if (!n_activated && sockets__listen_unix(the_broker, &cfg, err, sizeof err) != 0)
+        die(STOMPD_EXIT_LISTEN, "%s", err);
     listen_web();
     listen_tls();
     listen_admin();
@@ -596,12 +608,20 @@ static void start_signals_and_timers(void)
 static void announce_ready(const int bound[CONFIG_MAX_LISTEN])
 {
     if (!cfg.daemonize) {
-        for (size_t i = 0; i < cfg.nlisten; i++)
+        for (int i = 0; i < n_activated; i++)
+            if (activated_ports[i])
+                printf("stompd: listening on fd %d (port %d)\n", 3 + i, activated_ports[i]);
+            else
+                printf("stompd: listening on fd %d (unix)\n", 3 + i);
+        for (size_t i = 0; !n_activated && i < cfg.nlisten; i++)
             printf("stompd: listening on %s:%d\n", cfg.listen[i].host, bound[i]);
+        for (size_t i = 0; !n_activated && i < cfg.nunix; i++)
+            printf("stompd: listening on unix:%s\n", cfg.unix_listen[i]);
         print_web();
         fflush(stdout);
     }
-    size_t n = cfg.nlisten + cfg.tls.nlisten + cfg.tls.nwss;
+    size_t n = (n_activated ? (size_t)n_activated : cfg.nlisten + cfg.nunix) + cfg.tls.nlisten +
+               cfg.tls.nwss;
     logf_(BROKER_LOG_INFO, "ready", "%zu listener%s, store %s%s", n, n == 1 ? "" : "s",
           cfg.store, the_auth ? ", authentication on" : "");
     if (report_fd >= 0) {
@@ -615,6 +635,12 @@ int main(int argc, char **argv)
 {
     int check_only = 0;
     configure(argc, argv, &check_only);
+    n_activated = sockets__activated(); /* before detaching: the pid must be ours */
+    if (n_activated > CONFIG_MAX_LISTEN) {
+        fprintf(stderr, "stompd: socket activation: %d sockets, at most %d\n", n_activated,
+                CONFIG_MAX_LISTEN);
+        return STOMPD_EXIT_CONFIG;
+    }
     uid_t uid;
     gid_t gid;
     check_config(&uid, &gid);
