@@ -147,7 +147,7 @@ $(BUILD)/stompd: $(DAEMON_OBJ) $(BUILD)/libbroker.a
 	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDFLAGS) $(DAEMON_LIBS) $(LDLIBS_ALL)
 
 $(BUILD)/stompctl: $(CTL_OBJ)
-	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDFLAGS) $(shell pkg-config --libs jansson 2>/dev/null)
+	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDFLAGS) $(shell pkg-config --libs jansson openssl 2>/dev/null)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TESTLIB_OBJ) $(BUILD)/libbroker.a
 	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDFLAGS) $(CMOCKA_LIBS) $(PQ_LIBS) $(LDLIBS_ALL)

@@ -334,7 +334,16 @@ broker_err broker_listen_admin(broker *b, const char *host, int port, int *bound
         return BROKER_E_INVALID;
     if (b->stopping)
         return BROKER_E_STATE;
-    return admin__listen(b, host, port, bound_port);
+    return admin__listen(b, host, port, 0, bound_port);
+}
+
+broker_err broker_listen_admin_tls(broker *b, const char *host, int port, int *bound_port)
+{
+    if (!b || !host || port < 0 || port > 65535)
+        return BROKER_E_INVALID;
+    if (b->stopping)
+        return BROKER_E_STATE;
+    return admin__listen(b, host, port, 1, bound_port);
 }
 
 /* Once every conn and login record is gone and the store has committed the last batch,

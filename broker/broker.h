@@ -342,6 +342,11 @@ broker_err broker_tls_check(const broker_options *o, char *why, size_t cap) BROK
  * Management section for every path. */
 broker_err broker_listen_admin(broker *b, const char *host, int port,
                                int *bound_port) BROKER_WUR;
+/* The same over HTTPS, with the TLS settings of the options (tls_cert, tls_key, versions,
+ * ciphers; no client certificate is asked: logins are HTTP Basic). BROKER_E_TLS when the
+ * broker has no TLS (tls_cert unset). */
+broker_err broker_listen_admin_tls(broker *b, const char *host, int port,
+                                   int *bound_port) BROKER_WUR;
 
 /* Forget the management API's remembered logins (an accepted HTTP Basic login is taken
  * without a new check for 60 s): call it when the users change, so the next request of

@@ -33,9 +33,12 @@ static void usage(FILE *f)
         "                      and what needs a restart; exit 1 and the reason (FILE:LINE)\n"
         "                      when it does not validate (the old one stays)\n\n"
         "Options:\n"
-        "  -u, --url URL       the management listener (default $STOMPCTL_URL or %s)\n"
+        "  -u, --url URL       the management listener, http:// or https://HOST:PORT\n"
+        "                      (default $STOMPCTL_URL or %s)\n"
         "      --user LOGIN    log in as LOGIN (default $STOMPCTL_USER)\n"
         "      --passcode P    with passcode P (default $STOMPCTL_PASSCODE)\n"
+        "      --cacert FILE   https:// URLs: PEM CAs the listener's certificate must\n"
+        "                      chain to (default $STOMPCTL_CACERT, else the system's)\n"
         "      --json          print the API's JSON instead of a table\n"
         "  -h, --help          this text\n\n"
         "Exit codes: 0 done; 1 the broker refused (bad request, conflict, error); 2 bad\n"
@@ -251,10 +254,12 @@ int main(int argc, char **argv)
     static const struct option longs[] = {
         { "url", required_argument, NULL, 'u' }, { "user", required_argument, NULL, 'U' },
         { "passcode", required_argument, NULL, 'P' }, { "json", no_argument, NULL, 'j' },
+        { "cacert", required_argument, NULL, 'A' },
         { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
     };
     const char *url = getenv("STOMPCTL_URL");
-    ctl_target t = { .user = getenv("STOMPCTL_USER"), .passcode = getenv("STOMPCTL_PASSCODE") };
+    ctl_target t = { .user = getenv("STOMPCTL_USER"), .passcode = getenv("STOMPCTL_PASSCODE"),
+                     .cacert = getenv("STOMPCTL_CACERT") };
     int opt;
     while ((opt = getopt_long(argc, argv, "+u:h", longs, NULL)) != -1) {
         switch (opt) {
@@ -262,6 +267,7 @@ int main(int argc, char **argv)
         case 'U': t.user = optarg; break;
         case 'P': t.passcode = optarg; break;
         case 'j': json_out = 1; break;
+        case 'A': t.cacert = optarg; break;
         case 'h': usage(stdout); return CTL_OK;
         default: usage(stderr); return CTL_USAGE;
         }

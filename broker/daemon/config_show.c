@@ -128,6 +128,7 @@ static void show_admin(const out *o, const daemon_config *cfg)
     if (cfg->admin_listen.host[0])
         fmt_listen(&cfg->admin_listen, v, sizeof v);
     put(o, "stompd", "admin_listen", v);
+    put(o, "stompd", "admin_tls", cfg->admin_tls ? "yes" : "no");
     put(o, "stompd", "admin_open", cfg->opts.admin_open ? "yes" : "no");
     snprintf(v, sizeof v, "%zu", cfg->opts.metrics_max_destinations);
     put(o, "stompd", "metrics_max_destinations", v);

@@ -128,6 +128,7 @@ typedef struct daemon_config {
     /* The management API (config_admin.c); opts.admin_open and
      * opts.metrics_max_destinations hold the other two keys. */
     config_listen admin_listen; /* host empty: no management listener (default) */
+    int admin_tls;              /* it speaks HTTPS (tls_cert and tls_key) */
     /* Unix-domain socket listeners (config_unix.c): listen = unix:/PATH. */
     char *unix_listen[CONFIG_MAX_LISTEN];
     size_t nunix;
@@ -194,7 +195,8 @@ int config__tls_check(const daemon_config *cfg, char *err, size_t errlen) DAEMON
 
 /* yes/true/on/1 or no/false/off/0 (any case): 0, or -1 when it is neither. */
 int config__parse_bool(const char *v, int *out) DAEMON_WUR;
-/* Is name one of the management keys (admin_listen, admin_open, metrics_max_destinations)? */
+/* Is name one of the management keys (admin_listen, admin_tls, admin_open,
+ * metrics_max_destinations)? */
 int config__admin_key(const char *name);
 /* Set one of them: -1 with "KEY: 'VALUE' why" in err. */
 int config__admin_set(daemon_config *cfg, const char *name, const char *value, char *err,

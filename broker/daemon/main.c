@@ -366,8 +366,8 @@ static void listen_admin(void)
 {
     if (!cfg.admin_listen.host[0])
         return;
-    broker_err rc = broker_listen_admin(the_broker, cfg.admin_listen.host,
-                                        cfg.admin_listen.port, &admin_bound);
+    broker_err rc = (cfg.admin_tls ? broker_listen_admin_tls : broker_listen_admin)(
+        the_broker, cfg.admin_listen.host, cfg.admin_listen.port, &admin_bound);
     if (rc != BROKER_OK)
         die(STOMPD_EXIT_LISTEN, "cannot listen on %s:%d (management): %s",
             cfg.admin_listen.host, cfg.admin_listen.port, broker_strerror(rc));
@@ -380,7 +380,8 @@ static void print_web(void)
     for (size_t i = 0; i < cfg.tls.nwss; i++)
         printf("stompd: wss listening on %s:%d\n", cfg.tls.wss[i].host, wss_bound[i]);
     if (cfg.admin_listen.host[0])
-        printf("stompd: admin listening on %s:%d\n", cfg.admin_listen.host, admin_bound);
+        printf("stompd: admin listening on %s:%d%s\n", cfg.admin_listen.host, admin_bound,
+               cfg.admin_tls ? " (https)" : "");
     if (cfg.websocket && ws_bound >= 0)
         printf("stompd: websocket listening on %s:%d\n", cfg.ws_host, ws_bound);
     if (cfg.policy_port >= 0)

@@ -19,7 +19,7 @@ static const char *const restart_keys[] = {
     "listen", "store", "sync", "pg_lease", "daemon", "rundir", "umask", "pidfile",
     "logfile", "syslog", "user", "group", "read_buffer", "websocket", "ws_host", "ws_port",
     "ws_path", "policy_port", "stats_interval", "tls_listen", "wss_listen", "admin_listen",
-    "unix_mode", "unix_owner", NULL,
+    "unix_mode", "unix_owner", "admin_tls", NULL,
 };
 
 typedef struct kv {
@@ -183,6 +183,7 @@ void reload__keep_running(daemon_config *next, daemon_config *old)
     SWAP(next->policy_port, old->policy_port);
     SWAP(next->stats_interval_s, old->stats_interval_s);
     SWAP(next->admin_listen, old->admin_listen);
+    SWAP(next->admin_tls, old->admin_tls);
     SWAP(next->nunix, old->nunix);
     for (size_t i = 0; i < CONFIG_MAX_LISTEN; i++)
         SWAP(next->unix_listen[i], old->unix_listen[i]);
