@@ -1,6 +1,8 @@
 /* daemon.h: the modules of the stompd daemon (not part of libbroker), one section each:
- * the configuration (config.c, config_policy.c, config_file.c), the command line
- * (options.c), the log sink (logsink.c), the pidfile (pidfile.c), detaching and
+ * the configuration (config.c, config_policy.c, config_file.c, config_tls.c,
+ * config_admin.c, config_unix.c), writing it back out (config_show.c) and what a reload
+ * changes (reload.c), the command line (options.c), unix sockets and socket activation
+ * (sockets.c), the log sink (logsink.c), the pidfile (pidfile.c), detaching and
  * service-manager notification (daemonize.c), the auth file (auth.c) and the login checks
  * on libuv's thread pool (login_pool.c). main.c ties them together.
  *
