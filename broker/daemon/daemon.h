@@ -267,6 +267,14 @@ void config__show(const daemon_config *cfg, broker_config_emit emit, void *ctx);
 
 /* ---- reload.c ------------------------------------------------------------------------ */
 
+struct options;
+/* The directory stompd started in, kept open for reloads (-1 when it cannot be). */
+int reload__open_start_dir(void);
+/* options__configure as at start, in start_dir (then back): relative names keep their
+ * meaning in a detached daemon. */
+int reload__configure(const struct options *o, int start_dir, daemon_config *next,
+                      void (*warn)(void *ctx, const char *msg), char *err,
+                      size_t errlen) DAEMON_WUR;
 /* Compare the running configuration with a new one: the names of the keys that differ
  * go to r->changed, or to r->restart when only a restart applies them ("queue
  * \"P\".key" for a section's). -1: out of memory. */

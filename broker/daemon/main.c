@@ -26,6 +26,7 @@
 static daemon_config cfg;
 static options the_options; /* the command line, read again over the file at a reload */
 static char *config_path;    /* the config file's absolute name */
+static int start_dir = -1;   /* the directory stompd started in (relative names) */
 static logsink *the_log;
 static pidfile *the_pidfile;
 static auth_table *the_auth;
@@ -200,8 +201,8 @@ static void reload_config(broker_reload_result *r)
     char err[DAEMON_ERRLEN] = "";
     daemon_config next;
     auth_table *t = NULL;
-    int ok = options__configure(&the_options, &next, on_reload_warning, NULL, err,
-                                sizeof err) == STOMPD_EXIT_OK;
+    int ok = reload__configure(&the_options, start_dir, &next, on_reload_warning, err,
+                               sizeof err) == STOMPD_EXIT_OK;
     if (ok && reload__compare(&cfg, &next, r) != 0) {
         snprintf(err, sizeof err, "out of memory");
         ok = 0;
@@ -428,6 +429,7 @@ static void configure(int argc, char **argv, int *check_only)
     }
     o.config_file = config_path;
     the_options = o;
+    start_dir = reload__open_start_dir();
     rc = options__configure(&o, &cfg, on_config_warning, NULL, err, sizeof err);
     if (rc != STOMPD_EXIT_OK) {
         fprintf(stderr, "stompd: %s\n", err);

@@ -10,9 +10,33 @@
  */
 #include "daemon.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+int reload__open_start_dir(void)
+{
+    return open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+int reload__configure(const struct options *o, int start_dir, daemon_config *next,
+                      void (*warn)(void *ctx, const char *msg), char *err, size_t errlen)
+{
+    /* Relative names (the config file's, its keys', the options') mean what they meant
+     * at start, though a detached daemon works in rundir. */
+    int here = start_dir >= 0 ? open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    int moved = here >= 0 && fchdir(start_dir) == 0;
+    int rc = options__configure(o, next, warn, NULL, err, errlen);
+    if (moved && fchdir(here) != 0 && rc == STOMPD_EXIT_OK) {
+        snprintf(err, errlen, "cannot return to the working directory");
+        rc = STOMPD_EXIT_FAILURE;
+    }
+    if (here >= 0)
+        close(here);
+    return rc;
+}
 
 /* Keys read only at startup. */
 static const char *const restart_keys[] = {
