@@ -147,7 +147,7 @@ $(BUILD)/stompd: $(DAEMON_OBJ) $(BUILD)/libbroker.a
 	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDFLAGS) $(DAEMON_LIBS) $(LDLIBS_ALL)
 
 $(BUILD)/stompctl: $(CTL_OBJ)
-	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDFLAGS) $(shell pkg-config --libs jansson 2>/dev/null)
+	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDFLAGS) $(shell pkg-config --libs jansson openssl 2>/dev/null)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TESTLIB_OBJ) $(BUILD)/libbroker.a
 	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDFLAGS) $(CMOCKA_LIBS) $(PQ_LIBS) $(LDLIBS_ALL)
@@ -264,6 +264,9 @@ install: build
 	install -m 644 $(BUILD)/libbroker.pc $(BUILD)/libframes.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
 	$(if $(STOMPD),install -m 755 $(STOMPD) $(DESTDIR)$(PREFIX)/bin/)
 	$(if $(STOMPCTL),install -m 755 $(STOMPCTL) $(DESTDIR)$(PREFIX)/bin/)
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man8
+	install -m 644 contrib/man/stompctl.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 644 contrib/man/stompd.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 
 clean:
 	rm -rf build

@@ -1,7 +1,7 @@
 #!/bin/sh
 # run.sh: what `make bench` runs: the codec micro-benchmark, then the broker table (a fresh stompd
 # on loopback per run, each scenario 3 times: median, spread, target, met). compare.sh sources it.
-# Usage: sh contrib/bench/run.sh BUILDDIR [NAME...]   (NAME: frames, broker, tls; default all)
+# Usage: sh contrib/bench/run.sh BUILDDIR [NAME...]   (NAME: frames, broker, tls, admin; default all)
 set -eu
 
 build=${1:?usage: run.sh BUILDDIR [NAME...]}
@@ -685,12 +685,136 @@ bench_tls() {
     [ ! -s "$work/misbehaviour" ] && ! ls "$work"/*.failed >/dev/null 2>&1
 }
 
+# The management listener's cost (`make bench` runs it as "admin"): /metrics and the
+# destinations list with 10,000 queues, and queue 1P/1C against the relay with the listener
+# on and /metrics scraped once per second, next to the same without it.
+
+# admin_server LOG: a fresh stompd with the management listener; sets $spid, $sport, $aport.
+admin_server() {
+    start_server stompd "$1" --set admin_listen=127.0.0.1:0 --set admin_open=yes \
+        --set metrics_max_destinations=20000 || return 1
+    aport=""
+    n=0
+    while [ -z "$aport" ] && [ $n -lt 500 ]; do
+        aport=$(sed -n 's/.*admin listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$1.out")
+        [ -n "$aport" ] || sleep 0.01
+        n=$((n + 1))
+    done
+    [ -n "$aport" ]
+}
+
+# admin_probe: N queues made by SENDs, then the median time of 20 GETs of each view.
+write_admin_probe() {
+    cat >"$work/admin_probe.py" <<'EOF'
+import socket, statistics, sys, time, urllib.request
+port, aport, n = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+s = socket.create_connection(("127.0.0.1", port))
+s.sendall(b"CONNECT\naccept-version:1.2\nhost:localhost\n\n\0")
+frames = b"".join(b"SEND\ndestination:/queue/bench.%d\n\nx\0" % i for i in range(n))
+s.sendall(frames + b"SEND\ndestination:/queue/bench.0\nreceipt:done\n\nx\0")
+buf = b""
+while b"receipt-id:done" not in buf:
+    chunk = s.recv(65536)
+    if not chunk:
+        sys.exit("closed before the receipt: %r" % buf[-200:])
+    buf += chunk
+def timed(path):
+    ms = []
+    for _ in range(20):
+        t0 = time.monotonic()
+        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (aport, path)) as r:
+            body = r.read()
+        ms.append((time.monotonic() - t0) * 1000)
+    return statistics.median(ms), body
+m, body = timed("/metrics")
+d, lst = timed("/api/destinations")
+ok = lst.count(b'"/queue/bench.') == n and body.count(b'destination="/queue/bench.') >= n
+print("metrics_ms=%.2f dest_ms=%.2f queues=%d result=%s" % (m, d, n, "OK" if ok else "BAD"))
+s.close()
+EOF
+}
+
+admin_list_run() {
+    out=$work/admin-list.$1
+    if [ -z "$python" ] || ! admin_server "$out.server"; then
+        echo "FAILED: ${python:+stompd did not start}${python:-no python3}" >"$out"
+        [ -z "$spid" ] || stop_server
+        return 0
+    fi
+    if ! timeout -k 5 120 "$python" "$work/admin_probe.py" "$sport" "$aport" 10000 \
+        >"$out.line" 2>"$out.err" || ! grep -q 'result=OK' "$out.line"; then
+        echo "FAILED: $(tail -n 1 "$out.err" "$out.line" | tr '\n' ' ')" >"$out"
+        misbehaviour "admin-list run $1: $(cat "$out")"
+    else
+        cp "$out.line" "$out"
+    fi
+    stop_server
+}
+
+# admin_scraped_run I: queue 1P/1C on a stompd whose /metrics is read once per second.
+admin_scraped_run() {
+    if ! admin_server "$work/q1-admin.$1.server"; then
+        echo "FAILED: stompd did not start" >"$work/q1-admin.$1"
+        [ -z "$spid" ] || stop_server
+        return 0
+    fi
+    apid=$spid aport_run=$aport
+    "$python" -c 'import sys, time, urllib.request
+while True:
+    urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1]).read()
+    time.sleep(1)' "$aport_run" >/dev/null 2>&1 &
+    scraper=$!
+    pids="$pids $scraper"
+    ext_pid=$apid
+    lg_run q1-admin "$1" "port:$sport" --scenario queue -p 1 -c 1 -n $n_queue -s 100
+    kill "$scraper" 2>/dev/null || true
+    wait "$scraper" 2>/dev/null || true
+    forget_pid "$scraper"
+    spid=$apid ext_pid=""
+    stop_server
+    [ -z "$problem" ] || misbehaviour "q1-admin run $1: stompd $problem"
+}
+
+bench_admin() {
+    [ -x "$build/stompd" ] || { echo "no $build/stompd"; return 1; }
+    setup_work
+    detect_options
+    write_admin_probe
+    echo "stompd: $("$build/stompd" --version 2>&1 | head -n 1); $runs runs per figure; management listener on"
+    echo
+    i=1
+    while [ $i -le $runs ]; do
+        echo "admin run $i of $runs ..." >&2
+        admin_list_run $i
+        lg_run relay-qa $i relay --scenario queue -p 1 -c 1 -n $n_queue -s 100
+        lg_run q1-plain $i mem --scenario queue -p 1 -c 1 -n $n_queue -s 100
+        admin_scraped_run $i
+        i=$((i + 1))
+    done
+    table_header
+    row "10,000 queues: GET /metrics (median of 20)" admin-list metrics_ms ms 2 "<=" 50
+    row "10,000 queues: GET /api/destinations" admin-list dest_ms ms 2 "<=" 50
+    row "queue 1P/1C 100 B: relay (ceiling)" relay-qa rate msg/s 0 - 0
+    row "  stompd, no management listener" q1-plain rate msg/s 0 - 0
+    row "  stompd, /metrics scraped every second" q1-admin rate msg/s 0 - 0
+    ratio_row "  relay ratio, scraped / not, same run" q1-admin q1-plain rate ">=" 95
+    echo
+    echo "notes:"
+    echo "- the last row is (scraped / relay) / (plain / relay) with the relay run beside both: the"
+    echo "  relay's figure cancels out; 95 % = within 5 % of the relay ratio without the listener."
+    if [ -s "$work/misbehaviour" ]; then
+        echo "stompd misbehaviour seen:"
+        sed 's/^/- /' "$work/misbehaviour"
+    fi
+    [ ! -s "$work/misbehaviour" ] && ! ls "$work"/*.failed >/dev/null 2>&1
+}
+
 [ "${BENCH_LIBRARY:-0}" = 1 ] && return 0
 
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-[ $# -gt 0 ] || set -- frames broker tls # the default list, in running order
+[ $# -gt 0 ] || set -- frames broker tls admin # the default list, in running order
 failed=""
 for name in "$@"; do
     echo "== $name"
