@@ -187,6 +187,24 @@ broker_err broker_listen_ws(broker *b, const char *host, int port, int *bound_po
     return listen_kind(b, host, port, LISTEN_WS, 0, bound_port);
 }
 
+broker_err broker_listen_unix(broker *b, const char *path, int mode)
+{
+    if (!b || !path || mode < 0 || mode > 07777)
+        return BROKER_E_INVALID;
+    if (b->stopping)
+        return BROKER_E_STATE;
+    return net__listen_unix(b, path, mode);
+}
+
+broker_err broker_listen_fd(broker *b, int fd, int *bound_port)
+{
+    if (!b || fd < 0)
+        return BROKER_E_INVALID;
+    if (b->stopping)
+        return BROKER_E_STATE;
+    return net__listen_fd(b, fd, bound_port);
+}
+
 broker_err broker_listen_policy(broker *b, const char *host, int port, int *bound_port)
 {
     return listen_kind(b, host, port, LISTEN_POLICY, 0, bound_port);
@@ -209,6 +227,97 @@ broker_err broker_tls_reload(broker *b)
     return b ? net__tls_reload(b) : BROKER_E_INVALID;
 }
 
+/* The fields broker_reconfigure takes (broker.h lists them). */
+static void take_live(broker_options *n, const broker_options *o)
+{
+    n->limits = o->limits;
+    n->connect_limits = o->connect_limits;
+    n->max_connections = o->max_connections;
+    n->max_subscriptions = o->max_subscriptions;
+    n->max_unacked = o->max_unacked;
+    n->default_prefetch = o->default_prefetch;
+    n->max_tx_frames = o->max_tx_frames;
+    n->max_transactions = o->max_transactions;
+    n->output_high_water = o->output_high_water;
+    n->max_output_bytes = o->max_output_bytes;
+    n->max_memory = o->max_memory;
+    n->connect_timeout_ms = o->connect_timeout_ms;
+    n->heartbeat_out_ms = o->heartbeat_out_ms;
+    n->heartbeat_in_ms = o->heartbeat_in_ms;
+    n->heartbeat_grace_pct = o->heartbeat_grace_pct;
+    n->error_linger_ms = o->error_linger_ms;
+    n->stop_timeout_ms = o->stop_timeout_ms;
+    n->lenient_escapes = o->lenient_escapes;
+    n->allow_non_utf8_10 = o->allow_non_utf8_10;
+    n->server_name = o->server_name;
+    n->ws_origins = o->ws_origins;
+    n->ws_max_message = o->ws_max_message;
+    n->web_root = o->web_root;
+    n->flash_policy = o->flash_policy;
+    n->policy_domains = o->policy_domains;
+    n->policy_ports = o->policy_ports;
+    n->log_level = o->log_level;
+    n->policy = o->policy;
+    n->policies = o->policies;
+    n->npolicies = o->npolicies;
+    n->auth_fail_delay_ms = o->auth_fail_delay_ms;
+    n->admin_open = o->admin_open;
+    n->metrics_max_destinations = o->metrics_max_destinations;
+    if (n->tls_cert) { /* a broker without TLS has no TLS listener to give it to */
+        n->tls_cert = o->tls_cert;
+        n->tls_key = o->tls_key;
+        n->tls_ca = o->tls_ca;
+        n->tls_verify_client = o->tls_verify_client;
+        n->tls_login = o->tls_login;
+        n->tls_min_version = o->tls_min_version;
+        n->tls_ciphers = o->tls_ciphers;
+        n->tls_ciphersuites = o->tls_ciphersuites;
+    }
+}
+
+broker_err broker_reconfigure(broker *b, const broker_options *o, char *why, size_t cap)
+{
+    if (!b || !o || !why || !cap)
+        return BROKER_E_INVALID;
+    why[0] = '\0';
+    if (b->stopping)
+        return BROKER_E_STATE;
+    broker_options n = b->o;
+    take_live(&n, o);
+    if (b->o.tls_cert && (!n.tls_cert || !n.tls_cert[0])) {
+        snprintf(why, cap, "TLS is on: the certificate cannot be removed without a restart");
+        return BROKER_E_TLS;
+    }
+    fix_options(&n);
+    broker_policy_rule *rules;
+    broker_err rc = route__copy_policies(&n, &rules);
+    if (rc != BROKER_OK) {
+        snprintf(why, cap, "%s", rc == BROKER_E_NOMEM ? "out of memory" : "bad policy");
+        return rc;
+    }
+    struct ssl_ctx_st *ctx = NULL;
+    if (b->net.tls_ctx && net__tls_build(&n, &ctx, why, cap) != BROKER_OK) {
+        free(rules);
+        return BROKER_E_TLS;
+    }
+    b->o = n;
+    route__set_policies(b, rules, n.npolicies);
+    if (ctx) { /* sessions hold a reference to the settings they began with */
+        net__tls_free_ctx(b->net.tls_ctx);
+        b->net.tls_ctx = ctx;
+    }
+    if (ctx)
+        broker__log(b, BROKER_LOG_INFO, BROKER_EV_TLS, 0, "TLS certificate reloaded from %s",
+                    n.tls_cert);
+    broker__log(b, BROKER_LOG_INFO, BROKER_EV_BROKER, 0,
+                "options reconfigured: %zu destination polic%s", n.npolicies,
+                n.npolicies == 1 ? "y" : "ies");
+    /* A higher memory or output limit may let paused connections go on. */
+    b->resume_wanted = 1;
+    broker__kick(b);
+    return BROKER_OK;
+}
+
 broker_err broker_tls_check(const broker_options *o, char *why, size_t cap)
 {
     struct ssl_ctx_st *ctx;
@@ -225,7 +334,16 @@ broker_err broker_listen_admin(broker *b, const char *host, int port, int *bound
         return BROKER_E_INVALID;
     if (b->stopping)
         return BROKER_E_STATE;
-    return admin__listen(b, host, port, bound_port);
+    return admin__listen(b, host, port, 0, bound_port);
+}
+
+broker_err broker_listen_admin_tls(broker *b, const char *host, int port, int *bound_port)
+{
+    if (!b || !host || port < 0 || port > 65535)
+        return BROKER_E_INVALID;
+    if (b->stopping)
+        return BROKER_E_STATE;
+    return admin__listen(b, host, port, 1, bound_port);
 }
 
 /* Once every conn and login record is gone and the store has committed the last batch,

@@ -128,6 +128,20 @@ typedef struct broker_policy_rule {
     broker_policy policy;
 } broker_policy_rule;
 
+/* What the embedder's reload (broker_options.admin_reload) reports for POST /api/reload.
+ * Lists are of key names, comma-separated ("" for none). */
+typedef struct broker_reload_result {
+    char changed[2048]; /* keys whose new values apply now */
+    char restart[1024]; /* keys changed that apply only after a restart (old value kept) */
+    char error[512];    /* non-empty: nothing was applied, and why (e.g. "FILE:LINE: ...") */
+} broker_reload_result;
+
+/* One key of the running configuration, for GET /api/config (broker_options.admin_config):
+ * section is "stompd" or a destination-policy section's name. Never a passcode, hash or
+ * key material. All borrowed for the call. */
+typedef void (*broker_config_emit)(void *emit_ctx, const char *section, const char *key,
+                                   const char *value);
+
 typedef struct broker_options {
     const char *server_name;   /* CONNECTED server header (default "stompd/<version>");
                                   borrowed, must outlive the broker */
@@ -241,6 +255,12 @@ typedef struct broker_options {
                                   (403) */
     size_t metrics_max_destinations; /* /metrics shows at most this many destinations' series
                                   (default 1000); the rest are counted as dropped */
+    /* POST /api/reload and GET /api/config are answered by the embedder, on the loop
+     * thread (NULL: 501). admin_reload fills r (zeroed before the call), typically after
+     * broker_reconfigure(); admin_config calls emit once per key. */
+    void (*admin_reload)(void *ctx, broker_reload_result *r);
+    void (*admin_config)(void *ctx, broker_config_emit emit, void *emit_ctx);
+    void *admin_ctx;
 } broker_options;
 
 enum { BROKER_TLS_VERIFY_NONE, BROKER_TLS_VERIFY_OPTIONAL, BROKER_TLS_VERIFY_REQUIRED };
@@ -265,6 +285,18 @@ broker_err broker_listen(broker *b, const char *host, int port, int *bound_port)
  * broker_listen. The endpoint is broker_options.ws_path; other paths serve web_root. */
 broker_err broker_listen_ws(broker *b, const char *host, int port, int *bound_port) BROKER_WUR;
 
+/* STOMP on a unix-domain socket at path, its file given permissions mode (e.g. 0660; who
+ * may connect is who may write it). A socket file left behind by a process that is gone is
+ * replaced; one a live process listens on, or a file that is not a socket, is
+ * BROKER_E_LISTEN. The file is removed when the listener closes (broker_stop). */
+broker_err broker_listen_unix(broker *b, const char *path, int mode) BROKER_WUR;
+
+/* STOMP on fd, a socket already bound and listening (TCP or unix; systemd socket
+ * activation hands them over). The broker owns fd once this returned BROKER_OK, and never
+ * removes a unix socket's file. BROKER_E_INVALID: fd is not a listening socket.
+ * *bound_port (may be NULL): its TCP port, 0 for a unix socket. */
+broker_err broker_listen_fd(broker *b, int fd, int *bound_port) BROKER_WUR;
+
 /* Listen for Flash socket policy requests only (Flash asks port 843 first), as
  * broker_listen. Answered whether or not flash_policy is set. */
 broker_err broker_listen_policy(broker *b, const char *host, int port,
@@ -283,6 +315,23 @@ broker_err broker_listen_wss(broker *b, const char *host, int port, int verify,
  * the reason is logged: BROKER_E_TLS. */
 broker_err broker_tls_reload(broker *b) BROKER_WUR;
 
+/* Apply o to a running broker (loop thread), atomically: either every field below takes
+ * effect or, with an error and why filled, none does. Taken: limits, connect_limits,
+ * max_connections, max_subscriptions, max_unacked, default_prefetch, max_tx_frames,
+ * max_transactions, output_high_water, max_output_bytes, max_memory, the timeouts
+ * (connect, heart-beats, error_linger, stop), lenient_escapes, allow_non_utf8_10,
+ * server_name, ws_origins, ws_max_message, web_root, flash_policy, policy_domains,
+ * policy_ports, log_level, policy and policies, auth_fail_delay_ms, admin_open,
+ * metrics_max_destinations, and the TLS files and settings when the broker has TLS (the
+ * certificate is read again; BROKER_E_TLS when it does not load). Every other field is
+ * fixed at create and ignored here. Strings are borrowed as at create; the old ones are
+ * no longer used once this returns. Open sessions keep what they negotiated at CONNECT
+ * (frame limits, heart-beats, a TLS session's settings); the counts (subscriptions,
+ * transactions, unacked, output bytes, memory) and policies apply to everything from the
+ * next frame or message on; max_connections to the next accept. */
+broker_err broker_reconfigure(broker *b, const broker_options *o, char *why,
+                              size_t cap) BROKER_WUR;
+
 /* Check o's TLS settings and files without a broker: BROKER_OK, or BROKER_E_TLS with a
  * line naming the key and file in why (cap bytes). */
 broker_err broker_tls_check(const broker_options *o, char *why, size_t cap) BROKER_WUR;
@@ -293,6 +342,11 @@ broker_err broker_tls_check(const broker_options *o, char *why, size_t cap) BROK
  * Management section for every path. */
 broker_err broker_listen_admin(broker *b, const char *host, int port,
                                int *bound_port) BROKER_WUR;
+/* The same over HTTPS, with the TLS settings of the options (tls_cert, tls_key, versions,
+ * ciphers; no client certificate is asked: logins are HTTP Basic). BROKER_E_TLS when the
+ * broker has no TLS (tls_cert unset). */
+broker_err broker_listen_admin_tls(broker *b, const char *host, int port,
+                                   int *bound_port) BROKER_WUR;
 
 /* Forget the management API's remembered logins (an accepted HTTP Basic login is taken
  * without a new check for 60 s): call it when the users change, so the next request of

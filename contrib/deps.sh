@@ -34,6 +34,9 @@ for what in "${@:-build}"; do
         # The PostgreSQL store's tests start a private server from Debian's binaries.
         ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || want postgresql
         have_deb python3-stomp || want python3-stomp
+        # The manual pages are linted with groff and man (tests/daemon/test_man).
+        command -v groff >/dev/null 2>&1 || want groff-base
+        command -v man >/dev/null 2>&1 || want man-db
         # The TLS tests make their certificates with the openssl command.
         command -v openssl >/dev/null 2>&1 || want openssl
         have_deb ruby-stomp || want ruby-stomp

@@ -1,5 +1,6 @@
 /* http.c: stompctl's HTTP client: one request per connection (Connection: close) to the
- * management listener, with HTTP Basic, blocking sockets and a timeout. The answer's status
+ * management listener (over TLS for https://, tls.c), with HTTP Basic, blocking sockets and
+ * a timeout. The answer's status
  * and body are returned; the body is JSON (or text for /metrics).
  */
 #include "stompctl.h"
@@ -18,10 +19,13 @@
 int ctl_parse_url(const char *url, ctl_target *t, char *err, size_t errlen)
 {
     const char *p = url;
-    if (strncmp(p, "http://", 7) == 0)
+    t->tls = strncmp(p, "https://", 8) == 0;
+    if (t->tls)
+        p += 8;
+    else if (strncmp(p, "http://", 7) == 0)
         p += 7;
     else if (strstr(p, "://")) {
-        snprintf(err, errlen, "%s: only http:// URLs are supported", url);
+        snprintf(err, errlen, "%s: only http:// and https:// URLs are supported", url);
         return -1;
     }
     const char *host = p, *hend, *port = NULL;
@@ -52,7 +56,7 @@ int ctl_parse_url(const char *url, ctl_target *t, char *err, size_t errlen)
         memcpy(t->port, port, pl);
         t->port[pl] = '\0';
     } else {
-        snprintf(t->port, sizeof t->port, "80");
+        snprintf(t->port, sizeof t->port, "%s", t->tls ? "443" : "80");
     }
     snprintf(t->prefix, sizeof t->prefix, "%s", strcmp(p, "/") == 0 ? "" : p);
     return 0;
@@ -105,22 +109,8 @@ static int connect_to(const ctl_target *t, char *err, size_t errlen)
     return fd;
 }
 
-static int send_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* The whole answer until the server closes: caller frees. */
-static char *read_all(int fd, size_t *len)
+static char *read_all(ctl_conn *c, size_t *len)
 {
     size_t cap = 8192, n = 0;
     char *buf = malloc(cap + 1);
@@ -134,9 +124,7 @@ static char *read_all(int fd, size_t *len)
             buf = more;
             cap *= 2;
         }
-        ssize_t r = recv(fd, buf + n, cap - n, 0);
-        if (r < 0 && errno == EINTR)
-            continue;
+        ssize_t r = ctl_conn_recv(c, buf + n, cap - n);
         if (r < 0) {
             free(buf);
             return NULL;
@@ -171,16 +159,17 @@ int ctl_request(const ctl_target *t, const char *method, const char *path, ctl_a
     int n = sprintf(req, "%s %s%s HTTP/1.1\r\nHost: %s:%s\r\n%sUser-Agent: stompctl\r\n"
                          "Connection: close\r\nContent-Length: 0\r\n\r\n",
                     method, t->prefix, path, t->host, t->port, auth);
-    int fd = connect_to(t, err, errlen);
-    if (fd < 0) {
+    ctl_conn c = { connect_to(t, err, errlen), NULL, NULL };
+    if (c.fd < 0 || (t->tls && ctl_tls_open(&c, t, err, errlen) != 0)) {
+        ctl_conn_close(&c);
         free(req);
         return -1;
     }
-    int ok = send_all(fd, req, (size_t)n) == 0;
+    int ok = ctl_conn_send(&c, req, (size_t)n) == 0;
     free(req);
     size_t len = 0;
-    char *all = ok ? read_all(fd, &len) : NULL;
-    close(fd);
+    char *all = ok ? read_all(&c, &len) : NULL;
+    ctl_conn_close(&c);
     char *body = all ? strstr(all, "\r\n\r\n") : NULL;
     if (!all || !body || sscanf(all, "HTTP/1.%*d %d", &a->status) != 1) {
         snprintf(err, errlen, "no HTTP answer from %s:%s", t->host, t->port);

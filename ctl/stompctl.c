@@ -27,11 +27,18 @@ static void usage(FILE *f)
         "  purge NAME          remove every message of a queue not delivered\n"
         "  delete NAME         purge and forget a destination (none may subscribe)\n"
         "  requeue-dead DLQ    send a dead-letter queue's messages back to their queues\n"
-        "  close ID            close a connection (its client gets an ERROR)\n\n"
+        "  close ID            close a connection (its client gets an ERROR)\n"
+        "  config              the running configuration, every key (no secrets)\n"
+        "  reload              read the configuration again, as SIGHUP does: what changed\n"
+        "                      and what needs a restart; exit 1 and the reason (FILE:LINE)\n"
+        "                      when it does not validate (the old one stays)\n\n"
         "Options:\n"
-        "  -u, --url URL       the management listener (default $STOMPCTL_URL or %s)\n"
+        "  -u, --url URL       the management listener, http:// or https://HOST:PORT\n"
+        "                      (default $STOMPCTL_URL or %s)\n"
         "      --user LOGIN    log in as LOGIN (default $STOMPCTL_USER)\n"
         "      --passcode P    with passcode P (default $STOMPCTL_PASSCODE)\n"
+        "      --cacert FILE   https:// URLs: PEM CAs the listener's certificate must\n"
+        "                      chain to (default $STOMPCTL_CACERT, else the system's)\n"
         "      --json          print the API's JSON instead of a table\n"
         "  -h, --help          this text\n\n"
         "Exit codes: 0 done; 1 the broker refused (bad request, conflict, error); 2 bad\n"
@@ -127,8 +134,33 @@ static void print_browse(json_t *j)
     }
 }
 
+static void print_config(json_t *arr)
+{
+    printf("%-24s %-26s %s\n", "SECTION", "KEY", "VALUE");
+    size_t i;
+    json_t *k;
+    json_array_foreach(arr, i, k)
+        printf("%-24s %-26s %s\n", str(k, "section"), str(k, "key"),
+               json_string_value(json_object_get(k, "value")) ? str(k, "value") : "");
+}
+
+static void print_names(const char *what, json_t *arr)
+{
+    printf("%s:", what);
+    size_t i;
+    json_t *n;
+    json_array_foreach(arr, i, n)
+        printf("%s %s", i ? "," : "", json_string_value(n) ? json_string_value(n) : "?");
+    printf("%s\n", json_array_size(arr) ? "" : " nothing");
+}
+
 static void print_action(const char *cmd, json_t *j)
 {
+    if (strcmp(cmd, "reload") == 0) {
+        print_names("changed", json_object_get(j, "changed"));
+        print_names("needs a restart", json_object_get(j, "restart_needed"));
+        return;
+    }
     if (strcmp(cmd, "purge") == 0)
         printf("purged %lld messages from %s\n", num(j, "purged"), str(j, "name"));
     else if (strcmp(cmd, "delete") == 0)
@@ -160,6 +192,8 @@ static int request_for(int argc, char **argv, const char **method, char *path, s
         { "requeue-dead", "POST", "/api/destinations/move-dead?name=%s", 1 },
         { "close", "DELETE", "/api/connections/%s", 1 },
         { "browse", "GET", "/api/destinations/browse?name=%s", 1 },
+        { "config", "GET", "/api/config", 0 },
+        { "reload", "POST", "/api/reload", 0 },
     };
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
         if (strcmp(cmd, table[i].cmd) != 0)
@@ -208,6 +242,8 @@ static void show(const char *cmd, json_t *j)
         print_subscriptions(j);
     } else if (strcmp(cmd, "browse") == 0) {
         print_browse(j);
+    } else if (strcmp(cmd, "config") == 0) {
+        print_config(j);
     } else {
         print_action(cmd, j);
     }
@@ -218,10 +254,12 @@ int main(int argc, char **argv)
     static const struct option longs[] = {
         { "url", required_argument, NULL, 'u' }, { "user", required_argument, NULL, 'U' },
         { "passcode", required_argument, NULL, 'P' }, { "json", no_argument, NULL, 'j' },
+        { "cacert", required_argument, NULL, 'A' },
         { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
     };
     const char *url = getenv("STOMPCTL_URL");
-    ctl_target t = { .user = getenv("STOMPCTL_USER"), .passcode = getenv("STOMPCTL_PASSCODE") };
+    ctl_target t = { .user = getenv("STOMPCTL_USER"), .passcode = getenv("STOMPCTL_PASSCODE"),
+                     .cacert = getenv("STOMPCTL_CACERT") };
     int opt;
     while ((opt = getopt_long(argc, argv, "+u:h", longs, NULL)) != -1) {
         switch (opt) {
@@ -229,6 +267,7 @@ int main(int argc, char **argv)
         case 'U': t.user = optarg; break;
         case 'P': t.passcode = optarg; break;
         case 'j': json_out = 1; break;
+        case 'A': t.cacert = optarg; break;
         case 'h': usage(stdout); return CTL_OK;
         default: usage(stderr); return CTL_USAGE;
         }

@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #define CTL_TIMEOUT_S 30
 
@@ -21,8 +22,23 @@ enum {
 
 typedef struct ctl_target {
     char host[256], port[16], prefix[256];
+    int tls;            /* https:// */
     const char *user, *passcode;
+    const char *cacert; /* PEM CAs the server's certificate must chain to (NULL: system's) */
 } ctl_target;
+
+/* One connection to the listener, plain or TLS (tls.c). */
+typedef struct ctl_conn {
+    int fd;
+    struct ssl_ctx_st *ctx;
+    struct ssl_st *ssl; /* NULL: plain */
+} ctl_conn;
+
+/* Start TLS on c->fd, verified against t->cacert and t->host. -1 with a message. */
+int ctl_tls_open(ctl_conn *c, const ctl_target *t, char *err, size_t errlen);
+int ctl_conn_send(ctl_conn *c, const char *p, size_t n); /* 0 or -1 */
+ssize_t ctl_conn_recv(ctl_conn *c, char *p, size_t n);   /* bytes, 0 at the end, -1 */
+void ctl_conn_close(ctl_conn *c);
 
 typedef struct ctl_answer {
     int status;
@@ -32,7 +48,7 @@ typedef struct ctl_answer {
     json_t *json;      /* the body parsed, or NULL when it is not JSON */
 } ctl_answer;
 
-/* http://HOST:PORT[/PREFIX] into t. -1 with a message. */
+/* http://HOST:PORT[/PREFIX] or https://... into t. -1 with a message. */
 int ctl_parse_url(const char *url, ctl_target *t, char *err, size_t errlen);
 /* One request: 0 with *a filled (free with ctl_answer_free), or -1 with a message when no
  * HTTP answer came. */

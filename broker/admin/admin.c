@@ -67,8 +67,10 @@ static void start_timer(broker *b)
     uv_unref((uv_handle_t *)&a->timer); /* the listener keeps the loop alive, not this */
 }
 
-broker_err admin__listen(broker *b, const char *host, int port, int *bound_port)
+broker_err admin__listen(broker *b, const char *host, int port, int tls, int *bound_port)
 {
+    if (tls && !b->net.tls_ctx)
+        return BROKER_E_TLS;
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
     int rc = strchr(host, ':') ? uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss)
@@ -79,6 +81,7 @@ broker_err admin__listen(broker *b, const char *host, int port, int *bound_port)
     if (!l)
         return BROKER_E_NOMEM;
     l->b = b;
+    l->tls = tls;
     uv_tcp_init(b->loop, &l->tcp);
     l->tcp.data = l;
     b->handles_open++;
@@ -101,8 +104,8 @@ broker_err admin__listen(broker *b, const char *host, int port, int *bound_port)
     if (bound_port)
         *bound_port = l->port;
     start_timer(b);
-    broker__log(b, BROKER_LOG_INFO, BROKER_EV_LISTEN, 0, "listening on %s:%d (management)",
-                host, l->port);
+    broker__log(b, BROKER_LOG_INFO, BROKER_EV_LISTEN, 0, "listening on %s:%d (management%s)",
+                host, l->port, tls ? ", HTTPS" : "");
     return BROKER_OK;
 }
 

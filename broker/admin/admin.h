@@ -28,6 +28,7 @@ typedef struct admin_listener {
     broker *b;
     uv_tcp_t tcp;
     int port;
+    int tls; /* HTTPS, with the broker's TLS settings */
 } admin_listener;
 
 /* The admin layer's part of the broker. */
@@ -54,7 +55,8 @@ typedef struct admin_state {
 /* ---- the layer's entry points (http.c), for broker.c ---- */
 
 void admin__init(broker *b);
-broker_err admin__listen(broker *b, const char *host, int port, int *bound_port) BROKER_WUR;
+broker_err admin__listen(broker *b, const char *host, int port, int tls,
+                         int *bound_port) BROKER_WUR;
 /* broker_stop: listeners, HTTP connections and the timer close (each counts as a broker
  * handle until its close callback). */
 void admin__stop(broker *b);

@@ -358,7 +358,7 @@ void admin__handle(http_conn *hc)
         one_connection(hc, path + 17);
         return;
     }
-    if (admin__action(hc, path))
+    if (admin__action(hc, path) || admin__config_api(hc, path))
         return;
     int get = admin__method(hc) == HTTP_GET;
     static const char *const views[] = { "/api/overview", "/api/destinations",

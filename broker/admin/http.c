@@ -50,6 +50,7 @@ static void on_handle_closed(uv_handle_t *h)
     if (hc->next)
         hc->next->prev = hc->prev;
     free(hc->resp);
+    admin__tls_free(hc);
     free(hc);
     broker__handle_closed(b);
 }
@@ -120,6 +121,10 @@ void admin__respond(http_conn *hc, int status, const char *ctype, const char *bo
     if (len)
         memcpy(hc->resp + n, body, len);
     hc->resp_len = (size_t)n + len;
+    if (hc->ssl && admin__tls_wrap(hc) != 0) {
+        close_conn(hc);
+        return;
+    }
     uv_buf_t buf = uv_buf_init(hc->resp, (unsigned)hc->resp_len);
     hc->wreq.data = hc;
     if (uv_write(&hc->wreq, (uv_stream_t *)&hc->tcp, &buf, 1, on_written) != 0) {
@@ -457,10 +462,20 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         close_conn(hc);
         return;
     }
-    size_t used = http_parser_execute(&hc->hp, &settings, buf->base, (size_t)nread);
+    if (!hc->ssl)
+        admin__feed(hc, buf->base, (size_t)nread);
+    else if (admin__tls_read(hc, buf->base, (size_t)nread) != 0)
+        close_conn(hc);
+}
+
+void admin__feed(http_conn *hc, const char *p, size_t n)
+{
+    if (hc->state != HC_READING)
+        return;
+    size_t used = http_parser_execute(&hc->hp, &settings, p, n);
     if (hc->complete || hc->too_big)
         request_read(hc, 0);
-    else if (HTTP_PARSER_ERRNO(&hc->hp) != HPE_OK || used != (size_t)nread)
+    else if (HTTP_PARSER_ERRNO(&hc->hp) != HPE_OK || used != n)
         request_read(hc, 1);
 }
 
@@ -529,6 +544,7 @@ void admin__accept(uv_stream_t *server, int status)
     http_parser_init(&hc->hp, HTTP_REQUEST);
     hc->hp.data = hc;
     if (uv_accept(server, (uv_stream_t *)&hc->tcp) != 0 ||
+        (l->tls && admin__tls_start(hc) != 0) ||
         uv_read_start((uv_stream_t *)&hc->tcp, on_alloc, on_read) != 0) {
         close_conn(hc);
         return;

@@ -22,6 +22,7 @@ struct http_conn {
     http_conn *prev, *next;
     broker *b;
     uv_tcp_t tcp;
+    struct ssl_st *ssl; /* the TLS session of an HTTPS listener's connection, else NULL */
     uv_timer_t timer;  /* the request's deadline, then a refused login's delay */
     uv_write_t wreq;
     uv_shutdown_t sreq;
@@ -59,6 +60,20 @@ void admin__accept(uv_stream_t *server, int status);
 /* Close it now (a stop). */
 void admin__close(http_conn *hc);
 
+/* Plaintext of the request (decrypted, for HTTPS): parsed, and answered once complete. */
+void admin__feed(http_conn *hc, const char *p, size_t n);
+
+/* ---- HTTPS (https.c) ---- */
+
+/* The connection's TLS session, from the broker's TLS settings: 0, or -1 (close it). */
+int admin__tls_start(http_conn *hc);
+void admin__tls_free(http_conn *hc);
+/* Ciphertext read from the socket: decrypted into admin__feed, handshake records written.
+ * -1: the session failed (logged; close the connection). */
+int admin__tls_read(http_conn *hc, const char *p, size_t n);
+/* Replace hc->resp by its encryption, followed by the close_notify. -1: failed. */
+int admin__tls_wrap(http_conn *hc);
+
 /* ---- answering (http.c) ---- */
 
 /* Queue the answer (body copied) and close once written. extra: more header lines, each
@@ -90,6 +105,8 @@ int admin__query(const http_conn *hc, const char *name, char *out, size_t cap);
 void admin__handle(http_conn *hc);      /* api.c: every path */
 int admin__action(http_conn *hc, const char *path); /* actions.c: 1 when path is one */
 void admin__metrics(http_conn *hc);     /* metrics.c */
+/* config_api.c: /api/reload and /api/config (1 when path is one of them). */
+int admin__config_api(http_conn *hc, const char *path);
 /* console.c: the console file at path (1), or 0 when there is none. */
 int admin__console(http_conn *hc, const char *path);
 /* The connection goes away: drop what it waits for (a drain, a login check). */

@@ -19,38 +19,14 @@
 #include <strings.h>
 #include <unistd.h>
 
-enum kind {
-    K_SIZE, K_U32, K_BOOL, K_STR, K_LISTEN, K_STORE, K_SYNC, K_UMASK, K_LEVEL,
-    K_ADDR,     /* an IPv4 or IPv6 literal */
-    K_PORT,     /* 0-65535 */
-    K_OPTPORT,  /* 0-65535, or empty for none (-1) */
-    K_URLPATH,  /* starts with / */
-    K_LIST,     /* non-empty, comma-separated */
-    K_PORTLIST, /* empty, or Flash to-ports: digits, ',', '-', '*' */
-    K_FACTOR,   /* a decimal number of at least min */
-    K_QUEUE,    /* empty, none, or one queue's name */
-    K_MS,       /* a whole number of ms (uint64_t, below 2^53) */
-    K_COUNT,    /* a whole number (uint64_t, below 2^53) */
-    K_BYTES,    /* a size, k, m, g allowed (uint64_t, below 2^53) */
-    K_EXPIRED,  /* dead-letter or drop */
-    K_OVERFLOW, /* block, drop-head or reject */
-};
-
-typedef struct key {
-    const char *name;
-    enum kind kind;
-    size_t off;      /* of the field in daemon_config */
-    size_t min;      /* smallest accepted value (numbers) */
-    const char *def; /* the default, as written in the file */
-    const char *help;
-} key;
+#include "config_keys.h"
 
 #define F(field) offsetof(daemon_config, field)
 #define P(field) offsetof(config_policy, field)
 
 static const key keys[] = {
     { "listen", K_LISTEN, 0, 0, "127.0.0.1:61613",
-      "address to listen on, HOST:PORT or [IPV6]:PORT; repeat the key for several" },
+      "address to listen on, HOST:PORT, [IPV6]:PORT or unix:/PATH; repeatable" },
     { "store", K_STORE, 0, 0, "memory", "queue storage: memory, sqlite:PATH or postgres:CONNINFO" },
     { "sync", K_SYNC, 0, 0, "full",
       "persistent stores: full (survives power loss) or normal (survives a killed process)" },
@@ -153,9 +129,15 @@ static const key keys[] = {
 
 #define NKEYS (sizeof keys / sizeof keys[0])
 
+const config_key *config__keys(size_t *n)
+{
+    *n = NKEYS;
+    return keys;
+}
+
 /* The message policy keys: set in [stompd] for every queue and in [queue "PATTERN"]
  * sections for some; off is in config_policy. */
-static const key policy_keys[CONFIG_POLICY_KEYS] = {
+const config_key config__policy_keys[CONFIG_POLICY_KEYS] = {
     [CONFIG_MAX_DELIVERIES] = { "max_deliveries", K_U32, P(p.max_deliveries), 0, "10",
       "deliveries of a queue message before it is dead-lettered (0: no limit)" },
     [CONFIG_REDELIVERY_DELAY] = { "redelivery_delay", K_U32, P(p.redelivery_delay), 0, "1000",
@@ -185,7 +167,7 @@ static const key policy_keys[CONFIG_POLICY_KEYS] = {
 
 static int is_policy_key(const key *k)
 {
-    return k >= policy_keys && k < policy_keys + CONFIG_POLICY_KEYS;
+    return k >= config__policy_keys && k < config__policy_keys + CONFIG_POLICY_KEYS;
 }
 
 /* One value being set: where it goes and where to say what is wrong with it. */
@@ -347,9 +329,12 @@ static int set_listen(const assign *a)
 {
     daemon_config *cfg = a->cfg;
     config_listen l;
+    if (strncmp(a->v, "unix:", 5) == 0) /* config_unix.c */
+        return config__unix_listen(cfg, a->v + 5, a->listen_given, a->err, a->errlen);
     if (config__parse_listen(a->v, &l, 61613) != 0)
-        return invalid(a, "is not HOST:PORT or [IPV6]:PORT");
+        return invalid(a, "is not HOST:PORT, [IPV6]:PORT or unix:/PATH");
     if (a->listen_given && !*a->listen_given) {
+        config__unix_free_listen(cfg);
         cfg->nlisten = 0;
         *a->listen_given = 1;
     }
@@ -533,7 +518,8 @@ static void policy_key_names(char *buf, size_t cap)
     size_t n = 0;
     buf[0] = '\0';
     for (size_t i = 0; i < CONFIG_POLICY_KEYS && n < cap; i++)
-        n += (size_t)snprintf(buf + n, cap - n, "%s%s", n ? ", " : "", policy_keys[i].name);
+        n += (size_t)snprintf(buf + n, cap - n, "%s%s", n ? ", " : "",
+                              config__policy_keys[i].name);
 }
 
 static const key *search(const key *table, size_t n, const char *name)
@@ -549,7 +535,7 @@ static const key *find_key(const char *name, char *err, size_t errlen)
 {
     const key *k = search(keys, NKEYS, name);
     if (!k)
-        k = search(policy_keys, CONFIG_POLICY_KEYS, name);
+        k = search(config__policy_keys, CONFIG_POLICY_KEYS, name);
     if (k)
         return k;
     snprintf(err, errlen, "unknown key '%s'", name);
@@ -566,10 +552,12 @@ int config__init(daemon_config *cfg, char *err, size_t errlen)
         if (apply(cfg, &keys[i], keys[i].def, NULL, err, errlen) != 0)
             return -1;
     for (size_t i = 0; i < CONFIG_POLICY_KEYS; i++)
-        if (apply(cfg, &policy_keys[i], policy_keys[i].def, NULL, err, errlen) != 0)
+        if (apply(cfg, &config__policy_keys[i], config__policy_keys[i].def, NULL, err,
+                  errlen) != 0)
             return -1;
     cfg->ws_port_given = 0; /* the default port was not asked for */
     config__tls_init(cfg);
+    config__unix_init(cfg);
     return 0;
 }
 
@@ -592,6 +580,7 @@ void config__free(daemon_config *cfg)
     free(cfg->policy.dead_letter);
     config__free_policies(cfg);
     config__tls_free(cfg);
+    config__unix_free(cfg);
     memset(cfg, 0, sizeof *cfg);
 }
 
@@ -603,6 +592,8 @@ int config__set_from_file(daemon_config *cfg, const char *name, const char *valu
         return tls;
     if (config__admin_key(name)) /* the management keys: config_admin.c */
         return config__admin_set(cfg, name, value, err, errlen);
+    if (config__unix_key(name)) /* unix socket files: config_unix.c */
+        return config__unix_set(cfg, name, value, err, errlen);
     const key *k = find_key(name, err, errlen);
     if (!k)
         return -1;
@@ -625,7 +616,7 @@ int config__set_policy(config_policy *p, const char *name, const char *value, ch
     const assign a = { NULL, p, k, value, NULL, err, errlen };
     if (setters[k->kind](&a) != 0)
         return -1;
-    p->given |= CONFIG_GIVEN(k - policy_keys);
+    p->given |= CONFIG_GIVEN(k - config__policy_keys);
     return 0;
 }
 
@@ -648,10 +639,11 @@ void config__print_keys(FILE *f)
     fprintf(f, "\nConfig file keys ([stompd] section; sizes take k, m, g suffixes):\n");
     print_table(f, keys, NKEYS);
     config__admin_print(f);
+    config__unix_print(f);
     fprintf(f, "\nMessage policy keys: in [stompd] for every queue, and in\n"
                "[queue \"PATTERN\"] sections for the queues whose names match PATTERN (a key\n"
                "such a section does not set comes from [stompd]):\n");
-    print_table(f, policy_keys, CONFIG_POLICY_KEYS);
+    print_table(f, config__policy_keys, CONFIG_POLICY_KEYS);
     fprintf(f, "PATTERN's elements are separated by '.' or '/'; '*' matches one element, a\n"
                "last '>' one or more, e.g. [queue \"/queue/orders.*\"]. The most specific\n"
                "section wins: the exact name, then more literal elements, then '*' over '>',\n"

@@ -1,4 +1,4 @@
-/* config_admin.c: the management API's config keys (admin_listen, admin_open,
+/* config_admin.c: the management API's config keys (admin_listen, admin_tls, admin_open,
  * metrics_max_destinations), kept apart from config.c's table so they read as one group,
  * and the yes/no parser every boolean key shares.
  *
@@ -17,6 +17,8 @@ static const struct {
 } admin_keys[] = {
     { "admin_listen", "",
       "management API, metrics and console: HOST:PORT (0 picks a free port; empty: off)" },
+    { "admin_tls", "no",
+      "serve the management listener over HTTPS with tls_cert and tls_key" },
     { "admin_open", "no",
       "without an auth_file, let loopback peers use the management API without a login" },
     { "metrics_max_destinations", "1000",
@@ -63,6 +65,13 @@ int config__admin_set(daemon_config *cfg, const char *name, const char *value, c
             return -1;
         }
         cfg->admin_listen = l;
+        return 0;
+    }
+    if (strcmp(name, "admin_tls") == 0) {
+        if (config__parse_bool(value, &cfg->admin_tls) != 0) {
+            snprintf(err, errlen, "%s: '%s' is not yes or no", name, value);
+            return -1;
+        }
         return 0;
     }
     if (strcmp(name, "admin_open") == 0) {

@@ -190,6 +190,10 @@ void config__tls_options(const daemon_config *cfg, broker_options *o)
 int config__tls_check(const daemon_config *cfg, char *err, size_t errlen)
 {
     const config_tls *t = &cfg->tls;
+    if (cfg->admin_tls && !t->cert) {
+        snprintf(err, errlen, "admin_tls: needs tls_cert (and tls_key)");
+        return -1;
+    }
     if ((t->nlisten || t->nwss) && !t->cert) {
         snprintf(err, errlen, "%s: needs tls_cert (and tls_key)",
                  t->nlisten ? "tls_listen" : "wss_listen");

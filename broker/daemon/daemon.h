@@ -1,6 +1,8 @@
 /* daemon.h: the modules of the stompd daemon (not part of libbroker), one section each:
- * the configuration (config.c, config_policy.c, config_file.c), the command line
- * (options.c), the log sink (logsink.c), the pidfile (pidfile.c), detaching and
+ * the configuration (config.c, config_policy.c, config_file.c, config_tls.c,
+ * config_admin.c, config_unix.c), writing it back out (config_show.c) and what a reload
+ * changes (reload.c), the command line (options.c), unix sockets and socket activation
+ * (sockets.c), the log sink (logsink.c), the pidfile (pidfile.c), detaching and
  * service-manager notification (daemonize.c), the auth file (auth.c) and the login checks
  * on libuv's thread pool (login_pool.c). main.c ties them together.
  *
@@ -128,6 +130,12 @@ typedef struct daemon_config {
     /* The management API (config_admin.c); opts.admin_open and
      * opts.metrics_max_destinations hold the other two keys. */
     config_listen admin_listen; /* host empty: no management listener (default) */
+    int admin_tls;              /* it speaks HTTPS (tls_cert and tls_key) */
+    /* Unix-domain socket listeners (config_unix.c): listen = unix:/PATH. */
+    char *unix_listen[CONFIG_MAX_LISTEN];
+    size_t nunix;
+    mode_t unix_mode;
+    char *unix_owner; /* USER[:GROUP]; NULL: user/group */
 } daemon_config;
 
 /* The defaults (documented in --help and contrib/stompd.conf). -1 with err when out of
@@ -189,13 +197,44 @@ int config__tls_check(const daemon_config *cfg, char *err, size_t errlen) DAEMON
 
 /* yes/true/on/1 or no/false/off/0 (any case): 0, or -1 when it is neither. */
 int config__parse_bool(const char *v, int *out) DAEMON_WUR;
-/* Is name one of the management keys (admin_listen, admin_open, metrics_max_destinations)? */
+/* Is name one of the management keys (admin_listen, admin_tls, admin_open,
+ * metrics_max_destinations)? */
 int config__admin_key(const char *name);
 /* Set one of them: -1 with "KEY: 'VALUE' why" in err. */
 int config__admin_set(daemon_config *cfg, const char *name, const char *value, char *err,
                       size_t errlen) DAEMON_WUR;
 /* Their lines of the --help key list. */
 void config__admin_print(FILE *f);
+
+/* ---- config_unix.c ------------------------------------------------------------------ */
+
+void config__unix_init(daemon_config *cfg); /* the defaults: none, 0660, no owner */
+void config__unix_free(daemon_config *cfg);
+void config__unix_free_listen(daemon_config *cfg); /* the unix: addresses only */
+/* listen = unix:PATH (path is after "unix:"); listen_given as config__set_from_file's:
+ * the first listen replaces every address, TCP and unix. -1 with a message. */
+int config__unix_listen(daemon_config *cfg, const char *path, int *listen_given, char *err,
+                        size_t errlen) DAEMON_WUR;
+int config__unix_key(const char *name); /* unix_mode or unix_owner? */
+int config__unix_set(daemon_config *cfg, const char *name, const char *value, char *err,
+                     size_t errlen) DAEMON_WUR;
+/* Who the socket files go to: unix_owner, else user and group (-1 each: unchanged). */
+int config__unix_owner(const daemon_config *cfg, uid_t *uid, gid_t *gid, char *err,
+                       size_t errlen) DAEMON_WUR;
+void config__unix_print(FILE *f);
+
+/* ---- sockets.c ---------------------------------------------------------------------- */
+
+/* Sockets handed over by a service manager for this process (LISTEN_PID is ours): how
+ * many, from descriptor 3 on (0: none). The variables are removed either way. */
+int sockets__activated(void);
+/* Listen for STOMP on descriptors 3..3+n-1; ports[i] gets each one's TCP port (0 for
+ * unix). -1 with a message. */
+int sockets__listen_activated(broker *b, int n, int *ports, char *err,
+                              size_t errlen) DAEMON_WUR;
+/* Every listen = unix:/PATH, with unix_mode and unix_owner. -1 with a message. */
+int sockets__listen_unix(broker *b, const daemon_config *cfg, char *err,
+                         size_t errlen) DAEMON_WUR;
 
 /* ---- config_policy.c ----------------------------------------------------------------- */
 
@@ -218,6 +257,32 @@ int config__build_policies(daemon_config *cfg, const char *file, char *err,
                            size_t errlen) DAEMON_WUR;
 /* Free the sections and the rules (part of config__free). */
 void config__free_policies(daemon_config *cfg);
+
+/* ---- config_show.c ------------------------------------------------------------------- */
+
+/* Every key of cfg with its value as the file would write it, in --help's order, then the
+ * [queue "PATTERN"] sections' keys (section named so); a repeated key (listen) once per
+ * value. Never a passcode (a postgres: store's password is ***), hash or key material. */
+void config__show(const daemon_config *cfg, broker_config_emit emit, void *ctx);
+
+/* ---- reload.c ------------------------------------------------------------------------ */
+
+struct options;
+/* The directory stompd started in, kept open for reloads (-1 when it cannot be). */
+int reload__open_start_dir(void);
+/* options__configure as at start, in start_dir (then back): relative names keep their
+ * meaning in a detached daemon. */
+int reload__configure(const struct options *o, int start_dir, daemon_config *next,
+                      void (*warn)(void *ctx, const char *msg), char *err,
+                      size_t errlen) DAEMON_WUR;
+/* Compare the running configuration with a new one: the names of the keys that differ
+ * go to r->changed, or to r->restart when only a restart applies them ("queue
+ * \"P\".key" for a section's). -1: out of memory. */
+int reload__compare(const daemon_config *old, const daemon_config *next,
+                    broker_reload_result *r) DAEMON_WUR;
+/* Give next the running values of the keys that need a restart (and old next's, to be
+ * freed with it). */
+void reload__keep_running(daemon_config *next, daemon_config *old);
 
 /* ---- config_file.c ------------------------------------------------------------------- */
 
@@ -281,6 +346,8 @@ int logsink__reopen(logsink *ls, char *err, size_t errlen) DAEMON_WUR;
 int logsink__take_stderr(logsink *ls) DAEMON_WUR;
 int logsink__fd(const logsink *ls); /* the file's descriptor, -1 for stderr */
 void logsink__close(logsink *ls);
+/* Lines above level are skipped from now on (a reload). */
+void logsink__set_level(logsink *ls, broker_log_level level);
 /* One line; conn_id 0 = not about a connection. Control characters are escaped. */
 void logsink__write(logsink *ls, broker_log_level level, unsigned long long conn_id,
                     const char *event, const char *fmt, ...) DAEMON_PRINTF(5, 6);

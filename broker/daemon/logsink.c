@@ -186,3 +186,8 @@ void logsink__broker_cb(void *ctx, broker_log_level level, uint64_t conn_id,
         return;
     emit(ls, level, (unsigned long long)conn_id, broker_event_name(event), text);
 }
+
+void logsink__set_level(logsink *ls, broker_log_level level)
+{
+    ls->level = level;
+}

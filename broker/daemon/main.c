@@ -1,7 +1,8 @@
 /* main.c: stompd, the daemon: a thin shell over libbroker. Builds the configuration from
  * the command line and the config file (options.c), takes the pidfile, opens the log,
  * detaches, opens the store, listens, drops privileges, then runs the loop until
- * SIGTERM/SIGINT; SIGHUP reopens the log and reloads the auth file and the TLS certificate.
+ * SIGTERM/SIGINT; SIGHUP reopens the log and reloads the whole configuration (as does POST
+ * /api/reload): what can change live is applied, what needs a restart is reported.
  *
  * Startup order matters: everything that can fail because of the configuration is checked
  * before detaching, and the pid file is written and the parent released only once every
@@ -23,6 +24,9 @@
 #include <unistd.h>
 
 static daemon_config cfg;
+static options the_options; /* the command line, read again over the file at a reload */
+static char *config_path;    /* the config file's absolute name */
+static int start_dir = -1;   /* the directory stompd started in (relative names) */
 static logsink *the_log;
 static pidfile *the_pidfile;
 static auth_table *the_auth;
@@ -36,6 +40,8 @@ static int signals_on, stats_on, stop_timer_on, stopping;
 static int ws_bound, policy_bound; /* the ports they got; ws_bound -1: none after all */
 static int tls_bound[CONFIG_MAX_LISTEN], wss_bound[CONFIG_MAX_LISTEN];
 static int admin_bound;               /* the management listener's port */
+static int n_activated;               /* sockets handed over by the service manager */
+static int activated_ports[CONFIG_MAX_LISTEN];
 
 /* Config warnings are printed at once and logged again once the log is open. */
 #define MAX_WARNINGS 16
@@ -180,9 +186,79 @@ static void on_stop_timeout(uv_timer_t *t)
 }
 
 /* Certificates log in (tls_login): an auth file may then hold no passcodes at all. */
-static int cert_logins(void)
+static int cert_logins(const daemon_config *c)
 {
-    return cfg.tls.login != BROKER_TLS_LOGIN_NONE;
+    return c->tls.login != BROKER_TLS_LOGIN_NONE;
+}
+
+static void on_reload_warning(void *ctx, const char *msg)
+{
+    (void)ctx;
+    logf_(BROKER_LOG_WARN, "config-warning", "%s", msg);
+}
+
+static void fill_options(const daemon_config *c, broker_options *o);
+
+/* Read the configuration again as at startup and check it whole (auth file, TLS files,
+ * the broker's own checks); only then apply it. *r says what changed, what waits for a
+ * restart, or why nothing did. */
+static void reload_config(broker_reload_result *r)
+{
+    char err[DAEMON_ERRLEN] = "";
+    daemon_config next;
+    auth_table *t = NULL;
+    int ok = reload__configure(&the_options, start_dir, &next, on_reload_warning, err,
+                               sizeof err) == STOMPD_EXIT_OK;
+    if (ok && reload__compare(&cfg, &next, r) != 0) {
+        snprintf(err, sizeof err, "out of memory");
+        ok = 0;
+    }
+    if (ok)
+        reload__keep_running(&next, &cfg);
+    ok = ok && (!next.auth_file ||
+                auth__load(&t, next.auth_file, cert_logins(&next), err, sizeof err) == 0);
+    ok = ok && config__tls_check(&next, err, sizeof err) == 0;
+    if (ok) {
+        broker_options o;
+        fill_options(&next, &o);
+        ok = broker_reconfigure(the_broker, &o, err, sizeof err) == BROKER_OK;
+    }
+    if (!ok) {
+        r->changed[0] = r->restart[0] = '\0';
+        snprintf(r->error, sizeof r->error, "%s", err);
+        logf_(BROKER_LOG_ERROR, "reload", "configuration not reloaded, keeping the old one: %s",
+              err);
+        auth__free(t);
+        config__free(&next);
+        return;
+    }
+    logsink__set_level(the_log, next.log_level);
+    if (t) {
+        auth__free(the_auth);
+        the_auth = t;
+        broker_acl *acl = auth__take_acl(t);
+        logf_(BROKER_LOG_INFO, "reload", "auth file reloaded: %zu logins, %s", auth__count(t),
+              acl ? "permissions from [acl]" : "no [acl]: every login may do everything");
+        broker_set_acl(the_broker, acl);
+        broker_admin_forget_logins(the_broker); /* HTTP logins are checked anew */
+    }
+    config__free(&cfg);
+    cfg = next;
+    logf_(BROKER_LOG_INFO, "reload", "configuration reloaded%s%s: changed: %s; needs a "
+          "restart: %s", config_path ? " from " : "", config_path ? config_path : "",
+          r->changed[0] ? r->changed : "nothing", r->restart[0] ? r->restart : "nothing");
+}
+
+static void on_admin_reload(void *ctx, broker_reload_result *r)
+{
+    (void)ctx;
+    reload_config(r);
+}
+
+static void on_admin_config(void *ctx, broker_config_emit emit, void *emit_ctx)
+{
+    (void)ctx;
+    config__show(&cfg, emit, emit_ctx);
 }
 
 static void reload(void)
@@ -192,24 +268,9 @@ static void reload(void)
         logf_(BROKER_LOG_ERROR, "reopen", "%s (still writing to the old file)", err);
     else
         logf_(BROKER_LOG_INFO, "reopen", "log file reopened");
-    if (cfg.auth_file) {
-        auth_table *t;
-        if (auth__load(&t, cfg.auth_file, cert_logins(), err, sizeof err) != 0) {
-            logf_(BROKER_LOG_ERROR, "reload", "auth file not reloaded, keeping the old "
-                                             "logins: %s", err);
-        } else {
-            auth__free(the_auth);
-            the_auth = t;
-            broker_acl *acl = auth__take_acl(t);
-            logf_(BROKER_LOG_INFO, "reload", "auth file reloaded: %zu logins, %s", auth__count(t),
-                  acl ? "permissions from [acl]" : "no [acl]: every login may do everything");
-            broker_set_acl(the_broker, acl);
-            broker_admin_forget_logins(the_broker); /* HTTP logins are checked anew */
-        }
-    }
-    /* The library logs the outcome: a bad new certificate keeps the old one. */
-    if (cfg.tls.cert && broker_tls_reload(the_broker) != BROKER_OK)
-        return;
+    broker_reload_result r;
+    memset(&r, 0, sizeof r);
+    reload_config(&r);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -313,8 +374,8 @@ static void listen_admin(void)
 {
     if (!cfg.admin_listen.host[0])
         return;
-    broker_err rc = broker_listen_admin(the_broker, cfg.admin_listen.host,
-                                        cfg.admin_listen.port, &admin_bound);
+    broker_err rc = (cfg.admin_tls ? broker_listen_admin_tls : broker_listen_admin)(
+        the_broker, cfg.admin_listen.host, cfg.admin_listen.port, &admin_bound);
     if (rc != BROKER_OK)
         die(STOMPD_EXIT_LISTEN, "cannot listen on %s:%d (management): %s",
             cfg.admin_listen.host, cfg.admin_listen.port, broker_strerror(rc));
@@ -327,7 +388,8 @@ static void print_web(void)
     for (size_t i = 0; i < cfg.tls.nwss; i++)
         printf("stompd: wss listening on %s:%d\n", cfg.tls.wss[i].host, wss_bound[i]);
     if (cfg.admin_listen.host[0])
-        printf("stompd: admin listening on %s:%d\n", cfg.admin_listen.host, admin_bound);
+        printf("stompd: admin listening on %s:%d%s\n", cfg.admin_listen.host, admin_bound,
+               cfg.admin_tls ? " (https)" : "");
     if (cfg.websocket && ws_bound >= 0)
         printf("stompd: websocket listening on %s:%d\n", cfg.ws_host, ws_bound);
     if (cfg.policy_port >= 0)
@@ -366,6 +428,15 @@ static void configure(int argc, char **argv, int *check_only)
     case OPTIONS_START:
         break;
     }
+    /* A reload reads the file again after the daemon changed directory. */
+    if (o.config_file && (!(config_path = strdup(o.config_file)) ||
+                          config__absolute(&config_path, 0) != 0)) {
+        fprintf(stderr, "stompd: out of memory\n");
+        exit(STOMPD_EXIT_FAILURE);
+    }
+    o.config_file = config_path;
+    the_options = o;
+    start_dir = reload__open_start_dir();
     rc = options__configure(&o, &cfg, on_config_warning, NULL, err, sizeof err);
     if (rc != STOMPD_EXIT_OK) {
         fprintf(stderr, "stompd: %s\n", err);
@@ -402,7 +473,8 @@ static void check_config(uid_t *uid, gid_t *gid)
     char err[DAEMON_ERRLEN];
     if (auth__init() != 0)
         die(STOMPD_EXIT_FAILURE, "libsodium cannot be initialised");
-    if (cfg.auth_file && auth__load(&the_auth, cfg.auth_file, cert_logins(), err, sizeof err) != 0)
+    if (cfg.auth_file && auth__load(&the_auth, cfg.auth_file, cert_logins(&cfg), err,
+                                       sizeof err) != 0)
         die(STOMPD_EXIT_CONFIG, "%s", err);
     if (daemonize__lookup_ids(cfg.user, cfg.group, uid, gid, err, sizeof err) != 0)
         die(STOMPD_EXIT_CONFIG, "%s", err);
@@ -443,30 +515,39 @@ static void start_process(void)
     signal(SIGPIPE, SIG_IGN);
 }
 
+/* The broker's options from a configuration (its strings borrowed from c). */
+static void fill_options(const daemon_config *c, broker_options *o)
+{
+    *o = c->opts;
+    o->server_name = c->server_name;
+    o->log = logsink__broker_cb;
+    o->log_ctx = the_log;
+    o->log_level = c->log_level;
+    o->store_sync_full = c->sync_full;
+    o->ws_path = c->ws_path;
+    o->ws_origins = c->ws_origins;
+    o->web_root = c->web_root;
+    o->policy_domains = c->policy_domains;
+    o->policy_ports = c->policy_ports;
+    config__tls_options(c, o);
+    if (strncmp(c->store, "sqlite:", 7) == 0) {
+        o->store = store_sqlite_backend();
+        o->store_path = c->store + 7;
+    } else if (strncmp(c->store, "postgres:", 9) == 0) {
+        o->store = store_postgres_backend();
+        o->store_path = c->store + 9;
+    }
+    o->admin_reload = on_admin_reload;
+    o->admin_config = on_admin_config;
+}
+
 /* The broker on the default loop, with its store open and every address listening;
  * bound[i] is the port cfg.listen[i] got. */
 static void start_broker(int bound[CONFIG_MAX_LISTEN])
 {
     the_loop = uv_default_loop();
-    broker_options o = cfg.opts;
-    o.server_name = cfg.server_name;
-    o.log = logsink__broker_cb;
-    o.log_ctx = the_log;
-    o.log_level = cfg.log_level;
-    o.store_sync_full = cfg.sync_full;
-    o.ws_path = cfg.ws_path;
-    o.ws_origins = cfg.ws_origins;
-    o.web_root = cfg.web_root;
-    o.policy_domains = cfg.policy_domains;
-    o.policy_ports = cfg.policy_ports;
-    config__tls_options(&cfg, &o);
-    if (strncmp(cfg.store, "sqlite:", 7) == 0) {
-        o.store = store_sqlite_backend();
-        o.store_path = cfg.store + 7;
-    } else if (strncmp(cfg.store, "postgres:", 9) == 0) {
-        o.store = store_postgres_backend();
-        o.store_path = cfg.store + 9;
-    }
+    broker_options o;
+    fill_options(&cfg, &o);
     if (the_auth) {
         login_pool__init(&logins, the_loop, the_log, &the_auth);
         o.authenticate_async = login_pool__check;
@@ -480,12 +561,22 @@ static void start_broker(int bound[CONFIG_MAX_LISTEN])
             cfg.store, broker_strerror(rc));
     if (the_auth)
         broker_set_acl(the_broker, auth__take_acl(the_auth));
-    for (size_t i = 0; i < cfg.nlisten; i++) {
+    char err[DAEMON_ERRLEN];
+    if (n_activated) { /* the service manager's sockets replace the listen addresses */
+        if (sockets__listen_activated(the_broker, n_activated, activated_ports, err,
+                                      sizeof err) != 0)
+            die(STOMPD_EXIT_LISTEN, "%s", err);
+        logf_(BROKER_LOG_INFO, "listen", "%d socket%s from the service manager: the listen "
+              "addresses are not bound", n_activated, n_activated == 1 ? "" : "s");
+    }
+    for (size_t i = 0; !n_activated && i < cfg.nlisten; i++) {
         rc = broker_listen(the_broker, cfg.listen[i].host, cfg.listen[i].port, &bound[i]);
         if (rc != BROKER_OK)
             die(STOMPD_EXIT_LISTEN, "cannot listen on %s:%d: %s", cfg.listen[i].host,
                 cfg.listen[i].port, broker_strerror(rc));
     }
+    if (!n_activated && sockets__listen_unix(the_broker, &cfg, err, sizeof err) != 0)
+        die(STOMPD_EXIT_LISTEN, "%s", err);
     listen_web();
     listen_tls();
     listen_admin();
@@ -528,12 +619,20 @@ static void start_signals_and_timers(void)
 static void announce_ready(const int bound[CONFIG_MAX_LISTEN])
 {
     if (!cfg.daemonize) {
-        for (size_t i = 0; i < cfg.nlisten; i++)
+        for (int i = 0; i < n_activated; i++)
+            if (activated_ports[i])
+                printf("stompd: listening on fd %d (port %d)\n", 3 + i, activated_ports[i]);
+            else
+                printf("stompd: listening on fd %d (unix)\n", 3 + i);
+        for (size_t i = 0; !n_activated && i < cfg.nlisten; i++)
             printf("stompd: listening on %s:%d\n", cfg.listen[i].host, bound[i]);
+        for (size_t i = 0; !n_activated && i < cfg.nunix; i++)
+            printf("stompd: listening on unix:%s\n", cfg.unix_listen[i]);
         print_web();
         fflush(stdout);
     }
-    size_t n = cfg.nlisten + cfg.tls.nlisten + cfg.tls.nwss;
+    size_t n = (n_activated ? (size_t)n_activated : cfg.nlisten + cfg.nunix) + cfg.tls.nlisten +
+               cfg.tls.nwss;
     logf_(BROKER_LOG_INFO, "ready", "%zu listener%s, store %s%s", n, n == 1 ? "" : "s",
           cfg.store, the_auth ? ", authentication on" : "");
     if (report_fd >= 0) {
@@ -547,6 +646,12 @@ int main(int argc, char **argv)
 {
     int check_only = 0;
     configure(argc, argv, &check_only);
+    n_activated = sockets__activated(); /* before detaching: the pid must be ours */
+    if (n_activated > CONFIG_MAX_LISTEN) {
+        fprintf(stderr, "stompd: socket activation: %d sockets, at most %d\n", n_activated,
+                CONFIG_MAX_LISTEN);
+        return STOMPD_EXIT_CONFIG;
+    }
     uid_t uid;
     gid_t gid;
     check_config(&uid, &gid);
@@ -580,5 +685,6 @@ int main(int argc, char **argv)
     logsink__close(the_log);
     auth__free(the_auth);
     config__free(&cfg);
+    free(config_path);
     return loop_rc == 0 ? STOMPD_EXIT_OK : STOMPD_EXIT_FAILURE;
 }

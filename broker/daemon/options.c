@@ -129,8 +129,10 @@ void options__usage(FILE *f)
         "  -V, --version          print the version\n"
         "  -h, --help             this text\n"
         "\nSignals: TERM/INT stop cleanly (pidfile removed, exit 0); HUP reopens the log\n"
-        "file and reloads the auth file and the TLS certificate and key (the config file is\n"
-        "read at start only).\n"
+        "file and reloads the whole configuration (the file, then these options again):\n"
+        "limits, policies, the auth file and ACL, certificates and the log level apply at\n"
+        "once; a file that does not validate keeps the old configuration; listener, store\n"
+        "and process keys are reported as needing a restart.\n"
         "Exit codes: 0 ok, 1 runtime failure, 2 bad option or config, 3 cannot listen,\n"
         "4 store failed, 5 pid file locked or unusable, 6 log, privileges or detaching.\n");
     config__print_keys(f);

@@ -64,7 +64,10 @@ struct net_stream {
     const net_stream_cbs *cb;
     void *tp_state; /* the transport's own state (WebSocket); NULL for TCP */
     net_tls *tls;   /* TLS between the socket and the transport; NULL: plain */
-    uv_tcp_t tcp;   /* the socket (a WebSocket transport layers on it) */
+    union {         /* the socket (a WebSocket transport layers on it): */
+        uv_tcp_t tcp;   /* TCP, the handle every transport uses as a uv_stream_t */
+        uv_pipe_t pipe; /* a unix-domain socket (the unix transport) */
+    };
     /* The write in flight, or the shutdown of a graceful close (which starts only once no
      * write is in flight): one at a time, so they share the memory. */
     union {
@@ -80,12 +83,16 @@ struct net_stream {
 };
 
 /* Kinds of listeners. */
-enum { LISTEN_STOMP, LISTEN_WS, LISTEN_POLICY, LISTEN_TLS, LISTEN_WSS };
+enum { LISTEN_STOMP, LISTEN_WS, LISTEN_POLICY, LISTEN_TLS, LISTEN_WSS, LISTEN_UNIX };
 
 typedef struct listener {
     struct listener *next;
     broker *b;
-    uv_tcp_t tcp;
+    union {
+        uv_tcp_t tcp;
+        uv_pipe_t pipe; /* LISTEN_UNIX */
+    };
+    char *path; /* a unix socket file of ours, removed when the listener closes */
     int port;
     int kind;   /* LISTEN_* */
     int verify; /* TLS kinds: BROKER_TLS_VERIFY_* for client certificates */
@@ -118,6 +125,12 @@ void net__free(broker *b); /* after the stop completed */
  * kinds' client certificate mode. */
 broker_err net__listen(broker *b, const char *host, int port, int kind, int verify,
                        int *bound_port) BROKER_WUR;
+/* STOMP on a unix-domain socket at path, made with permissions mode. A socket file left
+ * by a process that is gone is replaced; one a live process listens on is not. */
+broker_err net__listen_unix(broker *b, const char *path, int mode) BROKER_WUR;
+/* STOMP on a socket bound and listening already (socket activation): TCP or unix. The
+ * broker owns fd once this succeeded. *bound_port: its TCP port (0 for unix). */
+broker_err net__listen_fd(broker *b, int fd, int *bound_port) BROKER_WUR;
 void net__close_listeners(broker *b);
 /* Take a pending connection off server's backlog and close it (the owner has no memory
  * for it). */
@@ -162,6 +175,7 @@ void net__on_closed(net_stream *s);
 
 const net_transport *net__tcp(void);
 const net_transport *net__tls(void); /* STOMP over TLS: net__tcp() over tls.c */
+const net_transport *net__unix(void); /* STOMP over a unix-domain socket */
 /* STOMP over WebSocket: HTTP upgrade, then one STOMP frame per message out, messages as
  * one byte stream in. */
 const net_transport *net__ws(void);

@@ -1,5 +1,6 @@
-/* tcp.c: the STOMP byte stream over a socket: plain TCP (the socket is the stream), or
- * TLS (tls.c between the socket and this file, through the same net__sock_* calls).
+/* tcp.c: the STOMP byte stream over a socket: plain TCP (the socket is the stream), TLS
+ * (tls.c between the socket and this file, through the same net__sock_* calls), or a
+ * unix-domain socket (a libuv pipe, used through the same stream calls).
  *
  * Every completion goes to stream.c (writes, close) or to the owner (reads).
  */
@@ -42,6 +43,17 @@ static int tcp_accept(net_stream *s, uv_stream_t *server)
         return rc;
     uv_tcp_nodelay(&s->tcp, 1); /* writes are gathered already */
     return s->tp->tls ? net__tls_attach(s, server) : 0;
+}
+
+static void unix_init(net_stream *s)
+{
+    uv_pipe_init(s->b->loop, &s->pipe, 0);
+    s->pipe.data = s;
+}
+
+static int unix_accept(net_stream *s, uv_stream_t *server)
+{
+    return uv_accept(server, (uv_stream_t *)&s->pipe);
 }
 
 static int tcp_read_start(net_stream *s)
@@ -125,6 +137,21 @@ static const net_transport tls_ops = {
     .write = tcp_write,
     .close = tcp_close,
 };
+
+static const net_transport unix_ops = {
+    .name = "unix",
+    .init = unix_init,
+    .accept = unix_accept,
+    .read_start = tcp_read_start,
+    .read_stop = tcp_read_stop,
+    .write = tcp_write,
+    .close = tcp_close,
+};
+
+const net_transport *net__unix(void)
+{
+    return &unix_ops;
+}
 
 const net_transport *net__tcp(void)
 {

@@ -170,27 +170,47 @@ static void note_policy(route_state *r, const broker_policy *p)
     r->ttls |= p->ttl || p->max_ttl;
 }
 
+broker_err route__copy_policies(const broker_options *o, broker_policy_rule **out)
+{
+    *out = NULL;
+    if (policy__check(&o->policy) != BROKER_OK)
+        return BROKER_E_INVALID;
+    if (!o->npolicies)
+        return BROKER_OK;
+    if (!o->policies || o->npolicies > SIZE_MAX / sizeof **out)
+        return BROKER_E_INVALID;
+    for (size_t i = 0; i < o->npolicies; i++)
+        if (!o->policies[i].pattern || policy__check(&o->policies[i].policy))
+            return BROKER_E_INVALID;
+    *out = malloc(o->npolicies * sizeof **out);
+    if (!*out)
+        return BROKER_E_NOMEM;
+    memcpy(*out, o->policies, o->npolicies * sizeof **out);
+    return BROKER_OK;
+}
+
+/* The flags only ever go on: a queue that had a limit may still have producers waiting
+ * for room, and they are woken on the path the flag guards. */
+void route__set_policies(broker *b, broker_policy_rule *rules, size_t n)
+{
+    route_state *r = &b->route;
+    free(r->rules);
+    r->rules = rules;
+    r->nrules = rules ? n : 0;
+    note_policy(r, &b->o.policy);
+    for (size_t i = 0; i < r->nrules; i++)
+        note_policy(r, &r->rules[i].policy);
+}
+
 broker_err route__init(broker *b)
 {
     route_state *r = &b->route;
     r->epoch = 1;
-    if (policy__check(&b->o.policy) != BROKER_OK)
-        return BROKER_E_INVALID;
-    if (b->o.npolicies) {
-        if (!b->o.policies || b->o.npolicies > SIZE_MAX / sizeof *r->rules)
-            return BROKER_E_INVALID;
-        for (size_t i = 0; i < b->o.npolicies; i++)
-            if (!b->o.policies[i].pattern || policy__check(&b->o.policies[i].policy))
-                return BROKER_E_INVALID;
-        r->rules = malloc(b->o.npolicies * sizeof *r->rules);
-        if (!r->rules)
-            return BROKER_E_NOMEM;
-        memcpy(r->rules, b->o.policies, b->o.npolicies * sizeof *r->rules);
-        r->nrules = b->o.npolicies;
-    }
-    note_policy(r, &b->o.policy);
-    for (size_t i = 0; i < r->nrules; i++)
-        note_policy(r, &r->rules[i].policy);
+    broker_policy_rule *rules;
+    broker_err rc = route__copy_policies(&b->o, &rules);
+    if (rc != BROKER_OK)
+        return rc;
+    route__set_policies(b, rules, b->o.npolicies);
     queue__timer_init(b);
     uint64_t next = b->st->next_expiry(b->store); /* messages kept from an earlier run */
     if (next)

@@ -472,6 +472,11 @@ void route__tick(broker *b);
 int route__busy(const broker *b); /* queues wait for dispatch */
 broker_err route__init(broker *b) BROKER_WUR; /* NOMEM, or INVALID for a bad rule */
 void route__free(broker *b);
+/* Check o's policy and policies and copy the rules (*out NULL when there are none):
+ * INVALID for a bad one, NOMEM. Caller owns *out until route__set_policies. */
+broker_err route__copy_policies(const broker_options *o, broker_policy_rule **out) BROKER_WUR;
+/* Use rules (taking them; from route__copy_policies) from now on, with b->o.policy. */
+void route__set_policies(broker *b, broker_policy_rule *rules, size_t n);
 
 /* ---- the commit cycle (commit.c) ------------------------------------------------------- */
 

@@ -63,7 +63,10 @@ static void peer_name(conn *c, char *buf, size_t len)
             port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
         }
     }
-    snprintf(buf, len, ss.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", ip, port);
+    if (ss.ss_family == AF_UNIX)
+        snprintf(buf, len, "unix");
+    else
+        snprintf(buf, len, ss.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", ip, port);
 }
 
 static broker_err refuse(conn *c, broker_perm missing, const char *dest, size_t dlen)

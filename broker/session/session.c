@@ -24,7 +24,7 @@ void session__accept(broker *b, uv_stream_t *server, int kind)
     c->policy_only = kind == LISTEN_POLICY;
     if (over) {
         b->stats.connections_refused++;
-        if (kind != LISTEN_STOMP && kind != LISTEN_TLS) {
+        if (kind != LISTEN_STOMP && kind != LISTEN_TLS && kind != LISTEN_UNIX) {
             /* No STOMP session to tell it in: just close. */
             conn__close(c);
             return;

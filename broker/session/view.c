@@ -42,7 +42,9 @@ static void peer_name(const conn *c, char *out, size_t cap)
     snprintf(out, cap, "?");
     if (uv_tcp_getpeername(&c->io.tcp, (struct sockaddr *)&ss, &len) != 0)
         return;
-    if (ss.ss_family == AF_INET6) {
+    if (ss.ss_family == AF_UNIX) {
+        snprintf(out, cap, "unix");
+    } else if (ss.ss_family == AF_INET6) {
         uv_ip6_name((const struct sockaddr_in6 *)&ss, ip, sizeof ip);
         port = ntohs(((const struct sockaddr_in6 *)&ss)->sin6_port);
         snprintf(out, cap, "[%s]:%d", ip, port);

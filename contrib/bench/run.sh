@@ -1,7 +1,7 @@
 #!/bin/sh
 # run.sh: what `make bench` runs: the codec micro-benchmark, then the broker table (a fresh stompd
 # on loopback per run, each scenario 3 times: median, spread, target, met). compare.sh sources it.
-# Usage: sh contrib/bench/run.sh BUILDDIR [NAME...]   (NAME: frames, broker, tls; default all)
+# Usage: sh contrib/bench/run.sh BUILDDIR [NAME...]   (NAME: frames, broker, tls, admin; default all)
 set -eu
 
 build=${1:?usage: run.sh BUILDDIR [NAME...]}
@@ -152,10 +152,15 @@ lg_run() {
     timeout -k 5 $((lg_timeout + 15)) "$build/bench/loadgen" --host 127.0.0.1 --port "$sport" \
         --timeout "$lg_timeout" $lg_login "$@" >"$out.line" 2>"$out.err" || lg_st=$?
     problem=""
+    io_wb=""
+    case $server in
+        sqlite-*) io_wb=$(sed -n 's/^write_bytes: *//p' "/proc/$spid/io" 2>/dev/null || true) ;;
+    esac
     if [ "$started" = 1 ]; then
         stop_server
     fi
     line=$(grep 'result=' "$out.line" | tail -n 1)
+    [ -z "$io_wb" ] || line=$(with_write_bytes "$line" "$io_wb")
     res=$(echo "$line" | sed -n 's/.* result=\([A-Z_]*\).*/\1/p')
     if [ "$lg_st" -eq 0 ] && { [ "$res" = OK ] || [ "$res" = OK_UNORDERED ]; } && [ -z "$problem" ]; then
         echo "$line" >"$out"
@@ -454,6 +459,7 @@ n_latency=$((10000 / scale))   # latency at 1,000 msg/s: 10 s
 n_dlq=$((100000 / scale))      # dead-lettering: each NACKed 10 times (max_deliveries)
 n_backlog=$((1000000 / scale)) # a backlog drained: plain, and priorities 0-9
 topic_subs=50
+n_rpc=$((20000 / scale))       # request/reply: per requester, 10 requesters, one awaited each
 
 # conns_count: 10,000 when stompd has a connection-limit option, else 1,000 (its default
 # limit is below 10,000).
@@ -503,8 +509,10 @@ bench_broker() {
         lg_run topic-wild $i mem --scenario topic -k $topic_subs --wildcards $topic_wild \
             -n $n_topic -s 100
         lg_run latency $i mem --scenario latency --rate 1000 -n $n_latency -s 100
+        lg_run rpc $i mem --scenario rpc -p 10 -c 1 -n $n_rpc -s 100 --dest /queue/requests
         lg_run conns $i $conns_server $conns_args
         startup_run startup $i
+        machine_runs $i
         i=$((i + 1))
     done
     [ $has_store = 1 ] || for t in persist-full persist-normal; do
@@ -537,10 +545,13 @@ bench_broker() {
     row "latency at 1,000 msg/s, 100 B: p50" latency p50_us us 1 "<=" 60
     row "latency at 1,000 msg/s, 100 B: p99" latency p99_us us 1 "<=" 200
     row "latency at 1,000 msg/s, 100 B: p99.9" latency p999_us us 1 - 0
+    row "request/reply via /temp-queue/: 10 req, 1 resp" rpc rate trips/s 0 - 0
     row "$(fmt "$m" 0) connections subscribed: resident/conn" conns rss_per_conn_bytes B 0 "<=" 4096
     row "$(fmt "$m" 0) connections: connect rate" conns connect_rate conn/s 0 ">=" 10000
     row "$(fmt "$m" 0) connections: one message to all" conns fanout_us_avg us 0 - 0
     row "start to accepting connections (CONNECTED)" startup start_ms ms 2 "<=" 20
+    echo
+    machine_rows
     echo
     bench_notes
     [ ! -s "$work/misbehaviour" ] && ! ls "$work"/*.failed >/dev/null 2>&1
@@ -682,12 +693,254 @@ bench_tls() {
     [ ! -s "$work/misbehaviour" ] && ! ls "$work"/*.failed >/dev/null 2>&1
 }
 
+# The management listener's cost (`make bench` runs it as "admin"): /metrics and the
+# destinations list with 10,000 queues, and queue 1P/1C against the relay with the listener
+# on and /metrics scraped once per second, next to the same without it.
+
+# admin_server LOG: a fresh stompd with the management listener; sets $spid, $sport, $aport.
+admin_server() {
+    start_server stompd "$1" --set admin_listen=127.0.0.1:0 --set admin_open=yes \
+        --set metrics_max_destinations=20000 || return 1
+    aport=""
+    n=0
+    while [ -z "$aport" ] && [ $n -lt 500 ]; do
+        aport=$(sed -n 's/.*admin listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$1.out")
+        [ -n "$aport" ] || sleep 0.01
+        n=$((n + 1))
+    done
+    [ -n "$aport" ]
+}
+
+# admin_probe: N queues made by SENDs, then the median time of 20 GETs of each view.
+write_admin_probe() {
+    cat >"$work/admin_probe.py" <<'EOF'
+import socket, statistics, sys, time, urllib.request
+port, aport, n = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+s = socket.create_connection(("127.0.0.1", port))
+s.sendall(b"CONNECT\naccept-version:1.2\nhost:localhost\n\n\0")
+frames = b"".join(b"SEND\ndestination:/queue/bench.%d\n\nx\0" % i for i in range(n))
+s.sendall(frames + b"SEND\ndestination:/queue/bench.0\nreceipt:done\n\nx\0")
+buf = b""
+while b"receipt-id:done" not in buf:
+    chunk = s.recv(65536)
+    if not chunk:
+        sys.exit("closed before the receipt: %r" % buf[-200:])
+    buf += chunk
+def timed(path):
+    ms = []
+    for _ in range(20):
+        t0 = time.monotonic()
+        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (aport, path)) as r:
+            body = r.read()
+        ms.append((time.monotonic() - t0) * 1000)
+    return statistics.median(ms), body
+m, body = timed("/metrics")
+d, lst = timed("/api/destinations")
+ok = lst.count(b'"/queue/bench.') == n and body.count(b'destination="/queue/bench.') >= n
+print("metrics_ms=%.2f dest_ms=%.2f queues=%d result=%s" % (m, d, n, "OK" if ok else "BAD"))
+s.close()
+EOF
+}
+
+admin_list_run() {
+    out=$work/admin-list.$1
+    if [ -z "$python" ] || ! admin_server "$out.server"; then
+        echo "FAILED: ${python:+stompd did not start}${python:-no python3}" >"$out"
+        [ -z "$spid" ] || stop_server
+        return 0
+    fi
+    if ! timeout -k 5 120 "$python" "$work/admin_probe.py" "$sport" "$aport" 10000 \
+        >"$out.line" 2>"$out.err" || ! grep -q 'result=OK' "$out.line"; then
+        echo "FAILED: $(tail -n 1 "$out.err" "$out.line" | tr '\n' ' ')" >"$out"
+        misbehaviour "admin-list run $1: $(cat "$out")"
+    else
+        cp "$out.line" "$out"
+    fi
+    stop_server
+}
+
+# admin_scraped_run I: queue 1P/1C on a stompd whose /metrics is read once per second.
+admin_scraped_run() {
+    if ! admin_server "$work/q1-admin.$1.server"; then
+        echo "FAILED: stompd did not start" >"$work/q1-admin.$1"
+        [ -z "$spid" ] || stop_server
+        return 0
+    fi
+    apid=$spid aport_run=$aport
+    "$python" -c 'import sys, time, urllib.request
+while True:
+    urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1]).read()
+    time.sleep(1)' "$aport_run" >/dev/null 2>&1 &
+    scraper=$!
+    pids="$pids $scraper"
+    ext_pid=$apid
+    lg_run q1-admin "$1" "port:$sport" --scenario queue -p 1 -c 1 -n $n_queue -s 100
+    kill "$scraper" 2>/dev/null || true
+    wait "$scraper" 2>/dev/null || true
+    forget_pid "$scraper"
+    spid=$apid ext_pid=""
+    stop_server
+    [ -z "$problem" ] || misbehaviour "q1-admin run $1: stompd $problem"
+}
+
+bench_admin() {
+    [ -x "$build/stompd" ] || { echo "no $build/stompd"; return 1; }
+    setup_work
+    detect_options
+    write_admin_probe
+    echo "stompd: $("$build/stompd" --version 2>&1 | head -n 1); $runs runs per figure; management listener on"
+    echo
+    i=1
+    while [ $i -le $runs ]; do
+        echo "admin run $i of $runs ..." >&2
+        admin_list_run $i
+        lg_run relay-qa $i relay --scenario queue -p 1 -c 1 -n $n_queue -s 100
+        lg_run q1-plain $i mem --scenario queue -p 1 -c 1 -n $n_queue -s 100
+        admin_scraped_run $i
+        i=$((i + 1))
+    done
+    table_header
+    row "10,000 queues: GET /metrics (median of 20)" admin-list metrics_ms ms 2 "<=" 50
+    row "10,000 queues: GET /api/destinations" admin-list dest_ms ms 2 "<=" 50
+    row "queue 1P/1C 100 B: relay (ceiling)" relay-qa rate msg/s 0 - 0
+    row "  stompd, no management listener" q1-plain rate msg/s 0 - 0
+    row "  stompd, /metrics scraped every second" q1-admin rate msg/s 0 - 0
+    ratio_row "  relay ratio, scraped / not, same run" q1-admin q1-plain rate ">=" 95
+    echo
+    echo "notes:"
+    echo "- the last row is (scraped / relay) / (plain / relay) with the relay run beside both: the"
+    echo "  relay's figure cancels out; 95 % = within 5 % of the relay ratio without the listener."
+    if [ -s "$work/misbehaviour" ]; then
+        echo "stompd misbehaviour seen:"
+        sed 's/^/- /' "$work/misbehaviour"
+    fi
+    [ ! -s "$work/misbehaviour" ] && ! ls "$work"/*.failed >/dev/null 2>&1
+}
+
+# The machine table: stompd against the relay (the loopback limit for the same traffic) in
+# the same loop turn, and what memory and disk each queued or stored message costs.
+
+n_persist4=$((100000 / scale)) # per producer, persistent 4P/4C 1 KiB
+n_mem=$((1000000 / scale))     # memory: a backlog of 100 B messages, filled then drained
+mem_settle=1                   # seconds between the drain's end and the resident figure
+
+# with_write_bytes LINE BYTES: LINE plus the server's write_bytes (/proc/PID/io, read just
+# before it was stopped) and that per message of the run.
+with_write_bytes() {
+    msgs=$(echo "$1" | sed -n 's/.* msgs=\([0-9]*\).*/\1/p')
+    per=$(awk -v b="$2" -v m="${msgs:-0}" 'BEGIN { printf "%.0f", (m > 0) ? b / m : 0 }')
+    echo "$1 server_write_bytes=$2 wbytes_per_msg=$per"
+}
+
+rss_kb() { # rss_kb PID: VmRSS in KiB
+    sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$1/status" 2>/dev/null
+}
+
+# mem_run TAG I: one fresh stompd (memory store): resident memory idle, after a backlog of
+# $n_mem x 100 B messages is stored (every SEND receipted), and $mem_settle s after it drains.
+mem_run() {
+    mtag=$1 mi=$2
+    [ -e "$work/$mtag.failed" ] && return 0
+    if ! start_server stompd "$work/$mtag.$mi.server"; then
+        echo "FAILED: server did not start" >"$work/$mtag.$mi"
+        touch "$work/$mtag.failed"
+        misbehaviour "$mtag run $mi: stompd did not start"
+        [ -z "$spid" ] || stop_server
+        return 0
+    fi
+    mpid=$spid mport=$sport
+    sleep 0.2
+    idle=$(rss_kb "$mpid")
+    set -- --scenario queue -n "$n_mem" -s 100 --dest /queue/memory
+    lg_run "$mtag-fill" "$mi" "port:$mport" "$@" --fill
+    full=$(rss_kb "$mpid")
+    lg_run "$mtag-drain" "$mi" "port:$mport" "$@" --drain
+    sleep "$mem_settle"
+    drained=$(rss_kb "$mpid")
+    spid=$mpid
+    stop_server
+    [ -z "$problem" ] || misbehaviour "$mtag run $mi: stompd $problem"
+    for t in fill drain; do
+        if grep -q '^FAILED' "$work/$mtag-$t.$mi" 2>/dev/null; then
+            echo "FAILED: the $t run: $(cat "$work/$mtag-$t.$mi")" >"$work/$mtag.$mi"
+            touch "$work/$mtag.failed"
+            return 0
+        fi
+    done
+    awk -v i="$idle" -v f="$full" -v d="$drained" -v n="$n_mem" 'BEGIN {
+        printf "rss_idle_kb=%d rss_full_kb=%d rss_drained_kb=%d held_per_msg=%.1f", i, f, d,
+            (f - i) * 1024 / n - 100
+        printf " drained_over_idle=%.3f result=OK\n", d / i }' >"$work/$mtag.$mi"
+}
+
+# Each relay run right after a stompd run of the same scenario, so that the two share the
+# machine's load of the moment (queue 1P/1C has its pair in the main table already).
+machine_runs() {
+    lg_run m-q4 $1 mem --scenario queue -p 4 -c 4 -n $n_queue4 -s 1024 --ack client-individual
+    lg_run relay-q4 $1 relay --scenario queue -p 4 -c 4 -n $n_queue4 -s 1024 --ack client-individual
+    if [ -n "$sync_opt" ]; then
+        lg_run m-persist $1 sqlite-full --scenario persistent -n $n_persist -s 1024
+        lg_run relay-persist $1 relay --scenario persistent -n $n_persist -s 1024
+        lg_run persist-full4 $1 sqlite-full --scenario persistent -p 4 -c 4 -n $n_persist4 -s 1024
+        lg_run relay-persist4 $1 relay --scenario persistent -p 4 -c 4 -n $n_persist4 -s 1024
+    fi
+    lg_run m-topic $1 mem --scenario topic -k $topic_subs -n $n_topic -s 100
+    lg_run relay-topic $1 relay --scenario topic -k $topic_subs -n $n_topic -s 100
+    lg_run m-latency $1 mem --scenario latency --rate 1000 -n $n_latency -s 100
+    lg_run relay-latency $1 relay --scenario latency --rate 1000 -n $n_latency -s 100
+    mem_run memory $1
+}
+
+# vs_row LABEL TAG TAG_RELAY KEY UNIT CMP TARGET: stompd and relay medians (spreads), the
+# median of the per-run ratios stompd/relay (spread), the target for that ratio, met.
+vs_row() {
+    a=$(stats "$2" "$4") b=$(stats "$3" "$4") r=$(ratio_stats "$2" "$3" "$4")
+    case "$a|$b|$r" in
+        FAILED* | *"|FAILED"* | skipped* | *"|skipped"* | *"|n/a"*)
+            printf '%-40s %-s\n' "$1" "stompd: $a; relay: $b"
+            printf '%-40s %-83s %-7s %s\n' "" "" "$6 $7" NO
+            return 0 ;;
+    esac
+    set -- "$1" "$5" "$6" "$7" $a $b $r
+    printf '%-40s %-32s %-32s %-17s %-7s %s\n' "$1" \
+        "$(fmt "$5" 0) ($(fmt "$6" 0)-$(fmt "$7" 0))" "$(fmt "$8" 0) ($(fmt "$9" 0)-$(fmt "${10}" 0))" \
+        "$(fmt "${11}" 2) ($(fmt "${12}" 2)-$(fmt "${13}" 2))" "$3 $4" "$(met "${11}" "$3" "$4")"
+}
+
+machine_rows() {
+    echo "stompd against the relay (the loopback limit: SEND -> MESSAGE, receipts, ACKs accepted)," \
+        "each relay run right after its stompd run; median of $runs (min-max)"
+    printf '%-40s %-32s %-32s %-17s %-7s %s\n' path stompd relay ratio target met
+    printf '%-40s %-32s %-32s %-17s %-7s %s\n' ---------------------------------------- \
+        -------------------------------- -------------------------------- ----------------- ------- ---
+    vs_row "queue 1P/1C 100 B auto, msg/s" q1 relay-q1 rate msg/s ">=" 0.85
+    vs_row "queue 4P/4C 1 KiB c-individual, msg/s" m-q4 relay-q4 rate msg/s ">=" 0.50
+    vs_row "persistent 1 KiB receipts full 1P/1C" m-persist relay-persist rate msg/s ">=" 0.20
+    vs_row "persistent 1 KiB receipts full 4P/4C" persist-full4 relay-persist4 rate msg/s ">=" 0.30
+    vs_row "topic 1 -> $topic_subs, 100 B, deliveries/s" m-topic relay-topic rate deliv/s ">=" 1.0
+    vs_row "latency at 1,000 msg/s, p99 us" m-latency relay-latency p99_us us "<=" 1.2
+    echo
+    table_header
+    row "memory store: held per queued 100 B msg" memory held_per_msg B 0 "<=" 48
+    row "  resident: idle" memory rss_idle_kb KiB 0 - 0
+    row "  resident: $(fmt $n_mem 0) queued" memory rss_full_kb KiB 0 - 0
+    row "  resident: ${mem_settle} s after they drain" memory rss_drained_kb KiB 0 - 0
+    row "  drained / idle" memory drained_over_idle x 2 "<=" 2
+    row "SQLite full 1P/1C 1 KiB: written per msg" m-persist wbytes_per_msg B 0 "<=" 2048
+    row "SQLite full 4P/4C 1 KiB: written per msg" persist-full4 wbytes_per_msg B 0 "<=" 2048
+    echo "- held per queued message: the broker's VmRSS with $(fmt $n_mem 0) x 100 B messages" \
+        "queued (each SEND receipted) minus VmRSS idle, divided by the count, minus the 100 B body."
+    echo "- written per message: write_bytes of /proc/PID/io (what the broker sent to the disk:" \
+        "WAL, database, checkpoints) read when the run ends, divided by the messages; the target is" \
+        "2x the 1 KiB payload. This disk takes about 557 MB/s sequential."
+}
+
 [ "${BENCH_LIBRARY:-0}" = 1 ] && return 0
 
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-[ $# -gt 0 ] || set -- frames broker tls # the default list, in running order
+[ $# -gt 0 ] || set -- frames broker tls admin # the default list, in running order
 failed=""
 for name in "$@"; do
     echo "== $name"

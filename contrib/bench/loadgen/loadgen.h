@@ -26,9 +26,9 @@
 #define MAX_SUBS 10000
 #define MAX_CONNS 100000
 
-enum scenario { SC_QUEUE, SC_PERSISTENT, SC_TOPIC, SC_LATENCY, SC_CONNS };
+enum scenario { SC_QUEUE, SC_PERSISTENT, SC_TOPIC, SC_LATENCY, SC_CONNS, SC_RPC };
 /* Indexed by enum scenario: the --scenario names, also printed in the result line. */
-extern const char *const scenario_names[5];
+extern const char *const scenario_names[6];
 
 enum pmode { PM_STREAM, PM_TIMED, PM_ROUNDS };
 enum role { ROLE_CONSUMER, ROLE_PRODUCER };
@@ -89,6 +89,8 @@ struct conn {
     uint64_t seq;
     long outstanding;
     bool done;
+    long awaiting;       /* rpc: requests sent whose reply has not arrived */
+    uint64_t last_reply; /* rpc: highest sequence replied to, NONE before the first */
     char *prefix; /* "SEND\ndestination:...\ncontent-length:S\n[persistent:true\n]" */
     size_t prefix_len;
     /* consumer */
@@ -231,6 +233,7 @@ struct rx_batch {
     uint64_t received, unique;
 };
 void consumer__on_message(struct conn *c, const stomp_frame *f, struct rx_batch *b);
+void consumer__on_reply(struct conn *c, const stomp_frame *f, struct rx_batch *b);
 void consumer__publish(const struct rx_batch *b);
 
 /* worker.c: one thread's event loop and the run's phases. */
