@@ -577,6 +577,7 @@ typedef struct route_dest_view {
     int is_topic, is_dead_letter;
     uint64_t depth, messages, bytes, unacked;
     uint64_t consumers, browsers, exclusive;
+    uint64_t durable; /* topics: durable subscriptions on exactly this name */
     uint64_t in, out, dead; /* since the dest was created: sent, handed out, dead-lettered */
     double rate_in, rate_out; /* per second, over the last rate tick */
 } route_dest_view;
