@@ -247,6 +247,29 @@ static void test_selector_nolocal_wildcard(void **state)
     assert_int_equal(tb_stop(t), 0);
 }
 
+/* A topic SEND inside a transaction is kept at its COMMIT (whose RECEIPT waits for the
+ * store), one aborted is not. */
+static void test_transaction(void **state)
+{
+    tb *t = start(*state);
+    tc *c = open_as(t, "tx"), *p = open_as(t, NULL);
+    subscribe(c, &dialects[0], "/topic/tx");
+    receipted(c, "UNSUBSCRIBE\nid:s1\nreceipt:r\n\n");
+    TC_SENDF(p, "BEGIN\ntransaction:a\n\n");
+    TC_SENDF(p, "SEND\ndestination:/topic/tx\ntransaction:a\n\naborted");
+    TC_SENDF(p, "ABORT\ntransaction:a\n\n");
+    TC_SENDF(p, "BEGIN\ntransaction:b\n\n");
+    TC_SENDF(p, "SEND\ndestination:/topic/tx\ntransaction:b\n\nt1");
+    TC_SENDF(p, "SEND\ndestination:/topic/tx\ntransaction:b\n\nt2");
+    receipted(p, "COMMIT\ntransaction:b\nreceipt:r\n\n");
+    subscribe(c, &dialects[0], "/topic/tx");
+    expect_msg(c, "t1", "/topic/tx", "s1");
+    expect_msg(c, "t2", "/topic/tx", "s1");
+    tc_close(c);
+    tc_close(p);
+    assert_int_equal(tb_stop(t), 0);
+}
+
 /* On SQLite: subscriptions, their backlogs and removals survive a restart, and a
  * subscription whose subscriber never came back keeps collecting after it. */
 static void test_restart(void **state)
@@ -367,6 +390,7 @@ int main(void)
         BOTH(test_selector_nolocal_wildcard),
         BOTH(test_policies),
         BOTH(test_ttl),
+        BOTH(test_transaction),
         cmocka_unit_test_setup_teardown(test_restart, setup_sqlite, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
