@@ -346,6 +346,11 @@ static void test_policies(void **state)
     assert_true(tc_is(c, "MESSAGE", &f));
     assert_memory_equal(f.body, "p1", 2);
     assert_string_equal(tf_header(&f, "destination"), "/queue/dur-dlq");
+    assert_string_equal(tf_header(&f, "original-destination"), "/topic/pl");
+    int ndest = 0;
+    for (int i = 0; i < f.nheaders; i++)
+        ndest += strcmp(f.names[i], "destination") == 0;
+    assert_int_equal(ndest, 1);
     tf_free(&f);
     tc_close(c);
     tc_close(p);
