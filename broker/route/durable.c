@@ -3,13 +3,16 @@
  * that its selector and noLocal let through, in a queue of the store: its backlog,
  * /durable-sub/<n>, n the store id of its record. The records are messages of the queue
  * /durable-subs whose header block holds client-id, name, topic, selector and no-local
- * (a SUBSCRIBE's receipt waits for its commit). A live subscriber consumes the backlog as any queue
- * (ack modes, windows, redelivery, and the policy whose pattern matches /durable-sub/<n>).
+ * (a SUBSCRIBE's receipt waits for its commit). A live subscriber consumes the backlog as
+ * any queue (ack modes, windows, redelivery, the policy whose pattern matches
+ * /durable-sub/<n>).
  *
  * When the broker starts the records are read back (browse: nothing is taken) and
  * backlogs without a record are emptied. Removing a subscription empties its backlog and
- * takes its record out: cancelled while still in the open batch, else taken and acked at
- * a dispatch of the record queue, after the commit under way.
+ * takes its record out: cancelled while still in the open batch; else a tombstone record
+ * (gone:<id>) joins the open batch, so the removal is durable when the UNSUBSCRIBE's
+ * receipt goes out, and both are taken and acked at a later dispatch of the record queue
+ * (a start skips tombstoned records and takes them out then).
  * The header block of a backlog message begins with the pair destination:<topic> (a SEND's
  * block never holds destination): its MESSAGE's destination is the topic it was sent to.
  * With no durable subscription, nothing here runs on the topic path.
@@ -197,18 +200,16 @@ void durable__attach_end(durable *d)
     d->live = NULL;
 }
 
-/* The record of a removed subscription goes: now if it is in the open batch, else at a
- * dispatch of the record queue. */
-static void forget_record(broker *b, uint64_t id)
+/* Take record id out of the record queue at its next dispatch (after the commit under
+ * way): 0, or -1 without memory. */
+static int take_out_later(broker *b, uint64_t id)
 {
     route_state *r = &b->route;
-    if (b->st->cancel(b->store, id) == STORE_OK)
-        return;
     if (r->ndur_gone == r->dur_gone_cap) {
         size_t cap = r->dur_gone_cap ? r->dur_gone_cap * 2 : 8;
         uint64_t *n = realloc(r->dur_gone, cap * sizeof *n);
         if (!n)
-            goto nomem;
+            return -1;
         r->dur_gone = n;
         r->dur_gone_cap = cap;
     }
@@ -216,17 +217,34 @@ static void forget_record(broker *b, uint64_t id)
         uint64_t h = store_hash_name(DURABLE_REGISTRY, DURABLE_REGISTRY_LEN);
         r->dur_records = dest__get(b, DURABLE_REGISTRY, DURABLE_REGISTRY_LEN, h);
         if (!r->dur_records)
-            goto nomem;
+            return -1;
         r->dur_records->pins++;
     }
     r->dur_gone[r->ndur_gone++] = id;
     dest__touch(b, r->dur_records);
     commit__again(b);
-    return;
-nomem:
-    broker__log(b, BROKER_LOG_ERROR, BROKER_EV_STORE, 0,
-                "out of memory: durable subscription record %llu stays until the next "
-                "removal", (unsigned long long)id);
+    return 0;
+}
+
+/* The record of a removed subscription goes. Still in the open batch: cancelled with it.
+ * Else a tombstone (gone:<id>) joins the open batch, so the removal is as durable as the
+ * receipt that waits for it, and both records are taken out later. */
+static void forget_record(broker *b, uint64_t id)
+{
+    if (b->st->cancel(b->store, id) == STORE_OK)
+        return;
+    char blk[40];
+    size_t n = (size_t)snprintf(blk, sizeof blk, "gone%c%llu", '\0', (unsigned long long)id) + 1;
+    uint64_t tid = 0;
+    store_err se = b->st->enqueue_hashed(b->store, DURABLE_REGISTRY, DURABLE_REGISTRY_LEN,
+                                         store_hash_name(DURABLE_REGISTRY, DURABLE_REGISTRY_LEN),
+                                         blk, n, "", 0, &tid);
+    if (se == STORE_OK)
+        commit__dirty(b);
+    if (se != STORE_OK || take_out_later(b, id) != 0 || take_out_later(b, tid) != 0)
+        broker__log(b, BROKER_LOG_ERROR, BROKER_EV_STORE, 0,
+                    "durable subscription record %llu: %s", (unsigned long long)id,
+                    se != STORE_OK ? store_strerror(se) : "out of memory: it stays");
 }
 
 broker_err durable__remove(broker *b, const endpoint *ep, const char *client_id,
@@ -431,7 +449,9 @@ static void collect(void *arg, const char *name, size_t len, uint64_t hash)
     o->names[o->n++][len] = '\0';
 }
 
-void durable__start(broker *b)
+/* The record ids the tombstones name (pass 0), then the subscriptions of the records
+ * without one (pass 1); tombstones and the records they name are taken out later. */
+static void read_records(broker *b, int pass, uint64_t **gone, size_t *ngone)
 {
     store_cursor cur;
     memset(&cur, 0, sizeof cur);
@@ -439,8 +459,36 @@ void durable__start(broker *b)
     uint64_t h = store_hash_name(DURABLE_REGISTRY, DURABLE_REGISTRY_LEN);
     uint64_t now = broker__now_ms(b);
     while (b->st->browse(b->store, DURABLE_REGISTRY, DURABLE_REGISTRY_LEN, h, &cur, now, &m) ==
-           STORE_OK)
-        restore(b, &m);
+           STORE_OK) {
+        const char *g = msg__block_header(m.headers, m.headers_len, "gone");
+        if (pass == 0 && g) {
+            uint64_t *n = realloc(*gone, (*ngone + 1) * sizeof *n);
+            if (n) {
+                *gone = n;
+                n[(*ngone)++] = strtoull(g, NULL, 10);
+            }
+            (void)take_out_later(b, m.id); /* without memory: at a later start */
+            continue;
+        }
+        if (pass == 0 || g)
+            continue;
+        size_t i = 0;
+        while (i < *ngone && (*gone)[i] != m.id)
+            i++;
+        if (i < *ngone)
+            (void)take_out_later(b, m.id);
+        else
+            restore(b, &m);
+    }
+}
+
+void durable__start(broker *b)
+{
+    uint64_t *gone = NULL;
+    size_t ngone = 0;
+    read_records(b, 0, &gone, &ngone);
+    read_records(b, 1, &gone, &ngone);
+    free(gone);
     orphans o = { b, NULL, 0, 0 };
     b->st->queues(b->store, collect, &o);
     for (size_t i = 0; i < o.n; i++)
