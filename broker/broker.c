@@ -150,6 +150,7 @@ broker_err broker_create(uv_loop_t *loop, const broker_options *opts, broker **o
     b->check.data = b;
     uv_check_start(&b->check, on_check);
     tempq__start(b);
+    durable__start(b);
     /* The tick must not keep an otherwise idle loop alive (e.g. before any listen). */
     uv_unref((uv_handle_t *)&b->check);
     b->handles_open = 3; /* idle, check, the route's timer */
@@ -447,7 +448,7 @@ broker_err broker_subscribe(broker *b, const char *dest, broker_message_cb cb, v
     if (b->stopping)
         return BROKER_E_STATE;
     size_t len = strlen(dest);
-    if (wild__is_pattern(dest, len) && wild__check(dest, len))
+    if ((wild__is_pattern(dest, len) && wild__check(dest, len)) || durable__reserved(dest, len))
         return BROKER_E_INVALID;
     sub *s = sub__subscribe_inproc(b, dest, cb, arg);
     if (!s)

@@ -209,6 +209,7 @@ json_t *admin__dest_json(broker *b, dest_t *d)
         return NULL;
     if (v.is_topic) {
         json_object_set_new(j, "subscribers", json_integer((json_int_t)v.consumers));
+        json_object_set_new(j, "durable_subscriptions", json_integer((json_int_t)v.durable));
         return j;
     }
     json_t *more = json_pack("{s:I, s:I, s:I, s:I, s:I, s:b}", "messages",

@@ -93,7 +93,7 @@ static int wild_init(broker *b, dest_t *d);
 static int link_new_queue(broker *b, dest_t *d)
 {
     if (d->is_topic || d->is_wild || !b->route.wild_queues.n ||
-        tempq__is_reply(d->name, d->link.len))
+        route__private(d->name, d->link.len))
         return 0;
     link_ctx c = { d, 0 };
     wild__match(&b->route.wild_queues, d->name, d->link.len, link_matched, &c);
@@ -136,7 +136,7 @@ static void link_store_queue(void *arg, const char *name, size_t len, uint64_t h
 {
     store_queues_ctx *c = arg;
     if (c->failed || dest__is_topic(name, len) || wild__is_pattern(name, len) ||
-        tempq__is_reply(name, len) || dest__find(c->b, name, len, hash))
+        route__private(name, len) || dest__find(c->b, name, len, hash))
         return;
     /* Not linked yet: a new dest links itself to every matching pattern, w among them. */
     if (!wild__matches(c->w->name, c->w->link.len, name, len))
@@ -155,7 +155,7 @@ static int wild_init(broker *b, dest_t *d)
     for (store__qlink *l = store__queues_first(&b->route.dests); l;
          l = store__queues_next(&b->route.dests, l)) {
         dest_t *q = store__container_of(l, dest_t, link);
-        if (q != d && !q->is_topic && !q->is_wild && !tempq__is_reply(q->name, q->link.len) &&
+        if (q != d && !q->is_topic && !q->is_wild && !route__private(q->name, q->link.len) &&
             wild__matches(d->name, d->link.len, q->name, q->link.len) && dest__link(q, d) != 0)
             return -1;
     }

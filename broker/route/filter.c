@@ -86,3 +86,11 @@ int filter__store(void *arg, const store_msg *m)
                m->redeliveries, m->priority };
     return sel__match(fq->s->selector, lookup, &v);
 }
+
+int filter__durable(const sel *s, const char *hdrs, size_t hlen, const char *dest, size_t dlen,
+                    uint8_t priority)
+{
+    /* Kept before it has a message-id: a selector on message-id sees "". */
+    view v = { hdrs, hlen, dest, dlen, "", 0, priority };
+    return sel__match(s, lookup, &v);
+}

@@ -3,7 +3,8 @@
  * anyway would silently change its meaning: an offline durable subscriber losing
  * everything), a SEND to a wildcard name (it names many destinations), and
  * SEND headers that some STOMP version could not carry to its subscribers (frames/ says
- * which). Every other header is carried unchanged. The README lists them all. The checks
+ * which), and a SEND to the names the broker keeps for itself (durable subscriptions'
+ * queues). Every other header is carried unchanged. The README lists them all. The checks
  * are one pass over a SEND's headers: they are on the path of every message.
  */
 #include "core.h"
@@ -54,15 +55,9 @@ static const struct attr_name {
 #define ATTR_LENGTHS (0u SEND_ATTRS(ATTR_BIT))
 
 static const refusal subscribe_refused[] = {
-    R("activemq.subscriptionName", ANY, "durable topic subscriptions"),
-    R("durable-subscription-name", ANY, "durable topic subscriptions"),
-    R("subscription-name", ANY, "durable topic subscriptions"),
-    R("durable", IS_TRUE, "durable topic subscriptions"),
-    R("persistent", IS_TRUE, "durable topic subscriptions"),
     R("activemq.retroactive", IS_TRUE, "retroactive subscriptions"),
     R("activemq.priority", ANY, "consumer priority"),
     R("x-priority", ANY, "consumer priority"),
-    R("x-queue-name", ANY, "named subscription queues"),
     R("x-queue-type", ANY, "queue types"),
     R("x-message-ttl", ANY, "message expiry"),
     R("x-expires", ANY, "queue expiry"),
@@ -153,6 +148,8 @@ static int dest_plain(const char *dest, size_t dlen)
 /* What a SEND (or a publish) to dest may not do, whatever its headers. */
 static const char *check_dest(const char *dest, size_t dlen, char *buf, size_t cap)
 {
+    if (durable__reserved(dest, dlen))
+        return headers__reserved(dest, dlen, buf, cap);
     if (dest_plain(dest, dlen))
         return NULL;
     const char *why = headers__wildcard(dest, dlen, buf, cap);
@@ -284,6 +281,13 @@ const char *headers__publish_check(const broker *b, const char *dest, const brok
 const char *headers__subscribe_refused(const stomp_frame *f, char *buf, size_t cap)
 {
     return check_frame(subscribe_refused, "SUBSCRIBE", f, buf, cap);
+}
+
+const char *headers__reserved(const char *name, size_t len, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "destination %.*s is reserved: %s* names the broker's own queues of "
+             "durable subscriptions", (int)(len > 100 ? 100 : len), name, DURABLE_RESERVED);
+    return buf;
 }
 
 const char *headers__wildcard(const char *name, size_t len, char *buf, size_t cap)

@@ -97,15 +97,19 @@ broker_err queue__hand_over(broker *b, dest_t *d, sub *s, const store_msg *sm, s
 {
     char msgid[32];
     msgid[msg__u64(msgid, sm->id)] = '\0';
+    const char *dname = d->name, *hdrs = sm->headers;
+    size_t dlen = d->link.len, hlen = sm->headers_len;
+    if (durable__is_backlog(dname, dlen))
+        durable__split(&hdrs, &hlen, &dname, &dlen);
     if (!s->ep) {
-        broker_message view = { d->name, msgid, sm->body, sm->body_len, sm->redeliveries,
-                                sm->headers, sm->headers_len };
+        broker_message view = { dname, msgid, sm->body, sm->body_len, sm->redeliveries,
+                                hdrs, hlen };
         return sub__deliver(b, s, d, NULL, taken, sm->id, bytes, &view);
     }
     route_state *r = &b->route;
     stomp_err err;
-    sbuf *enc = msg__encode(s->ep->version, d->name, d->link.len, msgid, sm->redeliveries,
-                            sm->headers, sm->headers_len, sm->body, sm->body_len, &r->encbuf,
+    sbuf *enc = msg__encode(s->ep->version, dname, dlen, msgid, sm->redeliveries, hdrs,
+                            hlen, sm->body, sm->body_len, &r->encbuf,
                             &r->encbuf_cap, &err);
     if (!enc) {
         if (err == STOMP_E_UNENCODABLE)
@@ -178,6 +182,10 @@ void queue__dispatch(broker *b, dest_t *d)
         return;
     if (d->purge) {
         tempq__purge(b, d);
+        return;
+    }
+    if (d == b->route.dur_records) {
+        durable__dispatch(b, d);
         return;
     }
     uint64_t now = broker__now_ms(b);

@@ -52,6 +52,11 @@ static char *dl_block(const store_msg *m, const char *reason, uint32_t deliverie
     size_t count_len = msg__u64(count, deliveries);
     size_t time_len = msg__u64(time, now);
     size_t id_len = msg__u64(id, m->id);
+    /* A durable subscription's message: it came from its topic, not from the backlog. */
+    const char *hdrs = m->headers, *from = m->queue;
+    size_t hlen = m->headers_len, flen = m->queue_len;
+    if (durable__is_backlog(from, flen))
+        durable__split(&hdrs, &hlen, &from, &flen);
     size_t cap = m->headers_len + m->queue_len + strlen(reason) + count_len + time_len +
                  id_len + 2 * NDL;
     for (size_t i = 0; i < NDL; i++)
@@ -59,12 +64,12 @@ static char *dl_block(const store_msg *m, const char *reason, uint32_t deliverie
     char *blk = malloc(cap), *o = blk;
     if (!blk)
         return NULL;
-    o = put_pair(o, dl_names[0], m->queue, m->queue_len);
+    o = put_pair(o, dl_names[0], from, flen);
     o = put_pair(o, dl_names[1], reason, strlen(reason));
     o = put_pair(o, dl_names[2], count, count_len);
     o = put_pair(o, dl_names[3], time, time_len);
     o = put_pair(o, dl_names[4], id, id_len);
-    for (const char *p = m->headers, *end = m->headers + m->headers_len; p < end;) {
+    for (const char *p = hdrs, *end = hdrs + hlen; p < end;) {
         size_t nl = strlen(p) + 1, vl = strlen(p + nl) + 1;
         if (!is_dl_name(p)) {
             memcpy(o, p, nl + vl);

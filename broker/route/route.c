@@ -27,6 +27,12 @@ broker_err route__send(broker *b, bmsg *m, int *stored)
             d->n_in++;
         if (expired(b, &m->attrs))
             return BROKER_OK;
+        if (b->route.ndurable) {
+            broker_err rc = durable__publish(b, m->dest, m->dest_len, m->hdrs, m->hdrs_len,
+                                             m->body, m->body_len, &m->attrs, m->origin, stored);
+            if (rc != BROKER_OK)
+                return rc;
+        }
         if (b->route.wild_topics.n)
             return topic__publish_wild(b, d, m->dest, m->dest_len, NULL, m, &m->attrs, NULL);
         if (d)
@@ -84,6 +90,21 @@ static broker_err topic_wild(broker *b, dest_t *d, const stomp_frame *f, const c
     return topic__publish_wild(b, d, dname, dlen, f, NULL, a, from);
 }
 
+/* A topic SEND while durable subscriptions exist: into the backlogs that want it. */
+static broker_err durable_frame(broker *b, const stomp_frame *f, const char *dname,
+                                size_t dlen, const msg_attrs *a, const endpoint *from,
+                                int *stored)
+{
+    if (a->expires && a->expires <= broker__now_ms(b))
+        return BROKER_OK; /* counted by the live path */
+    route_state *r = &b->route;
+    size_t hlen;
+    if (msg__header_block(f, &r->scratch, &r->scratch_cap, &hlen) != 0)
+        return BROKER_E_NOMEM;
+    return durable__publish(b, dname, dlen, r->scratch, hlen, f->body, f->body_len, a, from,
+                            stored);
+}
+
 broker_err route__send_frame(broker *b, const stomp_frame *f, const char *dname, size_t dlen,
                              const msg_attrs *a, const endpoint *from, int *stored)
 {
@@ -91,6 +112,11 @@ broker_err route__send_frame(broker *b, const stomp_frame *f, const char *dname,
     uint64_t hash = store_hash_name(dname, dlen);
     if (dest__is_topic(dname, dlen)) {
         *stored = 0;
+        if (b->route.ndurable) {
+            broker_err rc = durable_frame(b, f, dname, dlen, a, from, stored);
+            if (rc != BROKER_OK)
+                return rc;
+        }
         dest_t *d = dest__find(b, dname, dlen, hash);
         if (b->route.wild_topics.n)
             return topic_wild(b, d, f, dname, dlen, a, from);
@@ -154,6 +180,7 @@ void route__free(broker *b)
     free(r->head);
     queue__timer_free(b);
     tempq__free(b);
+    durable__free(b);
     free(r->rules);
     r->rules = NULL;
     r->nrules = 0;

@@ -29,6 +29,7 @@ typedef struct endpoint endpoint;
 typedef struct bmsg bmsg;
 typedef struct tempq tempq;
 typedef struct topic_held topic_held;
+typedef struct durable durable;
 
 /* ---- endpoints: where deliveries go (implemented by session) ---------------------------- */
 
@@ -244,6 +245,7 @@ struct broker_sub {
     topic_held *hhead, *htail; /* topics, client modes: messages waiting for room (window.c) */
     size_t held_bytes;
     size_t wbytes, wbytes_max; /* unacked bytes, and the byte window (0: none) */
+    durable *dur;        /* the durable subscription it consumes (durable.c), or NULL */
 };
 
 /* Subscribe ep to the dest named so: ack mode, prefetch window, flags: SUB_EXCLUSIVE (a
@@ -290,6 +292,10 @@ typedef struct filter_queue {
     const char *queue; /* the queue's name, NUL-terminated */
 } filter_queue;
 int filter__store(void *arg, const store_msg *m);
+/* Does selector s accept a topic message (header block, topic, priority) before it has a
+ * message-id (a durable subscription's, at publish)? */
+int filter__durable(const sel *s, const char *hdrs, size_t hlen, const char *dest, size_t dlen,
+                    uint8_t priority);
 
 /* ---- policies (policy.c) ------------------------------------------------------------- */
 
@@ -363,6 +369,8 @@ const char *headers__subscribe_refused(const stomp_frame *f, char *buf, size_t c
 /* The ERROR text for a SEND (or publish, or policy name) to a destination with a wildcard
  * element (wild.h: '*', '>' or '#' between '.' or '/'), or NULL. */
 const char *headers__wildcard(const char *name, size_t len, char *buf, size_t cap);
+/* The ERROR text for a SEND or SUBSCRIBE to a name under DURABLE_RESERVED. */
+const char *headers__reserved(const char *name, size_t len, char *buf, size_t cap);
 
 /* ---- topic prefetch windows (window.c) ------------------------------------------------- */
 
@@ -419,6 +427,8 @@ void tempq__purge(broker *b, dest_t *d);
  * queues an earlier run left in the store. */
 void tempq__start(broker *b);
 void tempq__free(broker *b);
+
+#include "route/durable.h"
 
 /* ---- sending and dispatch (route.c, topic.c, queue.c) --------------------------------- */
 
@@ -509,6 +519,7 @@ typedef struct route_dest_view {
     int is_topic, is_dead_letter;
     uint64_t depth, messages, bytes, unacked;
     uint64_t consumers, browsers, exclusive;
+    uint64_t durable; /* topics: durable subscriptions on exactly this name */
     uint64_t in, out, dead; /* since the dest was created: sent, handed out, dead-lettered */
     double rate_in, rate_out; /* per second, over the last rate tick */
 } route_dest_view;
@@ -584,6 +595,14 @@ typedef struct route_state {
     uint64_t temp_nonce, temp_seq;
     broker_acl *acl;       /* NULL: no ACL, everything allowed (acl.c) */
     uint32_t acl_gen;      /* changes with every broker_set_acl: cached decisions expire */
+    durable *durables;     /* durable topic subscriptions (durable.c) */
+    size_t ndurable;       /* how many: 0 keeps the topic path as it was */
+    dest_t *dur_records;   /* the record queue's dest (pinned), NULL until needed */
+    uint64_t *dur_gone;    /* records of removed subscriptions, still to take out */
+    size_t ndur_gone, dur_gone_cap;
+    unsigned dur_retries;  /* commits a record was not found after (bounded) */
+    char *dur_buf;         /* the header block of a message for the backlogs */
+    size_t dur_buf_cap;
 } route_state;
 
 /* ---- permissions (acl.c) ---- */

@@ -55,8 +55,10 @@ void route__dest_view(broker *b, dest_t *d, route_dest_view *v)
         v->exclusive += s->exclusive != 0;
         v->unacked += s->nunacked;
     }
-    if (d->is_topic)
+    if (d->is_topic) {
+        v->durable = durable__count(b, d->name, d->link.len);
         return;
+    }
     v->is_dead_letter = policy__is_dead_letter_queue(b, d->name, d->link.len);
     v->depth = b->st->depth(b->store, d->name, d->link.len);
     b->st->queue_size(b->store, d->name, d->link.len, d->link.hash, &v->messages, &v->bytes);

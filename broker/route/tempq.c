@@ -151,6 +151,11 @@ static void purge(broker *b, const char *name, size_t len)
     commit__again(b);
 }
 
+void tempq__purge_queue(broker *b, const char *name, size_t len)
+{
+    purge(b, name, len);
+}
+
 void tempq__endpoint_close(broker *b, endpoint *ep)
 {
     while (ep->temps) {
@@ -179,7 +184,8 @@ void tempq__purge(broker *b, dest_t *d)
             commit__dirty(b);
         if (b->store_counted)
             broker__mem_sub(b, bytes);
-        b->stats.temp_dropped++;
+        if (tempq__is_reply(d->name, d->link.len))
+            b->stats.temp_dropped++;
     }
     uint64_t count = 0, bytes = 0;
     b->st->queue_size(b->store, d->name, d->link.len, d->link.hash, &count, &bytes);

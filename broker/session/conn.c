@@ -65,6 +65,7 @@ static void on_handle_closed(conn *c)
         c->next->prev = c->prev;
     b->stats.connections--;
     permit__free(c);
+    free(c->client_id);
     free(c);
     broker__kick(b); /* a stop may be waiting for the last conn */
 }

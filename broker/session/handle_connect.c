@@ -2,7 +2,8 @@
  * and the login (login.c), which begins the session.
  *
  * No accept-version means 1.0; otherwise the highest version both sides know; none in
- * common is an ERROR whose version header lists ours.
+ * common is an ERROR whose version header lists ours. client-id is kept: it owns the
+ * durable subscriptions the session makes (durable_id.c).
  */
 #include "core.h"
 
@@ -52,6 +53,11 @@ broker_err handle__connect(conn *c, const stomp_frame *f)
                                "1.0,1.1,1.2");
             return BROKER_E_PROTOCOL;
         }
+    }
+    const char *cid = stomp_frame_header(f, "client-id", NULL);
+    if (cid && *cid && !c->client_id && !(c->client_id = strdup(cid))) {
+        conn__set_error(c, "out of memory");
+        return BROKER_E_NOMEM;
     }
     uint32_t sx, sy;
     broker_err rc =

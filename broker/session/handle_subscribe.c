@@ -11,7 +11,9 @@
  * browser, which name one queue. On a topic in a client ack mode the window holds
  * messages back until acks make room (route/window.c), by count and, with Artemis's
  * consumer-window-size, by bytes.
- * Removing a subscription returns its unacked messages to their queue.
+ * Removing a subscription returns its unacked messages to their queue. A SUBSCRIBE that
+ * names a durable subscription (durable_id.c) consumes its backlog queue instead
+ * (route/durable.c); an UNSUBSCRIBE that names one removes it for good.
  */
 #include "core.h"
 
@@ -194,6 +196,59 @@ static int byte_window(conn *c, const stomp_frame *f, const char *dname, size_t 
     return 0;
 }
 
+/* The durable subscription f names (durable_id.c): 1 with *di, 0 for none, -1 (an ERROR
+ * set: not a topic, or a name the broker keeps for itself). */
+static int durable_check(conn *c, const stomp_frame *f, const char *dname, size_t dlen,
+                         durable_ident *di)
+{
+    int dur = handle__durable_ident(c, f, 1, di);
+    if (dur < 0)
+        return -1;
+    if (!dur && durable__reserved(dname, dlen)) {
+        headers__reserved(dname, dlen, c->errmsg, sizeof c->errmsg);
+        return -1;
+    }
+    if (dur && !dest__is_topic(dname, dlen)) {
+        conn__set_error(c, "SUBSCRIBE header %s asks for a durable topic subscription: %.*s is "
+                        "not a topic", di->header, (int)(dlen > 100 ? 100 : dlen), dname);
+        return -1;
+    }
+    return dur;
+}
+
+/* Subscribe to the backlog of the durable subscription di, created on the topic dname when
+ * there is none; selector (owned) and noLocal are its definition. */
+static broker_err subscribe_durable(conn *c, const stomp_frame *f, const durable_ident *di,
+                                    const char *dname, size_t dlen, const char *id,
+                                    size_t idlen, int mode, size_t window, int flags, sel *sl,
+                                    size_t wbytes)
+{
+    broker *b = c->b;
+    if (wbytes) {
+        sel__free(sl);
+        conn__set_error(c, "SUBSCRIBE header consumer-window-size is not supported on a "
+                           "durable subscription: its messages come from its queue");
+        return BROKER_E_PROTOCOL;
+    }
+    const char *seltext = sl ? stomp_frame_header(f, "selector", NULL) : NULL;
+    uint64_t w = commit__writes(b);
+    durable *d;
+    broker_err rc = durable__subscribe(b, di->client_id, di->name, dname, dlen, sl, seltext,
+                                       (flags & SUB_NO_LOCAL) != 0, &d, c->errmsg,
+                                       sizeof c->errmsg);
+    if (rc != BROKER_OK) {
+        sel__free(sl);
+        return rc;
+    }
+    size_t qlen;
+    const char *q = durable__queue(d, &qlen);
+    sub *s = sub__subscribe(b, &c->ep, q, qlen, id, idlen, mode, window, 0, NULL);
+    if (!s)
+        return BROKER_E_NOMEM; /* the subscription stays, collecting */
+    durable__attach(d, s);
+    return receipt__send(c, f, commit__writes(b) != w);
+}
+
 broker_err handle__subscribe(conn *c, const stomp_frame *f)
 {
     broker *b = c->b;
@@ -206,6 +261,10 @@ broker_err handle__subscribe(conn *c, const stomp_frame *f)
     }
     if (headers__subscribe_refused(f, c->errmsg, sizeof c->errmsg) ||
         pattern_ok(c, dname, dlen) != 0)
+        return BROKER_E_PROTOCOL;
+    durable_ident di;
+    int dur = durable_check(c, f, dname, dlen, &di);
+    if (dur < 0)
         return BROKER_E_PROTOCOL;
     rc = permit__subscribe(c, dname, dlen);
     if (rc != BROKER_OK)
@@ -246,6 +305,9 @@ broker_err handle__subscribe(conn *c, const stomp_frame *f)
         sel__free(sl);
         return BROKER_E_PROTOCOL;
     }
+    if (dur)
+        return subscribe_durable(c, f, &di, dname, dlen, id, idlen, mode, window, flags, sl,
+                                 wbytes);
     sub *s = sub__subscribe(b, &c->ep, dname, dlen, id, idlen, mode, window, flags, sl);
     if (!s) {
         sel__free(sl);
@@ -258,6 +320,16 @@ broker_err handle__subscribe(conn *c, const stomp_frame *f)
 broker_err handle__unsubscribe(conn *c, const stomp_frame *f)
 {
     broker *b = c->b;
+    durable_ident di;
+    int dur = handle__durable_ident(c, f, 0, &di);
+    if (dur < 0)
+        return BROKER_E_PROTOCOL;
+    if (dur) { /* removed for good, its live subscriber (on this connection) with it */
+        uint64_t w = commit__writes(b);
+        broker_err rc =
+            durable__remove(b, &c->ep, di.client_id, di.name, c->errmsg, sizeof c->errmsg);
+        return rc != BROKER_OK ? rc : receipt__send(c, f, commit__writes(b) != w);
+    }
     const char *id = stomp_frame_header(f, "id", NULL);
     sub *s = NULL;
     if (id) {

@@ -103,6 +103,7 @@ struct conn {
     broker_auth *auth; /* a login check waiting for its answer: read and parse nothing */
     char *login;       /* the login the authenticate hook accepted (NULL: none); the ACL's
                           and the management views' */
+    char *client_id;   /* CONNECT's client-id (NULL: none): durable subscriptions' owner */
     struct permit_slot *permits; /* cached SEND decisions under an ACL (permit.c) */
     const struct permit_slot *permit_last; /* the last one used (compared first) */
     /* For the management views (view.c). */
@@ -259,6 +260,13 @@ void dispatch__frame(conn *c, const stomp_frame *f);
 broker_err handle__connect(conn *c, const stomp_frame *f) BROKER_WUR;
 broker_err handle__send(conn *c, const stomp_frame *f) BROKER_WUR;
 broker_err handle__subscribe(conn *c, const stomp_frame *f) BROKER_WUR;
+/* The durable subscription a SUBSCRIBE (subscribe 1) or UNSUBSCRIBE names (durable_id.c):
+ * 1 with *out (borrowed from f and c), 0 when it names none, -1 (an ERROR set). */
+typedef struct durable_ident {
+    const char *client_id, *name;
+    const char *header; /* the header that asked for it */
+} durable_ident;
+int handle__durable_ident(conn *c, const stomp_frame *f, int subscribe, durable_ident *out);
 broker_err handle__unsubscribe(conn *c, const stomp_frame *f) BROKER_WUR;
 broker_err handle__ack(conn *c, const stomp_frame *f) BROKER_WUR;
 broker_err handle__begin(conn *c, const stomp_frame *f) BROKER_WUR;

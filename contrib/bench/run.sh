@@ -201,6 +201,29 @@ backlog_run() {
     [ -z "$problem" ] || misbehaviour "$btag run $bi: stompd $problem"
 }
 
+# durable_run TAG I: on one fresh stompd, $durable_subs durable topic subscriptions made and
+# left (loadgen --durable -n 1), $n_durable messages published while they are away (--fill),
+# then their backlogs drained (--drain): the drain's result is the run's.
+durable_run() {
+    dtag=$1 di=$2
+    [ -e "$work/$dtag.failed" ] && return 0
+    if ! start_server stompd "$work/$dtag.$di.server"; then
+        echo "FAILED: server did not start" >"$work/$dtag.$di"
+        touch "$work/$dtag.failed"
+        misbehaviour "$dtag run $di: stompd did not start"
+        [ -z "$spid" ] || stop_server
+        return 0
+    fi
+    dpid=$spid dport=$sport ext_pid=$spid
+    set -- --scenario topic --durable --dest /topic/durable -k "$durable_subs" -s 100
+    lg_run "$dtag-make" "$di" "port:$dport" "$@" -n 1
+    lg_run "$dtag-fill" "$di" "port:$dport" "$@" -n "$n_durable" --fill
+    lg_run "$dtag" "$di" "port:$dport" "$@" -n "$n_durable" --drain
+    spid=$dpid ext_pid=""
+    stop_server
+    [ -z "$problem" ] || misbehaviour "$dtag run $di: stompd $problem"
+}
+
 # misbehaviour TEXT: remembered for the notes under the table.
 misbehaviour() {
     echo "$1" >>"$work/misbehaviour"
@@ -458,6 +481,8 @@ topic_wild=10000               # wildcard patterns held by the 50 subscribers (o
 n_latency=$((10000 / scale))   # latency at 1,000 msg/s: 10 s
 n_dlq=$((100000 / scale))      # dead-lettering: each NACKed 10 times (max_deliveries)
 n_backlog=$((1000000 / scale)) # a backlog drained: plain, and priorities 0-9
+n_durable=$((100000 / scale))  # per durable subscription, kept while away, then drained
+durable_subs=10
 topic_subs=50
 n_rpc=$((20000 / scale))       # request/reply: per requester, 10 requesters, one awaited each
 
@@ -496,6 +521,7 @@ bench_broker() {
         lg_run dlq $i mem-nodelay --scenario queue -p 1 -c 1 -n $n_dlq -s 100 --nack-all
         backlog_run backlog $i
         backlog_run backlog-prio $i --priorities
+        durable_run durable $i
         if [ $has_store = 1 ]; then
             if [ -n "$sync_opt" ]; then
                 lg_run persist-full $i sqlite-full --scenario persistent -n $n_persist -s 1024
@@ -533,6 +559,7 @@ bench_broker() {
     row "backlog of $(fmt "$n_backlog" 0) x 100 B: drain, one priority" backlog rate msg/s 0 - 0
     row "  the same, priorities 0-9 mixed" backlog-prio rate msg/s 0 - 0
     ratio_row "  mixed / one priority, same run" backlog-prio backlog rate ">=" 50
+    row "$durable_subs durable subscribers away, $(fmt "$n_durable" 0) x 100 B each: drain" durable rate deliv/s 0 - 0
     if [ $has_store = 1 ] && [ -z "$sync_opt" ]; then
         row "persistent 1P/1C 1 KiB receipts, SQLite" persist-default rate msg/s 0 - 0
     fi

@@ -2,8 +2,9 @@
  * broker does not provide gets an ERROR that names it, and nothing happens: no message is
  * stored or delivered, no subscription made. A malformed selector or wildcard pattern
  * gets an ERROR that says where; a SEND to a wildcard name is refused (it names many
- * destinations). The same names with values that ask for
- * nothing special (browser:false, durable:false, expires:0, persistent on SEND) are fine.
+ * destinations), and so is a durable subscription the broker cannot make (no client-id,
+ * not a topic) and a name the broker keeps for itself. The same names with values that ask
+ * for nothing special (browser:false, durable:false, expires:0, persistent on SEND) are fine.
  * The embedding API refuses the same with BROKER_E_INVALID.
  */
 #include <setjmp.h>
@@ -98,18 +99,29 @@ static void test_subscribe_headers(void **state)
             "SUBSCRIBE header browser:maybe is not true or false");
     refused(t, "SUBSCRIBE\nid:1\ndestination:/queue/s\nbrowser:true\nexclusive:true\n\n",
             "a queue browser cannot be an exclusive consumer");
+    /* Durable subscriptions exist (test_durable_sub.c); what they cannot be is refused. */
     refused(t, "SUBSCRIBE\nid:1\ndestination:/topic/s\nactivemq.subscriptionName:d\n\n",
-            "SUBSCRIBE header activemq.subscriptionName is not supported" NOT_PROVIDED
-            "durable topic subscriptions");
-    refused(t, "SUBSCRIBE\nid:1\ndestination:/topic/s\ndurable:true\nauto-delete:false\n\n",
-            "SUBSCRIBE header durable:true is not supported" NOT_PROVIDED
-            "durable topic subscriptions");
-    refused(t, "SUBSCRIBE\nid:1\ndestination:/topic/s\ndurable-subscription-name:d\n\n",
-            "SUBSCRIBE header durable-subscription-name is not supported" NOT_PROVIDED
-            "durable topic subscriptions");
-    refused(t, "SUBSCRIBE\nid:1\ndestination:/topic/s\npersistent:true\n\n",
-            "SUBSCRIBE header persistent:true is not supported" NOT_PROVIDED
-            "durable topic subscriptions");
+            "SUBSCRIBE header activemq.subscriptionName needs a client-id (a CONNECT header): "
+            "a durable subscription is named by client-id and name");
+    refused(t, "SUBSCRIBE\nid:1\ndestination:/topic/s\ndurable:true\nauto-delete:true\n\n",
+            "SUBSCRIBE header durable:true with auto-delete:true is not supported: a "
+            "subscription deleted with its subscriber is not durable (send auto-delete:false)");
+    refused(t, "SUBSCRIBE\nid:1\ndestination:/queue/s\nclient-id:c\n"
+               "durable-subscription-name:d\n\n",
+            "SUBSCRIBE header durable-subscription-name asks for a durable topic subscription: "
+            "/queue/s is not a topic");
+    refused(t, "SUBSCRIBE\nid:1\ndestination:/topic/s\nx-queue-name:q\n\n",
+            "SUBSCRIBE header x-queue-name names a durable subscription: it needs durable:true");
+    refused(t, "SUBSCRIBE\nid:1\ndestination:/topic/s\nsubscription-name:\nclient-id:c\n\n",
+            "SUBSCRIBE header subscription-name is empty: it names a durable subscription");
+    refused(t, "UNSUBSCRIBE\nid:1\npersistent:true\n\n",
+            "no durable subscription 1 of client-id ");
+    refused(t, "SUBSCRIBE\nid:1\ndestination:/durable-sub/1\n\n",
+            "destination /durable-sub/1 is reserved: /durable-sub* names the broker's own "
+            "queues of durable subscriptions");
+    refused(t, "SEND\ndestination:/durable-subs\n\nx",
+            "destination /durable-subs is reserved: /durable-sub* names the broker's own "
+            "queues of durable subscriptions");
     refused(t, "SUBSCRIBE\nid:1\ndestination:/topic/s\nactivemq.exclusive:true\n\n",
             "exclusive consumers are for queues, not the topic /topic/s");
     refused(t, "SUBSCRIBE\nid:1\ndestination:/queue/s\nexclusive:yes\n\n",
@@ -193,6 +205,9 @@ static void api_refusals(broker *b, void *arg)
     broker_sub *s = NULL;
     assert_int_equal(broker_subscribe(b, "/topic/p.>.q", on_message, NULL, &s),
                      BROKER_E_INVALID);
+    assert_int_equal(broker_subscribe(b, "/durable-sub/1", on_message, NULL, &s),
+                     BROKER_E_INVALID);
+    assert_int_equal(broker_publish(b, "/durable-subs", NULL, 0, "x", 1), BROKER_E_INVALID);
     assert_int_equal(broker_subscribe(b, "/topic/p.q", on_message, NULL, &s), BROKER_OK);
     broker_unsubscribe(s);
     assert_int_equal(broker_subscribe(b, "/topic/p.>", on_message, NULL, &s), BROKER_OK);

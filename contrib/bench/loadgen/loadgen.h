@@ -59,6 +59,7 @@ struct opts {
     bool persistent_flag; /* persistent:true on SEND */
     bool nack_all;        /* NACK every message; count them in the dead-letter queues */
     bool fill, drain;     /* only the producers (a backlog), or only the consumers */
+    bool durable;         /* topic: durable subscriptions (client-id lg-<i>) */
     bool priorities;      /* priority:<sequence mod 10> on SEND */
     bool selectors;       /* topic: even subscribers select grp = 'a' (every SEND's), odd
                              ones grp = 'b' (none) */

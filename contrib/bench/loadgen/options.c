@@ -47,6 +47,9 @@ static void usage(FILE *f)
 "                       to each queue's dead-letter queue (/queue/DLQ.<name>), where every\n"
 "                       message must arrive exactly once (the broker's delivery limit and\n"
 "                       delay decide how often it comes back first)\n"
+"  --durable            topic: subscriber i is the durable subscription (client-id lg-<i>,\n"
+"                       activemq.subscriptionName lg) on --dest; with --fill its backlog\n"
+"                       is left for a later --drain with the same -k, -n, -s, --dest\n"
 "  --fill               queue, persistent: only the producers: leave a backlog (--dest)\n"
 "  --drain              queue, persistent: only the consumers: take a backlog left by --fill\n"
 "                       with the same -p, -n, -s and --dest; the rate is the drain rate\n"
@@ -181,6 +184,7 @@ static const struct optdef optdefs[] = {
     {"persistent", 0, ARG_TRUE, FIELD(persistent_flag), 0, 0},
     {"nack-all", 0, ARG_TRUE, FIELD(nack_all), 0, 0},
     {"fill", 0, ARG_TRUE, FIELD(fill), 0, 0},
+    {"durable", 0, ARG_TRUE, FIELD(durable), 0, 0},
     {"drain", 0, ARG_TRUE, FIELD(drain), 0, 0},
     {"priorities", 0, ARG_TRUE, FIELD(priorities), 0, 0},
     {"selectors", 0, ARG_TRUE, FIELD(selectors), 0, 0},
@@ -293,8 +297,11 @@ static void finish_options(struct opts *o)
         die("--selectors and --wildcards are for --scenario topic");
     if (o->wildcards && (o->wildcards < o->subscribers || o->wildcards > 250 * o->subscribers))
         die("--wildcards: between 1 and 250 patterns per subscriber (-k)");
-    if ((o->nack_all || o->fill || o->drain) && o->sc != SC_QUEUE && o->sc != SC_PERSISTENT)
-        die("--nack-all, --fill, --drain: a queue or persistent scenario only");
+    if (o->durable && (o->sc != SC_TOPIC || !o->dest || strncmp(o->dest, "/topic/", 7) != 0))
+        die("--durable: --scenario topic with a --dest under /topic/");
+    if ((o->nack_all || o->fill || o->drain) && o->sc != SC_QUEUE && o->sc != SC_PERSISTENT &&
+        !(o->durable && !o->nack_all))
+        die("--nack-all, --fill, --drain: a queue or persistent scenario (or topic --durable)");
     if (o->tls_ca)
         o->tls = true;
     if (o->fill && o->drain)

@@ -23,6 +23,11 @@ void session__connect(struct conn *c)
         conn__append(c, R.o.passcode, strlen(R.o.passcode));
         conn__append(c, "\n", 1);
     }
+    if (R.o.durable && c->role == ROLE_CONSUMER) {
+        char cid[48];
+        int n = snprintf(cid, sizeof cid, "client-id:lg-%d\n", c->group);
+        conn__append(c, cid, (size_t)n);
+    }
     conn__append(c, "\n", 2); /* blank line and the NUL */
     c->state = CS_HANDSHAKE;
 }
@@ -47,6 +52,8 @@ static void subscribe(struct conn *c, int n, const char *dest, const char *ack)
         const char *sel = c->group % 2 ? "grp = 'b'" : "grp = 'a'";
         conn__header(c, "selector", sel, strlen(sel), STOMP_CMD_SUBSCRIBE);
     }
+    if (R.o.durable)
+        conn__header(c, "activemq.subscriptionName", "lg", 2, STOMP_CMD_SUBSCRIBE);
     conn__header(c, "receipt", id, (size_t)len, STOMP_CMD_SUBSCRIBE);
     conn__append(c, "\n", 2);
     c->subs_pending++;

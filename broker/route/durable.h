@@ -1,0 +1,72 @@
+/* durable.h: durable topic subscriptions (durable.c), part of route.h: the reserved names
+ * of their queues, and what session and the rest of route call.
+ */
+#ifndef BROKER_ROUTE_DURABLE_H
+#define BROKER_ROUTE_DURABLE_H
+
+/* ---- durable topic subscriptions (durable.c) ------------------------------------------ */
+
+/* Names under /durable-sub are the broker's own: the backlog queue of each durable
+ * subscription (/durable-sub/<n>) and the record of them all (/durable-subs). Clients
+ * neither SEND nor SUBSCRIBE to them, and no wildcard reaches them. */
+#define DURABLE_RESERVED "/durable-sub"
+#define DURABLE_RESERVED_LEN 12
+#define DURABLE_QUEUE "/durable-sub/"
+#define DURABLE_QUEUE_LEN 13
+#define DURABLE_REGISTRY "/durable-subs"
+#define DURABLE_REGISTRY_LEN 13
+static inline int durable__reserved(const char *name, size_t len)
+{
+    return len >= DURABLE_RESERVED_LEN && name[1] == 'd' &&
+           memcmp(name, DURABLE_RESERVED, DURABLE_RESERVED_LEN) == 0;
+}
+static inline int durable__is_backlog(const char *name, size_t len)
+{
+    return len > DURABLE_QUEUE_LEN && name[1] == 'd' &&
+           memcmp(name, DURABLE_QUEUE, DURABLE_QUEUE_LEN) == 0;
+}
+/* A name no wildcard queue subscription reaches: a temporary queue's, or the broker's. */
+static inline int route__private(const char *name, size_t len)
+{
+    return tempq__is_reply(name, len) || durable__reserved(name, len);
+}
+/* The durable subscription (client_id, name) of ep on topic (a name or a wildcard pattern),
+ * created (and recorded in the store's open batch) when there is none: *out. selector
+ * (may be NULL; its text in seltext) and no_local filter what it keeps; the subscription
+ * owns selector on success. An ERROR text in buf: the identity is in use by a live
+ * subscriber, or it exists with another topic, selector or noLocal. */
+broker_err durable__subscribe(broker *b, const char *client_id, const char *name,
+                              const char *topic, size_t tlen, sel *selector,
+                              const char *seltext, int no_local, durable **out, char *buf,
+                              size_t cap) BROKER_WUR;
+/* Its backlog queue's name (borrowed, valid while it exists). */
+const char *durable__queue(const durable *dur, size_t *len);
+/* s (a subscription to the backlog queue) is its live subscriber until it goes
+ * (sub__unsubscribe calls durable__attach_end). */
+void durable__attach(durable *dur, sub *s);
+void durable__attach_end(durable *dur);
+/* Remove the durable subscription (client_id, name) for good: its backlog is emptied and
+ * its record removed. BROKER_E_NOTFOUND when there is none, BROKER_E_STATE when another
+ * connection than ep consumes it (ERROR text in buf either way). */
+broker_err durable__remove(broker *b, const endpoint *ep, const char *client_id,
+                           const char *name, char *buf, size_t cap) BROKER_WUR;
+/* A topic message: into the backlog of every durable subscription whose topic matches and
+ * whose selector and noLocal let it through (*stored set to 1 when one did: a receipt
+ * waits for the commit). hdrs: the SEND's header block. */
+broker_err durable__publish(broker *b, const char *topic, size_t tlen, const char *hdrs,
+                            size_t hlen, const char *body, size_t blen, const msg_attrs *a,
+                            const endpoint *from, int *stored) BROKER_WUR;
+/* A dispatch of the record queue: the records of removed subscriptions go. */
+void durable__dispatch(broker *b, dest_t *d);
+/* The backlog message's MESSAGE destination (its topic) and the rest of its header block. */
+void durable__split(const char **hdrs, size_t *hlen, const char **dest, size_t *dlen);
+/* Durable subscriptions on the topic named so (exactly, not by pattern). */
+size_t durable__count(const broker *b, const char *topic, size_t len);
+/* When the broker starts: the durable subscriptions recorded in the store come back, and
+ * backlogs without a record are emptied. */
+void durable__start(broker *b);
+void durable__free(broker *b);
+/* The queue named so is emptied and no longer dispatched (tempq.c). */
+void tempq__purge_queue(broker *b, const char *name, size_t len);
+
+#endif
