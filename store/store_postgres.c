@@ -147,6 +147,7 @@ static void pg_close(store *s)
     for (size_t i = 0; i < s->nclaimed; i++)
         PQclear(s->claimed[i]);
     free(s->claimed);
+    pg__topic_free(s);
     for (store__qlink *l = store__queues_first(&s->queues); l;
          l = store__queues_next(&s->queues, l))
         store__order_free(&store__container_of(l, pqueue, link)->o, NULL);
@@ -484,6 +485,7 @@ void pg__fly_done(store *s, int ok)
             pg__forget(s, r);
     }
     pg__share_settle(s, b, ok);
+    pg__topic_settle(s, b, ok);
     settle_ops(s, b, ok);
     store_commit_cb cb = b->cb;
     void *arg = b->arg;
