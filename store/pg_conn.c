@@ -440,5 +440,7 @@ store_err pg__attach(store *s)
         return STORE_E_IO;
     }
     s->state = PG_READY;
+    /* Watched from the start: the other nodes' notifications come before any commit. */
+    idle_check(s);
     return STORE_OK;
 }
