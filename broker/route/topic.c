@@ -218,11 +218,25 @@ void topic__share_frame(broker *b, const stomp_frame *f, const char *dname, size
     topic__share(b, dname, dlen, r->scratch, hlen, f->body, f->body_len, a->expires);
 }
 
+/* A header block as msg__header_block makes it: "name\0value\0" pairs. */
+static int block_ok(const char *h, size_t n)
+{
+    size_t nuls = 0;
+    for (size_t i = 0; i < n; i++)
+        nuls += h[i] == '\0';
+    return nuls % 2 == 0 && (!n || h[n - 1] == '\0');
+}
+
 void topic__remote(broker *b, const char *dname, size_t dlen, const char *hdrs, size_t hlen,
                    const char *body, size_t blen, uint64_t expires)
 {
     if (b->stopping)
         return;
+    /* The database is trusted, but a notification can come from any of its clients. */
+    if (!dest__is_topic(dname, dlen) || !block_ok(hdrs, hlen)) {
+        b->route.topic_share_dropped++;
+        return;
+    }
     if (expires && expires <= broker__now_ms(b)) {
         b->stats.expired++;
         return;
