@@ -329,6 +329,12 @@ int pg__send_orphans(store *s)
     for (const store__idlink *l = store__ids_first(&s->ids); rc == 0 && l;
          l = store__ids_next(&s->ids, l))
         rc = arr_int(&a, l->id, 8);
+    /* An acked message has left memory, but its row is deleted only by its batch, maybe
+     * the next one: freed meanwhile, another claim would deliver it again. */
+    for (int k = 0; k < 2; k++)
+        for (size_t i = 0; rc == 0 && i < s->bat[k].nops; i++)
+            if (s->bat[k].ops[i].kind == OP_ACK && s->bat[k].ops[i].key > 0)
+                rc = arr_int(&a, (uint64_t)s->bat[k].ops[i].key, 8);
     char own[4];
     pg__put32(own, (uint32_t)s->node);
     if (rc == 0) {
