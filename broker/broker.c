@@ -7,6 +7,7 @@
  * An idle handle runs only while the tick has work, so the poll does not block meanwhile.
  */
 #include "core.h"
+#include "store_postgres.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,6 +83,13 @@ static void store_wake(void *arg, const char *queue, size_t len, uint64_t hash)
         dest__schedule(b, d);
 }
 
+/* A topic message another node published. */
+static void store_topic(void *arg, const store_postgres_topic *m)
+{
+    topic__remote(arg, m->dest, m->dest_len, m->headers, m->headers_len, m->body, m->body_len,
+                  m->expires);
+}
+
 static broker_err open_store(broker *b)
 {
     b->st = b->o.store ? b->o.store : store_memory_backend();
@@ -104,6 +112,11 @@ static broker_err open_store(broker *b)
     /* A store that reports its resident bytes is asked; one that cannot is counted by the
      * bytes of the messages it holds. */
     b->store_counted = !b->st->resident;
+    /* Nodes sharing a PostgreSQL database share topics too. */
+    if (b->st == store_postgres_backend()) {
+        store_postgres_topics(b->store, store_topic, b);
+        b->route.topic_share = 1;
+    }
     return BROKER_OK;
 }
 

@@ -164,7 +164,32 @@ store__rec *store__order_after(const store__order *o, const void *q, int p,
     return best;
 }
 
+const int64_t store__no_limit[STORE__PRIORITIES] = {
+    INT64_MAX, INT64_MAX, INT64_MAX, INT64_MAX, INT64_MAX,
+    INT64_MAX, INT64_MAX, INT64_MAX, INT64_MAX, INT64_MAX,
+};
+
 /* ---- browsing ---- */
+
+const store__rec *store__order_browse(store__order *o, const void *q, store_cursor *cur,
+                                      uint64_t now, size_t *acct,
+                                      store__rec *(*find)(void *arg, uint64_t id), void *arg)
+{
+    store_err perr = store__order_promote(o, now, store__no_limit, acct);
+    (void)perr; /* what could not be promoted shows in a later call */
+    int p;
+    int64_t ord;
+    uint64_t id;
+    store__cursor_read(cur, &p, &ord, &id);
+    for (; p >= 0; p--, ord = INT64_MIN, id = 0) {
+        const store__rec *r = store__order_after(o, q, p, find(arg, id), ord, id);
+        if (r) {
+            store__cursor_write(cur, p, r->ord, r->link.id);
+            return r;
+        }
+    }
+    return NULL;
+}
 
 /* pos[0]: 1 + the band of the last message given (0: not begun); pos[1], pos[2]: its
  * (ord, id). */

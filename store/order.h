@@ -214,6 +214,8 @@ static inline void store__order_remove(store__order *o, store__rec *r)
  * store__order_place. STORE_E_NOMEM (some stay waiting) when a band's heap cannot grow. */
 store_err store__order_promote(store__order *o, uint64_t now, const int64_t *limit,
                                size_t *acct) STORE_WUR;
+/* A limit for store__order_promote that holds nothing back. */
+extern const int64_t store__no_limit[STORE__PRIORITIES];
 /* The earliest not_before of the waiting records, if later than now; else 0. */
 uint64_t store__order_next_due(const store__order *o, uint64_t now);
 /* The first record of band p after (ord, id) in its order, or NULL. found: the record whose
@@ -224,6 +226,14 @@ store__rec *store__order_after(const store__order *o, const void *q, int p,
                                const store__rec *found, int64_t ord, uint64_t id);
 
 /* ---- browsing: a store_cursor (zeroed to begin) ---- */
+
+/* The next record of o (the order of queue q) after the cursor, the cursor moved past it;
+ * NULL at the end. Waiting records due at now join their bands first (acct as for
+ * store__order_promote). find(arg, id): the store's record of that id, or NULL. What
+ * memory and PostgreSQL's browse share. */
+const store__rec *store__order_browse(store__order *o, const void *q, store_cursor *cur,
+                                      uint64_t now, size_t *acct,
+                                      store__rec *(*find)(void *arg, uint64_t id), void *arg);
 
 /* The band to go on in, and the (ord, id) after which: the highest band from its start
  * for a cursor not begun. */

@@ -183,6 +183,7 @@ void pg__send_fly(store *s)
         rc = pg__send_stmt(s, P_STATE, v, len);
     if (rc == 0 && !PQpipelineSync(s->conn))
         rc = -1;
+    s->round_trips++;
     b->orphans = s->orphans;
     if (rc != 0) {
         lost(s, PQerrorMessage(s->conn));
@@ -210,6 +211,7 @@ static void send_setup(store *s)
                            pg__stmts[i].types);
     ok = ok && PQsendQueryParams(s->conn, "LISTEN stompd_free", 0, NULL, NULL, NULL, NULL, 0) &&
          PQsendQueryParams(s->conn, "LISTEN stompd_want", 0, NULL, NULL, NULL, NULL, 0) &&
+         PQsendQueryParams(s->conn, "LISTEN stompd_topic", 0, NULL, NULL, NULL, NULL, 0) &&
          PQsendQueryParams(s->conn, sql, 0, NULL, NULL, NULL, NULL, 0) &&
          PQpipelineSync(s->conn);
     if (!ok) {
@@ -275,6 +277,8 @@ static void take_result(store *s, PGresult *r)
         s->claimed[s->nclaimed++] = r;
         s->nres++;
         return; /* kept */
+    } else if (st == PGRES_TUPLES_OK && PQnfields(r) == 3) {
+        pg__topic_fetched(s, r); /* a topic message's row */
     } else if (st == PGRES_TUPLES_OK && PQnfields(r) == 2 && PQntuples(r) == 1) {
         /* The lease: other live nodes, queues with rows freed. */
         s->lease_others = pg__get64(PQgetvalue(r, 0, 0));
@@ -373,6 +377,7 @@ static void on_poll(uv_poll_t *h, int status, int events)
             pg__notified(s, n->relname, n->extra, n->be_pid);
             PQfreemem(n);
         }
+        pg__topic_drain(s);
         if (s->conn && PQstatus(s->conn) == CONNECTION_BAD)
             lost(s, PQerrorMessage(s->conn));
     }
@@ -435,5 +440,7 @@ store_err pg__attach(store *s)
         return STORE_E_IO;
     }
     s->state = PG_READY;
+    /* Watched from the start: the other nodes' notifications come before any commit. */
+    idle_check(s);
     return STORE_OK;
 }

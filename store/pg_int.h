@@ -52,13 +52,17 @@ typedef struct pqueue {
     char name[]; /* NUL-terminated, link.len bytes before the NUL */
 } pqueue;
 
-enum { OP_ENQ, OP_ACK, OP_REQUEUE, OP_FRONT, OP_CLAIM, OP_RELEASE, OP_LEASE };
+enum { OP_ENQ, OP_ACK, OP_REQUEUE, OP_FRONT, OP_CLAIM, OP_RELEASE, OP_LEASE, OP_TOPIC,
+       OP_TOPIC_BIG, OP_FETCH };
 
 /* One write of a batch. ENQ: ptr is the pending record. ACK: key is the id. REQUEUE: key,
  * ord, redeliveries, not_before as the row now has them. FRONT: ptr is the queue (pinned),
  * prio, ord the bound. CLAIM: ptr is the queue (pinned), key how many rows at most,
  * not_before the time they must be due by. RELEASE: ptr is the record (GHOST: out of its
- * order, given back to the other nodes by this batch). LEASE: the node's lease renewed. */
+ * order, given back to the other nodes by this batch). LEASE: the node's lease renewed.
+ * TOPIC: ptr the records of topic messages (malloc'd; key bytes of ord), not_before the
+ * publish number; TOPIC_BIG: one record, by reference. FETCH: key the stompd_topic row to
+ * read (pg_topic.c). */
 typedef struct pop {
     uint8_t kind;
     uint8_t prio;
@@ -86,7 +90,7 @@ enum { PG_DOWN, PG_CONNECTING, PG_SETUP, PG_READY };
 
 /* The prepared statements (their SQL is in pg_conn.c). */
 enum { P_INS, P_DEL, P_REQ, P_FRONT, P_STATE, P_INS_MANY, P_DEL_MANY, P_CLAIM, P_WANT,
-       P_RELEASE, P_LEASE, P_ORPHANS, P__COUNT };
+       P_RELEASE, P_LEASE, P_ORPHANS, P_TOPIC, P_TOPIC_BIG, P_TOPIC_GET, P__COUNT };
 
 struct store {
     pg__lib lib; /* libpq's functions: PQname(...) below is s->lib.PQname(...) */
@@ -137,6 +141,14 @@ struct store {
     uv_timer_t *tick;   /* renews the lease, wakes dry queues; unreferenced */
     PGresult **claimed; /* the rows the flying batch's claims returned */
     size_t nclaimed, claimed_cap;
+
+    /* Topics across nodes (pg_topic.c). */
+    store_postgres_topic_cb topic_cb;
+    void *topic_arg;
+    uint64_t topic_seq;     /* publishes numbered, so that no two payloads are equal */
+    size_t topic_backlog;   /* bytes of records in the batches */
+    struct ptopic_in *tin_head, *tin_tail; /* received, in order, not yet delivered */
+    uint64_t round_trips, topics_in, topics_lost;
 };
 
 /* libpq through the store's loaded library (pg_lib.h): s is the store in scope. */
@@ -283,6 +295,23 @@ store_err pg__share_start(store *s) STORE_WUR;
 void pg__share_stop(store *s);
 /* The connection was set up again: every dry queue is worth a claim. */
 void pg__share_reconnected(store *s);
+
+/* ---- pg_topic.c: topics across nodes ---- */
+
+/* An OP_TOPIC or OP_TOPIC_BIG, an OP_FETCH as a statement: 0 or -1. */
+int pg__send_topic(store *s, const pop *o);
+int pg__send_fetch(store *s, const pop *o);
+/* A notification of channel stompd_topic. */
+void pg__topic_notified(store *s, const char *payload);
+/* A fetch's row (id, at_ms, data) arrived. */
+void pg__topic_fetched(store *s, const PGresult *r);
+/* b is settled: its topic buffers are freed, its fetches done (found or not). */
+void pg__topic_settle(store *s, pbatch *b, int ok);
+/* Deliver what is complete at the head of the received messages (from the poll callback,
+ * never inside a store call). */
+void pg__topic_drain(store *s);
+/* At close: everything of topics freed. */
+void pg__topic_free(store *s);
 
 /* ---- pg_stmt.c: statements ---- */
 

@@ -46,6 +46,10 @@ static const char *const migrations[] = {
     "CREATE INDEX stompd_msg_owner ON stompd_msg(owner) WHERE owner <> 0;"
     "CREATE TABLE stompd_node(id integer PRIMARY KEY, lease_until bigint NOT NULL,"
     " batch bigint NOT NULL DEFAULT 0, next_id bigint NOT NULL DEFAULT 0);",
+    /* 2 -> 3: topic messages too large for a notification (pg_topic.c). */
+    "CREATE TABLE stompd_topic(id bigserial PRIMARY KEY, at_ms bigint NOT NULL,"
+    " data bytea NOT NULL);"
+    "CREATE INDEX stompd_topic_at ON stompd_topic(at_ms);",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -281,7 +285,8 @@ store_err pg__open_db(store *s)
     if (err == STORE_OK && pg__prepare(s) != 0)
         err = STORE_E_IO;
     if (err == STORE_OK && (exec_ok(s, "LISTEN stompd_free", "listen") != 0 ||
-                            exec_ok(s, "LISTEN stompd_want", "listen") != 0))
+                            exec_ok(s, "LISTEN stompd_want", "listen") != 0 ||
+                            exec_ok(s, "LISTEN stompd_topic", "listen") != 0))
         err = STORE_E_IO;
     s->be_pid = PQbackendPID(s->conn);
     return err;

@@ -246,6 +246,10 @@ void pg__notified(store *s, const char *channel, const char *payload, int pid)
 {
     if (pid == s->be_pid || s->closing)
         return; /* this node's own */
+    if (strcmp(channel, "stompd_topic") == 0) {
+        pg__topic_notified(s, payload);
+        return;
+    }
     int want = strcmp(channel, "stompd_want") == 0;
     if (!want && strcmp(channel, "stompd_free") != 0)
         return;

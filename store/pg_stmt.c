@@ -86,6 +86,16 @@ const pg_stmt pg__stmts[P__COUNT] = {
                     "WITH r AS (UPDATE stompd_msg SET owner = 0 WHERE owner = $1"
                     " AND NOT (id = ANY($2)) RETURNING queue) " NOTIFY_FREED,
                     2, { T_INT4, T_INT8_A } },
+    /* Topic messages to the other nodes (pg_topic.c): inline; by reference, the rows older
+     * than $3 ms deleted; a row read. */
+    [P_TOPIC] = { "stompd_topic", "SELECT pg_notify('stompd_topic', $1)", 1, { T_TEXT } },
+    [P_TOPIC_BIG] = { "stompd_topic_big",
+                      "WITH d AS (DELETE FROM stompd_topic WHERE at_ms < " PG_NOW_MS " - $3),"
+                      " t AS (INSERT INTO stompd_topic(at_ms, data) VALUES(" PG_NOW_MS ", $2)"
+                      " RETURNING id) SELECT pg_notify('stompd_topic', $1 || (SELECT id FROM t))",
+                      3, { T_TEXT, T_BYTEA, T_INT8 } },
+    [P_TOPIC_GET] = { "stompd_topic_get",
+                      "SELECT id, at_ms, data FROM stompd_topic WHERE id = $1", 1, { T_INT8 } },
 };
 
 void pg__put64(char *p, uint64_t v)
@@ -176,6 +186,11 @@ static int send_op(store *s, const pop *o)
         return send_claim(s, o);
     case OP_LEASE:
         return send_lease(s);
+    case OP_TOPIC:
+    case OP_TOPIC_BIG:
+        return pg__send_topic(s, o);
+    case OP_FETCH:
+        return pg__send_fetch(s, o);
     default:
         return -1;
     }
@@ -314,6 +329,12 @@ int pg__send_orphans(store *s)
     for (const store__idlink *l = store__ids_first(&s->ids); rc == 0 && l;
          l = store__ids_next(&s->ids, l))
         rc = arr_int(&a, l->id, 8);
+    /* An acked message has left memory, but its row is deleted only by its batch, maybe
+     * the next one: freed meanwhile, another claim would deliver it again. */
+    for (int k = 0; k < 2; k++)
+        for (size_t i = 0; rc == 0 && i < s->bat[k].nops; i++)
+            if (s->bat[k].ops[i].kind == OP_ACK && s->bat[k].ops[i].key > 0)
+                rc = arr_int(&a, (uint64_t)s->bat[k].ops[i].key, 8);
     char own[4];
     pg__put32(own, (uint32_t)s->node);
     if (rc == 0) {

@@ -52,11 +52,6 @@ struct store {
 #define TRIM_EMPTY_MIN ((size_t)1 << 20)
 
 /* No band has ready messages outside memory. */
-static const int64_t no_limit[STORE__PRIORITIES] = {
-    INT64_MAX, INT64_MAX, INT64_MAX, INT64_MAX, INT64_MAX,
-    INT64_MAX, INT64_MAX, INT64_MAX, INT64_MAX, INT64_MAX,
-};
-
 static mqueue *find_queue(const store *s, const char *name, size_t len, uint64_t h)
 {
     return store__entry(store__queues_find(&s->queues, name, len, h), mqueue, link);
@@ -244,7 +239,7 @@ static store_err take(store *s, const char *queue, size_t queue_len, uint64_t h,
     mqueue *q = find_queue(s, queue, queue_len, h);
     if (!q)
         return STORE_E_EMPTY;
-    store_err err = q->o.waiting.n ? store__order_promote(&q->o, now, no_limit, &s->bytes)
+    store_err err = q->o.waiting.n ? store__order_promote(&q->o, now, store__no_limit, &s->bytes)
                                    : STORE_OK;
     store__rec *r = store__order_first(&q->o);
     if (!r)
@@ -390,27 +385,18 @@ static void mem_queue_size(store *s, const char *queue, size_t queue_len, uint64
     *bytes = q ? q->bytes : 0;
 }
 
+static store__rec *scan_find(void *arg, uint64_t id);
+
 static store_err mem_browse(store *s, const char *queue, size_t queue_len, uint64_t h,
                             store_cursor *cur, uint64_t now, store_msg *out)
 {
     mqueue *q = find_queue(s, queue, queue_len, h);
-    if (!q)
+    const store__rec *r = q ? store__order_browse(&q->o, q, cur, now, &s->bytes, scan_find, s)
+                            : NULL;
+    if (!r)
         return STORE_E_EMPTY;
-    store_err perr = store__order_promote(&q->o, now, no_limit, &s->bytes);
-    (void)perr; /* what could not be promoted shows in a later call */
-    int p;
-    int64_t ord;
-    uint64_t id;
-    store__cursor_read(cur, &p, &ord, &id);
-    for (; p >= 0; p--, ord = INT64_MIN, id = 0) {
-        const store__rec *r = store__order_after(&q->o, q, p, find_rec(s, id), ord, id);
-        if (r) {
-            store__cursor_write(cur, p, r->ord, r->link.id);
-            fill(out, r);
-            return STORE_OK;
-        }
-    }
-    return STORE_E_EMPTY;
+    fill(out, r);
+    return STORE_OK;
 }
 
 /* ---- version 8: take_match, queues ---- */
@@ -435,7 +421,7 @@ static store_err mem_take_match(store *s, const char *queue, size_t queue_len, u
     mqueue *q = find_queue(s, queue, queue_len, h);
     if (!q)
         return STORE_E_EMPTY;
-    store_err perr = q->o.waiting.n ? store__order_promote(&q->o, now, no_limit, &s->bytes)
+    store_err perr = q->o.waiting.n ? store__order_promote(&q->o, now, store__no_limit, &s->bytes)
                                     : STORE_OK;
     store__scan_env env = { &q->o, q, q->o.mask, scan_gen(q), scan_find, NULL, fill, s };
     store__rec *r;

@@ -17,11 +17,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static const int64_t no_limit[STORE__PRIORITIES] = {
-    INT64_MAX, INT64_MAX, INT64_MAX, INT64_MAX, INT64_MAX,
-    INT64_MAX, INT64_MAX, INT64_MAX, INT64_MAX, INT64_MAX,
-};
-
 void pg__set_err(store *s, const char *fmt, ...)
 {
     va_list ap;
@@ -147,6 +142,7 @@ static void pg_close(store *s)
     for (size_t i = 0; i < s->nclaimed; i++)
         PQclear(s->claimed[i]);
     free(s->claimed);
+    pg__topic_free(s);
     for (store__qlink *l = store__queues_first(&s->queues); l;
          l = store__queues_next(&s->queues, l))
         store__order_free(&store__container_of(l, pqueue, link)->o, NULL);
@@ -271,7 +267,7 @@ static store_err take(store *s, const char *queue, size_t queue_len, uint64_t h,
     pqueue *q = find_queue(s, queue, queue_len, h);
     if (!q)
         return pg__claim(s, queue, queue_len, h, now);
-    store_err err = q->o.waiting.n ? store__order_promote(&q->o, now, no_limit, &s->bytes)
+    store_err err = q->o.waiting.n ? store__order_promote(&q->o, now, store__no_limit, &s->bytes)
                                    : STORE_OK;
     store__rec *r = store__order_first(&q->o);
     if (!r && err == STORE_OK && !q->o.waiting.n)
@@ -484,6 +480,7 @@ void pg__fly_done(store *s, int ok)
             pg__forget(s, r);
     }
     pg__share_settle(s, b, ok);
+    pg__topic_settle(s, b, ok);
     settle_ops(s, b, ok);
     store_commit_cb cb = b->cb;
     void *arg = b->arg;
@@ -510,27 +507,18 @@ static void pg_queue_size(store *s, const char *queue, size_t queue_len, uint64_
     *bytes = q ? q->bytes : 0;
 }
 
+static store__rec *scan_find(void *arg, uint64_t id);
+
 static store_err pg_browse(store *s, const char *queue, size_t queue_len, uint64_t h,
                            store_cursor *cur, uint64_t now, store_msg *out)
 {
     pqueue *q = find_queue(s, queue, queue_len, h);
-    if (!q)
+    const store__rec *r = q ? store__order_browse(&q->o, q, cur, now, &s->bytes, scan_find, s)
+                            : NULL;
+    if (!r)
         return STORE_E_EMPTY;
-    store_err perr = store__order_promote(&q->o, now, no_limit, &s->bytes);
-    (void)perr; /* what could not be promoted shows in a later call */
-    int p;
-    int64_t ord;
-    uint64_t id;
-    store__cursor_read(cur, &p, &ord, &id);
-    for (; p >= 0; p--, ord = INT64_MIN, id = 0) {
-        const store__rec *r = store__order_after(&q->o, q, p, find_rec(s, id), ord, id);
-        if (r) {
-            store__cursor_write(cur, p, r->ord, r->link.id);
-            fill(out, r);
-            return STORE_OK;
-        }
-    }
-    return STORE_E_EMPTY;
+    fill(out, r);
+    return STORE_OK;
 }
 
 static size_t pg_resident(store *s)
@@ -608,7 +596,7 @@ static store_err pg_take_match(store *s, const char *queue, size_t queue_len, ui
     pqueue *q = find_queue(s, queue, queue_len, h);
     if (!q)
         return pg__claim(s, queue, queue_len, h, now); /* another node's, maybe */
-    store_err perr = q->o.waiting.n ? store__order_promote(&q->o, now, no_limit, &s->bytes)
+    store_err perr = q->o.waiting.n ? store__order_promote(&q->o, now, store__no_limit, &s->bytes)
                                     : STORE_OK;
     store__scan_env env = { &q->o, q, q->o.mask, scan_gen(q), scan_find, NULL, fill, s };
     store__rec *r;

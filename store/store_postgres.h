@@ -35,6 +35,49 @@ extern "C" {
 /* The PostgreSQL backend. Borrowed, static, never NULL. */
 const store_ops *store_postgres_backend(void);
 
+/* ---- topics across nodes (pg_topic.c) ----
+ * Besides store_ops, a store of this backend carries topic messages to the other nodes on
+ * its database: store_postgres_publish puts one in the open batch, its commit notifies every
+ * node listening, and each other node's callback gets it, in the order of the commits (and
+ * within a batch, of the publishes). Nothing of it is durable: a node whose connection is
+ * down meanwhile misses what was published then. */
+
+/* How long a topic message too large for a notification stays in stompd_topic for the
+ * other nodes to read, ms (deleted by the next such publish after that). */
+#define STORE_POSTGRES_TOPIC_KEEP_MS 60000
+/* The most bytes of topic messages waiting for commits (the database unreachable): a
+ * publish beyond it is refused (STORE_E_BUSY). */
+#define STORE_POSTGRES_TOPIC_BACKLOG (64u << 20)
+
+/* A topic message. Borrowed pointers. expires: 0 or the time it expires (the broker's). */
+typedef struct store_postgres_topic {
+    const char *dest;
+    size_t dest_len;
+    const char *headers; /* the broker's header block, opaque */
+    size_t headers_len;
+    const char *body;
+    size_t body_len;
+    uint64_t expires;
+} store_postgres_topic;
+
+/* Called on the owner's loop, never inside a store call; m is borrowed for the call. */
+typedef void (*store_postgres_topic_cb)(void *arg, const store_postgres_topic *m);
+
+/* Deliver the other nodes' topic messages to cb (NULL: no longer). s must be of this
+ * backend. */
+void store_postgres_topics(store *s, store_postgres_topic_cb cb, void *arg);
+/* Send m to the other nodes with the next commit (the caller commits). STORE_OK,
+ * STORE_E_NOMEM, STORE_E_BUSY (over STORE_POSTGRES_TOPIC_BACKLOG), STORE_E_INVALID. */
+store_err store_postgres_publish(store *s, const store_postgres_topic *m) STORE_WUR;
+
+typedef struct store_postgres_counts {
+    uint64_t round_trips; /* pipelines sent (one Sync each: a round trip to the database) */
+    uint64_t topics_in;   /* topic messages from other nodes handed to the callback */
+    uint64_t topics_lost; /* ... that could not be (a row read too late, no memory) */
+} store_postgres_counts;
+/* s's counters since open. s must be of this backend. */
+void store_postgres_stats(const store *s, store_postgres_counts *out);
+
 #ifdef __cplusplus
 }
 #endif

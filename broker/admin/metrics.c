@@ -5,9 +5,11 @@
  * Cardinality is capped: at most metrics_max_destinations destinations get series (the
  * first by name); the rest are counted in stompd_metrics_destinations_dropped_total (summed
  * over scrapes) and stompd_metrics_destinations_dropped (this scrape). Each family is
- * written whole (HELP, TYPE, every series) as the format requires.
+ * written whole (HELP, TYPE, every series) as the format requires. With the PostgreSQL
+ * store, its round trips and the topic messages exchanged with other nodes are counted too.
  */
 #include "admin/http.h"
+#include "store_postgres.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -106,6 +108,24 @@ static void broker_wide(out *o, broker *b, size_t ndests, size_t dropped)
         "Destinations left out of scrapes, summed over scrapes.", b->admin.dropped_series);
 }
 
+/* The PostgreSQL store's own counters (store_postgres.h). */
+static void postgres(out *o, broker *b)
+{
+    if (b->st != store_postgres_backend())
+        return;
+    store_postgres_counts c;
+    store_postgres_stats(b->store, &c);
+    one(o, "stompd_store_round_trips_total", "counter",
+        "Pipelines sent to the database (one round trip each).", c.round_trips);
+    one(o, "stompd_topic_from_nodes_total", "counter",
+        "Topic messages from other nodes handed to this node's subscribers.", c.topics_in);
+    one(o, "stompd_topic_from_nodes_lost_total", "counter",
+        "Topic messages from other nodes that could not be read.", c.topics_lost);
+    one(o, "stompd_topic_to_nodes_dropped_total", "counter",
+        "Topic messages not sent to (or not delivered from) other nodes: memory, backlog.",
+        b->route.topic_share_dropped);
+}
+
 /* destination="NAME",type="queue": the name escaped as the format wants. */
 static void labels(out *o, const dest_t *d)
 {
@@ -194,6 +214,7 @@ void admin__metrics(http_conn *hc)
     out o = { 0 };
     o.oom = oom;
     broker_wide(&o, b, n, n - shown);
+    postgres(&o, b);
     per_destination(&o, b, all, shown);
     free(all);
     if (o.oom)

@@ -90,6 +90,19 @@ bmsg *bmsg__from_frame(const stomp_frame *f, const char *dest, size_t dest_len)
     return m;
 }
 
+bmsg *bmsg__from_block(const char *dest, size_t dest_len, const char *hdrs, size_t hdrs_len,
+                       const char *body, size_t body_len)
+{
+    bmsg *m = bmsg_alloc(dest, dest_len, hdrs_len, body_len);
+    if (!m)
+        return NULL;
+    if (hdrs_len)
+        memcpy(m->hdrs, hdrs, hdrs_len);
+    if (body_len)
+        memcpy(m->body, body, body_len);
+    return m;
+}
+
 bmsg *bmsg__from_parts(const char *dest, const broker_header *h, size_t nh, const void *body,
                        size_t body_len)
 {

@@ -22,11 +22,14 @@ broker_err route__send(broker *b, bmsg *m, int *stored)
     if (dest__is_topic(m->dest, m->dest_len)) {
         b->stats.messages_in++;
         *stored = 0;
+        if (!expired(b, &m->attrs))
+            topic__share(b, m->dest, m->dest_len, m->hdrs, m->hdrs_len, m->body, m->body_len,
+                         m->attrs.expires);
         dest_t *d = dest__find(b, m->dest, m->dest_len, hash);
         if (d)
             d->n_in++;
-        if (expired(b, &m->attrs))
-            return BROKER_OK;
+        if (m->attrs.expires && m->attrs.expires <= broker__now_ms(b))
+            return BROKER_OK; /* counted above */
         if (b->route.ndurable) {
             broker_err rc = durable__publish(b, m->dest, m->dest_len, m->hdrs, m->hdrs_len,
                                              m->body, m->body_len, &m->attrs, m->origin, stored);
@@ -117,6 +120,8 @@ broker_err route__send_frame(broker *b, const stomp_frame *f, const char *dname,
             if (rc != BROKER_OK)
                 return rc;
         }
+        if (!a->expires || a->expires > broker__now_ms(b))
+            topic__share_frame(b, f, dname, dlen, a);
         dest_t *d = dest__find(b, dname, dlen, hash);
         if (b->route.wild_topics.n)
             return topic_wild(b, d, f, dname, dlen, a, from);

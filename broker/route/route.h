@@ -171,6 +171,9 @@ struct bmsg {
 bmsg *bmsg__from_frame(const stomp_frame *f, const char *dest, size_t dest_len);
 bmsg *bmsg__from_parts(const char *dest, const broker_header *h, size_t nh, const void *body,
                        size_t body_len);
+/* From a header block (as msg__header_block makes). Same ownership. */
+bmsg *bmsg__from_block(const char *dest, size_t dest_len, const char *hdrs, size_t hdrs_len,
+                       const char *body, size_t body_len);
 void bmsg__unref(bmsg *m);
 
 /* Header block (packed, stomp_pack_headers) of a SEND written into *buf (grown as needed):
@@ -454,6 +457,16 @@ void topic__fan_out(broker *b, dest_t *d, bmsg *m);
 broker_err topic__publish_wild(broker *b, dest_t *d, const char *dname, size_t dlen,
                                const stomp_frame *f, bmsg *m, const msg_attrs *a,
                                const endpoint *from) BROKER_WUR;
+/* Topics across nodes (the PostgreSQL store, route.topic_share): a message published here
+ * goes to the other nodes too (topic__share: a header block; topic__share_frame: a SEND);
+ * one from another node reaches this node's subscribers (topic__remote; with origin NULL,
+ * so noLocal never holds it back). */
+void topic__share(broker *b, const char *dname, size_t dlen, const char *hdrs, size_t hlen,
+                  const char *body, size_t blen, uint64_t expires);
+void topic__share_frame(broker *b, const stomp_frame *f, const char *dname, size_t dlen,
+                        const msg_attrs *a);
+void topic__remote(broker *b, const char *dname, size_t dlen, const char *hdrs, size_t hlen,
+                   const char *body, size_t blen, uint64_t expires);
 /* Enqueue to the queue named so, whose store_hash_name() is hash, with attributes a (NULL:
  * a plain message; the queue's ttl and max_ttl apply either way); *id (may be NULL)
  * receives the store id. */
@@ -571,6 +584,9 @@ typedef struct route_state {
     uint64_t writes;     /* store writes ever */
     endpoint *waiters;   /* endpoints holding something for a batch */
     uint64_t topic_seq, inproc_seq;
+    /* Topic messages go to the other nodes on the store's database too (topic.c). */
+    int topic_share;
+    uint64_t topic_share_dropped; /* not sent to, or not delivered from, other nodes */
     delivery *dfree;     /* recycled deliveries */
     size_t ndfree;
     char *scratch;       /* header block of SENDs going straight to the store */

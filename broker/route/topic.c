@@ -9,8 +9,12 @@
  * in a client ack mode whose prefetch window is full has its messages wait (window.c); one
  * that cannot keep up (output, and what waits, over max_output_bytes) gets an ERROR
  * rather than unbounded memory.
+ * With the PostgreSQL store, topics span the nodes sharing its database: each message
+ * published here also goes to the others through the store, and theirs reach the
+ * subscribers here (the end of this file).
  */
 #include "core.h"
+#include "store_postgres.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -180,4 +184,79 @@ broker_err topic__publish_wild(broker *b, dest_t *d, const char *dname, size_t d
     if (own)
         bmsg__unref(own);
     return rc;
+}
+
+/* ---- topics across nodes: the store carries them to the nodes sharing its database ---- */
+
+/* m to the other nodes (when the store shares topics): with the next commit. A refusal
+ * (memory, or the database unreachable for long) costs the other nodes this message, not
+ * this node's subscribers. */
+void topic__share(broker *b, const char *dname, size_t dlen, const char *hdrs, size_t hlen,
+                  const char *body, size_t blen, uint64_t expires)
+{
+    if (!b->route.topic_share)
+        return;
+    store_postgres_topic t = { dname, dlen, hdrs, hlen, body, blen, expires };
+    if (store_postgres_publish(b->store, &t) != STORE_OK) {
+        b->route.topic_share_dropped++;
+        return;
+    }
+    commit__again(b);
+}
+
+void topic__share_frame(broker *b, const stomp_frame *f, const char *dname, size_t dlen,
+                        const msg_attrs *a)
+{
+    route_state *r = &b->route;
+    size_t hlen;
+    if (!r->topic_share)
+        return;
+    if (msg__header_block(f, &r->scratch, &r->scratch_cap, &hlen) != 0) {
+        r->topic_share_dropped++;
+        return;
+    }
+    topic__share(b, dname, dlen, r->scratch, hlen, f->body, f->body_len, a->expires);
+}
+
+/* A header block as msg__header_block makes it: "name\0value\0" pairs. */
+static int block_ok(const char *h, size_t n)
+{
+    size_t nuls = 0;
+    for (size_t i = 0; i < n; i++)
+        nuls += h[i] == '\0';
+    return nuls % 2 == 0 && (!n || h[n - 1] == '\0');
+}
+
+void topic__remote(broker *b, const char *dname, size_t dlen, const char *hdrs, size_t hlen,
+                   const char *body, size_t blen, uint64_t expires)
+{
+    if (b->stopping)
+        return;
+    /* The database is trusted, but a notification can come from any of its clients. */
+    if (!dest__is_topic(dname, dlen) || !block_ok(hdrs, hlen)) {
+        b->route.topic_share_dropped++;
+        return;
+    }
+    if (expires && expires <= broker__now_ms(b)) {
+        b->stats.expired++;
+        return;
+    }
+    dest_t *d = dest__find(b, dname, dlen, store_hash_name(dname, dlen));
+    if (!d && !b->route.wild_topics.n)
+        return; /* nobody here listens */
+    bmsg *m = bmsg__from_block(dname, dlen, hdrs, hlen, body, blen);
+    if (!m) {
+        b->route.topic_share_dropped++;
+        return;
+    }
+    m->attrs.expires = expires;
+    if (d)
+        d->n_in++;
+    if (b->route.wild_topics.n) {
+        if (topic__publish_wild(b, d, dname, dlen, NULL, m, &m->attrs, NULL) != BROKER_OK)
+            b->route.topic_share_dropped++;
+    } else {
+        topic__fan_out(b, d, m);
+    }
+    bmsg__unref(m);
 }

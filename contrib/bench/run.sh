@@ -1,7 +1,8 @@
 #!/bin/sh
 # run.sh: what `make bench` runs: the codec micro-benchmark, then the broker table (a fresh stompd
 # on loopback per run, each scenario 3 times: median, spread, target, met). compare.sh sources it.
-# Usage: sh contrib/bench/run.sh BUILDDIR [NAME...]   (NAME: frames, broker, tls, admin; default all)
+# Usage: sh contrib/bench/run.sh BUILDDIR [NAME...]   (NAME: frames, broker, tls, admin,
+# postgres (contrib/bench/postgres.sh); default all)
 set -eu
 
 build=${1:?usage: run.sh BUILDDIR [NAME...]}
@@ -964,10 +965,13 @@ machine_rows() {
 
 [ "${BENCH_LIBRARY:-0}" = 1 ] && return 0
 
+# The PostgreSQL rows: bench_postgres.
+. "$(dirname "$0")/postgres.sh"
+
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-[ $# -gt 0 ] || set -- frames broker tls admin # the default list, in running order
+[ $# -gt 0 ] || set -- frames broker tls admin postgres # the default list, in running order
 failed=""
 for name in "$@"; do
     echo "== $name"

@@ -126,6 +126,35 @@ static int wait_ready(pgtest *p)
     return -1;
 }
 
+/* Start postgres on the data directory (made by initdb) and wait until it answers: 0, or
+ * -1 with the server stopped and p->err saying why. */
+static int run_server(pgtest *p, const struct passwd *pw, const char *bindir)
+{
+    char prog[256], data[192], sock[160];
+    snprintf(prog, sizeof prog, "%s/postgres", bindir);
+    snprintf(data, sizeof data, "%s/data", p->dir);
+    snprintf(sock, sizeof sock, "unix_socket_directories=%s", p->dir);
+    /* No TCP at all; tests need no durability against power loss. */
+    char *const argv[] = { prog, "-D", data, "-c", sock, "-c", "listen_addresses=",
+                           "-c", "fsync=off", "-c", "full_page_writes=off", "-c",
+                           "max_connections=60", NULL };
+    p->pid = spawn(p, pw, "postgres.log", argv);
+    if (p->pid < 0) {
+        p->pid = 0;
+        snprintf(p->err, sizeof p->err, "fork: %s", strerror(errno));
+        pgtest_stop(p);
+        return -1;
+    }
+    if (wait_ready(p) != 0) {
+        char keep[sizeof p->err];
+        memcpy(keep, p->err, sizeof keep);
+        pgtest_stop(p);
+        memcpy(p->err, keep, sizeof keep);
+        return -1;
+    }
+    return 0;
+}
+
 int pgtest_start(pgtest *p)
 {
     memset(p, 0, sizeof *p);
@@ -159,28 +188,39 @@ int pgtest_start(pgtest *p)
         pgtest_stop(p);
         return -1;
     }
-    char prog[256], data[192], sock[160];
-    snprintf(prog, sizeof prog, "%s/postgres", bindir);
-    snprintf(data, sizeof data, "%s/data", p->dir);
-    snprintf(sock, sizeof sock, "unix_socket_directories=%s", p->dir);
-    /* No TCP at all; tests need no durability against power loss. */
-    char *const argv[] = { prog, "-D", data, "-c", sock, "-c", "listen_addresses=",
-                           "-c", "fsync=off", "-c", "full_page_writes=off", "-c",
-                           "max_connections=60", NULL };
-    p->pid = spawn(p, pw, "postgres.log", argv);
-    if (p->pid < 0) {
-        p->pid = 0;
-        snprintf(p->err, sizeof p->err, "fork: %s", strerror(errno));
-        pgtest_stop(p);
+    return run_server(p, pw, bindir);
+}
+
+int pgtest_resume(pgtest *p)
+{
+    char bindir[200];
+    const struct passwd *pw = geteuid() == 0 ? getpwnam("nobody") : NULL;
+    if (p->pid > 0 || !p->dir[0] || find_bindir(bindir, sizeof bindir) != 0) {
+        snprintf(p->err, sizeof p->err, "no stopped server to start again");
         return -1;
     }
-    if (wait_ready(p) != 0) {
-        char keep[sizeof p->err];
-        memcpy(keep, p->err, sizeof keep);
-        pgtest_stop(p);
-        memcpy(p->err, keep, sizeof keep);
-        return -1;
+    return run_server(p, pw, bindir);
+}
+
+/* SIGINT (a fast shutdown: sessions are cut), then SIGKILL if it does not go in 30 s. */
+static void stop_server(pgtest *p)
+{
+    int st;
+    (void)kill(p->pid, SIGINT);
+    for (int i = 0; i < 3000 && waitpid(p->pid, &st, WNOHANG) == 0; i++)
+        usleep(10 * 1000);
+    if (kill(p->pid, 0) == 0) {
+        (void)kill(p->pid, SIGKILL);
+        (void)waitpid(p->pid, &st, 0);
     }
+    p->pid = 0;
+}
+
+int pgtest_pause(pgtest *p)
+{
+    if (p->pid <= 0)
+        return -1;
+    stop_server(p);
     return 0;
 }
 
@@ -193,17 +233,8 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
 
 void pgtest_stop(pgtest *p)
 {
-    if (p->pid > 0) {
-        int st;
-        (void)kill(p->pid, SIGINT); /* fast shutdown: sessions are cut */
-        for (int i = 0; i < 3000 && waitpid(p->pid, &st, WNOHANG) == 0; i++)
-            usleep(10 * 1000);
-        if (kill(p->pid, 0) == 0) {
-            (void)kill(p->pid, SIGKILL);
-            (void)waitpid(p->pid, &st, 0);
-        }
-        p->pid = 0;
-    }
+    if (p->pid > 0)
+        stop_server(p);
     if (p->dir[0])
         (void)nftw(p->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
     p->dir[0] = '\0';

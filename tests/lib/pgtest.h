@@ -24,6 +24,11 @@ typedef struct pgtest {
 int pgtest_start(pgtest *p);
 /* Stop it (SIGINT, then SIGKILL if it does not go) and remove its directory. Idempotent. */
 void pgtest_stop(pgtest *p);
+/* Stop the server as pg_ctl -m fast does (SIGINT: sessions are cut), keeping its data and
+ * directory: 0, or -1 when none runs. */
+int pgtest_pause(pgtest *p);
+/* Start a paused server again, on the same socket: 0, or -1 with p->err saying why. */
+int pgtest_resume(pgtest *p);
 /* Run sql on database db ("postgres" when NULL) as the superuser: 0, or -1 (printed). */
 int pgtest_exec(const pgtest *p, const char *db, const char *sql);
 /* Create database name and write its connection string to out: 0 or -1. */
