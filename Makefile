@@ -16,8 +16,8 @@
 # (net/, session/, route/, ...) except broker/daemon/ -> libbroker.a / libbroker.so;
 # broker/daemon/*.c + libbroker.a -> stompd; tests/<area>/test_*.c -> one cmocka binary
 # each, linked with tests/lib/*.c (tests/daemon/ ones with the daemon's modules too, all
-# but main.c); contrib/bench/*.c -> one program each, and all of
-# contrib/bench/loadgen/*.c -> loadgen; ctl/*.c -> stompctl (the management API's client);
+# but main.c); contrib/bench/*.c -> one program each, all of contrib/bench/loadgen/*.c ->
+# loadgen, all of contrib/bench/relay/*.c -> relay; ctl/*.c -> stompctl (the management API's client);
 # broker/admin/console/* -> a generated C file of the library (contrib/embed_files.sh).
 # New files and new library folders need no change here.
 
@@ -69,6 +69,7 @@ TEST_SRC := $(wildcard tests/*/test_*.c)
 TESTLIB_SRC := $(wildcard tests/lib/*.c)
 BENCH_SRC := $(wildcard contrib/bench/*.c)
 LOADGEN_SRC := $(wildcard contrib/bench/loadgen/*.c)
+RELAY_SRC := $(wildcard contrib/bench/relay/*.c)
 EMBED_SRC := $(wildcard contrib/embed/*.c)
 # stompctl, the management API's command-line client: all of ctl/*.c.
 CTL_SRC := $(wildcard ctl/*.c)
@@ -80,7 +81,9 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/console_files.o
 TESTLIB_OBJ := $(TESTLIB_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:%.c=$(BUILD)/%)
 LOADGEN_OBJ := $(LOADGEN_SRC:%.c=$(BUILD)/%.o)
-BENCH_BIN := $(BENCH_SRC:contrib/bench/%.c=$(BUILD)/bench/%) $(BUILD)/bench/loadgen
+RELAY_OBJ := $(RELAY_SRC:%.c=$(BUILD)/%.o)
+BENCH_BIN := $(BENCH_SRC:contrib/bench/%.c=$(BUILD)/bench/%) $(BUILD)/bench/loadgen \
+	$(BUILD)/bench/relay
 EMBED_BIN := $(EMBED_SRC:contrib/embed/%.c=$(BUILD)/embed/%)
 # The daemon (main, command line, config file, daemonizing, pidfile, log sink, auth file)
 # is not part of the library: it goes into stompd only.
@@ -163,6 +166,10 @@ $(BUILD)/bench/%: contrib/bench/%.c $(BUILD)/libbroker.a
 	$(CC) $(CPPFLAGS) $(CFLAGS_ALL) $(PKG_CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS_ALL)
 
 $(BUILD)/bench/loadgen: $(LOADGEN_OBJ) $(BUILD)/libbroker.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDFLAGS) $(LDLIBS_ALL)
+
+$(BUILD)/bench/relay: $(RELAY_OBJ) $(BUILD)/libbroker.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $^ $(LDFLAGS) $(LDLIBS_ALL)
 

@@ -42,6 +42,8 @@ for what in "${@:-build}"; do
         have_deb ruby-stomp || want ruby-stomp
         # The browser test (tests/web/test_chat) drives Debian's Chromium headless.
         [ -x /usr/bin/chromium ] || want chromium
+        # tests/web/test_wss makes Chromium trust its test CA through an NSS database.
+        command -v certutil >/dev/null 2>&1 || want libnss3-tools
         # /metrics is checked with promtool (tests/admin/).
         command -v promtool >/dev/null 2>&1 || want prometheus
         # JavaScript clients: node and npm, then the npm packages pinned in

@@ -3,10 +3,13 @@
  *
  * Owns the bucket arrays; destroy also frees the linked objects. Growth doubles (records from
  * 64 buckets, queues from 16) until the wanted count fits one per bucket and rehashes in one
- * pass; on failure the old array stays in place, untouched.
+ * pass; on failure the old array stays in place, untouched. The records' array shrinks to a
+ * quarter once an eighth of it is used (store__ids_shrink), so a drained backlog does not
+ * keep its buckets.
  */
 #include "index.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 
 /* Bucket count after doubling from cap (or starting at first) until need fits; 0 on overflow. */
@@ -20,14 +23,12 @@ static size_t grown_cap(size_t cap, size_t first, size_t need)
     return ncap;
 }
 
-store_err store__ids_grow(store__idhash *h, size_t more)
+/* Every record into a fresh array of ncap buckets; false (h untouched) without memory. */
+static bool ids_rehash(store__idhash *h, size_t ncap)
 {
-    if (more > SIZE_MAX - h->n)
-        return STORE_E_NOMEM;
-    size_t ncap = grown_cap(h->cap, 64, h->n + more);
     store__idlink **nb = ncap ? calloc(ncap, sizeof *nb) : NULL;
     if (!nb)
-        return STORE_E_NOMEM;
+        return false;
     store__idlink **old = h->b;
     size_t ocap = h->cap;
     h->b = nb;
@@ -41,7 +42,19 @@ store_err store__ids_grow(store__idhash *h, size_t more)
         }
     }
     free(old);
-    return STORE_OK;
+    return true;
+}
+
+store_err store__ids_grow(store__idhash *h, size_t more)
+{
+    if (more > SIZE_MAX - h->n)
+        return STORE_E_NOMEM;
+    return ids_rehash(h, grown_cap(h->cap, 64, h->n + more)) ? STORE_OK : STORE_E_NOMEM;
+}
+
+void store__ids_shrink_now(store__idhash *h)
+{
+    (void)ids_rehash(h, h->cap / 4); /* without memory the larger array simply stays */
 }
 
 static store__idlink *ids_scan(const store__idhash *h, size_t from)

@@ -192,6 +192,20 @@ static inline void store__ids_remove(store__idhash *h, store__idlink *l)
     h->n--;
 }
 
+/* The records' array never shrinks below this many buckets. */
+#define STORE__IDS_SHRINK_MIN 4096
+
+void store__ids_shrink_now(store__idhash *h);
+
+/* After removals: a quarter of the buckets once at most an eighth of them would be used
+ * (then at most half of the smaller array is, so the next growth is far off); without memory
+ * the array stays as it is. Ends a walk. */
+static inline void store__ids_shrink(store__idhash *h)
+{
+    if (h->cap / 4 >= STORE__IDS_SHRINK_MIN && h->n <= h->cap / 8)
+        store__ids_shrink_now(h);
+}
+
 /* Walk every record: first, then next(l) until NULL. next reads only l's key and chain, so
  * the caller may free l once next(l) is taken; inserting or removing others ends the walk. */
 store__idlink *store__ids_first(const store__idhash *h);

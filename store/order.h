@@ -60,7 +60,7 @@ typedef struct store__order {
 /* Records given back, kept by allocation size for the next records of that size: a queue's
  * messages tend to share a size, and malloc's general path (a record outlives its small
  * per-thread cache as soon as a queue holds a few) costs about 170 instructions each way.
- * Sizes are rounded up to 16 bytes as malloc does; records up to STORE__POOL_CLASSES * 16
+ * Sizes are rounded as malloc does (store__pool_class); records up to STORE__POOL_CLASSES * 16
  * bytes are kept, at most STORE__POOL_MAX bytes in all, so a drained backlog goes back to
  * the system. Like malloc's own free lists, what is kept is not counted as resident: it
  * would hold a broker with a small max_memory paused. Zeroed to begin. */
@@ -72,11 +72,16 @@ typedef struct store__pool {
     size_t bytes;                           /* kept */
 } store__pool;
 
-/* The size class of a record of total size n (STORE__POOL_CLASSES and up: not kept). */
+/* The size class of a record of total size n (STORE__POOL_CLASSES and up: not kept): the
+ * chunk malloc takes for it, n plus malloc's 8-byte header rounded up to 16, in 16-byte
+ * units. A record of class c asks for the whole chunk but its header (STORE__POOL_ASK):
+ * asking for n rounded up to 16 instead took a chunk 16 bytes larger for half of all sizes. */
 static inline size_t store__pool_class(size_t n)
 {
-    return (n + 15) >> 4;
+    return (n + 8 + 15) >> 4;
 }
+
+#define STORE__POOL_ASK(c) (((c) << 4) - 8)
 
 /* A record of queue q (caller's type) with a copy of the header block and body: PENDING, on
  * no list, in no heap, redeliveries 0, ord 0, priority 4. NULL without memory. Give it back
@@ -90,7 +95,7 @@ static inline store__rec *store__rec_new(store__pool *pool, void *q, const void 
         r = pool->spare[c];
         pool->spare[c] = (store__rec *)r->q;
         pool->bytes -= c << 4;
-    } else if (!(r = malloc(c << 4))) {
+    } else if (!(r = malloc(STORE__POOL_ASK(c)))) {
         return NULL;
     }
     *r = (store__rec){ .q = q, .hpos = STORE__NOPOS, .xpos = STORE__NOPOS,

@@ -17,6 +17,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 typedef struct mqueue {
     store__qlink link; /* in the name index; names name[] */
@@ -37,8 +40,16 @@ struct store {
     size_t nexpiring;     /* records with an expiry, any state: room kept in expiry */
     uint64_t next_id;
     size_t bytes; /* records, queues and heaps allocated */
+    size_t peak;  /* the most `bytes` since memory was last given back (give_back) */
     store__pool pool; /* records given back, for reuse */
 };
+
+/* Memory goes back to the system once the store holds at most an eighth of its peak, if the
+ * peak was at least TRIM_MIN, and once it holds nothing, if the peak was at least
+ * TRIM_EMPTY_MIN: a drained backlog leaves the broker near its idle size, and a store that
+ * empties often with little in it never trims. */
+#define TRIM_MIN ((size_t)8 << 20)
+#define TRIM_EMPTY_MIN ((size_t)1 << 20)
 
 /* No band has ready messages outside memory. */
 static const int64_t no_limit[STORE__PRIORITIES] = {
@@ -90,6 +101,19 @@ static mqueue *get_queue(store *s, const char *queue, size_t queue_len, uint64_t
     return q;
 }
 
+/* The kept records, and the heap's free pages: malloc keeps the memory of freed records
+ * (hundreds of megabytes after a large backlog) unless asked to trim. Costs about the size of
+ * the heap, paid once per drop to an eighth of a peak, so at most once per 7/8 of a peak freed.
+ * Process-wide, like malloc itself: an embedder's free memory is returned too. */
+static void give_back(store *s)
+{
+    store__pool_drain(&s->pool);
+#ifdef __GLIBC__
+    (void)malloc_trim(0);
+#endif
+    s->peak = s->bytes;
+}
+
 /* A record leaves the store for good (acked or cancelled). */
 static void forget(store *s, store__rec *r)
 {
@@ -102,6 +126,10 @@ static void forget(store *s, store__rec *r)
     s->bytes -= STORE__REC_SIZE(r);
     store__rec_free(&s->pool, r);
     drop_queue_if_unused(s, q);
+    store__ids_shrink(&s->ids);
+    if ((s->peak >= TRIM_MIN && s->bytes <= s->peak / 8) ||
+        (s->peak >= TRIM_EMPTY_MIN && s->ids.n == 0))
+        give_back(s);
 }
 
 static store_err mem_open(const store_options *opts, store **out)
@@ -172,6 +200,8 @@ static store_err mem_enqueue_attrs(store *s, const char *queue, size_t queue_len
     r->expires = a->expires;
     store__ids_insert(&s->ids, &r->link);
     s->bytes += STORE__REC_SIZE(r);
+    if (s->bytes > s->peak)
+        s->peak = s->bytes;
     q->nrecs++;
     q->bytes += headers_len + body_len;
     if (r->not_before)

@@ -168,7 +168,7 @@ static char *read_line(char *str, int num, void *stream)
     return str;
 }
 
-int auth__load(auth_table **out, const char *path, char *err, size_t errlen)
+int auth__load(auth_table **out, const char *path, int cert_logins, char *err, size_t errlen)
 {
     auth_table *t = calloc(1, sizeof *t);
     if (!t) {
@@ -194,7 +194,7 @@ int auth__load(auth_table **out, const char *path, char *err, size_t errlen)
         snprintf(err, errlen, "%s:%d: syntax error (expected login = hash)", path, rc);
         ld.failed = 1;
     }
-    if (!ld.failed && t->n == 0) {
+    if (!ld.failed && t->n == 0 && !cert_logins) {
         snprintf(err, errlen, "%s:%u: no logins: nobody could connect", path, ld.line);
         ld.failed = 1;
     }

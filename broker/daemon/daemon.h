@@ -393,9 +393,11 @@ int daemonize__lookup_ids(const char *user, const char *group, uid_t *uid, gid_t
 typedef struct auth_table auth_table;
 
 /* Load "login = hash" lines (optionally under [auth]). Plain-text passcodes and unknown
- * hash formats are refused with "FILE:LINE: message". Caller owns one reference, released
- * with auth__free(). */
-int auth__load(auth_table **out, const char *path, char *err, size_t errlen) DAEMON_WUR;
+ * hash formats are refused with "FILE:LINE: message", and so is a file without logins
+ * unless cert_logins (tls_login is set: certificates log in, the file may hold only their
+ * [groups] and [acl]). Caller owns one reference, released with auth__free(). */
+int auth__load(auth_table **out, const char *path, int cert_logins, char *err,
+               size_t errlen) DAEMON_WUR;
 /* One more reference (for a check in flight); returns t. Loop thread only, as auth__free. */
 auth_table *auth__ref(auth_table *t);
 /* Drop a reference; the last one frees the table. */

@@ -185,6 +185,12 @@ static void on_stop_timeout(uv_timer_t *t)
     force_exit("the stop took longer than stop_timeout");
 }
 
+/* Certificates log in (tls_login): an auth file may then hold no passcodes at all. */
+static int cert_logins(const daemon_config *c)
+{
+    return c->tls.login != BROKER_TLS_LOGIN_NONE;
+}
+
 static void on_reload_warning(void *ctx, const char *msg)
 {
     (void)ctx;
@@ -210,7 +216,8 @@ static void reload_config(broker_reload_result *r)
     int kept = ok; /* the running values of the restart-only keys are in next from here */
     if (kept)
         reload__keep_running(&next, &cfg);
-    ok = ok && (!next.auth_file || auth__load(&t, next.auth_file, err, sizeof err) == 0);
+    ok = ok && (!next.auth_file ||
+                auth__load(&t, next.auth_file, cert_logins(&next), err, sizeof err) == 0);
     ok = ok && config__tls_check(&next, err, sizeof err) == 0;
     if (ok) {
         broker_options o;
@@ -469,7 +476,8 @@ static void check_config(uid_t *uid, gid_t *gid)
     char err[DAEMON_ERRLEN];
     if (auth__init() != 0)
         die(STOMPD_EXIT_FAILURE, "libsodium cannot be initialised");
-    if (cfg.auth_file && auth__load(&the_auth, cfg.auth_file, err, sizeof err) != 0)
+    if (cfg.auth_file && auth__load(&the_auth, cfg.auth_file, cert_logins(&cfg), err,
+                                       sizeof err) != 0)
         die(STOMPD_EXIT_CONFIG, "%s", err);
     if (daemonize__lookup_ids(cfg.user, cfg.group, uid, gid, err, sizeof err) != 0)
         die(STOMPD_EXIT_CONFIG, "%s", err);

@@ -20,6 +20,7 @@
 typedef struct net_stream net_stream;
 typedef struct net_tls net_tls;  /* a stream's TLS session (tls.c) */
 struct ssl_ctx_st;               /* OpenSSL's SSL_CTX */
+struct bio_method_st;            /* OpenSSL's BIO_METHOD */
 
 /* What a stream tells its owner; each runs on the loop, never inside a net__ call the
  * owner made on that stream unless said so. */
@@ -112,6 +113,7 @@ typedef struct net_state {
     struct ssl_ctx_st *tls_ctx; /* certificate, key and settings of new TLS streams */
     char *tls_in;           /* ciphertext read from any TLS socket, before it is decrypted */
     char *tls_stage;        /* small plaintext writes gathered into one record */
+    struct bio_method_st *tls_bio; /* the BIO between OpenSSL and a TLS stream's buffers */
 } net_state;
 
 void net__init(broker *b, net_accept_fn on_accept);

@@ -1,18 +1,19 @@
 /* tls.c: TLS between a stream's socket and its transport (the STOMP byte stream of tcp.c,
- * or WebSocket for wss), with OpenSSL on memory BIOs driven by libuv reads and writes; the
- * settings they start from are tls_ctx.c's.
+ * or WebSocket for wss), with OpenSSL on a BIO of our own (rq in, wq out: each byte copied
+ * once, where memory BIOs zero, copy and move it) driven by libuv; settings from tls_ctx.c.
  *
  * The transport sees the socket through net__sock_* (net.h) with libuv's signatures and
  * contracts, so over TLS it reads, writes, shuts down and closes exactly as over TCP, and
  * the session's limits, output queue, backpressure and heart-beats stay as they are.
  * Facts that always hold for a session:
- * - Ciphertext from the socket goes into rbio at once; the socket is read only while the
- *   handshake runs, or while the transport reads and rbio holds less than TLS_RBIO_MAX,
+ * - Ciphertext from the socket goes into rq at once; the socket is read only while the
+ *   handshake runs, or while the transport reads and rq holds less than TLS_RBIO_MAX,
  *   so a transport that stops reading stops the socket too.
  * - Plaintext reaches the transport only while it reads, and only after the handshake;
  *   what was written before the handshake ended waits in pend.
- * - One socket write is in flight (wreq, out); the transport's one write completes with
- *   the socket write that carried the last of its bytes (carries).
+ * - One socket write is in flight (wreq, out) while wq gathers what OpenSSL writes (they
+ *   swap at the next socket write); the transport's one write completes with the socket
+ *   write that carried the last of its bytes (carries). An idle session holds no buffers.
  * - Nothing calls the transport back inside its own call: work found in one (bytes already
  *   decrypted at a read_start) waits for the timer's next turn. The timer bounds the
  *   handshake (connect_timeout_ms) until it ends, then does those deferred turns.
@@ -36,11 +37,15 @@
 #define TLS_CHUNK 16384               /* plaintext of one record */
 #define TLS_IN 17408                  /* a record and its overhead */
 #define TLS_RBIO_MAX (4 * TLS_IN)     /* ciphertext read ahead of the transport */
+#define TLS_READ 65536                /* one socket read, as many records as it holds */
 
 struct net_tls {
     net_stream *s;
     SSL *ssl;
-    BIO *rbio, *wbio;
+    char *rq; /* ciphertext read, not yet taken by OpenSSL: from rq_off to rq_len */
+    size_t rq_off, rq_len, rq_cap;
+    char *wq; /* ciphertext OpenSSL wrote, not yet on the socket */
+    size_t wq_len, wq_cap;
     uv_timer_t timer;
     uv_alloc_cb up_alloc; /* the transport's reading, while up_reading */
     uv_read_cb up_read;
@@ -117,6 +122,99 @@ int net__tls_login(const net_stream *s, int how, char *buf, size_t cap)
     return how == BROKER_TLS_LOGIN_CN ? cn_of(x, buf, cap) : san_of(x, buf, cap);
 }
 
+/* ---- the BIO: OpenSSL's ciphertext in rq and wq ---------------------------------------- */
+
+/* Room for n more bytes at *buf + len (exactly that much for an empty buffer); 0, or -1
+ * when out of memory. */
+static int room(char **buf, size_t *cap, size_t len, size_t n)
+{
+    if (len + n <= *cap)
+        return 0;
+    size_t c = *cap * 2 > len + n ? *cap * 2 : len + n;
+    char *p = realloc(*buf, c);
+    if (!p)
+        return -1;
+    *buf = p;
+    *cap = c;
+    return 0;
+}
+
+static int wq_put(net_tls *t, const char *p, size_t n)
+{
+    if (room(&t->wq, &t->wq_cap, t->wq_len, n) != 0)
+        return -1;
+    memcpy(t->wq + t->wq_len, p, n);
+    t->wq_len += n;
+    return 0;
+}
+
+static int rq_put(net_tls *t, const char *p, size_t n)
+{
+    if (t->rq_off && t->rq_len + n > t->rq_cap) {
+        memmove(t->rq, t->rq + t->rq_off, t->rq_len - t->rq_off);
+        t->rq_len -= t->rq_off;
+        t->rq_off = 0;
+    }
+    if (room(&t->rq, &t->rq_cap, t->rq_len, n) != 0)
+        return -1;
+    memcpy(t->rq + t->rq_len, p, n);
+    t->rq_len += n;
+    return 0;
+}
+
+static int bio_write(BIO *bio, const char *p, int n)
+{
+    BIO_clear_retry_flags(bio);
+    if (n <= 0)
+        return 0;
+    return wq_put(BIO_get_data(bio), p, (size_t)n) == 0 ? n : -1;
+}
+
+/* An empty rq means "more later" (a retry), never the end: the socket tells the end (eof). */
+static int bio_read(BIO *bio, char *p, int n)
+{
+    net_tls *t = BIO_get_data(bio);
+    BIO_clear_retry_flags(bio);
+    size_t have = t->rq_len - t->rq_off;
+    if (have == 0) {
+        BIO_set_retry_read(bio);
+        return -1;
+    }
+    n = n <= 0 ? 0 : (size_t)n > have ? (int)have : n;
+    memcpy(p, t->rq + t->rq_off, (size_t)n);
+    t->rq_off += (size_t)n;
+    if (t->rq_off == t->rq_len)
+        t->rq_off = t->rq_len = 0;
+    return n;
+}
+
+static long bio_ctrl(BIO *bio, int cmd, long num, void *ptr)
+{
+    net_tls *t = BIO_get_data(bio);
+    (void)num, (void)ptr;
+    switch (cmd) {
+    case BIO_CTRL_PENDING: return (long)(t->rq_len - t->rq_off);
+    case BIO_CTRL_WPENDING: return (long)t->wq_len;
+    case BIO_CTRL_FLUSH: return 1;
+    default: return 0;
+    }
+}
+
+/* The broker's BIO method, made for its first TLS stream; NULL when out of memory. */
+static BIO_METHOD *bio_method(broker *b)
+{
+    if (b->net.tls_bio)
+        return b->net.tls_bio;
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "stompd tls");
+    if (!m || !BIO_meth_set_write(m, bio_write) || !BIO_meth_set_read(m, bio_read) ||
+        !BIO_meth_set_ctrl(m, bio_ctrl)) {
+        BIO_meth_free(m);
+        return NULL;
+    }
+    b->net.tls_bio = m;
+    return m;
+}
+
 /* ---- the socket below ------------------------------------------------------------------ */
 
 static void on_sock_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -124,8 +222,8 @@ static void on_sock_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     (void)suggested;
     broker *b = ((net_stream *)h->data)->b;
     if (!b->net.tls_in)
-        b->net.tls_in = malloc(TLS_IN);
-    *buf = uv_buf_init(b->net.tls_in, b->net.tls_in ? TLS_IN : 0);
+        b->net.tls_in = malloc(TLS_READ);
+    *buf = uv_buf_init(b->net.tls_in, b->net.tls_in ? TLS_READ : 0);
 }
 
 static void on_sock_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
@@ -133,7 +231,7 @@ static void on_sock_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 static void update_reading(net_tls *t)
 {
     int want = !t->closing && !t->eof && (!t->done || t->up_reading) &&
-               (t->failed ? t->up_reading : BIO_ctrl_pending(t->rbio) < TLS_RBIO_MAX);
+               (t->failed ? t->up_reading : t->rq_len - t->rq_off < TLS_RBIO_MAX);
     uv_stream_t *st = (uv_stream_t *)&t->s->tcp;
     if (want && !t->sock_reading) {
         if (uv_read_start(st, on_sock_alloc, on_sock_read) == 0)
@@ -153,7 +251,7 @@ static void pump(net_tls *t)
 {
     if (t->writing || t->closing || t->shut)
         return;
-    size_t n = t->dead ? 0 : BIO_ctrl_pending(t->wbio);
+    size_t n = t->dead ? 0 : t->wq_len;
     if (n == 0) {
         if (t->up_sreq && !t->shut) {
             t->shut = 1;
@@ -163,20 +261,18 @@ static void pump(net_tls *t)
         }
         return;
     }
-    if (n > t->out_cap) {
-        char *p = realloc(t->out, n);
-        if (!p) {
-            t->dead = 1;
-            return;
-        }
-        t->out = p;
-        t->out_cap = n;
-    }
-    int got = BIO_read(t->wbio, t->out, (int)(n > INT_MAX ? INT_MAX : n));
-    uv_buf_t b = uv_buf_init(t->out, got > 0 ? (unsigned)got : 0);
+    /* wq goes out as it is; what OpenSSL writes meanwhile gathers in the other buffer */
+    char *p = t->out;
+    size_t cap = t->out_cap;
+    t->out = t->wq;
+    t->out_cap = t->wq_cap;
+    t->wq = p;
+    t->wq_cap = cap;
+    t->wq_len = 0;
+    uv_buf_t b = uv_buf_init(t->out, n > UINT_MAX ? 0 : (unsigned)n);
     t->carries = t->up_req && t->done && t->pend_len == 0;
     t->wreq.data = t;
-    if (got <= 0 || uv_write(&t->wreq, (uv_stream_t *)&t->s->tcp, &b, 1, on_sock_write) != 0) {
+    if (!b.len || uv_write(&t->wreq, (uv_stream_t *)&t->s->tcp, &b, 1, on_sock_write) != 0) {
         t->dead = 1;
         t->carries = 0;
         return;
@@ -197,6 +293,16 @@ static void on_sock_write(uv_write_t *req, int status)
         t->up_wcb(r, status < 0 ? status : t->dead ? UV_EPIPE : 0);
     }
     pump(t);
+    if (!t->writing) { /* idle: the buffers go (a busy stream makes one per socket write) */
+        free(t->out);
+        t->out = NULL;
+        t->out_cap = 0;
+        if (!t->wq_len) {
+            free(t->wq);
+            t->wq = NULL;
+            t->wq_cap = 0;
+        }
+    }
 }
 
 static void on_sock_shutdown(uv_shutdown_t *req, int status)
@@ -211,7 +317,7 @@ static void on_sock_shutdown(uv_shutdown_t *req, int status)
 
 /* ---- writing ----------------------------------------------------------------------- */
 
-/* Encrypt n bytes into wbio (memory BIOs take all). -1: OpenSSL failed. */
+/* Encrypt n bytes into wq (it takes all). -1: OpenSSL failed or out of memory. */
 static int seal(net_tls *t, const char *p, size_t n)
 {
     while (n) {
@@ -247,6 +353,12 @@ static int append(net_tls *t, const char *p, size_t n)
 static int seal_bufs(net_tls *t, const uv_buf_t *bufs, unsigned nbufs)
 {
     broker *b = t->s->b;
+    /* wq sized once for all the records (22 bytes more each in TLS 1.3; 64 covers 1.2) */
+    size_t total = 0;
+    for (unsigned i = 0; i < nbufs; i++)
+        total += bufs[i].len;
+    if (room(&t->wq, &t->wq_cap, t->wq_len, total + (total / TLS_CHUNK + 1) * 64) != 0)
+        return -1;
     if (!b->net.tls_stage && !(b->net.tls_stage = malloc(TLS_CHUNK)))
         return -1;
     char *stage = b->net.tls_stage;
@@ -379,7 +491,7 @@ static int plain_text(net_tls *t, const char *p, size_t n)
         return 0;
     static const char err[] = "ERROR\nmessage:this port speaks TLS only\n"
                               "content-type:text/plain\n\nconnect with TLS\n";
-    (void)BIO_write(t->wbio, err, (int)sizeof err); /* the NUL ends the frame */
+    (void)wq_put(t, err, sizeof err); /* the NUL ends the frame */
     fail(t, UV_EOF, BROKER_LOG_WARN, "plain text on a TLS port: answered with an ERROR, closed");
     return 1;
 }
@@ -395,7 +507,7 @@ static void on_sock_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         t->eof = 1;
         t->sock_err = (int)nread;
     } else if (!t->failed && !plain_text(t, buf->base, (size_t)nread)) {
-        if (BIO_write(t->rbio, buf->base, (int)nread) != (int)nread)
+        if (rq_put(t, buf->base, (size_t)nread) != 0)
             fail(t, UV_ENOMEM, BROKER_LOG_ERROR, "out of memory for TLS input");
     }
     tls_process(t);
@@ -467,7 +579,7 @@ static void tls_process(net_tls *t)
         handshake(t);
     if (t->failed) {
         /* What arrives after a failure is dropped; the transport hears the end. */
-        (void)BIO_reset(t->rbio);
+        t->rq_off = t->rq_len = 0;
         if (t->up_req && !t->writing) {
             /* A write waiting for the handshake will never go. */
             uv_write_t *r = t->up_req;
@@ -485,6 +597,11 @@ static void tls_process(net_tls *t)
         return;
     pump(t);
     update_reading(t);
+    if (t->rq_len == 0) { /* every record taken */
+        free(t->rq);
+        t->rq = NULL;
+        t->rq_cap = 0;
+    }
 }
 
 static void on_timer(uv_timer_t *timer)
@@ -509,20 +626,18 @@ int net__tls_attach(net_stream *s, uv_stream_t *server)
     if (!t)
         return UV_ENOMEM;
     t->s = s;
-    t->ssl = b->net.tls_ctx ? SSL_new(b->net.tls_ctx) : NULL;
-    t->rbio = BIO_new(BIO_s_mem());
-    t->wbio = BIO_new(BIO_s_mem());
-    if (!t->ssl || !t->rbio || !t->wbio) {
+    BIO_METHOD *m = bio_method(b);
+    t->ssl = b->net.tls_ctx && m ? SSL_new(b->net.tls_ctx) : NULL;
+    BIO *bio = t->ssl ? BIO_new(m) : NULL;
+    if (!bio) {
         SSL_free(t->ssl);
-        BIO_free(t->rbio);
-        BIO_free(t->wbio);
         free(t);
         ERR_clear_error();
         return UV_ENOMEM;
     }
-    /* An empty memory BIO means "more later", not the end. */
-    BIO_set_mem_eof_return(t->rbio, -1);
-    SSL_set_bio(t->ssl, t->rbio, t->wbio);
+    BIO_set_data(bio, t);
+    BIO_set_init(bio, 1);
+    SSL_set_bio(t->ssl, bio, bio); /* one BIO both ways, owned by the SSL */
     SSL_set_accept_state(t->ssl);
     int mode = l->verify == BROKER_TLS_VERIFY_REQUIRED
                    ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT
@@ -549,9 +664,11 @@ static void closed_one(net_tls *t)
     if (t->up_sreq)
         t->up_scb(t->up_sreq, UV_ECANCELED);
     uv_close_cb cb = t->up_close;
-    SSL_free(t->ssl); /* and its BIOs */
+    SSL_free(t->ssl); /* and its BIO */
     free(t->pend);
     free(t->out);
+    free(t->rq);
+    free(t->wq);
     free(t);
     s->tls = NULL;
     cb((uv_handle_t *)&s->tcp);

@@ -155,6 +155,8 @@ void net__tls_free(broker *b)
 {
     SSL_CTX_free(b->net.tls_ctx);
     b->net.tls_ctx = NULL;
+    BIO_meth_free(b->net.tls_bio);
+    b->net.tls_bio = NULL;
     free(b->net.tls_in);
     free(b->net.tls_stage);
     b->net.tls_in = b->net.tls_stage = NULL;

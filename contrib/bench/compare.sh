@@ -21,6 +21,7 @@ r_queue=$((60000 / scale))
 r_queue4=$((10000 / scale))
 r_persist=$((40000 / scale))
 r_topic=$((3000 / scale))
+r_rpc=$((2000 / scale))
 conns_m=1000
 
 # ensure_rabbitmq: install Debian's rabbitmq-server if missing, without letting the package
@@ -239,6 +240,8 @@ compare() {
         on_rabbitmq r-topic $i --scenario topic -k $topic_subs -n $r_topic -s 100
         lg_run latency $i mem --scenario latency --rate 1000 -n $n_latency -s 100
         on_rabbitmq r-latency $i --scenario latency --rate 1000 -n $n_latency -s 100
+        lg_run rpc $i mem --scenario rpc -p 10 -c 1 -n $n_rpc -s 100 --dest /queue/requests
+        on_rabbitmq r-rpc $i --scenario rpc -p 10 -c 1 -n $r_rpc -s 100 --dest /queue/requests
         lg_run conns $i mem --scenario conns -m $conns_m --pid
         on_rabbitmq r-conns $i --scenario conns -m $conns_m --pid
         startup_run startup $i
@@ -259,6 +262,7 @@ compare() {
     cmp_row "topic 1 -> $topic_subs subscribers, 100 B" topic r-topic rate deliv/s 0
     cmp_row "latency at 1,000 msg/s p50 (lower better)" latency r-latency p50_us us 1
     cmp_row "latency at 1,000 msg/s p99 (lower better)" latency r-latency p99_us us 1
+    cmp_row "request/reply /temp-queue/, 10 requesters" rpc r-rpc rate trips/s 0
     cmp_row "1,000 conns: resident/conn (lower better)" conns r-conns rss_per_conn_bytes B 0
     cmp_row "1,000 conns: connect rate" conns r-conns connect_rate conn/s 0
     cmp_row "1,000 conns: one message to all (lower b.)" conns r-conns fanout_us_avg us 0
@@ -271,7 +275,7 @@ compare() {
     echo "- messages per run, stompd / RabbitMQ: queue 1P/1C $(fmt $n_queue 0) / $(fmt $r_queue 0);" \
         "4P/4C $(fmt $n_queue4 0) / $(fmt $r_queue4 0) per producer; persistent $(fmt $n_persist 0) /" \
         "$(fmt $r_persist 0); topic $(fmt $n_topic 0) / $(fmt $r_topic 0) x $topic_subs; latency" \
-        "$(fmt $n_latency 0) both. RabbitMQ gets fewer so that a run takes seconds, not minutes."
+        "$(fmt $n_latency 0) both; request/reply $(fmt $n_rpc 0) / $(fmt $r_rpc 0) per requester. RabbitMQ gets fewer so that a run takes seconds, not minutes."
     echo "- connections: 1,000 on both sides, not 10,000: RabbitMQ opens a few hundred per second here" \
         "and holds about 200 KB each$([ -n "$maxconn_opt" ] || echo "; stompd has no connection-limit option yet")."
     echo "- persistent: stompd with the SQLite store, --sync full; RabbitMQ: durable queue," \

@@ -1,7 +1,8 @@
 /* test_index.c: the in-memory index of store/index.h: records by id (bucket collisions, growth
- * across doublings, removal while walking), queues by name (lengths, embedded bytes, growth),
- * the record lists, the heap (order, entries removed from the middle through the index their
- * objects track), and growth failing at its k-th allocation (unchanged, usable, no leak).
+ * across doublings, removal while walking, shrinking as records go), queues by name (lengths,
+ * embedded bytes, growth), the record lists, the heap (order, entries removed from the middle
+ * through the index their objects track), and growth failing at its k-th allocation
+ * (unchanged, usable, no leak).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -289,6 +290,49 @@ static void test_ids_destroy_frees_records(void **state)
     assert_int_equal(h.cap, 0);
     assert_int_equal(h.n, 0);
     assert_null(store__ids_find(&h, 1));
+}
+
+/* Removing down to an eighth of the buckets shrinks them to a quarter (not below
+ * STORE__IDS_SHRINK_MIN); every record left is still found, and the walk sees each once. */
+static void test_ids_shrink(void **state)
+{
+    (void)state;
+    enum { N = 40000 };
+    rec *r = calloc(N, sizeof *r);
+    assert_non_null(r);
+    store__idhash h = {0};
+    for (size_t i = 0; i < N; i++) {
+        r[i].il.id = spread_id(i);
+        assert_int_equal(store__ids_reserve(&h, 1), STORE_OK);
+        store__ids_insert(&h, &r[i].il);
+    }
+    assert_int_equal(h.cap, 65536);
+    size_t i = 0;
+    for (; h.n > 65536 / 8 + 1; i++) {
+        store__ids_remove(&h, &r[i].il);
+        store__ids_shrink(&h);
+        assert_int_equal(h.cap, 65536);
+    }
+    store__ids_remove(&h, &r[i++].il);
+    store__ids_shrink(&h);
+    assert_int_equal(h.n, 65536 / 8);
+    assert_int_equal(h.cap, 16384);
+    for (size_t k = 0; k < N; k++) {
+        if (k < i)
+            assert_null(store__ids_find(&h, r[k].il.id));
+        else
+            assert_ptr_equal(store__ids_find(&h, r[k].il.id), &r[k].il);
+    }
+    assert_int_equal(count_ids_walk(&h), h.n);
+    for (; i < N; i++) {
+        store__ids_remove(&h, &r[i].il);
+        store__ids_shrink(&h);
+        assert_true(h.cap >= STORE__IDS_SHRINK_MIN);
+    }
+    assert_int_equal(h.n, 0);
+    assert_true(h.cap < 4 * STORE__IDS_SHRINK_MIN);
+    store__ids_destroy(&h, offsetof(rec, il));
+    free(r);
 }
 
 /* ---- queues by name ---- */
@@ -816,6 +860,7 @@ int main(void)
         cmocka_unit_test(test_ids_collisions),
         cmocka_unit_test(test_ids_remove_while_walking),
         cmocka_unit_test(test_ids_destroy_frees_records),
+        cmocka_unit_test(test_ids_shrink),
         cmocka_unit_test(test_queues_names),
         cmocka_unit_test(test_queues_collisions),
         cmocka_unit_test(test_queues_growth_and_walk),

@@ -1,7 +1,8 @@
 /* conn.c: one non-blocking client socket, owned by one worker thread: opening it, its
  * output buffer (frames are appended, then written in pieces as large as the socket takes),
- * reading under edge-triggered epoll until the socket is empty, and closing. Every frame
- * read goes to session.c; R's atomics are the only state shared with other threads. */
+ * reading under edge-triggered epoll until the socket is empty, and closing. With --tls the
+ * bytes pass through tls.c, whose handshake runs between the TCP connect and CONNECT. Every
+ * frame read goes to session.c; R's atomics are the only state shared with other threads. */
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
@@ -59,11 +60,27 @@ void conn__header(struct conn *c, const char *name, const char *value, size_t vl
     c->out_len += nlen + elen + 2;
 }
 
+static ssize_t io_read(struct conn *c, char *buf, size_t cap)
+{
+    return c->ssl ? tls__read(c, buf, cap) : read(c->fd, buf, cap);
+}
+
+static ssize_t io_write(struct conn *c, const char *buf, size_t len)
+{
+    return c->ssl ? tls__write(c, buf, len) : write(c->fd, buf, len);
+}
+
+/* What errno (just set by io_read or io_write) means on c. */
+static const char *io_strerror(const struct conn *c, int err)
+{
+    return c->ssl && err == EPROTO ? c->tls_err : strerror(err);
+}
+
 /* Write as much as the socket takes. false when the connection failed. */
 bool conn__flush(struct conn *c)
 {
     while (c->writable && c->out_off < c->out_len) {
-        ssize_t n = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
+        ssize_t n = io_write(c, c->out + c->out_off, c->out_len - c->out_off);
         if (n > 0) {
             c->out_off += (size_t)n;
         } else if (n < 0 && errno == EINTR) {
@@ -74,7 +91,7 @@ bool conn__flush(struct conn *c)
             int phase = atomic_load(&R.phase);
             if (phase < PH_CLOSE || c->state != CS_CLOSING)
                 fail("write to connection %d (%s): %s", c->idx,
-                     c->role == ROLE_PRODUCER ? "producer" : "consumer", strerror(errno));
+                     c->role == ROLE_PRODUCER ? "producer" : "consumer", io_strerror(c, errno));
             conn__close(c);
             return false;
         }
@@ -90,6 +107,8 @@ void conn__close(struct conn *c)
 {
     if (c->fd < 0)
         return;
+    if (c->ssl)
+        tls__close(c);
     close(c->fd);
     c->fd = -1;
     if (c->state != CS_READY && c->state != CS_CLOSING && c->state != CS_CLOSED &&
@@ -130,18 +149,37 @@ void conn__open(struct conn *c)
     c->w->inflight++;
 }
 
+/* CS_TLS: the handshake's next step; once it is done CONNECT is queued and written.
+ * false while it waits for the socket, or when it failed (the run fails). */
+static bool tls_step(struct conn *c)
+{
+    int r = tls__handshake(c);
+    if (r < 0) {
+        fail("connection %d: %s", c->idx, c->tls_err);
+        conn__close(c);
+        return false;
+    }
+    if (r == 0)
+        return false;
+    session__connect(c);
+    c->writable = true;
+    return conn__flush(c);
+}
+
 /* EPOLLIN: parse every frame read, then flush the ACKs or the producer's next batch.
  * hup: the peer's FIN or an error was reported, so read until EOF/EAGAIN (no new edge comes). */
 void conn__on_readable(struct conn *c, bool hup)
 {
     char *buf = c->w->rbuf;
+    if (c->state == CS_TLS && !tls_step(c))
+        return;
     while (c->fd >= 0) {
-        ssize_t n = read(c->fd, buf, RBUF_SIZE);
+        ssize_t n = io_read(c, buf, RBUF_SIZE);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
             if (c->state != CS_CLOSING)
                 fail("connection %d (%s) closed by the broker%s%s", c->idx,
                      c->role == ROLE_PRODUCER ? "producer" : "consumer", n ? ": " : "",
-                     n ? strerror(errno) : "");
+                     n ? io_strerror(c, errno) : "");
             conn__close(c);
             return;
         }
@@ -180,13 +218,15 @@ void conn__on_readable(struct conn *c, bool hup)
             producer__pump(c);
         else if (!conn__flush(c))
             return;
-        /* a short read emptied the socket; new bytes raise a new edge */
-        if ((size_t)n < RBUF_SIZE && !hup)
+        /* a short read emptied the socket; new bytes raise a new edge (TLS reads until
+         * EAGAIN: OpenSSL may hold bytes the socket no longer has) */
+        if ((size_t)n < RBUF_SIZE && !hup && !c->ssl)
             break;
     }
 }
 
-/* EPOLLOUT: a finished connect queues CONNECT; then whatever is queued is written. */
+/* EPOLLOUT: a finished connect queues CONNECT (or starts the TLS handshake, which does);
+ * then whatever is queued is written. */
 void conn__on_writable(struct conn *c)
 {
     if (c->state == CS_CONNECTING) {
@@ -199,8 +239,18 @@ void conn__on_writable(struct conn *c)
             conn__close(c);
             return;
         }
-        session__connect(c);
+        if (!R.o.tls) {
+            session__connect(c);
+        } else if (tls__start(c)) {
+            c->state = CS_TLS;
+        } else {
+            fail("connection %d: %s", c->idx, c->tls_err);
+            conn__close(c);
+            return;
+        }
     }
+    if (c->state == CS_TLS && !tls_step(c))
+        return;
     c->writable = true;
     if (c->role == ROLE_PRODUCER)
         producer__pump(c);

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "stomp.h"
 
@@ -25,13 +26,13 @@
 #define MAX_SUBS 10000
 #define MAX_CONNS 100000
 
-enum scenario { SC_QUEUE, SC_PERSISTENT, SC_TOPIC, SC_LATENCY, SC_CONNS };
+enum scenario { SC_QUEUE, SC_PERSISTENT, SC_TOPIC, SC_LATENCY, SC_CONNS, SC_RPC };
 /* Indexed by enum scenario: the --scenario names, also printed in the result line. */
-extern const char *const scenario_names[5];
+extern const char *const scenario_names[6];
 
 enum pmode { PM_STREAM, PM_TIMED, PM_ROUNDS };
 enum role { ROLE_CONSUMER, ROLE_PRODUCER };
-enum cstate { CS_IDLE, CS_CONNECTING, CS_HANDSHAKE, CS_SUBSCRIBING, CS_READY, CS_CLOSING,
+enum cstate { CS_IDLE, CS_CONNECTING, CS_TLS, CS_HANDSHAKE, CS_SUBSCRIBING, CS_READY, CS_CLOSING,
               CS_CLOSED };
 enum phase { PH_SETUP, PH_RUN, PH_LINGER, PH_CLOSE, PH_END };
 
@@ -64,6 +65,8 @@ struct opts {
     int wildcards;        /* topic: subscribers take the messages through the pattern
                              <dest>.*, and hold this many patterns in all (the rest match
                              nothing); SENDs go to <dest>.x */
+    bool tls;             /* STOMP over TLS (--tls, implied by --tls-ca) */
+    const char *tls_ca;   /* the CAs the server's certificate must chain to */
 };
 
 struct worker;
@@ -77,6 +80,8 @@ struct conn {
     enum cstate state;
     bool writable;
     stomp_parser parser;
+    struct ssl_st *ssl; /* --tls: from the TCP connect on */
+    char tls_err[256];  /* why the last TLS call failed */
     char *out;
     size_t out_off, out_len, out_cap;
     /* producer */
@@ -84,6 +89,8 @@ struct conn {
     uint64_t seq;
     long outstanding;
     bool done;
+    long awaiting;       /* rpc: requests sent whose reply has not arrived */
+    uint64_t last_reply; /* rpc: highest sequence replied to, NONE before the first */
     char *prefix; /* "SEND\ndestination:...\ncontent-length:S\n[persistent:true\n]" */
     size_t prefix_len;
     /* consumer */
@@ -152,6 +159,10 @@ struct run {
     int64_t *round_sent_ns;
     _Atomic int64_t *round_done_ns;
     _Atomic uint64_t rounds_done;
+    /* --tls */
+    struct ssl_ctx_st *tls_ctx;
+    _Atomic int tls_noted;
+    char tls_proto[96]; /* "TLSv1.3/TLS_AES_256_GCM_SHA384": the first handshake's */
     pthread_mutex_t err_lock;
     char errmsg[1024];
     struct conn *conns;
@@ -194,6 +205,15 @@ void conn__close(struct conn *c);
 void conn__on_readable(struct conn *c, bool hup);
 void conn__on_writable(struct conn *c);
 
+/* tls.c: --tls on a connection's socket, calls shaped like read() and write(). */
+void tls__setup(void);
+void tls__free_ctx(void);
+bool tls__start(struct conn *c);
+int tls__handshake(struct conn *c);
+ssize_t tls__read(struct conn *c, char *buf, size_t cap);
+ssize_t tls__write(struct conn *c, const char *buf, size_t len);
+void tls__close(struct conn *c);
+
 /* session.c: the STOMP conversation on one connection. */
 struct rx_batch;
 void session__connect(struct conn *c);
@@ -213,6 +233,7 @@ struct rx_batch {
     uint64_t received, unique;
 };
 void consumer__on_message(struct conn *c, const stomp_frame *f, struct rx_batch *b);
+void consumer__on_reply(struct conn *c, const stomp_frame *f, struct rx_batch *b);
 void consumer__publish(const struct rx_batch *b);
 
 /* worker.c: one thread's event loop and the run's phases. */

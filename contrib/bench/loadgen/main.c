@@ -56,6 +56,7 @@ static void release(void)
     free(R.round_done_ns);
     free(R.conns);
     free(R.workers);
+    tls__free_ctx();
 }
 
 int main(int argc, char **argv)
@@ -64,6 +65,7 @@ int main(int argc, char **argv)
         die("pthread_mutex_init failed");
     options__parse(argc, argv);
     options__resolve();
+    tls__setup();
     scenario__setup();
     if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
         die("signal: %s", strerror(errno));

@@ -12,7 +12,8 @@
 
 #include "loadgen.h"
 
-const char *const scenario_names[5] = {"queue", "persistent", "topic", "latency", "conns"};
+const char *const scenario_names[6] = {"queue", "persistent", "topic", "latency", "conns",
+                                      "rpc"};
 
 static void usage(FILE *f)
 {
@@ -22,15 +23,16 @@ static void usage(FILE *f)
 "(key=value, or JSON with --json) and a summary on stderr. Exit status: 0 OK,\n"
 "1 FAILED or TIMEOUT (lost, duplicated or malformed messages, broker error), 2 usage.\n"
 "\n"
-"  --scenario NAME      queue | persistent | topic | latency | conns (default queue)\n"
+"  --scenario NAME      queue | persistent | topic | latency | conns | rpc (default queue)\n"
 "  --host ADDR          broker address, 127.0.0.0/8 or ::1 only (default 127.0.0.1)\n"
 "  --port N             broker port (default 61613)\n"
-"  -p, --producers N    producers (queue, persistent; default 1; others use 1)\n"
-"  -c, --consumers N    consumers (queue, persistent; default 1)\n"
+"  -p, --producers N    producers (queue, persistent; requesters: rpc; default 1; others\n"
+"                       use 1)\n"
+"  -c, --consumers N    consumers (queue, persistent; responders: rpc; default 1)\n"
 "  -k, --subscribers N  topic subscribers (topic; default 4)\n"
 "  -m, --conns N        subscribed connections (conns; default 1000, max 100000)\n"
 "  -n, --messages N     messages per producer (default: queue 1000000, persistent\n"
-"                       100000, topic 100000, latency 10000, conns 5 rounds)\n"
+"                       100000, topic 100000, latency 10000, conns 5 rounds, rpc 20000)\n"
 "  -s, --size N         body bytes, at least 32 (default 100)\n"
 "  --ack MODE           auto | client-individual (ACK each by its ack header; default auto)\n"
 "  --queue-per-producer each producer sends to its own queue; every consumer subscribes\n"
@@ -38,7 +40,8 @@ static void usage(FILE *f)
 "  --receipt-every K    a receipt on every K-th SEND (and the last); 0 = only the last\n"
 "                       (default 100; persistent 1; latency and conns 0)\n"
 "  --window W           at most W receipts outstanding per producer; 0 = unbounded\n"
-"                       (default 10; persistent 256)\n"
+"                       (default 10; persistent 256); rpc: at most W requests awaiting\n"
+"                       their reply per requester (default 1: send, wait, send)\n"
 "  --persistent         add persistent:true to SEND (implied by --scenario persistent)\n"
 "  --nack-all           queue, persistent: consumers NACK every message and also subscribe\n"
 "                       to each queue's dead-letter queue (/queue/DLQ.<name>), where every\n"
@@ -63,6 +66,10 @@ static void usage(FILE *f)
 "                       -<n>); topics need the /topic/ prefix (default /queue/lg-<pid>,\n"
 "                       or /topic/lg-<pid> for topic and conns, <pid> being loadgen's)\n"
 "  --login S, --passcode S   credentials for CONNECT (default none)\n"
+"  --tls                STOMP over TLS (1.2 or 1.3): the server's certificate must chain to\n"
+"                       the system's CAs and name --host\n"
+"  --tls-ca FILE        PEM file of the CAs the server's certificate must chain to instead\n"
+"                       (implies --tls)\n"
 "  --timeout SECS       bound on the whole run (default 60); on expiry report and fail\n"
 "  --idle SECS          end early when producers are done and nothing arrives for this\n"
 "                       long; the rest counts as lost (default 5)\n"
@@ -71,6 +78,11 @@ static void usage(FILE *f)
 "  --strict-order       out-of-order deliveries fail the run too (default: reported as\n"
 "                       result=OK_UNORDERED with exit status 0)\n"
 "  --json               print the result line as one JSON object\n"
+"\n"
+"rpc: each requester SENDs to the queue (--dest) with reply-to:/temp-queue/r and no\n"
+"SUBSCRIBE; each responder consumes the queue and SENDs the body back to the reply-to it\n"
+"received, which must have been rewritten to a /reply-queue/ name; the reply must reach its\n"
+"requester as a MESSAGE of subscription /temp-queue/r, once. The rate is round trips/s.\n"
 "  -h, --help           this text\n"
 "\n"
 "Rates: queue/persistent/topic count unique deliveries from the moment every connection\n"
@@ -180,6 +192,8 @@ static const struct optdef optdefs[] = {
     {"dest", 0, ARG_STR, FIELD(dest), 0, 0},
     {"login", 0, ARG_STR, FIELD(login), 0, 0},
     {"passcode", 0, ARG_STR, FIELD(passcode), 0, 0},
+    {"tls", 0, ARG_TRUE, FIELD(tls), 0, 0},
+    {"tls-ca", 0, ARG_STR, FIELD(tls_ca), 0, 0},
     {"timeout", 0, ARG_SECS, FIELD(timeout), 0, 0},
     {"idle", 0, ARG_SECS, FIELD(idle), 0, 0},
     {"linger", 0, ARG_SECS, FIELD(linger), 0, 0},
@@ -270,7 +284,7 @@ static void finish_options(struct opts *o)
     for (int i = 0; i < 2; i++)
         if (creds[i] && strpbrk(creds[i], "\r\n"))
             die("--login/--passcode may not hold CR or LF");
-    static const long def_messages[] = {1000000, 100000, 100000, 10000, 5};
+    static const long def_messages[] = {1000000, 100000, 100000, 10000, 5, 20000};
     if (o->messages == 0)
         o->messages = (uint64_t)def_messages[o->sc];
     if (o->sc == SC_PERSISTENT)
@@ -281,11 +295,17 @@ static void finish_options(struct opts *o)
         die("--wildcards: between 1 and 250 patterns per subscriber (-k)");
     if ((o->nack_all || o->fill || o->drain) && o->sc != SC_QUEUE && o->sc != SC_PERSISTENT)
         die("--nack-all, --fill, --drain: a queue or persistent scenario only");
+    if (o->tls_ca)
+        o->tls = true;
     if (o->fill && o->drain)
         die("--fill and --drain: one or the other");
     if (o->nack_all && o->dest && strncmp(o->dest, "/queue/", 7) != 0)
         die("--nack-all: the destination must start with /queue/");
-    if (o->sc != SC_QUEUE && o->sc != SC_PERSISTENT) {
+    if (o->sc == SC_RPC && (o->window == 0 || (o->dest && strncmp(o->dest, "/topic/", 7) == 0)))
+        die("--scenario rpc: a queue destination and a window of at least 1");
+    if (o->sc == SC_RPC && o->queue_per_producer)
+        die("--scenario rpc: one request queue (no --queue-per-producer)");
+    if (o->sc != SC_QUEUE && o->sc != SC_PERSISTENT && o->sc != SC_RPC) {
         o->producers = 1;
         o->queue_per_producer = false;
     }

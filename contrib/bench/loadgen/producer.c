@@ -12,6 +12,8 @@ bool producer__can_send(const struct conn *c)
 {
     if (c->state != CS_READY || c->seq >= R.o.messages || !atomic_load(&R.go))
         return false;
+    if (R.o.sc == SC_RPC)
+        return c->awaiting < R.window;
     if (R.window > 0 && c->outstanding >= R.window)
         return false;
     return true;
@@ -46,6 +48,8 @@ static void append_send(struct conn *c, int64_t ts)
     *p++ = '\0';
     c->out_len = (size_t)(p - c->out);
     c->seq++;
+    if (R.o.sc == SC_RPC)
+        c->awaiting++;
 }
 
 /* Sends what the pacing allows now. Stream: fill up to OUT_HWM while the window allows,

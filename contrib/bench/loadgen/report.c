@@ -106,11 +106,12 @@ static void kv_shape(struct report *r, const struct opts *o)
         kv(r, "selectors", true, "half");
     if (o->wildcards)
         kv(r, "wildcards", false, "%d", o->wildcards);
-    if (o->sc == SC_QUEUE || o->sc == SC_PERSISTENT) {
+    if (o->sc == SC_QUEUE || o->sc == SC_PERSISTENT || o->sc == SC_RPC) {
         kv(r, "queues", false, "%d", R.ndests);
         kv(r, "receipt_every", false, "%ld", R.receipt_every);
         kv(r, "window", false, "%ld", R.window);
     }
+    kv(r, "tls", true, "%s", !o->tls ? "off" : R.tls_proto[0] ? R.tls_proto : "none");
     kv(r, "threads", false, "%d", R.nworkers);
     kv(r, "msgs", false, "%" PRIu64, o->messages * (uint64_t)o->producers);
     kv(r, "deliveries", false, "%" PRIu64, atomic_load(&R.received));
@@ -184,7 +185,7 @@ static void kv_verdict(struct report *r, const struct tally *t)
 static void print_summary(const struct opts *o, const struct tally *t)
 {
     fprintf(stderr, "%s %s: ", scenario_names[o->sc], t->result);
-    if (o->sc == SC_QUEUE || o->sc == SC_PERSISTENT || o->sc == SC_TOPIC)
+    if (o->sc == SC_QUEUE || o->sc == SC_PERSISTENT || o->sc == SC_TOPIC || o->sc == SC_RPC)
         fprintf(stderr, "%" PRIu64 " of %" PRIu64 " deliveries in %.3f s = %.0f msg/s, %.1f MB/s"
                 " payload; ",
                 t->unique, R.expected, t->secs, t->secs > 0 ? (double)t->unique / t->secs : 0,

@@ -16,10 +16,11 @@ static void choose_pacing(const struct opts *o)
 {
     R.pmode = o->sc == SC_LATENCY ? PM_TIMED : o->sc == SC_CONNS ? PM_ROUNDS : PM_STREAM;
     R.receipt_every = o->receipt_every >= 0 ? o->receipt_every
+                      : o->sc == SC_RPC        ? 0
                       : o->sc == SC_PERSISTENT ? 1
                       : R.pmode == PM_STREAM   ? 100
                                                : 0;
-    R.window = o->window >= 0 ? o->window : o->sc == SC_PERSISTENT ? 256 : 10;
+    R.window = o->window >= 0 ? o->window : o->sc == SC_PERSISTENT ? 256 : o->sc == SC_RPC ? 1 : 10;
     if (R.pmode == PM_ROUNDS)
         R.window = 0;
 }
@@ -169,6 +170,7 @@ static void init_producer(struct conn *c, int consumers)
     struct worker *w = c->w;
     c->role = ROLE_PRODUCER;
     c->pid = c->idx - consumers;
+    c->last_reply = NONE;
     w->producers[w->nproducers++] = c;
     const char *d = R.dests[R.ndests == 1 ? 0 : c->pid];
     char len[32];
@@ -178,8 +180,9 @@ static void init_producer(struct conn *c, int consumers)
     char *p = c->prefix;
     p += sprintf(p, "SEND\ndestination:");
     p += stomp_escape(d, strlen(d), STOMP_V12, STOMP_CMD_SEND, p);
-    p += sprintf(p, "%s\ncontent-length:%s\n%s%s%s", R.o.wildcards ? ".x" : "", len,
+    p += sprintf(p, "%s\ncontent-length:%s\n%s%s%s%s", R.o.wildcards ? ".x" : "", len,
                  R.o.persistent_flag ? "persistent:true\n" : "", R.o.selectors ? "grp:a\n" : "",
+                 R.o.sc == SC_RPC ? "reply-to:/temp-queue/r\n" : "",
                  R.o.priorities ? "priority:" : "");
     c->prefix_len = (size_t)(p - c->prefix);
     if (R.pmode == PM_TIMED && w->tfd < 0)

@@ -87,6 +87,10 @@ void session__on_frame(struct conn *c, const stomp_frame *f, struct rx_batch *b)
 {
     switch (f->cmd) {
     case STOMP_CMD_MESSAGE:
+        if (c->role != ROLE_CONSUMER && R.o.sc == SC_RPC) {
+            consumer__on_reply(c, f, b);
+            return;
+        }
         if (c->role != ROLE_CONSUMER) {
             fail("MESSAGE on producer connection %d", c->idx);
             return;

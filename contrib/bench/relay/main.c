@@ -1,7 +1,8 @@
-/* relay.c: the "relay ceiling", a trivial single-threaded epoll STOMP 1.2 server that does only
- * what a 1-producer/1-consumer auto-ack queue run needs (CONNECT, one SUBSCRIBE, SEND -> MESSAGE,
- * RECEIPT, DISCONNECT), with batched writes and no broker features. Shows the loopback limit a
- * real broker can approach. Test-only flags drop, duplicate or reorder one message. */
+/* main.c: the "relay ceiling", a trivial single-threaded epoll STOMP 1.2 server that does only
+ * what the benchmark scenarios need (proto.c: SEND -> MESSAGE, RECEIPT, ACK accepted), with
+ * batched writes and no broker features. Shows the loopback limit a real broker can approach.
+ * This file owns the sockets, the loop and the command line. Test-only flags drop, duplicate
+ * or reorder one message. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -18,44 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "stomp.h"
-
-#define RBUF_SIZE (256u * 1024)
-
-struct rconn {
-    int fd;
-    bool connected; /* CONNECT seen */
-    bool closing;   /* close once the output is flushed */
-    bool dead;      /* closed; freed at the end of the loop turn */
-    bool dirty;     /* on the flush list */
-    bool paused;    /* not reading: the subscriber is over the high-water mark */
-    bool want_out;  /* EPOLLOUT registered */
-    stomp_parser parser;
-    char *out;
-    size_t out_off, out_len, out_cap;
-    struct rconn *next, *prev; /* all connections */
-    struct rconn *next_dirty;
-    struct rconn *next_dead;
-};
-
-struct relay {
-    int lfd, ep;
-    size_t hwm;
-    long drop_nth, dup_nth, swap_nth;
-    struct rconn *all;
-    struct rconn *dirty;
-    struct rconn *dead;
-    struct rconn *sub;
-    char *sub_id; /* escaped, for MESSAGE frames */
-    size_t sub_id_len;
-    char *dest, *dest_esc; /* the last destination, raw and escaped */
-    size_t dest_len, dest_esc_len;
-    bool paused;
-    uint64_t sends, delivered, no_subscriber, msg_id;
-    char *held; /* --swap: the held MESSAGE, already encoded */
-    size_t held_len, held_cap;
-    char *rbuf;
-};
+#include "relay.h"
 
 static volatile sig_atomic_t stop_flag;
 
@@ -63,57 +27,6 @@ static void on_signal(int sig)
 {
     (void)sig;
     stop_flag = 1;
-}
-
-static void *xrealloc(void *p, size_t n)
-{
-    void *q = realloc(p, n);
-    if (!q) {
-        fputs("relay: out of memory\n", stderr);
-        exit(1);
-    }
-    return q;
-}
-
-/* ---------------------------------------------------------------- output */
-
-static char *out_reserve(struct rconn *c, size_t need)
-{
-    if (c->out_len + need > c->out_cap && c->out_off > 0) {
-        memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
-        c->out_len -= c->out_off;
-        c->out_off = 0;
-    }
-    if (c->out_len + need > c->out_cap) {
-        size_t cap = c->out_cap ? c->out_cap : 65536;
-        while (cap < c->out_len + need)
-            cap *= 2;
-        c->out = xrealloc(c->out, cap);
-        c->out_cap = cap;
-    }
-    return c->out + c->out_len;
-}
-
-static void out_append(struct rconn *c, const char *s, size_t n)
-{
-    memcpy(out_reserve(c, n), s, n);
-    c->out_len += n;
-}
-
-static void out_escaped(struct rconn *c, const char *s, size_t n, stomp_command cmd)
-{
-    size_t e = stomp_escaped_len(s, n, STOMP_V12, cmd);
-    stomp_escape(s, n, STOMP_V12, cmd, out_reserve(c, e));
-    c->out_len += e;
-}
-
-static void mark_dirty(struct relay *r, struct rconn *c)
-{
-    if (!c->dirty && !c->dead) {
-        c->dirty = true;
-        c->next_dirty = r->dirty;
-        r->dirty = c;
-    }
 }
 
 static void update_events(struct relay *r, struct rconn *c)
@@ -128,8 +41,9 @@ static void conn_kill(struct relay *r, struct rconn *c)
 {
     if (c->dead)
         return;
-    if (r->sub == c)
-        r->sub = NULL;
+    relay__drop_subs(r, c);
+    if (r->held_to == c)
+        r->held_to = NULL;
     close(c->fd);
     c->fd = -1;
     c->dead = true;
@@ -166,195 +80,25 @@ static void conn_flush(struct relay *r, struct rconn *c)
     }
 }
 
-/* Stop reading senders while the subscriber is above the high-water mark; resume below
- * half of it. */
+/* Stop reading the connections that subscribe to nothing (the senders) while the busiest
+ * subscriber has more than the high-water mark queued; resume below half of it. */
 static void backpressure(struct relay *r)
 {
-    size_t pending = r->sub ? r->sub->out_len - r->sub->out_off : 0;
+    size_t pending = 0;
+    for (struct rconn *c = r->all; c; c = c->next) {
+        if (c->nsubs && !c->dead && c->out_len - c->out_off > pending)
+            pending = c->out_len - c->out_off;
+    }
     bool pause = pending > r->hwm;
     bool resume = pending <= r->hwm / 2;
     if ((pause && !r->paused) || (resume && r->paused)) {
         r->paused = pause;
         for (struct rconn *c = r->all; c; c = c->next) {
-            if (c == r->sub || c->dead || c->paused == pause)
+            if (c->nsubs || c->dead || c->paused == pause)
                 continue;
             c->paused = pause;
             update_events(r, c);
         }
-    }
-}
-
-/* ---------------------------------------------------------------- frames */
-
-static void send_error(struct relay *r, struct rconn *c, const char *msg)
-{
-    out_append(c, "ERROR\nmessage:", 14);
-    out_escaped(c, msg, strlen(msg), STOMP_CMD_ERROR);
-    out_append(c, "\n\n", 3);
-    c->closing = true;
-    mark_dirty(r, c);
-}
-
-static void send_receipt(struct relay *r, struct rconn *c, const stomp_frame *f)
-{
-    size_t len;
-    const char *id = stomp_frame_header(f, "receipt", &len);
-    if (!id)
-        return;
-    out_append(c, "RECEIPT\nreceipt-id:", 19);
-    out_escaped(c, id, len, STOMP_CMD_RECEIPT);
-    out_append(c, "\n\n", 3);
-    mark_dirty(r, c);
-}
-
-static char *put_dec(char *p, uint64_t v)
-{
-    char tmp[24];
-    int n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n)
-        *p++ = tmp[--n];
-    return p;
-}
-
-#define PUT(p, lit) (memcpy(p, lit, sizeof lit - 1), p + sizeof lit - 1)
-
-/* Encode a MESSAGE into c's output: one reservation, the escaped destination cached (a
- * run sends to one destination). */
-static void put_message(struct relay *r, struct rconn *c, const char *dest, size_t dlen,
-                        const char *body, size_t blen)
-{
-    if (dlen != r->dest_len || memcmp(dest, r->dest, dlen) != 0) {
-        size_t e = stomp_escaped_len(dest, dlen, STOMP_V12, STOMP_CMD_MESSAGE);
-        r->dest = xrealloc(r->dest, dlen + 1);
-        r->dest_esc = xrealloc(r->dest_esc, e + 1);
-        memcpy(r->dest, dest, dlen);
-        r->dest_len = dlen;
-        stomp_escape(dest, dlen, STOMP_V12, STOMP_CMD_MESSAGE, r->dest_esc);
-        r->dest_esc_len = e;
-    }
-    char *p0 = out_reserve(c, 96 + r->dest_esc_len + r->sub_id_len + blen);
-    char *p = PUT(p0, "MESSAGE\ndestination:");
-    memcpy(p, r->dest_esc, r->dest_esc_len);
-    p = PUT(p + r->dest_esc_len, "\nmessage-id:");
-    p = put_dec(p, ++r->msg_id);
-    p = PUT(p, "\nsubscription:");
-    memcpy(p, r->sub_id, r->sub_id_len);
-    p = PUT(p + r->sub_id_len, "\ncontent-length:");
-    p = put_dec(p, blen);
-    p = PUT(p, "\n\n");
-    memcpy(p, body, blen);
-    p[blen] = '\0';
-    c->out_len += (size_t)(p + blen + 1 - p0);
-}
-
-static void on_send(struct relay *r, struct rconn *c, const stomp_frame *f)
-{
-    size_t dlen;
-    const char *dest = stomp_frame_header(f, "destination", &dlen);
-    if (!dest) {
-        send_error(r, c, "SEND without destination");
-        return;
-    }
-    uint64_t n = ++r->sends;
-    struct rconn *s = r->sub;
-    if (!s) {
-        r->no_subscriber++;
-    } else if ((long)n == r->drop_nth) {
-        /* test only: lose this one */
-    } else if ((long)n == r->swap_nth) {
-        /* test only: hold this one back and deliver it after the next */
-        size_t before = s->out_len;
-        put_message(r, s, dest, dlen, f->body, f->body_len);
-        r->held_len = s->out_len - before;
-        if (r->held_len > r->held_cap) {
-            r->held = xrealloc(r->held, r->held_len);
-            r->held_cap = r->held_len;
-        }
-        memcpy(r->held, s->out + before, r->held_len);
-        s->out_len = before;
-    } else {
-        put_message(r, s, dest, dlen, f->body, f->body_len);
-        r->delivered++;
-        if ((long)n == r->dup_nth) {
-            put_message(r, s, dest, dlen, f->body, f->body_len);
-            r->delivered++;
-        }
-        if (r->held_len) {
-            out_append(s, r->held, r->held_len);
-            r->held_len = 0;
-            r->delivered++;
-        }
-        mark_dirty(r, s);
-    }
-    send_receipt(r, c, f);
-}
-
-static void on_frame(struct relay *r, struct rconn *c, const stomp_frame *f)
-{
-    if (!c->connected && f->cmd != STOMP_CMD_CONNECT && f->cmd != STOMP_CMD_STOMP) {
-        send_error(r, c, "expected CONNECT");
-        return;
-    }
-    switch (f->cmd) {
-    case STOMP_CMD_SEND:
-        on_send(r, c, f);
-        return;
-    case STOMP_CMD_CONNECT:
-    case STOMP_CMD_STOMP:
-        if (c->connected) {
-            send_error(r, c, "already connected");
-            return;
-        }
-        c->connected = true;
-        static const char connected[] =
-            "CONNECTED\nversion:1.2\nheart-beat:0,0\nserver:relay\n\n";
-        out_append(c, connected, sizeof connected); /* with the NUL */
-        stomp_parser_set_version(&c->parser, STOMP_V12, 0);
-        mark_dirty(r, c);
-        return;
-    case STOMP_CMD_SUBSCRIBE: {
-        size_t len;
-        const char *id = stomp_frame_header(f, "id", &len);
-        const char *ack = stomp_frame_header(f, "ack", NULL);
-        if (!id) {
-            send_error(r, c, "SUBSCRIBE without id");
-            return;
-        }
-        if (ack && strcmp(ack, "auto") != 0) {
-            send_error(r, c, "the relay supports ack:auto only");
-            return;
-        }
-        if (r->sub) {
-            send_error(r, c, "the relay supports one subscriber");
-            return;
-        }
-        r->sub = c;
-        r->sub_id_len = stomp_escaped_len(id, len, STOMP_V12, STOMP_CMD_MESSAGE);
-        r->sub_id = xrealloc(r->sub_id, r->sub_id_len + 1);
-        stomp_escape(id, len, STOMP_V12, STOMP_CMD_MESSAGE, r->sub_id);
-        send_receipt(r, c, f);
-        return;
-    }
-    case STOMP_CMD_UNSUBSCRIBE:
-        if (r->sub == c)
-            r->sub = NULL;
-        send_receipt(r, c, f);
-        return;
-    case STOMP_CMD_DISCONNECT:
-        if (r->sub == c)
-            r->sub = NULL;
-        send_receipt(r, c, f);
-        c->closing = true;
-        mark_dirty(r, c);
-        return;
-    default:
-        send_error(r, c,
-                   "the relay handles CONNECT, SUBSCRIBE, UNSUBSCRIBE, SEND, DISCONNECT only");
-        return;
     }
 }
 
@@ -373,9 +117,9 @@ static void on_readable(struct relay *r, struct rconn *c)
         stomp_event ev = stomp_parser_feed(&c->parser, r->rbuf + off, (size_t)n - off, &used);
         off += used;
         if (ev == STOMP_EV_FRAME) {
-            on_frame(r, c, stomp_parser_frame(&c->parser));
+            relay__on_frame(r, c, stomp_parser_frame(&c->parser));
         } else if (ev == STOMP_EV_ERROR) {
-            send_error(r, c, stomp_strerror(stomp_parser_error(&c->parser, NULL)));
+            relay__send_error(r, c, stomp_strerror(stomp_parser_error(&c->parser, NULL)));
         }
     }
 }
@@ -439,9 +183,11 @@ static void usage(FILE *f)
     fprintf(f,
 "usage: relay [options]\n"
 "A minimal STOMP 1.2 relay for measuring the loopback ceiling: CONNECT/STOMP -> CONNECTED\n"
-"(always version 1.2), one SUBSCRIBE (ack:auto) at a time, SEND -> MESSAGE to that\n"
-"subscriber (destination, message-id, subscription, content-length), RECEIPT when asked,\n"
-"UNSUBSCRIBE, DISCONNECT. No queues: a SEND with no subscriber is dropped (counted).\n"
+"(always version 1.2), SUBSCRIBE (ack auto, client or client-individual), SEND -> MESSAGE\n"
+"(destination, message-id, [ack,] subscription, content-length) to every subscriber of a\n"
+"/topic/ destination or to one subscriber in turn of any other, ACK (counted, must name a\n"
+"MESSAGE sent with an ack header; nothing is redelivered), RECEIPT when asked, UNSUBSCRIBE,\n"
+"DISCONNECT. No queues: a SEND with no subscriber is dropped (counted).\n"
 "Anything else gets an ERROR and a close. Prints 'relay: listening on HOST:PORT' on\n"
 "stderr; runs until SIGINT or SIGTERM, then prints its counters.\n"
 "\n"
@@ -596,7 +342,7 @@ static void dispatch(struct relay *r, const struct epoll_event *evs, int n)
         if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
             on_readable(r, c);
         if (!c->dead && (evs[i].events & EPOLLOUT))
-            mark_dirty(r, c);
+            relay__mark_dirty(r, c);
     }
 }
 
@@ -640,9 +386,7 @@ static void relay_close(struct relay *r)
     close(r->ep);
     close(r->lfd);
     free(r->held);
-    free(r->sub_id);
-    free(r->dest);
-    free(r->dest_esc);
+    relay__free_dests(r);
     free(r->rbuf);
 }
 
@@ -654,7 +398,7 @@ int main(int argc, char **argv)
     if (catch_signals() < 0 || relay_open(&r, host, port) < 0 || relay_loop(&r) < 0)
         return 1;
     fprintf(stderr, "relay: %" PRIu64 " SEND, %" PRIu64 " MESSAGE, %" PRIu64
-            " without subscriber\n", r.sends, r.delivered, r.no_subscriber);
+            " without subscriber, %" PRIu64 " ACK\n", r.sends, r.delivered, r.no_subscriber, r.acks);
     relay_close(&r);
     return 0;
 }
