@@ -281,7 +281,7 @@ int reload__configure(const struct options *o, int start_dir, daemon_config *nex
 int reload__compare(const daemon_config *old, const daemon_config *next,
                     broker_reload_result *r) DAEMON_WUR;
 /* Give next the running values of the keys that need a restart (and old next's, to be
- * freed with it). */
+ * freed with it). A swap: calling it again on the same two gives them back. */
 void reload__keep_running(daemon_config *next, daemon_config *old);
 
 /* ---- config_file.c ------------------------------------------------------------------- */

@@ -213,7 +213,8 @@ static void reload_config(broker_reload_result *r)
         snprintf(err, sizeof err, "out of memory");
         ok = 0;
     }
-    if (ok)
+    int kept = ok; /* the running values of the restart-only keys are in next from here */
+    if (kept)
         reload__keep_running(&next, &cfg);
     ok = ok && (!next.auth_file ||
                 auth__load(&t, next.auth_file, cert_logins(&next), err, sizeof err) == 0);
@@ -224,6 +225,8 @@ static void reload_config(broker_reload_result *r)
         ok = broker_reconfigure(the_broker, &o, err, sizeof err) == BROKER_OK;
     }
     if (!ok) {
+        if (kept) /* give them back: the broker still borrows some (store path, ws_path) */
+            reload__keep_running(&next, &cfg);
         r->changed[0] = r->restart[0] = '\0';
         snprintf(r->error, sizeof r->error, "%s", err);
         logf_(BROKER_LOG_ERROR, "reload", "configuration not reloaded, keeping the old one: %s",
