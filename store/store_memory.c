@@ -41,15 +41,15 @@ struct store {
     uint64_t next_id;
     size_t bytes; /* records, queues and heaps allocated */
     size_t peak;  /* the most `bytes` since memory was last given back (give_back) */
+    size_t episode; /* the most `bytes` before the last give_back since the store was empty */
     store__pool pool; /* records given back, for reuse */
 };
 
-/* Memory goes back to the system once the store holds at most an eighth of its peak, if the
- * peak was at least TRIM_MIN, and once it holds nothing, if the peak was at least
- * TRIM_EMPTY_MIN: a drained backlog leaves the broker near its idle size, and a store that
- * empties often with little in it never trims. */
+/* Memory goes back to the system once the store holds at most an eighth of its peak, and
+ * once it holds nothing, if it held at least TRIM_MIN since it was last empty: a drained
+ * backlog leaves the broker near its idle size, and a store that keeps emptying with less
+ * than that in it never trims (each trim costs about what it returns, in page faults after). */
 #define TRIM_MIN ((size_t)8 << 20)
-#define TRIM_EMPTY_MIN ((size_t)1 << 20)
 
 /* No band has ready messages outside memory. */
 static mqueue *find_queue(const store *s, const char *name, size_t len, uint64_t h)
@@ -106,6 +106,8 @@ static void give_back(store *s)
 #ifdef __GLIBC__
     (void)malloc_trim(0);
 #endif
+    if (s->peak > s->episode)
+        s->episode = s->peak;
     s->peak = s->bytes;
 }
 
@@ -122,9 +124,13 @@ static void forget(store *s, store__rec *r)
     store__rec_free(&s->pool, r);
     drop_queue_if_unused(s, q);
     store__ids_shrink(&s->ids);
-    if ((s->peak >= TRIM_MIN && s->bytes <= s->peak / 8) ||
-        (s->peak >= TRIM_EMPTY_MIN && s->ids.n == 0))
+    if (s->peak >= TRIM_MIN && s->bytes <= s->peak / 8) {
         give_back(s);
+    } else if (s->ids.n == 0) {
+        if (s->episode >= TRIM_MIN && s->peak > 0)
+            give_back(s);
+        s->episode = 0;
+    }
 }
 
 static store_err mem_open(const store_options *opts, store **out)
