@@ -134,17 +134,20 @@ static void test_heartbeat_client_timeout(void **state)
     (void)state;
     broker_options o;
     broker_options_init(&o);
-    o.heartbeat_in_ms = 30;
+    o.heartbeat_in_ms = 500;
     tb *t = tb_start(&o);
     tc *c = tc_connect(tb_port(t));
     tframe f;
-    connect_raw(c, "CONNECT\naccept-version:1.2\nheart-beat:30,0\n\n", &f);
+    connect_raw(c, "CONNECT\naccept-version:1.2\nheart-beat:500,0\n\n", &f);
     assert_string_equal(f.cmd, "CONNECTED");
     tf_free(&f);
-    /* Client heart-beats keep the session alive well past the allowed silence. */
-    for (int i = 0; i < 10; i++) {
+    /* Client heart-beats keep the session alive well past the allowed silence (twice the
+     * interval, 1 s): beats 50 ms apart for 1.5 s. A beat would have to be held up for the
+     * whole second by the machine's load before the broker could call the client silent,
+     * where 10 ms beats against a 60 ms allowance failed on a busy machine. */
+    for (int i = 0; i < 30; i++) {
         assert_int_equal(tc_send_raw(c, "\n", 1), 0);
-        usleep(10000);
+        usleep(50000);
     }
     assert_int_equal(tc_send(c, "SEND\ndestination:/topic/a\nreceipt:ok\n\n"), 0);
     assert_true(tc_is(c, "RECEIPT", &f));
