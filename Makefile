@@ -13,11 +13,12 @@
 #   make install PREFIX=/usr/local DESTDIR=
 #
 # Layout: frames/*.c -> libframes.a; frames + store/*.c + broker/ and its sub-folders
-# (net/, session/, route/, ...) except broker/daemon/ -> libbroker.a / libbroker.so;
+# (net/, session/, route/, ...) except broker/daemon/ and broker/ctl/ -> libbroker.a / .so;
 # broker/daemon/*.c + libbroker.a -> stompd; tests/<area>/test_*.c -> one cmocka binary
 # each, linked with tests/lib/*.c (tests/daemon/ ones with the daemon's modules too, all
 # but main.c); contrib/bench/*.c -> one program each, all of contrib/bench/loadgen/*.c ->
-# loadgen, all of contrib/bench/relay/*.c -> relay; ctl/*.c -> stompctl (the management API's client);
+# loadgen, all of contrib/bench/relay/*.c -> relay; broker/ctl/*.c -> stompctl (the
+# management API's client);
 # broker/admin/console/* -> a generated C file of the library (contrib/embed_files.sh).
 # New files and new library folders need no change here.
 
@@ -60,8 +61,8 @@ CFLAGS_ALL = -std=c11 $(OPT) $(WARN) -fPIC $(CFLAGS)
 LDLIBS_ALL = $(PKG_LIBS) $(WS_LIBS) -ldl -lpthread $(LDLIBS)
 
 FRAMES_SRC := $(wildcard frames/*.c)
-# The library is all of broker/ (two folder levels down) but the daemon.
-BROKER_SRC := $(filter-out broker/daemon/%,$(wildcard broker/*.c broker/*/*.c broker/*/*/*.c))
+# The library is all of broker/ (two folder levels down) but the daemon and stompctl.
+BROKER_SRC := $(filter-out broker/daemon/% broker/ctl/%,$(wildcard broker/*.c broker/*/*.c broker/*/*/*.c))
 LIB_SRC := $(FRAMES_SRC) $(wildcard store/*.c) $(BROKER_SRC)
 # The web console's files, compiled into the library (contrib/embed_files.sh).
 CONSOLE_FILES := $(sort $(wildcard broker/admin/console/*))
@@ -71,8 +72,8 @@ BENCH_SRC := $(wildcard contrib/bench/*.c)
 LOADGEN_SRC := $(wildcard contrib/bench/loadgen/*.c)
 RELAY_SRC := $(wildcard contrib/bench/relay/*.c)
 EMBED_SRC := $(wildcard contrib/embed/*.c)
-# stompctl, the management API's command-line client: all of ctl/*.c.
-CTL_SRC := $(wildcard ctl/*.c)
+# stompctl, the management API's command-line client: all of broker/ctl/*.c.
+CTL_SRC := $(wildcard broker/ctl/*.c)
 CTL_OBJ := $(CTL_SRC:%.c=$(BUILD)/%.o)
 STOMPCTL := $(if $(CTL_SRC),$(BUILD)/stompctl)
 
