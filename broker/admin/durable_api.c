@@ -60,13 +60,30 @@ static json_t *identity(const durable_view *v)
     return j;
 }
 
+/* A backlog not in the broker's table yet (a store's, read back at a start): what the
+ * store holds of it; nothing has been counted on it in this run. */
+static json_t *idle_backlog(broker *b, const durable_view *v)
+{
+    uint64_t count = 0, bytes = 0;
+    b->st->queue_size(b->store, v->queue, v->queue_len, store_hash_name(v->queue, v->queue_len),
+                      &count, &bytes);
+    size_t depth = b->st->depth(b->store, v->queue, v->queue_len);
+    return json_pack("{s:o, s:s, s:I, s:i, s:i, s:i, s:f, s:f, s:I, s:I, s:i, s:i, s:i, s:b}",
+                     "name", admin__jstr(v->queue, v->queue_len), "type", "queue", "depth",
+                     (json_int_t)depth, "consumers", 0, "messages_in", 0, "messages_out", 0,
+                     "rate_in", 0.0, "rate_out", 0.0, "messages", (json_int_t)count, "bytes",
+                     (json_int_t)bytes, "unacked", 0, "browsers", 0, "dead_lettered", 0,
+                     "dead_letter_queue", 0);
+}
+
 /* 0, or -1 without memory. */
 static int add_durable(broker *b, json_t *arr, const durable_view *v)
 {
     int found;
     size_t at = position(arr, v->queue, &found);
-    if (found && json_object_set_new(json_array_get(arr, at), "durable_subscription",
-                                     identity(v)) != 0)
+    if (!found && json_array_insert_new(arr, at, idle_backlog(b, v)) != 0)
+        return -1;
+    if (json_object_set_new(json_array_get(arr, at), "durable_subscription", identity(v)) != 0)
         return -1;
     if (v->is_wild)
         return 0; /* a pattern is no topic of its own */
