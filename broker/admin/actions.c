@@ -214,7 +214,7 @@ int admin__action(http_conn *hc, const char *path)
                                             : "name=DESTINATION is required");
         return 1;
     }
-    if (!admin__permitted(hc, name))
+    if (!admin__permitted(hc, name) || (i != 2 && admin__durable_refuse(hc, name, i == 3)))
         return 1;
     if (i == 0)
         start_drain(hc, name, A_PURGE);

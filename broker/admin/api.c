@@ -265,6 +265,10 @@ static void destinations(http_conn *hc)
             arr = NULL;
         }
     free(all);
+    if (arr && admin__durable_list(b, arr) != 0) {
+        json_decref(arr);
+        arr = NULL;
+    }
     admin__json(hc, 200, arr);
 }
 

@@ -122,4 +122,13 @@ json_t *admin__dest_json(broker *b, dest_t *d);
  * when out of memory (*oom set). */
 dest_t **admin__sorted_dests(broker *b, size_t *n, int *oom);
 
+/* ---- durable subscriptions (durable_api.c) ---- */
+
+/* Into arr (the destinations, sorted by name): each backlog queue's durable_subscription,
+ * and every topic with durable subscriptions that has no entry. 0, or -1 without memory. */
+int admin__durable_list(broker *b, json_t *arr);
+/* name is the broker's own (a backlog to delete, the record queue to change): the
+ * refusal answered (1), else 0. */
+int admin__durable_refuse(http_conn *hc, const char *name, int is_delete);
+
 #endif

@@ -20,7 +20,8 @@ static void usage(FILE *f)
         "Talk to stompd's management API (admin_listen).\n\n"
         "Commands:\n"
         "  overview            version, uptime, connections, message rates, memory, store\n"
-        "  list                destinations: depth, consumers, unacked, counters\n"
+        "  list                destinations: depth, consumers, unacked, counters; durable\n"
+        "                      subscriptions under their topics and backlog queues\n"
         "  connections         connections: peer, login, version, since, bytes, subs\n"
         "  subscriptions ID    one connection's subscriptions\n"
         "  browse NAME [N]     the first N (default 10) messages of a queue\n"
@@ -80,16 +81,36 @@ static void print_overview(json_t *j)
            json_is_string(json_object_get(st, "path")) ? str(st, "path") : "");
 }
 
+/* Under its row: a topic's durable subscriptions, a backlog queue's subscription. */
+static void print_durable(json_t *d)
+{
+    long long n = num(d, "durable_subscriptions");
+    if (n)
+        printf("  %lld durable subscription%s\n", n, n == 1 ? "" : "s");
+    json_t *s = json_object_get(d, "durable_subscription");
+    if (!json_is_object(s))
+        return;
+    int wild = json_is_string(json_object_get(s, "pattern"));
+    printf("  durable subscription %s of client-id %s on %s%s, %s", str(s, "name"),
+           str(s, "client_id"), wild ? "pattern " : "", str(s, wild ? "pattern" : "topic"),
+           json_is_true(json_object_get(s, "active")) ? "active" : "away");
+    if (json_is_string(json_object_get(s, "selector")))
+        printf(", selector %s", str(s, "selector"));
+    printf("%s\n", json_is_true(json_object_get(s, "no_local")) ? ", noLocal" : "");
+}
+
 static void print_list(json_t *arr)
 {
     printf("%-32s %-5s %8s %9s %7s %10s %10s %6s\n", "NAME", "TYPE", "DEPTH", "CONSUMERS",
            "UNACKED", "IN", "OUT", "DEAD");
     size_t i;
     json_t *d;
-    json_array_foreach(arr, i, d)
+    json_array_foreach(arr, i, d) {
         printf("%-32s %-5s %8lld %9lld %7lld %10lld %10lld %6lld\n", str(d, "name"),
                str(d, "type"), num(d, "depth"), num(d, "consumers"), num(d, "unacked"),
                num(d, "messages_in"), num(d, "messages_out"), num(d, "dead_lettered"));
+        print_durable(d);
+    }
 }
 
 static void print_connections(json_t *arr)

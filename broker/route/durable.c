@@ -387,6 +387,33 @@ size_t durable__count(const broker *b, const char *topic, size_t len)
     return n;
 }
 
+const durable *durable__first(const broker *b)
+{
+    return b->route.durables;
+}
+
+const durable *durable__next(const durable *d)
+{
+    return d->next;
+}
+
+void durable__view(const durable *d, durable_view *v)
+{
+    *v = (durable_view){ .client_id = d->client_id, .name = d->name, .topic = d->topic,
+                         .selector = d->seltext, .queue = d->queue,
+                         .topic_len = d->topic_len, .queue_len = d->queue_len,
+                         .is_wild = d->is_wild, .no_local = d->no_local,
+                         .active = d->live != NULL };
+}
+
+const durable *durable__of_queue(const broker *b, const char *name, size_t len)
+{
+    for (const durable *d = b->route.durables; d; d = d->next)
+        if (d->queue_len == len && memcmp(d->queue, name, len) == 0)
+            return d;
+    return NULL;
+}
+
 /* A record read back at the start: its subscription joins the list. */
 static void restore(broker *b, const store_msg *m)
 {

@@ -62,6 +62,19 @@ void durable__dispatch(broker *b, dest_t *d);
 void durable__split(const char **hdrs, size_t *hlen, const char **dest, size_t *dlen);
 /* Durable subscriptions on the topic named so (exactly, not by pattern). */
 size_t durable__count(const broker *b, const char *topic, size_t len);
+/* What the management API shows of a durable subscription; every pointer is borrowed from
+ * it, valid while it exists. selector: NULL without one. active: a subscriber consumes it. */
+typedef struct durable_view {
+    const char *client_id, *name, *topic, *selector, *queue;
+    size_t topic_len, queue_len;
+    int is_wild, no_local, active;
+} durable_view;
+/* The durable subscriptions in no particular order; NULL after the last. */
+const durable *durable__first(const broker *b);
+const durable *durable__next(const durable *dur);
+void durable__view(const durable *dur, durable_view *v);
+/* The subscription whose backlog queue is named so, or NULL. */
+const durable *durable__of_queue(const broker *b, const char *name, size_t len);
 /* When the broker starts: the durable subscriptions recorded in the store come back, and
  * backlogs without a record are emptied. */
 void durable__start(broker *b);
