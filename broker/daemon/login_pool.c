@@ -8,6 +8,10 @@
  * memory (64 MiB a check) stays bounded. The others wait in arrival order; one whose client
  * is gone by its turn is answered without hashing. Invariant: the queue is empty unless
  * PARALLEL checks are running.
+ *
+ * The wait here counts toward the CONNECT timeout (login.c), on purpose: a burst of logins
+ * longer than it turns the ones at the back away with an ERROR (they may try again) rather
+ * than keeping them waiting without bound, and their checks then cost no hash.
  */
 #include "daemon.h"
 

@@ -109,6 +109,12 @@ static void finished(broker *b, uint64_t epoch, store_err status)
         broker__log(b, BROKER_LOG_ERROR, BROKER_EV_STORE, 0, "%s", why);
     }
     tell_waiters(b, epoch, status == STORE_OK, why);
+    /* The messages it committed are take_expired's from now on: one whose time came while
+     * the commit was under way was not found when the expiry check ran. Plan the check for
+     * the earliest (at once when due; nothing when one earlier is planned already). */
+    uint64_t next = b->st->next_expiry(b->store);
+    if (next)
+        queue__expiry_at(b, next);
     /* Acks the commit made durable may have shrunk the store below the memory limit. */
     if (b->npaused && !b->store_counted) {
         b->resume_wanted = 1;
