@@ -295,7 +295,8 @@ static void destinations(http_conn *hc)
     size_t n;
     int oom;
     dest_t **all = admin__sorted_dests(b, &n, &oom);
-    admin_buf o = { .oom = oom };
+    admin_buf o = admin__buf_take(b);
+    o.oom = oom;
     real_memo memo[2] = { { 0 } };
     admin__buf_add(&o, "[", 1);
     for (size_t i = 0; i < n && !o.oom; i++) {

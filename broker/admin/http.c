@@ -87,8 +87,12 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 static void on_written(uv_write_t *req, int status)
 {
     http_conn *hc = req->data;
-    free(hc->resp);
+    if (hc->resp_cap)
+        admin__buf_keep(hc->b, hc->resp, hc->resp_cap);
+    else
+        free(hc->resp);
     hc->resp = NULL;
+    hc->resp_cap = 0;
     if (hc->state == HC_CLOSING)
         return;
     hc->sreq.data = hc;
@@ -165,7 +169,12 @@ void admin__respond_buf(http_conn *hc, int status, const char *ctype, admin_buf 
     }
     char head[512];
     size_t n = head_of(head, sizeof head, status, ctype, o->len, NULL);
-    char *p = realloc(o->p, n + o->len);
+    char *p = o->p;
+    size_t cap = o->cap;
+    if (n + o->len > cap) {
+        cap = n + o->len;
+        p = realloc(o->p, cap);
+    }
     if (!p) {
         free(o->p);
         close_conn(hc);
@@ -175,6 +184,7 @@ void admin__respond_buf(http_conn *hc, int status, const char *ctype, admin_buf 
     memcpy(p, head, n);
     hc->resp = p;
     hc->resp_len = n + o->len;
+    hc->resp_cap = cap;
     send_resp(hc);
 }
 

@@ -175,6 +175,11 @@ static void per_destination(admin_buf *o, broker *b, dest_t **all, size_t n)
     }
     if (lab.oom)
         o->oom = 1;
+    /* One allocation for the whole body, not a dozen doublings each copying the last. */
+    size_t names = 0;
+    for (int f = 0; f < F__N; f++)
+        names += strlen(dest_families[f].name) + 24;
+    admin__buf_reserve(o, F__N * lab.len + n * names + 4096);
     for (int f = 0; f < F__N && !o->oom; f++) {
         family(o, dest_families[f].name, dest_families[f].type, dest_families[f].help);
         size_t nl = strlen(dest_families[f].name);
@@ -201,7 +206,7 @@ void admin__metrics(http_conn *hc)
     dest_t **all = admin__sorted_dests(b, &n, &oom);
     size_t shown = n < b->o.metrics_max_destinations ? n : b->o.metrics_max_destinations;
     b->admin.dropped_series += n - shown;
-    admin_buf o = { 0 };
+    admin_buf o = admin__buf_take(b);
     o.oom = oom;
     broker_wide(&o, b, n, n - shown);
     postgres(&o, b);

@@ -5,7 +5,8 @@
  * allocation oom stays set and every append is a no-op; the caller answers 503 or 500.
  * JSON strings and reals come out exactly as jansson's json_dumps(JSON_COMPACT |
  * JSON_ENSURE_ASCII) writes them: plain ASCII names are copied, anything else goes through
- * jansson itself.
+ * jansson itself. The largest buffer is kept on the broker between requests (taken,
+ * then given back once its response is written).
  */
 #include "admin/http.h"
 
@@ -15,8 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Room for n more bytes (and a NUL) or oom. */
-static int reserve(admin_buf *o, size_t n)
+int admin__buf_reserve(admin_buf *o, size_t n)
 {
     if (o->oom)
         return 0;
@@ -37,7 +37,7 @@ static int reserve(admin_buf *o, size_t n)
 
 void admin__buf_add(admin_buf *o, const char *p, size_t n)
 {
-    if (!reserve(o, n))
+    if (!admin__buf_reserve(o, n))
         return;
     memcpy(o->p + o->len, p, n);
     o->len += n;
@@ -58,7 +58,7 @@ void admin__buf_put(admin_buf *o, const char *fmt, ...)
             o->len += (size_t)n;
             return;
         }
-        reserve(o, (size_t)n);
+        admin__buf_reserve(o, (size_t)n);
     }
 }
 
@@ -105,7 +105,7 @@ void admin__buf_jstr(admin_buf *o, const char *p, size_t n)
         add_dumped(o, admin__jstr(p, n));
         return;
     }
-    if (!reserve(o, n + 2))
+    if (!admin__buf_reserve(o, n + 2))
         return;
     o->p[o->len++] = '"';
     memcpy(o->p + o->len, p, n);
@@ -119,4 +119,23 @@ void admin__buf_real(admin_buf *o, double v)
         admin__buf_add(o, "0.0", 3);
     else
         add_dumped(o, json_real(v));
+}
+
+admin_buf admin__buf_take(broker *b)
+{
+    admin_buf o = { .p = b->admin.spare, .cap = b->admin.spare_cap };
+    b->admin.spare = NULL;
+    b->admin.spare_cap = 0;
+    return o;
+}
+
+void admin__buf_keep(broker *b, char *p, size_t cap)
+{
+    if (cap <= b->admin.spare_cap) {
+        free(p);
+        return;
+    }
+    free(b->admin.spare);
+    b->admin.spare = p;
+    b->admin.spare_cap = cap;
 }
