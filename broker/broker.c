@@ -409,6 +409,7 @@ void broker_free(broker *b)
         return;
     }
     route__free(b);
+    admin__free(b);
     acl__install(b, NULL);
     b->st->close(b->store);
     session__free(b);

@@ -124,3 +124,10 @@ void admin__stop(broker *b)
         uv_close((uv_handle_t *)&a->timer, on_handle_closed);
     }
 }
+
+void admin__free(broker *b)
+{
+    free(b->admin.spare);
+    b->admin.spare = NULL;
+    b->admin.spare_cap = 0;
+}

@@ -42,6 +42,10 @@ typedef struct admin_state {
     uint64_t last_in, last_out;
     double rate_in, rate_out; /* messages per second, broker-wide */
     uint64_t dropped_series; /* per-destination series /metrics left out, ever */
+    /* The largest body buffer written lately, kept for the next large body: with 10,000
+     * queues, touching megabytes of fresh pages cost more than writing the text. */
+    char *spare;
+    size_t spare_cap;
     /* Logins accepted lately: a digest of login and passcode (salted per broker), so a
      * console polling every few seconds costs one passcode check a minute, not one per
      * request. */
@@ -60,5 +64,7 @@ broker_err admin__listen(broker *b, const char *host, int port, int tls,
 /* broker_stop: listeners, HTTP connections and the timer close (each counts as a broker
  * handle until its close callback). */
 void admin__stop(broker *b);
+/* broker_free: what the layer still holds after the stop. */
+void admin__free(broker *b);
 
 #endif

@@ -196,36 +196,6 @@ static void overview(http_conn *hc)
     admin__json(hc, 200, j);
 }
 
-json_t *admin__dest_json(broker *b, dest_t *d)
-{
-    route_dest_view v;
-    route__dest_view(b, d, &v);
-    json_t *j = json_pack("{s:o, s:s, s:I, s:I, s:I, s:I, s:f, s:f}", "name",
-                          admin__jstr(v.name, v.name_len), "type", v.is_topic ? "topic" : "queue",
-                          "depth", (json_int_t)v.depth, "consumers", (json_int_t)v.consumers,
-                          "messages_in", (json_int_t)v.in, "messages_out", (json_int_t)v.out,
-                          "rate_in", round2(v.rate_in), "rate_out", round2(v.rate_out));
-    if (!j)
-        return NULL;
-    if (v.is_topic) {
-        json_object_set_new(j, "subscribers", json_integer((json_int_t)v.consumers));
-        json_object_set_new(j, "durable_subscriptions", json_integer((json_int_t)v.durable));
-        return j;
-    }
-    json_t *more = json_pack("{s:I, s:I, s:I, s:I, s:I, s:b}", "messages",
-                             (json_int_t)v.messages, "bytes", (json_int_t)v.bytes, "unacked",
-                             (json_int_t)v.unacked, "browsers", (json_int_t)v.browsers,
-                             "dead_lettered", (json_int_t)v.dead, "dead_letter_queue",
-                             v.is_dead_letter);
-    if (!more || json_object_update(j, more) != 0) {
-        json_decref(more);
-        json_decref(j);
-        return NULL;
-    }
-    json_decref(more);
-    return j;
-}
-
 static int by_name(const void *a, const void *b)
 {
     const dest_t *x = *(dest_t *const *)a, *y = *(dest_t *const *)b;
@@ -252,24 +222,109 @@ dest_t **admin__sorted_dests(broker *b, size_t *n, int *oom)
     return all;
 }
 
+/* "key": jansson's text for a real, remembered for the next one: most rates repeat. */
+typedef struct real_memo {
+    double v;
+    char text[40];
+    size_t len;
+} real_memo;
+
+static void key_real(admin_buf *o, const char *key, double v, real_memo *m)
+{
+    admin__buf_add(o, key, strlen(key));
+    if (m->len && m->v == v) {
+        admin__buf_add(o, m->text, m->len);
+        return;
+    }
+    size_t at = o->len;
+    admin__buf_real(o, v);
+    if (o->oom || o->len - at >= sizeof m->text)
+        return;
+    m->v = v;
+    m->len = o->len - at;
+    memcpy(m->text, o->p + at, m->len);
+}
+
+/* key is the text between the values: ,"name": */
+static void key_int(admin_buf *o, const char *key, uint64_t v)
+{
+    admin__buf_add(o, key, strlen(key));
+    admin__buf_i64(o, (json_int_t)v);
+}
+
+/* One destination as json_dumps wrote it when the view was built with jansson: the same
+ * keys in the same order, with the same text for strings and reals. */
+static void dest_text(admin_buf *o, broker *b, dest_t *d, real_memo memo[2], int *first)
+{
+    route_dest_view v;
+    route__dest_view(b, d, &v);
+    if (durable__is_backlog(v.name, v.name_len) && !durable__of_queue(b, v.name, v.name_len))
+        return; /* the emptied backlog of a removed subscription: no one's destination */
+    if (!*first)
+        admin__buf_add(o, ",", 1);
+    *first = 0;
+    admin__buf_add(o, "{\"name\":", 8);
+    admin__buf_jstr(o, v.name, v.name_len);
+    if (v.is_topic)
+        admin__buf_add(o, ",\"type\":\"topic\"", 15);
+    else
+        admin__buf_add(o, ",\"type\":\"queue\"", 15);
+    key_int(o, ",\"depth\":", v.depth);
+    key_int(o, ",\"consumers\":", v.consumers);
+    key_int(o, ",\"messages_in\":", v.in);
+    key_int(o, ",\"messages_out\":", v.out);
+    key_real(o, ",\"rate_in\":", round2(v.rate_in), &memo[0]);
+    key_real(o, ",\"rate_out\":", round2(v.rate_out), &memo[1]);
+    if (v.is_topic) {
+        key_int(o, ",\"subscribers\":", v.consumers);
+        key_int(o, ",\"durable_subscriptions\":", v.durable);
+    } else {
+        key_int(o, ",\"messages\":", v.messages);
+        key_int(o, ",\"bytes\":", v.bytes);
+        key_int(o, ",\"unacked\":", v.unacked);
+        key_int(o, ",\"browsers\":", v.browsers);
+        key_int(o, ",\"dead_lettered\":", v.dead);
+        const char *dlq = v.is_dead_letter ? ",\"dead_letter_queue\":true}"
+                                           : ",\"dead_letter_queue\":false}";
+        admin__buf_add(o, dlq, strlen(dlq));
+        return;
+    }
+    admin__buf_add(o, "}", 1);
+}
+
+/* Written straight into the body: building 10,000 jansson objects to dump them cost more
+ * than the rest of the request. */
 static void destinations(http_conn *hc)
 {
     broker *b = hc->b;
     size_t n;
     int oom;
     dest_t **all = admin__sorted_dests(b, &n, &oom);
-    json_t *arr = oom ? NULL : json_array();
-    for (size_t i = 0; arr && i < n; i++)
-        if (json_array_append_new(arr, admin__dest_json(b, all[i])) != 0) {
+    admin_buf o = admin__buf_take(b);
+    o.oom = oom;
+    real_memo memo[2] = { { 0 } };
+    admin__buf_add(&o, "[", 1);
+    int first = 1;
+    for (size_t i = 0; i < n && !o.oom; i++)
+        dest_text(&o, b, all[i], memo, &first);
+    admin__buf_add(&o, "]\n", 2);
+    free(all);
+    if (o.oom) {
+        free(o.p);
+        admin__json(hc, 200, NULL);
+        return;
+    }
+    if (durable__first(b)) { /* through jansson, which places their topics and backlogs */
+        json_t *arr = json_loadb(o.p, o.len, 0, NULL);
+        admin__buf_keep(b, o.p, o.cap);
+        if (arr && admin__durable_list(b, arr) != 0) {
             json_decref(arr);
             arr = NULL;
         }
-    free(all);
-    if (arr && admin__durable_list(b, arr) != 0) {
-        json_decref(arr);
-        arr = NULL;
+        admin__json(hc, 200, arr);
+        return;
     }
-    admin__json(hc, 200, arr);
+    admin__respond_buf(hc, 200, "application/json", &o);
 }
 
 static json_t *conn_json(const conn *c)

@@ -87,8 +87,12 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 static void on_written(uv_write_t *req, int status)
 {
     http_conn *hc = req->data;
-    free(hc->resp);
+    if (hc->resp_cap)
+        admin__buf_keep(hc->b, hc->resp, hc->resp_cap);
+    else
+        free(hc->resp);
     hc->resp = NULL;
+    hc->resp_cap = 0;
     if (hc->state == HC_CLOSING)
         return;
     hc->sreq.data = hc;
@@ -98,29 +102,21 @@ static void on_written(uv_write_t *req, int status)
 
 /* ---- answering ---------------------------------------------------------------------------- */
 
-void admin__respond(http_conn *hc, int status, const char *ctype, const char *body, size_t len,
-                    const char *extra)
+/* The answer's status line and headers for a body of len bytes: their length. */
+static size_t head_of(char *head, size_t cap, int status, const char *ctype, size_t len,
+                      const char *extra)
 {
-    if (hc->state == HC_CLOSING || hc->state == HC_WRITING)
-        return;
-    hc->state = HC_WRITING;
-    admin__forget(hc);
-    uv_timer_stop(&hc->timer);
-    char head[512];
-    int n = snprintf(head, sizeof head,
+    int n = snprintf(head, cap,
                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                      "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
                      "Connection: close\r\n%s\r\n",
                      status, reason(status), ctype, len, extra ? extra : "");
-    hc->resp = malloc((size_t)n + len);
-    if (!hc->resp) {
-        close_conn(hc);
-        return;
-    }
-    memcpy(hc->resp, head, (size_t)n);
-    if (len)
-        memcpy(hc->resp + n, body, len);
-    hc->resp_len = (size_t)n + len;
+    return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
+}
+
+/* hc->resp (head and body) goes out: encrypted first when the listener speaks TLS. */
+static void send_resp(http_conn *hc)
+{
     if (hc->ssl && admin__tls_wrap(hc) != 0) {
         close_conn(hc);
         return;
@@ -132,6 +128,64 @@ void admin__respond(http_conn *hc, int status, const char *ctype, const char *bo
         hc->resp = NULL;
         close_conn(hc);
     }
+}
+
+static int start_answer(http_conn *hc)
+{
+    if (hc->state == HC_CLOSING || hc->state == HC_WRITING)
+        return 0;
+    hc->state = HC_WRITING;
+    admin__forget(hc);
+    uv_timer_stop(&hc->timer);
+    return 1;
+}
+
+void admin__respond(http_conn *hc, int status, const char *ctype, const char *body, size_t len,
+                    const char *extra)
+{
+    if (!start_answer(hc))
+        return;
+    char head[512];
+    size_t n = head_of(head, sizeof head, status, ctype, len, extra);
+    hc->resp = malloc(n + len);
+    if (!hc->resp) {
+        close_conn(hc);
+        return;
+    }
+    memcpy(hc->resp, head, n);
+    if (len)
+        memcpy(hc->resp + n, body, len);
+    hc->resp_len = n + len;
+    send_resp(hc);
+}
+
+/* The body is moved up in its own buffer for the head: a large body is not copied into a
+ * second allocation. */
+void admin__respond_buf(http_conn *hc, int status, const char *ctype, admin_buf *o)
+{
+    if (!start_answer(hc)) {
+        free(o->p);
+        return;
+    }
+    char head[512];
+    size_t n = head_of(head, sizeof head, status, ctype, o->len, NULL);
+    char *p = o->p;
+    size_t cap = o->cap;
+    if (n + o->len > cap) {
+        cap = n + o->len;
+        p = realloc(o->p, cap);
+    }
+    if (!p) {
+        free(o->p);
+        close_conn(hc);
+        return;
+    }
+    memmove(p + n, p, o->len);
+    memcpy(p, head, n);
+    hc->resp = p;
+    hc->resp_len = n + o->len;
+    hc->resp_cap = cap;
+    send_resp(hc);
 }
 
 void admin__json(http_conn *hc, int status, json_t *j)

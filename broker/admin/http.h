@@ -43,6 +43,7 @@ struct http_conn {
     int complete;
     char *resp;
     size_t resp_len;
+    size_t resp_cap; /* resp's allocation when it may become the broker's spare, or 0 */
     broker_auth *pending; /* a login check under way */
     struct drain *job;    /* a purge or move under way */
     char action[32];      /* the drain's action and target, for its log line */
@@ -116,8 +117,6 @@ void admin__forget(http_conn *hc);
 
 /* A JSON string of n bytes that may not be UTF-8 (bad bytes become U+FFFD). */
 json_t *admin__jstr(const char *p, size_t n);
-/* One destination as /api/destinations shows it (NULL: out of memory). */
-json_t *admin__dest_json(broker *b, dest_t *d);
 /* Every listed dest, sorted by name: caller frees. NULL with *n 0 when there is none, or
  * when out of memory (*oom set). */
 dest_t **admin__sorted_dests(broker *b, size_t *n, int *oom);
@@ -130,5 +129,32 @@ int admin__durable_list(broker *b, json_t *arr);
 /* name is the broker's own (a backlog to delete, the record queue to change): the
  * refusal answered (1), else 0. */
 int admin__durable_refuse(http_conn *hc, const char *name, int is_delete);
+
+/* ---- text bodies (textbuf.c) ---- */
+
+/* A growing body: zero-initialise; caller frees p. After oom every append is a no-op. */
+typedef struct admin_buf {
+    char *p;
+    size_t len, cap;
+    int oom;
+} admin_buf;
+
+/* Room for n more bytes (and a NUL): 1, or 0 with oom set. */
+int admin__buf_reserve(admin_buf *o, size_t n);
+void admin__buf_add(admin_buf *o, const char *p, size_t n);
+void admin__buf_put(admin_buf *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void admin__buf_u64(admin_buf *o, uint64_t v);
+void admin__buf_i64(admin_buf *o, int64_t v);
+/* n bytes (maybe not UTF-8) as json_dumps writes admin__jstr(p, n), quotes included. */
+void admin__buf_jstr(admin_buf *o, const char *p, size_t n);
+/* v as json_dumps writes json_real(v). */
+void admin__buf_real(admin_buf *o, double v);
+/* An empty body, in the broker's spare buffer when there is one. */
+admin_buf admin__buf_take(broker *b);
+/* Caller gives up p (cap bytes): kept as the spare when larger than it, else freed. */
+void admin__buf_keep(broker *b, char *p, size_t cap);
+/* admin__respond with o's bytes as the body; takes ownership of o->p (freed even on
+ * failure). */
+void admin__respond_buf(http_conn *hc, int status, const char *ctype, admin_buf *o);
 
 #endif

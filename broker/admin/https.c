@@ -125,6 +125,7 @@ int admin__tls_wrap(http_conn *hc)
     if (!out)
         return -1;
     free(hc->resp);
+    hc->resp_cap = 0;
     hc->resp = out;
     hc->resp_len = n;
     return 0;

@@ -11,63 +11,27 @@
 #include "admin/http.h"
 #include "store_postgres.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct out {
-    char *p;
-    size_t len, cap;
-    int oom;
-} out;
-
-static void put(out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(out *o, const char *fmt, ...)
+static void family(admin_buf *o, const char *name, const char *type, const char *help)
 {
-    for (int tries = 0; tries < 2 && !o->oom; tries++) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(o->p ? o->p + o->len : NULL, o->p ? o->cap - o->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            o->oom = 1;
-            return;
-        }
-        if (o->p && (size_t)n < o->cap - o->len) {
-            o->len += (size_t)n;
-            return;
-        }
-        size_t cap = o->cap ? o->cap : 4096;
-        while (cap - o->len <= (size_t)n)
-            cap *= 2;
-        char *p = realloc(o->p, cap);
-        if (!p) {
-            o->oom = 1;
-            return;
-        }
-        o->p = p;
-        o->cap = cap;
-    }
+    admin__buf_put(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void family(out *o, const char *name, const char *type, const char *help)
-{
-    put(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-static void one(out *o, const char *name, const char *type, const char *help, uint64_t v)
+static void one(admin_buf *o, const char *name, const char *type, const char *help, uint64_t v)
 {
     family(o, name, type, help);
-    put(o, "%s %llu\n", name, (unsigned long long)v);
+    admin__buf_put(o, "%s %llu\n", name, (unsigned long long)v);
 }
 
-static void broker_wide(out *o, broker *b, size_t ndests, size_t dropped)
+static void broker_wide(admin_buf *o, broker *b, size_t ndests, size_t dropped)
 {
     broker_stats s;
     broker_get_stats(b, &s);
     family(o, "stompd_info", "gauge", "The broker's version and store backend.");
-    put(o, "stompd_info{version=\"%s\",store=\"%s\"} 1\n", STOMPD_VERSION, b->st->name);
+    admin__buf_put(o, "stompd_info{version=\"%s\",store=\"%s\"} 1\n", STOMPD_VERSION, b->st->name);
     one(o, "stompd_uptime_seconds", "gauge", "Seconds since the broker started.",
         (broker__now_ms(b) - b->admin.started) / 1000);
     one(o, "stompd_connections", "gauge", "Open STOMP connections.", s.connections);
@@ -109,7 +73,7 @@ static void broker_wide(out *o, broker *b, size_t ndests, size_t dropped)
 }
 
 /* The PostgreSQL store's own counters (store_postgres.h). */
-static void postgres(out *o, broker *b)
+static void postgres(admin_buf *o, broker *b)
 {
     if (b->st != store_postgres_backend())
         return;
@@ -126,22 +90,38 @@ static void postgres(out *o, broker *b)
         b->route.topic_share_dropped);
 }
 
-/* destination="NAME",type="queue": the name escaped as the format wants. */
-static void labels(out *o, const dest_t *d)
+/* Escape n bytes of UTF-8 as the format wants in a label value. */
+static void escaped(admin_buf *o, const char *n, size_t len)
 {
-    json_t *clean = admin__jstr(d->name, d->link.len);
-    const char *n = clean ? json_string_value(clean) : "";
-    put(o, "{destination=\"");
-    for (; *n; n++) {
-        if (*n == '\\' || *n == '"')
-            put(o, "\\%c", *n);
-        else if (*n == '\n')
-            put(o, "\\n");
-        else
-            put(o, "%c", *n);
+    size_t from = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (n[i] != '\\' && n[i] != '"' && n[i] != '\n')
+            continue;
+        admin__buf_add(o, n + from, i - from);
+        admin__buf_add(o, n[i] == '\n' ? "\\n" : n[i] == '"' ? "\\\"" : "\\\\", 2);
+        from = i + 1;
     }
-    put(o, "\",type=\"%s\"}", d->is_topic ? "topic" : "queue");
-    json_decref(clean);
+    admin__buf_add(o, n + from, len - from);
+}
+
+/* {destination="NAME",type="queue"}: the name escaped as the format wants, appended once
+ * per destination and copied into each family's series. */
+static void labels(admin_buf *o, const dest_t *d)
+{
+    size_t len = d->link.len, i = 0;
+    while (i < len && d->name[i] > 0 && d->name[i] < 0x7f)
+        i++;
+    admin__buf_add(o, "{destination=\"", 14);
+    if (i == len) {
+        escaped(o, d->name, len);
+    } else {
+        /* Not plain ASCII: bad UTF-8 becomes U+FFFD, as the JSON views show it. */
+        json_t *clean = admin__jstr(d->name, len);
+        const char *n = clean ? json_string_value(clean) : "";
+        escaped(o, n, strlen(n));
+        json_decref(clean);
+    }
+    admin__buf_put(o, "\",type=\"%s\"}", d->is_topic ? "topic" : "queue");
 }
 
 enum { F_MESSAGES, F_READY, F_BYTES, F_UNACKED, F_CONSUMERS, F_IN, F_OUT, F_DEAD, F__N };
@@ -181,25 +161,40 @@ static uint64_t value(const route_dest_view *v, int f)
     }
 }
 
-static void per_destination(out *o, broker *b, dest_t **all, size_t n)
+static void per_destination(admin_buf *o, broker *b, dest_t **all, size_t n)
 {
     route_dest_view *views = n ? calloc(n, sizeof *views) : NULL;
-    if (n && !views) {
+    size_t *at = n ? calloc(n + 1, sizeof *at) : NULL;
+    admin_buf lab = { 0 };
+    if (n && (!views || !at))
         o->oom = 1;
-        return;
-    }
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n && !o->oom; i++) {
         route__dest_view(b, all[i], &views[i]);
-    for (int f = 0; f < F__N; f++) {
+        labels(&lab, all[i]);
+        at[i + 1] = lab.len;
+    }
+    if (lab.oom)
+        o->oom = 1;
+    /* One allocation for the whole body, not a dozen doublings each copying the last. */
+    size_t names = 0;
+    for (int f = 0; f < F__N; f++)
+        names += strlen(dest_families[f].name) + 24;
+    admin__buf_reserve(o, F__N * lab.len + n * names + 4096);
+    for (int f = 0; f < F__N && !o->oom; f++) {
         family(o, dest_families[f].name, dest_families[f].type, dest_families[f].help);
+        size_t nl = strlen(dest_families[f].name);
         for (size_t i = 0; i < n; i++) {
             if (dest_families[f].queues_only && all[i]->is_topic)
                 continue;
-            put(o, "%s", dest_families[f].name);
-            labels(o, all[i]);
-            put(o, " %llu\n", (unsigned long long)value(&views[i], f));
+            admin__buf_add(o, dest_families[f].name, nl);
+            admin__buf_add(o, lab.p + at[i], at[i + 1] - at[i]);
+            admin__buf_add(o, " ", 1);
+            admin__buf_u64(o, value(&views[i], f));
+            admin__buf_add(o, "\n", 1);
         }
     }
+    free(lab.p);
+    free(at);
     free(views);
 }
 
@@ -211,15 +206,16 @@ void admin__metrics(http_conn *hc)
     dest_t **all = admin__sorted_dests(b, &n, &oom);
     size_t shown = n < b->o.metrics_max_destinations ? n : b->o.metrics_max_destinations;
     b->admin.dropped_series += n - shown;
-    out o = { 0 };
+    admin_buf o = admin__buf_take(b);
     o.oom = oom;
     broker_wide(&o, b, n, n - shown);
     postgres(&o, b);
     per_destination(&o, b, all, shown);
     free(all);
-    if (o.oom)
+    if (o.oom) {
+        free(o.p);
         admin__error(hc, 503, "out of memory");
-    else
-        admin__respond(hc, 200, "text/plain; version=0.0.4; charset=utf-8", o.p, o.len, NULL);
-    free(o.p);
+        return;
+    }
+    admin__respond_buf(hc, 200, "text/plain; version=0.0.4; charset=utf-8", &o);
 }
