@@ -168,7 +168,16 @@ typedef struct store_scan {
  * function must not call the store. */
 typedef int (*store_match_fn)(void *arg, const store_msg *m);
 
-#define STORE_OPS_VERSION 9u
+/* One queue of enqueue_shared (ops version 10): what the caller gives, and the id it gets. */
+typedef struct store_target {
+    const char *queue;
+    size_t queue_len;
+    uint64_t hash;           /* store_hash_name(queue, queue_len) */
+    const store_attrs *attrs; /* NULL: enqueue's (priority 4, no time) */
+    uint64_t id;             /* out: the new message's id */
+} store_target;
+
+#define STORE_OPS_VERSION 10u
 
 typedef struct store_ops {
     unsigned version; /* STORE_OPS_VERSION the backend was written for */
@@ -322,6 +331,18 @@ typedef struct store_ops {
      * for other processes), so that its handles are closed before the owner's loop ends.
      * Commits still work. */
     void (*quiesce)(store *s);
+
+    /* ---- version 10: one body for many queues ---- */
+    /* Optional (NULL: enqueue_attrs once per queue). One message, the same header block and
+     * body, into each of the n queues of t (each with its own attributes): n messages as n
+     * calls of enqueue_attrs would make them (ids t[i].id, increasing; each taken, acked,
+     * requeued, expired, browsed, matched and cancelled on its own), but the body is held
+     * once for all of them and goes with the last of them. All or nothing: on an error none
+     * is enqueued. queue_size counts the body in each queue (what each queue holds); the
+     * memory backend's resident counts it once. n 0: STORE_E_INVALID. */
+    store_err (*enqueue_shared)(store *s, store_target *t, size_t n, const char *headers,
+                                size_t headers_len, const char *body,
+                                size_t body_len) STORE_WUR;
 } store_ops;
 
 /* The memory backend: fast, nothing survives close. Borrowed, static, never NULL. */

@@ -8,8 +8,12 @@
  * is not taken is also in the store's expiry heap. A queue is freed once it has no record at
  * all. Commit completes synchronously (STORE_DONE): nothing here is durable, so a batch is
  * done when it is made. Nothing is in a file either, so every band's limit (order.h) is
- * INT64_MAX. `bytes` is the sum of the allocations it holds (records, queues, heaps), for
- * resident().
+ * INT64_MAX. `bytes` is the sum of the allocations it holds (records, queues, heaps, shared
+ * bodies), for resident().
+ * A message of enqueue_shared keeps its body in a shared, counted allocation (mbody) that
+ * every one of its records names (MEM_SHARED: the record's body bytes are the pointer); the
+ * last record to go frees it. resident counts that body once; each queue's bytes
+ * (queue_size) count it in full, as that queue's.
  */
 #include "order.h"
 #include "scan.h"
@@ -31,6 +35,15 @@ typedef struct mqueue {
     uint64_t bytes;    /* header block and body bytes of its records */
     char name[];       /* NUL-terminated, link.len bytes before the NUL */
 } mqueue;
+
+/* A body held once for the records of one enqueue_shared. */
+typedef struct mbody {
+    size_t refs; /* records naming it, and one while enqueue_shared runs */
+    size_t len;
+    char data[];
+} mbody;
+
+enum { MEM_SHARED = 1 }; /* store__rec.flags: the record's body is a pointer to an mbody */
 
 struct store {
     store__idhash ids;
@@ -62,10 +75,36 @@ static store__rec *find_rec(const store *s, uint64_t id)
     return store__entry(store__ids_find(&s->ids, id), store__rec, link);
 }
 
+static mbody *shared_body(const store__rec *r)
+{
+    mbody *b;
+    memcpy(&b, r->data + r->hlen, sizeof b);
+    return b;
+}
+
 static void fill(store_msg *out, const store__rec *r)
 {
     const mqueue *q = r->q;
     store__rec_fill(out, r, q->name, q->link.len);
+    if (r->flags & MEM_SHARED) {
+        const mbody *b = shared_body(r);
+        out->body = b->data;
+        out->body_len = b->len;
+    }
+}
+
+/* The header block and body bytes r stands for in its queue. */
+static size_t msg_bytes(const store__rec *r)
+{
+    return r->hlen + (r->flags & MEM_SHARED ? shared_body(r)->len : r->blen);
+}
+
+static void body_release(store *s, mbody *b)
+{
+    if (--b->refs)
+        return;
+    s->bytes -= sizeof *b + b->len;
+    free(b);
 }
 
 static void drop_queue_if_unused(store *s, mqueue *q)
@@ -117,7 +156,9 @@ static void forget(store *s, store__rec *r)
     mqueue *q = r->q;
     store__ids_remove(&s->ids, &r->link);
     q->nrecs--;
-    q->bytes -= r->hlen + r->blen;
+    q->bytes -= msg_bytes(r);
+    if (r->flags & MEM_SHARED)
+        body_release(s, shared_body(r));
     if (r->expires)
         s->nexpiring--;
     s->bytes -= STORE__REC_SIZE(r);
@@ -152,6 +193,11 @@ static void mem_close(store *s)
     for (store__qlink *l = store__queues_first(&s->queues); l;
          l = store__queues_next(&s->queues, l))
         store__order_free(&store__container_of(l, mqueue, link)->o, NULL);
+    for (store__idlink *l = store__ids_first(&s->ids); l; l = store__ids_next(&s->ids, l)) {
+        const store__rec *r = store__container_of(l, store__rec, link);
+        if (r->flags & MEM_SHARED)
+            body_release(s, shared_body(r));
+    }
     store__ids_destroy(&s->ids, offsetof(store__rec, link));
     store__queues_destroy(&s->queues, offsetof(mqueue, link));
     store__heap_free(&s->expiry, NULL);
@@ -171,9 +217,10 @@ static store_err heap_room(store *s, mqueue *q, const store_attrs *a)
     return STORE_OK;
 }
 
-static store_err mem_enqueue_attrs(store *s, const char *queue, size_t queue_len, uint64_t h,
-                                   const char *headers, size_t headers_len, const char *body,
-                                   size_t body_len, const store_attrs *a, uint64_t *id)
+/* enqueue_attrs' work; shared: the body is that one, held once (body is then ignored). */
+static store_err enqueue(store *s, const char *queue, size_t queue_len, uint64_t h,
+                         const char *headers, size_t headers_len, const char *body,
+                         size_t body_len, const store_attrs *a, mbody *shared, uint64_t *id)
 {
     static const store_attrs plain = { STORE_PRIORITY_DEFAULT, 0, 0 };
     if (!a)
@@ -189,10 +236,15 @@ static store_err mem_enqueue_attrs(store *s, const char *queue, size_t queue_len
         return STORE_E_NOMEM;
     store__rec *r = NULL;
     if (heap_room(s, q, a) == STORE_OK)
-        r = store__rec_new(&s->pool, q, headers, headers_len, body, body_len);
+        r = shared ? store__rec_new(&s->pool, q, headers, headers_len, &shared, sizeof shared)
+                   : store__rec_new(&s->pool, q, headers, headers_len, body, body_len);
     if (!r) {
         drop_queue_if_unused(s, q);
         return STORE_E_NOMEM;
+    }
+    if (shared) {
+        r->flags = MEM_SHARED;
+        shared->refs++;
     }
     r->link.id = s->next_id++;
     r->ord = (int64_t)r->link.id;
@@ -204,7 +256,7 @@ static store_err mem_enqueue_attrs(store *s, const char *queue, size_t queue_len
     if (s->bytes > s->peak)
         s->peak = s->bytes;
     q->nrecs++;
-    q->bytes += headers_len + body_len;
+    q->bytes += msg_bytes(r);
     if (r->not_before)
         q->nlate++;
     if (r->expires)
@@ -212,6 +264,13 @@ static store_err mem_enqueue_attrs(store *s, const char *queue, size_t queue_len
     store__list_append(&s->pending, &r->on);
     *id = r->link.id;
     return STORE_OK;
+}
+
+static store_err mem_enqueue_attrs(store *s, const char *queue, size_t queue_len, uint64_t h,
+                                   const char *headers, size_t headers_len, const char *body,
+                                   size_t body_len, const store_attrs *a, uint64_t *id)
+{
+    return enqueue(s, queue, queue_len, h, headers, headers_len, body, body_len, a, NULL, id);
 }
 
 static store_err mem_enqueue_hashed(store *s, const char *queue, size_t queue_len, uint64_t h,
@@ -355,6 +414,34 @@ static store_err mem_cancel(store *s, uint64_t id)
     return STORE_OK;
 }
 
+static store_err mem_enqueue_shared(store *s, store_target *t, size_t n, const char *headers,
+                                    size_t headers_len, const char *body, size_t body_len)
+{
+    if (!n)
+        return STORE_E_INVALID;
+    if (body_len > SIZE_MAX / 4)
+        return STORE_E_NOMEM;
+    mbody *b = malloc(sizeof *b + body_len + 1);
+    if (!b)
+        return STORE_E_NOMEM;
+    b->refs = 1; /* this call's: the body outlives a record cancelled below */
+    b->len = body_len;
+    if (body_len)
+        memcpy(b->data, body, body_len);
+    b->data[body_len] = '\0';
+    s->bytes += sizeof *b + body_len;
+    store_err err = STORE_OK;
+    size_t i = 0;
+    for (; i < n && err == STORE_OK; i++)
+        err = enqueue(s, t[i].queue, t[i].queue_len, t[i].hash, headers, headers_len, NULL,
+                      body_len, t[i].attrs, b, &t[i].id);
+    if (err != STORE_OK)
+        for (size_t j = 0; j + 1 < i; j++)
+            (void)mem_cancel(s, t[j].id);
+    body_release(s, b);
+    return err;
+}
+
 static store_err mem_commit(store *s, store_commit_cb cb, void *arg)
 {
     (void)cb;
@@ -492,6 +579,7 @@ static const store_ops memory_ops = {
     .browse = mem_browse,
     .take_match = mem_take_match,
     .queues = mem_queues,
+    .enqueue_shared = mem_enqueue_shared,
 };
 
 const store_ops *store_memory_backend(void)
