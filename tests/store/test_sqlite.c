@@ -500,13 +500,13 @@ static void test_future_version_refused(void **state)
     f->ops->close(f->s);
     f->s = NULL;
 
-    /* An empty file got the current schema: version 4, WAL mode. */
+    /* An empty file got the current schema: version 5, WAL mode. */
     sqlite3 *db;
     sqlite3_stmt *st;
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 4);
+    assert_int_equal(sqlite3_column_int(st, 0), 5);
     assert_int_equal(sqlite3_finalize(st), SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
@@ -522,7 +522,7 @@ static void test_future_version_refused(void **state)
     assert_non_null(strstr(why, "newer"));
 
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 4", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 5", NULL, NULL, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_close(db), SQLITE_OK);
     f->s = open_store(f, 0);
     take_expect(f, "q", "a", 0);
@@ -976,7 +976,7 @@ static void test_migrate_from_v1(void **state)
     sqlite3_stmt *st;
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 4);
+    assert_int_equal(sqlite3_column_int(st, 0), 5);
     assert_int_equal(sqlite3_finalize(st), SQLITE_OK);
     assert_int_equal(sqlite3_close(db), SQLITE_OK);
     f->s = open_store(f, 0);
@@ -1504,6 +1504,24 @@ static void test_golden_schema3(void **state)
     attrs_on_golden(f);
 }
 
+/* Schema 4, the last before bodies held once: the same, and shared messages after it. */
+static void test_golden_schema4(void **state)
+{
+    fx *f = *state;
+    open_golden(f, "schema4.db");
+    take_at_ack(f, "/queue/wait", 5000, "w", 1);
+    check_golden(f, 18);
+    store_target t[2] = { { "/queue/s1", 9, store_hash_name("/queue/s1", 9), NULL, 0 },
+                          { "/queue/s2", 9, store_hash_name("/queue/s2", 9), NULL, 0 } };
+    assert_int_equal(f->ops->enqueue_shared(f->s, t, 2, "", 0, "both", 4), STORE_OK);
+    assert_int_equal(commit_wait(f), STORE_OK);
+    reopen(f);
+    assert_int_equal(f->ops->ack(f->s, take_expect(f, "/queue/s2", "both", 0)), STORE_OK);
+    assert_int_equal(f->ops->ack(f->s, take_expect(f, "/queue/s1", "both", 0)), STORE_OK);
+    assert_int_equal(commit_wait(f), STORE_OK);
+    attrs_on_golden(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1531,6 +1549,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_golden_v2, setup, teardown),
         cmocka_unit_test_setup_teardown(test_golden_schema2, setup, teardown),
         cmocka_unit_test_setup_teardown(test_golden_schema3, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_golden_schema4, setup, teardown),
         cmocka_unit_test_setup_teardown(test_priority_paging, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schedule_paging, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expiry_backlog, setup, teardown),
