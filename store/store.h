@@ -2,8 +2,12 @@
  *
  * A backend is a versioned table of functions (store_ops): new methods are only ever
  * appended at the end and STORE_OPS_VERSION grows with them, so a caller checks the version
- * before using a newer slot. Every backend passes the contract suite in
- * tests/lib/store_contract.c unchanged (run on each by tests/store/test_store_contract.c).
+ * before using a newer slot; an optional slot may be NULL (it says so), checked as well.
+ * Every backend passes the contract suite in tests/lib/store_contract.c unchanged (run on
+ * each by tests/store/test_store_contract.c). Version 10 (enqueue_shared) lets one message go
+ * into several queues with its body held once (durable topic subscriptions): the memory
+ * backend shares one counted body, the SQLite backend one row of its body table (schema 5);
+ * PostgreSQL leaves it NULL.
  *
  * Model. A store holds named queues of messages. A message is (id, queue, header block,
  * body, redelivery count, priority, expiry); the header block is opaque bytes to the store.
