@@ -93,12 +93,6 @@ static void fill(store_msg *out, const store__rec *r)
     }
 }
 
-/* The header block and body bytes r stands for in its queue. */
-static size_t msg_bytes(const store__rec *r)
-{
-    return r->hlen + (r->flags & MEM_SHARED ? shared_body(r)->len : r->blen);
-}
-
 static void body_release(store *s, mbody *b)
 {
     if (--b->refs)
@@ -156,9 +150,13 @@ static void forget(store *s, store__rec *r)
     mqueue *q = r->q;
     store__ids_remove(&s->ids, &r->link);
     q->nrecs--;
-    q->bytes -= msg_bytes(r);
-    if (r->flags & MEM_SHARED)
-        body_release(s, shared_body(r));
+    if (r->flags & MEM_SHARED) {
+        mbody *b = shared_body(r);
+        q->bytes -= r->hlen + b->len;
+        body_release(s, b);
+    } else {
+        q->bytes -= r->hlen + r->blen;
+    }
     if (r->expires)
         s->nexpiring--;
     s->bytes -= STORE__REC_SIZE(r);
@@ -235,9 +233,10 @@ static store_err enqueue(store *s, const char *queue, size_t queue_len, uint64_t
     if (!q)
         return STORE_E_NOMEM;
     store__rec *r = NULL;
+    const void *data = shared ? (const void *)&shared : body;
     if (heap_room(s, q, a) == STORE_OK)
-        r = shared ? store__rec_new(&s->pool, q, headers, headers_len, &shared, sizeof shared)
-                   : store__rec_new(&s->pool, q, headers, headers_len, body, body_len);
+        r = store__rec_new(&s->pool, q, headers, headers_len, data,
+                           shared ? sizeof shared : body_len);
     if (!r) {
         drop_queue_if_unused(s, q);
         return STORE_E_NOMEM;
@@ -256,7 +255,7 @@ static store_err enqueue(store *s, const char *queue, size_t queue_len, uint64_t
     if (s->bytes > s->peak)
         s->peak = s->bytes;
     q->nrecs++;
-    q->bytes += msg_bytes(r);
+    q->bytes += headers_len + body_len;
     if (r->not_before)
         q->nlate++;
     if (r->expires)

@@ -36,7 +36,8 @@ static int store_attrs_for(const broker *b, const char *dname, size_t dlen, cons
 }
 
 /* The broker's side of a message the store took into queue dname: bytes more in the
- * store, its commit, its expiry timer, the queue's counters. */
+ * store, its commit, its expiry timer, the queue's counters (what queue__enqueue does
+ * inline: the path of every message). */
 static void enqueued(broker *b, const char *dname, size_t dlen, uint64_t hash, size_t bytes,
                      uint64_t expires)
 {
@@ -76,9 +77,22 @@ broker_err queue__enqueue(broker *b, const char *dname, size_t dlen, uint64_t ha
                                                 blen, &id);
     if (se != STORE_OK)
         return enqueue_failed(b, se);
+    if (b->store_counted)
+        broker__mem_add(b, hlen + blen);
     if (idp)
         *idp = id;
-    enqueued(b, dname, dlen, hash, hlen + blen, with ? sa.expires : 0);
+    commit__dirty(b);
+    if (with && sa.expires)
+        queue__expiry_at(b, sa.expires);
+    /* The queue's dest is made at its first message and kept (its counters): after that
+     * the look-up finds it, as it always did for a queue with subscribers. */
+    dest_t *d = dest__find(b, dname, dlen, hash);
+    if (!d)
+        d = dest__get(b, dname, dlen, hash);
+    if (d) {
+        d->n_in++;
+        dest__touch(b, d);
+    }
     return BROKER_OK;
 }
 
@@ -91,8 +105,9 @@ broker_err queue__enqueue_shared(broker *b, store_target *t, store_attrs *sa, si
     store_err se = b->st->enqueue_shared(b->store, t, n, hdrs, hlen, body, blen);
     if (se != STORE_OK)
         return enqueue_failed(b, se);
-    for (size_t i = 0; i < n; i++) /* the body counted once, as the store holds it */
-        enqueued(b, t[i].queue, t[i].queue_len, t[i].hash, hlen + (i ? 0 : blen),
+    /* Bytes as given back: per message (a store with enqueue_shared has resident anyway). */
+    for (size_t i = 0; i < n; i++)
+        enqueued(b, t[i].queue, t[i].queue_len, t[i].hash, hlen + blen,
                  t[i].attrs ? t[i].attrs->expires : 0);
     return BROKER_OK;
 }
