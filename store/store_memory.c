@@ -144,19 +144,23 @@ static void give_back(store *s)
     s->peak = s->bytes;
 }
 
+/* Shared record r of q goes: the rest of its body's bytes, and its hold on the body. */
+static void shared_gone(store *s, mqueue *q, const store__rec *r)
+{
+    mbody *b = shared_body(r);
+    q->bytes -= b->len - sizeof b;
+    body_release(s, b);
+}
+
 /* A record leaves the store for good (acked or cancelled). */
 static void forget(store *s, store__rec *r)
 {
     mqueue *q = r->q;
     store__ids_remove(&s->ids, &r->link);
     q->nrecs--;
-    if (r->flags & MEM_SHARED) {
-        mbody *b = shared_body(r);
-        q->bytes -= r->hlen + b->len;
-        body_release(s, b);
-    } else {
-        q->bytes -= r->hlen + r->blen;
-    }
+    q->bytes -= r->hlen + r->blen;
+    if (r->flags & MEM_SHARED)
+        shared_gone(s, q, r);
     if (r->expires)
         s->nexpiring--;
     s->bytes -= STORE__REC_SIZE(r);
@@ -215,10 +219,9 @@ static store_err heap_room(store *s, mqueue *q, const store_attrs *a)
     return STORE_OK;
 }
 
-/* enqueue_attrs' work; shared: the body is that one, held once (body is then ignored). */
-static store_err enqueue(store *s, const char *queue, size_t queue_len, uint64_t h,
-                         const char *headers, size_t headers_len, const char *body,
-                         size_t body_len, const store_attrs *a, mbody *shared, uint64_t *id)
+static store_err mem_enqueue_attrs(store *s, const char *queue, size_t queue_len, uint64_t h,
+                                   const char *headers, size_t headers_len, const char *body,
+                                   size_t body_len, const store_attrs *a, uint64_t *id)
 {
     static const store_attrs plain = { STORE_PRIORITY_DEFAULT, 0, 0 };
     if (!a)
@@ -233,17 +236,11 @@ static store_err enqueue(store *s, const char *queue, size_t queue_len, uint64_t
     if (!q)
         return STORE_E_NOMEM;
     store__rec *r = NULL;
-    const void *data = shared ? (const void *)&shared : body;
     if (heap_room(s, q, a) == STORE_OK)
-        r = store__rec_new(&s->pool, q, headers, headers_len, data,
-                           shared ? sizeof shared : body_len);
+        r = store__rec_new(&s->pool, q, headers, headers_len, body, body_len);
     if (!r) {
         drop_queue_if_unused(s, q);
         return STORE_E_NOMEM;
-    }
-    if (shared) {
-        r->flags = MEM_SHARED;
-        shared->refs++;
     }
     r->link.id = s->next_id++;
     r->ord = (int64_t)r->link.id;
@@ -263,13 +260,6 @@ static store_err enqueue(store *s, const char *queue, size_t queue_len, uint64_t
     store__list_append(&s->pending, &r->on);
     *id = r->link.id;
     return STORE_OK;
-}
-
-static store_err mem_enqueue_attrs(store *s, const char *queue, size_t queue_len, uint64_t h,
-                                   const char *headers, size_t headers_len, const char *body,
-                                   size_t body_len, const store_attrs *a, uint64_t *id)
-{
-    return enqueue(s, queue, queue_len, h, headers, headers_len, body, body_len, a, NULL, id);
 }
 
 static store_err mem_enqueue_hashed(store *s, const char *queue, size_t queue_len, uint64_t h,
@@ -429,13 +419,22 @@ static store_err mem_enqueue_shared(store *s, store_target *t, size_t n, const c
         memcpy(b->data, body, body_len);
     b->data[body_len] = '\0';
     s->bytes += sizeof *b + body_len;
+    /* Each record is a plain one whose body is the pointer, then marked shared: the plain
+     * enqueue stays as it was. */
     store_err err = STORE_OK;
     size_t i = 0;
-    for (; i < n && err == STORE_OK; i++)
-        err = enqueue(s, t[i].queue, t[i].queue_len, t[i].hash, headers, headers_len, NULL,
-                      body_len, t[i].attrs, b, &t[i].id);
-    if (err != STORE_OK)
-        for (size_t j = 0; j + 1 < i; j++)
+    for (; i < n; i++) {
+        err = mem_enqueue_attrs(s, t[i].queue, t[i].queue_len, t[i].hash, headers, headers_len,
+                                (const char *)&b, sizeof b, t[i].attrs, &t[i].id);
+        if (err != STORE_OK)
+            break;
+        store__rec *r = find_rec(s, t[i].id);
+        r->flags = MEM_SHARED;
+        b->refs++;
+        ((mqueue *)r->q)->bytes += body_len - sizeof b;
+    }
+    if (err != STORE_OK) /* t[0..i) are in: take them back */
+        for (size_t j = 0; j < i; j++)
             (void)mem_cancel(s, t[j].id);
     body_release(s, b);
     return err;

@@ -11,11 +11,14 @@
 
 #include <assert.h>
 
+/* Inlined into both enqueues: the plain one costs what it did before shared bodies. */
+#define HOT static inline __attribute__((always_inline))
+
 /* The store's attributes for a message to the queue named so: its own, with the queue's
  * ttl and max_ttl applied. 0 when they are a plain message's (priority 4, at once, never
  * expires): the plain enqueue does. */
-static int store_attrs_for(const broker *b, const char *dname, size_t dlen, const msg_attrs *a,
-                           store_attrs *sa)
+HOT int store_attrs_for(const broker *b, const char *dname, size_t dlen, const msg_attrs *a,
+                        store_attrs *sa)
 {
     uint64_t expires = a ? a->expires : 0, delay = a ? a->delay : 0;
     uint8_t priority = a ? a->priority : 4;
