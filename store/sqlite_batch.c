@@ -53,6 +53,11 @@ static const char *const writer_sql[W__COUNT] = {
     [W_SCHED_DEL] = "DELETE FROM sched WHERE id = ?1",
     [W_EXPIRY_SET] = "INSERT OR REPLACE INTO expiry(id, expires) VALUES(?1, ?2)",
     [W_EXPIRY_DEL] = "DELETE FROM expiry WHERE id = ?1",
+    /* A message of enqueue_shared: its body is the body row ?8, written by the first of
+     * its messages the batch inserts (the others, or a cancel, may leave any of them out). */
+    [W_INS_SHARED] = "INSERT OR ROLLBACK INTO msg(id, queue, ord, redeliveries, headers, body,"
+                     " not_before, body_id) VALUES(?,?,?,?,?,?,?,?)",
+    [W_INS_BODY] = "INSERT OR IGNORE INTO body(id, data) VALUES(?1, ?2)",
 };
 
 /* The commit's statements, and the largest row they can write. */
@@ -120,12 +125,30 @@ static int set_times(store *s, int64_t id, int64_t ord, uint64_t not_before, int
     return rc;
 }
 
-/* An OP_ENQ of a message with any attributes: one row, and its times. */
+/* The body row of a message of enqueue_shared, unless an earlier one of them wrote it. */
+static int insert_body(store *s, const op *o)
+{
+    const store__rec *r = o->ptr;
+    sqlite3_stmt *st = s->w[W_INS_BODY];
+    int rc = sqlite3_bind_int64(st, 1, (sqlite3_int64)o->not_before);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_blob64(st, 2, r->data + r->hlen, r->blen, SQLITE_STATIC);
+    return rc == SQLITE_OK ? step_done(st) : rc;
+}
+
+/* An OP_ENQ of a message with any attributes: one row (naming its body row when it has
+ * one), and its times. */
 static int insert_one(store *s, const op *o)
 {
     const store__rec *r = o->ptr;
-    sqlite3_stmt *st = s->w[W_INS_MSG];
-    int rc = bind_msg(st, 0, o);
+    sqlite3_stmt *st = s->w[o->not_before ? W_INS_SHARED : W_INS_MSG];
+    int rc = o->not_before ? insert_body(s, o) : SQLITE_OK;
+    if (rc == SQLITE_OK)
+        rc = bind_msg(st, 0, o);
+    if (rc == SQLITE_OK && o->not_before &&
+        ((rc = sqlite3_bind_zeroblob(st, 6, 0)) != SQLITE_OK ||
+         (rc = sqlite3_bind_int64(st, 8, (sqlite3_int64)o->not_before)) != SQLITE_OK))
+        return rc;
     if (rc == SQLITE_OK &&
         (rc = sqlite3_bind_int64(st, 7, (sqlite3_int64)r->not_before)) == SQLITE_OK)
         rc = step_done(st);
@@ -149,7 +172,7 @@ static int delete_one(store *s, const op *o)
 static int plain(const op *o)
 {
     const store__rec *r = o->ptr;
-    return o->kind == OP_ENQ && !r->not_before && !r->expires;
+    return o->kind == OP_ENQ && !r->not_before && !r->expires && !o->not_before;
 }
 
 /* An OP_QNEW: the queue's row. */
@@ -256,6 +279,8 @@ void sqlite__commit_work(uv_work_t *req)
     (void)sqlite3_clear_bindings(s->w[W_INS_MSG]);
     (void)sqlite3_clear_bindings(s->w[W_INS_MSGS]);
     (void)sqlite3_clear_bindings(s->w[W_INS_QUEUE]);
+    (void)sqlite3_clear_bindings(s->w[W_INS_SHARED]);
+    (void)sqlite3_clear_bindings(s->w[W_INS_BODY]);
 }
 
 /* ---- completion (loop thread) ---- */

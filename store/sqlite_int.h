@@ -125,7 +125,7 @@ typedef struct op {
     uint8_t kind;
     uint8_t flags;
     uint32_t redeliveries; /* REQUEUE; FRONT: the priority */
-    uint64_t not_before;   /* REQUEUE */
+    uint64_t not_before;   /* REQUEUE; ENQ: the body row it names (enqueue_shared), or 0 */
     int64_t key; /* message id (ENQ, ACK, REQUEUE), queue id (QNEW, QDEL, FRONT) */
     int64_t ord; /* ord (REQUEUE), front (FRONT; QNEW: priority 4's), size (ACK) */
     const void *ptr; /* store__rec (ENQ), squeue (QNEW; FRONT: read on the loop thread only) */
@@ -167,6 +167,8 @@ enum {
     W_SCHED_DEL,
     W_EXPIRY_SET,
     W_EXPIRY_DEL,
+    W_INS_SHARED,
+    W_INS_BODY,
     W__COUNT
 };
 
@@ -175,8 +177,9 @@ enum {
 enum { R_PAGE, R_SCHED, R_EXPIRY, R__COUNT };
 enum { C_ID, C_ORD, C_RED, C_HEADERS, C_BODY, C_EXPIRES, C_NB, C_QUEUE };
 #define ROW_COLUMNS \
-    "m.id, m.ord, m.redeliveries, m.headers, m.body, coalesce(e.expires, 0), m.not_before," \
-    " m.queue"
+    "m.id, m.ord, m.redeliveries, m.headers, CASE WHEN m.body_id IS NULL THEN m.body ELSE" \
+    " (SELECT b.data FROM body AS b WHERE b.id = m.body_id) END, coalesce(e.expires, 0)," \
+    " m.not_before, m.queue"
 /* A message's size: what a queue's bytes count. */
 #define ROW_SIZE(r) ((r)->hlen + (r)->blen)
 

@@ -10,6 +10,12 @@
  * delivery bound; front(queue, prio, value): the other bands' (sqlite_recover.c);
  * meta(key, value) with next_id, next_qid, open and each queue's bytes ("bytes/<id>", as a
  * clean close left them: after a crash open counts them from the rows instead).
+ * Schema 5: body(id, data) holds the body of a message enqueue_shared put into several
+ * queues, once; each of its msg rows has an empty body and body_id naming it (NULL for every
+ * other row; a partial index finds the rows of a body). A trigger deletes the body row with
+ * the last msg row naming it, in the same transaction (so in the batch of that ack), whatever
+ * deletes the row (an ack, a ranged delete, open dropping a queue's orphans); open after a
+ * crash also drops any body no row names.
  * user_version holds the schema version and
  * application_id marks the file as ours; an older schema is migrated forward inside the open
  * transaction, a newer or foreign file is refused and left exactly as it was. Open reads no
@@ -64,6 +70,13 @@ static const char *const migrations[] = {
     " PRIMARY KEY(queue, prio)) WITHOUT ROWID;"
     "INSERT OR REPLACE INTO meta(key, value) SELECT 'bytes/' || queue,"
     " sum(length(headers) + length(body)) FROM msg GROUP BY queue;",
+    /* 4 -> 5: bodies held once for several messages (enqueue_shared). */
+    "CREATE TABLE body(id INTEGER PRIMARY KEY, data BLOB NOT NULL);"
+    "ALTER TABLE msg ADD COLUMN body_id INTEGER;"
+    "CREATE INDEX msg_body ON msg(body_id) WHERE body_id IS NOT NULL;"
+    "CREATE TRIGGER msg_body_gone AFTER DELETE ON msg WHEN old.body_id IS NOT NULL BEGIN"
+    " DELETE FROM body WHERE id = old.body_id AND NOT EXISTS"
+    " (SELECT 1 FROM msg WHERE body_id = old.body_id); END;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -370,8 +383,9 @@ static store_err read_bytes(store *s)
         err = sqlite__db_err(s, s->wdb, "load");
     if (err != STORE_OK || (!s->unclean && counted == (int)s->queues.n))
         return err;
-    err = prep(s, "SELECT queue, sum(length(headers) + length(body)) FROM msg NOT INDEXED"
-                  " GROUP BY queue", &st);
+    err = prep(s, "SELECT queue, sum(length(headers) + CASE WHEN body_id IS NULL THEN"
+                  " length(body) ELSE (SELECT length(data) FROM body WHERE id = body_id) END)"
+                  " FROM msg NOT INDEXED GROUP BY queue", &st);
     while (err == STORE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         squeue *q = find_qid(s, sqlite3_column_int64(st, 0));
         if (q)
@@ -430,6 +444,10 @@ static store_err load_queues(store *s)
     if (err == STORE_OK && ld.norphans &&
         exec(s, "DELETE FROM expiry WHERE id NOT IN (SELECT id FROM msg)", "clean up") !=
             SQLITE_OK)
+        err = STORE_E_IO;
+    if (err == STORE_OK && s->unclean &&
+        exec(s, "DELETE FROM body WHERE id NOT IN"
+                " (SELECT body_id FROM msg WHERE body_id IS NOT NULL)", "clean up") != SQLITE_OK)
         err = STORE_E_IO;
     if (err == STORE_OK)
         err = run_each(s, "DELETE FROM queue WHERE id = ?1", ld.orphans, ld.norphans);

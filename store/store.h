@@ -2,8 +2,12 @@
  *
  * A backend is a versioned table of functions (store_ops): new methods are only ever
  * appended at the end and STORE_OPS_VERSION grows with them, so a caller checks the version
- * before using a newer slot. Every backend passes the contract suite in
- * tests/lib/store_contract.c unchanged (run on each by tests/store/test_store_contract.c).
+ * before using a newer slot; an optional slot may be NULL (it says so), checked as well.
+ * Every backend passes the contract suite in tests/lib/store_contract.c unchanged (run on
+ * each by tests/store/test_store_contract.c). Version 10 (enqueue_shared) lets one message go
+ * into several queues with its body held once (durable topic subscriptions): the memory
+ * backend shares one counted body, the SQLite backend one row of its body table (schema 5);
+ * PostgreSQL leaves it NULL.
  *
  * Model. A store holds named queues of messages. A message is (id, queue, header block,
  * body, redelivery count, priority, expiry); the header block is opaque bytes to the store.
@@ -168,7 +172,16 @@ typedef struct store_scan {
  * function must not call the store. */
 typedef int (*store_match_fn)(void *arg, const store_msg *m);
 
-#define STORE_OPS_VERSION 9u
+/* One queue of enqueue_shared (ops version 10): what the caller gives, and the id it gets. */
+typedef struct store_target {
+    const char *queue;
+    size_t queue_len;
+    uint64_t hash;           /* store_hash_name(queue, queue_len) */
+    const store_attrs *attrs; /* NULL: enqueue's (priority 4, no time) */
+    uint64_t id;             /* out: the new message's id */
+} store_target;
+
+#define STORE_OPS_VERSION 10u
 
 typedef struct store_ops {
     unsigned version; /* STORE_OPS_VERSION the backend was written for */
@@ -322,6 +335,18 @@ typedef struct store_ops {
      * for other processes), so that its handles are closed before the owner's loop ends.
      * Commits still work. */
     void (*quiesce)(store *s);
+
+    /* ---- version 10: one body for many queues ---- */
+    /* Optional (NULL: enqueue_attrs once per queue). One message, the same header block and
+     * body, into each of the n queues of t (each with its own attributes): n messages as n
+     * calls of enqueue_attrs would make them (ids t[i].id, increasing; each taken, acked,
+     * requeued, expired, browsed, matched and cancelled on its own), but the body is held
+     * once for all of them and goes with the last of them. All or nothing: on an error none
+     * is enqueued. queue_size counts the body in each queue (what each queue holds); the
+     * memory backend's resident counts it once. n 0: STORE_E_INVALID. */
+    store_err (*enqueue_shared)(store *s, store_target *t, size_t n, const char *headers,
+                                size_t headers_len, const char *body,
+                                size_t body_len) STORE_WUR;
 } store_ops;
 
 /* The memory backend: fast, nothing survives close. Borrowed, static, never NULL. */

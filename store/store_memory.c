@@ -8,8 +8,12 @@
  * is not taken is also in the store's expiry heap. A queue is freed once it has no record at
  * all. Commit completes synchronously (STORE_DONE): nothing here is durable, so a batch is
  * done when it is made. Nothing is in a file either, so every band's limit (order.h) is
- * INT64_MAX. `bytes` is the sum of the allocations it holds (records, queues, heaps), for
- * resident().
+ * INT64_MAX. `bytes` is the sum of the allocations it holds (records, queues, heaps, shared
+ * bodies), for resident().
+ * A message of enqueue_shared keeps its body in a shared, counted allocation (mbody) that
+ * every one of its records names (MEM_SHARED: the record's body bytes are the pointer); the
+ * last record to go frees it. resident counts that body once; each queue's bytes
+ * (queue_size) count it in full, as that queue's.
  */
 #include "order.h"
 #include "scan.h"
@@ -31,6 +35,15 @@ typedef struct mqueue {
     uint64_t bytes;    /* header block and body bytes of its records */
     char name[];       /* NUL-terminated, link.len bytes before the NUL */
 } mqueue;
+
+/* A body held once for the records of one enqueue_shared. */
+typedef struct mbody {
+    size_t refs; /* records naming it, and one while enqueue_shared runs */
+    size_t len;
+    char data[];
+} mbody;
+
+enum { MEM_SHARED = 1 }; /* store__rec.flags: the record's body is a pointer to an mbody */
 
 struct store {
     store__idhash ids;
@@ -62,10 +75,30 @@ static store__rec *find_rec(const store *s, uint64_t id)
     return store__entry(store__ids_find(&s->ids, id), store__rec, link);
 }
 
+static mbody *shared_body(const store__rec *r)
+{
+    mbody *b;
+    memcpy(&b, r->data + r->hlen, sizeof b);
+    return b;
+}
+
 static void fill(store_msg *out, const store__rec *r)
 {
     const mqueue *q = r->q;
     store__rec_fill(out, r, q->name, q->link.len);
+    if (r->flags & MEM_SHARED) {
+        const mbody *b = shared_body(r);
+        out->body = b->data;
+        out->body_len = b->len;
+    }
+}
+
+static void body_release(store *s, mbody *b)
+{
+    if (--b->refs)
+        return;
+    s->bytes -= sizeof *b + b->len;
+    free(b);
 }
 
 static void drop_queue_if_unused(store *s, mqueue *q)
@@ -111,6 +144,14 @@ static void give_back(store *s)
     s->peak = s->bytes;
 }
 
+/* Shared record r of q goes: the rest of its body's bytes, and its hold on the body. */
+static void shared_gone(store *s, mqueue *q, const store__rec *r)
+{
+    mbody *b = shared_body(r);
+    q->bytes -= b->len - sizeof b;
+    body_release(s, b);
+}
+
 /* A record leaves the store for good (acked or cancelled). */
 static void forget(store *s, store__rec *r)
 {
@@ -118,6 +159,8 @@ static void forget(store *s, store__rec *r)
     store__ids_remove(&s->ids, &r->link);
     q->nrecs--;
     q->bytes -= r->hlen + r->blen;
+    if (r->flags & MEM_SHARED)
+        shared_gone(s, q, r);
     if (r->expires)
         s->nexpiring--;
     s->bytes -= STORE__REC_SIZE(r);
@@ -152,6 +195,11 @@ static void mem_close(store *s)
     for (store__qlink *l = store__queues_first(&s->queues); l;
          l = store__queues_next(&s->queues, l))
         store__order_free(&store__container_of(l, mqueue, link)->o, NULL);
+    for (store__idlink *l = store__ids_first(&s->ids); l; l = store__ids_next(&s->ids, l)) {
+        const store__rec *r = store__container_of(l, store__rec, link);
+        if (r->flags & MEM_SHARED)
+            body_release(s, shared_body(r));
+    }
     store__ids_destroy(&s->ids, offsetof(store__rec, link));
     store__queues_destroy(&s->queues, offsetof(mqueue, link));
     store__heap_free(&s->expiry, NULL);
@@ -355,6 +403,43 @@ static store_err mem_cancel(store *s, uint64_t id)
     return STORE_OK;
 }
 
+static store_err mem_enqueue_shared(store *s, store_target *t, size_t n, const char *headers,
+                                    size_t headers_len, const char *body, size_t body_len)
+{
+    if (!n)
+        return STORE_E_INVALID;
+    if (body_len > SIZE_MAX / 4)
+        return STORE_E_NOMEM;
+    mbody *b = malloc(sizeof *b + body_len + 1);
+    if (!b)
+        return STORE_E_NOMEM;
+    b->refs = 1; /* this call's: the body outlives a record cancelled below */
+    b->len = body_len;
+    if (body_len)
+        memcpy(b->data, body, body_len);
+    b->data[body_len] = '\0';
+    s->bytes += sizeof *b + body_len;
+    /* Each record is a plain one whose body is the pointer, then marked shared: the plain
+     * enqueue stays as it was. */
+    store_err err = STORE_OK;
+    size_t i = 0;
+    for (; i < n; i++) {
+        err = mem_enqueue_attrs(s, t[i].queue, t[i].queue_len, t[i].hash, headers, headers_len,
+                                (const char *)&b, sizeof b, t[i].attrs, &t[i].id);
+        if (err != STORE_OK)
+            break;
+        store__rec *r = find_rec(s, t[i].id);
+        r->flags = MEM_SHARED;
+        b->refs++;
+        ((mqueue *)r->q)->bytes += body_len - sizeof b;
+    }
+    if (err != STORE_OK) /* t[0..i) are in: take them back */
+        for (size_t j = 0; j < i; j++)
+            (void)mem_cancel(s, t[j].id);
+    body_release(s, b);
+    return err;
+}
+
 static store_err mem_commit(store *s, store_commit_cb cb, void *arg)
 {
     (void)cb;
@@ -492,6 +577,7 @@ static const store_ops memory_ops = {
     .browse = mem_browse,
     .take_match = mem_take_match,
     .queues = mem_queues,
+    .enqueue_shared = mem_enqueue_shared,
 };
 
 const store_ops *store_memory_backend(void)

@@ -341,6 +341,34 @@ static store_err sq_cancel(store *s, uint64_t id)
     return STORE_OK;
 }
 
+/* Each message is a row of its own, naming one body row (id: the first message's) that the
+ * batch writes once. The records in memory each keep a copy of the body, as any message read
+ * from the file does: memory holds what the windows hold, the file each body once. */
+static store_err sq_enqueue_shared(store *s, store_target *t, size_t n, const char *headers,
+                                   size_t headers_len, const char *body, size_t body_len)
+{
+    if (!n)
+        return STORE_E_INVALID;
+    store_err err = STORE_OK;
+    size_t i = 0;
+    for (; i < n && err == STORE_OK; i++)
+        err = sq_enqueue_attrs(s, t[i].queue, t[i].queue_len, t[i].hash, headers, headers_len,
+                               body, body_len, t[i].attrs, &t[i].id);
+    if (err != STORE_OK) {
+        for (size_t j = 0; j + 1 < i; j++)
+            (void)sq_cancel(s, t[j].id);
+        return err;
+    }
+    /* Each enqueue's operation is the last it pushed. */
+    batch *b = s->open;
+    for (size_t k = 0, o = b->nops; k < n && o > 0; o--)
+        if (b->ops[o - 1].kind == OP_ENQ && b->ops[o - 1].key == (int64_t)t[n - 1 - k].id) {
+            b->ops[o - 1].not_before = t[0].id;
+            k++;
+        }
+    return STORE_OK;
+}
+
 static store_err sq_commit(store *s, store_commit_cb cb, void *arg)
 {
     /* Even with nothing new, an earlier batch is not durable until its commit completes. */
@@ -501,6 +529,7 @@ static const store_ops sqlite_ops = {
     .browse = sq_browse,
     .take_match = sq_take_match,
     .queues = sqlite__queues,
+    .enqueue_shared = sq_enqueue_shared,
 };
 
 const store_ops *store_sqlite_backend(void)

@@ -334,34 +334,69 @@ static int wants(const durable *d, const char *topic, size_t tlen, const char *h
     return !d->selector || filter__durable(d->selector, hdrs, hlen, topic, tlen, a->priority);
 }
 
+/* Room for n backlogs in r->dur_to: 0, or -1 without memory. */
+static int reserve_to(route_state *r, size_t n)
+{
+    if (n <= r->dur_to_cap)
+        return 0;
+    size_t cap = r->dur_to_cap ? r->dur_to_cap * 2 : 8;
+    store_target *t = realloc(r->dur_to, cap * sizeof *t);
+    if (t)
+        r->dur_to = t;
+    store_attrs *sa = t ? realloc(r->dur_attrs, cap * sizeof *sa) : NULL;
+    if (!sa)
+        return -1;
+    r->dur_attrs = sa;
+    r->dur_to_cap = cap;
+    return 0;
+}
+
+/* The message goes into every backlog that wants it and has room. With more than one and a
+ * store that can (ops version 10), its body is stored once for all of them; otherwise one
+ * copy each. */
 broker_err durable__publish(broker *b, const char *topic, size_t tlen, const char *hdrs,
                             size_t hlen, const char *body, size_t blen, const msg_attrs *a,
                             const endpoint *from, int *stored)
 {
     route_state *r = &b->route;
-    size_t blk = 12 + tlen + 1 + hlen;
-    int built = 0;
+    size_t blk = 12 + tlen + 1 + hlen, n = 0;
+    int shared = b->st->version >= 10 && b->st->enqueue_shared;
     for (durable *d = r->durables; d; d = d->next) {
         if (!wants(d, topic, tlen, hdrs, hlen, a, from))
             continue;
-        if (!built) {
+        if (!n) {
             if (reserve(r, blk) != 0)
                 return BROKER_E_NOMEM;
             memcpy(r->dur_buf, "destination", 12);
             memcpy(r->dur_buf + 12, topic, tlen);
             r->dur_buf[12 + tlen] = '\0';
             memcpy(r->dur_buf + 13 + tlen, hdrs, hlen);
-            built = 1;
         }
         if (r->limits && !room(b, d, blk + blen))
             continue;
+        if (shared && reserve_to(r, n + 1) != 0)
+            return BROKER_E_NOMEM;
+        if (shared) {
+            r->dur_to[n++] = (store_target){ d->queue, d->queue_len, d->queue_hash, NULL, 0 };
+            continue;
+        }
+        n++;
         broker_err rc = queue__enqueue(b, d->queue, d->queue_len, d->queue_hash, r->dur_buf,
                                        blk, body, blen, a, NULL);
         if (rc != BROKER_OK)
             return rc;
         *stored = 1;
     }
-    return BROKER_OK;
+    if (!shared || !n)
+        return BROKER_OK;
+    broker_err rc = n == 1 ? queue__enqueue(b, r->dur_to[0].queue, r->dur_to[0].queue_len,
+                                            r->dur_to[0].hash, r->dur_buf, blk, body, blen, a,
+                                            NULL)
+                           : queue__enqueue_shared(b, r->dur_to, r->dur_attrs, n, r->dur_buf,
+                                                   blk, body, blen, a);
+    if (rc == BROKER_OK)
+        *stored = 1;
+    return rc;
 }
 
 void durable__split(const char **hdrs, size_t *hlen, const char **dest, size_t *dlen)
@@ -537,8 +572,13 @@ void durable__free(broker *b)
     r->ndurable = 0;
     free(r->dur_gone);
     free(r->dur_buf);
+    free(r->dur_to);
+    free(r->dur_attrs);
     r->dur_gone = NULL;
     r->dur_buf = NULL;
+    r->dur_to = NULL;
+    r->dur_attrs = NULL;
+    r->dur_to_cap = 0;
     r->ndur_gone = r->dur_gone_cap = r->dur_buf_cap = 0;
     r->dur_records = NULL;
 }

@@ -473,6 +473,12 @@ void topic__remote(broker *b, const char *dname, size_t dlen, const char *hdrs, 
 broker_err queue__enqueue(broker *b, const char *dname, size_t dlen, uint64_t hash,
                           const char *hdrs, size_t hlen, const char *body, size_t blen,
                           const msg_attrs *a, uint64_t *id) BROKER_WUR;
+/* queue__enqueue of one message into the n queues of t (queue, queue_len, hash set; attrs
+ * are set here, pointing into sa, n of them) with its body stored once (store_ops
+ * enqueue_shared: the caller checked the store has it); all or none. */
+broker_err queue__enqueue_shared(broker *b, store_target *t, store_attrs *sa, size_t n,
+                                 const char *hdrs, size_t hlen, const char *body, size_t blen,
+                                 const msg_attrs *a) BROKER_WUR;
 void queue__dispatch(broker *b, dest_t *d);
 /* Dispatch a queue some of whose subscribers have a selector (select.c): each subscriber
  * with room takes the first ready message its selector accepts. */
@@ -619,6 +625,9 @@ typedef struct route_state {
     unsigned dur_retries;  /* commits a record was not found after (bounded) */
     char *dur_buf;         /* the header block of a message for the backlogs */
     size_t dur_buf_cap;
+    store_target *dur_to;  /* the backlogs one message goes to, and their attributes */
+    store_attrs *dur_attrs;
+    size_t dur_to_cap;
 } route_state;
 
 /* ---- permissions (acl.c) ---- */

@@ -21,5 +21,8 @@ typedef struct store_fixture {
 int store_contract_run(const store_fixture *fx);
 /* The version 8 cases (take_match, queues; store_contract_match.c), as another group. */
 int store_contract_run_match(const store_fixture *fx);
+/* The version 10 cases (enqueue_shared; store_contract_shared.c), as another group; 0 at
+ * once for a backend without enqueue_shared. */
+int store_contract_run_shared(const store_fixture *fx);
 
 #endif

@@ -4,7 +4,8 @@
  * then live messages; removal per dialect ends the collecting; a second live subscriber
  * of the same identity is refused; selector, noLocal and wildcards decide what is kept;
  * the queue policies (limits, dead letters, TTL) apply by the pattern /durable-sub/>; and
- * on SQLite everything survives a restart of the broker.
+ * on SQLite everything survives a restart of the broker, and a message kept for 5
+ * subscriptions has its body in the file once.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <sqlite3.h>
 
 #include "store_sqlite.h"
 #include "testlib.h"
@@ -389,6 +392,57 @@ static void test_ttl(void **state)
     assert_int_equal(tb_stop(t), 0);
 }
 
+static int64_t file_int(const fixture *fx, const char *sql)
+{
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(st, 0);
+    assert_int_equal(sqlite3_finalize(st), SQLITE_OK);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+    return v;
+}
+
+/* A message for 5 subscriptions away: one body row in the file (5 copies would be 5 rows'
+ * worth of body bytes), gone once all 5 have it. */
+static void test_body_once(void **state)
+{
+    fixture *fx = *state;
+    tb *t = start(fx);
+    char cid[16], body[4001], frame[4200];
+    for (int i = 0; i < 5; i++) {
+        snprintf(cid, sizeof cid, "b%d", i);
+        tc *c = open_as(t, cid);
+        subscribe(c, &dialects[0], "/topic/once");
+        receipted(c, "UNSUBSCRIBE\nid:s1\nreceipt:r\n\n"); /* away, kept */
+        tc_close(c);
+    }
+    memset(body, 'x', 4000);
+    body[4000] = '\0';
+    tc *p = open_as(t, NULL);
+    snprintf(frame, sizeof frame, "SEND\ndestination:/topic/once\nreceipt:r\n\n%s", body);
+    receipted(p, frame);
+    tc_close(p);
+    assert_int_equal(tb_stop(t), 0);
+    assert_int_equal(file_int(fx, "SELECT count(*) FROM body"), 1);
+    assert_int_equal(file_int(fx, "SELECT (SELECT sum(length(data)) FROM body) +"
+                                  " (SELECT sum(length(body)) FROM msg)"),
+                     4000);
+    t = start(fx);
+    for (int i = 0; i < 5; i++) {
+        snprintf(cid, sizeof cid, "b%d", i);
+        tc *c = open_as(t, cid);
+        subscribe(c, &dialects[0], "/topic/once");
+        expect_msg(c, body, "/topic/once", "s1");
+        receipted(c, "UNSUBSCRIBE\nid:s1\nactivemq.subscriptionName:n1\nreceipt:r\n\n");
+        tc_close(c);
+    }
+    assert_int_equal(tb_stop(t), 0);
+    assert_int_equal(file_int(fx, "SELECT count(*) FROM body"), 0);
+}
+
 #define BOTH(fn)                                                        \
     cmocka_unit_test_setup_teardown(fn, setup_memory, teardown),        \
         cmocka_unit_test_setup_teardown(fn, setup_sqlite, teardown)
@@ -403,6 +457,7 @@ int main(void)
         BOTH(test_ttl),
         BOTH(test_transaction),
         cmocka_unit_test_setup_teardown(test_restart, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(test_body_once, setup_sqlite, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

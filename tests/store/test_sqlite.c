@@ -500,13 +500,13 @@ static void test_future_version_refused(void **state)
     f->ops->close(f->s);
     f->s = NULL;
 
-    /* An empty file got the current schema: version 4, WAL mode. */
+    /* An empty file got the current schema: version 5, WAL mode. */
     sqlite3 *db;
     sqlite3_stmt *st;
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 4);
+    assert_int_equal(sqlite3_column_int(st, 0), 5);
     assert_int_equal(sqlite3_finalize(st), SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
@@ -522,7 +522,7 @@ static void test_future_version_refused(void **state)
     assert_non_null(strstr(why, "newer"));
 
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 4", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 5", NULL, NULL, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_close(db), SQLITE_OK);
     f->s = open_store(f, 0);
     take_expect(f, "q", "a", 0);
@@ -821,6 +821,65 @@ static void test_crash_counts_possibly_delivered(void **state)
     take_expect(f, "q", "fresh", 0);
 }
 
+static int64_t bodies(const char *path)
+{
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM body", -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t n = sqlite3_column_int64(st, 0);
+    assert_int_equal(sqlite3_finalize(st), SQLITE_OK);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+    return n;
+}
+
+/* Shared bodies after a crash: the one all of whose messages were acked is gone with them
+ * (same transaction), the one still named stays and is read; a body no row names (as a
+ * damaged file might hold) is dropped by the open after the crash. */
+static void test_crash_shared_bodies(void **state)
+{
+    fx *f = *state;
+    f->s = open_store(f, 0);
+    store_target t[3] = { { "qa", 2, store_hash_name("qa", 2), NULL, 0 },
+                          { "qb", 2, store_hash_name("qb", 2), NULL, 0 },
+                          { "qc", 2, store_hash_name("qc", 2), NULL, 0 } };
+    assert_int_equal(f->ops->enqueue_shared(f->s, t, 3, "", 0, "A", 1), STORE_OK);
+    assert_int_equal(f->ops->enqueue_shared(f->s, t, 2, "", 0, "B", 1), STORE_OK);
+    assert_int_equal(commit_wait(f), STORE_OK);
+    assert_int_equal(bodies(f->path), 2);
+    assert_int_equal(f->ops->ack(f->s, take_expect(f, "qa", "A", 0)), STORE_OK);
+    assert_int_equal(f->ops->ack(f->s, take_expect(f, "qb", "A", 0)), STORE_OK);
+    assert_int_equal(f->ops->ack(f->s, take_expect(f, "qc", "A", 0)), STORE_OK);
+    assert_int_equal(f->ops->ack(f->s, take_expect(f, "qa", "B", 0)), STORE_OK);
+    assert_int_equal(commit_wait(f), STORE_OK);
+    crash_image(f, "crash.db");
+    char img[160];
+    snprintf(img, sizeof img, "%s/crash.db", f->dir);
+    assert_int_equal(bodies(img), 1);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(img, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "INSERT INTO body(id, data) VALUES(999999, x'00')", NULL,
+                                  NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+    open_image(f, "crash.db");
+    assert_int_equal(bodies(img), 1);
+    store_msg m;
+    store_err rc = f->ops->take(f->s, "qb", 2, &m);
+    if (rc == STORE_E_AGAIN) {
+        assert_int_equal(commit_wait(f), STORE_OK);
+        rc = f->ops->take(f->s, "qb", 2, &m);
+    }
+    assert_int_equal(rc, STORE_OK);
+    assert_int_equal(m.body_len, 1);
+    assert_memory_equal(m.body, "B", 1);
+    assert_int_equal(f->ops->ack(f->s, m.id), STORE_OK);
+    assert_int_equal(commit_wait(f), STORE_OK);
+    assert_int_equal(bodies(img), 0);
+}
+
 /* Takes beyond the recorded bound wait for a commit (STORE_E_AGAIN), which records more. */
 static void test_take_waits_for_bound(void **state)
 {
@@ -976,7 +1035,7 @@ static void test_migrate_from_v1(void **state)
     sqlite3_stmt *st;
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 4);
+    assert_int_equal(sqlite3_column_int(st, 0), 5);
     assert_int_equal(sqlite3_finalize(st), SQLITE_OK);
     assert_int_equal(sqlite3_close(db), SQLITE_OK);
     f->s = open_store(f, 0);
@@ -1504,6 +1563,24 @@ static void test_golden_schema3(void **state)
     attrs_on_golden(f);
 }
 
+/* Schema 4, the last before bodies held once: the same, and shared messages after it. */
+static void test_golden_schema4(void **state)
+{
+    fx *f = *state;
+    open_golden(f, "schema4.db");
+    take_at_ack(f, "/queue/wait", 5000, "w", 1);
+    check_golden(f, 18);
+    store_target t[2] = { { "/queue/s1", 9, store_hash_name("/queue/s1", 9), NULL, 0 },
+                          { "/queue/s2", 9, store_hash_name("/queue/s2", 9), NULL, 0 } };
+    assert_int_equal(f->ops->enqueue_shared(f->s, t, 2, "", 0, "both", 4), STORE_OK);
+    assert_int_equal(commit_wait(f), STORE_OK);
+    reopen(f);
+    assert_int_equal(f->ops->ack(f->s, take_expect(f, "/queue/s2", "both", 0)), STORE_OK);
+    assert_int_equal(f->ops->ack(f->s, take_expect(f, "/queue/s1", "both", 0)), STORE_OK);
+    assert_int_equal(commit_wait(f), STORE_OK);
+    attrs_on_golden(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1527,10 +1604,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_queue_dropped_and_recreated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_counts_possibly_delivered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_take_waits_for_bound, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crash_shared_bodies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_from_v1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_golden_v2, setup, teardown),
         cmocka_unit_test_setup_teardown(test_golden_schema2, setup, teardown),
         cmocka_unit_test_setup_teardown(test_golden_schema3, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_golden_schema4, setup, teardown),
         cmocka_unit_test_setup_teardown(test_priority_paging, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schedule_paging, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expiry_backlog, setup, teardown),

@@ -100,7 +100,8 @@ int main(void)
             failed++;
             continue;
         }
-        failed += store_contract_run(&backends[i]) + store_contract_run_match(&backends[i]);
+        failed += store_contract_run(&backends[i]) + store_contract_run_match(&backends[i]) +
+                  store_contract_run_shared(&backends[i]);
     }
     pgtest_stop(&pg);
     remove_dir(sqlite_dir);
