@@ -149,7 +149,7 @@ static void heap_set(store__heap *h, size_t i, store__heapent x)
 {
     h->e[i] = x;
     if (h->track)
-        *(size_t *)(void *)((char *)x.p + h->track - 1) = i;
+        *(uint32_t *)(void *)((char *)x.p + h->track - 1) = (uint32_t)i;
 }
 
 static void sift_up(store__heap *h, size_t i, store__heapent x)
@@ -184,9 +184,13 @@ store_err store__heap_reserve(store__heap *h, size_t want, size_t *acct)
 {
     if (want <= h->cap)
         return STORE_OK;
+    if (want >= STORE__NOPOS)
+        return STORE_E_NOMEM;
     size_t ncap = h->cap ? h->cap : 8;
     while (ncap < want && ncap <= SIZE_MAX / 2)
         ncap *= 2;
+    if (ncap >= STORE__NOPOS)
+        ncap = STORE__NOPOS - 1;
     if (ncap < want || ncap > SIZE_MAX / sizeof *h->e)
         return STORE_E_NOMEM;
     store__heapent *ne = realloc(h->e, ncap * sizeof *ne);
@@ -208,7 +212,7 @@ void store__heap_push(store__heap *h, uint64_t key, uint64_t tie, void *p)
 void store__heap_remove(store__heap *h, size_t i)
 {
     if (h->track)
-        *(size_t *)(void *)((char *)h->e[i].p + h->track - 1) = STORE__NOPOS;
+        *(uint32_t *)(void *)((char *)h->e[i].p + h->track - 1) = STORE__NOPOS;
     store__heapent x = h->e[--h->n];
     if (i == h->n)
         return;

@@ -105,8 +105,8 @@ static inline void store__list_prepend(store__dlist *l, store__dlink *e)
 
 /* ---- a min-heap by (key, tie): what is due next (delayed messages, expiry) ---- */
 
-/* The index a tracked object holds while it is in no heap. */
-#define STORE__NOPOS SIZE_MAX
+/* The index a tracked object holds while it is in no heap (a heap holds fewer entries). */
+#define STORE__NOPOS UINT32_MAX
 
 typedef struct store__heapent {
     uint64_t key, tie; /* ordered by key, then tie */
@@ -116,8 +116,8 @@ typedef struct store__heapent {
 typedef struct store__heap {
     store__heapent *e;
     size_t n, cap;
-    /* 0, or 1 + the offset of a size_t in each entry's object p that the heap keeps equal to
-     * the entry's index (STORE__NOPOS once it leaves), so an entry can be removed from the
+    /* 0, or 1 + the offset of a uint32_t in each entry's object p that the heap keeps equal
+     * to the entry's index (STORE__NOPOS once it leaves), so an entry can be removed from the
      * middle (store__heap_track). */
     size_t track;
 } store__heap;
@@ -128,8 +128,8 @@ static inline void store__heap_track(store__heap *h, size_t off)
     h->track = off + 1;
 }
 
-/* Room for `want` entries in all: STORE_OK or STORE_E_NOMEM (the heap unchanged). Growth is
- * added to *acct (bytes held), when acct is not NULL. */
+/* Room for `want` entries in all: STORE_OK or STORE_E_NOMEM (the heap unchanged; also when
+ * want reaches STORE__NOPOS). Growth is added to *acct (bytes held), when acct is not NULL. */
 store_err store__heap_reserve(store__heap *h, size_t want, size_t *acct) STORE_WUR;
 /* Add (room reserved). */
 void store__heap_push(store__heap *h, uint64_t key, uint64_t tie, void *p);

@@ -33,17 +33,20 @@ typedef struct store__rec {
     int64_t ord;         /* place in its band: (ord, id) ascending */
     uint64_t not_before; /* not handed out by take_at before this (0: at once) */
     uint64_t expires;    /* expired from this time on (0: never) */
-    size_t hpos;         /* index in the band's or waiting heap (STORE__NOPOS: none) */
-    size_t xpos;         /* index in the store's expiry heap (STORE__NOPOS: none) */
+    uint32_t hpos;       /* index in the band's or waiting heap (STORE__NOPOS: none) */
+    uint32_t xpos;       /* index in the store's expiry heap (STORE__NOPOS: none) */
+    uint32_t hlen, blen; /* each at most STORE__REC_MAXLEN */
     uint32_t redeliveries;
     uint8_t prio;
     uint8_t state;
     uint8_t flags;       /* the backend's */
-    size_t hlen, blen;
     char data[];         /* header block, body, NUL */
 } store__rec;
 
 #define STORE__REC_SIZE(r) (sizeof(store__rec) + (r)->hlen + (r)->blen + 1)
+
+/* The longest header block, and the longest body, a record holds: larger is out of memory. */
+#define STORE__REC_MAXLEN ((size_t)UINT32_MAX / 4)
 
 typedef struct store__band {
     store__dlist list; /* ready, in (ord, id) order */
@@ -83,12 +86,29 @@ static inline size_t store__pool_class(size_t n)
 
 #define STORE__POOL_ASK(c) (((c) << 4) - 8)
 
-/* A record of queue q (caller's type) with a copy of the header block and body: PENDING, on
- * no list, in no heap, redeliveries 0, ord 0, priority 4. NULL without memory. Give it back
- * with store__rec_free. */
+/* Make r (STORE__REC_SIZE bytes for these lengths, each at most STORE__REC_MAXLEN) a record
+ * of queue q (caller's type) with a copy of the header block and body: PENDING, on no list,
+ * in no heap, redeliveries 0, ord 0, priority 4. */
+static inline void store__rec_init(store__rec *r, void *q, const void *headers, size_t hlen,
+                                   const void *body, size_t blen)
+{
+    *r = (store__rec){ .q = q, .hpos = STORE__NOPOS, .xpos = STORE__NOPOS,
+                       .prio = STORE_PRIORITY_DEFAULT, .state = STORE__PENDING,
+                       .hlen = (uint32_t)hlen, .blen = (uint32_t)blen };
+    if (hlen)
+        memcpy(r->data, headers, hlen);
+    if (blen)
+        memcpy(r->data + hlen, body, blen);
+    r->data[hlen + blen] = '\0';
+}
+
+/* A record made by store__rec_init. NULL without memory (or for lengths above
+ * STORE__REC_MAXLEN). Give it back with store__rec_free. */
 static inline store__rec *store__rec_new(store__pool *pool, void *q, const void *headers,
                                          size_t hlen, const void *body, size_t blen)
 {
+    if (hlen > STORE__REC_MAXLEN || blen > STORE__REC_MAXLEN)
+        return NULL;
     size_t c = store__pool_class(sizeof(store__rec) + hlen + blen + 1);
     store__rec *r;
     if (c < STORE__POOL_CLASSES && pool->spare[c]) {
@@ -98,14 +118,7 @@ static inline store__rec *store__rec_new(store__pool *pool, void *q, const void 
     } else if (!(r = malloc(STORE__POOL_ASK(c)))) {
         return NULL;
     }
-    *r = (store__rec){ .q = q, .hpos = STORE__NOPOS, .xpos = STORE__NOPOS,
-                       .prio = STORE_PRIORITY_DEFAULT, .state = STORE__PENDING, .hlen = hlen,
-                       .blen = blen };
-    if (hlen)
-        memcpy(r->data, headers, hlen);
-    if (blen)
-        memcpy(r->data + hlen, body, blen);
-    r->data[hlen + blen] = '\0';
+    store__rec_init(r, q, headers, hlen, body, blen);
     return r;
 }
 

@@ -1,7 +1,7 @@
 /* store_memory.c: the memory backend of store.h.
  *
- * One allocation per message (a store__rec of order.h: record header, header block and body
- * inline). Records are found by id, queues by name, through the indexes of index.h; each
+ * One record per message (a store__rec of order.h: record header, header block and body
+ * inline), carved from the slabs of slab.h. Records are found by id, queues by name, through the indexes of index.h; each
  * queue orders its records with order.h (priority bands, the heap of waiting records). A
  * record is in exactly one place: the store's pending list (enqueued, not committed), its
  * queue's order (ready or waiting), or none (taken); a committed record with an expiry that
@@ -17,6 +17,7 @@
  */
 #include "order.h"
 #include "scan.h"
+#include "slab.h"
 #include "store.h"
 
 #include <stdlib.h>
@@ -55,7 +56,7 @@ struct store {
     size_t bytes; /* records, queues and heaps allocated */
     size_t peak;  /* the most `bytes` since memory was last given back (give_back) */
     size_t episode; /* the most `bytes` before the last give_back since the store was empty */
-    store__pool pool; /* records given back, for reuse */
+    store__slabs slabs; /* where the records are */
 };
 
 /* Memory goes back to the system once the store holds at most an eighth of its peak, and
@@ -129,13 +130,13 @@ static mqueue *get_queue(store *s, const char *queue, size_t queue_len, uint64_t
     return q;
 }
 
-/* The kept records, and the heap's free pages: malloc keeps the memory of freed records
- * (hundreds of megabytes after a large backlog) unless asked to trim. Costs about the size of
- * the heap, paid once per drop to an eighth of a peak, so at most once per 7/8 of a peak freed.
- * Process-wide, like malloc itself: an embedder's free memory is returned too. */
+/* The empty slabs, and the heap's free pages: malloc keeps the memory of freed heaps, large
+ * records and shared bodies unless asked to trim. Costs about the size of the heap, paid once
+ * per drop to an eighth of a peak, so at most once per 7/8 of a peak freed. Process-wide,
+ * like malloc itself: an embedder's free memory is returned too. */
 static void give_back(store *s)
 {
-    store__pool_drain(&s->pool);
+    store__slab_trim(&s->slabs);
 #ifdef __GLIBC__
     (void)malloc_trim(0);
 #endif
@@ -163,8 +164,9 @@ static void forget(store *s, store__rec *r)
         shared_gone(s, q, r);
     if (r->expires)
         s->nexpiring--;
-    s->bytes -= STORE__REC_SIZE(r);
-    store__rec_free(&s->pool, r);
+    size_t n = store__slab_recsize(r->hlen, r->blen);
+    s->bytes -= n;
+    store__slab_put(&s->slabs, r, n);
     drop_queue_if_unused(s, q);
     store__ids_shrink(&s->ids);
     if (s->peak >= TRIM_MIN && s->bytes <= s->peak / 8) {
@@ -195,15 +197,17 @@ static void mem_close(store *s)
     for (store__qlink *l = store__queues_first(&s->queues); l;
          l = store__queues_next(&s->queues, l))
         store__order_free(&store__container_of(l, mqueue, link)->o, NULL);
-    for (store__idlink *l = store__ids_first(&s->ids); l; l = store__ids_next(&s->ids, l)) {
-        const store__rec *r = store__container_of(l, store__rec, link);
+    for (store__idlink *l = store__ids_first(&s->ids), *next; l; l = next) {
+        next = store__ids_next(&s->ids, l);
+        store__rec *r = store__container_of(l, store__rec, link);
         if (r->flags & MEM_SHARED)
             body_release(s, shared_body(r));
+        store__slab_put(&s->slabs, r, store__slab_recsize(r->hlen, r->blen));
     }
-    store__ids_destroy(&s->ids, offsetof(store__rec, link));
+    free(s->ids.b);
     store__queues_destroy(&s->queues, offsetof(mqueue, link));
     store__heap_free(&s->expiry, NULL);
-    store__pool_drain(&s->pool);
+    store__slab_trim(&s->slabs);
     free(s);
 }
 
@@ -228,27 +232,29 @@ static store_err mem_enqueue_attrs(store *s, const char *queue, size_t queue_len
         a = &plain;
     if (!queue_len || a->priority > STORE_PRIORITY_MAX)
         return STORE_E_INVALID;
-    if (headers_len > SIZE_MAX / 4 || body_len > SIZE_MAX / 4)
+    if (headers_len > STORE__REC_MAXLEN || body_len > STORE__REC_MAXLEN)
         return STORE_E_NOMEM;
     if (store__ids_reserve(&s->ids, 1) != STORE_OK)
         return STORE_E_NOMEM;
     mqueue *q = get_queue(s, queue, queue_len, h);
     if (!q)
         return STORE_E_NOMEM;
+    size_t n = store__slab_recsize(headers_len, body_len);
     store__rec *r = NULL;
     if (heap_room(s, q, a) == STORE_OK)
-        r = store__rec_new(&s->pool, q, headers, headers_len, body, body_len);
+        r = store__slab_get(&s->slabs, n);
     if (!r) {
         drop_queue_if_unused(s, q);
         return STORE_E_NOMEM;
     }
+    store__rec_init(r, q, headers, headers_len, body, body_len);
     r->link.id = s->next_id++;
     r->ord = (int64_t)r->link.id;
     r->prio = a->priority;
     r->not_before = a->not_before;
     r->expires = a->expires;
     store__ids_insert(&s->ids, &r->link);
-    s->bytes += STORE__REC_SIZE(r);
+    s->bytes += n;
     if (s->bytes > s->peak)
         s->peak = s->bytes;
     q->nrecs++;
@@ -408,7 +414,7 @@ static store_err mem_enqueue_shared(store *s, store_target *t, size_t n, const c
 {
     if (!n)
         return STORE_E_INVALID;
-    if (body_len > SIZE_MAX / 4)
+    if (body_len > STORE__REC_MAXLEN)
         return STORE_E_NOMEM;
     mbody *b = malloc(sizeof *b + body_len + 1);
     if (!b)
@@ -539,9 +545,8 @@ static void mem_queues(store *s, void (*fn)(void *arg, const char *name, size_t 
 
 static size_t mem_resident(store *s)
 {
-    /* The pool is not counted (order.h). */
-    return s->bytes + (s->ids.cap + s->queues.cap) * sizeof(void *) + sizeof *s -
-           sizeof s->pool;
+    /* Slabs' unused room is not counted, as malloc's free memory is not. */
+    return s->bytes + (s->ids.cap + s->queues.cap) * sizeof(void *) + sizeof *s;
 }
 
 static const char *mem_last_error(store *s)

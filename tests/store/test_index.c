@@ -611,7 +611,7 @@ static void test_lists(void **state)
 
 typedef struct hobj {
     uint64_t key;
-    size_t pos;
+    uint32_t pos;
 } hobj;
 
 /* Every object in h says where it is, and every entry is no less than its parent. */

@@ -1,6 +1,6 @@
 /* test_memory_release.c: the memory backend gives memory back once a backlog drains: its id
  * index shrinks with its records (resident() drops back near an empty store's figure), and
- * the record pool is emptied, so the memory can go back to the system.
+ * its empty record slabs are unmapped, so the memory goes back to the system.
  */
 #include <setjmp.h>
 #include <stdarg.h>
