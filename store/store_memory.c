@@ -545,8 +545,10 @@ static void mem_queues(store *s, void (*fn)(void *arg, const char *name, size_t 
 
 static size_t mem_resident(store *s)
 {
-    /* Slabs' unused room is not counted, as malloc's free memory is not. */
-    return s->bytes + (s->ids.cap + s->queues.cap) * sizeof(void *) + sizeof *s;
+    /* The slabs' lists and unused room are not counted, as malloc's free memory is not: they
+     * would hold a broker with a small max_memory paused. */
+    return s->bytes + (s->ids.cap + s->queues.cap) * sizeof(void *) + sizeof *s -
+           sizeof s->slabs;
 }
 
 static const char *mem_last_error(store *s)
