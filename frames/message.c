@@ -283,3 +283,11 @@ size_t stomp_message_head(const char *sub_id, size_t sub_len, const char *ack, s
     }
     return (size_t)(o - out);
 }
+
+size_t stomp_message_ack_line(uint64_t n, char *out)
+{
+    memcpy(out, "ack:", 4);
+    size_t d = frames__u64(out + 4, n);
+    out[4 + d] = '\n';
+    return 4 + d + 1;
+}

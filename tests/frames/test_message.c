@@ -281,6 +281,26 @@ static void test_head(void **state)
     assert_int_equal(stomp_message_head(S("0"), "a\nb", 3, STOMP_V10, out), 0);
 }
 
+/* The ack line after a head made without ack gives the bytes of a head made with it. */
+static void test_ack_line(void **state)
+{
+    (void)state;
+    static const uint64_t acks[] = { 0, 7, 10, 99, 100, 123456789, UINT64_MAX };
+    for (size_t i = 0; i < NH(acks); i++) {
+        char digits[24];
+        int dl = snprintf(digits, sizeof digits, "%llu", (unsigned long long)acks[i]);
+        char want[80], got[80];
+        size_t wn = stomp_message_head(S("s-1"), digits, (size_t)dl, STOMP_V12, want);
+        size_t hn = stomp_message_head(S("s-1"), NULL, 0, STOMP_V12, got);
+        memset(got + hn, 0xAA, sizeof got - hn);
+        size_t an = stomp_message_ack_line(acks[i], got + hn);
+        assert_true(an <= STOMP_ACK_LINE_MAX);
+        assert_int_equal(hn + an, wn);
+        assert_memory_equal(got, want, wn);
+        assert_int_equal((unsigned char)got[wn], 0xAA);
+    }
+}
+
 /* --- what a version cannot carry ----------------------------------------------------- */
 
 static void test_unencodable(void **state)
@@ -505,6 +525,7 @@ int main(void)
         cmocka_unit_test(test_redelivered_and_empty_body),
         cmocka_unit_test(test_escapes_per_version),
         cmocka_unit_test(test_head),
+        cmocka_unit_test(test_ack_line),
         cmocka_unit_test(test_unencodable),
         cmocka_unit_test(test_bound),
         cmocka_unit_test(test_round_trip),
