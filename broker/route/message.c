@@ -142,40 +142,16 @@ const char *msg__block_header(const char *hdrs, size_t len, const char *name)
     return stomp_packed_header(hdrs, len, name, NULL);
 }
 
-/* Where a shared part of at most n bytes goes: the caller's scratch when it is small enough
- * to be copied into an output queue, else a buffer of its own. */
-static sbuf *room_for(size_t n, sbuf **scratch, size_t *scratch_cap)
+sbuf *msg__encode(stomp_version v, const stomp_message *m, stomp_err *err)
 {
-    if (!scratch || n > OUTQ_COPY_MAX)
-        return sbuf__new(n);
-    if (*scratch_cap < OUTQ_COPY_MAX) {
-        sbuf *ns = realloc(*scratch, sizeof *ns + OUTQ_COPY_MAX);
-        if (!ns)
-            return NULL;
-        ns->refs = 1;
-        *scratch = ns;
-        *scratch_cap = OUTQ_COPY_MAX;
-    }
-    return *scratch;
-}
-
-sbuf *msg__encode(stomp_version v, const char *dest, size_t dest_len, const char *msgid,
-                  uint32_t redeliveries, const char *hdrs, size_t hdrs_len, const char *body,
-                  size_t body_len, sbuf **scratch, size_t *scratch_cap, stomp_err *err)
-{
-    stomp_message m = { dest, dest_len, msgid, strlen(msgid), redeliveries, NULL, hdrs,
-                        hdrs_len, body, body_len };
-    size_t n = stomp_message_bound(&m);
+    size_t n = stomp_message_bound(m);
     *err = STOMP_E_NOMEM;
-    if (n == SIZE_MAX)
-        return NULL;
-    sbuf *sb = room_for(n, scratch, scratch_cap);
+    sbuf *sb = n == SIZE_MAX ? NULL : sbuf__new(n);
     if (!sb)
         return NULL;
-    size_t w = stomp_message_encode(&m, v, sb->data, n, err);
+    size_t w = stomp_message_encode(m, v, sb->data, n, err);
     if (!w) {
-        if (!scratch || sb != *scratch)
-            sbuf__unref(sb);
+        sbuf__unref(sb);
         return NULL;
     }
     sb->len = w;
