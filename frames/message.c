@@ -154,10 +154,20 @@ static inline int copy_plain(char *o, const char *s, size_t len)
 {
     uint64_t x;
     if (len < 8) {
-        char pad[8] = { 'A', 'A', 'A', 'A', 'A', 'A', 'A', 'A' };
-        for (size_t i = 0; i < len; i++)
-            pad[i] = o[i] = s[i];
-        memcpy(&x, pad, 8);
+        uint32_t lo, hi;
+        if (len >= 4) { /* two words of four that overlap: every byte in one of them */
+            memcpy(&lo, s, 4);
+            memcpy(&hi, s + len - 4, 4);
+            memcpy(o, &lo, 4);
+            memcpy(o + len - 4, &hi, 4);
+        } else {
+            char pad[8] = { 'A', 'A', 'A', 'A', 'A', 'A', 'A', 'A' };
+            for (size_t i = 0; i < len; i++)
+                pad[i] = o[i] = s[i];
+            memcpy(&lo, pad, 4);
+            hi = lo;
+        }
+        x = (uint64_t)lo << 32 | hi;
         return frames__word_plain(x);
     }
     for (size_t i = 0; i + 8 <= len; i += 8) {

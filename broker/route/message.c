@@ -17,27 +17,7 @@
 
 size_t msg__u64(char *o, uint64_t v)
 {
-    static const char pairs[] = "00010203040506070809101112131415161718192021222324252627282930"
-                                "31323334353637383940414243444546474849505152535455565758596061"
-                                "6263646566676869707172737475767778798081828384858687888990919293"
-                                "949596979899";
-    char t[20];
-    char *e = t + sizeof t, *p = e;
-    while (v >= 100) {
-        unsigned r = (unsigned)(v % 100);
-        v /= 100;
-        p -= 2;
-        memcpy(p, pairs + 2 * r, 2);
-    }
-    if (v >= 10) {
-        p -= 2;
-        memcpy(p, pairs + 2 * v, 2);
-    } else {
-        *--p = (char)('0' + v);
-    }
-    size_t n = (size_t)(e - p);
-    memcpy(o, p, n);
-    return n;
+    return stomp_u64(o, v);
 }
 
 int msg__header_block(const stomp_frame *f, char **buf, size_t *cap, size_t *len)
