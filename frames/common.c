@@ -98,36 +98,46 @@ const char *stomp_frame_header(const stomp_frame *f, const char *name, size_t *v
 
 size_t frames__digits(uint64_t v)
 {
+    /* Four digits per division: most numbers we write have fewer. */
     size_t d = 1;
-    while (v >= 10) {
-        v /= 10;
-        d++;
+    for (;;) {
+        if (v < 10)
+            return d;
+        if (v < 100)
+            return d + 1;
+        if (v < 1000)
+            return d + 2;
+        if (v < 10000)
+            return d + 3;
+        v /= 10000;
+        d += 4;
     }
-    return d;
 }
 
 size_t frames__u64(char *o, uint64_t v)
 {
-    /* Two digits per division: lengths and counts are written on every delivery. */
+    /* Two digits per division, written from the end in place: lengths, ids and counts are
+     * written on every delivery. */
     static const char pairs[] = "00010203040506070809101112131415161718192021222324252627282930"
                                 "31323334353637383940414243444546474849505152535455565758596061"
                                 "6263646566676869707172737475767778798081828384858687888990919293"
                                 "949596979899";
-    char t[20];
-    char *e = t + sizeof t, *p = e;
+    size_t n = frames__digits(v);
+    char *p = o + n;
     while (v >= 100) {
         unsigned r = (unsigned)(v % 100);
         v /= 100;
         p -= 2;
         memcpy(p, pairs + 2 * r, 2);
     }
-    if (v >= 10) {
-        p -= 2;
-        memcpy(p, pairs + 2 * v, 2);
-    } else {
-        *--p = (char)('0' + v);
-    }
-    size_t n = (size_t)(e - p);
-    memcpy(o, p, n);
+    if (v >= 10)
+        memcpy(p - 2, pairs + 2 * v, 2);
+    else
+        p[-1] = (char)('0' + v);
     return n;
+}
+
+size_t stomp_u64(char *o, uint64_t v)
+{
+    return frames__u64(o, v);
 }

@@ -146,10 +146,52 @@ static int room_for(writer *w, size_t fixed, const char *name, size_t name_len,
     return 0;
 }
 
+/* Copy (s, len) to o when none of its bytes matters in any mode (the usual header: then
+ * it is written as it is in every version): 1, else 0 with o's bytes undefined. Room for
+ * len bytes at o is the caller's to check. Eight bytes a step, the last step overlapping;
+ * a short value is checked as one word padded with a plain byte. */
+static inline int copy_plain(char *o, const char *s, size_t len)
+{
+    uint64_t x;
+    if (len < 8) {
+        uint32_t lo, hi;
+        if (len >= 4) { /* two words of four that overlap: every byte in one of them */
+            memcpy(&lo, s, 4);
+            memcpy(&hi, s + len - 4, 4);
+            memcpy(o, &lo, 4);
+            memcpy(o + len - 4, &hi, 4);
+        } else {
+            char pad[8] = { 'A', 'A', 'A', 'A', 'A', 'A', 'A', 'A' };
+            for (size_t i = 0; i < len; i++)
+                pad[i] = o[i] = s[i];
+            memcpy(&lo, pad, 4);
+            hi = lo;
+        }
+        x = (uint64_t)lo << 32 | hi;
+        return frames__word_plain(x);
+    }
+    for (size_t i = 0; i + 8 <= len; i += 8) {
+        memcpy(&x, s + i, 8);
+        if (!frames__word_plain(x))
+            return 0;
+        memcpy(o + i, &x, 8);
+    }
+    memcpy(&x, s + len - 8, 8);
+    memcpy(o + len - 8, &x, 8);
+    return frames__word_plain(x);
+}
+
 /* "name:value\n" where name is ours (prefix holds "name:"). */
 static int put_fixed(writer *w, const char *prefix, size_t prefix_len, const char *value,
                      size_t value_len)
 {
+    if (prefix_len + value_len + 1 <= (size_t)(w->lim - w->o) &&
+        copy_plain(w->o + prefix_len, value, value_len)) {
+        memcpy(w->o, prefix, prefix_len);
+        w->o += prefix_len + value_len;
+        *w->o++ = '\n';
+        return 0;
+    }
     if (room_for(w, prefix_len + 1, "", 0, value, value_len) < 0)
         return -1;
     memcpy(w->o, prefix, prefix_len);
@@ -167,6 +209,14 @@ static int put_header(writer *w, const char *name, size_t name_len, const char *
 {
     if (name_len == 0)
         return failed(w, STOMP_E_UNENCODABLE);
+    char *p = w->o;
+    if (name_len + value_len + 2 <= (size_t)(w->lim - p) && copy_plain(p, name, name_len) &&
+        copy_plain(p + name_len + 1, value, value_len)) {
+        p[name_len] = ':';
+        p[name_len + 1 + value_len] = '\n';
+        w->o = p + name_len + value_len + 2;
+        return 0;
+    }
     if (room_for(w, 2, name, name_len, value, value_len) < 0)
         return -1;
     char *o = frames__put(w->o, name, name_len, w->mode, 1);
@@ -282,4 +332,12 @@ size_t stomp_message_head(const char *sub_id, size_t sub_len, const char *ack, s
         *o++ = '\n';
     }
     return (size_t)(o - out);
+}
+
+size_t stomp_message_ack_line(uint64_t n, char *out)
+{
+    memcpy(out, "ack:", 4);
+    size_t d = frames__u64(out + 4, n);
+    out[4 + d] = '\n';
+    return 4 + d + 1;
 }

@@ -327,6 +327,16 @@ size_t stomp_message_head_size(const char *sub_id, size_t sub_len, const char *a
 size_t stomp_message_head(const char *sub_id, size_t sub_len, const char *ack, size_t ack_len,
                           stomp_version v, char *out) STOMP_WUR;
 
+/* The decimal digits of v at o (room for 20 bytes), no terminator: returns how many. */
+size_t stomp_u64(char *o, uint64_t v);
+
+/* The line "ack:<n>\n" that follows a head without ack (the sub_id part alone, made once)
+ * for a numeric ack id n: the same bytes as stomp_message_head() with ack n in decimal
+ * (digits need no escaping in any version). Writes at most STOMP_ACK_LINE_MAX bytes to out
+ * and returns how many. */
+#define STOMP_ACK_LINE_MAX 25
+size_t stomp_message_ack_line(uint64_t n, char *out);
+
 #ifdef __cplusplus
 }
 #endif

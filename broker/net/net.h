@@ -152,6 +152,11 @@ char *net__frame(net_stream *s, size_t n);
  * nothing queued. */
 int net__push_frame(net_stream *s, const char *a, size_t alen, const char *b, size_t blen,
                     sbuf *shared) BROKER_WUR;
+/* One frame written in place: room for max bytes at the end of the output (NULL when out
+ * of memory: nothing to close), then net__frame_close() with the bytes used (0: dropped),
+ * before anything else is queued on s. Counted and written as net__frame's. */
+char *net__frame_open(net_stream *s, size_t max);
+void net__frame_close(net_stream *s, size_t used);
 /* Bytes queued and not yet written. */
 size_t net__queued(const net_stream *s);
 /* The stream offset just past everything queued so far: a frame queued last ends there,

@@ -183,6 +183,35 @@ int outq__push_frame(outq *q, const char *a, size_t alen, const char *b, size_t 
     return 0;
 }
 
+char *outq__frame_open(outq *q, size_t max)
+{
+    if (ends_room(q) != 0)
+        return NULL;
+    char *p = outq__reserve(q, max);
+    if (p)
+        q->open = max;
+    return p;
+}
+
+void outq__frame_close(outq *q, size_t used)
+{
+    /* The open frame is the tail of the last entry and of the current chunk: nothing has
+     * been written of it, so its unused room goes back as if never reserved. */
+    size_t unused = q->open - used;
+    oent *last = &q->pend[q->npend - 1];
+    last->len -= unused;
+    q->chunk_used -= unused;
+    q->queued -= unused;
+    q->total -= unused;
+    q->open = 0;
+    if (!last->len) {
+        sbuf__unref(last->sb);
+        q->npend--;
+    }
+    if (used)
+        end_frame(q);
+}
+
 size_t outq__start(outq *q, uv_buf_t **iov, size_t *iov_cap)
 {
     if (q->inflight || !q->npend)

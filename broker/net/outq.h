@@ -51,6 +51,7 @@ typedef struct outq {
      * just past each frame not yet handed on, oldest first, in a ring. */
     uint64_t *ends;
     uint32_t ends_head, nends, ends_cap;
+    size_t open; /* the room of the frame outq__frame_open() opened (0: none open) */
     uint8_t inflight, track_frames;
 } outq;
 
@@ -66,6 +67,14 @@ char *outq__reserve(outq *q, size_t n);
  * referenced). All or nothing: -1 when out of memory. */
 int outq__push_frame(outq *q, const char *a, size_t alen, const char *b, size_t blen,
                      sbuf *sb) BROKER_WUR;
+/* Open one frame of at most max bytes at the end of the pending data, to be written in
+ * place (an encoder writes straight into the queue, no copy in between); then close it
+ * with outq__frame_close() before anything else touches the queue. NULL when out of
+ * memory (nothing queued, nothing to close). */
+char *outq__frame_open(outq *q, size_t max);
+/* The open frame holds used bytes (0: none, it is dropped): the rest of its room is given
+ * back, its end recorded. */
+void outq__frame_close(outq *q, size_t used);
 /* Move pending entries in flight and fill *iov (grown as needed: an array the caller
  * keeps, needed only until the write call returns); returns the iov count (0: nothing). */
 size_t outq__start(outq *q, uv_buf_t **iov, size_t *iov_cap);

@@ -87,6 +87,20 @@ char *net__frame(net_stream *s, size_t n)
     return p;
 }
 
+char *net__frame_open(net_stream *s, size_t max)
+{
+    return outq__frame_open(&s->out, max);
+}
+
+void net__frame_close(net_stream *s, size_t used)
+{
+    outq__frame_close(&s->out, used);
+    if (used) {
+        broker__mem_add(s->b, used);
+        net__want_flush(s);
+    }
+}
+
 int net__push_frame(net_stream *s, const char *a, size_t alen, const char *b, size_t blen,
                     sbuf *shared)
 {

@@ -17,27 +17,7 @@
 
 size_t msg__u64(char *o, uint64_t v)
 {
-    static const char pairs[] = "00010203040506070809101112131415161718192021222324252627282930"
-                                "31323334353637383940414243444546474849505152535455565758596061"
-                                "6263646566676869707172737475767778798081828384858687888990919293"
-                                "949596979899";
-    char t[20];
-    char *e = t + sizeof t, *p = e;
-    while (v >= 100) {
-        unsigned r = (unsigned)(v % 100);
-        v /= 100;
-        p -= 2;
-        memcpy(p, pairs + 2 * r, 2);
-    }
-    if (v >= 10) {
-        p -= 2;
-        memcpy(p, pairs + 2 * v, 2);
-    } else {
-        *--p = (char)('0' + v);
-    }
-    size_t n = (size_t)(e - p);
-    memcpy(o, p, n);
-    return n;
+    return stomp_u64(o, v);
 }
 
 int msg__header_block(const stomp_frame *f, char **buf, size_t *cap, size_t *len)
@@ -142,40 +122,16 @@ const char *msg__block_header(const char *hdrs, size_t len, const char *name)
     return stomp_packed_header(hdrs, len, name, NULL);
 }
 
-/* Where a shared part of at most n bytes goes: the caller's scratch when it is small enough
- * to be copied into an output queue, else a buffer of its own. */
-static sbuf *room_for(size_t n, sbuf **scratch, size_t *scratch_cap)
+sbuf *msg__encode(stomp_version v, const stomp_message *m, stomp_err *err)
 {
-    if (!scratch || n > OUTQ_COPY_MAX)
-        return sbuf__new(n);
-    if (*scratch_cap < OUTQ_COPY_MAX) {
-        sbuf *ns = realloc(*scratch, sizeof *ns + OUTQ_COPY_MAX);
-        if (!ns)
-            return NULL;
-        ns->refs = 1;
-        *scratch = ns;
-        *scratch_cap = OUTQ_COPY_MAX;
-    }
-    return *scratch;
-}
-
-sbuf *msg__encode(stomp_version v, const char *dest, size_t dest_len, const char *msgid,
-                  uint32_t redeliveries, const char *hdrs, size_t hdrs_len, const char *body,
-                  size_t body_len, sbuf **scratch, size_t *scratch_cap, stomp_err *err)
-{
-    stomp_message m = { dest, dest_len, msgid, strlen(msgid), redeliveries, NULL, hdrs,
-                        hdrs_len, body, body_len };
-    size_t n = stomp_message_bound(&m);
+    size_t n = stomp_message_bound(m);
     *err = STOMP_E_NOMEM;
-    if (n == SIZE_MAX)
-        return NULL;
-    sbuf *sb = room_for(n, scratch, scratch_cap);
+    sbuf *sb = n == SIZE_MAX ? NULL : sbuf__new(n);
     if (!sb)
         return NULL;
-    size_t w = stomp_message_encode(&m, v, sb->data, n, err);
+    size_t w = stomp_message_encode(m, v, sb->data, n, err);
     if (!w) {
-        if (!scratch || sb != *scratch)
-            sbuf__unref(sb);
+        sbuf__unref(sb);
         return NULL;
     }
     sb->len = w;

@@ -9,8 +9,6 @@
  */
 #include "core.h"
 
-#include <assert.h>
-
 /* Inlined into both enqueues: the plain one costs what it did before shared bodies. */
 #define HOT static inline __attribute__((always_inline))
 
@@ -151,23 +149,23 @@ broker_err queue__hand_over(broker *b, dest_t *d, sub *s, const store_msg *sm, s
                                 hdrs, hlen };
         return sub__deliver(b, s, d, NULL, taken, sm->id, bytes, &view);
     }
-    route_state *r = &b->route;
-    stomp_err err;
-    sbuf *enc = msg__encode(s->ep->version, dname, dlen, msgid, sm->redeliveries, hdrs,
-                            hlen, sm->body, sm->body_len, &r->encbuf,
-                            &r->encbuf_cap, &err);
-    if (!enc) {
-        if (err == STOMP_E_UNENCODABLE)
-            broker__log(b, BROKER_LOG_ERROR, BROKER_EV_STORE, 0,
-                        "message %s of %s cannot be carried in STOMP 1.%d", msgid, d->name,
-                        (int)s->ep->version);
-        return err == STOMP_E_UNENCODABLE ? BROKER_E_PROTOCOL : BROKER_E_NOMEM;
-    }
-    broker_err rc = sub__deliver(b, s, d, enc, taken, sm->id, bytes, NULL);
-    if (enc != r->encbuf)
+    stomp_message m = { dname, dlen, msgid, strlen(msgid), sm->redeliveries, NULL, hdrs,
+                        hlen, sm->body, sm->body_len };
+    broker_err rc;
+    if (stomp_message_bound(&m) <= OUTQ_COPY_MAX) {
+        /* Small enough to be copied anyway: encoded straight into the output. */
+        rc = sub__deliver_msg(b, s, d, &m, taken, sm->id, bytes);
+    } else {
+        stomp_err err;
+        sbuf *enc = msg__encode(s->ep->version, &m, &err);
+        rc = enc ? sub__deliver(b, s, d, enc, taken, sm->id, bytes, NULL)
+                 : err == STOMP_E_UNENCODABLE ? BROKER_E_PROTOCOL : BROKER_E_NOMEM;
         sbuf__unref(enc);
-    else
-        assert(enc->refs == 1); /* copied by the output queue, never referenced */
+    }
+    if (rc == BROKER_E_PROTOCOL)
+        broker__log(b, BROKER_LOG_ERROR, BROKER_EV_STORE, 0,
+                    "message %s of %s cannot be carried in STOMP 1.%d", msgid, d->name,
+                    (int)s->ep->version);
     return rc;
 }
 

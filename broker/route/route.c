@@ -181,18 +181,14 @@ void route__free(broker *b)
     sub__free_cache(b);
     free(r->inflight);
     free(r->scratch);
-    free(r->encbuf);
-    free(r->head);
     queue__timer_free(b);
     tempq__free(b);
     durable__free(b);
     free(r->rules);
     r->rules = NULL;
     r->nrules = 0;
-    r->head = NULL;
     r->inflight = NULL;
     r->scratch = NULL;
-    r->encbuf = NULL;
 }
 
 /* What some policy asks for: the common path skips the policy lookup when none does. */

@@ -50,6 +50,12 @@ typedef struct endpoint_ops {
      * why): receipts held for those batches go out, or the session ends. Called with the
      * endpoint already off the commit's waiting list (commit__wait puts it back). */
     void (*committed)(endpoint *e, uint64_t epoch, int ok, const char *why);
+    /* Write one MESSAGE frame in place: room for max bytes at the end of the output (NULL
+     * when out of memory), then frame_close with the bytes used before anything else is
+     * queued; it returns the stream offset just past the frame (0 when used is 0: nothing
+     * queued). */
+    char *(*frame_open)(endpoint *e, size_t max);
+    uint64_t (*frame_close)(endpoint *e, size_t used);
 } endpoint_ops;
 
 /* Route's part of a connection, embedded in it. */
@@ -179,15 +185,10 @@ void bmsg__unref(bmsg *m);
 /* Header block (packed, stomp_pack_headers) of a SEND written into *buf (grown as needed):
  * 0 or -1 (no memory). */
 int msg__header_block(const stomp_frame *f, char **buf, size_t *cap, size_t *len) BROKER_WUR;
-/* Encode the shared part of a MESSAGE (everything after the per-subscription head). With
- * scratch NULL the caller owns the result. Otherwise a result of at most OUTQ_COPY_MAX
- * bytes is written to *scratch (grown, *scratch_cap updated; refs stays 1), borrowed until
- * the next call: only for handing to an output queue, which copies such parts. Any other
- * result is the caller's. NULL with *err: STOMP_E_NOMEM, or STOMP_E_UNENCODABLE for a
- * message v cannot carry (stored before such SENDs were refused). */
-sbuf *msg__encode(stomp_version v, const char *dest, size_t dest_len, const char *msgid,
-                  uint32_t redeliveries, const char *hdrs, size_t hdrs_len, const char *body,
-                  size_t body_len, sbuf **scratch, size_t *scratch_cap, stomp_err *err);
+/* Encode the shared part of m's MESSAGE (everything after the per-subscription head) for
+ * version v. Caller owns the result. NULL with *err: STOMP_E_NOMEM, or STOMP_E_UNENCODABLE
+ * for a message v cannot carry (stored before such SENDs were refused). */
+sbuf *msg__encode(stomp_version v, const stomp_message *m, stomp_err *err);
 /* Decimal digits of v at o, no terminator: the count (at most 20). */
 size_t msg__u64(char *o, uint64_t v);
 /* First value of name in a header block, or NULL. */
@@ -275,6 +276,11 @@ int sub__has_room(broker *b, sub *s);
 broker_err sub__deliver(broker *b, sub *s, dest_t *q, sbuf *shared, int is_queue,
                         uint64_t msg_num, size_t bytes,
                         const broker_message *inproc) BROKER_WUR;
+/* The same for a connection's subscriber, with m encoded in place into its output for its
+ * version (no shared part: one copy of the body). BROKER_E_PROTOCOL when that version
+ * cannot carry m, BROKER_E_NOMEM; nothing delivered then. */
+broker_err sub__deliver_msg(broker *b, sub *s, dest_t *q, const stomp_message *m,
+                            int is_queue, uint64_t msg_num, size_t bytes) BROKER_WUR;
 /* Settle delivery d (how: SETTLE_*), cumulatively in client mode. The queue is
  * dispatched again at the tick, or with after_commit once the store committed the settling
  * (a receipt for it goes out first, before any MESSAGE it lets in). */
@@ -597,10 +603,6 @@ typedef struct route_state {
     size_t ndfree;
     char *scratch;       /* header block of SENDs going straight to the store */
     size_t scratch_cap;
-    sbuf *encbuf;        /* queue MESSAGEs small enough to be copied are encoded here */
-    size_t encbuf_cap;
-    char *head;          /* the head of a delivery with an ack id */
-    size_t head_cap;
     broker_policy_rule *rules; /* per-destination policies (a copy of the options') */
     size_t nrules;
     unsigned limits : 1; /* some policy sets max_length or max_bytes */

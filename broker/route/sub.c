@@ -284,25 +284,6 @@ int sub__has_room(broker *b, sub *s)
     return s->ack_mode == ACK_AUTO || s->nunacked < s->window;
 }
 
-/* The head of a delivery to s with ack id tag, in the broker's scratch: borrowed until the
- * next call. NULL when out of memory. */
-static const char *ack_head(broker *b, sub *s, uint64_t tag, size_t *len)
-{
-    route_state *r = &b->route;
-    char ack[24];
-    size_t alen = msg__u64(ack, tag);
-    size_t n = stomp_message_head_size(s->id, s->id_len, ack, alen, STOMP_V12);
-    if (n > r->head_cap) {
-        char *nb = realloc(r->head, n);
-        if (!nb)
-            return NULL;
-        r->head = nb;
-        r->head_cap = n;
-    }
-    *len = stomp_message_head(s->id, s->id_len, ack, alen, STOMP_V12, r->head);
-    return r->head;
-}
-
 /* Remember d (of queue q for a queue message), queued to s's endpoint, until it is
  * settled. */
 static void track(sub *s, delivery *d, dest_t *q, uint64_t msg_num, int is_queue, size_t bytes)
@@ -324,18 +305,41 @@ static void track(sub *s, delivery *d, dest_t *q, uint64_t msg_num, int is_queue
     store__ids_insert(&s->ep->tags, &d->link); /* room reserved by sub__deliver */
 }
 
-broker_err sub__deliver(broker *b, sub *s, dest_t *q, sbuf *shared, int is_queue,
-                        uint64_t msg_num, size_t bytes, const broker_message *inproc)
+/* Queue one MESSAGE on ep: head, then the ack line (may be empty), then the shared part, or
+ * m encoded in place for ep's version when shared is NULL (one copy of the body, straight
+ * into the output). The stream offset past it, or 0 with *rc set (nothing queued). */
+static uint64_t push(endpoint *ep, const char *head, size_t head_len, const char *ack,
+                     size_t ack_len, sbuf *shared, const stomp_message *m, broker_err *rc)
 {
-    if (!s->ep) {
-        b->stats.messages_out++;
-        s->cb(s->cb_arg, inproc);
-        return BROKER_OK;
+    *rc = BROKER_E_NOMEM;
+    if (shared)
+        return ep->ops->push(ep, head, head_len, ack, ack_len, shared);
+    size_t bound = stomp_message_bound(m);
+    char *p = bound < SIZE_MAX / 2 ? ep->ops->frame_open(ep, head_len + ack_len + bound)
+                                   : NULL;
+    if (!p)
+        return 0;
+    memcpy(p, head, head_len);
+    memcpy(p + head_len, ack, ack_len);
+    stomp_err err;
+    size_t n = stomp_message_encode(m, ep->version, p + head_len + ack_len, bound, &err);
+    if (!n) {
+        ep->ops->frame_close(ep, 0);
+        if (err == STOMP_E_UNENCODABLE)
+            *rc = BROKER_E_PROTOCOL;
+        return 0;
     }
+    return ep->ops->frame_close(ep, head_len + ack_len + n);
+}
+
+/* sub__deliver and sub__deliver_msg: the MESSAGE is shared, or m written in place. */
+static broker_err deliver(broker *b, sub *s, dest_t *q, sbuf *shared, const stomp_message *m,
+                          int is_queue, uint64_t msg_num, size_t bytes)
+{
     endpoint *ep = s->ep;
     delivery *d = NULL;
-    const char *head = s->head;
-    size_t head_len = s->head_len;
+    char ack[STOMP_ACK_LINE_MAX];
+    size_t ack_len = 0;
     if (s->ack_mode == ACK_AUTO) {
         /* A queue message is settled once written: until then it may go back. */
         if (is_queue && !(d = delivery_new(b)))
@@ -344,17 +348,16 @@ broker_err sub__deliver(broker *b, sub *s, dest_t *q, sbuf *shared, int is_queue
         if (store__ids_reserve(&ep->tags, 1) != STORE_OK || !(d = delivery_new(b)))
             return BROKER_E_NOMEM;
         d->link.id = ++ep->next_tag;
-        /* 1.2 names the delivery's ack id in its head. */
-        if (ep->version == STOMP_V12 && !(head = ack_head(b, s, d->link.id, &head_len))) {
-            delivery_free(b, d);
-            return BROKER_E_NOMEM;
-        }
+        /* 1.2 names the delivery's ack id after the subscription's head. */
+        if (ep->version == STOMP_V12)
+            ack_len = stomp_message_ack_line(d->link.id, ack);
     }
-    uint64_t end = ep->ops->push(ep, head, head_len, NULL, 0, shared);
+    broker_err rc;
+    uint64_t end = push(ep, s->head, s->head_len, ack, ack_len, shared, m, &rc);
     if (!end) {
         if (d)
             delivery_free(b, d);
-        return BROKER_E_NOMEM;
+        return rc;
     }
     b->stats.frames_out++;
     b->stats.messages_out++;
@@ -363,6 +366,23 @@ broker_err sub__deliver(broker *b, sub *s, dest_t *q, sbuf *shared, int is_queue
     else if (d)
         track(s, d, q ? q : s->d, msg_num, is_queue, bytes);
     return BROKER_OK;
+}
+
+broker_err sub__deliver(broker *b, sub *s, dest_t *q, sbuf *shared, int is_queue,
+                        uint64_t msg_num, size_t bytes, const broker_message *inproc)
+{
+    if (!s->ep) {
+        b->stats.messages_out++;
+        s->cb(s->cb_arg, inproc);
+        return BROKER_OK;
+    }
+    return deliver(b, s, q, shared, NULL, is_queue, msg_num, bytes);
+}
+
+broker_err sub__deliver_msg(broker *b, sub *s, dest_t *q, const stomp_message *m,
+                            int is_queue, uint64_t msg_num, size_t bytes)
+{
+    return deliver(b, s, q, NULL, m, is_queue, msg_num, bytes);
 }
 
 /* ---- settling ----------------------------------------------------------------------- */

@@ -37,8 +37,9 @@ HOT void send_to(broker *b, sub *s, bmsg *m, const char *msgid)
     stomp_version v = ep->version;
     if (!m->enc[v]) {
         stomp_err err;
-        m->enc[v] = msg__encode(v, m->dest, m->dest_len, msgid, 0, m->hdrs, m->hdrs_len,
-                                m->body, m->body_len, NULL, NULL, &err);
+        stomp_message sm = { m->dest, m->dest_len, msgid,     strlen(msgid), 0, NULL,
+                             m->hdrs, m->hdrs_len, m->body,   m->body_len };
+        m->enc[v] = msg__encode(v, &sm, &err);
         if (!m->enc[v]) {
             /* SENDs are checked for what every version can carry: memory ran out. */
             ep->ops->fail(ep, BROKER_E_NOMEM, "out of memory");

@@ -109,6 +109,18 @@ static uint64_t ep_push(endpoint *e, const char *head, size_t head_len, const ch
     return net__queued_end(s);
 }
 
+static char *ep_frame_open(endpoint *e, size_t max)
+{
+    return net__frame_open(&of_endpoint(e)->io, max);
+}
+
+static uint64_t ep_frame_close(endpoint *e, size_t used)
+{
+    net_stream *s = &of_endpoint(e)->io;
+    net__frame_close(s, used);
+    return used ? net__queued_end(s) : 0;
+}
+
 static size_t ep_queued(const endpoint *e)
 {
     return net__queued(&of_endpoint(e)->io);
@@ -126,6 +138,8 @@ static void ep_committed(endpoint *e, uint64_t epoch, int ok, const char *why)
 
 static const endpoint_ops endpoint_table = {
     .push = ep_push,
+    .frame_open = ep_frame_open,
+    .frame_close = ep_frame_close,
     .queued = ep_queued,
     .fail = ep_fail,
     .committed = ep_committed,

@@ -50,20 +50,31 @@ static void scan(const stomp_frame *f, ack_hdrs *a)
     }
 }
 
-/* A tag is decimal digits only; anything else (or more than 64 bits) names no delivery. */
+static int is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* A tag is decimal digits only; anything else (or more than 64 bits) names no delivery.
+ * Nineteen digits cannot overflow: only a twentieth is checked. */
 static int parse_tag(const char *s, uint64_t *out)
 {
-    uint64_t v = 0;
-    if (*s < '0' || *s > '9')
+    if (!is_digit(*s))
         return -1;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9')
-            return -1;
-        unsigned d = (unsigned)(*s - '0');
+    while (*s == '0' && is_digit(s[1]))
+        s++;
+    const char *p = s;
+    uint64_t v = 0;
+    while (is_digit(*p) && p - s < 19)
+        v = v * 10 + (unsigned)(*p++ - '0');
+    if (is_digit(*p)) {
+        unsigned d = (unsigned)(*p++ - '0');
         if (v > UINT64_MAX / 10 || (v == UINT64_MAX / 10 && d > UINT64_MAX % 10))
             return -1;
         v = v * 10 + d;
     }
+    if (*p)
+        return -1;
     *out = v;
     return 0;
 }

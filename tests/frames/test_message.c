@@ -194,6 +194,37 @@ static void test_plain_all_versions(void **state)
                       "priority:4\ncontent-length:5\n\nhello\0"));
 }
 
+/* Values of every length up to 20 with one byte to escape at each place, and with none:
+ * the word-at-a-time copy of plain values must leave every such byte to the escaper. */
+static void test_escape_at_every_place(void **state)
+{
+    (void)state;
+    for (size_t len = 1; len <= 20; len++) {
+        for (size_t at = 0; at <= len; at++) { /* at == len: nothing to escape */
+            char v[24], esc[48], want[256];
+            size_t el = 0;
+            for (size_t i = 0; i < len; i++) {
+                v[i] = i == at ? ':' : (char)('a' + i);
+                if (i == at) {
+                    esc[el++] = '\\';
+                    esc[el++] = 'c';
+                } else {
+                    esc[el++] = v[i];
+                }
+            }
+            v[len] = '\0';
+            esc[el] = '\0';
+            stomp_header h[] = { { v, len, v, len } };
+            stomp_frame f = make_send(h, 1, "x", 1);
+            stomp_message m = make_msg(v, v, 0, &f, "x", 1);
+            int n = snprintf(want, sizeof want,
+                             "destination:%s\nmessage-id:%s\n%s:%s\ncontent-length:1\n\nx", esc,
+                             esc, esc, esc);
+            expect_both(&m, STOMP_V12, want, (size_t)n + 1);
+        }
+    }
+}
+
 static void test_redelivered_and_empty_body(void **state)
 {
     (void)state;
@@ -279,6 +310,46 @@ static void test_head(void **state)
     assert_int_equal(stomp_message_head_size(S("a\0b"), NULL, 0, STOMP_V12), 0);
     assert_int_equal(stomp_message_head_size(S("0"), "a\nb", 3, STOMP_V10), 0);
     assert_int_equal(stomp_message_head(S("0"), "a\nb", 3, STOMP_V10, out), 0);
+}
+
+/* Decimal numbers: every digit count, and each side of every power of ten. */
+static void test_u64(void **state)
+{
+    (void)state;
+    uint64_t p = 1;
+    for (int k = 0; k <= 20; k++) {
+        uint64_t vals[] = { p - 1, p, p + 1, p * 7 + 3, UINT64_MAX - (uint64_t)k };
+        for (size_t i = 0; i < NH(vals); i++) {
+            char want[24], got[24];
+            int wn = snprintf(want, sizeof want, "%llu", (unsigned long long)vals[i]);
+            memset(got, 0xAA, sizeof got);
+            assert_int_equal(stomp_u64(got, vals[i]), (size_t)wn);
+            assert_memory_equal(got, want, (size_t)wn);
+            assert_int_equal((unsigned char)got[wn], 0xAA);
+        }
+        if (k < 19)
+            p *= 10;
+    }
+}
+
+/* The ack line after a head made without ack gives the bytes of a head made with it. */
+static void test_ack_line(void **state)
+{
+    (void)state;
+    static const uint64_t acks[] = { 0, 7, 10, 99, 100, 123456789, UINT64_MAX };
+    for (size_t i = 0; i < NH(acks); i++) {
+        char digits[24];
+        int dl = snprintf(digits, sizeof digits, "%llu", (unsigned long long)acks[i]);
+        char want[80], got[80];
+        size_t wn = stomp_message_head(S("s-1"), digits, (size_t)dl, STOMP_V12, want);
+        size_t hn = stomp_message_head(S("s-1"), NULL, 0, STOMP_V12, got);
+        memset(got + hn, 0xAA, sizeof got - hn);
+        size_t an = stomp_message_ack_line(acks[i], got + hn);
+        assert_true(an <= STOMP_ACK_LINE_MAX);
+        assert_int_equal(hn + an, wn);
+        assert_memory_equal(got, want, wn);
+        assert_int_equal((unsigned char)got[wn], 0xAA);
+    }
 }
 
 /* --- what a version cannot carry ----------------------------------------------------- */
@@ -502,9 +573,12 @@ int main(void)
         cmocka_unit_test(test_forwarded),
         cmocka_unit_test(test_pack),
         cmocka_unit_test(test_plain_all_versions),
+        cmocka_unit_test(test_escape_at_every_place),
         cmocka_unit_test(test_redelivered_and_empty_body),
         cmocka_unit_test(test_escapes_per_version),
         cmocka_unit_test(test_head),
+        cmocka_unit_test(test_ack_line),
+        cmocka_unit_test(test_u64),
         cmocka_unit_test(test_unencodable),
         cmocka_unit_test(test_bound),
         cmocka_unit_test(test_round_trip),

@@ -133,6 +133,53 @@ static void test_frame_ends_tracked(void **state)
     outq__free(&q);
 }
 
+/* A frame written in place gives back the room it did not use, whether it extended the
+ * copied bytes before it or began a new chunk; one closed empty leaves nothing behind;
+ * each kept one is a tracked frame ending where its last byte does. */
+static void test_frame_in_place(void **state)
+{
+    (void)state;
+    outq q;
+    memset(&q, 0, sizeof q);
+    q.track_frames = 1;
+    char *p = outq__frame(&q, 3);
+    assert_non_null(p);
+    memcpy(p, "HB\n", 3);
+    p = outq__frame_open(&q, 100); /* room in the first chunk: extends its entry */
+    assert_non_null(p);
+    memcpy(p, "first", 5);
+    outq__frame_close(&q, 5);
+    assert_int_equal(q.npend, 1);
+    assert_int_equal(q.queued, 8);
+    assert_int_equal(q.total, 8);
+    p = outq__frame_open(&q, 1000); /* needs a new chunk: an entry of its own */
+    assert_non_null(p);
+    memcpy(p, "dropped", 7);
+    outq__frame_close(&q, 0);
+    assert_int_equal(q.npend, 1);
+    assert_int_equal(q.queued, 8);
+    p = outq__frame_open(&q, 1000);
+    assert_non_null(p);
+    memcpy(p, "second", 6);
+    outq__frame_close(&q, 6);
+    p = outq__frame(&q, 4);
+    assert_non_null(p);
+    memcpy(p, "tail", 4);
+    assert_int_equal(q.queued, 18);
+    assert_int_equal(q.total, 18);
+    static const uint64_t ends[] = { 3, 8, 14, 18 };
+    for (size_t i = 0; i < 4; i++) {
+        uint64_t end;
+        assert_int_equal(outq__frame_end(&q, &end), 1);
+        assert_int_equal(end, ends[i]);
+        outq__frame_taken(&q);
+    }
+    char out[64];
+    assert_int_equal(drain(&q, out, sizeof out), 18);
+    assert_memory_equal(out, "HB\nfirstsecondtail", 18);
+    outq__free(&q);
+}
+
 static void test_untracked_records_nothing(void **state)
 {
     (void)state;
@@ -154,6 +201,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bytes_in_order),
         cmocka_unit_test(test_frame_ends_tracked),
+        cmocka_unit_test(test_frame_in_place),
         cmocka_unit_test(test_untracked_records_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -15,6 +15,7 @@ typedef struct fake {
     endpoint ep; /* first: the route layer's pointer is the fake's */
     uint64_t ends[8];
     int pushed;
+    char frame[4096];
 } fake;
 
 static uint64_t f_push(endpoint *e, const char *head, size_t head_len, const char *ack,
@@ -24,6 +25,25 @@ static uint64_t f_push(endpoint *e, const char *head, size_t head_len, const cha
     (void)ack;
     fake *f = (fake *)e;
     uint64_t end = (f->pushed ? f->ends[f->pushed - 1] : 0) + head_len + ack_len + shared->len;
+    assert_true(f->pushed < 8);
+    f->ends[f->pushed++] = end;
+    return end;
+}
+
+/* A MESSAGE written in place: the fake keeps only where it ends. */
+static char *f_frame_open(endpoint *e, size_t max)
+{
+    fake *f = (fake *)e;
+    assert_true(max <= sizeof f->frame);
+    return f->frame;
+}
+
+static uint64_t f_frame_close(endpoint *e, size_t used)
+{
+    fake *f = (fake *)e;
+    if (!used)
+        return 0;
+    uint64_t end = (f->pushed ? f->ends[f->pushed - 1] : 0) + used;
     assert_true(f->pushed < 8);
     f->ends[f->pushed++] = end;
     return end;
@@ -50,7 +70,8 @@ static void f_committed(endpoint *e, uint64_t epoch, int ok, const char *why)
     (void)why;
 }
 
-static const endpoint_ops fake_ops = { f_push, f_queued, f_fail, f_committed };
+static const endpoint_ops fake_ops = { f_push,      f_queued,     f_fail,
+                                       f_committed, f_frame_open, f_frame_close };
 
 static void turns(uv_loop_t *loop, int n)
 {

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -120,6 +121,8 @@ static void test_errors_close(void **state)
         "SEND\n\nno destination",                   /* missing header */
         "SUBSCRIBE\ndestination:/queue/a\n\n",      /* no id in 1.2 */
         "ACK\nid:12345\n\n",                        /* unknown ack id */
+        "ACK\nid:18446744073709551617\n\n",         /* more than 64 bits */
+        "ACK\nid:1x\n\n",                           /* not a number */
         "COMMIT\ntransaction:nope\n\n",             /* unknown transaction */
         "UNSUBSCRIBE\nid:nope\n\n",                 /* unknown subscription */
         "MESSAGE\ndestination:/queue/a\n\n",        /* server frame */
@@ -142,6 +145,32 @@ static void test_errors_close(void **state)
     broker_stats st;
     tb_stats(t, &st);
     assert_true(st.errors_sent >= sizeof bad / sizeof bad[0]);
+    assert_int_equal(tb_stop(t), 0);
+}
+
+/* An ack id is a number: with leading zeros it names the same delivery. */
+static void test_ack_id_leading_zeros(void **state)
+{
+    (void)state;
+    tb *t = tb_start(NULL);
+    tc *c = tc_open(tb_port(t), "accept-version:1.2\n");
+    assert_non_null(c);
+    tframe f;
+    TC_SENDF(c, "SUBSCRIBE\nid:s\ndestination:/queue/z\nack:client-individual\n\n");
+    TC_SENDF(c, "SEND\ndestination:/queue/z\n\nhello");
+    assert_true(tc_is(c, "MESSAGE", &f));
+    char id[64];
+    snprintf(id, sizeof id, "0000000000000000000000%s", tf_header(&f, "ack"));
+    tf_free(&f);
+    TC_SENDF(c, "ACK\nid:%s\nreceipt:r1\n\n", id);
+    assert_true(tc_is(c, "RECEIPT", &f));
+    assert_string_equal(tf_header(&f, "receipt-id"), "r1");
+    tf_free(&f);
+    /* Acknowledged: the same id again names nothing. */
+    TC_SENDF(c, "ACK\nid:%s\n\n", id);
+    assert_true(tc_is(c, "ERROR", &f));
+    tf_free(&f);
+    tc_close(c);
     assert_int_equal(tb_stop(t), 0);
 }
 
@@ -272,6 +301,7 @@ int main(void)
         cmocka_unit_test(test_receipts_and_disconnect),
         cmocka_unit_test(test_connect_timeout),
         cmocka_unit_test(test_eol_variants),
+        cmocka_unit_test(test_ack_id_leading_zeros),
         cmocka_unit_test(test_peer_reset_is_harmless),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
