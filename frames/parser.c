@@ -1,13 +1,14 @@
 /* parser.c: the incremental STOMP frame parser.
  *
- * Invariants: every byte fed is looked at once and copied at most once, into p->buf, which
- * holds the frame being assembled (command line, header lines, body), each piece
- * NUL-terminated in place. A line is scanned once, inside a window that ends where a limit
- * would be passed: the scan stops at its LF (or a NUL) and notes its first colon and
- * whether it holds a backslash or a non-ASCII byte, so only the lines that have them are
- * unescaped or checked as UTF-8. Memory is bounded by the limits and an error is decided
- * by the stream alone: the same bytes in any chunking give the same events, frames,
- * errors and error offsets.
+ * Invariants: every byte fed is copied at most once, into p->buf, which holds the frame
+ * being assembled (command line, header lines, body), each piece NUL-terminated in place.
+ * A line is scanned once (frames__scan_line) inside a window that ends where a limit would
+ * be passed: the scan stops at its LF (or a NUL) and notes its first colon and whether it
+ * holds a backslash or a non-ASCII byte, so only the lines that have them are unescaped or
+ * checked as UTF-8. A head that is whole in the input is found first and copied with one
+ * memcpy; one that is not is read line by line, its bytes then scanned a second time at
+ * most. Memory is bounded by the limits and an error is decided by the stream alone: the
+ * same bytes in any chunking give the same events, frames, errors and error offsets.
  */
 #include <stdlib.h>
 #include <string.h>
