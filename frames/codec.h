@@ -91,6 +91,10 @@ static inline char *frames__put(char *o, const char *s, size_t len, int mode, in
     return frames__put_rest(o + i, s + i, len - i, mode, is_name);
 }
 
+/* Is s[0..n) UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF)?
+ * For the parser, which shares nothing else here. */
+int frames__utf8_valid(const char *s, size_t n);
+
 /* Decimal digits of v. */
 size_t frames__digits(uint64_t v);
 

@@ -21,6 +21,14 @@ static const char *const command_names[STOMP_CMD__COUNT] = {
     [STOMP_CMD_ERROR] = "ERROR",
 };
 
+static const unsigned char command_lengths[STOMP_CMD__COUNT] = {
+    [STOMP_CMD_CONNECT] = 7,   [STOMP_CMD_STOMP] = 5,  [STOMP_CMD_CONNECTED] = 9,
+    [STOMP_CMD_SEND] = 4,      [STOMP_CMD_SUBSCRIBE] = 9, [STOMP_CMD_UNSUBSCRIBE] = 11,
+    [STOMP_CMD_ACK] = 3,       [STOMP_CMD_NACK] = 4,   [STOMP_CMD_BEGIN] = 5,
+    [STOMP_CMD_COMMIT] = 6,    [STOMP_CMD_ABORT] = 5,  [STOMP_CMD_DISCONNECT] = 10,
+    [STOMP_CMD_MESSAGE] = 7,   [STOMP_CMD_RECEIPT] = 7, [STOMP_CMD_ERROR] = 5,
+};
+
 static const char *const error_messages[STOMP_E__COUNT] = {
     [STOMP_OK] = "no error",
     [STOMP_E_NOMEM] = "out of memory",
@@ -76,8 +84,7 @@ stomp_command stomp_command_lookup(const char *name, size_t len)
     case 'U': c = STOMP_CMD_UNSUBSCRIBE; break;
     default: return STOMP_CMD_UNKNOWN;
     }
-    const char *want = command_names[c];
-    if (strlen(want) != len || memcmp(want, name, len) != 0)
+    if (command_lengths[c] != len || memcmp(command_names[c], name, len) != 0)
         return STOMP_CMD_UNKNOWN;
     return c;
 }

@@ -129,14 +129,11 @@ static int failed(writer *w, stomp_err err)
     return -1;
 }
 
-/* Room for a line of fixed bytes plus (name, value) escaped? The worst case (every byte
- * escaped) almost always fits, so the exact size is only worked out when it might not. */
-static int room_for(writer *w, size_t fixed, const char *name, size_t name_len,
-                    const char *value, size_t value_len)
+/* room_for() when the worst case might not fit: the exact escaped size. */
+static int room_exact(writer *w, size_t fixed, const char *name, size_t name_len,
+                      const char *value, size_t value_len)
 {
     size_t room = (size_t)(w->lim - w->o);
-    if (fixed + 2 * (name_len + value_len) <= room)
-        return 0;
     size_t n = frames__measure(name, name_len, w->mode, 1);
     size_t v = frames__measure(value, value_len, w->mode, 0);
     if (n == SIZE_MAX || v == SIZE_MAX)
@@ -181,9 +178,20 @@ static inline int copy_plain(char *o, const char *s, size_t len)
     return frames__word_plain(x);
 }
 
+/* Room for a line of fixed bytes plus (name, value) escaped? The worst case (every byte
+ * escaped) almost always fits, so the exact size is only worked out when it might not.
+ * Inline, as put_fixed is: a delivery's fixed lines cost a comparison and two copies. */
+static inline int room_for(writer *w, size_t fixed, const char *name, size_t name_len,
+                           const char *value, size_t value_len)
+{
+    if (fixed + 2 * (name_len + value_len) <= (size_t)(w->lim - w->o))
+        return 0;
+    return room_exact(w, fixed, name, name_len, value, value_len);
+}
+
 /* "name:value\n" where name is ours (prefix holds "name:"). */
-static int put_fixed(writer *w, const char *prefix, size_t prefix_len, const char *value,
-                     size_t value_len)
+static inline int put_fixed(writer *w, const char *prefix, size_t prefix_len,
+                            const char *value, size_t value_len)
 {
     if (prefix_len + value_len + 1 <= (size_t)(w->lim - w->o) &&
         copy_plain(w->o + prefix_len, value, value_len)) {

@@ -1,16 +1,20 @@
 /* parser.c: the incremental STOMP frame parser.
  *
- * Invariants: every byte fed is looked at once and copied at most once, into p->buf, which
- * holds the frame being assembled (command line, header lines, body), each piece
- * NUL-terminated in place. Lines are found with memchr inside a window that ends where a
- * limit would be passed, so memory is bounded by the limits and an error is decided by
- * the stream alone: the same bytes in any chunking give the same events, frames, errors
- * and error offsets.
+ * Invariants: every byte fed is copied at most once, into p->buf, which holds the frame
+ * being assembled (command line, header lines, body), each piece NUL-terminated in place.
+ * A line is scanned once (frames__scan_line) inside a window that ends where a limit would
+ * be passed: the scan stops at its LF (or a NUL) and notes its first colon and whether it
+ * holds a backslash or a non-ASCII byte, so only the lines that have them are unescaped or
+ * checked as UTF-8. A head that is whole in the input is found first and copied with one
+ * memcpy; one that is not is read line by line, its bytes then scanned a second time at
+ * most. Memory is bounded by the limits and an error is decided by the stream alone: the
+ * same bytes in any chunking give the same events, frames, errors and error offsets.
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include "stomp.h"
+#include "codec.h"
+#include "scan.h"
 
 enum {
     S_IDLE = 0, /* between frames: EOLs are heart-beats */
@@ -263,62 +267,11 @@ static int parse_length(stomp_parser *p, const char *v, size_t n, uint64_t at)
     return 0;
 }
 
-/* The command line is in buf[0..len), terminated. */
-/* Is s[0..n) UTF-8 (RFC 3629)? Eight bytes a step while they are ASCII, the usual case;
- * then each sequence checked with the ranges that exclude overlong forms, surrogates and
- * code points past U+10FFFF. */
-static int utf8_valid(const char *s, size_t n)
-{
-    size_t i = 0;
-    while (n - i >= 8) {
-        uint64_t w;
-        memcpy(&w, s + i, 8);
-        if (w & 0x8080808080808080ull)
-            break;
-        i += 8;
-    }
-    while (i < n) {
-        unsigned char c = (unsigned char)s[i], lo = 0x80, hi = 0xBF;
-        size_t need;
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        if (c >= 0xC2 && c <= 0xDF)
-            need = 1;
-        else if (c == 0xE0)
-            need = 2, lo = 0xA0;
-        else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF)
-            need = 2;
-        else if (c == 0xED)
-            need = 2, hi = 0x9F;
-        else if (c == 0xF0)
-            need = 3, lo = 0x90;
-        else if (c >= 0xF1 && c <= 0xF3)
-            need = 3;
-        else if (c == 0xF4)
-            need = 3, hi = 0x8F;
-        else
-            return 0;
-        if (n - i - 1 < need)
-            return 0;
-        for (size_t k = 1; k <= need; k++) {
-            unsigned char d = (unsigned char)s[i + k];
-            if (d < lo || d > hi)
-                return 0;
-            lo = 0x80;
-            hi = 0xBF;
-        }
-        i += need + 1;
-    }
-    return 1;
-}
-
 /* The whole raw line must be UTF-8 when the parser checks (decided on complete lines, so
- * whatever the chunking). */
+ * whatever the chunking). A line of ASCII bytes only is UTF-8: only the others are read. */
 static int check_utf8(stomp_parser *p, const char *line, size_t len, uint64_t line_at)
 {
-    if ((p->flags & STOMP_PARSE_UTF8) && !utf8_valid(line, len))
+    if (p->line_odd && (p->flags & STOMP_PARSE_UTF8) && !frames__utf8_valid(line, len))
         return fail(p, STOMP_E_BAD_UTF8, line_at);
     return 0;
 }
@@ -343,13 +296,13 @@ static int end_header(stomp_parser *p, size_t len, uint64_t line_at)
         return -1;
     if (p->nheaders >= p->limits.max_headers)
         return fail(p, STOMP_E_TOO_MANY_HEADERS, line_at);
-    char *colon = memchr(line, ':', len);
-    if (!colon || colon == line)
+    /* The scan noted the first colon; it is never the CR that len leaves out. */
+    if (p->line_colon == SIZE_MAX || p->line_colon == 0)
         return fail(p, STOMP_E_BAD_HEADER, line_at);
-    size_t name_len = (size_t)(colon - line);
+    size_t name_len = p->line_colon;
     size_t value_off = name_len + 1;
     size_t value_len = len - value_off;
-    if (decodes_escapes(p) && memchr(line, '\\', len)) {
+    if (p->line_odd && decodes_escapes(p)) {
         if (unescape(p, line, &name_len, line_at) < 0 ||
             unescape(p, line + value_off, &value_len, line_at + value_off) < 0)
             return -1;
@@ -394,15 +347,13 @@ static int read_line(stomp_parser *p, const char *d, size_t n, size_t *used, uin
         w = line_room;
     if (w > block_room)
         w = block_room;
-    const char *lf = memchr(d, '\n', w);
-    size_t take = lf ? (size_t)(lf - d) : w;
+    size_t take = frames__scan_line(d, w, held, &p->line_colon, &p->line_odd);
+    int lf = take < w && d[take] == '\n';
     /* A NUL inside a line is refused as soon as it arrives (a peer that sends one and
      * waits, such as a Flash policy request, is answered at once); the bytes before it
      * were checked when they came, so the first NUL wins whatever the chunking. */
-    const char *nul = memchr(d, '\0', take);
-    if (nul)
-        return fail(p, cmd ? STOMP_E_BAD_COMMAND : STOMP_E_BAD_HEADER,
-                    at + (uint64_t)(nul - d));
+    if (take < w && !lf)
+        return fail(p, cmd ? STOMP_E_BAD_COMMAND : STOMP_E_BAD_HEADER, at + take);
     if (reserve(p, take, at) < 0)
         return -1;
     memcpy(p->buf + p->buf_len, d, take);
@@ -436,6 +387,8 @@ static void begin_frame(stomp_parser *p, uint64_t at)
     p->buf_len = 0;
     p->line_start = 0;
     p->line_at = at;
+    p->line_colon = SIZE_MAX;
+    p->line_odd = 0;
     p->header_bytes = 0;
     p->nheaders = 0;
     p->has_length = 0;
@@ -477,6 +430,79 @@ static void end_frame(stomp_parser *p)
     p->state = S_IDLE;
 }
 
+/* A frame's head (command line, header lines, blank line) that is whole in the input is
+ * taken in one go: its lines are found first, copied with one memcpy, then judged one by
+ * one as if read line by line (same checks, order and offsets; the EOLs stay in buf). Only
+ * a head that meets the line and block limits, holds no NUL and has at most HEAD_LINES
+ * lines is taken so; for any other, nothing is done here and the line-by-line reading
+ * decides. Returns 1 when the head was taken, 0 when not, -1 on an error (*used: the bytes
+ * of the lines read up to the failing one, as line by line). */
+#define HEAD_LINES 32
+
+typedef struct head_line {
+    size_t start, len, colon;
+    int odd;
+} head_line;
+
+static int find_head(stomp_parser *p, const char *d, size_t n, head_line *lines, size_t *nl)
+{
+    size_t k = 0, pos = 0;
+    if (n > p->limits.max_header_bytes)
+        n = p->limits.max_header_bytes;
+    while (k < HEAD_LINES) {
+        size_t colon = SIZE_MAX;
+        int odd = 0;
+        size_t e = pos + frames__scan_line(d + pos, n - pos, 0, &colon, &odd);
+        if (e == n || d[e] != '\n')
+            break;
+        size_t len = e - pos;
+        if (len > 0 && d[e - 1] == '\r')
+            len--;
+        if (len > (k == 0 ? p->limits.max_command : p->limits.max_header_line))
+            break;
+        lines[k++] = (head_line){ pos, len, colon, odd };
+        pos = e + 1;
+        if (len == 0 && k > 1) {
+            *nl = k;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int take_head(stomp_parser *p, const char *d, size_t n, uint64_t at, size_t *used)
+{
+    head_line lines[HEAD_LINES];
+    size_t nl = 0;
+    if (!find_head(p, d, n, lines, &nl))
+        return 0;
+    size_t head = lines[nl - 1].start + lines[nl - 1].len + 1;
+    head += d[head - 1] == '\r'; /* the blank line's LF */
+    *used = 0;
+    if (reserve(p, head, at) < 0)
+        return -1;
+    memcpy(p->buf, d, head);
+    for (size_t j = 0; j + 1 < nl; j++) { /* the last line is the blank one */
+        const head_line *l = &lines[j];
+        p->line_start = l->start;
+        p->line_colon = l->colon;
+        p->line_odd = l->odd;
+        p->buf[l->start + l->len] = '\0';
+        int r = j == 0 ? end_command(p, l->len, at) : end_header(p, l->len, at + l->start);
+        if (r < 0) {
+            *used = lines[j + 1].start;
+            return -1;
+        }
+        p->state = S_HEADERS;
+    }
+    *used = head;
+    p->buf_len = head;
+    p->header_bytes = head;
+    p->line_start = head;
+    p->line_at = at + head;
+    return begin_body(p, at + head) < 0 ? -1 : 1;
+}
+
 /* Each step below reads data[*i..len) in the state it is named for, moves *i past the
  * bytes it took and returns the event it found (NEED_MORE: none yet, go on in the new
  * state). Stream offsets are p->offset + index: p->offset moves once per feed. */
@@ -514,6 +540,13 @@ static stomp_event step_lines(stomp_parser *p, const char *data, size_t len, siz
 {
     size_t i = *pi;
     stomp_event ev = STOMP_EV_NEED_MORE;
+    if (p->state == S_COMMAND && p->buf_len == 0) {
+        size_t used = 0;
+        int r = take_head(p, data + i, len - i, p->offset + i, &used);
+        *pi = i + used;
+        if (r != 0)
+            return r < 0 ? STOMP_EV_ERROR : STOMP_EV_NEED_MORE;
+    }
     while (i < len) {
         size_t used = 0, line_len = 0;
         uint64_t line_at = p->line_at;
@@ -540,6 +573,8 @@ static stomp_event step_lines(stomp_parser *p, const char *data, size_t len, siz
         }
         p->line_start = p->buf_len;
         p->line_at = p->offset + i;
+        p->line_colon = SIZE_MAX;
+        p->line_odd = 0;
         if (r == 1 && p->state != S_HEADERS)
             break;
     }

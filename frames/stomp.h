@@ -158,6 +158,8 @@ typedef struct stomp_parser {
     size_t buf_len, buf_cap;
     size_t line_start;   /* offset in buf of the line being read */
     uint64_t line_at;    /* stream offset of that line */
+    size_t line_colon;   /* offset in that line of its first ':' so far, or SIZE_MAX */
+    int line_odd;        /* that line holds a backslash or a non-ASCII byte so far */
     size_t header_bytes; /* command line plus completed header lines, EOLs included */
     size_t body_start;   /* offset in buf of the body */
     size_t body_need;    /* content-length bodies: bytes still to read */

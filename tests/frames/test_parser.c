@@ -681,6 +681,53 @@ static void test_utf8(void **state)
     result_free(&r);
 }
 
+/* A line is scanned 16 bytes a step where the CPU allows: its first colon, an escape, a
+ * non-ASCII byte, a NUL and its end are found wherever they fall in a step, also when the
+ * whole head is in one feed (read in one go) and when it is not (line by line). */
+static void test_scan_positions(void **state)
+{
+    (void)state;
+    char in[128], name[80], pad[48];
+    for (size_t k = 0; k < 40; k++) {
+        memset(pad, 'a', k);
+        pad[k] = '\0';
+        parse_result r;
+        /* the first colon ends the name, wherever it is; an escape after it is undone */
+        snprintf(name, sizeof name, "h%s", pad);
+        int n = snprintf(in, sizeof in, "SEND\n%s:x\\cy\xc3\xa9:z\n\n", name);
+        parse_check(&U12, in, (size_t)n + 1, &r);
+        expect_frame(&r, 0, STOMP_CMD_SEND, "SEND", "", 0, 1, name, "x:y\xc3\xa9:z");
+        result_free(&r);
+        /* an escape in the name, k bytes in */
+        n = snprintf(in, sizeof in, "SEND\n%s\\c:v\n\n", pad);
+        snprintf(name, sizeof name, "%s:", pad);
+        parse_check(&V12, in, (size_t)n + 1, &r);
+        expect_frame(&r, 0, STOMP_CMD_SEND, "SEND", "", 0, 1, name, "v");
+        result_free(&r);
+        /* an undefined escape k bytes into the value: fatal at its backslash */
+        n = snprintf(in, sizeof in, "SEND\nk:%s\\t\n\n", pad);
+        parse_check(&V12, in, (size_t)n + 1, &r);
+        expect_error(&r, STOMP_E_BAD_ESCAPE, 7 + k);
+        result_free(&r);
+        /* a byte that is not UTF-8, k bytes in: the line fails at its first byte */
+        n = snprintf(in, sizeof in, "SEND\nk:%s\xc3(\n\n", pad);
+        parse_check(&U11, in, (size_t)n + 1, &r);
+        expect_error(&r, STOMP_E_BAD_UTF8, 5);
+        result_free(&r);
+        /* a NUL k bytes into the value, then a CR LF line end */
+        n = snprintf(in, sizeof in, "SEND\nk:%s", pad);
+        memcpy(in + n, "\0\r\n\r\n", 6);
+        parse_check(&V12, in, (size_t)n + 5, &r);
+        expect_error(&r, STOMP_E_BAD_HEADER, 7 + k);
+        result_free(&r);
+        /* no colon at all */
+        n = snprintf(in, sizeof in, "SEND\nk%s\r\n\r\n", pad);
+        parse_check(&V12, in, (size_t)n + 1, &r);
+        expect_error(&r, STOMP_E_BAD_HEADER, 5);
+        result_free(&r);
+    }
+}
+
 static void test_malformed_table(void **state)
 {
     (void)state;
@@ -1219,6 +1266,7 @@ int main(void)
         cmocka_unit_test(test_escapes_v10),
         cmocka_unit_test(test_no_escapes_in_connect),
         cmocka_unit_test(test_version_switch),
+        cmocka_unit_test(test_scan_positions),
         cmocka_unit_test(test_malformed_table),
         cmocka_unit_test(test_utf8),
         cmocka_unit_test(test_error_sticks_until_reset),
