@@ -203,6 +203,12 @@ struct store {
     " AND m.redeliveries < 2147483647)::integer"                                           \
     " WHERE m.owner IN (SELECT id FROM dead) RETURNING m.queue)"
 
+/* Every session of the store turns JIT compilation off: its statements are short, but the
+ * planner may cost one over jit_above_cost (the lease's, with a large backlog not yet
+ * analyzed), and compiling it then blocks the connection for hundreds of ms (each second:
+ * the lease is renewed that often). */
+#define PG_SET_JIT "SET jit TO off"
+
 /* A claim takes at most this many rows of a queue. */
 #define PG_CLAIM_MAX 256
 /* A queue whose claim found nothing is claimed again at most this often (ms) while other
