@@ -8,6 +8,7 @@
  * in steps, not per take; two stores on one database share a queue (claim, want, release);
  * topic messages reach the other node in order, large ones by reference, in one round trip;
  * the store's sessions compile no statement (JIT off, even where the database asks for it);
+ * open drops an index no statement reads;
  * stompd, which does not link libpq, loads it only for a PostgreSQL store and works with it.
  */
 #include <setjmp.h>
@@ -265,6 +266,40 @@ static void test_no_jit(void **state)
     assert_string_equal(PQgetvalue(r, 0, 2), "0");
     PQclear(r);
     PQfinish(q);
+}
+
+/* The one integer sql answers on the test's database. */
+static int one_int(const ctx *c, const char *sql)
+{
+    PGconn *q = PQconnectdb(c->conninfo);
+    assert_int_equal(PQstatus(q), CONNECTION_OK);
+    PGresult *r = PQexec(q, sql);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    int n = atoi(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    PQfinish(q);
+    return n;
+}
+
+/* Open drops schema 1's index by (queue, prio, ord, id), which no statement reads: a
+ * database an older build made keeps its messages and loses the index. */
+static void test_order_index_dropped(void **state)
+{
+    ctx *c = *state;
+    const char *has = "SELECT count(*) FROM pg_indexes WHERE indexname = 'stompd_msg_order'";
+    assert_int_equal(one_int(c, has), 0);
+    put(c, "o", 1);
+    assert_int_equal(commit_cut(c, 0), STORE_OK);
+    ops()->close(c->s);
+    c->s = NULL;
+    assert_int_equal(pgtest_exec(&pg, c->db, "CREATE INDEX stompd_msg_order ON"
+                                             " stompd_msg(queue, prio, ord, id)"),
+                     0);
+    assert_int_equal(one_int(c, has), 1);
+    char why[256];
+    assert_int_equal(open_store(c, &c->s, why, sizeof why), STORE_OK);
+    assert_int_equal(one_int(c, has), 0);
+    assert_int_equal(ops()->depth(c->s, "o", 1), 1);
 }
 
 /* Open says why it cannot: a newer schema, no server. */
@@ -638,6 +673,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cut_mid_flow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_jit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_order_index_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bound_steps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_nodes, setup, teardown),
