@@ -88,7 +88,7 @@ static store_err connect_db(store *s)
         return STORE_E_IO;
     }
     pg__quiet(s, s->conn);
-    if (exec_ok(s, PG_SET_JIT, "session") != 0 ||
+    if ((PG_HAS_JIT(s->conn) && exec_ok(s, PG_SET_JIT, "session") != 0) ||
         (!s->sync_full && exec_ok(s, "SET synchronous_commit TO off", "session") != 0))
         return STORE_E_IO;
     return STORE_OK;
