@@ -205,7 +205,9 @@ static void send_setup(store *s)
     int ok = PQsendQueryParams(s->conn,
                                s->sync_full ? "SET synchronous_commit TO DEFAULT"
                                             : "SET synchronous_commit TO off",
-                               0, NULL, NULL, NULL, NULL, 0);
+                               0, NULL, NULL, NULL, NULL, 0) &&
+             (!PG_HAS_JIT(s->conn) ||
+              PQsendQueryParams(s->conn, PG_SET_JIT, 0, NULL, NULL, NULL, NULL, 0));
     for (int i = 0; ok && i < P__COUNT; i++)
         ok = PQsendPrepare(s->conn, pg__stmts[i].name, pg__stmts[i].sql, pg__stmts[i].n,
                            pg__stmts[i].types);

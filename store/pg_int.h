@@ -181,6 +181,7 @@ struct store {
 #define PQsetNoticeProcessor(...) (s->lib.PQsetNoticeProcessor(__VA_ARGS__))
 #define PQsetSingleRowMode(...) (s->lib.PQsetSingleRowMode(__VA_ARGS__))
 #define PQsetnonblocking(...) (s->lib.PQsetnonblocking(__VA_ARGS__))
+#define PQserverVersion(...) (s->lib.PQserverVersion(__VA_ARGS__))
 #define PQsocket(...) (s->lib.PQsocket(__VA_ARGS__))
 #define PQstatus(...) (s->lib.PQstatus(__VA_ARGS__))
 
@@ -202,6 +203,13 @@ struct store {
     " WHERE f.queue = m.queue AND f.prio = m.prio AND m.ord <= f.value"                    \
     " AND m.redeliveries < 2147483647)::integer"                                           \
     " WHERE m.owner IN (SELECT id FROM dead) RETURNING m.queue)"
+
+/* Every session of the store turns JIT compilation off: its statements are short, but the
+ * planner may cost one over jit_above_cost (the lease's, with a large backlog not yet
+ * analyzed), and compiling it then blocks the connection for hundreds of ms (each second:
+ * the lease is renewed that often). Servers before 11 have no JIT (nor the setting). */
+#define PG_SET_JIT "SET jit TO off"
+#define PG_HAS_JIT(c) (PQserverVersion(c) >= 110000)
 
 /* A claim takes at most this many rows of a queue. */
 #define PG_CLAIM_MAX 256

@@ -20,7 +20,7 @@
     X(PQflush) X(PQgetResult) X(PQgetlength) X(PQgetvalue) X(PQisBusy) X(PQntuples)         \
     X(PQpipelineSync) X(PQprepare) X(PQresultErrorMessage) X(PQresultStatus)                 \
     X(PQsendPrepare) X(PQsendQueryParams) X(PQsendQueryPrepared) X(PQsetNoticeProcessor)     \
-    X(PQsetSingleRowMode) X(PQsetnonblocking) X(PQsocket) X(PQstatus)
+    X(PQsetSingleRowMode) X(PQsetnonblocking) X(PQsocket) X(PQstatus) X(PQserverVersion)
 
 typedef struct pg__lib {
     void *dl; /* dlopen's handle, NULL when not loaded */

@@ -134,10 +134,12 @@ static int run_server(pgtest *p, const struct passwd *pw, const char *bindir)
     snprintf(prog, sizeof prog, "%s/postgres", bindir);
     snprintf(data, sizeof data, "%s/data", p->dir);
     snprintf(sock, sizeof sock, "unix_socket_directories=%s", p->dir);
-    /* No TCP at all; tests need no durability against power loss. */
+    /* No TCP at all; tests need no durability against power loss. pg_stat_statements:
+     * tests can read what the stores' sessions ran. */
     char *const argv[] = { prog, "-D", data, "-c", sock, "-c", "listen_addresses=",
                            "-c", "fsync=off", "-c", "full_page_writes=off", "-c",
-                           "max_connections=60", NULL };
+                           "max_connections=60", "-c",
+                           "shared_preload_libraries=pg_stat_statements", NULL };
     p->pid = spawn(p, pw, "postgres.log", argv);
     if (p->pid < 0) {
         p->pid = 0;

@@ -7,6 +7,8 @@
  * than the build and a server it cannot reach, saying why; a node's delivery bound is raised
  * in steps, not per take; two stores on one database share a queue (claim, want, release);
  * topic messages reach the other node in order, large ones by reference, in one round trip;
+ * the store's sessions compile no statement (JIT off, even where the database asks for it);
+ * open drops an index no statement reads;
  * stompd, which does not link libpq, loads it only for a PostgreSQL store and works with it.
  */
 #include <setjmp.h>
@@ -225,6 +227,79 @@ static void test_refused_batch(void **state)
     put(c, "r", 7);
     assert_int_equal(commit_cut(c, 0), STORE_OK);
     assert_int_equal(ops()->depth(c->s, "r", 1), 1);
+}
+
+/* The store's sessions, the first and one made again after a cut, run without JIT: with
+ * jit_above_cost 0 on the database every statement would be compiled otherwise (a lease
+ * statement compiled took hundreds of ms, each second). */
+static void test_no_jit(void **state)
+{
+    ctx *c = *state;
+    ops()->close(c->s);
+    c->s = NULL;
+    char sql[200];
+    snprintf(sql, sizeof sql, "ALTER DATABASE \"%s\" SET jit_above_cost = 0", c->db);
+    assert_int_equal(pgtest_exec(&pg, NULL, sql), 0);
+    assert_int_equal(pgtest_exec(&pg, c->db, "CREATE EXTENSION pg_stat_statements"), 0);
+    assert_int_equal(pgtest_exec(&pg, c->db, "SELECT pg_stat_statements_reset()"), 0);
+    char why[256];
+    assert_int_equal(open_store(c, &c->s, why, sizeof why), STORE_OK);
+    for (int cut = 0; cut < 2; cut++) {
+        put(c, "j", cut);
+        assert_int_equal(commit_cut(c, cut), STORE_OK);
+        store_msg m;
+        assert_int_equal(take_rc(c, "j", &m), STORE_OK);
+        assert_int_equal(ops()->ack(c->s, m.id), STORE_OK);
+        assert_int_equal(commit_cut(c, 0), STORE_OK);
+    }
+    PGconn *q = PQconnectdb(c->conninfo);
+    assert_int_equal(PQstatus(q), CONNECTION_OK);
+    /* JIT is there to be used, the store's statements were seen, none was compiled. */
+    PGresult *r = PQexec(q, "SELECT pg_jit_available(), count(*) FILTER (WHERE query LIKE"
+                            " '%stompd_msg%'), coalesce(sum(jit_functions), 0)"
+                            " FROM pg_stat_statements WHERE dbid = (SELECT oid FROM"
+                            " pg_database WHERE datname = current_database())"
+                            " AND query NOT LIKE '%pg_stat_statements%'");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_string_equal(PQgetvalue(r, 0, 0), "t");
+    assert_true(atoi(PQgetvalue(r, 0, 1)) >= 3);
+    assert_string_equal(PQgetvalue(r, 0, 2), "0");
+    PQclear(r);
+    PQfinish(q);
+}
+
+/* The one integer sql answers on the test's database. */
+static int one_int(const ctx *c, const char *sql)
+{
+    PGconn *q = PQconnectdb(c->conninfo);
+    assert_int_equal(PQstatus(q), CONNECTION_OK);
+    PGresult *r = PQexec(q, sql);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    int n = atoi(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    PQfinish(q);
+    return n;
+}
+
+/* Open drops schema 1's index by (queue, prio, ord, id), which no statement reads: a
+ * database an older build made keeps its messages and loses the index. */
+static void test_order_index_dropped(void **state)
+{
+    ctx *c = *state;
+    const char *has = "SELECT count(*) FROM pg_indexes WHERE indexname = 'stompd_msg_order'";
+    assert_int_equal(one_int(c, has), 0);
+    put(c, "o", 1);
+    assert_int_equal(commit_cut(c, 0), STORE_OK);
+    ops()->close(c->s);
+    c->s = NULL;
+    assert_int_equal(pgtest_exec(&pg, c->db, "CREATE INDEX stompd_msg_order ON"
+                                             " stompd_msg(queue, prio, ord, id)"),
+                     0);
+    assert_int_equal(one_int(c, has), 1);
+    char why[256];
+    assert_int_equal(open_store(c, &c->s, why, sizeof why), STORE_OK);
+    assert_int_equal(one_int(c, has), 0);
+    assert_int_equal(ops()->depth(c->s, "o", 1), 1);
 }
 
 /* Open says why it cannot: a newer schema, no server. */
@@ -597,6 +672,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_cut_mid_flow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_jit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_order_index_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bound_steps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_nodes, setup, teardown),
