@@ -466,7 +466,10 @@ static store_err load_queues(store *s)
 static store_err open_writer(store *s, const store_options *opts)
 {
     const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
-    int rc = sqlite3_open_v2(opts->path, &s->wdb, flags, NULL);
+    /* FULL syncs every commit, so the WAL's writes can wait for it (sqlite_vfs.c). */
+    if (opts->sync_full && sqlite__vfs_register(s) != STORE_OK)
+        return STORE_E_IO;
+    int rc = sqlite3_open_v2(opts->path, &s->wdb, flags, s->vfs_registered ? s->vfs_name : NULL);
     if (rc != SQLITE_OK)
         return sqlite__db_err(s, s->wdb, "open");
     (void)sqlite3_extended_result_codes(s->wdb, 1);
@@ -573,6 +576,7 @@ void sqlite__close_file(store *s)
         (void)sqlite3_close(s->rdb);
     if (s->wdb)
         (void)sqlite3_close(s->wdb);
+    sqlite__vfs_unregister(s);
     if (s->lock_fd >= 0)
         (void)close(s->lock_fd);
 }
