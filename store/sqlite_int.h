@@ -220,6 +220,9 @@ struct store {
     int unclean;    /* the file was not closed cleanly: crash fronts apply */
     int bytes_stale; /* a commit failed: the queues' bytes in memory are not the file's */
     int opened;     /* open completed: close may mark the file closed */
+    sqlite3_vfs vfs; /* the writer's (sqlite_vfs.c), registered as vfs_name when FULL */
+    char vfs_name[48];
+    int vfs_registered;
     char err[512];
 };
 
@@ -344,6 +347,13 @@ void sqlite__rec_free(store *s, store__rec *r);
 store_err sqlite__open_file(store *s, const store_options *opts) STORE_WUR;
 /* Finalize every statement, close both connections and the lock file (after any open). */
 void sqlite__close_file(store *s);
+
+/* ---- sqlite_vfs.c: the writer's VFS ---- */
+
+/* Register s->vfs (the default VFS gathering WAL writes until a sync) as s->vfs_name. */
+store_err sqlite__vfs_register(store *s) STORE_WUR;
+/* Unregister it, once no connection uses it (no-op when not registered). */
+void sqlite__vfs_unregister(store *s);
 
 /* ---- sqlite_batch.c: the group commit ---- */
 

@@ -7,7 +7,8 @@
  * touch which connection), sqlite_schema.c (the file: schema, migrations, open, load),
  * sqlite_batch.c (the group commit), sqlite_page.c (records between memory and the file),
  * sqlite_take.c (handing out, requeueing), sqlite_expire.c (expiry), sqlite_browse.c
- * (browsing), sqlite_recover.c (redelivery after a crash or a close).
+ * (browsing), sqlite_recover.c (redelivery after a crash or a close), sqlite_vfs.c (the
+ * writer's WAL writes gathered until a sync).
  *
  * A queue's order is that of order.h: by priority band, then (ord, id): a fresh message gets
  * ord = id (above every other of its band); a requeued one keeps its ord if that is already

@@ -880,6 +880,71 @@ static void test_crash_shared_bodies(void **state)
     assert_int_equal(bodies(img), 0);
 }
 
+/* Take the next message of q, committing once when the delivery bound asks for it. */
+static void take_bound(fx *f, const char *q, store_msg *m)
+{
+    store_err rc = f->ops->take(f->s, q, strlen(q), m);
+    if (rc == STORE_E_AGAIN) {
+        assert_int_equal(commit_wait(f), STORE_OK);
+        rc = f->ops->take(f->s, q, strlen(q), m);
+    }
+    assert_int_equal(rc, STORE_OK);
+}
+
+/* With sync full the writer gathers the WAL's writes until SQLite syncs it: a commit of
+ * more than the gathering holds (5 MiB) is in the file when it completes (a copy taken then
+ * has all of it), whatever the piece sizes; two stores open at once each have their own
+ * VFS, and closing one leaves the other's working. */
+static void test_full_sync_commit_in_file(void **state)
+{
+    fx *f = *state;
+    f->s = open_store(f, 1);
+    char other_path[160], why[256];
+    snprintf(other_path, sizeof other_path, "%s/other.db", f->dir);
+    store_options o = {.loop = &f->loop, .path = other_path, .sync_full = 1};
+    store *other = NULL;
+    assert_int_equal(store_sqlite_open(&o, &other, why, sizeof why), STORE_OK);
+    const size_t n = 1u << 20;
+    char *body = malloc(n);
+    assert_non_null(body);
+    uint64_t id;
+    for (int i = 0; i < 5; i++) {
+        for (size_t k = 0; k < n; k++)
+            body[k] = (char)(k * 13 + (k >> 11) + (size_t)i);
+        assert_int_equal(f->ops->enqueue(f->s, "big", 3, "h", 1, body, n, &id), STORE_OK);
+    }
+    put_n(f, "q", 0, 300);
+    assert_int_equal(f->ops->enqueue(other, "o", 1, "h", 1, "x", 1, &id), STORE_OK);
+    waiter w = {0};
+    assert_int_equal(f->ops->commit(other, on_commit, &w), STORE_OK);
+    assert_int_equal(commit_wait(f), STORE_OK);
+    while (!w.done)
+        assert_int_equal(uv_run(&f->loop, UV_RUN_ONCE) >= 0, 1);
+    assert_int_equal(w.status, STORE_OK);
+    crash_image(f, "crash.db");
+    f->ops->close(other);
+    put(f, "q", "after");
+    assert_int_equal(commit_wait(f), STORE_OK);
+    open_image(f, "crash.db");
+    store_msg m;
+    for (int i = 0; i < 5; i++) {
+        for (size_t k = 0; k < n; k++)
+            body[k] = (char)(k * 13 + (k >> 11) + (size_t)i);
+        take_bound(f, "big", &m);
+        assert_int_equal(m.body_len, n);
+        assert_memory_equal(m.body, body, n);
+    }
+    free(body);
+    char want[32];
+    for (int i = 0; i < 300; i++) {
+        snprintf(want, sizeof want, "n%d", i);
+        take_bound(f, "q", &m);
+        assert_int_equal(m.body_len, strlen(want));
+        assert_memory_equal(m.body, want, m.body_len);
+    }
+    expect_empty(f, "q"); /* "after" came later than the copy */
+}
+
 /* Takes beyond the recorded bound wait for a commit (STORE_E_AGAIN), which records more. */
 static void test_take_waits_for_bound(void **state)
 {
@@ -1605,6 +1670,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_crash_counts_possibly_delivered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_take_waits_for_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_shared_bodies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_sync_commit_in_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_from_v1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_golden_v2, setup, teardown),
         cmocka_unit_test_setup_teardown(test_golden_schema2, setup, teardown),
