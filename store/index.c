@@ -3,7 +3,8 @@
  *
  * Owns the bucket arrays; destroy also frees the linked objects. Growth doubles (records from
  * 64 buckets, queues from 16) until the wanted count fits one per bucket and rehashes in one
- * pass; on failure the old array stays in place, untouched. The records' array shrinks to a
+ * pass (a hash may hold up to 2^shift records a bucket instead: store__ids_reserve_at); on
+ * failure the old array stays in place, untouched. The records' array shrinks to a
  * quarter once an eighth of it is used (store__ids_shrink), so a drained backlog does not
  * keep its buckets.
  */
@@ -45,11 +46,13 @@ static bool ids_rehash(store__idhash *h, size_t ncap)
     return true;
 }
 
-store_err store__ids_grow(store__idhash *h, size_t more)
+store_err store__ids_grow_at(store__idhash *h, size_t more, unsigned shift)
 {
     if (more > SIZE_MAX - h->n)
         return STORE_E_NOMEM;
-    return ids_rehash(h, grown_cap(h->cap, 64, h->n + more)) ? STORE_OK : STORE_E_NOMEM;
+    size_t need = h->n + more;
+    need = (need >> shift) + ((need & (((size_t)1 << shift) - 1)) != 0);
+    return ids_rehash(h, grown_cap(h->cap, 64, need)) ? STORE_OK : STORE_E_NOMEM;
 }
 
 void store__ids_shrink_now(store__idhash *h)

@@ -147,19 +147,37 @@ void store__heap_free(store__heap *h, size_t *acct);
 
 /* ---- records by id ---- */
 
-/* Ids are sequential: the multiply spreads them, the high half feeds the mask. */
+/* Ids are sequential: the multiply by 2^64 / golden ratio spreads them, and a table of 2^k
+ * buckets (cap at least 2) takes the product's top k bits, where consecutive ids land
+ * evenly on every bucket (bits from the middle of the product left three in four buckets
+ * empty at a million ids, in chains of up to seven). */
 static inline size_t store__ids_slot(const store__idhash *h, uint64_t id)
 {
-    return (size_t)((id * 0x9e3779b97f4a7c15ull) >> 32) & (h->cap - 1);
+    return (size_t)((id * 0x9e3779b97f4a7c15ull) >> (64 - __builtin_ctzll(h->cap)));
 }
 
-/* Grow (rehashing) so that `more` records fit. STORE_E_NOMEM leaves h unchanged. */
-store_err store__ids_grow(store__idhash *h, size_t more) STORE_WUR;
+/* Grow (rehashing) so that `more` records fit, at most 2^shift of them a bucket.
+ * STORE_E_NOMEM leaves h unchanged. */
+store_err store__ids_grow_at(store__idhash *h, size_t more, unsigned shift) STORE_WUR;
 
-/* Room for `more` inserts without allocating: STORE_OK or STORE_E_NOMEM. */
+static inline STORE_WUR store_err store__ids_grow(store__idhash *h, size_t more)
+{
+    return store__ids_grow_at(h, more, 0);
+}
+
+/* Room for `more` inserts without allocating, at most 2^shift records a bucket: STORE_OK or
+ * STORE_E_NOMEM. One hash keeps one shift all its life. Sequential ids spread evenly, so
+ * shift 1 makes chains of two where 0 makes chains of one: half the bucket array's bytes per
+ * record for one more link followed per lookup. */
+static inline STORE_WUR store_err store__ids_reserve_at(store__idhash *h, size_t more,
+                                                        unsigned shift)
+{
+    return h->n + more <= h->cap << shift ? STORE_OK : store__ids_grow_at(h, more, shift);
+}
+
 static inline STORE_WUR store_err store__ids_reserve(store__idhash *h, size_t more)
 {
-    return h->n + more <= h->cap ? STORE_OK : store__ids_grow(h, more);
+    return store__ids_reserve_at(h, more, 0);
 }
 
 /* Link l (its id set, not linked, unique). The caller has reserved room. */
@@ -192,18 +210,24 @@ static inline void store__ids_remove(store__idhash *h, store__idlink *l)
     h->n--;
 }
 
-/* The records' array never shrinks below this many buckets. */
+/* The records' array never shrinks below room for this many records (as many buckets at one
+ * record a bucket). */
 #define STORE__IDS_SHRINK_MIN 4096
 
 void store__ids_shrink_now(store__idhash *h);
 
-/* After removals: a quarter of the buckets once at most an eighth of them would be used
- * (then at most half of the smaller array is, so the next growth is far off); without memory
- * the array stays as it is. Ends a walk. */
+/* After removals: a quarter of the buckets once at most an eighth of what they hold (2^shift
+ * records each, as reserved) is used (then at most half of the smaller array is, so the next
+ * growth is far off); without memory the array stays as it is. Ends a walk. */
+static inline void store__ids_shrink_at(store__idhash *h, unsigned shift)
+{
+    if ((h->cap / 4) << shift >= STORE__IDS_SHRINK_MIN && h->n <= (h->cap << shift) / 8)
+        store__ids_shrink_now(h);
+}
+
 static inline void store__ids_shrink(store__idhash *h)
 {
-    if (h->cap / 4 >= STORE__IDS_SHRINK_MIN && h->n <= h->cap / 8)
-        store__ids_shrink_now(h);
+    store__ids_shrink_at(h, 0);
 }
 
 /* Walk every record: first, then next(l) until NULL. next reads only l's key and chain, so

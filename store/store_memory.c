@@ -65,6 +65,10 @@ struct store {
  * than that in it never trims (each trim costs about what it returns, in page faults after). */
 #define TRIM_MIN ((size_t)8 << 20)
 
+/* Two records a bucket in the id index (store__ids_reserve_at): 4-8 bytes of bucket array per
+ * record instead of 8-16, for one more link followed per lookup. */
+#define IDS_SHIFT 1
+
 /* No band has ready messages outside memory. */
 static mqueue *find_queue(const store *s, const char *name, size_t len, uint64_t h)
 {
@@ -168,7 +172,7 @@ static void forget(store *s, store__rec *r)
     s->bytes -= n;
     store__slab_put(&s->slabs, r, n);
     drop_queue_if_unused(s, q);
-    store__ids_shrink(&s->ids);
+    store__ids_shrink_at(&s->ids, IDS_SHIFT);
     if (s->peak >= TRIM_MIN && s->bytes <= s->peak / 8) {
         give_back(s);
     } else if (s->ids.n == 0) {
@@ -234,7 +238,7 @@ static store_err mem_enqueue_attrs(store *s, const char *queue, size_t queue_len
         return STORE_E_INVALID;
     if (headers_len > STORE__REC_MAXLEN || body_len > STORE__REC_MAXLEN)
         return STORE_E_NOMEM;
-    if (store__ids_reserve(&s->ids, 1) != STORE_OK)
+    if (store__ids_reserve_at(&s->ids, 1, IDS_SHIFT) != STORE_OK)
         return STORE_E_NOMEM;
     mqueue *q = get_queue(s, queue, queue_len, h);
     if (!q)

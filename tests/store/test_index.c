@@ -160,6 +160,121 @@ static void test_ids_many(void **state)
     free(r);
 }
 
+/* Two records a bucket (store__ids_reserve_at with shift 1, as the memory store keeps its
+ * sequential ids): growth waits until the buckets hold two each, chains stay short, every
+ * record is found and walked, removals and shrinking follow the same rule. */
+static size_t longest_chain(const store__idhash *h)
+{
+    size_t most = 0;
+    for (size_t i = 0; i < h->cap; i++) {
+        size_t k = 0;
+        for (const store__idlink *l = h->b[i]; l; l = l->next)
+            k++;
+        if (k > most)
+            most = k;
+    }
+    return most;
+}
+
+static size_t buckets_used(const store__idhash *h)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < h->cap; i++)
+        k += h->b[i] != NULL;
+    return k;
+}
+
+/* Sequential ids (every store's) spread over the buckets: as many ids as buckets leave no
+ * chain longer than two and at least three in four buckets used; twice as many fill every
+ * bucket with chains of at most three. The bits from the middle of the product used before
+ * left 7,126 of 16,384 buckets used, in chains of up to three (five at twice as many). */
+static void test_ids_sequential_spread(void **state)
+{
+    (void)state;
+    enum { N = 32768 };
+    rec *r = calloc(N, sizeof *r);
+    assert_non_null(r);
+    store__idhash h = {0};
+    assert_int_equal(store__ids_reserve(&h, N / 2), STORE_OK);
+    assert_int_equal(h.cap, N / 2);
+    for (size_t i = 0; i < N; i++) {
+        r[i].il.id = 7 + i;
+        store__ids_insert(&h, &r[i].il);
+        if (i + 1 == N / 2) {
+            assert_true(longest_chain(&h) <= 2);
+            assert_true(buckets_used(&h) >= N / 2 * 3 / 4);
+        }
+    }
+    assert_int_equal(buckets_used(&h), N / 2);
+    assert_true(longest_chain(&h) <= 3);
+    for (size_t i = 0; i < N; i++)
+        assert_ptr_equal(store__ids_find(&h, r[i].il.id), &r[i].il);
+    free(h.b);
+    free(r);
+}
+
+static void test_ids_two_a_bucket(void **state)
+{
+    (void)state;
+    enum { N = 20000 };
+    rec *r = calloc(N, sizeof *r);
+    assert_non_null(r);
+    store__idhash h = {0};
+    for (size_t i = 0; i < N; i++) {
+        r[i].il.id = i + 1;
+        assert_int_equal(store__ids_reserve_at(&h, 1, 1), STORE_OK);
+        store__ids_insert(&h, &r[i].il);
+        /* 128 records in 64 buckets; the 129th doubles them. */
+        assert_int_equal(h.cap, want_cap((i + 2) / 2, 64));
+    }
+    assert_int_equal(h.cap, 16384);
+    assert_true(longest_chain(&h) <= 2);
+    for (size_t i = 0; i < N; i++)
+        assert_ptr_equal(store__ids_find(&h, r[i].il.id), &r[i].il);
+    assert_null(store__ids_find(&h, (uint64_t)N + 1));
+    assert_int_equal(count_ids_walk(&h), N);
+
+    /* Remove the odd ones, then the rest in id order: the array shrinks to a quarter once
+     * an eighth of its room (two a bucket) is used. */
+    for (size_t i = 1; i < N; i += 2)
+        store__ids_remove(&h, &r[i].il);
+    for (size_t i = 0; i < N; i++) {
+        if (i % 2)
+            assert_null(store__ids_find(&h, r[i].il.id));
+        else
+            assert_ptr_equal(store__ids_find(&h, r[i].il.id), &r[i].il);
+    }
+    assert_int_equal(count_ids_walk(&h), N / 2);
+    size_t i = 0;
+    for (; h.n > 16384 * 2 / 8 + 1; i += 2) {
+        store__ids_remove(&h, &r[i].il);
+        store__ids_shrink_at(&h, 1);
+        assert_int_equal(h.cap, 16384);
+    }
+    store__ids_remove(&h, &r[i].il);
+    i += 2;
+    store__ids_shrink_at(&h, 1);
+    assert_int_equal(h.n, 16384 * 2 / 8);
+    assert_int_equal(h.cap, 4096);
+    for (size_t k = i; k < N; k += 2)
+        assert_ptr_equal(store__ids_find(&h, r[k].il.id), &r[k].il);
+    assert_int_equal(count_ids_walk(&h), h.n);
+
+    /* Many at once: room for n + 9000 at two a bucket is 8192 buckets, not 16384. */
+    assert_int_equal(store__ids_reserve_at(&h, 9000, 1), STORE_OK);
+    assert_int_equal(h.cap, 8192);
+    /* Emptied, it keeps room for STORE__IDS_SHRINK_MIN records: half as many buckets. */
+    for (size_t k = i; k < N; k += 2) {
+        store__ids_remove(&h, &r[k].il);
+        store__ids_shrink_at(&h, 1);
+        assert_true(h.cap * 2 >= STORE__IDS_SHRINK_MIN);
+    }
+    assert_int_equal(h.n, 0);
+    assert_int_equal(h.cap, STORE__IDS_SHRINK_MIN / 2);
+    store__ids_destroy(&h, offsetof(rec, il));
+    free(r);
+}
+
 static void test_ids_collisions(void **state)
 {
     (void)state;
@@ -861,6 +976,8 @@ int main(void)
         cmocka_unit_test(test_ids_remove_while_walking),
         cmocka_unit_test(test_ids_destroy_frees_records),
         cmocka_unit_test(test_ids_shrink),
+        cmocka_unit_test(test_ids_two_a_bucket),
+        cmocka_unit_test(test_ids_sequential_spread),
         cmocka_unit_test(test_queues_names),
         cmocka_unit_test(test_queues_collisions),
         cmocka_unit_test(test_queues_growth_and_walk),
