@@ -14,6 +14,11 @@
 #include <stdio.h>
 #include <string.h>
 
+/* The store names the backlogs as durable.h does. */
+_Static_assert(STORE_POSTGRES_BACKLOG_LEN == DURABLE_QUEUE_LEN &&
+                   sizeof STORE_POSTGRES_BACKLOG == sizeof DURABLE_QUEUE,
+               "the store's backlog names are the broker's /durable-sub/<n>");
+
 static durable *by_record(const broker *b, uint64_t id)
 {
     for (durable *d = b->route.durables; d; d = d->next)
