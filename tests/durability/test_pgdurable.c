@@ -11,6 +11,8 @@
  * second subscriber of a live identity on another node gets the ERROR one node gives.
  * Killed: the node of a live subscriber killed with SIGKILL; after its lease the
  * subscriber comes back on another node and gets what it had not acked, redelivered:true.
+ * Restart: every node stopped cleanly and one started again: what was kept, and what the
+ * subscriber held unacked (redelivered:true), comes back there.
  * Migration: a schema 3 database is migrated to 4 at open, its messages kept.
  * A node hears of a subscription made elsewhere within a notification and a commit: each
  * test first waits until a probe published on each node reaches the subscriber.
@@ -461,6 +463,57 @@ static void test_killed(void **state)
     tc_close(p);
 }
 
+/* A clean restart of every node: what was kept while the subscriber was away, and what it
+ * held unacked when its node stopped (redelivered:true), comes back on a restarted node. */
+static void test_restart(void **state)
+{
+    ctx *c = *state;
+    char err[256];
+    tc *s = dsub(c->n[0].port, "cid", "r", "/topic/d.r", "", err, sizeof err);
+    assert_non_null(s);
+    probe(c, s, "/topic/d.r", 2);
+    tc *p = tc_open(c->n[1].port, "accept-version:1.2\n");
+    assert_non_null(p);
+    for (int i = 0; i < 10; i++) {
+        char body[16];
+        snprintf(body, sizeof body, "A:%d", i);
+        send_receipted(p, "/topic/d.r", body);
+    }
+    tc_close(p);
+    /* Held, never acked: 0..9 (probes acked). */
+    int held = 0;
+    tframe f;
+    while (held < 10 && tc_read(s, &f, 10000) == 0) {
+        assert_string_equal(f.cmd, "MESSAGE");
+        if (strncmp(f.body, "probe:", 6) == 0)
+            TC_SENDF(s, "ACK\nid:%s\n\n", tf_header(&f, "ack"));
+        else
+            assert_int_equal(atoi(f.body + 2), held++);
+        tf_free(&f);
+    }
+    assert_int_equal(held, 10);
+    for (int i = 0; i < 3; i++)
+        pgnode_stop(&c->n[i], SIGTERM);
+    tc_close(s);
+    assert_int_equal(pgnode_start(&c->n[2], c->conninfo, LEASE), 0);
+    assert_non_null(p = tc_open(c->n[2].port, "accept-version:1.2\n"));
+    send_receipted(p, "/topic/d.r", "A:10");
+    tc_close(p);
+    s = dsub(c->n[2].port, "cid", "r", "/topic/d.r", "", err, sizeof err);
+    if (!s)
+        fail_msg("after the restart: %s", err);
+    for (int i = 0; i <= 10; i++) {
+        assert_int_equal(tc_expect(s, "MESSAGE", &f), 0);
+        assert_int_equal(atoi(f.body + 2), i);
+        const char *red = tf_header(&f, "redelivered");
+        assert_int_equal(red && strcmp(red, "true") == 0, i < 10);
+        TC_SENDF(s, "ACK\nid:%s\n\n", tf_header(&f, "ack"));
+        tf_free(&f);
+    }
+    assert_int_equal(tc_read(s, &f, 300), -1);
+    tc_close(s);
+}
+
 /* A database of schema 3 (before durable subscriptions) is migrated at open, its messages
  * kept; durable subscriptions work on it. */
 static void test_migration(void **state)
@@ -509,6 +562,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_removed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_killed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration, setup, teardown),
     };
     int failed = cmocka_run_group_tests_name("durable subscriptions across nodes", tests, NULL,
