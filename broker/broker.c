@@ -116,6 +116,9 @@ static broker_err open_store(broker *b)
     if (b->st == store_postgres_backend()) {
         store_postgres_topics(b->store, store_topic, b);
         b->route.topic_share = 1;
+        /* ... and durable subscriptions (route/durable_shared.c). */
+        store_postgres_durables(b->store, durable__shared_event, b);
+        b->route.dur_shared = 1;
     }
     return BROKER_OK;
 }

@@ -113,6 +113,7 @@ static void drop_conn(store *s)
     for (size_t i = 0; i < s->nclaimed; i++)
         PQclear(s->claimed[i]);
     s->nclaimed = 0;
+    pg__dur_lost(s); /* answers of a transaction that may not commit: asked again */
     /* A claim in flight may have committed: what it took is freed by the next batch. */
     for (size_t i = 0; s->fly && i < s->fly->nops; i++)
         if (s->fly->ops[i].kind == OP_CLAIM)
@@ -193,6 +194,7 @@ void pg__send_fly(store *s)
     s->nres = 0;
     s->bad = 0;
     s->fail[0] = '\0';
+    s->dur_next = 0;
     flush(s);
 }
 
@@ -214,6 +216,7 @@ static void send_setup(store *s)
     ok = ok && PQsendQueryParams(s->conn, "LISTEN stompd_free", 0, NULL, NULL, NULL, NULL, 0) &&
          PQsendQueryParams(s->conn, "LISTEN stompd_want", 0, NULL, NULL, NULL, NULL, 0) &&
          PQsendQueryParams(s->conn, "LISTEN stompd_topic", 0, NULL, NULL, NULL, NULL, 0) &&
+         PQsendQueryParams(s->conn, "LISTEN stompd_durable", 0, NULL, NULL, NULL, NULL, 0) &&
          PQsendQueryParams(s->conn, sql, 0, NULL, NULL, NULL, NULL, 0) &&
          PQpipelineSync(s->conn);
     if (!ok) {
@@ -279,6 +282,10 @@ static void take_result(store *s, PGresult *r)
         s->claimed[s->nclaimed++] = r;
         s->nres++;
         return; /* kept */
+    } else if (st == PGRES_TUPLES_OK && PQnfields(r) == 8) {
+        pg__dur_answer(s, r); /* a durable subscription's: kept until its batch settles */
+        s->nres++;
+        return;
     } else if (st == PGRES_TUPLES_OK && PQnfields(r) == 3) {
         pg__topic_fetched(s, r); /* a topic message's row */
     } else if (st == PGRES_TUPLES_OK && PQnfields(r) == 2 && PQntuples(r) == 1) {

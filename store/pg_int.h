@@ -24,8 +24,10 @@
 #include "store_postgres.h"
 
 #include <assert.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* In ords: a node's ids (and so its fresh ords) are 1 << PG_NODE_BITS apart. */
 #define LOOKAHEAD ((int64_t)STORE_POSTGRES_LOOKAHEAD << PG_NODE_BITS)
@@ -49,11 +51,19 @@ typedef struct pqueue {
      * found nothing free (no claim until a wake-up); rows were freed while it claimed. */
     uint8_t claiming, dry, freed;
     uint8_t dry_pin;   /* dry holds one of pins */
+    /* A durable subscription's backlog (pg_durable.c): its name says so; this node is its
+     * live node (then held holds one of pins), so it holds its messages. */
+    uint8_t backlog, held;
     char name[]; /* NUL-terminated, link.len bytes before the NUL */
 } pqueue;
 
 enum { OP_ENQ, OP_ACK, OP_REQUEUE, OP_FRONT, OP_CLAIM, OP_RELEASE, OP_LEASE, OP_TOPIC,
-       OP_TOPIC_BIG, OP_FETCH };
+       OP_TOPIC_BIG, OP_FETCH, OP_ENQ_FREE, OP_DUR_NEW, OP_DUR_LIVE, OP_DUR_UNLIVE,
+       OP_DUR_DROP, OP_DUR_GET, OP_DUR_LOAD };
+
+/* A record's flags (store__rec.flags): enqueued free (OP_ENQ_FREE): forgotten once its
+ * batch commits, for the backlog's live node to claim. */
+#define PG_REC_FREE 1
 
 /* One write of a batch. ENQ: ptr is the pending record. ACK: key is the id. REQUEUE: key,
  * ord, redeliveries, not_before as the row now has them. FRONT: ptr is the queue (pinned),
@@ -62,7 +72,10 @@ enum { OP_ENQ, OP_ACK, OP_REQUEUE, OP_FRONT, OP_CLAIM, OP_RELEASE, OP_LEASE, OP_
  * order, given back to the other nodes by this batch). LEASE: the node's lease renewed.
  * TOPIC: ptr the records of topic messages (malloc'd; key bytes of ord), not_before the
  * publish number; TOPIC_BIG: one record, by reference. FETCH: key the stompd_topic row to
- * read (pg_topic.c). */
+ * read (pg_topic.c). ENQ_FREE: as ENQ, the row owned by no node (a backlog this node is not
+ * the live node of). DUR_*: key the subscription's id (pg_durable.c); NEW: ptr its
+ * statement's parameters (a store_postgres_durable at the head of a malloc'd block); GET and LOAD: ptr the answer (a PGresult) once it
+ * came; NEW and LIVE: redeliveries 1 once answered, not_before the answer. */
 typedef struct pop {
     uint8_t kind;
     uint8_t prio;
@@ -90,7 +103,9 @@ enum { PG_DOWN, PG_CONNECTING, PG_SETUP, PG_READY };
 
 /* The prepared statements (their SQL is in pg_conn.c). */
 enum { P_INS, P_DEL, P_REQ, P_FRONT, P_STATE, P_INS_MANY, P_DEL_MANY, P_CLAIM, P_WANT,
-       P_RELEASE, P_LEASE, P_ORPHANS, P_TOPIC, P_TOPIC_BIG, P_TOPIC_GET, P__COUNT };
+       P_RELEASE, P_LEASE, P_ORPHANS, P_TOPIC, P_TOPIC_BIG, P_TOPIC_GET, P_INS_FREE,
+       P_DUR_NEW, P_DUR_LIVE, P_DUR_UNLIVE, P_DUR_DROP, P_DUR_GET, P_DUR_LOAD, P_DUR_NOTIFY,
+       P__COUNT };
 
 struct store {
     pg__lib lib; /* libpq's functions: PQname(...) below is s->lib.PQname(...) */
@@ -149,6 +164,14 @@ struct store {
     size_t topic_backlog;   /* bytes of records in the batches */
     struct ptopic_in *tin_head, *tin_tail; /* received, in order, not yet delivered */
     uint64_t round_trips, topics_in, topics_lost;
+
+    /* Durable subscriptions (pg_durable.c). */
+    struct pdur **durs;     /* the registry as this node knows it, by id */
+    size_t ndur, dur_cap;
+    store_postgres_durable_cb dur_cb;
+    void *dur_arg;
+    int dur_loading;        /* an OP_DUR_LOAD is in the open batch */
+    size_t dur_next;        /* the flying batch's next DUR op waiting for its answer */
 };
 
 /* libpq through the store's loaded library (pg_lib.h): s is the store in scope. */
@@ -167,6 +190,7 @@ struct store {
 #define PQfinish(...) (s->lib.PQfinish(__VA_ARGS__))
 #define PQflush(...) (s->lib.PQflush(__VA_ARGS__))
 #define PQgetResult(...) (s->lib.PQgetResult(__VA_ARGS__))
+#define PQgetisnull(...) (s->lib.PQgetisnull(__VA_ARGS__))
 #define PQgetlength(...) (s->lib.PQgetlength(__VA_ARGS__))
 #define PQgetvalue(...) (s->lib.PQgetvalue(__VA_ARGS__))
 #define PQisBusy(...) (s->lib.PQisBusy(__VA_ARGS__))
@@ -191,8 +215,9 @@ struct store {
 /* The database's clock in ms: leases are compared on one clock, whatever the nodes' say. */
 #define PG_NOW_MS "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
 /* SQL: CTEs dead (nodes whose lease ran out, deleted; "AND id <> $1" may follow), st (their
- * id counters kept) and r (their rows freed, each counted as delivered once more when its
- * band's bound covers it, as after a crash; r lists their queues). */
+ * id counters kept), r (their rows freed, each counted as delivered once more when its
+ * band's bound covers it, as after a crash; r lists their queues) and dl (the durable
+ * subscriptions they were the live node of have none). */
 #define PG_REAP_SQL(cond)                                                                   \
     "WITH dead AS (DELETE FROM stompd_node WHERE lease_until < " PG_NOW_MS cond            \
     " RETURNING id, next_id),"                                                             \
@@ -202,7 +227,12 @@ struct store {
     " m.redeliveries + (SELECT count(*) FROM stompd_front AS f"                            \
     " WHERE f.queue = m.queue AND f.prio = m.prio AND m.ord <= f.value"                    \
     " AND m.redeliveries < 2147483647)::integer"                                           \
-    " WHERE m.owner IN (SELECT id FROM dead) RETURNING m.queue)"
+    " WHERE m.owner IN (SELECT id FROM dead) RETURNING m.queue),"                         \
+    " dl AS (UPDATE stompd_durable SET live_node = 0 WHERE live_node IN"                   \
+    " (SELECT id FROM dead) RETURNING id)"
+/* SQL: what the other nodes hear of dl's subscriptions (their live node is gone): a
+ * count. */
+#define PG_REAP_NOTIFY "(SELECT count(pg_notify('stompd_durable', '0:' || id)) FROM dl)"
 
 /* Every session of the store turns JIT compilation off: its statements are short, but the
  * planner may cost one over jit_above_cost (the lease's, with a large backlog not yet
@@ -303,6 +333,10 @@ store_err pg__share_start(store *s) STORE_WUR;
 void pg__share_stop(store *s);
 /* The connection was set up again: every dry queue is worth a claim. */
 void pg__share_reconnected(store *s);
+/* q may have free rows: it is claimed at its next take, which it is woken for. */
+void pg__undry(store *s, pqueue *q);
+/* What this node holds of backlog q (ready or waiting) goes back (pg__give_back). */
+void pg__release_backlog(store *s, pqueue *q);
 
 /* ---- pg_topic.c: topics across nodes ---- */
 
@@ -320,6 +354,40 @@ void pg__topic_settle(store *s, pbatch *b, int ok);
 void pg__topic_drain(store *s);
 /* At close: everything of topics freed. */
 void pg__topic_free(store *s);
+
+/* ---- pg_durable.c: durable subscriptions across nodes ---- */
+
+/* Does the queue name name a backlog? */
+static inline int pg_is_backlog(const char *name, size_t len)
+{
+    return len > STORE_POSTGRES_BACKLOG_LEN && name[1] == 'd' &&
+           memcmp(name, STORE_POSTGRES_BACKLOG, STORE_POSTGRES_BACKLOG_LEN) == 0;
+}
+/* The backlog of subscription id, in out (48 bytes are enough): its length. */
+static inline size_t pg__backlog_name(char *out, size_t cap, uint64_t id)
+{
+    return (size_t)snprintf(out, cap, "%s%llu", STORE_POSTGRES_BACKLOG, (unsigned long long)id);
+}
+/* At open (blocking, in its transaction): backlog rows of no subscription deleted, the
+ * registry read. STORE_E_IO or STORE_E_NOMEM with s->err. */
+store_err pg__dur_open(store *s) STORE_WUR;
+/* A DUR op as its statements: 0 or -1. */
+int pg__send_dur(store *s, const pop *o);
+/* A durable statement's answer (8 columns) for the flying batch's next DUR op: kept. */
+void pg__dur_answer(store *s, PGresult *r);
+/* b is settled: the registry follows its answers (ok), or what it asked is asked again. */
+void pg__dur_settle(store *s, pbatch *b, int ok);
+/* A notification of channel stompd_durable. */
+void pg__dur_notified(store *s, const char *payload);
+/* The connection was set up again: the registry is read again, live claims asserted. */
+void pg__dur_reconnected(store *s);
+/* The answers the flying batch got on a lost connection are dropped. */
+void pg__dur_lost(store *s);
+/* r (READY or WAITING, of a backlog this node is not the live node of) goes back to the
+ * database for the live node (OP_RELEASE). 0, or -1 without memory (it stays). */
+int pg__give_back(store *s, store__rec *r);
+/* Everything of the registry freed (close). */
+void pg__dur_free(store *s);
 
 /* ---- pg_stmt.c: statements ---- */
 

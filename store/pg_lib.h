@@ -17,7 +17,8 @@
     X(PQbackendPID) X(PQfreemem) X(PQnfields) X(PQnotifies)                               \
     X(PQclear) X(PQconnectPoll) X(PQconnectStartParams) X(PQconnectdbParams)                 \
     X(PQconsumeInput) X(PQenterPipelineMode) X(PQerrorMessage) X(PQexec) X(PQfinish)          \
-    X(PQflush) X(PQgetResult) X(PQgetlength) X(PQgetvalue) X(PQisBusy) X(PQntuples)         \
+    X(PQflush) X(PQgetResult) X(PQgetisnull) X(PQgetlength) X(PQgetvalue) X(PQisBusy)        \
+    X(PQntuples)                                                                             \
     X(PQpipelineSync) X(PQprepare) X(PQresultErrorMessage) X(PQresultStatus)                 \
     X(PQsendPrepare) X(PQsendQueryParams) X(PQsendQueryPrepared) X(PQsetNoticeProcessor)     \
     X(PQsetSingleRowMode) X(PQsetnonblocking) X(PQsocket) X(PQstatus) X(PQserverVersion)

@@ -16,6 +16,8 @@
  * next_id): the nodes, each with its lease, its last committed batch and its id counter
  * (stompd_state.batch and .open are no longer used). Opens take a transaction-scoped
  * advisory lock, so two nodes starting together migrate and register one after the other.
+ * Schema 3: stompd_topic (pg_topic.c). Schema 4: stompd_durable, the durable topic
+ * subscriptions (pg_durable.c); the rows of their backlogs are never claimed at open.
  */
 #include "pg_int.h"
 
@@ -51,6 +53,12 @@ static const char *const migrations[] = {
     "CREATE TABLE stompd_topic(id bigserial PRIMARY KEY, at_ms bigint NOT NULL,"
     " data bytea NOT NULL);"
     "CREATE INDEX stompd_topic_at ON stompd_topic(at_ms);",
+    /* 3 -> 4: durable topic subscriptions (pg_durable.c); no store of an earlier schema
+     * held any. */
+    "CREATE TABLE stompd_durable(id bigint PRIMARY KEY, queue bytea NOT NULL UNIQUE,"
+    " client_id bytea NOT NULL, name bytea NOT NULL, topic bytea NOT NULL, selector bytea,"
+    " no_local boolean NOT NULL, live_node integer NOT NULL DEFAULT 0,"
+    " UNIQUE (client_id, name));",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -150,12 +158,18 @@ static int64_t query_int(store *s, const char *sql, const char *what)
     return v;
 }
 
+/* The names of the backlogs (pg_durable.c) as a range of bytea (after '/' comes '0'). */
+#define BACKLOG_FROM "'" STORE_POSTGRES_BACKLOG "'::bytea"
+#define BACKLOG_TO "'/durable-sub0'::bytea"
+
 /* Inside the open's transaction: dead nodes' rows freed, this node registered, its id
- * counter above every id given so far, every free row claimed. */
+ * counter above every id given so far, every free row claimed (but backlogs'), the
+ * registry of durable subscriptions read. */
 static store_err recover(store *s)
 {
     char sql[512];
-    if (query_int(s, PG_REAP_SQL("") " SELECT count(*) FROM r", "free dead nodes") < 0)
+    if (query_int(s, PG_REAP_SQL("") " SELECT (SELECT count(*) FROM r) + " PG_REAP_NOTIFY,
+                  "free dead nodes") < 0)
         return STORE_E_IO;
     int64_t node = query_int(s, "SELECT coalesce(min(g), 0) FROM generate_series(1, 65535) AS g"
                                 " WHERE NOT EXISTS (SELECT 1 FROM stompd_node WHERE id = g)",
@@ -179,8 +193,20 @@ static store_err recover(store *s)
         return STORE_E_IO;
     s->next_id = ((((uint64_t)high >> PG_NODE_BITS) + 1) << PG_NODE_BITS) | (uint64_t)node;
     s->batch_seq = 0;
-    snprintf(sql, sizeof sql, "UPDATE stompd_msg SET owner = %d WHERE owner = 0", (int)node);
-    return exec_ok(s, sql, "claim") == 0 ? STORE_OK : STORE_E_IO;
+    /* A backlog's rows are its live node's to claim (pg_durable.c); those of a
+     * subscription that is gone are deleted, and a live node that is gone is none. */
+    snprintf(sql, sizeof sql, "UPDATE stompd_msg SET owner = %d WHERE owner = 0 AND NOT"
+             " (queue >= " BACKLOG_FROM " AND queue < " BACKLOG_TO ")", (int)node);
+    if (exec_ok(s, sql, "claim") != 0 ||
+        exec_ok(s, "DELETE FROM stompd_msg AS m WHERE m.queue >= " BACKLOG_FROM " AND m.queue"
+                   " < " BACKLOG_TO " AND NOT EXISTS (SELECT 1 FROM stompd_durable AS d"
+                   " WHERE d.queue = m.queue)", "durable subscriptions") != 0 ||
+        query_int(s, "WITH u AS (UPDATE stompd_durable SET live_node = 0 WHERE live_node <> 0"
+                     " AND NOT EXISTS (SELECT 1 FROM stompd_node AS n WHERE n.id = live_node)"
+                     " RETURNING id) SELECT count(pg_notify('stompd_durable', '0:' || id))"
+                     " FROM u", "durable subscriptions") < 0)
+        return STORE_E_IO;
+    return pg__dur_open(s);
 }
 
 /* A binary int column of row as an unsigned value (its width from the result). */
@@ -294,7 +320,8 @@ store_err pg__open_db(store *s)
         err = STORE_E_IO;
     if (err == STORE_OK && (exec_ok(s, "LISTEN stompd_free", "listen") != 0 ||
                             exec_ok(s, "LISTEN stompd_want", "listen") != 0 ||
-                            exec_ok(s, "LISTEN stompd_topic", "listen") != 0))
+                            exec_ok(s, "LISTEN stompd_topic", "listen") != 0 ||
+                            exec_ok(s, "LISTEN stompd_durable", "listen") != 0))
         err = STORE_E_IO;
     s->be_pid = PQbackendPID(s->conn);
     return err;
@@ -360,6 +387,12 @@ static int queue_close(store *s)
     const int len[2] = { 8, 4 };
     if (rc == 0)
         rc = queue_stmt(s, "UPDATE stompd_msg SET owner = 0 WHERE owner = $1::integer", 1,
+                        v + 1, len + 1);
+    /* Its durable subscriptions' subscribers are gone with it. */
+    if (rc == 0)
+        rc = queue_stmt(s, "WITH u AS (UPDATE stompd_durable SET live_node = 0 WHERE"
+                           " live_node = $1::integer RETURNING id) SELECT"
+                           " count(pg_notify('stompd_durable', '0:' || id)) FROM u", 1,
                         v + 1, len + 1);
     if (rc == 0)
         rc = queue_stmt(s, "DELETE FROM stompd_node WHERE id = $1::integer", 1, v + 1,

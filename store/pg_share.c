@@ -14,6 +14,9 @@
  *   lease    every lease/4 the node renews its row; a renewal also frees the rows of nodes
  *            whose lease ran out (counted as delivered once more up to their band's bound),
  *            so a node killed with -9 gives back what it held within a lease and a renewal.
+ * A durable subscription's backlog (pg_durable.c) is claimed only by its live node, and
+ * never wished for: what another node holds of it is given back whole, not by halves, so
+ * that the live node claims it in order.
  * Everything the store starts by itself (a release, a renewal) is an operation put in the
  * open batch, and the broker is asked to commit it (store_options.wake with no queue);
  * a queue that may now have messages is woken (wake with its name). A store opened
@@ -52,7 +55,7 @@ static void set_dry(pqueue *q)
 }
 
 /* q may have free rows: take again (an empty q unpinned stays until its next use). */
-static void clear_dry(store *s, pqueue *q)
+void pg__undry(store *s, pqueue *q)
 {
     q->dry = 0;
     if (q->dry_pin) {
@@ -67,6 +70,8 @@ store_err pg__claim(store *s, const char *name, size_t len, uint64_t h, uint64_t
     pqueue *q = find_queue(s, name, len, h);
     if (q && q->claiming)
         return STORE_E_AGAIN;
+    if (pg_is_backlog(name, len) && !(q && q->held))
+        return STORE_E_EMPTY; /* its live node's to claim */
     /* Alone, a queue this node has not seen can have free rows only after some were freed. */
     if (q ? q->dry : s->alone && !s->maybe_free)
         return STORE_E_EMPTY;
@@ -105,12 +110,27 @@ static store_err join_claimed(store *s, const PGresult *res, int row)
         return err;
     }
     r->not_before = nb;
+    if (q->backlog && !q->held) {
+        /* Claimed while this node was the live node: no longer. */
+        if (pg__give_back(s, r) != 0)
+            s->orphans = 1; /* no memory: the next batch frees it */
+        return STORE_OK;
+    }
     if (q->dry_pin) {
         q->dry_pin = 0;
         q->pins--;
     }
     q->dry = 0;
     return STORE_OK;
+}
+
+int pg__give_back(store *s, store__rec *r)
+{
+    if (pg_reserve_ops(s->open, 1) != 0)
+        return -1;
+    pg__ghost(s, r);
+    pg_push_op(s->open, OP_RELEASE, 0, r);
+    return 0;
 }
 
 /* The claims' rows join (ok), or are dropped: the rows stay free in the database. */
@@ -141,7 +161,7 @@ static void settle_lease(store *s)
         if (q->claiming) {
             q->freed = 1;
         } else if (q->dry || (was_alone && !s->alone)) {
-            clear_dry(s, q);
+            pg__undry(s, q);
         }
     }
 }
@@ -169,6 +189,8 @@ void pg__share_settle(store *s, pbatch *b, int ok)
                 store__order_append(&q->o, r); /* no memory: out of order, not lost */
             r->not_before = nb;
             store__expiry_add(&s->expiry, r);
+            if (q->backlog && !q->held)
+                (void)pg__give_back(s, r); /* again; without memory it stays here */
         }
         o->kind = OP_ACK; /* done with (settle_ops skips it) */
     }
@@ -217,6 +239,16 @@ static void release_half(store *s, pqueue *q)
         wake_commit(s);
 }
 
+void pg__release_backlog(store *s, pqueue *q)
+{
+    store__rec *r;
+    while ((r = store__order_first(&q->o)) != NULL && pg__give_back(s, r) == 0)
+        ;
+    const store__heapent *t;
+    while ((t = store__heap_top(&q->o.waiting)) != NULL && pg__give_back(s, t->p) == 0)
+        ;
+}
+
 /* The queue named by hex, or NULL (none here, or not a name this node could have). */
 static pqueue *queue_of_hex(store *s, const char *hex)
 {
@@ -238,7 +270,7 @@ static void freed(store *s, pqueue *q)
     if (q->claiming) {
         q->freed = 1;
     } else if (q->dry) {
-        clear_dry(s, q);
+        pg__undry(s, q);
     }
 }
 
@@ -248,6 +280,10 @@ void pg__notified(store *s, const char *channel, const char *payload, int pid)
         return; /* this node's own */
     if (strcmp(channel, "stompd_topic") == 0) {
         pg__topic_notified(s, payload);
+        return;
+    }
+    if (strcmp(channel, "stompd_durable") == 0) {
+        pg__dur_notified(s, payload);
         return;
     }
     int want = strcmp(channel, "stompd_want") == 0;
@@ -266,10 +302,18 @@ void pg__notified(store *s, const char *channel, const char *payload, int pid)
         s->maybe_free |= !want;
         return;
     }
-    if (want)
+    if (want && q->backlog) {
+        if (!q->held) { /* a straggler: everything goes, so that order is kept */
+            size_t before = s->open->nops;
+            pg__release_backlog(s, q);
+            if (s->open->nops != before)
+                wake_commit(s);
+        }
+    } else if (want) {
         release_half(s, q);
-    else
+    } else {
         freed(s, q);
+    }
 }
 
 void pg__share_reconnected(store *s)
@@ -278,6 +322,7 @@ void pg__share_reconnected(store *s)
     for (store__qlink *l = store__queues_first(&s->queues); l;
          l = store__queues_next(&s->queues, l))
         freed(s, store__container_of(l, pqueue, link));
+    pg__dur_reconnected(s);
 }
 
 /* ---- the timer ---- */
@@ -298,7 +343,7 @@ static void on_tick(uv_timer_t *t)
          l = store__queues_next(&s->queues, l)) {
         pqueue *q = store__container_of(l, pqueue, link);
         if (q->dry)
-            clear_dry(s, q);
+            pg__undry(s, q);
     }
 }
 

@@ -10,7 +10,7 @@
 #include <string.h>
 
 /* Parameter types (pg_type oids), and those of their arrays. */
-enum { T_BYTEA = 17, T_INT8 = 20, T_INT2 = 21, T_INT4 = 23, T_TEXT = 25 };
+enum { T_BOOL = 16, T_BYTEA = 17, T_INT8 = 20, T_INT2 = 21, T_INT4 = 23, T_TEXT = 25 };
 enum { T_BYTEA_A = 1001, T_INT2_A = 1005, T_INT4_A = 1007, T_INT8_A = 1016 };
 
 /* The most operations one statement carries (a run of enqueues or acks). */
@@ -71,15 +71,16 @@ const pg_stmt pg__stmts[P__COUNT] = {
                     2, { T_INT8_A, T_INT4 } },
     /* Renew node $1's lease for $2 ms (its row made again if it was taken for dead), free
      * the rows of nodes whose lease ran out (counted as delivered once more up to their
-     * band's bound, as after a crash) and forget those nodes. Answers how many other
-     * nodes are alive and how many queues got free rows. */
+     * band's bound, as after a crash) and their durable subscriptions, and forget those
+     * nodes. Answers how many other nodes are alive and how many queues got free rows
+     * (and subscriptions lost their live node). */
     [P_LEASE] = { "stompd_lease",
                   PG_REAP_SQL(" AND id <> $1") ","
                   " me AS (INSERT INTO stompd_node(id, lease_until) VALUES($1, " PG_NOW_MS
                   " + $2) ON CONFLICT (id) DO UPDATE SET lease_until = excluded.lease_until"
                   " RETURNING id)"
                   " SELECT (SELECT count(*) FROM stompd_node WHERE id <> $1 AND lease_until >= "
-                  PG_NOW_MS "), (" NOTIFY_FREED ")",
+                  PG_NOW_MS "), (" NOTIFY_FREED ") + " PG_REAP_NOTIFY,
                   2, { T_INT4, T_INT8 } },
     /* Node $1's rows that no record in memory holds ($2: every id it has). */
     [P_ORPHANS] = { "stompd_orphans",
@@ -96,6 +97,58 @@ const pg_stmt pg__stmts[P__COUNT] = {
                       3, { T_TEXT, T_BYTEA, T_INT8 } },
     [P_TOPIC_GET] = { "stompd_topic_get",
                       "SELECT id, at_ms, data FROM stompd_topic WHERE id = $1", 1, { T_INT8 } },
+    /* A run of enqueues to backlogs this node is not the live node of (pg_durable.c): free
+     * rows; the live nodes of their subscriptions hear of them. */
+    [P_INS_FREE] = { "stompd_ins_free",
+                     "WITH r AS (INSERT INTO stompd_msg(id, queue, prio, ord, redeliveries,"
+                     " not_before, expires, headers, body, owner) SELECT u.*, 0 FROM"
+                     " unnest($1, $2, $3, $4, $5, $6, $7, $8, $9) AS u RETURNING queue)"
+                     " SELECT count(pg_notify('stompd_free', q)) FROM (SELECT DISTINCT"
+                     " encode(r.queue, 'hex') AS q FROM r JOIN stompd_durable AS d"
+                     " ON d.queue = r.queue WHERE d.live_node <> 0) AS f",
+                     9, { T_INT8_A, T_BYTEA_A, T_INT2_A, T_INT8_A, T_INT4_A, T_INT8_A,
+                          T_INT8_A, T_BYTEA_A, T_BYTEA_A } },
+    /* Durable subscriptions (pg_durable.c). The answers have 8 columns: (id, a flag,
+     * client_id, name, topic, selector, no_local, live_node). A new one (flag: added; not
+     * when another has its identity); node $2 its live node if none (or a dead one) is
+     * (flag: granted; live_node: the one before, NULL without the row); no live node; the
+     * removal of one and of its backlog's rows; one row (flag: it exists); all. */
+    [P_DUR_NEW] = { "stompd_dur_new",
+                    "WITH i AS (INSERT INTO stompd_durable(id, queue, client_id, name, topic,"
+                    " selector, no_local) VALUES($1, $2, $3, $4, $5, $6, $7)"
+                    " ON CONFLICT DO NOTHING RETURNING id)"
+                    " SELECT $1, (SELECT count(*) FROM i), NULL::bytea, NULL::bytea,"
+                    " NULL::bytea, NULL::bytea, NULL::boolean, NULL::integer",
+                    7, { T_INT8, T_BYTEA, T_BYTEA, T_BYTEA, T_BYTEA, T_BYTEA, T_BOOL } },
+    [P_DUR_LIVE] = { "stompd_dur_live",
+                     "WITH u AS (UPDATE stompd_durable AS d SET live_node = $2 WHERE d.id = $1"
+                     " AND (d.live_node IN (0, $2) OR NOT EXISTS (SELECT 1 FROM stompd_node"
+                     " AS n WHERE n.id = d.live_node AND n.lease_until >= " PG_NOW_MS "))"
+                     " RETURNING d.id)"
+                     " SELECT $1, (SELECT count(*) FROM u), NULL::bytea, NULL::bytea,"
+                     " NULL::bytea, NULL::bytea, NULL::boolean,"
+                     " (SELECT live_node FROM stompd_durable WHERE id = $1)",
+                     2, { T_INT8, T_INT4 } },
+    [P_DUR_UNLIVE] = { "stompd_dur_unlive",
+                       "UPDATE stompd_durable SET live_node = 0 WHERE id = $1"
+                       " AND live_node = $2",
+                       2, { T_INT8, T_INT4 } },
+    [P_DUR_DROP] = { "stompd_dur_drop",
+                     "WITH d AS (DELETE FROM stompd_durable WHERE id = $1),"
+                     " f AS (DELETE FROM stompd_front WHERE queue = $2)"
+                     " DELETE FROM stompd_msg WHERE queue = $2",
+                     2, { T_INT8, T_BYTEA } },
+    [P_DUR_GET] = { "stompd_dur_get",
+                    "SELECT $1, (d.id IS NOT NULL)::integer::bigint, d.client_id, d.name,"
+                    " d.topic, d.selector, d.no_local, d.live_node FROM (SELECT 1) AS x"
+                    " LEFT JOIN stompd_durable AS d ON d.id = $1",
+                    1, { T_INT8 } },
+    [P_DUR_LOAD] = { "stompd_dur_load",
+                     "SELECT id, 1::bigint, client_id, name, topic, selector, no_local,"
+                     " live_node FROM stompd_durable",
+                     0, { 0 } },
+    [P_DUR_NOTIFY] = { "stompd_dur_notify", "SELECT pg_notify('stompd_durable', $1)", 1,
+                       { T_TEXT } },
 };
 
 void pg__put64(char *p, uint64_t v)
@@ -191,6 +244,13 @@ static int send_op(store *s, const pop *o)
         return pg__send_topic(s, o);
     case OP_FETCH:
         return pg__send_fetch(s, o);
+    case OP_DUR_NEW:
+    case OP_DUR_LIVE:
+    case OP_DUR_UNLIVE:
+    case OP_DUR_DROP:
+    case OP_DUR_GET:
+    case OP_DUR_LOAD:
+        return pg__send_dur(s, o);
     default:
         return -1;
     }
@@ -262,9 +322,10 @@ static void arr_done(arr *a)
     pg__put32(a->p + 12, a->n);
 }
 
-/* The enqueues o[0..n) as one statement. */
+/* The enqueues o[0..n) (all ENQ, or all ENQ_FREE) as one statement. */
 static int send_enq_run(store *s, const pop *o, size_t n)
 {
+    int free_rows = o->kind == OP_ENQ_FREE;
     static const uint32_t oid[9] = { T_INT8, T_BYTEA, T_INT2, T_INT8, T_INT4,
                                      T_INT8, T_INT8, T_BYTEA, T_BYTEA };
     arr a[9] = { { 0 } };
@@ -296,7 +357,7 @@ static int send_enq_run(store *s, const pop *o, size_t n)
         len[c] = (int)a[c].len;
     }
     if (rc == 0)
-        rc = pg__send_stmt(s, P_INS_MANY, v, len);
+        rc = pg__send_stmt(s, free_rows ? P_INS_FREE : P_INS_MANY, v, len);
     for (int c = 0; c < 9; c++)
         free(a[c].p);
     return rc;
@@ -359,8 +420,9 @@ static int send_claim(store *s, const pop *o)
     const int len[4] = { (int)q->link.len, 8, 8, 4 };
     if (pg__send_stmt(s, P_CLAIM, v, len) != 0)
         return -1;
-    if (s->alone || q->link.len > 3999)
-        return 0; /* nobody to ask; or a name longer than a notification carries */
+    if (s->alone || q->link.len > 3999 || q->backlog)
+        return 0; /* nobody to ask; a name longer than a notification carries; a backlog,
+                   * which only its live node holds */
     char hex[8000];
     static const char digits[] = "0123456789abcdef";
     for (size_t i = 0; i < q->link.len; i++) {
@@ -388,7 +450,7 @@ int pg__send_next(store *s, const pbatch *b, size_t i, size_t *used)
     size_t n = 1;
     while (i + n < b->nops && n < RUN_MAX && b->ops[i + n].kind == o->kind)
         n++;
-    if (o->kind == OP_ENQ && n > 1) {
+    if ((o->kind == OP_ENQ && n > 1) || o->kind == OP_ENQ_FREE) {
         *used = n;
         return send_enq_run(s, o, n);
     }
@@ -400,3 +462,56 @@ int pg__send_next(store *s, const pbatch *b, size_t i, size_t *used)
     return send_op(s, o);
 }
 
+/* ---- durable subscriptions (pg_durable.c) ---- */
+
+int pg__send_dur(store *s, const pop *o)
+{
+    char id[8], own[4], nl[1], queue[48];
+    pg__put64(id, (uint64_t)o->key);
+    pg__put32(own, (uint32_t)s->node);
+    size_t qlen = pg__backlog_name(queue, sizeof queue, (uint64_t)o->key);
+    int rc;
+    switch (o->kind) {
+    case OP_DUR_NEW: {
+        const store_postgres_durable *d = o->ptr;
+        nl[0] = (char)d->no_local;
+        const char *v[7] = { id, queue, d->client_id, d->name, d->topic, d->selector, nl };
+        const int len[7] = { 8, (int)qlen, (int)strlen(d->client_id), (int)strlen(d->name),
+                             (int)d->topic_len, d->selector ? (int)strlen(d->selector) : 0, 1 };
+        rc = pg__send_stmt(s, P_DUR_NEW, v, len);
+        break;
+    }
+    case OP_DUR_LIVE:
+    case OP_DUR_UNLIVE: {
+        const char *v[2] = { id, own };
+        const int len[2] = { 8, 4 };
+        rc = pg__send_stmt(s, o->kind == OP_DUR_LIVE ? P_DUR_LIVE : P_DUR_UNLIVE, v, len);
+        break;
+    }
+    case OP_DUR_DROP: {
+        const char *v[2] = { id, queue };
+        const int len[2] = { 8, (int)qlen };
+        rc = pg__send_stmt(s, P_DUR_DROP, v, len);
+        if (!o->prio)
+            return rc; /* a clean-up of this node's: nobody to tell */
+        break;
+    }
+    case OP_DUR_GET: {
+        const char *v[1] = { id };
+        const int len[1] = { 8 };
+        return pg__send_stmt(s, P_DUR_GET, v, len);
+    }
+    case OP_DUR_LOAD:
+        return pg__send_stmt(s, P_DUR_LOAD, NULL, NULL);
+    default:
+        return -1;
+    }
+    if (rc != 0)
+        return rc;
+    char text[48];
+    int tl = snprintf(text, sizeof text, "%lld:%llu", (long long)s->node,
+                      (unsigned long long)o->key);
+    const char *v[1] = { text };
+    const int len[1] = { tl };
+    return pg__send_stmt(s, P_DUR_NOTIFY, v, len);
+}

@@ -62,6 +62,7 @@ pqueue *pg__get_queue(store *s, const char *name, size_t len, uint64_t h)
     memcpy(q->name, name, len);
     store__order_init(&q->o);
     q->dry = s->alone && !s->maybe_free; /* nothing to claim: no node frees rows */
+    q->backlog = (uint8_t)pg_is_backlog(name, len);
     for (int p = 0; p < STORE__PRIORITIES; p++)
         q->front_durable[p] = q->front_sent[p] = q->tmax[p] = INT64_MIN;
     store__queues_insert(&s->queues, &q->link, q->name, len, h);
@@ -143,6 +144,7 @@ static void pg_close(store *s)
         PQclear(s->claimed[i]);
     free(s->claimed);
     pg__topic_free(s);
+    pg__dur_free(s);
     for (store__qlink *l = store__queues_first(&s->queues); l;
          l = store__queues_next(&s->queues, l))
         store__order_free(&store__container_of(l, pqueue, link)->o, NULL);
@@ -171,12 +173,15 @@ static store_err enqueue_room(store *s, pqueue *q, const store_attrs *a)
 }
 
 /* r (new, of q) is pending in the open batch; with nothing of its band ahead of it, the
- * band's bound goes LOOKAHEAD past it in the same batch, so it can be taken at once. */
+ * band's bound goes LOOKAHEAD past it in the same batch, so it can be taken at once. A
+ * message to a backlog this node is not the live node of goes in free (pg_durable.c). */
 static void enqueue_rec(store *s, pqueue *q, store__rec *r)
 {
     pbatch *b = s->open;
     int p = r->prio;
-    if (!q->o.band[p].n && !q->npending[p] && q->front_sent[p] < r->ord)
+    if (q->backlog && !q->held)
+        r->flags |= PG_REC_FREE;
+    else if (!q->o.band[p].n && !q->npending[p] && q->front_sent[p] < r->ord)
         (void)front_push(s, q, p, pg_add_sat(r->ord, LOOKAHEAD)); /* room reserved */
     store__ids_insert(&s->ids, &r->link);
     s->bytes += STORE__REC_SIZE(r);
@@ -188,7 +193,7 @@ static void enqueue_rec(store *s, pqueue *q, store__rec *r)
         s->nexpiring++;
     q->npending[p]++;
     store__list_append(&b->recs, &r->on);
-    pg_push_op(b, OP_ENQ, (int64_t)r->link.id, r);
+    pg_push_op(b, r->flags & PG_REC_FREE ? OP_ENQ_FREE : OP_ENQ, (int64_t)r->link.id, r);
 }
 
 static store_err pg_enqueue_attrs(store *s, const char *queue, size_t queue_len, uint64_t h,
@@ -392,6 +397,10 @@ static store_err pg_requeue_at(store *s, uint64_t id, uint64_t not_before)
     else
         store__order_prepend(&q->o, r);
     store__expiry_add(&s->expiry, r);
+    /* A backlog this node is no longer the live node of: back for the live node, first in
+     * its order (without memory it stays here until a wish for it). */
+    if (q->backlog && !q->held)
+        (void)pg__give_back(s, r);
     return STORE_OK;
 }
 
@@ -408,7 +417,8 @@ static store_err pg_cancel(store *s, uint64_t id)
     if (!r || r->state != STORE__PENDING)
         return STORE_E_NOTFOUND;
     size_t i = b->nops;
-    while (i > 0 && !(b->ops[i - 1].kind == OP_ENQ && b->ops[i - 1].ptr == r))
+    while (i > 0 && !((b->ops[i - 1].kind == OP_ENQ || b->ops[i - 1].kind == OP_ENQ_FREE) &&
+                      b->ops[i - 1].ptr == r))
         i--;
     if (i == 0)
         return STORE_E_NOTFOUND; /* pending, but in the batch being committed */
@@ -437,6 +447,7 @@ static store_err pg_commit(store *s, store_commit_cb cb, void *arg)
     b->next_id = s->next_id;
     s->fly = b;
     s->open = b == &s->bat[0] ? &s->bat[1] : &s->bat[0];
+    s->dur_loading = 0; /* a registry read is in the batch cut, not in the open one */
     pg__send_fly(s);
     return STORE_OK;
 }
@@ -474,14 +485,23 @@ void pg__fly_done(store *s, int ok)
         q->npending[r->prio]--;
         if (r->not_before)
             q->nlate--;
-        if (ok)
-            make_ready(s, r);
-        else
-            pg__forget(s, r);
+        if (!ok || (r->flags & PG_REC_FREE)) {
+            pg__forget(s, r); /* failed; or free, for the live node of its backlog */
+            continue;
+        }
+        make_ready(s, r);
+        /* A backlog this node stopped being the live node of meanwhile: back. */
+        if (q->backlog && !q->held)
+            (void)pg__give_back(s, r);
     }
     pg__share_settle(s, b, ok);
     pg__topic_settle(s, b, ok);
+    pg__dur_settle(s, b, ok);
     settle_ops(s, b, ok);
+    /* What settling put in the open batch (releases, the registry's reads) goes with a
+     * commit. */
+    if (s->open->nops && s->wake)
+        s->wake(s->wake_arg, NULL, 0, 0);
     store_commit_cb cb = b->cb;
     void *arg = b->arg;
     b->cb = NULL;

@@ -16,6 +16,10 @@
  * The header block of a backlog message begins with the pair destination:<topic> (a SEND's
  * block never holds destination): its MESSAGE's destination is the topic it was sent to.
  * With no durable subscription, nothing here runs on the topic path.
+ * On a store several nodes share (route.dur_shared: PostgreSQL) the store's registry takes
+ * the record queue's place: a record is a row of it (its id names the backlog), a removal
+ * deletes it and the backlog on every node, and which node consumes the backlog is the
+ * store's to decide (durable_shared.c).
  */
 #include "core.h"
 
@@ -23,21 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct durable {
-    durable *next;
-    char *client_id, *name, *topic;
-    char *seltext; /* NULL: no selector */
-    size_t topic_len;
-    int is_wild, no_local;
-    sel *selector;
-    uint64_t record; /* its record's store id */
-    sub *live;       /* its subscriber, or NULL while it is away */
-    uint64_t queue_hash;
-    size_t queue_len;
-    char queue[40]; /* DURABLE_QUEUE and the record id */
-};
-
-static durable *find(const broker *b, const char *client_id, const char *name)
+durable *durable__find(const broker *b, const char *client_id, const char *name)
 {
     for (durable *d = b->route.durables; d; d = d->next)
         if (strcmp(d->client_id, client_id) == 0 && strcmp(d->name, name) == 0)
@@ -45,7 +35,7 @@ static durable *find(const broker *b, const char *client_id, const char *name)
     return NULL;
 }
 
-static void dur_free(durable *d)
+void durable__free_one(durable *d)
 {
     sel__free(d->selector);
     free(d->client_id);
@@ -55,8 +45,7 @@ static void dur_free(durable *d)
     free(d);
 }
 
-/* A new subscription (not yet on the list), or NULL without memory. */
-static durable *dur_new(const char *client_id, const char *name, const char *topic,
+durable *durable__new(const char *client_id, const char *name, const char *topic,
                         size_t tlen, const char *seltext, int no_local, uint64_t record)
 {
     durable *d = calloc(1, sizeof *d);
@@ -67,7 +56,7 @@ static durable *dur_new(const char *client_id, const char *name, const char *top
     d->topic = malloc(tlen + 1);
     d->seltext = seltext ? strdup(seltext) : NULL;
     if (!d->client_id || !d->name || !d->topic || (seltext && !d->seltext)) {
-        dur_free(d);
+        durable__free_one(d);
         return NULL;
     }
     memcpy(d->topic, topic, tlen);
@@ -82,7 +71,7 @@ static durable *dur_new(const char *client_id, const char *name, const char *top
     return d;
 }
 
-static void add(broker *b, durable *d)
+void durable__add(broker *b, durable *d)
 {
     d->next = b->route.durables;
     b->route.durables = d;
@@ -115,6 +104,15 @@ static broker_err record(broker *b, const char *client_id, const char *name, con
                          const char *seltext, int no_local, uint64_t *id)
 {
     route_state *r = &b->route;
+    if (r->dur_shared) { /* in the registry the nodes share */
+        store_postgres_durable sd = { 0, client_id, name, topic, strlen(topic), seltext,
+                                      no_local, 0 };
+        store_err se = store_postgres_durable_create(b->store, &sd, id);
+        if (se != STORE_OK)
+            return se == STORE_E_NOMEM ? BROKER_E_NOMEM : BROKER_E_STORE;
+        commit__dirty(b);
+        return BROKER_OK;
+    }
     const char *sl = seltext ? seltext : "";
     size_t need = 64 + strlen(client_id) + strlen(name) + strlen(topic) + strlen(sl);
     if (reserve(r, need) != 0)
@@ -148,7 +146,7 @@ broker_err durable__subscribe(broker *b, const char *client_id, const char *name
                               const char *seltext, int no_local, durable **out, char *buf,
                               size_t cap)
 {
-    durable *d = find(b, client_id, name);
+    durable *d = durable__find(b, client_id, name);
     if (d && d->live) {
         snprintf(buf, cap, "durable subscription %.64s of client-id %.64s already has a "
                  "live subscriber", name, client_id);
@@ -169,7 +167,14 @@ broker_err durable__subscribe(broker *b, const char *client_id, const char *name
     broker_err rc = record(b, client_id, name, topic, seltext, no_local, &id);
     if (rc != BROKER_OK)
         return rc;
-    d = dur_new(client_id, name, topic, tlen, seltext, no_local, id);
+    d = durable__new(client_id, name, topic, tlen, seltext, no_local, id);
+    if (!d && b->route.dur_shared) {
+        if (store_postgres_durable_remove(b->store, id) != STORE_OK)
+            broker__log(b, BROKER_LOG_ERROR, BROKER_EV_STORE, 0,
+                        "out of memory: durable subscription %s of client-id %s stays", name,
+                        client_id);
+        return BROKER_E_NOMEM;
+    }
     if (!d) {
         if (b->st->cancel(b->store, id) != STORE_OK)
             broker__log(b, BROKER_LOG_ERROR, BROKER_EV_STORE, 0,
@@ -178,7 +183,7 @@ broker_err durable__subscribe(broker *b, const char *client_id, const char *name
         return BROKER_E_NOMEM;
     }
     d->selector = selector;
-    add(b, d);
+    durable__add(b, d);
     *out = d;
     return BROKER_OK;
 }
@@ -189,15 +194,19 @@ const char *durable__queue(const durable *d, size_t *len)
     return d->queue;
 }
 
-void durable__attach(durable *d, sub *s)
+void durable__attach(broker *b, durable *d, sub *s)
 {
     d->live = s;
     s->dur = d;
+    if (b->route.dur_shared)
+        durable__shared_live(b, d, 1);
 }
 
-void durable__attach_end(durable *d)
+void durable__attach_end(broker *b, durable *d)
 {
     d->live = NULL;
+    if (b->route.dur_shared)
+        durable__shared_live(b, d, 0);
 }
 
 /* Take record id out of the record queue at its next dispatch (after the commit under
@@ -250,13 +259,13 @@ static void forget_record(broker *b, uint64_t id)
 broker_err durable__remove(broker *b, const endpoint *ep, const char *client_id,
                            const char *name, char *buf, size_t cap)
 {
-    durable *d = find(b, client_id, name);
+    durable *d = durable__find(b, client_id, name);
     if (!d) {
         snprintf(buf, cap, "no durable subscription %.64s of client-id %.64s", name,
                  client_id);
         return BROKER_E_NOTFOUND;
     }
-    if (d->live && d->live->ep != ep) {
+    if ((d->live && d->live->ep != ep) || d->remote_live) {
         snprintf(buf, cap, "durable subscription %.64s of client-id %.64s has a live "
                  "subscriber on another connection", name, client_id);
         return BROKER_E_STATE;
@@ -268,9 +277,19 @@ broker_err durable__remove(broker *b, const endpoint *ep, const char *client_id,
         pp = &(*pp)->next;
     *pp = d->next;
     b->route.ndurable--;
-    tempq__purge_queue(b, d->queue, d->queue_len);
-    forget_record(b, d->record);
-    dur_free(d);
+    if (b->route.dur_shared) {
+        /* The store deletes its backlog on every node, what this node holds of it too. */
+        if (store_postgres_durable_remove(b->store, d->record) == STORE_OK)
+            commit__dirty(b);
+        else
+            broker__log(b, BROKER_LOG_ERROR, BROKER_EV_STORE, 0,
+                        "out of memory: durable subscription %s of client-id %s comes back "
+                        "at the next start", name, client_id);
+    } else {
+        tempq__purge_queue(b, d->queue, d->queue_len);
+        forget_record(b, d->record);
+    }
+    durable__free_one(d);
     return BROKER_OK;
 }
 
@@ -438,7 +457,7 @@ void durable__view(const durable *d, durable_view *v)
                          .selector = d->seltext, .queue = d->queue,
                          .topic_len = d->topic_len, .queue_len = d->queue_len,
                          .is_wild = d->is_wild, .no_local = d->no_local,
-                         .active = d->live != NULL };
+                         .active = d->live != NULL || d->remote_live };
 }
 
 const durable *durable__of_queue(const broker *b, const char *name, size_t len)
@@ -457,7 +476,7 @@ static void restore(broker *b, const store_msg *m)
     const char *topic = msg__block_header(m->headers, m->headers_len, "topic");
     const char *seltext = msg__block_header(m->headers, m->headers_len, "selector");
     const char *nl = msg__block_header(m->headers, m->headers_len, "no-local");
-    if (!cid || !name || !topic || find(b, cid, name))
+    if (!cid || !name || !topic || durable__find(b, cid, name))
         return;
     sel *s = NULL;
     if (seltext) {
@@ -470,7 +489,7 @@ static void restore(broker *b, const store_msg *m)
             return;
         }
     }
-    durable *d = dur_new(cid, name, topic, strlen(topic), seltext, nl && !strcmp(nl, "true"),
+    durable *d = durable__new(cid, name, topic, strlen(topic), seltext, nl && !strcmp(nl, "true"),
                          m->id);
     if (!d) {
         sel__free(s);
@@ -480,7 +499,7 @@ static void restore(broker *b, const store_msg *m)
         return;
     }
     d->selector = s;
-    add(b, d);
+    durable__add(b, d);
 }
 
 typedef struct orphans {
@@ -548,8 +567,12 @@ void durable__start(broker *b)
 {
     uint64_t *gone = NULL;
     size_t ngone = 0;
-    read_records(b, 0, &gone, &ngone);
-    read_records(b, 1, &gone, &ngone);
+    if (b->route.dur_shared) {
+        durable__shared_start(b);
+    } else {
+        read_records(b, 0, &gone, &ngone);
+        read_records(b, 1, &gone, &ngone);
+    }
     free(gone);
     orphans o = { b, NULL, 0, 0 };
     b->st->queues(b->store, collect, &o);
@@ -567,7 +590,7 @@ void durable__free(broker *b)
     while (r->durables) {
         durable *d = r->durables;
         r->durables = d->next;
-        dur_free(d);
+        durable__free_one(d);
     }
     r->ndurable = 0;
     free(r->dur_gone);

@@ -30,6 +30,40 @@ static inline int route__private(const char *name, size_t len)
 {
     return tempq__is_reply(name, len) || durable__reserved(name, len);
 }
+/* A durable subscription (durable.c; durable_shared.c on a store several nodes share). */
+struct durable {
+    durable *next;
+    char *client_id, *name, *topic;
+    char *seltext; /* NULL: no selector */
+    size_t topic_len;
+    int is_wild, no_local;
+    int remote_live; /* shared: its live subscriber is on another node */
+    sel *selector;
+    uint64_t record; /* its record's store id (shared: its id in the store's registry) */
+    sub *live;       /* its subscriber, or NULL while it is away */
+    uint64_t queue_hash;
+    size_t queue_len;
+    char queue[40]; /* DURABLE_QUEUE and the record id */
+};
+/* The list's members: by identity (or NULL); a new one (on no list; NULL without memory;
+ * record: its store id); one joins the list; one freed (on no list). */
+durable *durable__find(const broker *b, const char *client_id, const char *name);
+durable *durable__new(const char *client_id, const char *name, const char *topic, size_t tlen,
+                      const char *seltext, int no_local, uint64_t record);
+void durable__add(broker *b, durable *d);
+void durable__free_one(durable *d);
+
+/* ---- durable subscriptions several nodes share (durable_shared.c) ----
+ * With the PostgreSQL store (route.dur_shared) the store keeps the registry every node
+ * shares (store_postgres.h) instead of the record queue: durable.c asks it where it would
+ * write a record, and these follow what it reports. */
+/* A change of the store's registry (a store_postgres_durable_cb). */
+void durable__shared_event(void *arg, int event, const store_postgres_durable *sd);
+/* When the broker starts: the registry as the store read it. */
+void durable__shared_start(broker *b);
+/* The store has (live 1) or no longer has (0) d's live subscriber here. */
+void durable__shared_live(broker *b, durable *d, int live);
+
 /* The durable subscription (client_id, name) of ep on topic (a name or a wildcard pattern),
  * created (and recorded in the store's open batch) when there is none: *out. selector
  * (may be NULL; its text in seltext) and no_local filter what it keeps; the subscription
@@ -43,8 +77,8 @@ broker_err durable__subscribe(broker *b, const char *client_id, const char *name
 const char *durable__queue(const durable *dur, size_t *len);
 /* s (a subscription to the backlog queue) is its live subscriber until it goes
  * (sub__unsubscribe calls durable__attach_end). */
-void durable__attach(durable *dur, sub *s);
-void durable__attach_end(durable *dur);
+void durable__attach(broker *b, durable *dur, sub *s);
+void durable__attach_end(broker *b, durable *dur);
 /* Remove the durable subscription (client_id, name) for good: its backlog is emptied and
  * its record removed. BROKER_E_NOTFOUND when there is none, BROKER_E_STATE when another
  * connection than ep consumes it (ERROR text in buf either way). */

@@ -19,6 +19,7 @@
 #include "net/outq.h"
 #include "stomp.h"
 #include "store.h"
+#include "store_postgres.h"
 #include "route/selector.h"
 #include "route/wild.h"
 
@@ -620,6 +621,7 @@ typedef struct route_state {
     broker_acl *acl;       /* NULL: no ACL, everything allowed (acl.c) */
     uint32_t acl_gen;      /* changes with every broker_set_acl: cached decisions expire */
     durable *durables;     /* durable topic subscriptions (durable.c) */
+    int dur_shared;        /* ... kept by the store for several nodes (durable_shared.c) */
     size_t ndurable;       /* how many: 0 keeps the topic path as it was */
     dest_t *dur_records;   /* the record queue's dest (pinned), NULL until needed */
     uint64_t *dur_gone;    /* records of removed subscriptions, still to take out */

@@ -217,7 +217,7 @@ static void return_unacked(broker *b, sub *s);
 void sub__unsubscribe(broker *b, sub *s)
 {
     if (s->dur) { /* its durable subscription keeps collecting */
-        durable__attach_end(s->dur);
+        durable__attach_end(b, s->dur);
         s->dur = NULL;
     }
     return_unacked(b, s);

@@ -6,8 +6,9 @@
  *   RabbitMQ  durable:true (auto-delete:false): the name is x-queue-name, else the id;
  *             client-id on CONNECT when there is one
  *   Apollo    persistent:true: the name is the id; client-id on CONNECT when there is one
- * On UNSUBSCRIBE the same headers remove the subscription for good. The backends that
- * hold no durable subscriptions (postgres) refuse them here, naming the header.
+ * On UNSUBSCRIBE the same headers remove the subscription for good. A backend that holds
+ * no durable subscriptions (one embedded, not memory, sqlite or postgres) refuses them here,
+ * naming the header.
  */
 #include "core.h"
 
@@ -89,10 +90,10 @@ int handle__durable_ident(conn *c, const stomp_frame *f, int subscribe, durable_
     if (!r)
         r = by_flag(c, f, cmd, subscribe, out);
     if (r > 0 && strcmp(c->b->st->name, "memory") != 0 &&
-        strcmp(c->b->st->name, "sqlite") != 0) {
+        strcmp(c->b->st->name, "sqlite") != 0 && strcmp(c->b->st->name, "postgres") != 0) {
         conn__set_error(c, "%s header %s is not supported on the %s store: durable topic "
-                        "subscriptions are kept by the memory and sqlite stores", cmd,
-                        out->header, c->b->st->name);
+                        "subscriptions are kept by the memory, sqlite and postgres stores",
+                        cmd, out->header, c->b->st->name);
         return -1;
     }
     return r;

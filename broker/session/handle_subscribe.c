@@ -245,7 +245,7 @@ static broker_err subscribe_durable(conn *c, const stomp_frame *f, const durable
     sub *s = sub__subscribe(b, &c->ep, q, qlen, id, idlen, mode, window, 0, NULL);
     if (!s)
         return BROKER_E_NOMEM; /* the subscription stays, collecting */
-    durable__attach(d, s);
+    durable__attach(b, d, s);
     return receipt__send(c, f, commit__writes(b) != w);
 }
 

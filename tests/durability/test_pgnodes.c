@@ -34,6 +34,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "pgnode.h"
 #include "pgtest.h"
 #include "testlib.h"
 
@@ -45,78 +46,10 @@
 static pgtest pg;
 static int ndb;
 
-typedef struct node {
-    pid_t pid;
-    int port;
-    int out; /* the read end of its stdout */
-} node;
-
-/* Start stompd on database conninfo; 0, or -1 (printed). */
-static int node_start(node *n, const char *conninfo, const char *lease)
-{
-    const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
-    char exe[256], spec[300];
-    snprintf(exe, sizeof exe, "%s/stompd", build);
-    snprintf(spec, sizeof spec, "postgres:%s", conninfo);
-    int fds[2];
-    if (pipe(fds) != 0)
-        return -1;
-    n->pid = fork();
-    if (n->pid < 0)
-        return -1;
-    if (n->pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        close(fds[1]);
-        execl(exe, exe, "--port", "0", "--store", spec, "--set", lease, "--log-level",
-              "warning", (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    n->out = fds[0];
-    char buf[512];
-    size_t len = 0;
-    long long end = tl_now_ms() + 20000;
-    while (tl_now_ms() < end && len < sizeof buf - 1) {
-        struct pollfd p = { n->out, POLLIN, 0 };
-        if (poll(&p, 1, 200) <= 0)
-            continue;
-        ssize_t r = read(n->out, buf + len, sizeof buf - 1 - len);
-        if (r <= 0)
-            break;
-        len += (size_t)r;
-        buf[len] = '\0';
-        const char *at = strstr(buf, "listening on ");
-        const char *nl = at ? strchr(at, '\n') : NULL;
-        if (nl) {
-            const char *colon = nl;
-            while (colon > at && *colon != ':')
-                colon--;
-            n->port = atoi(colon + 1);
-            return n->port > 0 ? 0 : -1;
-        }
-    }
-    fprintf(stderr, "stompd did not start: %s\n", buf);
-    return -1;
-}
-
-/* Stop it: SIGTERM (a clean stop) or SIGKILL; wait for it. */
-static void node_stop(node *n, int sig)
-{
-    if (n->pid <= 0)
-        return;
-    kill(n->pid, sig);
-    int st;
-    while (waitpid(n->pid, &st, 0) < 0 && errno == EINTR)
-        ;
-    close(n->out);
-    n->pid = 0;
-}
-
 typedef struct ctx {
     char db[32];
     char conninfo[256];
-    node a, b, c;
+    pgnode a, b, c;
 } ctx;
 
 static int setup_n(void **state, int three, const char *lease)
@@ -127,9 +60,9 @@ static int setup_n(void **state, int three, const char *lease)
     snprintf(c->db, sizeof c->db, "nodes%d", ++ndb);
     if (pgtest_createdb(&pg, c->db, c->conninfo, sizeof c->conninfo) != 0)
         return -1;
-    if (node_start(&c->a, c->conninfo, lease) != 0 ||
-        node_start(&c->b, c->conninfo, lease) != 0 ||
-        (three && node_start(&c->c, c->conninfo, lease) != 0))
+    if (pgnode_start(&c->a, c->conninfo, lease) != 0 ||
+        pgnode_start(&c->b, c->conninfo, lease) != 0 ||
+        (three && pgnode_start(&c->c, c->conninfo, lease) != 0))
         return -1;
     *state = c;
     return 0;
@@ -153,9 +86,9 @@ static int setup3(void **state)
 static int teardown(void **state)
 {
     ctx *c = *state;
-    node_stop(&c->a, SIGTERM);
-    node_stop(&c->b, SIGTERM);
-    node_stop(&c->c, SIGTERM);
+    pgnode_stop(&c->a, SIGTERM);
+    pgnode_stop(&c->b, SIGTERM);
+    pgnode_stop(&c->c, SIGTERM);
     free(c);
     return 0;
 }
@@ -270,7 +203,7 @@ static void test_node_killed(void **state)
         nheld++;
     }
     assert_true(nheld > 0); /* the prefetch window: delivered, never acked */
-    node_stop(&c->a, SIGKILL);
+    pgnode_stop(&c->a, SIGKILL);
     tc_close(ca);
     tc *cb = consumer(c->b.port);
     int got = 0, dups = 0, back = 0, flagged = 0;
@@ -340,7 +273,7 @@ static void test_three_nodes_kill(void **state)
         on_c[k] = held[k] = 1;
         nheld++;
     }
-    node_stop(&c->c, SIGKILL);
+    pgnode_stop(&c->c, SIGKILL);
     tc_close(cc);
     produce_range(p1, HALF, HALF + HALF / 2);
     produce_range(p2, HALF + HALF / 2, N);

@@ -276,6 +276,22 @@ int pgtest_exec(const pgtest *p, const char *db, const char *sql)
     return ok ? 0 : -1;
 }
 
+long long pgtest_value(const pgtest *p, const char *db, const char *sql)
+{
+    PGconn *c = connect_db(p, db);
+    if (!c)
+        return -1;
+    PGresult *r = PQexec(c, sql);
+    long long v = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0
+                      ? atoll(PQgetvalue(r, 0, 0))
+                      : -1;
+    if (v < 0)
+        fprintf(stderr, "pgtest: %s: %s\n", sql, PQresultErrorMessage(r));
+    PQclear(r);
+    PQfinish(c);
+    return v;
+}
+
 int pgtest_createdb(const pgtest *p, const char *name, char *out, size_t n)
 {
     char sql[200];

@@ -39,6 +39,9 @@ void pgtest_conninfo(const pgtest *p, const char *name, char *out, size_t n);
  * store sets): how many were terminated, or -1. */
 int pgtest_terminate(const pgtest *p, const char *db, const char *app);
 
+/* The first value sql answers on database db (an integer), or -1 (printed). */
+long long pgtest_value(const pgtest *p, const char *db, const char *sql);
+
 /* How many backends of database db have application_name app, or -1. */
 int pgtest_backends(const pgtest *p, const char *db, const char *app);
 
