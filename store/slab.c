@@ -5,6 +5,7 @@
  */
 #include "slab.h"
 
+#include <stdlib.h>
 #include <sys/mman.h>
 
 static void *map_aligned(void)
@@ -62,6 +63,38 @@ store__slab *store__slab_grow(store__slabs *a, size_t size)
     return sl;
 }
 
+static int by_address(const void *x, const void *y)
+{
+    uintptr_t a = (uintptr_t) * (store__slab *const *)x, b = (uintptr_t) * (store__slab *const *)y;
+    return (a > b) - (a < b);
+}
+
+/* Unmap the kept slabs but the last `keep` by address, each run of adjacent ones with one
+ * munmap: unmapping one slab from the middle of the system's merged mapping splits it and
+ * flushes the TLB each time, about 60 us a call under load, where a run costs one call. */
+static void release_kept(store__slabs *a, size_t keep)
+{
+    store__slab *v[STORE__SLAB_KEEP + STORE__SLAB_BATCH + 1];
+    size_t n = 0;
+    for (store__slab *sl = a->kept; sl && n < sizeof v / sizeof *v; sl = sl->next)
+        v[n++] = sl;
+    if (n <= keep)
+        return;
+    qsort(v, n, sizeof *v, by_address);
+    for (size_t i = 0, j; i < n - keep; i = j) {
+        for (j = i + 1; j < n - keep && (char *)v[j] == (char *)v[j - 1] + STORE__SLAB_SIZE; j++)
+            ;
+        (void)munmap(v[i], (j - i) * STORE__SLAB_SIZE);
+        a->mapped -= (j - i) * STORE__SLAB_SIZE;
+    }
+    a->kept = NULL;
+    for (size_t i = n; i-- > n - keep;) {
+        v[i]->next = a->kept;
+        a->kept = v[i];
+    }
+    a->nkept = keep;
+}
+
 void store__slab_emptied(store__slabs *a, store__slab *sl)
 {
     /* A size's only slab stays, reset: a queue that keeps emptying does not map and unmap. */
@@ -71,23 +104,15 @@ void store__slab_emptied(store__slabs *a, store__slab *sl)
         return;
     }
     unlink_room(a, sl);
-    if (a->nkept < STORE__SLAB_KEEP) {
-        sl->next = a->kept;
-        a->kept = sl;
-        a->nkept++;
-        return;
-    }
-    unmap(a, sl);
+    sl->next = a->kept;
+    a->kept = sl;
+    if (++a->nkept > STORE__SLAB_KEEP + STORE__SLAB_BATCH)
+        release_kept(a, STORE__SLAB_KEEP);
 }
 
 void store__slab_trim(store__slabs *a)
 {
-    while (a->kept) {
-        store__slab *sl = a->kept;
-        a->kept = sl->next;
-        unmap(a, sl);
-    }
-    a->nkept = 0;
+    release_kept(a, 0);
     for (size_t c = 0; c < STORE__SLAB_CLASSES; c++) {
         for (store__slab *sl = a->room[c], *next; sl; sl = next) {
             next = sl->next;

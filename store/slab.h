@@ -6,9 +6,10 @@
  *
  * Invariants: a slab is aligned to its size, so a record's slab is its address rounded down;
  * a slab is on its size's list of slabs with room iff it has a free record or unused space;
- * a slab whose last record goes is unmapped, kept for any size (at most STORE__SLAB_KEEP of
- * them), or, when it is its size's only slab, left in place, reset. Records larger than
- * STORE__SLAB_LARGEST bytes come from malloc. Zeroed to begin.
+ * a slab whose last record goes is left in place, reset, when it is its size's only slab, else
+ * kept for any size; past STORE__SLAB_KEEP + STORE__SLAB_BATCH kept ones, all but
+ * STORE__SLAB_KEEP are unmapped together (a run of adjacent slabs in one call). Records larger
+ * than STORE__SLAB_LARGEST bytes come from malloc. Zeroed to begin.
  */
 #ifndef STORE_SLAB_H
 #define STORE_SLAB_H
@@ -22,6 +23,7 @@
 #define STORE__SLAB_LARGEST 4096
 #define STORE__SLAB_CLASSES (STORE__SLAB_LARGEST / 8 + 1)
 #define STORE__SLAB_KEEP 8
+#define STORE__SLAB_BATCH 32 /* emptied slabs past the kept ones, unmapped together */
 
 typedef struct store__slab {
     struct store__slab *prev, *next; /* on its size's list of slabs with room, or kept */

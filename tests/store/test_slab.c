@@ -110,19 +110,44 @@ static void test_unmapped_past_the_kept(void **state)
     memset(&a, 0, sizeof a);
     const size_t n = 512;
     size_t per = (STORE__SLAB_SIZE - sizeof(store__slab)) / n;
-    size_t count = (STORE__SLAB_KEEP + 4) * per;
+    size_t nslabs = STORE__SLAB_KEEP + STORE__SLAB_BATCH + 4;
+    size_t count = nslabs * per;
     char **p = malloc(count * sizeof *p);
     assert_non_null(p);
     for (size_t i = 0; i < count; i++)
         assert_non_null(p[i] = store__slab_get(&a, n));
-    assert_int_equal(a.mapped, (STORE__SLAB_KEEP + 4) * STORE__SLAB_SIZE);
-    for (size_t i = 0; i < count; i++)
+    assert_int_equal(a.mapped, nslabs * STORE__SLAB_SIZE);
+    /* The first slab emptied is the only one of its size with room: it stays, reset. Up to
+     * STORE__SLAB_KEEP + STORE__SLAB_BATCH more are all kept: nothing is unmapped one slab
+     * at a time while a backlog swings (each munmap splits the system's mapping and flushes
+     * the TLB). */
+    size_t i = 0;
+    for (; i < (STORE__SLAB_KEEP + STORE__SLAB_BATCH + 1) * per; i++)
         store__slab_put(&a, p[i], n);
-    /* The kept ones and the last of the size: the other three are unmapped. */
+    assert_int_equal(a.nkept, STORE__SLAB_KEEP + STORE__SLAB_BATCH);
+    assert_int_equal(a.mapped, nslabs * STORE__SLAB_SIZE);
+    /* One more: all but STORE__SLAB_KEEP go together, the highest addresses stay. */
+    for (; i < (STORE__SLAB_KEEP + STORE__SLAB_BATCH + 2) * per; i++)
+        store__slab_put(&a, p[i], n);
     assert_int_equal(a.nkept, STORE__SLAB_KEEP);
-    assert_int_equal(a.mapped, (STORE__SLAB_KEEP + 1) * STORE__SLAB_SIZE);
+    assert_int_equal(a.mapped, (nslabs - STORE__SLAB_BATCH - 1) * STORE__SLAB_SIZE);
+    uintptr_t low = UINTPTR_MAX;
+    for (store__slab *sl = a.kept; sl; sl = sl->next)
+        low = (uintptr_t)sl < low ? (uintptr_t)sl : low;
+    size_t above = 0;
+    for (size_t s = 0; s < nslabs; s++) {
+        uintptr_t at = (uintptr_t)p[s * per] & ~(uintptr_t)(STORE__SLAB_SIZE - 1);
+        above += s >= 1 && s < STORE__SLAB_KEEP + STORE__SLAB_BATCH + 2 && at > low;
+    }
+    assert_int_equal(above, STORE__SLAB_KEEP - 1);
+    /* The rest: two more kept. */
+    for (; i < count; i++)
+        store__slab_put(&a, p[i], n);
+    assert_int_equal(a.nkept, STORE__SLAB_KEEP + 2);
+    assert_int_equal(a.mapped, (STORE__SLAB_KEEP + 3) * STORE__SLAB_SIZE);
     store__slab_trim(&a);
     assert_int_equal(a.mapped, 0);
+    assert_int_equal(a.nkept, 0);
     free(p);
 }
 
