@@ -379,6 +379,8 @@ int daemonize__detach(const char *rundir, mode_t mask, int *report_fd, char *err
                       size_t errlen) DAEMON_WUR;
 /* Tell the waiting parent how startup ended (code 0 = listening), then close fd. */
 void daemonize__report(int fd, int code, const char *msg);
+/* The process's allocator set for a long-running broker (glibc: freed memory kept for reuse). */
+void daemonize__tune_heap(void);
 /* sd_notify: send state ("READY=1", "STOPPING=1", ...) to $NOTIFY_SOCKET if set. */
 void daemonize__notify(const char *state);
 /* Drop to user/group (either may be NULL). -1 with err on failure. */

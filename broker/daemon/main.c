@@ -648,6 +648,7 @@ static void announce_ready(const int bound[CONFIG_MAX_LISTEN])
 int main(int argc, char **argv)
 {
     int check_only = 0;
+    daemonize__tune_heap();
     configure(argc, argv, &check_only);
     n_activated = sockets__activated(); /* before detaching: the pid must be ours */
     if (n_activated > CONFIG_MAX_LISTEN) {
